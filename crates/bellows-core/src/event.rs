@@ -1,0 +1,78 @@
+//! The one closed enum of state changes. Every change is recorded once, as one of these,
+//! and every view (the CLI, the event stream, the activity history) reads them.
+
+use serde::Serialize;
+
+use crate::Time;
+use crate::group::{Activity, Health, Lifecycle};
+use crate::ids::InstanceId;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A scaling activity started or ended; the activity carries its status.
+    Activity { activity: Activity },
+    /// An instance moved between lifecycle states.
+    Lifecycle {
+        time: Time,
+        group: String,
+        instance: InstanceId,
+        from: Option<Lifecycle>,
+        to: Lifecycle,
+        zone: String,
+    },
+    /// An instance's health status changed.
+    Health {
+        time: Time,
+        group: String,
+        instance: InstanceId,
+        health: Health,
+        reason: String,
+    },
+    /// An instance's scale-in protection was set or cleared.
+    Protection {
+        time: Time,
+        group: String,
+        instance: InstanceId,
+        protected: bool,
+    },
+    /// The group's min, max or desired capacity changed.
+    Capacity {
+        time: Time,
+        group: String,
+        before: Capacity,
+        after: Capacity,
+        cause: String,
+    },
+}
+
+impl Event {
+    pub fn time(&self) -> Time {
+        match self {
+            Event::Activity { activity } => activity.end.unwrap_or(activity.start),
+            Event::Lifecycle { time, .. }
+            | Event::Health { time, .. }
+            | Event::Protection { time, .. }
+            | Event::Capacity { time, .. } => *time,
+        }
+    }
+
+    /// A short name for the kind of event, as stored and filtered on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Activity { .. } => "activity",
+            Event::Lifecycle { .. } => "lifecycle",
+            Event::Health { .. } => "health",
+            Event::Protection { .. } => "protection",
+            Event::Capacity { .. } => "capacity",
+        }
+    }
+}
+
+/// A group's size limits and target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Capacity {
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+}

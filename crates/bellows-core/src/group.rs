@@ -1,0 +1,742 @@
+//! The auto scaling group's state machine (see LIFECYCLE.md beside this crate).
+//!
+//! A [`Group`] holds its instances and capacity. Callers tell it what happened
+//! (`on_running`, `on_exited`, `set_capacity`, ...) and ask it what to do now (`plan`),
+//! which returns [`Command`]s to launch or terminate. Each change is also pushed as an
+//! [`Event`] that the caller drains with `take_events`. Nothing here reads a clock.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::event::{Capacity, Event};
+use crate::ids::{IdGen, InstanceId};
+use crate::stack::{GroupSpec, HealthCheckType, TerminationPolicy};
+use crate::{Duration, Time};
+
+/// An instance that dies sooner than this after coming into service counts as a failed
+/// launch, and repeated failures back off instead of looping hot.
+pub const EARLY_DEATH: Duration = Duration::from_secs(10);
+/// The longest wait between launch attempts after repeated failures.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// AWS bills and chooses "closest to the next instance hour" against this.
+const BILLING_PERIOD_MS: u64 = 3_600_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Lifecycle {
+    /// Launched: booting, running its setup script, or starting its command.
+    Pending,
+    /// Running its command and counted in the group's capacity.
+    InService,
+    /// Asked to stop; no longer counted.
+    Terminating,
+    Terminated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+}
+
+/// Who reports an instance's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthSource {
+    /// The load balancer's target health; counts only with health check type ELB and
+    /// after the grace period.
+    Elb,
+    /// An operator through the API (SetInstanceHealth); always counts.
+    Operator,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub zone: String,
+    pub lifecycle: Lifecycle,
+    pub health: Health,
+    pub launched_at: Time,
+    pub in_service_at: Option<Time>,
+    pub protected: bool,
+    pub template_version: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ActivityKind {
+    Launch,
+    Terminate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ActivityStatus {
+    InProgress,
+    Successful,
+    Failed,
+}
+
+/// A scaling activity, as `aws autoscaling describe-scaling-activities` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Activity {
+    pub id: String,
+    pub group: String,
+    pub instance: InstanceId,
+    pub kind: ActivityKind,
+    pub description: String,
+    pub cause: String,
+    pub start: Time,
+    pub end: Option<Time>,
+    pub status: ActivityStatus,
+    pub status_message: Option<String>,
+}
+
+/// What the group wants done; the caller carries it out and reports back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Launch {
+        group: String,
+        instance: InstanceId,
+        zone: String,
+    },
+    Terminate {
+        group: String,
+        instance: InstanceId,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("desired capacity {desired} is outside the group's range [{min}, {max}]")]
+    DesiredOutOfRange { desired: u32, min: u32, max: u32 },
+    #[error("min {min} is greater than max {max}")]
+    MinAboveMax { min: u32, max: u32 },
+    #[error("max {max} is above the limit of {limit} instances per group")]
+    TooLarge { max: u32, limit: u32 },
+    #[error("instance {0} is not in this group")]
+    NoSuchInstance(InstanceId),
+    #[error("instance {0} is already terminating")]
+    AlreadyTerminating(InstanceId),
+}
+
+#[derive(Clone, Debug)]
+pub struct Group {
+    name: String,
+    zones: Vec<String>,
+    policy: TerminationPolicy,
+    health_check_type: HealthCheckType,
+    grace: Duration,
+    cap: Capacity,
+    template_version: u32,
+    instances: BTreeMap<InstanceId, Instance>,
+    /// The open activity of each instance that has one.
+    open: BTreeMap<InstanceId, Activity>,
+    /// Why capacity last changed, to lead the cause of the activities it brings.
+    capacity_cause: Option<String>,
+    failures: u32,
+    last_failure: Option<Time>,
+    backoff_until: Time,
+    events: Vec<Event>,
+}
+
+impl Group {
+    pub fn new(spec: &GroupSpec) -> Group {
+        Group {
+            name: spec.name.clone(),
+            zones: spec.zones.clone(),
+            policy: spec.termination_policy,
+            health_check_type: spec.health_check_type,
+            grace: spec.health_check_grace_period,
+            cap: Capacity {
+                min: spec.min,
+                max: spec.max,
+                desired: spec.desired,
+            },
+            template_version: 1,
+            instances: BTreeMap::new(),
+            open: BTreeMap::new(),
+            capacity_cause: None,
+            failures: 0,
+            last_failure: None,
+            backoff_until: Time::default(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn capacity(&self) -> Capacity {
+        self.cap
+    }
+
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.values()
+    }
+
+    pub fn instance(&self, id: &InstanceId) -> Option<&Instance> {
+        self.instances.get(id)
+    }
+
+    /// Instances that count toward capacity: pending or in service.
+    pub fn live(&self) -> usize {
+        self.instances.values().filter(|i| is_live(i)).count()
+    }
+
+    pub fn count(&self, lifecycle: Lifecycle) -> usize {
+        self.instances
+            .values()
+            .filter(|i| i.lifecycle == lifecycle)
+            .count()
+    }
+
+    /// The events recorded since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Sets min, max and desired, any of them; desired must lie in the new range.
+    /// When only min or max change, desired is pulled into the new range, as AWS does.
+    pub fn set_capacity(
+        &mut self,
+        min: Option<u32>,
+        max: Option<u32>,
+        desired: Option<u32>,
+        now: Time,
+        actor: &str,
+    ) -> Result<Capacity, GroupError> {
+        let min = min.unwrap_or(self.cap.min);
+        let max = max.unwrap_or(self.cap.max);
+        let limit = crate::stack::MAX_GROUP_SIZE as u32;
+        if max > limit {
+            return Err(GroupError::TooLarge { max, limit });
+        }
+        if min > max {
+            return Err(GroupError::MinAboveMax { min, max });
+        }
+        let desired = match desired {
+            Some(d) if d < min || d > max => {
+                return Err(GroupError::DesiredOutOfRange {
+                    desired: d,
+                    min,
+                    max,
+                });
+            }
+            Some(d) => d,
+            None => self.cap.desired.clamp(min, max),
+        };
+        let before = self.cap;
+        let after = Capacity { min, max, desired };
+        if before != after {
+            let cause = format!(
+                "At {now} {actor} updated the group's constraints to min: {min}, max: {max}, desired: {desired}, changing the desired capacity from {} to {desired}.",
+                before.desired
+            );
+            self.capacity_cause = Some(cause.clone());
+            self.cap = after;
+            self.events.push(Event::Capacity {
+                time: now,
+                group: self.name.clone(),
+                before,
+                after,
+                cause,
+            });
+        }
+        Ok(after)
+    }
+
+    /// Marks a new launch template version; instances launched from older versions are
+    /// preferred for termination by the default policy.
+    pub fn bump_template_version(&mut self) -> u32 {
+        self.template_version += 1;
+        self.template_version
+    }
+
+    /// Decides what to launch and terminate now.
+    pub fn plan(&mut self, now: Time, ids: &mut IdGen) -> Vec<Command> {
+        let mut commands = Vec::new();
+        self.reset_backoff_if_stable(now);
+
+        // Health replacement: terminate unhealthy instances, at most 10% of desired at a
+        // time (one at a time in a small group); their replacements follow below.
+        let limit = (self.cap.desired as usize / 10).max(1);
+        let mut replacing = self
+            .open
+            .values()
+            .filter(|a| a.kind == ActivityKind::Terminate && a.cause.contains("health check"))
+            .count();
+        let unhealthy: Vec<InstanceId> = self
+            .instances
+            .values()
+            .filter(|i| is_live(i) && i.health == Health::Unhealthy)
+            .map(|i| i.id.clone())
+            .collect();
+        for id in unhealthy {
+            if replacing >= limit {
+                break;
+            }
+            let cause = format!(
+                "At {now} an instance was taken out of service in response to a{} health check failure.",
+                if self.health_check_type == HealthCheckType::Elb {
+                    "n ELB system"
+                } else {
+                    " user"
+                }
+            );
+            commands.push(self.start_termination(&id, now, cause, ids));
+            replacing += 1;
+        }
+
+        let live = self.live() as u32;
+        let lead = self
+            .capacity_cause
+            .take()
+            .map(|c| c + " ")
+            .unwrap_or_default();
+        if live < self.cap.desired && now >= self.backoff_until {
+            for n in live..self.cap.desired {
+                let zone = self.emptiest_zone();
+                let id = ids.instance_id();
+                let cause = format!(
+                    "{lead}At {now} an instance was started in response to a difference between desired and actual capacity, increasing the capacity from {n} to {}.",
+                    n + 1
+                );
+                self.instances.insert(
+                    id.clone(),
+                    Instance {
+                        id: id.clone(),
+                        zone: zone.clone(),
+                        lifecycle: Lifecycle::Pending,
+                        health: Health::Healthy,
+                        launched_at: now,
+                        in_service_at: None,
+                        protected: false,
+                        template_version: self.template_version,
+                    },
+                );
+                self.lifecycle_event(&id, None, Lifecycle::Pending, now);
+                let activity = self.open_activity(
+                    &id,
+                    ActivityKind::Launch,
+                    format!("Launching a new EC2 instance: {id}"),
+                    cause,
+                    now,
+                    ids,
+                );
+                self.events.push(Event::Activity { activity });
+                commands.push(Command::Launch {
+                    group: self.name.clone(),
+                    instance: id,
+                    zone,
+                });
+            }
+        } else if live > self.cap.desired {
+            for n in (self.cap.desired..live).rev() {
+                let Some(victim) = self.pick_victim(now) else {
+                    break;
+                };
+                let cause = format!(
+                    "{lead}At {now} an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from {} to {n}. At {now} instance {victim} was selected for termination.",
+                    n + 1
+                );
+                commands.push(self.start_termination(&victim, now, cause, ids));
+            }
+        }
+        commands
+    }
+
+    /// The launched instance runs its command: it is in service.
+    pub fn on_running(&mut self, id: &InstanceId, now: Time) {
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
+        if inst.lifecycle != Lifecycle::Pending {
+            return;
+        }
+        inst.lifecycle = Lifecycle::InService;
+        inst.in_service_at = Some(now);
+        self.lifecycle_event(id, Some(Lifecycle::Pending), Lifecycle::InService, now);
+        self.close_activity(id, ActivityStatus::Successful, None, now);
+    }
+
+    /// The launch did not succeed (the process could not start, or its setup failed).
+    pub fn on_launch_failed(&mut self, id: &InstanceId, now: Time, reason: &str) {
+        let Some(inst) = self.instances.get(id) else {
+            return;
+        };
+        let from = inst.lifecycle;
+        if from == Lifecycle::Terminating {
+            // A launch cancelled by a scale-in: the termination simply completes.
+            self.finish(id, from, now, ActivityStatus::Successful, None);
+            return;
+        }
+        self.note_failure(now);
+        self.finish(
+            id,
+            from,
+            now,
+            ActivityStatus::Failed,
+            Some(reason.to_owned()),
+        );
+    }
+
+    /// The instance's process exited, whatever the reason.
+    pub fn on_exited(&mut self, id: &InstanceId, now: Time, status: &str) {
+        let Some(inst) = self.instances.get(id).cloned() else {
+            return;
+        };
+        match inst.lifecycle {
+            Lifecycle::Terminating => {
+                self.finish(id, inst.lifecycle, now, ActivityStatus::Successful, None)
+            }
+            Lifecycle::Pending => self.on_launch_failed(
+                id,
+                now,
+                &format!("the instance exited before it came into service: {status}"),
+            ),
+            Lifecycle::InService => {
+                if inst
+                    .in_service_at
+                    .is_some_and(|t| now.since(t) < EARLY_DEATH)
+                {
+                    self.note_failure(now);
+                }
+                self.set_health_unchecked(
+                    id,
+                    Health::Unhealthy,
+                    format!("the process exited: {status}"),
+                    now,
+                );
+                // The EC2 health check finds the instance stopped: it is terminated and
+                // replaced. The process is gone already, so the termination is immediate.
+                let cause = format!(
+                    "At {now} an instance was taken out of service in response to an EC2 health check indicating it has been terminated or stopped ({status})."
+                );
+                let activity = Activity {
+                    id: format!("exit-{id}-{}", now.as_millis()),
+                    group: self.name.clone(),
+                    instance: id.clone(),
+                    kind: ActivityKind::Terminate,
+                    description: format!("Terminating EC2 instance: {id}"),
+                    cause,
+                    start: now,
+                    end: None,
+                    status: ActivityStatus::InProgress,
+                    status_message: None,
+                };
+                self.open.insert(id.clone(), activity);
+                self.finish(
+                    id,
+                    Lifecycle::InService,
+                    now,
+                    ActivityStatus::Successful,
+                    None,
+                );
+            }
+            Lifecycle::Terminated => {}
+        }
+    }
+
+    /// Records a health report; ELB reports count only with health check type ELB and
+    /// after the grace period. Returns whether the report changed the instance's health.
+    pub fn set_health(
+        &mut self,
+        id: &InstanceId,
+        health: Health,
+        source: HealthSource,
+        reason: String,
+        now: Time,
+    ) -> Result<bool, GroupError> {
+        let inst = self
+            .instances
+            .get(id)
+            .ok_or_else(|| GroupError::NoSuchInstance(id.clone()))?;
+        if source == HealthSource::Elb {
+            let in_grace = inst.in_service_at.is_none_or(|t| now.since(t) < self.grace);
+            if self.health_check_type != HealthCheckType::Elb || in_grace {
+                return Ok(false);
+            }
+        }
+        if inst.health == health || !is_live(inst) {
+            return Ok(false);
+        }
+        self.set_health_unchecked(id, health, reason, now);
+        Ok(true)
+    }
+
+    pub fn set_protected(
+        &mut self,
+        id: &InstanceId,
+        protected: bool,
+        now: Time,
+    ) -> Result<(), GroupError> {
+        let inst = self
+            .instances
+            .get_mut(id)
+            .ok_or_else(|| GroupError::NoSuchInstance(id.clone()))?;
+        if inst.protected != protected {
+            inst.protected = protected;
+            self.events.push(Event::Protection {
+                time: now,
+                group: self.name.clone(),
+                instance: id.clone(),
+                protected,
+            });
+        }
+        Ok(())
+    }
+
+    /// Terminates one instance on request. With `decrement`, desired shrinks by one
+    /// (never below min); otherwise the group launches a replacement.
+    pub fn terminate_instance(
+        &mut self,
+        id: &InstanceId,
+        decrement: bool,
+        now: Time,
+        actor: &str,
+        ids: &mut IdGen,
+    ) -> Result<Command, GroupError> {
+        let inst = self
+            .instances
+            .get(id)
+            .ok_or_else(|| GroupError::NoSuchInstance(id.clone()))?;
+        if !is_live(inst) {
+            return Err(GroupError::AlreadyTerminating(id.clone()));
+        }
+        if decrement && self.cap.desired > self.cap.min {
+            let desired = self.cap.desired - 1;
+            self.set_capacity(None, None, Some(desired), now, actor)?;
+            self.capacity_cause = None;
+        }
+        let cause = format!(
+            "At {now} instance {id} was taken out of service in response to a user request by {actor}."
+        );
+        Ok(self.start_termination(id, now, cause, ids))
+    }
+
+    fn start_termination(
+        &mut self,
+        id: &InstanceId,
+        now: Time,
+        cause: String,
+        ids: &mut IdGen,
+    ) -> Command {
+        let from = self.instances.get(id).map(|i| i.lifecycle);
+        if let Some(inst) = self.instances.get_mut(id) {
+            inst.lifecycle = Lifecycle::Terminating;
+        }
+        self.lifecycle_event(id, from, Lifecycle::Terminating, now);
+        // A pending launch that is cancelled ends here; its termination takes over.
+        if self
+            .open
+            .get(id)
+            .is_some_and(|a| a.kind == ActivityKind::Launch)
+        {
+            self.close_activity(
+                id,
+                ActivityStatus::Failed,
+                Some("cancelled: the instance was terminated before it came into service".into()),
+                now,
+            );
+        }
+        let activity = self.open_activity(
+            id,
+            ActivityKind::Terminate,
+            format!("Terminating EC2 instance: {id}"),
+            cause,
+            now,
+            ids,
+        );
+        self.events.push(Event::Activity { activity });
+        Command::Terminate {
+            group: self.name.clone(),
+            instance: id.clone(),
+        }
+    }
+
+    /// Ends an instance: Terminated, its open activity closed, removed from the group.
+    fn finish(
+        &mut self,
+        id: &InstanceId,
+        from: Lifecycle,
+        now: Time,
+        status: ActivityStatus,
+        message: Option<String>,
+    ) {
+        self.lifecycle_event(id, Some(from), Lifecycle::Terminated, now);
+        self.close_activity(id, status, message, now);
+        self.instances.remove(id);
+    }
+
+    fn set_health_unchecked(&mut self, id: &InstanceId, health: Health, reason: String, now: Time) {
+        if let Some(inst) = self.instances.get_mut(id) {
+            inst.health = health;
+        }
+        self.events.push(Event::Health {
+            time: now,
+            group: self.name.clone(),
+            instance: id.clone(),
+            health,
+            reason,
+        });
+    }
+
+    fn note_failure(&mut self, now: Time) {
+        self.failures += 1;
+        self.last_failure = Some(now);
+        let delay = if self.failures <= 1 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1u64 << (self.failures - 2).min(6)).min(MAX_BACKOFF)
+        };
+        self.backoff_until = now + delay;
+    }
+
+    fn reset_backoff_if_stable(&mut self, now: Time) {
+        let Some(last) = self.last_failure else {
+            return;
+        };
+        let stable = self.instances.values().any(|i| {
+            i.lifecycle == Lifecycle::InService
+                && i.in_service_at
+                    .is_some_and(|t| t > last && now.since(t) >= EARLY_DEATH)
+        });
+        if stable {
+            self.failures = 0;
+            self.last_failure = None;
+        }
+    }
+
+    /// Launch backoff in force: launches wait until this time.
+    pub fn backoff_until(&self) -> Time {
+        self.backoff_until
+    }
+
+    fn zone_counts(&self) -> BTreeMap<&str, usize> {
+        let mut counts: BTreeMap<&str, usize> =
+            self.zones.iter().map(|z| (z.as_str(), 0)).collect();
+        for inst in self.instances.values().filter(|i| is_live(i)) {
+            *counts.entry(inst.zone.as_str()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The zone with the fewest live instances, the first listed on a tie.
+    fn emptiest_zone(&self) -> String {
+        let counts = self.zone_counts();
+        self.zones
+            .iter()
+            .min_by_key(|z| counts.get(z.as_str()).copied().unwrap_or(0))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Chooses whom to terminate on scale-in: first the zone with the most instances that
+    /// has an unprotected one (all policies keep zones balanced, as AWS does), then the
+    /// termination policy within it. Ties end on the lowest instance id where AWS picks
+    /// at random, so that a run can be replayed.
+    fn pick_victim(&self, now: Time) -> Option<InstanceId> {
+        let candidates: Vec<&Instance> = self
+            .instances
+            .values()
+            .filter(|i| is_live(i) && !i.protected)
+            .collect();
+        let counts = self.zone_counts();
+        let zone = candidates.iter().map(|i| i.zone.as_str()).max_by_key(|z| {
+            (
+                counts.get(z).copied().unwrap_or(0),
+                std::cmp::Reverse(self.zone_rank(z)),
+            )
+        })?;
+        let in_zone = candidates.into_iter().filter(|i| i.zone == zone);
+        let victim = match self.policy {
+            TerminationPolicy::Default => in_zone.min_by_key(|i| {
+                let age = now.since(i.launched_at).as_millis();
+                let to_next_hour = BILLING_PERIOD_MS - age % BILLING_PERIOD_MS;
+                (i.template_version, to_next_hour, i.id.clone())
+            }),
+            TerminationPolicy::OldestInstance => {
+                in_zone.min_by_key(|i| (i.launched_at, i.id.clone()))
+            }
+            TerminationPolicy::NewestInstance => {
+                in_zone.max_by_key(|i| (i.launched_at, std::cmp::Reverse(i.id.clone())))
+            }
+        };
+        victim.map(|i| i.id.clone())
+    }
+
+    fn zone_rank(&self, zone: &str) -> usize {
+        self.zones
+            .iter()
+            .position(|z| z == zone)
+            .unwrap_or(usize::MAX)
+    }
+
+    fn lifecycle_event(
+        &mut self,
+        id: &InstanceId,
+        from: Option<Lifecycle>,
+        to: Lifecycle,
+        now: Time,
+    ) {
+        let zone = self
+            .instances
+            .get(id)
+            .map(|i| i.zone.clone())
+            .unwrap_or_default();
+        self.events.push(Event::Lifecycle {
+            time: now,
+            group: self.name.clone(),
+            instance: id.clone(),
+            from,
+            to,
+            zone,
+        });
+    }
+
+    fn open_activity(
+        &mut self,
+        id: &InstanceId,
+        kind: ActivityKind,
+        description: String,
+        cause: String,
+        now: Time,
+        ids: &mut IdGen,
+    ) -> Activity {
+        let activity = Activity {
+            id: ids.activity_id(),
+            group: self.name.clone(),
+            instance: id.clone(),
+            kind,
+            description,
+            cause,
+            start: now,
+            end: None,
+            status: ActivityStatus::InProgress,
+            status_message: None,
+        };
+        self.open.insert(id.clone(), activity.clone());
+        activity
+    }
+
+    fn close_activity(
+        &mut self,
+        id: &InstanceId,
+        status: ActivityStatus,
+        message: Option<String>,
+        now: Time,
+    ) {
+        if let Some(mut activity) = self.open.remove(id) {
+            activity.end = Some(now);
+            activity.status = status;
+            activity.status_message = message;
+            self.events.push(Event::Activity { activity });
+        }
+    }
+}
+
+fn is_live(i: &Instance) -> bool {
+    matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,491 @@
+use expect_test::{Expect, expect};
+use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+use super::*;
+use crate::stack::parse;
+
+/// A group `web` with min 1, max 6, desired 2 in zones a and b, but for the keys that
+/// `extra` sets.
+fn spec(extra: &str) -> GroupSpec {
+    let mut keys = String::new();
+    for default in [
+        "min = 1",
+        "max = 6",
+        "desired = 2",
+        "zones = [\"a\", \"b\"]",
+    ] {
+        let key = default.split(' ').next().unwrap();
+        if !extra.lines().any(|l| l.starts_with(&format!("{key} "))) {
+            keys += default;
+            keys += "\n";
+        }
+    }
+    let tg = if extra.contains("target_groups") {
+        "[target_groups.tg]\n"
+    } else {
+        ""
+    };
+    let src = format!("{tg}[groups.web]\n{keys}{extra}\n[groups.web.launch]\ncommand = [\"x\"]\n");
+    parse(&src).expect("test stack is valid").groups.remove(0)
+}
+
+/// Drives a group through a script of steps and renders what it did, one line a step.
+struct Harness {
+    group: Group,
+    ids: IdGen,
+    now: Time,
+    log: String,
+}
+
+impl Harness {
+    fn new(extra: &str) -> Harness {
+        Harness {
+            group: Group::new(&spec(extra)),
+            ids: IdGen::new(1),
+            now: Time::from_millis(1_000_000),
+            log: String::new(),
+        }
+    }
+
+    fn short(id: &InstanceId) -> &str {
+        &id.as_str()[15..]
+    }
+
+    fn plan(&mut self) -> Vec<Command> {
+        let cmds = self.group.plan(self.now, &mut self.ids);
+        for c in &cmds {
+            match c {
+                Command::Launch { instance, zone, .. } => {
+                    self.log += &format!("launch {} in {zone}\n", Self::short(instance))
+                }
+                Command::Terminate { instance, .. } => {
+                    let zone = &self.group.instance(instance).unwrap().zone;
+                    self.log += &format!("terminate {} in {zone}\n", Self::short(instance))
+                }
+            }
+        }
+        cmds
+    }
+
+    /// Plans, then reports every launch as running and every termination as exited.
+    fn settle(&mut self) {
+        for c in self.plan() {
+            match c {
+                Command::Launch { instance, .. } => self.group.on_running(&instance, self.now),
+                Command::Terminate { instance, .. } => {
+                    self.group.on_exited(&instance, self.now, "signal 15")
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, secs: u64) {
+        self.now = self.now + Duration::from_secs(secs);
+    }
+
+    fn ids_in(&self, lifecycle: Lifecycle) -> Vec<InstanceId> {
+        self.group
+            .instances()
+            .filter(|i| i.lifecycle == lifecycle)
+            .map(|i| i.id.clone())
+            .collect()
+    }
+
+    fn state(&mut self) -> String {
+        let c = self.group.capacity();
+        let mut zones: Vec<String> = self
+            .group
+            .instances()
+            .map(|i| format!("{}:{}", Self::short(&i.id), i.zone))
+            .collect();
+        zones.sort();
+        format!(
+            "desired {} live {} [{}]\n",
+            c.desired,
+            self.group.live(),
+            zones.join(" ")
+        )
+    }
+}
+
+fn check(h: &mut Harness, expect: Expect) {
+    let state = h.state();
+    h.log += &state;
+    expect.assert_eq(&std::mem::take(&mut h.log));
+}
+
+#[test]
+fn launches_to_desired_balancing_zones() {
+    let mut h = Harness::new("");
+    h.settle();
+    h.group
+        .set_capacity(None, None, Some(5), h.now, "test")
+        .unwrap();
+    h.settle();
+    check(
+        &mut h,
+        expect![[r#"
+            launch ec67 in a
+            launch 0280 in b
+            launch 6796 in a
+            launch a28a in b
+            launch aaf1 in a
+            desired 5 live 5 [0280:b 6796:a a28a:b aaf1:a ec67:a]
+        "#]],
+    );
+}
+
+#[test]
+fn scale_in_takes_from_the_fullest_zone_and_respects_the_policy() {
+    // Default: zone a holds 3 of 5; within it the closest to the next instance hour.
+    let mut h = Harness::new("desired = 5\nmax = 6");
+    h.settle();
+    h.log.clear();
+    h.advance(60);
+    h.group
+        .set_capacity(None, None, Some(3), h.now, "test")
+        .unwrap();
+    h.settle();
+    check(
+        &mut h,
+        expect![[r#"
+            terminate ec67 in a
+            terminate aaf1 in a
+            desired 3 live 3 [0280:b 6796:a a28a:b]
+        "#]],
+    );
+
+    // OldestInstance and NewestInstance, with launches a minute apart.
+    for (policy, expected) in [
+        (
+            "OldestInstance",
+            expect![[r#"
+                terminate ec67 in a
+                desired 2 live 2 [0280:b 6796:a]
+            "#]],
+        ),
+        (
+            "NewestInstance",
+            expect![[r#"
+                terminate 6796 in a
+                desired 2 live 2 [0280:b ec67:a]
+            "#]],
+        ),
+    ] {
+        let mut h = Harness::new(&format!("termination_policy = \"{policy}\"\ndesired = 1"));
+        for n in 1..=3 {
+            h.group
+                .set_capacity(None, None, Some(n), h.now, "test")
+                .unwrap();
+            h.settle();
+            h.advance(60);
+        }
+        h.log.clear();
+        h.group
+            .set_capacity(None, None, Some(2), h.now, "test")
+            .unwrap();
+        h.settle();
+        check(&mut h, expected);
+    }
+}
+
+#[test]
+fn protected_instances_are_exempt_from_scale_in() {
+    let mut h = Harness::new("desired = 3");
+    h.settle();
+    for id in h.ids_in(Lifecycle::InService) {
+        if h.group.instance(&id).unwrap().zone == "a" {
+            h.group.set_protected(&id, true, h.now).unwrap();
+        }
+    }
+    h.log.clear();
+    h.group
+        .set_capacity(None, None, Some(1), h.now, "test")
+        .unwrap();
+    h.settle();
+    check(
+        &mut h,
+        expect![[r#"
+            terminate 0280 in b
+            desired 1 live 2 [6796:a ec67:a]
+        "#]],
+    );
+}
+
+#[test]
+fn an_exited_instance_is_replaced_and_recorded() {
+    let mut h = Harness::new("");
+    h.settle();
+    h.advance(30);
+    let victim = h.ids_in(Lifecycle::InService)[0].clone();
+    h.group.take_events();
+    h.group.on_exited(&victim, h.now, "signal 9 (SIGKILL)");
+    h.settle();
+    let kinds: Vec<String> = h
+        .group
+        .take_events()
+        .iter()
+        .map(|e| match e {
+            Event::Activity { activity } => {
+                format!("activity {:?} {:?}", activity.kind, activity.status)
+            }
+            Event::Lifecycle { from, to, .. } => format!("lifecycle {from:?} -> {to:?}"),
+            Event::Health { health, reason, .. } => format!("health {health:?}: {reason}"),
+            other => other.kind().to_owned(),
+        })
+        .collect();
+    h.log += &kinds.join("\n");
+    h.log += "\n";
+    check(
+        &mut h,
+        expect![[r#"
+            launch ec67 in a
+            launch 0280 in b
+            launch 6796 in a
+            health Unhealthy: the process exited: signal 9 (SIGKILL)
+            lifecycle Some(InService) -> Terminated
+            activity Terminate Successful
+            lifecycle None -> Pending
+            activity Launch InProgress
+            lifecycle Some(Pending) -> InService
+            activity Launch Successful
+            desired 2 live 2 [0280:b 6796:a]
+        "#]],
+    );
+}
+
+#[test]
+fn crash_loops_back_off() {
+    let mut h = Harness::new("desired = 1\nmin = 1");
+    let mut launches_at = Vec::new();
+    for second in 0..40 {
+        for c in h.group.plan(h.now, &mut h.ids) {
+            if let Command::Launch { instance, .. } = c {
+                launches_at.push(second);
+                h.group.on_running(&instance, h.now);
+                h.group.on_exited(&instance, h.now, "exit status 1");
+            }
+        }
+        h.advance(1);
+    }
+    // The first replacement is immediate; after that the waits double: 1, 2, 4, 8, 16 s.
+    assert_eq!(launches_at, [0, 1, 2, 4, 8, 16, 32]);
+}
+
+#[test]
+fn capacity_changes_are_checked() {
+    let mut h = Harness::new("");
+    assert_eq!(
+        h.group
+            .set_capacity(None, None, Some(7), h.now, "test")
+            .unwrap_err()
+            .to_string(),
+        "desired capacity 7 is outside the group's range [1, 6]"
+    );
+    assert!(matches!(
+        h.group.set_capacity(Some(5), Some(4), None, h.now, "t"),
+        Err(GroupError::MinAboveMax { .. })
+    ));
+    // Raising min pulls desired up with it.
+    assert_eq!(
+        h.group
+            .set_capacity(Some(3), None, None, h.now, "t")
+            .unwrap(),
+        Capacity {
+            min: 3,
+            max: 6,
+            desired: 3
+        }
+    );
+}
+
+#[test]
+fn elb_health_is_ignored_during_grace_and_for_ec2_groups() {
+    let mut ec2 = Harness::new("");
+    ec2.settle();
+    let id = ec2.ids_in(Lifecycle::InService)[0].clone();
+    ec2.advance(600);
+    assert_eq!(
+        ec2.group.set_health(
+            &id,
+            Health::Unhealthy,
+            HealthSource::Elb,
+            "x".into(),
+            ec2.now
+        ),
+        Ok(false)
+    );
+
+    let mut elb = Harness::new(
+        "health_check_type = \"ELB\"\nhealth_check_grace_period = \"60s\"\ntarget_groups = [\"tg\"]",
+    );
+    elb.settle();
+    let id = elb.ids_in(Lifecycle::InService)[0].clone();
+    elb.advance(30);
+    assert_eq!(
+        elb.group.set_health(
+            &id,
+            Health::Unhealthy,
+            HealthSource::Elb,
+            "x".into(),
+            elb.now
+        ),
+        Ok(false)
+    );
+    elb.advance(31);
+    assert_eq!(
+        elb.group.set_health(
+            &id,
+            Health::Unhealthy,
+            HealthSource::Elb,
+            "503".into(),
+            elb.now
+        ),
+        Ok(true)
+    );
+    elb.log.clear();
+    elb.settle();
+    check(
+        &mut elb,
+        expect![[r#"
+            terminate ec67 in a
+            launch 8bfe in a
+            desired 2 live 2 [0280:b 8bfe:a]
+        "#]],
+    );
+}
+
+// Property tests: random sequences of operations never break the group's invariants.
+
+#[derive(Clone, Debug)]
+enum Op {
+    SetDesired(u8),
+    SetMin(u8),
+    SetMax(u8),
+    Plan,
+    Running(u8),
+    Exited(u8),
+    Unhealthy(u8),
+    Protect(u8),
+    Terminate(u8, bool),
+    Advance(u8),
+}
+
+impl Arbitrary for Op {
+    fn arbitrary(g: &mut Gen) -> Op {
+        let n = u8::arbitrary(g) % 12;
+        match u8::arbitrary(g) % 10 {
+            0 => Op::SetDesired(n),
+            1 => Op::SetMin(n),
+            2 => Op::SetMax(n),
+            3 | 4 => Op::Plan,
+            5 => Op::Running(n),
+            6 => Op::Exited(n),
+            7 => Op::Unhealthy(n),
+            8 => {
+                if bool::arbitrary(g) {
+                    Op::Protect(n)
+                } else {
+                    Op::Terminate(n, bool::arbitrary(g))
+                }
+            }
+            _ => Op::Advance(n),
+        }
+    }
+}
+
+fn nth(group: &Group, n: u8) -> Option<InstanceId> {
+    let ids: Vec<InstanceId> = group.instances().map(|i| i.id.clone()).collect();
+    (!ids.is_empty()).then(|| ids[n as usize % ids.len()].clone())
+}
+
+fn invariants_hold(ops: Vec<Op>) -> bool {
+    let mut h = Harness::new("");
+    for op in ops {
+        let now = h.now;
+        match op {
+            Op::SetDesired(n) => drop(h.group.set_capacity(None, None, Some(n.into()), now, "p")),
+            Op::SetMin(n) => drop(h.group.set_capacity(Some(n.into()), None, None, now, "p")),
+            Op::SetMax(n) => drop(h.group.set_capacity(None, Some(n.into()), None, now, "p")),
+            Op::Plan => {
+                let before: BTreeMap<InstanceId, Instance> = h
+                    .group
+                    .instances()
+                    .map(|i| (i.id.clone(), i.clone()))
+                    .collect();
+                let cmds = h.group.plan(now, &mut h.ids);
+                let cap = h.group.capacity();
+                for c in &cmds {
+                    if let Command::Terminate { instance, .. } = c {
+                        let was = &before[instance];
+                        // A healthy instance is terminated only on scale-in: never
+                        // taking the group below desired (and so never below min).
+                        if was.health == Health::Healthy && (h.group.live() as u32) < cap.desired {
+                            return false;
+                        }
+                        if was.protected && was.health == Health::Healthy {
+                            return false;
+                        }
+                    }
+                }
+                // After a plan the group is at desired, but for protected instances
+                // that scale-in may not touch (and so never past max on purpose).
+                let protected = h
+                    .group
+                    .instances()
+                    .filter(|i| is_live(i) && i.protected)
+                    .count() as u32;
+                if h.group.live() as u32 > cap.desired.max(protected) {
+                    return false;
+                }
+            }
+            Op::Running(n) => {
+                if let Some(id) = nth(&h.group, n) {
+                    h.group.on_running(&id, now);
+                }
+            }
+            Op::Exited(n) => {
+                if let Some(id) = nth(&h.group, n) {
+                    h.group.on_exited(&id, now, "exit");
+                }
+            }
+            Op::Unhealthy(n) => {
+                if let Some(id) = nth(&h.group, n) {
+                    drop(h.group.set_health(
+                        &id,
+                        Health::Unhealthy,
+                        HealthSource::Operator,
+                        "p".into(),
+                        now,
+                    ));
+                }
+            }
+            Op::Protect(n) => {
+                if let Some(id) = nth(&h.group, n) {
+                    drop(h.group.set_protected(&id, true, now));
+                }
+            }
+            Op::Terminate(n, decrement) => {
+                if let Some(id) = nth(&h.group, n) {
+                    drop(
+                        h.group
+                            .terminate_instance(&id, decrement, now, "p", &mut h.ids),
+                    );
+                }
+            }
+            Op::Advance(n) => h.advance(n.into()),
+        }
+        let cap = h.group.capacity();
+        if !(cap.min <= cap.desired && cap.desired <= cap.max) {
+            return false;
+        }
+    }
+    true
+}
+
+#[test]
+fn desired_stays_within_min_max_and_healthy_terminations_respect_capacity() {
+    QuickCheck::new()
+        .tests(500)
+        .quickcheck(invariants_hold as fn(Vec<Op>) -> bool);
+}

@@ -1,0 +1,19 @@
+//! The sans-I/O core of bellows.
+//!
+//! Everything here is plain data and decisions: the stack model and its validation,
+//! the auto scaling group's state machine, identifiers, durations and the event enum that
+//! every view reads. Nothing in this crate reads the clock, touches a file, a socket or a
+//! process: callers pass `now` and the inputs, and get back commands and events. That is
+//! what lets the live node and the simulator share one brain.
+
+#![forbid(unsafe_code)]
+
+pub mod duration;
+pub mod event;
+pub mod group;
+pub mod ids;
+pub mod stack;
+pub mod time;
+
+pub use duration::Duration;
+pub use time::Time;

@@ -1,0 +1,207 @@
+//! The stack file: one TOML document that describes the whole system.
+//!
+//! `parse` turns the text into a [`Stack`] or into every problem it has, each with a
+//! line and column, so that `bellows validate` can report them all at once.
+
+mod parse;
+mod reader;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use serde::Serialize;
+
+use crate::Duration;
+
+pub use parse::{
+    DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, MAX_GROUP_SIZE, default_health_check, parse,
+};
+
+/// A problem found in a stack file, at a 1-based line and column.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// The diagnostic as compilers print it: `file:line:column: message`.
+    pub fn render(&self, file: &str) -> String {
+        format!("{file}:{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// The whole system: its settings, groups and target groups.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stack {
+    pub name: String,
+    /// Where the control API listens; always a loopback address.
+    pub control: SocketAddr,
+    /// The state directory, relative to where bellows runs; `.bellows` by default.
+    pub state_dir: Option<String>,
+    /// The loopback network instances get their private addresses from.
+    pub instance_network: Ipv4Net,
+    pub groups: Vec<GroupSpec>,
+    pub target_groups: Vec<TargetGroupSpec>,
+}
+
+impl Stack {
+    pub fn group(&self, name: &str) -> Option<&GroupSpec> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+/// An IPv4 network inside 127.0.0.0/8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    /// The usable host addresses, without the network and broadcast addresses.
+    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
+        let base = u32::from(self.addr) & self.mask();
+        let size = 1u64 << (32 - u32::from(self.prefix));
+        (1..size.saturating_sub(1)).map(move |i| Ipv4Addr::from(base + i as u32))
+    }
+
+    fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An auto scaling group: how to launch an instance and how many to keep.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupSpec {
+    pub name: String,
+    pub launch: LaunchTemplate,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub zones: Vec<String>,
+    pub health_check_type: HealthCheckType,
+    pub health_check_grace_period: Duration,
+    pub default_cooldown: Duration,
+    pub default_instance_warmup: Option<Duration>,
+    pub termination_policy: TerminationPolicy,
+    pub target_groups: Vec<String>,
+}
+
+/// What EC2 calls a launch template and its user data.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LaunchTemplate {
+    /// The program and its arguments. A first element `bellows` means this very binary.
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// A shell script run before the command, like EC2 user data.
+    pub setup: Option<String>,
+    pub instance_type: InstanceType,
+    /// A pause before the setup script, to imitate a virtual machine's boot.
+    pub boot_delay: Duration,
+    /// The port every instance listens on, on its own private address.
+    pub port: u16,
+    /// How long a terminating instance has between SIGTERM and SIGKILL.
+    pub stop_timeout: Duration,
+}
+
+/// The environment variables bellows sets for every instance itself.
+pub const RESERVED_ENV: [&str; 7] = [
+    "INSTANCE_ID",
+    "PRIVATE_IP",
+    "PORT",
+    "ZONE",
+    "GROUP",
+    "BELLOWS_DATA_DIR",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+];
+
+/// An instance type: a share of CPU and a memory limit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InstanceType {
+    pub name: String,
+    pub vcpu: f64,
+    pub memory_mib: u64,
+}
+
+/// EC2 instance types bellows knows by name, as (name, vCPU, memory in MiB).
+pub const INSTANCE_TYPES: [(&str, f64, u64); 12] = [
+    ("t2.nano", 1.0, 512),
+    ("t2.micro", 1.0, 1024),
+    ("t2.small", 1.0, 2048),
+    ("t2.medium", 2.0, 4096),
+    ("t3.nano", 2.0, 512),
+    ("t3.micro", 2.0, 1024),
+    ("t3.small", 2.0, 2048),
+    ("t3.medium", 2.0, 4096),
+    ("t3.large", 2.0, 8192),
+    ("m5.large", 2.0, 8192),
+    ("c5.large", 2.0, 4096),
+    ("c5.xlarge", 4.0, 8192),
+];
+
+impl InstanceType {
+    pub fn named(name: &str) -> Option<InstanceType> {
+        INSTANCE_TYPES
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|&(n, vcpu, memory_mib)| InstanceType {
+                name: n.to_owned(),
+                vcpu,
+                memory_mib,
+            })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum HealthCheckType {
+    /// The instance is healthy while its process runs.
+    #[serde(rename = "EC2")]
+    Ec2,
+    /// Also unhealthy when its target group's health check says so, after the grace period.
+    #[serde(rename = "ELB")]
+    Elb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum TerminationPolicy {
+    /// Balance zones, then the oldest launch template, then closest to the next
+    /// instance-hour, then by id.
+    Default,
+    OldestInstance,
+    NewestInstance,
+}
+
+/// A target group: where a load balancer sends traffic and how it checks health.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TargetGroupSpec {
+    pub name: String,
+    pub port: u16,
+    pub health_check: HealthCheckSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HealthCheckSpec {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// Inclusive ranges of status codes that count as healthy.
+    pub matcher: Vec<(u16, u16)>,
+}
+
+#[cfg(test)]
+mod tests;

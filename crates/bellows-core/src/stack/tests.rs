@@ -1,0 +1,220 @@
+use expect_test::{Expect, expect};
+
+use super::*;
+
+/// Parses `src` and renders either the stack's key facts or every diagnostic.
+fn check(src: &str, expect: Expect) {
+    let actual = match parse(src) {
+        Ok(stack) => {
+            let mut out = format!(
+                "ok: stack {} control {} network {}\n",
+                stack.name, stack.control, stack.instance_network
+            );
+            for g in &stack.groups {
+                out += &format!(
+                    "group {} min {} max {} desired {} zones {:?} type {} {}vcpu {}MiB grace {} cooldown {} policy {:?} tgs {:?}\n",
+                    g.name,
+                    g.min,
+                    g.max,
+                    g.desired,
+                    g.zones,
+                    g.launch.instance_type.name,
+                    g.launch.instance_type.vcpu,
+                    g.launch.instance_type.memory_mib,
+                    g.health_check_grace_period,
+                    g.default_cooldown,
+                    g.termination_policy,
+                    g.target_groups
+                );
+            }
+            out
+        }
+        Err(diags) => diags
+            .iter()
+            .map(|d| d.render("stack.toml") + "\n")
+            .collect(),
+    };
+    expect.assert_eq(&actual);
+}
+
+const MINIMAL: &str = r#"
+[groups.web]
+min = 1
+max = 3
+[groups.web.launch]
+command = ["bellows", "app", "seed"]
+"#;
+
+#[test]
+fn minimal_stack_gets_defaults() {
+    check(
+        MINIMAL,
+        expect![[r#"
+            ok: stack bellows control 127.0.0.1:9900 network 127.1.0.0/16
+            group web min 1 max 3 desired 1 zones ["zone-a", "zone-b"] type t2.micro 1vcpu 1024MiB grace 30s cooldown 5m policy Default tgs []
+        "#]],
+    );
+}
+
+#[test]
+fn examples_are_valid() {
+    for (name, src) in [
+        (
+            "mp2-load-balancing",
+            include_str!("../../../../examples/mp2-load-balancing.toml"),
+        ),
+        (
+            "mp2-stress",
+            include_str!("../../../../examples/mp2-stress.toml"),
+        ),
+    ] {
+        let stack = parse(src).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+        assert_eq!(stack.name, name);
+    }
+}
+
+#[test]
+fn syntax_error_points_at_the_spot() {
+    check(
+        "[stack]\nname = \"x\nmin = 1\n",
+        expect![[r#"
+            stack.toml:2:10: TOML syntax: invalid basic string, expected `"`
+        "#]],
+    );
+}
+
+#[test]
+fn every_error_is_reported_not_only_the_first() {
+    check(
+        r#"
+[stack]
+name = "Bad Name"
+control = "0.0.0.0:9900"
+colour = "blue"
+
+[target_groups.tg]
+port = 70000
+[target_groups.tg.health_check]
+interval = "2s"
+timeout = "3s"
+healthy_threshold = 1
+matcher = "600"
+
+[groups.web]
+min = 3
+max = 2
+desired = "two"
+zones = ["zone-a", "zone-a"]
+health_check_type = "K8S"
+health_check_grace_period = 30
+target_groups = ["tg", "missing"]
+[groups.web.launch]
+command = []
+env = { PORT = "1", "2X" = "y", OK = 3 }
+instance_type = "t9.huge"
+boot_delay = "forever"
+"#,
+        expect![[r#"
+            stack.toml:3:8: `Bad Name` is not a valid stack.name: use 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit
+            stack.toml:4:11: `stack.control` is 0.0.0.0:9900, but the control API only listens on loopback (127.0.0.0/8 or ::1)
+            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, name, state_dir
+            stack.toml:8:8: `target_groups.tg.port` is 70000, must be from 1 to 65535
+            stack.toml:11:11: `target_groups.tg.health_check.timeout` (3s) must be shorter than the interval (2s)
+            stack.toml:12:21: `target_groups.tg.health_check.healthy_threshold` is 1, must be from 2 to 10
+            stack.toml:13:11: `target_groups.tg.health_check.matcher` "600" must be codes or ranges from 200 to 499, like "200", "200,302" or "200-299"
+            stack.toml:17:7: `groups.web.max` (2) is below `min` (3)
+            stack.toml:18:11: `groups.web.desired` must be an integer, found string
+            stack.toml:19:20: zone `zone-a` is listed twice
+            stack.toml:20:21: `groups.web.health_check_type` is "K8S", must be one of "EC2", "ELB"
+            stack.toml:21:29: `groups.web.health_check_grace_period` must be a duration string like "30s", found integer
+            stack.toml:22:24: group `web` registers into target group `missing`, which does not exist (defined: tg)
+            stack.toml:23:1: `groups.web.launch.command` must name a program, like ["bellows", "app", "seed"]
+            stack.toml:25:9: `PORT` is set by bellows for every instance and cannot be set in `env`
+            stack.toml:25:21: `2X` is not a valid environment variable name
+            stack.toml:25:38: `groups.web.launch.env.OK` must be a string, found integer
+            stack.toml:26:17: unknown instance type "t9.huge"; known: t2.nano, t2.micro, t2.small, t2.medium, t3.nano, t3.micro, t3.small, t3.medium, t3.large, m5.large, c5.large, c5.xlarge, or a table { vcpu = 0.5, memory = "256MiB" }
+            stack.toml:27:14: `groups.web.launch.boot_delay`: `forever` is not a duration; write a number and a unit, like `500ms`, `30s`, `5m`, `1h30m`
+        "#]],
+    );
+}
+
+#[test]
+fn desired_outside_min_max() {
+    check(
+        "[groups.web]\nmin = 1\nmax = 3\ndesired = 4\n[groups.web.launch]\ncommand = [\"x\"]\n",
+        expect![[r#"
+            stack.toml:4:11: `groups.web.desired` (4) must lie within min and max [1, 3]
+        "#]],
+    );
+}
+
+#[test]
+fn missing_pieces() {
+    check(
+        "[groups.web]\nmax = 3\n",
+        expect![[r#"
+            stack.toml:1:1: missing table [groups.web.launch]: a group needs a launch template with a `command`
+            stack.toml:1:1: missing key `min` in [groups.web]
+        "#]],
+    );
+    check(
+        "[stack]\nname = \"empty\"\n",
+        expect![[r#"
+            stack.toml:1:1: the stack has no group; add one as [groups.NAME] with a [groups.NAME.launch] table
+        "#]],
+    );
+}
+
+#[test]
+fn elb_health_needs_a_target_group_and_custom_types_are_checked() {
+    check(
+        r#"[groups.web]
+min = 0
+max = 1
+health_check_type = "ELB"
+[groups.web.launch]
+command = ["x"]
+instance_type = { vcpu = 0, memory = "lots", disk = 1 }
+"#,
+        expect![[r#"
+            stack.toml:1:1: group `web` uses health_check_type "ELB" but registers into no target group
+            stack.toml:7:26: `groups.web.launch.instance_type.vcpu` is 0, must be from 0.05 to 64
+            stack.toml:7:38: `groups.web.launch.instance_type.memory` must be a size from 16MiB to 1024GiB, like "512MiB" or "2GiB", found "lots"
+            stack.toml:7:46: unknown key `disk` in [groups.web.launch.instance_type]; expected one of: memory, vcpu
+        "#]],
+    );
+}
+
+#[test]
+fn custom_instance_type_and_network() {
+    check(
+        r#"[stack]
+name = "custom"
+instance_network = "127.9.0.0/24"
+control = "127.0.0.1:0"
+[groups.web]
+min = 0
+max = 4
+desired = 2
+zones = ["east"]
+termination_policy = "NewestInstance"
+[groups.web.launch]
+command = ["x"]
+instance_type = { vcpu = 0.5, memory = "256MiB" }
+"#,
+        expect![[r#"
+            ok: stack custom control 127.0.0.1:0 network 127.9.0.0/24
+            group web min 0 max 4 desired 2 zones ["east"] type custom 0.5vcpu 256MiB grace 30s cooldown 5m policy NewestInstance tgs []
+        "#]],
+    );
+}
+
+#[test]
+fn network_hosts_skip_network_and_broadcast() {
+    let net = Ipv4Net {
+        addr: "127.9.0.0".parse().unwrap(),
+        prefix: 30,
+    };
+    let hosts: Vec<_> = net.hosts().map(|a| a.to_string()).collect();
+    assert_eq!(hosts, ["127.9.0.1", "127.9.0.2"]);
+}
