@@ -1,13 +1,13 @@
 //! The one closed enum of state changes. Every change is recorded once, as one of these,
 //! and every view (the CLI, the event stream, the activity history) reads them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Time;
 use crate::group::{Activity, Health, Lifecycle};
 use crate::ids::InstanceId;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A scaling activity started or ended; the activity carries its status.
@@ -70,7 +70,7 @@ impl Event {
 }
 
 /// A group's size limits and target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capacity {
     pub min: u32,
     pub max: u32,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Capacity, Event};
 use crate::ids::{IdGen, InstanceId};
@@ -22,7 +22,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// AWS bills and chooses "closest to the next instance hour" against this.
 const BILLING_PERIOD_MS: u64 = 3_600_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Lifecycle {
     /// Launched: booting, running its setup script, or starting its command.
     Pending,
@@ -33,7 +33,7 @@ pub enum Lifecycle {
     Terminated,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Health {
     Healthy,
     Unhealthy,
@@ -49,7 +49,7 @@ pub enum HealthSource {
     Operator,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
     pub id: InstanceId,
     pub zone: String,
@@ -61,13 +61,13 @@ pub struct Instance {
     pub template_version: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ActivityKind {
     Launch,
     Terminate,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ActivityStatus {
     InProgress,
     Successful,
@@ -75,7 +75,7 @@ pub enum ActivityStatus {
 }
 
 /// A scaling activity, as `aws autoscaling describe-scaling-activities` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
     pub id: String,
     pub group: String,
@@ -259,7 +259,7 @@ impl Group {
         // Health replacement: terminate unhealthy instances, at most 10% of desired at a
         // time (one at a time in a small group); their replacements follow below.
         let limit = (self.cap.desired as usize / 10).max(1);
-        let mut replacing = self
+        let replacing = self
             .open
             .values()
             .filter(|a| a.kind == ActivityKind::Terminate && a.cause.contains("health check"))
@@ -269,11 +269,9 @@ impl Group {
             .values()
             .filter(|i| is_live(i) && i.health == Health::Unhealthy)
             .map(|i| i.id.clone())
+            .take(limit.saturating_sub(replacing))
             .collect();
         for id in unhealthy {
-            if replacing >= limit {
-                break;
-            }
             let cause = format!(
                 "At {now} an instance was taken out of service in response to a{} health check failure.",
                 if self.health_check_type == HealthCheckType::Elb {
@@ -283,7 +281,6 @@ impl Group {
                 }
             );
             commands.push(self.start_termination(&id, now, cause, ids));
-            replacing += 1;
         }
 
         let live = self.live() as u32;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Duration;
 
@@ -165,7 +165,7 @@ impl InstanceType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HealthCheckType {
     /// The instance is healthy while its process runs.
     #[serde(rename = "EC2")]
@@ -175,7 +175,7 @@ pub enum HealthCheckType {
     Elb,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TerminationPolicy {
     /// Balance zones, then the oldest launch template, then closest to the next
     /// instance-hour, then by id.

@@ -1,1 +1,20 @@
-//! placeholder
+//! The live runtime of bellows.
+//!
+//! The node drives the core with real time: a loop that each second (and on every
+//! event) asks the groups what to do, has the process provider carry it out, records
+//! every event in the state directory's SQLite database, and answers the control API.
+//! Only this crate spawns processes and owns persistent state.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cgroup;
+pub mod client;
+pub mod clock;
+mod node;
+pub mod procfs;
+pub mod provider;
+pub mod shim;
+pub mod store;
+
+pub use node::{NodeError, NodeOptions, run};

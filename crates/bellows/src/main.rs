@@ -1,1 +1,193 @@
-fn main() {}
+//! bellows: an elastic, load-balanced web service on one machine.
+//!
+//! This binary wires the crates together behind one CLI: `up` runs a stack, the other
+//! commands talk to a running `up` through its control API, `app` runs the sample apps.
+
+#![forbid(unsafe_code)]
+
+mod commands;
+mod table;
+mod up;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An elastic, load-balanced web service on one machine: an auto scaling group of real
+/// instance processes, kept at size and healed, driven from one stack file.
+#[derive(Debug, Parser)]
+#[command(name = "bellows", version, about, max_term_width = 100)]
+struct Cli {
+    /// The state directory (token, logs, database); overrides the stack file's.
+    #[arg(long, global = true, env = "BELLOWS_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The control API's address; by default the one the running `up` wrote into the
+    /// state directory, else 127.0.0.1:9900.
+    #[arg(long, global = true, env = "BELLOWS_CONTROL", value_name = "ADDR")]
+    control: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a stack in the foreground until Ctrl-C or SIGTERM; with no FILE, the default
+    /// stack (the load-balancing assignment's two seed instances).
+    Up {
+        /// The stack file.
+        file: Option<PathBuf>,
+        /// Do not turn instance types into cgroup limits, even where the host allows.
+        #[arg(long)]
+        no_cgroups: bool,
+    },
+    /// Check stack files; prints every problem as file:line:column: message, exit 2.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// The running stack and its groups.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The instances of every group: state, health, address, CPU, memory.
+    Instances {
+        /// Only this group's instances.
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scaling activities, newest first: every launch and termination with its cause.
+    Activities {
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a group's desired capacity (and min or max); refused outside [min, max].
+    Scale {
+        group: String,
+        #[arg(long)]
+        desired: Option<u32>,
+        #[arg(long)]
+        min: Option<u32>,
+        #[arg(long)]
+        max: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Protect an instance from scale-in, or with --off remove the protection.
+    Protect {
+        instance: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// An instance's standard output and error.
+    Logs {
+        instance: String,
+        /// Keep printing what the instance writes until it stops.
+        #[arg(long, short)]
+        follow: bool,
+        /// Start this many bytes before the end.
+        #[arg(long, value_name = "BYTES")]
+        tail: Option<u64>,
+    },
+    /// Run one of the sample applications (what instances run).
+    App {
+        #[command(subcommand)]
+        app: App,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum App {
+    /// GET / returns the seed; POST / {"num": 100} sets it (seeds/002).
+    Seed {
+        /// Listen here instead of $PRIVATE_IP:$PORT.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// GET / returns the private IP; POST / {"seconds": 60, "workers": 1} burns CPU.
+    Stress {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+fn main() -> ExitCode {
+    // The instance shim is internal and parses its own arguments.
+    let mut args = std::env::args_os();
+    if args
+        .nth(1)
+        .is_some_and(|a| a == bellows_node::shim::SUBCOMMAND)
+    {
+        return ExitCode::from(bellows_node::shim::main(args.collect()) as u8);
+    }
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bellows: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = commands::Context::new(cli.state_dir, cli.control);
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Up { file, no_cgroups } => up::up(&ctx, file, !no_cgroups).await,
+            Command::Validate { files } => Ok(up::validate(&files)),
+            Command::Status { json } => commands::status(&ctx, json).await,
+            Command::Instances { group, json } => commands::instances(&ctx, group, json).await,
+            Command::Activities { group, limit, json } => {
+                commands::activities(&ctx, group, limit, json).await
+            }
+            Command::Scale {
+                group,
+                desired,
+                min,
+                max,
+                json,
+            } => commands::scale(&ctx, &group, min, max, desired, json).await,
+            Command::Protect { instance, off } => commands::protect(&ctx, &instance, !off).await,
+            Command::Logs {
+                instance,
+                follow,
+                tail,
+            } => commands::logs(&ctx, &instance, follow, tail).await,
+            Command::App { app } => run_app(app).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bellows: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_app(app: App) -> anyhow::Result<ExitCode> {
+    match app {
+        App::Seed { listen } => {
+            let router = bellows_apps::seed::app(&bellows_apps::seed::store_path())?;
+            bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
+        }
+        App::Stress { listen } => {
+            bellows_apps::serve(
+                bellows_apps::listen_addr(listen),
+                bellows_apps::stress::app(),
+            )
+            .await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

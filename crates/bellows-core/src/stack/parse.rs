@@ -521,15 +521,13 @@ fn read_group(
 fn read_launch(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<LaunchTemplate> {
     let path = t.path.clone();
     let command = t.require::<Vec<Spanned<String>>>(cx, "command");
-    if let Some(c) = &command {
-        if c.is_empty() || c[0].get_ref().is_empty() {
-            cx.error(
-                t.span(),
-                format!(
-                    "`{path}.command` must name a program, like [\"bellows\", \"app\", \"seed\"]"
-                ),
-            );
-        }
+    if let Some(c) = &command
+        && (c.is_empty() || c[0].get_ref().is_empty())
+    {
+        cx.error(
+            t.span(),
+            format!("`{path}.command` must name a program, like [\"bellows\", \"app\", \"seed\"]"),
+        );
     }
     let env = read_env(cx, t);
     let setup = t.get::<String>(cx, "setup");

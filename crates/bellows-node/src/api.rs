@@ -1,0 +1,435 @@
+//! The control API: versioned JSON over HTTP on a loopback address.
+//!
+//! Reads are open; every change needs the bearer token from the state directory.
+//! Handlers never touch state themselves: they send a [`Call`] to the node's loop and
+//! wait for its answer, so the loop stays the one owner of every group.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use bellows_core::Time;
+use bellows_core::event::Capacity;
+use bellows_core::group::{Activity, Health, Lifecycle};
+use bellows_core::ids::InstanceId;
+use bellows_core::stack::{HealthCheckType, TerminationPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// The largest request body the API reads.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A request from an API handler to the node's loop.
+#[derive(Debug)]
+pub enum Call {
+    Status(oneshot::Sender<StatusView>),
+    Instances(oneshot::Sender<Vec<InstanceView>>),
+    Activities {
+        group: Option<String>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<Activity>, ApiError>>,
+    },
+    SetCapacity {
+        group: String,
+        min: Option<u32>,
+        max: Option<u32>,
+        desired: Option<u32>,
+        actor: String,
+        reply: oneshot::Sender<Result<Capacity, ApiError>>,
+    },
+    SetProtection {
+        instance: InstanceId,
+        protected: bool,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// The instance's log file, and whether the instance still runs.
+    Log {
+        instance: InstanceId,
+        reply: oneshot::Sender<Option<(PathBuf, bool)>>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub stack: String,
+    pub pid: u32,
+    pub started_at: Time,
+    pub state_dir: String,
+    pub control: String,
+    /// Whether instance types are enforced as cgroup limits.
+    pub cgroups: bool,
+    pub groups: Vec<GroupView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupView {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub pending: u32,
+    pub in_service: u32,
+    pub terminating: u32,
+    pub instance_type: String,
+    pub zones: Vec<String>,
+    pub target_groups: Vec<String>,
+    pub health_check_type: HealthCheckType,
+    pub termination_policy: TerminationPolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub id: InstanceId,
+    pub group: String,
+    pub zone: String,
+    pub lifecycle: Lifecycle,
+    pub health: Health,
+    pub protected: bool,
+    pub private_ip: Option<String>,
+    pub port: u16,
+    pub pid: Option<u32>,
+    pub launched_at: Time,
+    pub in_service_at: Option<Time>,
+    pub instance_type: String,
+    pub vcpu: f64,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_percent: Option<f64>,
+}
+
+/// An API error: an HTTP status and a JSON body `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: status.as_u16(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// The request is well formed but the state does not allow it.
+    pub fn conflict(what: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, &format!("invalid_{what}"), message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "bellows is shutting down",
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a ApiError,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(ErrorBody { error: &self })).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_request"
+        };
+        ApiError::new(status, code, r.body_text())
+    }
+}
+
+/// A JSON body whose rejections are API errors.
+struct Json<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Json(v))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    calls: mpsc::Sender<Call>,
+    token: String,
+}
+
+impl ApiState {
+    pub fn new(calls: mpsc::Sender<Call>, token: String) -> ApiState {
+        ApiState { calls, token }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Call) -> Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.calls
+            .send(make(tx))
+            .await
+            .map_err(|_| ApiError::unavailable())?;
+        rx.await.map_err(|_| ApiError::unavailable())
+    }
+}
+
+/// Proof that the request carried the token; names who made the change.
+struct Operator(String);
+
+impl FromRequestParts<ApiState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Operator, ApiError> {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => {
+                Ok(Operator("operator (API token)".to_owned()))
+            }
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the bearer token is not valid",
+            )),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a change needs `Authorization: Bearer TOKEN`; the token is in the state directory's `token` file",
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/instances", get(instances))
+        .route("/api/v1/instances/{id}/logs", get(logs))
+        .route("/api/v1/instances/{id}/protection", put(set_protection))
+        .route("/api/v1/activities", get(activities))
+        .route("/api/v1/groups/{group}/capacity", put(set_capacity))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/status") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn status(State(s): State<ApiState>) -> Result<axum::Json<StatusView>, ApiError> {
+    s.ask(Call::Status).await.map(axum::Json)
+}
+
+async fn instances(State(s): State<ApiState>) -> Result<axum::Json<Vec<InstanceView>>, ApiError> {
+    s.ask(Call::Instances).await.map(axum::Json)
+}
+
+#[derive(Deserialize)]
+struct ActivitiesQuery {
+    group: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn activities(
+    State(s): State<ApiState>,
+    q: Result<Query<ActivitiesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Vec<Activity>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    s.ask(|reply| Call::Activities {
+        group: q.group,
+        limit,
+        reply,
+    })
+    .await?
+    .map(axum::Json)
+}
+
+/// The body of `PUT /api/v1/groups/{group}/capacity`; absent fields stay as they are.
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityRequest {
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+    pub desired: Option<u32>,
+}
+
+async fn set_capacity(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(group): Path<String>,
+    Json(body): Json<CapacityRequest>,
+) -> Result<axum::Json<Capacity>, ApiError> {
+    if body.min.is_none() && body.max.is_none() && body.desired.is_none() {
+        return Err(ApiError::bad_request(
+            "give at least one of `min`, `max`, `desired`",
+        ));
+    }
+    s.ask(|reply| Call::SetCapacity {
+        group,
+        min: body.min,
+        max: body.max,
+        desired: body.desired,
+        actor,
+        reply,
+    })
+    .await?
+    .map(axum::Json)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectionRequest {
+    pub protected: bool,
+}
+
+fn instance_id(raw: &str) -> Result<InstanceId, ApiError> {
+    InstanceId::parse(raw).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`{raw}` is not an instance id (i- and 17 hex digits)"
+        ))
+    })
+}
+
+async fn set_protection(
+    State(s): State<ApiState>,
+    Operator(_actor): Operator,
+    Path(id): Path<String>,
+    Json(body): Json<ProtectionRequest>,
+) -> Result<StatusCode, ApiError> {
+    let instance = instance_id(&id)?;
+    s.ask(|reply| Call::SetProtection {
+        instance,
+        protected: body.protected,
+        reply,
+    })
+    .await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    follow: bool,
+    /// Bytes from the end to start with; the whole log when absent.
+    tail: Option<u64>,
+}
+
+async fn logs(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let instance = instance_id(&id)?;
+    let iid = instance.clone();
+    let (path, _) = s
+        .ask(|reply| Call::Log {
+            instance: iid,
+            reply,
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no log for instance `{id}`")))?;
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .len();
+    let start = q.tail.map_or(0, |t| len.saturating_sub(t));
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        "text/plain; charset=utf-8".parse().expect("static header"),
+    );
+    if !q.follow {
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        return Ok((headers, buf).into_response());
+    }
+    // Follow: send what is there, then what gets appended, until the instance is gone
+    // and its log read to the end, or the client goes away.
+    let stream = futures_util::stream::unfold(
+        (file, s, instance, false),
+        |(mut file, s, instance, done)| async move {
+            if done {
+                return None;
+            }
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match file.read(&mut buf).await {
+                    Ok(0) => {
+                        let running = s
+                            .ask(|reply| Call::Log {
+                                instance: instance.clone(),
+                                reply,
+                            })
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_some_and(|(_, r)| r);
+                        if !running {
+                            let mut rest = Vec::new();
+                            let _ = file.read_to_end(&mut rest).await;
+                            return Some((
+                                Ok::<_, std::io::Error>(bytes::Bytes::from(rest)),
+                                (file, s, instance, true),
+                            ));
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Ok(n) => {
+                        buf.truncate(n);
+                        return Some((Ok(bytes::Bytes::from(buf)), (file, s, instance, false)));
+                    }
+                    Err(e) => return Some((Err(e), (file, s, instance, true))),
+                }
+            }
+        },
+    );
+    Ok((headers, Body::from_stream(stream)).into_response())
+}

@@ -1,0 +1,473 @@
+//! The node's control loop: one task owns the groups, the provider and the store, and
+//! reacts to ticks, process events and API calls, in that one place.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bellows_core::Time;
+use bellows_core::event::Event;
+use bellows_core::group::{Command, Group, Lifecycle};
+use bellows_core::ids::{IdGen, InstanceId};
+use bellows_core::stack::Stack;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{self, ApiError, Call, GroupView, InstanceView, StatusView};
+use crate::cgroup::Cgroups;
+use crate::clock;
+use crate::provider::{ProcEvent, Provider};
+use crate::store::{Store, StoreError};
+
+/// How a node is started.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub stack: Stack,
+    pub state_dir: PathBuf,
+    /// The bellows binary, for the shim and for commands that start with `bellows`.
+    pub exe: PathBuf,
+    /// The bearer token that every change through the API needs.
+    pub token: String,
+    /// Set instance types as cgroup limits where the host allows.
+    pub cgroups: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Node {
+    stack: Stack,
+    groups: BTreeMap<String, Group>,
+    owner: HashMap<InstanceId, String>,
+    ids: IdGen,
+    provider: Provider,
+    store: Store,
+    started: Time,
+    state_dir: PathBuf,
+    control: std::net::SocketAddr,
+    cgroups: bool,
+}
+
+/// Runs the stack until `shutdown` completes, then stops every instance and returns.
+pub async fn run(
+    opts: NodeOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let now = clock::now();
+    let mut store = Store::open(&opts.state_dir.join("state.db"))?;
+    let orphaned = store.close_orphaned_activities(now)?;
+    if orphaned > 0 {
+        tracing::info!(
+            count = orphaned,
+            "closed activities a previous run left in progress"
+        );
+    }
+    let cgroups = if opts.cgroups {
+        match Cgroups::detect() {
+            Ok(c) => Some(c),
+            Err(reason) => {
+                tracing::info!(%reason, "instance types are measured but not enforced");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (proc_tx, mut proc_rx) = mpsc::unbounded_channel();
+    let (call_tx, mut call_rx) = mpsc::channel(256);
+    let enforced = cgroups.is_some();
+    let provider = Provider::new(
+        opts.exe.clone(),
+        &opts.state_dir,
+        opts.stack.instance_network,
+        cgroups,
+        proc_tx,
+    )?;
+    let control = listener.local_addr()?;
+    let (stop_api, api_stopped) = oneshot::channel::<()>();
+    let router = api::router(api::ApiState::new(call_tx, opts.token.clone()));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = api_stopped.await;
+            })
+            .await
+    });
+
+    let seed = now.as_millis() ^ (u64::from(std::process::id()) << 32);
+    let mut node = Node {
+        groups: opts
+            .stack
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), Group::new(g)))
+            .collect(),
+        stack: opts.stack,
+        owner: HashMap::new(),
+        ids: IdGen::new(seed),
+        provider,
+        store,
+        started: now,
+        state_dir: opts.state_dir,
+        control,
+        cgroups: enforced,
+    };
+    node.step();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => node.provider.sample(clock::instant()),
+            Some(event) = proc_rx.recv() => node.on_proc(event),
+            Some(call) = call_rx.recv() => node.on_call(call),
+        }
+        node.step();
+    }
+    node.stop(&mut proc_rx).await;
+    let _ = stop_api.send(());
+    let _ = server.await;
+    Ok(())
+}
+
+impl Node {
+    /// Asks every group what to do now, does it, and records what changed.
+    fn step(&mut self) {
+        let now = clock::now();
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for name in names {
+            let commands = match self.groups.get_mut(&name) {
+                Some(g) => g.plan(now, &mut self.ids),
+                None => continue,
+            };
+            for command in commands {
+                self.execute(command, now);
+            }
+        }
+        self.flush();
+    }
+
+    fn execute(&mut self, command: Command, now: Time) {
+        match command {
+            Command::Launch {
+                group,
+                instance,
+                zone,
+            } => {
+                let Some(spec) = self.stack.group(&group) else {
+                    return;
+                };
+                match self.provider.launch(spec, &instance, &zone) {
+                    Ok(ip) => {
+                        tracing::info!(group = %group, instance = %instance, zone = %zone, address = %format!("{ip}:{}", spec.launch.port), "launching");
+                        self.owner.insert(instance, group);
+                    }
+                    Err(reason) => {
+                        tracing::warn!(group = %group, instance = %instance, %reason, "launch failed");
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            g.on_launch_failed(&instance, now, &reason);
+                        }
+                    }
+                }
+            }
+            Command::Terminate { group, instance } => {
+                let stop_timeout = self
+                    .stack
+                    .group(&group)
+                    .map_or(Duration::from_secs(10), |s| s.launch.stop_timeout.to_std());
+                if self.provider.is_running(&instance) {
+                    tracing::info!(group = %group, instance = %instance, "terminating");
+                    self.provider.terminate(&instance, stop_timeout);
+                } else if let Some(g) = self.groups.get_mut(&group) {
+                    g.on_exited(&instance, now, "not running");
+                }
+            }
+        }
+    }
+
+    /// Records the groups' new events in the store.
+    fn flush(&mut self) {
+        for group in self.groups.values_mut() {
+            for event in group.take_events() {
+                if let Err(e) = self.store.record(&event) {
+                    tracing::error!(error = %e, "cannot record an event");
+                }
+                log_event(&event);
+            }
+        }
+    }
+
+    fn on_proc(&mut self, event: ProcEvent) {
+        let now = clock::now();
+        let id = match &event {
+            ProcEvent::Running { instance, .. }
+            | ProcEvent::LaunchFailed { instance, .. }
+            | ProcEvent::Exited { instance, .. } => instance.clone(),
+        };
+        let Some(group) = self.owner.get(&id).cloned() else {
+            return;
+        };
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        match event {
+            ProcEvent::Running { pid, .. } => {
+                self.provider.set_running(&id, pid);
+                g.on_running(&id, now);
+            }
+            ProcEvent::LaunchFailed { reason, .. } => {
+                let reason = with_bind_hint(reason, &self.provider, &id);
+                g.on_launch_failed(&id, now, &reason);
+                self.provider.reap(&id);
+                self.owner.remove(&id);
+            }
+            ProcEvent::Exited { status, .. } => {
+                let status = with_bind_hint(status, &self.provider, &id);
+                g.on_exited(&id, now, &status);
+                self.provider.reap(&id);
+                self.owner.remove(&id);
+            }
+        }
+    }
+
+    fn on_call(&mut self, call: Call) {
+        let now = clock::now();
+        match call {
+            Call::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Call::Instances(reply) => {
+                let _ = reply.send(self.instances());
+            }
+            Call::Activities {
+                group,
+                limit,
+                reply,
+            } => {
+                let result = match &group {
+                    Some(g) if !self.groups.contains_key(g) => {
+                        Err(ApiError::not_found(format!("no group named `{g}`")))
+                    }
+                    _ => self
+                        .store
+                        .activities(group.as_deref(), limit)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Call::SetCapacity {
+                group,
+                min,
+                max,
+                desired,
+                actor,
+                reply,
+            } => {
+                let result = match self.groups.get_mut(&group) {
+                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
+                    Some(g) => g
+                        .set_capacity(min, max, desired, now, &actor)
+                        .map_err(|e| ApiError::conflict("capacity", e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Call::SetProtection {
+                instance,
+                protected,
+                reply,
+            } => {
+                let result = match self
+                    .owner
+                    .get(&instance)
+                    .and_then(|g| self.groups.get_mut(g))
+                {
+                    None => Err(ApiError::not_found(format!(
+                        "no instance `{instance}` in service"
+                    ))),
+                    Some(g) => g
+                        .set_protected(&instance, protected, now)
+                        .map_err(|e| ApiError::conflict("instance", e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Call::Log { instance, reply } => {
+                let path = self.provider.log_path(&instance);
+                let running = self.provider.is_running(&instance);
+                let _ = reply.send(path.exists().then_some((path, running)));
+            }
+        }
+    }
+
+    fn status(&self) -> StatusView {
+        StatusView {
+            stack: self.stack.name.clone(),
+            pid: std::process::id(),
+            started_at: self.started,
+            state_dir: self.state_dir.display().to_string(),
+            control: self.control.to_string(),
+            cgroups: self.cgroups,
+            groups: self
+                .groups
+                .values()
+                .filter_map(|g| {
+                    let spec = self.stack.group(g.name())?;
+                    let cap = g.capacity();
+                    Some(GroupView {
+                        name: g.name().to_owned(),
+                        min: cap.min,
+                        max: cap.max,
+                        desired: cap.desired,
+                        pending: g.count(Lifecycle::Pending) as u32,
+                        in_service: g.count(Lifecycle::InService) as u32,
+                        terminating: g.count(Lifecycle::Terminating) as u32,
+                        instance_type: spec.launch.instance_type.name.clone(),
+                        zones: spec.zones.clone(),
+                        target_groups: spec.target_groups.clone(),
+                        health_check_type: spec.health_check_type,
+                        termination_policy: spec.termination_policy,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn instances(&self) -> Vec<InstanceView> {
+        let mut out = Vec::new();
+        for g in self.groups.values() {
+            let Some(spec) = self.stack.group(g.name()) else {
+                continue;
+            };
+            for i in g.instances() {
+                let info = self.provider.info(&i.id);
+                let memory_total = spec.launch.instance_type.memory_mib * 1024 * 1024;
+                out.push(InstanceView {
+                    id: i.id.clone(),
+                    group: g.name().to_owned(),
+                    zone: i.zone.clone(),
+                    lifecycle: i.lifecycle,
+                    health: i.health,
+                    protected: i.protected,
+                    private_ip: info.as_ref().map(|p| p.ip.to_string()),
+                    port: spec.launch.port,
+                    pid: info.as_ref().and_then(|p| p.pid),
+                    launched_at: i.launched_at,
+                    in_service_at: i.in_service_at,
+                    instance_type: spec.launch.instance_type.name.clone(),
+                    vcpu: spec.launch.instance_type.vcpu,
+                    cpu_percent: info.as_ref().map(|p| p.usage.cpu_percent),
+                    memory_bytes: info.as_ref().map(|p| p.usage.memory_bytes),
+                    memory_percent: info
+                        .as_ref()
+                        .map(|p| p.usage.memory_bytes as f64 * 100.0 / memory_total as f64),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.group, a.launched_at, &a.id).cmp(&(&b.group, b.launched_at, &b.id)));
+        out
+    }
+
+    /// Stops every instance (recorded as terminations by bellows) and waits for them.
+    async fn stop(&mut self, proc_rx: &mut mpsc::UnboundedReceiver<ProcEvent>) {
+        let now = clock::now();
+        let mut longest = Duration::ZERO;
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for name in names {
+            let live: Vec<InstanceId> = self.groups[&name]
+                .instances()
+                .filter(|i| matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService))
+                .map(|i| i.id.clone())
+                .collect();
+            if let Some(spec) = self.stack.group(&name) {
+                longest = longest.max(spec.launch.stop_timeout.to_std());
+            }
+            for id in live {
+                let command = self.groups.get_mut(&name).and_then(|g| {
+                    g.terminate_instance(&id, false, now, "bellows (shutting down)", &mut self.ids)
+                        .ok()
+                });
+                if let Some(c) = command {
+                    self.execute(c, now);
+                }
+            }
+        }
+        self.flush();
+        let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(3);
+        while self.provider.running().next().is_some() {
+            match tokio::time::timeout_at(deadline, proc_rx.recv()).await {
+                Ok(Some(event)) => self.on_proc(event),
+                _ => break,
+            }
+            self.flush();
+        }
+        self.flush();
+        self.provider.cleanup();
+    }
+}
+
+/// When an instance could not bind its port, says which address it should use.
+fn with_bind_hint(text: String, provider: &Provider, id: &InstanceId) -> String {
+    let Some(info) = provider.info(id) else {
+        return text;
+    };
+    let Ok(mut file) = std::fs::File::open(provider.log_path(id)) else {
+        return text;
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(8192)));
+    let mut tail = String::new();
+    let _ = file.take(8192).read_to_string(&mut tail);
+    let lower = tail.to_lowercase();
+    if lower.contains("address already in use")
+        || lower.contains("eaddrinuse")
+        || lower.contains("address in use")
+    {
+        format!(
+            "{text}; the command could not bind its port: an instance must listen on its own address $PRIVATE_IP:$PORT ({}:{}), not 0.0.0.0 or another address",
+            info.ip, info.port
+        )
+    } else {
+        text
+    }
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::Activity { activity } if activity.end.is_some() => match &activity.status_message {
+            Some(message) => {
+                tracing::info!(group = %activity.group, status = ?activity.status, %message, "{}", activity.description)
+            }
+            None => {
+                tracing::info!(group = %activity.group, status = ?activity.status, "{}", activity.description)
+            }
+        },
+        Event::Lifecycle {
+            group,
+            instance,
+            to,
+            ..
+        } if *to == Lifecycle::InService => {
+            tracing::info!(group = %group, instance = %instance, "in service");
+        }
+        Event::Health {
+            group,
+            instance,
+            health,
+            reason,
+            ..
+        } => {
+            tracing::info!(group = %group, instance = %instance, ?health, %reason, "health");
+        }
+        Event::Capacity { group, after, .. } => {
+            tracing::info!(group = %group, min = after.min, max = after.max, desired = after.desired, "capacity");
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,125 @@
+//! Persistent state in the state directory's SQLite database: every event, and the
+//! scaling activities they describe, kept across restarts.
+
+use std::path::Path;
+
+use bellows_core::event::Event;
+use bellows_core::group::Activity;
+use rusqlite::{Connection, OptionalExtension, params};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state database holds a record it cannot read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS events (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 time INTEGER NOT NULL,
+                 kind TEXT NOT NULL,
+                 body TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS activities (
+                 id TEXT PRIMARY KEY,
+                 group_name TEXT NOT NULL,
+                 start INTEGER NOT NULL,
+                 body TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS activities_by_group ON activities (group_name, start);",
+        )?;
+        Ok(Store { conn })
+    }
+
+    /// Records one event; an activity event also updates that activity.
+    pub fn record(&mut self, event: &Event) -> Result<i64, StoreError> {
+        let body = serde_json::to_string(event)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO events (time, kind, body) VALUES (?1, ?2, ?3)",
+            params![event.time().as_millis() as i64, event.kind(), body],
+        )?;
+        let seq = tx.last_insert_rowid();
+        if let Event::Activity { activity } = event {
+            tx.execute(
+                "INSERT INTO activities (id, group_name, start, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                params![
+                    activity.id,
+                    activity.group,
+                    activity.start.as_millis() as i64,
+                    serde_json::to_string(activity)?
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// The newest activities first, of one group or all.
+    pub fn activities(
+        &self,
+        group: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT body FROM activities WHERE (?1 IS NULL OR group_name = ?1)
+             ORDER BY start DESC, rowid DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![group, limit as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for body in rows {
+            out.push(serde_json::from_str(&body?)?);
+        }
+        Ok(out)
+    }
+
+    /// Activities a previous run left in progress can never finish: bellows stopped
+    /// with them. They are closed as failed, with that reason.
+    pub fn close_orphaned_activities(
+        &mut self,
+        now: bellows_core::Time,
+    ) -> Result<usize, StoreError> {
+        let open: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT body FROM activities WHERE body LIKE '%\"InProgress\"%'")?;
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut closed = 0;
+        for body in open {
+            let mut a: Activity = serde_json::from_str(&body)?;
+            if a.status != bellows_core::group::ActivityStatus::InProgress {
+                continue;
+            }
+            a.status = bellows_core::group::ActivityStatus::Failed;
+            a.end = Some(now);
+            a.status_message = Some("bellows stopped before the activity finished".to_owned());
+            self.record(&Event::Activity { activity: a })?;
+            closed += 1;
+        }
+        Ok(closed)
+    }
+
+    pub fn event_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+}

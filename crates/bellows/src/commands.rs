@@ -1,0 +1,260 @@
+//! The commands that talk to a running `bellows up` through its control API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use bellows_core::event::Capacity;
+use bellows_core::group::{Activity, ActivityStatus};
+use bellows_node::api::{CapacityRequest, InstanceView, ProtectionRequest, StatusView};
+use bellows_node::client::Client;
+use bellows_node::clock;
+use serde::Serialize;
+
+use crate::table::{Table, age, bytes};
+
+/// Where the running `up` is, and the token for changes.
+pub struct Context {
+    pub state_dir: Option<PathBuf>,
+    control: Option<SocketAddr>,
+}
+
+/// The state directory when neither the command line nor the stack file names one.
+pub const DEFAULT_STATE_DIR: &str = ".bellows";
+
+impl Context {
+    pub fn new(state_dir: Option<PathBuf>, control: Option<SocketAddr>) -> Context {
+        Context { state_dir, control }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    }
+
+    /// A client for the running `up`: the address given, else the one it wrote in the
+    /// state directory, else the default; the token from the state directory if readable.
+    pub fn client(&self) -> Client {
+        let dir = self.state_dir();
+        let addr = self
+            .control
+            .or_else(|| {
+                std::fs::read_to_string(dir.join("control"))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            })
+            .unwrap_or_else(|| {
+                bellows_core::stack::DEFAULT_CONTROL
+                    .parse()
+                    .expect("valid default")
+            });
+        let token = std::fs::read_to_string(dir.join("token"))
+            .ok()
+            .map(|t| t.trim().to_owned());
+        Client::new(addr, token)
+    }
+}
+
+fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn status(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
+    let s: StatusView = ctx.client().get("/api/v1/status").await?;
+    if json {
+        print_json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "stack {}  pid {}  up {}  control http://{}  instance types {}",
+        s.stack,
+        s.pid,
+        age(clock::now().since(s.started_at)),
+        s.control,
+        if s.cgroups {
+            "enforced (cgroups)"
+        } else {
+            "measured, not enforced"
+        }
+    );
+    let mut t = Table::new(&[
+        "GROUP",
+        "DESIRED",
+        "MIN",
+        "MAX",
+        "IN SERVICE",
+        "PENDING",
+        "TERMINATING",
+        "TYPE",
+        "ZONES",
+    ]);
+    for g in &s.groups {
+        t.row(vec![
+            g.name.clone(),
+            g.desired.to_string(),
+            g.min.to_string(),
+            g.max.to_string(),
+            g.in_service.to_string(),
+            g.pending.to_string(),
+            g.terminating.to_string(),
+            g.instance_type.clone(),
+            g.zones.join(","),
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn instances(
+    ctx: &Context,
+    group: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut list: Vec<InstanceView> = ctx.client().get("/api/v1/instances").await?;
+    if let Some(g) = &group {
+        list.retain(|i| &i.group == g);
+    }
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = clock::now();
+    let mut t = Table::new(&[
+        "INSTANCE",
+        "GROUP",
+        "ZONE",
+        "STATE",
+        "HEALTH",
+        "ADDRESS",
+        "PID",
+        "CPU",
+        "MEMORY",
+        "AGE",
+        "PROTECTED",
+    ]);
+    for i in &list {
+        t.row(vec![
+            i.id.to_string(),
+            i.group.clone(),
+            i.zone.clone(),
+            format!("{:?}", i.lifecycle),
+            format!("{:?}", i.health),
+            i.private_ip
+                .as_ref()
+                .map_or("-".into(), |ip| format!("{ip}:{}", i.port)),
+            i.pid.map_or("-".into(), |p| p.to_string()),
+            i.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
+            i.memory_bytes.map_or("-".into(), bytes),
+            age(now.since(i.launched_at)),
+            if i.protected {
+                "yes".into()
+            } else {
+                "-".into()
+            },
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn activities(
+    ctx: &Context,
+    group: Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut path = format!("/api/v1/activities?limit={limit}");
+    if let Some(g) = &group {
+        path += &format!("&group={g}");
+    }
+    let list: Vec<Activity> = ctx.client().get(&path).await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for a in &list {
+        let status = match a.status {
+            ActivityStatus::InProgress => "InProgress",
+            ActivityStatus::Successful => "Successful",
+            ActivityStatus::Failed => "Failed",
+        };
+        let took = a
+            .end
+            .map(|e| format!(" ({})", e.since(a.start)))
+            .unwrap_or_default();
+        println!(
+            "{}  {status:<10}  {:<8}  {}{took}",
+            a.start, a.group, a.description
+        );
+        println!("    cause: {}", a.cause);
+        if let Some(m) = &a.status_message {
+            println!("    status: {m}");
+        }
+    }
+    if list.is_empty() {
+        println!("no activities yet");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn scale(
+    ctx: &Context,
+    group: &str,
+    min: Option<u32>,
+    max: Option<u32>,
+    desired: Option<u32>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if min.is_none() && max.is_none() && desired.is_none() {
+        anyhow::bail!("say what to change: --desired N, --min N or --max N");
+    }
+    let body = CapacityRequest { min, max, desired };
+    let cap: Capacity = ctx
+        .client()
+        .put(&format!("/api/v1/groups/{group}/capacity"), &body)
+        .await
+        .with_context(|| format!("cannot scale group `{group}`"))?;
+    if json {
+        print_json(&cap)?;
+    } else {
+        println!(
+            "group {group}: desired {}, min {}, max {}",
+            cap.desired, cap.min, cap.max
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn protect(ctx: &Context, instance: &str, protected: bool) -> anyhow::Result<ExitCode> {
+    let () = ctx
+        .client()
+        .put(
+            &format!("/api/v1/instances/{instance}/protection"),
+            &ProtectionRequest { protected },
+        )
+        .await?;
+    println!(
+        "{instance}: scale-in protection {}",
+        if protected { "on" } else { "off" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logs(
+    ctx: &Context,
+    instance: &str,
+    follow: bool,
+    tail: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let mut path = format!("/api/v1/instances/{instance}/logs?follow={follow}");
+    if let Some(t) = tail {
+        path += &format!("&tail={t}");
+    }
+    ctx.client()
+        .stream(&path, &mut std::io::stdout().lock())
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,226 @@
+//! `bellows up` and `bellows validate`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use bellows_core::stack::{self, Stack};
+use bellows_node::{NodeOptions, clock};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::commands::{Context, DEFAULT_STATE_DIR};
+
+/// The stack `bellows up` runs when given no file.
+pub const DEFAULT_STACK: (&str, &str) = (
+    "examples/mp2-load-balancing.toml",
+    include_str!("../../../examples/mp2-load-balancing.toml"),
+);
+
+/// Reads and validates a stack file, printing every problem as `file:line:column: message`.
+fn load(path: &Path) -> Result<Stack, ExitCode> {
+    let name = path.display().to_string();
+    let src = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{name}: cannot read: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    parse(&name, &src)
+}
+
+fn parse(name: &str, src: &str) -> Result<Stack, ExitCode> {
+    stack::parse(src).map_err(|diags| {
+        for d in &diags {
+            eprintln!("{}", d.render(name));
+        }
+        eprintln!(
+            "{name}: {} error{}",
+            diags.len(),
+            if diags.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::from(2)
+    })
+}
+
+pub fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for f in files {
+        match load(f) {
+            Ok(s) => {
+                let instances: u32 = s.groups.iter().map(|g| g.desired).sum();
+                println!(
+                    "{}: ok (stack {}, {} group(s), {instances} instance(s) desired)",
+                    f.display(),
+                    s.name,
+                    s.groups.len()
+                );
+            }
+            Err(c) => code = c,
+        }
+    }
+    code
+}
+
+pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::Result<ExitCode> {
+    let (source, stack) = match &file {
+        Some(f) => match load(f) {
+            Ok(s) => (f.display().to_string(), s),
+            Err(code) => return Ok(code),
+        },
+        None => match parse(DEFAULT_STACK.0, DEFAULT_STACK.1) {
+            Ok(s) => (format!("{} (built in)", DEFAULT_STACK.0), s),
+            Err(code) => return Ok(code),
+        },
+    };
+    let state_dir = ctx
+        .state_dir
+        .clone()
+        .or_else(|| stack.state_dir.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
+    // The directory holds the token and the instances' logs: its owner's only.
+    std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
+    let _lock = lock(&state_dir)?;
+    let token = token(&state_dir)?;
+    let listener = tokio::net::TcpListener::bind(stack.control).await.with_context(|| {
+        format!("cannot listen on {} for the control API: is another `bellows up` running? Set `control` in [stack] to use another address", stack.control)
+    })?;
+    let control = listener.local_addr()?;
+    std::fs::write(state_dir.join("control"), format!("{control}\n"))?;
+
+    init_tracing();
+    println!("bellows up: stack {} from {source}", stack.name);
+    println!(
+        "  control API  http://{control}/api/v1/status  (changes need the token in {})",
+        state_dir.join("token").display()
+    );
+    for g in &stack.groups {
+        println!(
+            "  group {:<10} desired {} (min {}, max {}) of `{}`, {}, zones {}",
+            g.name,
+            g.desired,
+            g.min,
+            g.max,
+            g.launch.command.join(" "),
+            g.launch.instance_type.name,
+            g.zones.join(", ")
+        );
+    }
+    println!(
+        "  state        {} (logs in {})",
+        state_dir.display(),
+        state_dir.join("logs").display()
+    );
+    println!(
+        "  try          bellows instances, bellows activities, bellows scale GROUP --desired N"
+    );
+    println!("Press Ctrl-C to stop; every instance stops with bellows.");
+
+    let exe = std::env::current_exe().context("cannot find the bellows binary")?;
+    let opts = NodeOptions {
+        stack,
+        state_dir: state_dir.clone(),
+        exe,
+        token,
+        cgroups,
+    };
+    bellows_node::run(opts, listener, stop_signal()).await?;
+    let _ = std::fs::remove_file(state_dir.join("control"));
+    println!("bellows stopped: every instance is gone");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+    tracing::info!("stopping: terminating every instance");
+}
+
+/// One `up` per state directory: an exclusive lock held while it runs.
+fn lock(dir: &Path) -> anyhow::Result<Flock<File>> {
+    let path = dir.join("lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    let mut holder = String::new();
+    let _ = file.read_to_string(&mut holder);
+    let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((_, _)) => bail!(
+            "another `bellows up` (pid {}) is using the state directory {}; stop it or pass --state-dir",
+            holder.trim(),
+            dir.display()
+        ),
+    };
+    locked.set_len(0)?;
+    write!(&mut *locked, "{}", std::process::id())?;
+    Ok(locked)
+}
+
+/// The API token: kept across runs in the state directory, readable by its owner only.
+fn token(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if t.len() >= 32 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            return Ok(t);
+        }
+    }
+    let mut raw = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .context("cannot read /dev/urandom for a token")?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    writeln!(f, "{token}")?;
+    Ok(token)
+}
+
+fn init_tracing() {
+    struct Clock;
+    impl tracing_subscriber::fmt::time::FormatTime for Clock {
+        fn format_time(
+            &self,
+            w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+        ) -> std::fmt::Result {
+            let now = clock::now().to_string();
+            w.write_str(&now[11..19])
+        }
+    }
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_timer(Clock)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(std::io::stdout)
+        .try_init();
+}

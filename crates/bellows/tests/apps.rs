@@ -1,0 +1,81 @@
+//! End to end: the seed and stress apps as instances of a real group.
+
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn seed_value_is_the_same_whichever_instance_answers() {
+    let up = Up::start(
+        "seed",
+        "[groups.seed]\nmin = 2\nmax = 2\n[groups.seed.launch]\ncommand = [\"bellows\", \"app\", \"seed\"]\n",
+    );
+    up.wait_for("2 instances", Duration::from_secs(15), |u| {
+        u.in_service().len() == 2
+    });
+    let list = up.in_service();
+    let (a, b) = (address(&list[0]), address(&list[1]));
+    assert_ne!(a, b);
+    assert_eq!(http(&a, "GET", "/", None), (200, "0".into()));
+    assert_eq!(
+        http(&a, "POST", "/", Some(r#"{"num": 100}"#)),
+        (200, "100".into())
+    );
+    assert_eq!(http(&b, "GET", "/", None), (200, "100".into()));
+    assert_eq!(
+        http(&b, "POST", "/", Some(r#"{"num": -7}"#)),
+        (200, "-7".into())
+    );
+    assert_eq!(http(&a, "GET", "/", None), (200, "-7".into()));
+
+    let (code, body) = http(&a, "POST", "/", Some("{not json"));
+    assert_eq!(code, 400);
+    assert!(body.contains("must be JSON"), "{body}");
+    let (code, body) = http(&a, "POST", "/", Some(r#"{"num": 1.5}"#));
+    assert_eq!(
+        (code, body.trim()),
+        (400, "\"num\" must be an integer, found 1.5")
+    );
+    let (code, body) = http(&a, "POST", "/", Some(r#"{"seed": 1}"#));
+    assert_eq!(code, 400);
+    assert!(body.contains("field \"num\""));
+    assert_eq!(http(&b, "GET", "/", None), (200, "-7".into()));
+}
+
+#[test]
+fn stress_burns_an_instances_cpu_and_answers_its_ip() {
+    let up = Up::start(
+        "stress",
+        "[groups.stress]\nmin = 0\nmax = 3\ndesired = 1\n[groups.stress.launch]\ncommand = [\"bellows\", \"app\", \"stress\"]\ninstance_type = { vcpu = 0.5, memory = \"256MiB\" }\n",
+    );
+    up.wait_for("1 instance", Duration::from_secs(15), |u| {
+        u.in_service().len() == 1
+    });
+    let inst = up.in_service()[0].clone();
+    let addr = address(&inst);
+    assert_eq!(
+        http(&addr, "GET", "/", None),
+        (200, inst["private_ip"].as_str().unwrap().to_owned())
+    );
+    assert_eq!(http(&addr, "GET", "/health", None).0, 200);
+    assert_eq!(http(&addr, "POST", "/", Some(r#"{"seconds": 0}"#)).0, 400);
+    assert_eq!(
+        http(&addr, "POST", "/", Some(r#"{"workers": "many"}"#)).0,
+        400
+    );
+    let (code, body) = http(&addr, "POST", "/", Some(r#"{"seconds": 8, "workers": 1}"#));
+    assert_eq!(code, 202, "{body}");
+    // One busy worker on half a vCPU: the instance is at its limit (or, without
+    // cgroups, well past it), measured from /proc over the whole process tree.
+    up.wait_for("CPU above 50%", Duration::from_secs(6), |u| {
+        u.in_service()[0]["cpu_percent"].as_f64().unwrap_or(0.0) > 50.0
+    });
+    up.wait_for("CPU back down", Duration::from_secs(15), |u| {
+        u.in_service()[0]["cpu_percent"].as_f64().unwrap_or(100.0) < 10.0
+    });
+}

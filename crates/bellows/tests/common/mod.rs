@@ -1,0 +1,261 @@
+//! Shared helpers for the end-to-end tests: a real `bellows up` on ephemeral ports, in
+//! its own temporary directory and loopback network, stopped when the test ends.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bellows");
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh directory and a loopback network no other test process uses.
+pub fn scratch() -> (PathBuf, String) {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("bellows-test-{pid}-{n}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let network = format!(
+        "127.{}.{}.0/24",
+        10 + pid % 200,
+        (pid / 200 % 200) as u32 + n
+    );
+    (dir, network)
+}
+
+pub struct Up {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub state: PathBuf,
+    pub stack: PathBuf,
+}
+
+impl Up {
+    /// Starts `bellows up` on `groups` (TOML for groups and target groups) and waits for
+    /// its control API.
+    pub fn start(name: &str, groups: &str) -> Up {
+        let (dir, network) = scratch();
+        let stack = dir.join("stack.toml");
+        let text = format!(
+            "[stack]\nname = \"{name}\"\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n\n{groups}"
+        );
+        std::fs::write(&stack, text).unwrap();
+        let state = dir.join("state");
+        let child = Command::new(BIN)
+            .arg("up")
+            .arg(&stack)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(dir.join("up.log")).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bellows starts");
+        let up = Up {
+            child,
+            dir,
+            state,
+            stack,
+        };
+        up.wait_for("the control API", Duration::from_secs(15), |u| {
+            u.state.join("control").exists()
+        });
+        up
+    }
+
+    /// Runs a CLI command against this `up`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .output()
+            .expect("bellows runs")
+    }
+
+    /// Runs a CLI command with `--json` and parses its output.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "bellows {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    pub fn instances(&self) -> Vec<Value> {
+        self.json(&["instances"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn in_service(&self) -> Vec<Value> {
+        self.instances()
+            .into_iter()
+            .filter(|i| i["lifecycle"] == "InService")
+            .collect()
+    }
+
+    pub fn activities(&self) -> Vec<Value> {
+        self.json(&["activities", "--limit", "1000"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Polls `ready` every 100 ms until it holds; panics after `timeout`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut(&Up) -> bool,
+    ) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if ready(self) {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out after {timeout:?} waiting for {what}; log:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("up.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} bellows");
+    }
+
+    /// Waits for `up` to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
+            if self.wait_exit(Duration::from_secs(20)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a process is still alive (a zombie waiting to be reaped counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Every process in the process groups of these instance processes.
+pub fn group_members(pgids: &[u32]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let pgrp: u32 = fields.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if pgids.contains(&pgrp) && !fields[0].starts_with('Z') {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The process group of a process.
+pub fn pgid_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(") ").unwrap();
+    rest.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// A minimal HTTP/1.1 client for the tests: method, URL path on `addr`, optional body.
+pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn address(instance: &Value) -> String {
+    format!(
+        "{}:{}",
+        instance["private_ip"].as_str().unwrap(),
+        instance["port"]
+    )
+}
+
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}

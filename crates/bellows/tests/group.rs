@@ -1,0 +1,273 @@
+//! End to end: a real `bellows up` keeps a group of real instance processes at size.
+
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn seed_group(extra: &str, launch_extra: &str) -> String {
+    format!(
+        "[groups.web]\nmin = 0\nmax = 4\ndesired = 2\nzones = [\"zone-a\", \"zone-b\"]\n{extra}\n\n[groups.web.launch]\ncommand = [\"bellows\", \"app\", \"seed\"]\nstop_timeout = \"3s\"\n{launch_extra}\n"
+    )
+}
+
+#[test]
+fn a_killed_instance_is_replaced_within_five_seconds() {
+    let up = Up::start("heal", &seed_group("", ""));
+    up.wait_for("2 instances in service", Duration::from_secs(15), |u| {
+        u.in_service().len() == 2
+    });
+    let victim = up.in_service()[0].clone();
+    let pid = victim["pid"].as_u64().unwrap() as u32;
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // The bound: EC2 health notices the exit at once and the replacement starts in
+    // milliseconds; five seconds leaves room for a loaded machine.
+    let took = up.wait_for("a replacement in service", Duration::from_secs(5), |u| {
+        let now = u.in_service();
+        now.len() == 2 && now.iter().all(|i| i["id"] != victim["id"])
+    });
+    eprintln!("replaced in {took:?}");
+    let acts = up.activities();
+    let term = acts
+        .iter()
+        .find(|a| a["instance"] == victim["id"] && a["kind"] == "Terminate")
+        .expect("the termination is recorded");
+    assert_eq!(term["status"], "Successful");
+    assert!(
+        term["cause"].as_str().unwrap().contains("EC2 health check"),
+        "{term}"
+    );
+    assert!(
+        term["cause"].as_str().unwrap().contains("SIGKILL"),
+        "{term}"
+    );
+    assert_eq!(
+        acts.iter()
+            .filter(|a| a["kind"] == "Launch" && a["status"] == "Successful")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn kill_9_of_bellows_leaves_no_instance_behind() {
+    let mut up = Up::start(
+        "orphans",
+        &seed_group("", "setup = \"sleep 300 & echo started a child\""),
+    );
+    up.wait_for("2 instances in service", Duration::from_secs(15), |u| {
+        u.in_service().len() == 2
+    });
+    let pgids: Vec<u32> = up
+        .in_service()
+        .iter()
+        .map(|i| pgid_of(i["pid"].as_u64().unwrap() as u32))
+        .collect();
+    let members = group_members(&pgids);
+    // shim + app per instance, plus the setup script's stray `sleep` that outlives it.
+    assert!(members.len() >= 6, "instance processes: {members:?}");
+    up.signal("KILL");
+    assert_eq!(up.wait_exit(Duration::from_secs(5)), Some(-1));
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) && members.iter().any(|&p| alive(p)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left: Vec<u32> = members.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "processes that outlived bellows: {left:?}");
+}
+
+#[test]
+fn ctrl_c_and_sigterm_stop_every_instance_and_exit_0() {
+    for sig in ["INT", "TERM"] {
+        let mut up = Up::start("stop", &seed_group("", ""));
+        up.wait_for("2 instances in service", Duration::from_secs(15), |u| {
+            u.in_service().len() == 2
+        });
+        let pgids: Vec<u32> = up
+            .in_service()
+            .iter()
+            .map(|i| pgid_of(i["pid"].as_u64().unwrap() as u32))
+            .collect();
+        let members = group_members(&pgids);
+        up.signal(sig);
+        assert_eq!(
+            up.wait_exit(Duration::from_secs(15)),
+            Some(0),
+            "exit code after SIG{sig}"
+        );
+        let left: Vec<u32> = members.iter().copied().filter(|&p| alive(p)).collect();
+        assert!(left.is_empty(), "after SIG{sig}, still running: {left:?}");
+        assert!(up.log().contains("every instance is gone"));
+    }
+}
+
+#[test]
+fn scale_sets_exact_counts_and_the_termination_policy_chooses() {
+    let up = Up::start(
+        "scale",
+        &seed_group(
+            "termination_policy = \"OldestInstance\"\ndesired = 1\nzones = [\"zone-a\"]",
+            "",
+        )
+        .replace("desired = 2\nzones = [\"zone-a\", \"zone-b\"]\n", ""),
+    );
+    up.wait_for("1 instance", Duration::from_secs(15), |u| {
+        u.in_service().len() == 1
+    });
+    for n in 2..=4 {
+        std::thread::sleep(Duration::from_millis(50));
+        let out = up.cli(&["scale", "web", "--desired", &n.to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        up.wait_for("scale out", Duration::from_secs(10), |u| {
+            u.in_service().len() == n
+        });
+    }
+    let by_age: Vec<String> = up
+        .in_service()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // Outside [min, max]: refused with the reason, nothing changes.
+    let out = up.cli(&["scale", "web", "--desired", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("desired capacity 5 is outside the group's range [0, 4]"),
+        "{err}"
+    );
+
+    // Protect the oldest: OldestInstance then removes the next two oldest.
+    let out = up.cli(&["protect", &by_age[0]]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = up.cli(&["scale", "web", "--desired", "2"]);
+    assert!(out.status.success());
+    up.wait_for("scale in to 2", Duration::from_secs(10), |u| {
+        u.instances().len() == 2
+    });
+    let left: Vec<String> = up
+        .instances()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, vec![by_age[0].clone(), by_age[3].clone()]);
+
+    let status = up.json(&["status"]);
+    assert_eq!(status["groups"][0]["desired"], 2);
+    assert_eq!(status["groups"][0]["in_service"], 2);
+    let acts = up.activities();
+    let terminated: Vec<&str> = acts
+        .iter()
+        .filter(|a| a["kind"] == "Terminate" && a["status"] == "Successful")
+        .map(|a| a["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(terminated.len(), 2);
+    assert!(terminated.contains(&by_age[1].as_str()) && terminated.contains(&by_age[2].as_str()));
+    assert!(acts.iter().any(|a| {
+        a["cause"]
+            .as_str()
+            .unwrap()
+            .contains("shrinking the capacity from 4 to 3")
+    }));
+
+    // Scaling to zero leaves only the protected instance, as AWS would.
+    let out = up.cli(&["scale", "web", "--desired", "0"]);
+    assert!(out.status.success());
+    up.wait_for(
+        "scale in to the protected one",
+        Duration::from_secs(10),
+        |u| u.instances().len() == 1,
+    );
+    assert_eq!(up.instances()[0]["id"].as_str().unwrap(), by_age[0]);
+}
+
+#[test]
+fn changes_need_the_token() {
+    let up = Up::start("auth", &seed_group("", ""));
+    std::fs::remove_file(up.state.join("token")).unwrap();
+    let out = up.cli(&["scale", "web", "--desired", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Authorization: Bearer"));
+    // Reads stay open.
+    assert!(up.cli(&["status"]).status.success());
+}
+
+#[test]
+fn logs_keep_each_instances_output_and_a_bind_failure_says_what_to_bind() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let group = format!(
+        "[groups.bad]\nmin = 1\nmax = 1\n\n[groups.bad.launch]\nport = {port}\ncommand = [\"python3\", \"-c\", \"import socket; print('binding 127.0.0.1'); socket.socket().bind(('127.0.0.1', {port}))\"]\n\n{}",
+        seed_group("", "")
+    );
+    let up = Up::start("logs", &group);
+    up.wait_for(
+        "the failed instance's activity",
+        Duration::from_secs(15),
+        |u| {
+            u.activities()
+                .iter()
+                .any(|a| a["group"] == "bad" && a["kind"] == "Terminate")
+        },
+    );
+    let acts = up.activities();
+    let term = acts
+        .iter()
+        .find(|a| a["group"] == "bad" && a["kind"] == "Terminate")
+        .unwrap();
+    let cause = term["cause"].as_str().unwrap();
+    assert!(cause.contains("exit status 1"), "{cause}");
+    assert!(
+        cause.contains("must listen on its own address $PRIVATE_IP:$PORT (127."),
+        "{cause}"
+    );
+
+    let id = term["instance"].as_str().unwrap();
+    let out = up.cli(&["logs", id]);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        log.contains("binding 127.0.0.1") && log.contains("Address already in use"),
+        "{log}"
+    );
+
+    up.wait_for("the seed instances", Duration::from_secs(15), |u| {
+        u.in_service()
+            .iter()
+            .filter(|i| i["group"] == "web")
+            .count()
+            == 2
+    });
+    let web = up
+        .in_service()
+        .into_iter()
+        .find(|i| i["group"] == "web")
+        .unwrap();
+    let out = up.cli(&["logs", web["id"].as_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("listening on http://{}", address(&web)))
+    );
+    let out = up.cli(&["logs", "i-00000000000000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no log for instance"));
+    drop(holder);
+}

@@ -1,0 +1,83 @@
+//! `bellows validate`: every example is valid; a broken file gets every error.
+
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn examples_validate() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut files: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2);
+    let out = Command::new(BIN)
+        .arg("validate")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(": ok"))
+            .count(),
+        files.len()
+    );
+}
+
+#[test]
+fn a_broken_file_gets_every_error_with_its_position_and_exit_2() {
+    let (dir, _) = scratch();
+    let file = write_file(
+        &dir,
+        "broken.toml",
+        "[groups.web]\nmin = 2\nmax = 1\nflavour = \"x\"\n[groups.web.launch]\ncommand = \"app\"\n",
+    );
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let f = file.display();
+    let expected = format!(
+        "{f}:3:7: `groups.web.max` (1) is below `min` (2)\n\
+         {f}:4:1: unknown key `flavour` in [groups.web]; expected one of: default_cooldown, default_instance_warmup, desired, health_check_grace_period, health_check_type, launch, max, min, target_groups, termination_policy, zones\n\
+         {f}:6:11: `groups.web.launch.command` must be an array of strings, found string\n\
+         {f}: 3 errors\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), expected);
+
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(dir.join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+
+    // `up` refuses an invalid file the same way, before starting anything.
+    let out = Command::new(BIN)
+        .arg("up")
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(dir.join("s"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!dir.join("s").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
