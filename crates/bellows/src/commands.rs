@@ -17,7 +17,7 @@ use crate::table::{Table, age, bytes};
 /// Where the running `up` is, and the token for changes.
 pub struct Context {
     pub state_dir: Option<PathBuf>,
-    control: Option<SocketAddr>,
+    pub control: Option<SocketAddr>,
 }
 
 /// The state directory when neither the command line nor the stack file names one.
@@ -248,13 +248,24 @@ pub async fn logs(
     instance: &str,
     follow: bool,
     tail: Option<u64>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
+    if json && follow {
+        anyhow::bail!("--json prints the log as it is now; use it without --follow");
+    }
     let mut path = format!("/api/v1/instances/{instance}/logs?follow={follow}");
     if let Some(t) = tail {
         path += &format!("&tail={t}");
     }
-    ctx.client()
-        .stream(&path, &mut std::io::stdout().lock())
-        .await?;
+    if json {
+        let mut buf = Vec::new();
+        ctx.client().stream(&path, &mut buf).await?;
+        let log = String::from_utf8_lossy(&buf);
+        print_json(&serde_json::json!({ "instance": instance, "log": log }))?;
+    } else {
+        ctx.client()
+            .stream(&path, &mut std::io::stdout().lock())
+            .await?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,8 +23,9 @@ struct Cli {
     /// The state directory (token, logs, database); overrides the stack file's.
     #[arg(long, global = true, env = "BELLOWS_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// The control API's address; by default the one the running `up` wrote into the
-    /// state directory, else 127.0.0.1:9900.
+    /// The control API's address: where `up` listens (instead of the stack file's), and
+    /// where the other commands find it (by default the address the running `up` wrote
+    /// into the state directory, else 127.0.0.1:9900).
     #[arg(long, global = true, env = "BELLOWS_CONTROL", value_name = "ADDR")]
     control: Option<SocketAddr>,
     #[command(subcommand)]
@@ -96,6 +97,9 @@ enum Command {
         /// Start this many bytes before the end.
         #[arg(long, value_name = "BYTES")]
         tail: Option<u64>,
+        /// Print `{"instance", "log"}` instead of the raw log.
+        #[arg(long)]
+        json: bool,
     },
     /// Run one of the sample applications (what instances run).
     App {
@@ -162,7 +166,8 @@ fn main() -> ExitCode {
                 instance,
                 follow,
                 tail,
-            } => commands::logs(&ctx, &instance, follow, tail).await,
+                json,
+            } => commands::logs(&ctx, &instance, follow, tail, json).await,
             Command::App { app } => run_app(app).await,
         }
     });

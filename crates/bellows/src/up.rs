@@ -87,8 +87,12 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
     std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
     let _lock = lock(&state_dir)?;
     let token = token(&state_dir)?;
-    let listener = tokio::net::TcpListener::bind(stack.control).await.with_context(|| {
-        format!("cannot listen on {} for the control API: is another `bellows up` running? Set `control` in [stack] to use another address", stack.control)
+    let bind = ctx.control.unwrap_or(stack.control);
+    if !bind.ip().is_loopback() {
+        bail!("--control {bind}: the control API only listens on loopback (127.0.0.0/8 or ::1)");
+    }
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("cannot listen on {bind} for the control API: is another `bellows up` running? Set `control` in [stack] or pass --control to use another address")
     })?;
     let control = listener.local_addr()?;
     std::fs::write(state_dir.join("control"), format!("{control}\n"))?;

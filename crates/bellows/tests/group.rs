@@ -266,6 +266,26 @@ fn logs_keep_each_instances_output_and_a_bind_failure_says_what_to_bind() {
         String::from_utf8_lossy(&out.stdout)
             .contains(&format!("listening on http://{}", address(&web)))
     );
+    // --follow prints what the instance writes until it stops.
+    let follower = std::process::Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&up.state)
+        .args(["logs", "--follow", web["id"].as_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(up.cli(&["scale", "web", "--desired", "0"]).status.success());
+    let out = follower.wait_with_output().unwrap();
+    let followed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        followed.contains("listening on") && followed.contains("the command exited"),
+        "{followed}"
+    );
+    let json = up.json(&["logs", web["id"].as_str().unwrap()]);
+    assert_eq!(json["instance"], web["id"]);
+    assert!(json["log"].as_str().unwrap().contains("stopping"));
+
     let out = up.cli(&["logs", "i-00000000000000000"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no log for instance"));

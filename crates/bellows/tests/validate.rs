@@ -81,3 +81,31 @@ fn a_broken_file_gets_every_error_with_its_position_and_exit_2() {
     assert!(!dir.join("s").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_example_runs_as_it_is() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut files: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for file in files {
+        let (dir, _) = scratch();
+        let mut up = Up::start_file(&file, &dir);
+        let stack = std::fs::read_to_string(&file).unwrap();
+        let desired: usize = stack
+            .lines()
+            .filter_map(|l| l.strip_prefix("desired = "))
+            .map(|n| n.trim().parse::<usize>().unwrap())
+            .sum();
+        up.wait_for(
+            &format!("{} instances of {}", desired, file.display()),
+            std::time::Duration::from_secs(20),
+            |u| u.in_service().len() == desired,
+        );
+        up.signal("TERM");
+        assert_eq!(up.wait_exit(std::time::Duration::from_secs(20)), Some(0));
+    }
+}

@@ -69,6 +69,31 @@ impl Up {
         up
     }
 
+    /// Starts `bellows up` on a stack file as it is, with only the control address
+    /// moved to an ephemeral port.
+    pub fn start_file(stack: &Path, dir: &Path) -> Up {
+        let state = dir.join("state");
+        let child = Command::new(BIN)
+            .args(["--control", "127.0.0.1:0", "up"])
+            .arg(stack)
+            .arg("--state-dir")
+            .arg(&state)
+            .stdout(std::fs::File::create(dir.join("up.log")).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bellows starts");
+        let up = Up {
+            child,
+            dir: dir.to_owned(),
+            state,
+            stack: stack.to_owned(),
+        };
+        up.wait_for("the control API", Duration::from_secs(15), |u| {
+            u.state.join("control").exists()
+        });
+        up
+    }
+
     /// Runs a CLI command against this `up`.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(BIN)
