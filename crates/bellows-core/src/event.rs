@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::Time;
 use crate::group::{Activity, Health, Lifecycle};
 use crate::ids::InstanceId;
+use crate::lb::select::TargetState;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -36,6 +37,23 @@ pub enum Event {
         instance: InstanceId,
         protected: bool,
     },
+    /// A target's health in a target group changed (ALB's target states).
+    TargetHealth {
+        time: Time,
+        target_group: String,
+        instance: InstanceId,
+        from: TargetState,
+        to: TargetState,
+        reason: Option<String>,
+    },
+    /// A listener's ingress allow-list changed.
+    Ingress {
+        time: Time,
+        listener: String,
+        cidr: String,
+        authorized: bool,
+        actor: String,
+    },
     /// The group's min, max or desired capacity changed.
     Capacity {
         time: Time,
@@ -53,7 +71,9 @@ impl Event {
             Event::Lifecycle { time, .. }
             | Event::Health { time, .. }
             | Event::Protection { time, .. }
-            | Event::Capacity { time, .. } => *time,
+            | Event::Capacity { time, .. }
+            | Event::TargetHealth { time, .. }
+            | Event::Ingress { time, .. } => *time,
         }
     }
 
@@ -65,6 +85,8 @@ impl Event {
             Event::Health { .. } => "health",
             Event::Protection { .. } => "protection",
             Event::Capacity { .. } => "capacity",
+            Event::TargetHealth { .. } => "target_health",
+            Event::Ingress { .. } => "ingress",
         }
     }
 }

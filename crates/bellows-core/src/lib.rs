@@ -12,6 +12,7 @@ pub mod duration;
 pub mod event;
 pub mod group;
 pub mod ids;
+pub mod lb;
 pub mod stack;
 pub mod time;
 

@@ -13,6 +13,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
+use crate::lb::cidr::Cidr;
+use crate::lb::rules::{Action, Rule};
+use crate::lb::select::Algorithm;
 
 pub use parse::{
     DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, MAX_GROUP_SIZE, default_health_check, parse,
@@ -45,11 +48,16 @@ pub struct Stack {
     pub instance_network: Ipv4Net,
     pub groups: Vec<GroupSpec>,
     pub target_groups: Vec<TargetGroupSpec>,
+    pub listeners: Vec<ListenerSpec>,
 }
 
 impl Stack {
     pub fn group(&self, name: &str) -> Option<&GroupSpec> {
         self.groups.iter().find(|g| g.name == name)
+    }
+
+    pub fn target_group(&self, name: &str) -> Option<&TargetGroupSpec> {
+        self.target_groups.iter().find(|g| g.name == name)
     }
 }
 
@@ -190,6 +198,63 @@ pub struct TargetGroupSpec {
     pub name: String,
     pub port: u16,
     pub health_check: HealthCheckSpec,
+    pub algorithm: Algorithm,
+    pub stickiness: Option<Stickiness>,
+    /// A new target's share ramps up linearly over this; zero is off.
+    pub slow_start: Duration,
+    /// How long a deregistered target may finish its requests (it leaves early when idle).
+    pub deregistration_delay: Duration,
+    /// HAProxy's `maxconn`: concurrent requests per target, then a queue.
+    pub max_connections: Option<u32>,
+    pub queue_size: u32,
+    pub queue_timeout: Duration,
+}
+
+/// Sticky sessions: which cookie pins a client to a target, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stickiness {
+    /// `None`: bellows' own cookie (`lb_cookie`); `Some(name)`: follow the application's
+    /// cookie of that name (`app_cookie`).
+    pub app_cookie: Option<String>,
+    pub duration: Duration,
+}
+
+/// A listener: an address the load balancer accepts connections on, who may connect,
+/// and its rules.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub address: SocketAddr,
+    /// The ingress allow-list (a security group): connections from elsewhere are dropped.
+    pub ingress: Vec<Cidr>,
+    /// Sorted by priority, lowest first.
+    pub rules: Vec<Rule>,
+    pub default_action: Action,
+    /// A connection with nothing to do for this long is closed; a target that does not
+    /// answer within it gets a 504.
+    pub idle_timeout: Duration,
+    /// The whole request head must arrive within this (slowloris).
+    pub header_timeout: Duration,
+    /// Request bodies larger than this get a 413; none by default.
+    pub max_body: Option<u64>,
+    pub access_log: bool,
+}
+
+impl ListenerSpec {
+    /// Every target group its rules and default action can forward to.
+    pub fn target_groups(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .map(|r| &r.action)
+            .chain(std::iter::once(&self.default_action))
+            .flat_map(|a| match a {
+                Action::Forward(groups) => groups
+                    .iter()
+                    .map(|g| g.target_group.as_str())
+                    .collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -19,7 +19,9 @@ use bellows_core::Time;
 use bellows_core::event::Capacity;
 use bellows_core::group::{Activity, Health, Lifecycle};
 use bellows_core::ids::InstanceId;
+use bellows_core::lb::cidr::Cidr;
 use bellows_core::stack::{HealthCheckType, TerminationPolicy};
+use bellows_proxy::{ListenerView, TargetView};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, oneshot};
@@ -50,6 +52,17 @@ pub enum Call {
         protected: bool,
         reply: oneshot::Sender<Result<(), ApiError>>,
     },
+    Targets(oneshot::Sender<Vec<TargetView>>),
+    Listeners(oneshot::Sender<Vec<ListenerView>>),
+    Ingress {
+        listener: String,
+        cidr: Cidr,
+        authorize: bool,
+        actor: String,
+        reply: oneshot::Sender<Result<IngressChange, ApiError>>,
+    },
+    /// Every metric in Prometheus' text format.
+    Metrics(oneshot::Sender<String>),
     /// The instance's log file, and whether the instance still runs.
     Log {
         instance: InstanceId,
@@ -67,6 +80,23 @@ pub struct StatusView {
     /// Whether instance types are enforced as cgroup limits.
     pub cgroups: bool,
     pub groups: Vec<GroupView>,
+    pub listeners: Vec<ListenerView>,
+}
+
+/// The outcome of an ingress change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngressChange {
+    pub listener: String,
+    pub cidr: Cidr,
+    /// False when the list already was as asked.
+    pub changed: bool,
+    pub ingress: Vec<Cidr>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressRequest {
+    pub cidr: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,6 +277,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/instances/{id}/logs", get(logs))
         .route("/api/v1/instances/{id}/protection", put(set_protection))
         .route("/api/v1/activities", get(activities))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/listeners", get(listeners))
+        .route(
+            "/api/v1/listeners/{listener}/ingress/authorize",
+            axum::routing::post(authorize),
+        )
+        .route(
+            "/api/v1/listeners/{listener}/ingress/revoke",
+            axum::routing::post(revoke),
+        )
+        .route("/metrics", get(metrics))
         .route("/api/v1/groups/{group}/capacity", put(set_capacity))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/status") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -259,6 +300,63 @@ async fn status(State(s): State<ApiState>) -> Result<axum::Json<StatusView>, Api
 
 async fn instances(State(s): State<ApiState>) -> Result<axum::Json<Vec<InstanceView>>, ApiError> {
     s.ask(Call::Instances).await.map(axum::Json)
+}
+
+async fn targets(State(s): State<ApiState>) -> Result<axum::Json<Vec<TargetView>>, ApiError> {
+    s.ask(Call::Targets).await.map(axum::Json)
+}
+
+async fn listeners(State(s): State<ApiState>) -> Result<axum::Json<Vec<ListenerView>>, ApiError> {
+    s.ask(Call::Listeners).await.map(axum::Json)
+}
+
+async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    let text = s.ask(Call::Metrics).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn ingress(
+    s: ApiState,
+    actor: String,
+    listener: String,
+    body: IngressRequest,
+    authorize: bool,
+) -> Result<axum::Json<IngressChange>, ApiError> {
+    let cidr: Cidr = body.cidr.parse().map_err(ApiError::bad_request)?;
+    s.ask(|reply| Call::Ingress {
+        listener,
+        cidr,
+        authorize,
+        actor,
+        reply,
+    })
+    .await?
+    .map(axum::Json)
+}
+
+async fn authorize(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(listener): Path<String>,
+    Json(body): Json<IngressRequest>,
+) -> Result<axum::Json<IngressChange>, ApiError> {
+    ingress(s, actor, listener, body, true).await
+}
+
+async fn revoke(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(listener): Path<String>,
+    Json(body): Json<IngressRequest>,
+) -> Result<axum::Json<IngressChange>, ApiError> {
+    ingress(s, actor, listener, body, false).await
 }
 
 #[derive(Deserialize)]

@@ -116,6 +116,15 @@ impl Client {
         Self::json(self.send(Method::PUT, path, Some(body)).await?).await
     }
 
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Self::json(self.send(Method::POST, path, Some(body)).await?).await
+    }
+
     /// Copies a response body to `out` as it arrives (for following logs).
     pub async fn stream(&self, path: &str, out: &mut impl Write) -> Result<(), ClientError> {
         let mut body = self.send(Method::GET, path, None).await?.into_body();

@@ -10,8 +10,11 @@ use std::time::Duration;
 use bellows_core::Time;
 use bellows_core::event::Event;
 use bellows_core::group::{Command, Group, Lifecycle};
+use bellows_core::group::{Health, HealthSource};
 use bellows_core::ids::{IdGen, InstanceId};
-use bellows_core::stack::Stack;
+use bellows_core::lb::select::TargetState;
+use bellows_core::stack::{HealthCheckType, Stack};
+use bellows_proxy::{Proxy, ProxyError, ProxyEvent};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{self, ApiError, Call, GroupView, InstanceView, StatusView};
@@ -39,6 +42,8 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
 }
 
 struct Node {
@@ -47,6 +52,11 @@ struct Node {
     owner: HashMap<InstanceId, String>,
     ids: IdGen,
     provider: Provider,
+    proxy: Proxy,
+    /// Instances being deregistered before they are stopped: their stop timeout.
+    draining: HashMap<InstanceId, Duration>,
+    /// Shutting down: instances stop at once, without draining.
+    stopping: bool,
     store: Store,
     started: Time,
     state_dir: PathBuf,
@@ -81,6 +91,16 @@ pub async fn run(
         None
     };
     let (proc_tx, mut proc_rx) = mpsc::unbounded_channel();
+    let (proxy_tx, mut proxy_rx) = mpsc::unbounded_channel();
+    let proxy = Proxy::start(
+        &opts.stack,
+        Some(&opts.state_dir.join("access.log")),
+        proxy_tx,
+    )
+    .await?;
+    for (name, addr) in proxy.listener_addrs() {
+        tracing::info!(listener = %name, url = %format!("http://{addr}/"), "load balancer listening");
+    }
     let (call_tx, mut call_rx) = mpsc::channel(256);
     let enforced = cgroups.is_some();
     let provider = Provider::new(
@@ -113,6 +133,9 @@ pub async fn run(
         owner: HashMap::new(),
         ids: IdGen::new(seed),
         provider,
+        proxy,
+        draining: HashMap::new(),
+        stopping: false,
         store,
         started: now,
         state_dir: opts.state_dir,
@@ -126,8 +149,12 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tick.tick() => node.provider.sample(clock::instant()),
+            _ = tick.tick() => {
+                node.provider.sample(clock::instant());
+                node.check_elb_health();
+            }
             Some(event) = proc_rx.recv() => node.on_proc(event),
+            Some(event) = proxy_rx.recv() => node.on_proxy(event),
             Some(call) = call_rx.recv() => node.on_call(call),
         }
         node.step();
@@ -184,8 +211,14 @@ impl Node {
                     .group(&group)
                     .map_or(Duration::from_secs(10), |s| s.launch.stop_timeout.to_std());
                 if self.provider.is_running(&instance) {
-                    tracing::info!(group = %group, instance = %instance, "terminating");
-                    self.provider.terminate(&instance, stop_timeout);
+                    if !self.stopping && self.proxy.deregister(&instance) {
+                        // Deregister first; the process stops once its target drained.
+                        tracing::info!(group = %group, instance = %instance, "draining");
+                        self.draining.insert(instance, stop_timeout);
+                    } else {
+                        tracing::info!(group = %group, instance = %instance, "terminating");
+                        self.provider.terminate(&instance, stop_timeout);
+                    }
                 } else if let Some(g) = self.groups.get_mut(&group) {
                     g.on_exited(&instance, now, "not running");
                 }
@@ -222,18 +255,133 @@ impl Node {
             ProcEvent::Running { pid, .. } => {
                 self.provider.set_running(&id, pid);
                 g.on_running(&id, now);
+                // In service: registered into its target groups.
+                if let (Some(spec), Some(info)) =
+                    (self.stack.group(&group), self.provider.info(&id))
+                {
+                    let zone = g.instance(&id).map(|i| i.zone.clone()).unwrap_or_default();
+                    for tg in &spec.target_groups {
+                        let port = self
+                            .stack
+                            .target_group(tg)
+                            .map_or(spec.launch.port, |t| t.port);
+                        self.proxy.register(
+                            tg,
+                            &id,
+                            std::net::SocketAddr::new(info.ip.into(), port),
+                            &zone,
+                        );
+                    }
+                }
             }
             ProcEvent::LaunchFailed { reason, .. } => {
                 let reason = with_bind_hint(reason, &self.provider, &id);
                 g.on_launch_failed(&id, now, &reason);
-                self.provider.reap(&id);
-                self.owner.remove(&id);
+                self.forget(&id);
             }
             ProcEvent::Exited { status, .. } => {
                 let status = with_bind_hint(status, &self.provider, &id);
                 g.on_exited(&id, now, &status);
-                self.provider.reap(&id);
-                self.owner.remove(&id);
+                self.forget(&id);
+            }
+        }
+    }
+
+    /// An instance's process is gone: its address, cgroups and targets go with it.
+    fn forget(&mut self, id: &InstanceId) {
+        self.provider.reap(id);
+        self.proxy.remove(id);
+        self.draining.remove(id);
+        self.owner.remove(id);
+    }
+
+    fn record(&mut self, event: Event) {
+        if let Err(e) = self.store.record(&event) {
+            tracing::error!(error = %e, "cannot record an event");
+        }
+        log_event(&event);
+    }
+
+    fn on_proxy(&mut self, event: ProxyEvent) {
+        let now = clock::now();
+        match event {
+            ProxyEvent::TargetHealth {
+                target_group,
+                instance,
+                from,
+                to,
+                reason,
+            } => {
+                let reason_text = reason
+                    .as_ref()
+                    .map(|r| format!("{}: {}", r.code, r.description));
+                self.record(Event::TargetHealth {
+                    time: now,
+                    target_group: target_group.clone(),
+                    instance: instance.clone(),
+                    from,
+                    to,
+                    reason: reason_text.clone(),
+                });
+                // With ELB health checks, the group replaces a target that fails them.
+                if to == TargetState::Unhealthy
+                    && let Some(group) = self.owner.get(&instance).cloned()
+                    && self
+                        .stack
+                        .group(&group)
+                        .is_some_and(|g| g.health_check_type == HealthCheckType::Elb)
+                    && let Some(g) = self.groups.get_mut(&group)
+                {
+                    let why = format!(
+                        "target group {target_group}: {}",
+                        reason_text.unwrap_or_default()
+                    );
+                    let _ = g.set_health(&instance, Health::Unhealthy, HealthSource::Elb, why, now);
+                }
+            }
+            ProxyEvent::Drained {
+                instance,
+                timed_out,
+            } => {
+                if let Some(stop_timeout) = self.draining.remove(&instance) {
+                    tracing::info!(instance = %instance, timed_out, "drained; terminating");
+                    self.provider.terminate(&instance, stop_timeout);
+                }
+            }
+        }
+    }
+
+    /// Like EC2 Auto Scaling polling ELB health: an instance whose target is unhealthy
+    /// is marked unhealthy once its grace period is over (`set_health` ignores it before).
+    fn check_elb_health(&mut self) {
+        let now = clock::now();
+        let unhealthy: Vec<(InstanceId, String)> = self
+            .proxy
+            .targets()
+            .into_iter()
+            .filter(|t| t.state == TargetState::Unhealthy)
+            .map(|t| {
+                let why = t
+                    .reason
+                    .map(|r| format!("{}: {}", r.code, r.description))
+                    .unwrap_or_default();
+                (
+                    t.instance,
+                    format!("target group {}: {why}", t.target_group),
+                )
+            })
+            .collect();
+        for (instance, why) in unhealthy {
+            let Some(group) = self.owner.get(&instance).cloned() else {
+                continue;
+            };
+            if self
+                .stack
+                .group(&group)
+                .is_some_and(|g| g.health_check_type == HealthCheckType::Elb)
+                && let Some(g) = self.groups.get_mut(&group)
+            {
+                let _ = g.set_health(&instance, Health::Unhealthy, HealthSource::Elb, why, now);
             }
         }
     }
@@ -298,12 +446,115 @@ impl Node {
                 };
                 let _ = reply.send(result);
             }
+            Call::Targets(reply) => {
+                let _ = reply.send(self.proxy.targets());
+            }
+            Call::Listeners(reply) => {
+                let _ = reply.send(self.proxy.listeners());
+            }
+            Call::Ingress {
+                listener,
+                cidr,
+                authorize,
+                actor,
+                reply,
+            } => {
+                let result = if authorize {
+                    self.proxy.authorize(&listener, cidr)
+                } else {
+                    self.proxy.revoke(&listener, cidr)
+                };
+                let result = match result {
+                    Ok(changed) => {
+                        if changed {
+                            self.record(Event::Ingress {
+                                time: now,
+                                listener: listener.clone(),
+                                cidr: cidr.to_string(),
+                                authorized: authorize,
+                                actor,
+                            });
+                        }
+                        let ingress = self
+                            .proxy
+                            .listeners()
+                            .into_iter()
+                            .find(|l| l.name == listener)
+                            .map(|l| l.ingress)
+                            .unwrap_or_default();
+                        Ok(api::IngressChange {
+                            listener,
+                            cidr,
+                            changed,
+                            ingress,
+                        })
+                    }
+                    Err(e) => Err(ApiError::not_found(e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Call::Metrics(reply) => {
+                let _ = reply.send(self.prometheus());
+            }
             Call::Log { instance, reply } => {
                 let path = self.provider.log_path(&instance);
                 let running = self.provider.is_running(&instance);
                 let _ = reply.send(path.exists().then_some((path, running)));
             }
         }
+    }
+
+    fn prometheus(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        self.proxy.render_prometheus(&mut out);
+        for g in self.groups.values() {
+            let cap = g.capacity();
+            let labels = [("group", g.name())];
+            bellows_proxy::metrics::sample(
+                &mut out,
+                "bellows_group_desired_capacity",
+                &labels,
+                cap.desired,
+            );
+            bellows_proxy::metrics::sample(&mut out, "bellows_group_min_size", &labels, cap.min);
+            bellows_proxy::metrics::sample(&mut out, "bellows_group_max_size", &labels, cap.max);
+            bellows_proxy::metrics::sample(
+                &mut out,
+                "bellows_group_in_service_instances",
+                &labels,
+                g.count(Lifecycle::InService),
+            );
+            bellows_proxy::metrics::sample(
+                &mut out,
+                "bellows_group_pending_instances",
+                &labels,
+                g.count(Lifecycle::Pending),
+            );
+            bellows_proxy::metrics::sample(
+                &mut out,
+                "bellows_group_terminating_instances",
+                &labels,
+                g.count(Lifecycle::Terminating),
+            );
+        }
+        for i in self.instances() {
+            if let Some(cpu) = i.cpu_percent {
+                let labels = [("group", i.group.as_str()), ("instance", i.id.as_str())];
+                bellows_proxy::metrics::sample(
+                    &mut out,
+                    "bellows_instance_cpu_utilization_percent",
+                    &labels,
+                    format!("{cpu:.2}"),
+                );
+                bellows_proxy::metrics::sample(
+                    &mut out,
+                    "bellows_instance_memory_bytes",
+                    &labels,
+                    i.memory_bytes.unwrap_or(0),
+                );
+            }
+        }
+        out
     }
 
     fn status(&self) -> StatusView {
@@ -314,6 +565,7 @@ impl Node {
             state_dir: self.state_dir.display().to_string(),
             control: self.control.to_string(),
             cgroups: self.cgroups,
+            listeners: self.proxy.listeners(),
             groups: self
                 .groups
                 .values()
@@ -377,6 +629,12 @@ impl Node {
     /// Stops every instance (recorded as terminations by bellows) and waits for them.
     async fn stop(&mut self, proc_rx: &mut mpsc::UnboundedReceiver<ProcEvent>) {
         let now = clock::now();
+        self.stopping = true;
+        for id in self.draining.keys().cloned().collect::<Vec<_>>() {
+            if let Some(timeout) = self.draining.remove(&id) {
+                self.provider.terminate(&id, timeout);
+            }
+        }
         let mut longest = Duration::ZERO;
         let names: Vec<String> = self.groups.keys().cloned().collect();
         for name in names {

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use bellows_core::event::Capacity;
 use bellows_core::group::{Activity, ActivityStatus};
-use bellows_node::api::{CapacityRequest, InstanceView, ProtectionRequest, StatusView};
+use bellows_node::api::{
+    CapacityRequest, IngressChange, IngressRequest, InstanceView, ProtectionRequest, StatusView,
+};
 use bellows_node::client::Client;
 use bellows_node::clock;
+use bellows_proxy::TargetView;
 use serde::Serialize;
 
 use crate::table::{Table, age, bytes};
@@ -105,6 +108,98 @@ pub async fn status(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         ]);
     }
     t.print();
+    for l in &s.listeners {
+        let ingress: Vec<String> = l.ingress.iter().map(ToString::to_string).collect();
+        println!(
+            "listener {}  http://{}/  -> {}  ingress {}",
+            l.name,
+            l.address,
+            l.target_groups.join(", "),
+            if ingress.is_empty() {
+                "(none: every connection is dropped)".to_owned()
+            } else {
+                ingress.join(", ")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn targets(
+    ctx: &Context,
+    target_group: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut list: Vec<TargetView> = ctx.client().get("/api/v1/targets").await?;
+    if let Some(tg) = &target_group {
+        list.retain(|t| &t.target_group == tg);
+    }
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&[
+        "TARGET GROUP",
+        "INSTANCE",
+        "ADDRESS",
+        "ZONE",
+        "STATE",
+        "IN FLIGHT",
+        "REQUESTS",
+        "REASON",
+    ]);
+    for x in &list {
+        t.row(vec![
+            x.target_group.clone(),
+            x.instance.to_string(),
+            x.address.clone(),
+            x.zone.clone(),
+            format!("{:?}", x.state).to_lowercase(),
+            x.outstanding.to_string(),
+            x.requests.to_string(),
+            x.reason.as_ref().map_or("-".to_owned(), |r| {
+                format!("{} ({})", r.code, r.description)
+            }),
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn ingress(
+    ctx: &Context,
+    listener: &str,
+    cidr: &str,
+    authorize: bool,
+) -> anyhow::Result<ExitCode> {
+    let verb = if authorize { "authorize" } else { "revoke" };
+    let change: IngressChange = ctx
+        .client()
+        .post(
+            &format!("/api/v1/listeners/{listener}/ingress/{verb}"),
+            &IngressRequest {
+                cidr: cidr.to_owned(),
+            },
+        )
+        .await
+        .with_context(|| format!("cannot {verb} {cidr} on listener `{listener}`"))?;
+    let now: Vec<String> = change.ingress.iter().map(ToString::to_string).collect();
+    let what = match (authorize, change.changed) {
+        (true, true) => "authorized",
+        (false, true) => "revoked",
+        (true, false) => "was already authorized",
+        (false, false) => "was not in the list",
+    };
+    println!(
+        "listener {}: {} {what}; ingress now: {}",
+        change.listener,
+        change.cidr,
+        if now.is_empty() {
+            "(none)".to_owned()
+        } else {
+            now.join(", ")
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,6 +82,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Target health in every target group, like `aws elbv2 describe-target-health`.
+    Targets {
+        /// Only this target group.
+        #[arg(long)]
+        target_group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a listener's ingress allow-list (its security group) at run time.
+    Ingress {
+        #[command(subcommand)]
+        change: IngressChange,
+    },
     /// Protect an instance from scale-in, or with --off remove the protection.
     Protect {
         instance: String,
@@ -109,6 +122,14 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum IngressChange {
+    /// Stop accepting connections from CIDR (connections are dropped, never answered).
+    Revoke { listener: String, cidr: String },
+    /// Accept connections from CIDR again.
+    Authorize { listener: String, cidr: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum App {
     /// GET / returns the seed; POST / {"num": 100} sets it (seeds/002).
     Seed {
@@ -118,6 +139,11 @@ enum App {
     },
     /// GET / returns the private IP; POST / {"seconds": 60, "workers": 1} burns CPU.
     Stress {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Answers with what it received (?sleep=MS to wait, /status/CODE, /ws echoes).
+    Echo {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
@@ -161,6 +187,17 @@ fn main() -> ExitCode {
                 max,
                 json,
             } => commands::scale(&ctx, &group, min, max, desired, json).await,
+            Command::Targets { target_group, json } => {
+                commands::targets(&ctx, target_group, json).await
+            }
+            Command::Ingress { change } => match change {
+                IngressChange::Revoke { listener, cidr } => {
+                    commands::ingress(&ctx, &listener, &cidr, false).await
+                }
+                IngressChange::Authorize { listener, cidr } => {
+                    commands::ingress(&ctx, &listener, &cidr, true).await
+                }
+            },
             Command::Protect { instance, off } => commands::protect(&ctx, &instance, !off).await,
             Command::Logs {
                 instance,
@@ -185,6 +222,10 @@ async fn run_app(app: App) -> anyhow::Result<ExitCode> {
         App::Seed { listen } => {
             let router = bellows_apps::seed::app(&bellows_apps::seed::store_path())?;
             bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
+        }
+        App::Echo { listen } => {
+            bellows_apps::serve(bellows_apps::listen_addr(listen), bellows_apps::echo::app())
+                .await?;
         }
         App::Stress { listen } => {
             bellows_apps::serve(

@@ -139,6 +139,50 @@ impl<'a, 'i> Table<'a, 'i> {
             .collect()
     }
 
+    /// A string or an array of strings, as a list.
+    pub(super) fn strings(&mut self, cx: &mut Cx<'_>, key: &'static str) -> Vec<Spanned<String>> {
+        let path = self.key_path(key);
+        match self.raw(key) {
+            None => Vec::new(),
+            Some(v) if matches!(v.get_ref(), DeValue::String(_)) => String::from_toml(cx, v, &path)
+                .map(|s| vec![Spanned::new(v.span(), s)])
+                .unwrap_or_default(),
+            Some(v) => Vec::<Spanned<String>>::from_toml(cx, v, &path).unwrap_or_default(),
+        }
+    }
+
+    /// The tables of an array of tables, like `[[listeners.http.rules]]`.
+    pub(super) fn table_array(&mut self, cx: &mut Cx<'_>, key: &'static str) -> Vec<Table<'a, 'i>> {
+        let path = self.key_path(key);
+        let Some(v) = self.raw(key) else {
+            return Vec::new();
+        };
+        match v.get_ref() {
+            DeValue::Array(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| Table::from_value(cx, item, format!("{path}[{i}]")))
+                .collect(),
+            other => {
+                cx.error(
+                    v.span(),
+                    format!(
+                        "`{path}` must be an array of tables ([[{path}]]), found {}",
+                        other.type_str()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// The keys of this table that no getter has asked for yet, with their values.
+    pub(super) fn entries(
+        &self,
+    ) -> impl Iterator<Item = (&'a Spanned<toml::de::DeString<'i>>, &'a Value<'i>)> {
+        self.table.iter()
+    }
+
     /// Reports every key that no getter asked for.
     pub(super) fn finish(self, cx: &mut Cx<'_>) {
         for (key, _) in self.table.iter() {

@@ -271,6 +271,76 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, S
     (status, body)
 }
 
+/// Like `http`, with request headers, returning the response headers too.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    head += "\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let resp = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+pub fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+impl Up {
+    /// The address of the stack's first listener.
+    pub fn lb(&self) -> String {
+        self.json(&["status"])["listeners"][0]["address"]
+            .as_str()
+            .expect("a listener")
+            .to_owned()
+    }
+
+    pub fn targets(&self) -> Vec<Value> {
+        self.json(&["targets"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn healthy(&self) -> usize {
+        self.targets()
+            .iter()
+            .filter(|t| t["state"] == "healthy")
+            .count()
+    }
+}
+
 pub fn address(instance: &Value) -> String {
     format!(
         "{}:{}",

@@ -1,0 +1,84 @@
+//! An echo server for trying the load balancer (like httpbin): it answers with what it
+//! received and who it is, and can be asked to misbehave.
+//!
+//! - any path: `{"instance", "method", "path", "query", "headers", "body_bytes"}`;
+//!   `?sleep=MS` first waits that long (at most 10 minutes);
+//! - `/status/CODE`: answers with that status;
+//! - `/ws`: a WebSocket that echoes every message;
+//! - `/health`: 200.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+pub fn app() -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/status/{code}", any(status))
+        .route("/ws", get(ws))
+        .fallback(echo)
+}
+
+async fn status(Path(code): Path<u16>) -> Response {
+    match StatusCode::from_u16(code) {
+        Ok(s) if code >= 200 => (s, format!("{code}\n")).into_response(),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "the status must be from 200 to 999\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn echo(
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(ms) = q.get("sleep").and_then(|s| s.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms.min(600_000))).await;
+    }
+    let headers: BTreeMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "instance": crate::instance_id(),
+        "method": method.as_str(),
+        "path": uri.path(),
+        "query": uri.query(),
+        "headers": headers,
+        "body_bytes": body.len(),
+    }))
+    .into_response()
+}
+
+async fn ws(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(|mut socket| async move {
+        while let Some(Ok(msg)) = socket.recv().await {
+            let reply = match msg {
+                Message::Text(t) => Message::Text(t),
+                Message::Binary(b) => Message::Binary(b),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if socket.send(reply).await.is_err() {
+                break;
+            }
+        }
+    })
+}

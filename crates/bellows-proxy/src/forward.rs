@@ -1,0 +1,882 @@
+//! The request path, in explicit phases: limits -> rule match -> action -> choose a
+//! target (stickiness, selection, queue) -> forward (one safe retry) -> respond -> log.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bellows_core::ids::InstanceId;
+use bellows_core::lb::rules::{self, Action, FixedResponse, RequestView};
+use bellows_core::lb::select::{Candidate, Pick, TargetState};
+use bellows_core::stack::{ListenerSpec, Stickiness};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Empty};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::access_log::Entry;
+use crate::targets::{InFlight, Target, TargetGroup};
+use crate::{Listener, Shared, now};
+
+pub(crate) type UpBody = Either<Incoming, Empty<Bytes>>;
+pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, UpBody>;
+
+/// bellows' stickiness cookies, like ALB's AWSALB and AWSALBAPP.
+pub const LB_COOKIE: &str = "BELLOWSLB";
+pub const APP_COOKIE: &str = "BELLOWSLBAPP";
+/// Each header's value, and the request target, may be this long (as on ALB).
+const MAX_FIELD: usize = 16 * 1024;
+/// All headers together may be this long (as on ALB).
+const MAX_HEADERS: usize = 64 * 1024;
+/// More addresses than this in X-Forwarded-For gets ALB's 463.
+const MAX_FORWARDED: usize = 30;
+
+pub(crate) fn client() -> Client {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(http)
+}
+
+/// One client connection to a listener.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub peer: SocketAddr,
+    pub listener: Arc<Listener>,
+    pub shared: Arc<Shared>,
+}
+
+#[allow(clippy::disallowed_methods)] // The data plane measures its own latency.
+fn instant() -> Instant {
+    Instant::now()
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new({
+        // Distinct per thread: the address of a thread-local, mixed with the time.
+        let local = 0u8;
+        let seed = (std::ptr::addr_of!(local) as usize as u64) ^ now().as_millis().rotate_left(17);
+        seed | 1
+    });
+}
+
+/// A fast per-thread random number (xorshift64*), for selection and weights.
+fn random() -> u64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    })
+}
+
+/// The response body: a short one of the load balancer's own, or the target's,
+/// streamed, with the request's bookkeeping done when it ends.
+#[derive(Debug)]
+pub enum ProxyBody {
+    Full(Option<Bytes>),
+    Stream { inner: Incoming, done: Option<Done> },
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Stream { inner, done } => match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let (Some(d), Some(done)) = (frame.data_ref(), done.as_mut()) {
+                        done.bytes += d.len() as u64;
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(None) => {
+                    done.take();
+                    Poll::Ready(None)
+                }
+                other => other,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Stream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Stream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+/// Finishes a forwarded request when its response body ends or is abandoned: the
+/// target is released and the access log line written.
+#[derive(Debug)]
+pub struct Done {
+    _inflight: Option<InFlight>,
+    entry: Option<Entry>,
+    listener: Arc<Listener>,
+    shared: Arc<Shared>,
+    responded: Instant,
+    bytes: u64,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.listener
+            .counters
+            .processed_bytes
+            .fetch_add(self.bytes, Relaxed);
+        if let (Some(mut e), Some(log)) = (self.entry.take(), &self.shared.access_log) {
+            e.sent_bytes = self.bytes;
+            e.response_processing = Some(self.responded.elapsed().as_secs_f64());
+            log.write(e.line());
+        }
+    }
+}
+
+/// The rules' view of a request.
+struct View<'a> {
+    parts: &'a Parts,
+    source: IpAddr,
+}
+
+impl RequestView for View<'_> {
+    fn method(&self) -> &str {
+        self.parts.method.as_str()
+    }
+    fn path(&self) -> &str {
+        self.parts.uri.path()
+    }
+    fn host(&self) -> Option<&str> {
+        host_of(self.parts)
+    }
+    fn any_header(&self, name: &str, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(f)
+    }
+    fn source(&self) -> IpAddr {
+        self.source
+    }
+}
+
+fn host_of(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.host())
+}
+
+/// Why the load balancer answered itself.
+struct ElbError {
+    status: StatusCode,
+    reason: &'static str,
+}
+
+fn elb(status: u16, reason: &'static str) -> ElbError {
+    ElbError {
+        status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        reason,
+    }
+}
+
+fn html(status: StatusCode) -> Bytes {
+    let line = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    Bytes::from(format!(
+        "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n<center><h1>{line}</h1></center>\r\n</body>\r\n</html>\r\n"
+    ))
+}
+
+pub(crate) async fn handle(
+    conn: Arc<Conn>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = instant();
+    let l = conn.listener.clone();
+    let spec = l.spec.load_full();
+    l.counters.request_count.fetch_add(1, Relaxed);
+    let (mut parts, body) = req.into_parts();
+    let trace = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 200)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:08x}-{:016x}", now().as_secs(), random()));
+    let mut entry = (spec.access_log && conn.shared.access_log.is_some()).then(|| Entry {
+        time: now().to_string(),
+        elb: conn.shared.stack.clone(),
+        client: conn.peer.to_string(),
+        request: format!(
+            "{} http://{}:{}{} {:?}",
+            parts.method,
+            host_of(&parts).map_or("-", rules::host_without_port),
+            l.port,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            parts.version
+        ),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned(),
+        trace_id: trace.clone(),
+        received_bytes: content_length(&parts.headers).unwrap_or(0),
+        actions: "-",
+        ..Entry::default()
+    });
+
+    if let Err(e) = check_limits(&parts, &spec) {
+        return Ok(answer(
+            &conn,
+            entry,
+            start,
+            e.status,
+            Some(e.reason),
+            html(e.status),
+            "text/html",
+            None,
+        ));
+    }
+    let view = View {
+        parts: &parts,
+        source: conn.peer.ip(),
+    };
+    let (priority, action) = match rules::first_match(&spec.rules, &view) {
+        Some(rule) => (Some(rule.priority), &rule.action),
+        None => (None, &spec.default_action),
+    };
+    if let Some(e) = entry.as_mut() {
+        e.rule_priority = priority;
+    }
+    match action {
+        Action::FixedResponse(FixedResponse {
+            status,
+            content_type,
+            body,
+        }) => {
+            if let Some(e) = entry.as_mut() {
+                e.actions = "fixed-response";
+            }
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+            Ok(answer(
+                &conn,
+                entry,
+                start,
+                status,
+                None,
+                Bytes::from(body.clone()),
+                content_type,
+                None,
+            ))
+        }
+        Action::Redirect(r) => {
+            if let Some(e) = entry.as_mut() {
+                e.actions = "redirect";
+            }
+            let host = host_of(&parts)
+                .map_or("", rules::host_without_port)
+                .to_owned();
+            let location = r.location(
+                "http",
+                &host,
+                &l.port.to_string(),
+                parts.uri.path(),
+                parts.uri.query().unwrap_or(""),
+            );
+            let status = if r.status == 302 {
+                StatusCode::FOUND
+            } else {
+                StatusCode::MOVED_PERMANENTLY
+            };
+            Ok(answer(
+                &conn,
+                entry,
+                start,
+                status,
+                None,
+                Bytes::new(),
+                "text/html",
+                Some(location),
+            ))
+        }
+        Action::Forward(groups) => {
+            if let Some(e) = entry.as_mut() {
+                e.actions = "forward";
+            }
+            let Some(tg) = rules::pick_weighted(groups, random())
+                .and_then(|n| conn.shared.groups.get(n).map(|tg| (n, tg.clone())))
+            else {
+                let s = StatusCode::INTERNAL_SERVER_ERROR;
+                return Ok(answer(
+                    &conn,
+                    entry,
+                    start,
+                    s,
+                    Some("TargetGroupMissing"),
+                    html(s),
+                    "text/html",
+                    None,
+                ));
+            };
+            let upgrade = is_upgrade(&parts);
+            let mut client_upgrade = None;
+            let body = if upgrade {
+                // Hand the client's side of the upgrade to the tunnel, later.
+                let mut req = Request::from_parts(parts, body);
+                client_upgrade = Some(hyper::upgrade::on(&mut req));
+                let (p, _) = req.into_parts();
+                parts = p;
+                None
+            } else {
+                Some(body)
+            };
+            forward(&conn, tg, parts, body, client_upgrade, entry, start, trace).await
+        }
+    }
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn check_limits(parts: &Parts, spec: &ListenerSpec) -> Result<(), ElbError> {
+    if parts
+        .uri
+        .path_and_query()
+        .is_some_and(|p| p.as_str().len() > MAX_FIELD)
+    {
+        return Err(elb(414, "RequestTargetTooLong"));
+    }
+    let mut total = 0;
+    for (name, value) in &parts.headers {
+        if value.len() > MAX_FIELD {
+            return Err(elb(431, "HeaderTooLarge"));
+        }
+        total += name.as_str().len() + value.len() + 4;
+    }
+    if total > MAX_HEADERS {
+        return Err(elb(431, "HeadersTooLarge"));
+    }
+    if parts.version == Version::HTTP_11 && !parts.headers.contains_key(header::HOST) {
+        return Err(elb(400, "MissingHost"));
+    }
+    let forwarded: usize = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes().split(|b| *b == b',').count())
+        .sum();
+    if forwarded > MAX_FORWARDED {
+        return Err(elb(463, "TooManyForwardedAddresses"));
+    }
+    if let (Some(max), Some(len)) = (spec.max_body, content_length(&parts.headers))
+        && len > max
+    {
+        return Err(elb(413, "RequestBodyTooLarge"));
+    }
+    Ok(())
+}
+
+fn is_upgrade(parts: &Parts) -> bool {
+    parts.headers.contains_key(header::UPGRADE)
+        && parts.headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        })
+}
+
+/// A response of the load balancer's own, counted and logged.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    conn: &Conn,
+    entry: Option<Entry>,
+    start: Instant,
+    status: StatusCode,
+    reason: Option<&'static str>,
+    body: Bytes,
+    content_type: &str,
+    location: Option<String>,
+) -> Response<ProxyBody> {
+    let c = &conn.listener.counters;
+    match status.as_u16() {
+        300..=399 => c.elb_3xx.fetch_add(1, Relaxed),
+        400..=499 => c.elb_4xx.fetch_add(1, Relaxed),
+        _ => c.elb_5xx.fetch_add(1, Relaxed),
+    };
+    match status.as_u16() {
+        500 => c.elb_500.fetch_add(1, Relaxed),
+        502 => c.elb_502.fetch_add(1, Relaxed),
+        503 => c.elb_503.fetch_add(1, Relaxed),
+        504 => c.elb_504.fetch_add(1, Relaxed),
+        _ => 0,
+    };
+    let len = body.len() as u64;
+    c.processed_bytes.fetch_add(len, Relaxed);
+    if let (Some(mut e), Some(log)) = (entry, &conn.shared.access_log) {
+        e.elb_status = status.as_u16();
+        e.request_processing = Some(start.elapsed().as_secs_f64());
+        e.target_processing = e.target_processing.or(None);
+        e.sent_bytes = len;
+        e.error_reason = reason;
+        log.write(e.line());
+    }
+    let mut resp = Response::new(ProxyBody::Full((!body.is_empty()).then_some(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        h.insert(header::LOCATION, loc);
+    }
+    h.insert(header::SERVER, HeaderValue::from_static("bellows"));
+    resp
+}
+
+/// The sticky target named by the request's cookie, if it may still take traffic.
+fn sticky_target(parts: &Parts, stickiness: &Stickiness, tg: &TargetGroup) -> Option<InstanceId> {
+    let name = if stickiness.app_cookie.is_some() {
+        APP_COOKIE
+    } else {
+        LB_COOKIE
+    };
+    let value = cookie(&parts.headers, name)?;
+    InstanceId::parse(value).filter(|id| {
+        let targets = tg.targets.load();
+        let healthy_exists = targets
+            .iter()
+            .any(|t| t.load_state() == TargetState::Healthy);
+        targets.iter().any(|t| {
+            &t.instance == id
+                && !t.at_capacity()
+                && match t.load_state() {
+                    TargetState::Healthy => true,
+                    TargetState::Unhealthy => !healthy_exists,
+                    _ => false,
+                }
+        })
+    })
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+/// Chooses a target: the sticky one if it may take the request, else by the group's
+/// algorithm, waiting in the group's queue while every target is at its limit.
+async fn choose(
+    tg: &TargetGroup,
+    sticky: Option<&InstanceId>,
+    exclude: &[InstanceId],
+) -> Result<Arc<Target>, ElbError> {
+    if let Some(id) = sticky.filter(|id| !exclude.contains(id))
+        && let Some(t) = tg.find(id)
+    {
+        return Ok(t);
+    }
+    let selection = tg.selection();
+    let mut deadline = None;
+    loop {
+        let targets = tg.targets.load();
+        let ex: Vec<usize> = targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| exclude.contains(&t.instance))
+            .map(|(i, _)| i)
+            .collect();
+        match selection.pick(
+            &targets,
+            now(),
+            tg.counter.fetch_add(1, Relaxed),
+            random(),
+            &ex,
+        ) {
+            Pick::Target(i) => return Ok(targets[i].clone()),
+            Pick::NoTarget => return Err(elb(503, "NoHealthyTarget")),
+            Pick::AllBusy => {
+                let spec = tg.spec.load();
+                let deadline = *deadline.get_or_insert_with(|| {
+                    tg.counters.queued.fetch_add(1, Relaxed);
+                    tokio::time::Instant::now() + spec.queue_timeout.to_std()
+                });
+                if tg.queued.load(Relaxed) >= spec.queue_size
+                    && tokio::time::Instant::now() < deadline
+                {
+                    // No room in the queue: refuse rather than pile up.
+                    tg.counters.queue_timeouts.fetch_add(1, Relaxed);
+                    return Err(elb(503, "QueueFull"));
+                }
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    tg.counters.queue_timeouts.fetch_add(1, Relaxed);
+                    return Err(elb(503, "QueueTimeout"));
+                }
+                tg.queued.fetch_add(1, Relaxed);
+                let wait = (deadline - now).min(Duration::from_millis(100));
+                let _ = tokio::time::timeout(wait, tg.freed.notified()).await;
+                tg.queued.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+}
+
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Copies end-to-end headers; with `upgrade`, the upgrade handshake's headers too.
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
+    for (name, value) in from {
+        if HOP_BY_HOP.contains(name)
+            && !(upgrade && (name == header::CONNECTION || name == header::UPGRADE))
+        {
+            continue;
+        }
+        to.append(name.clone(), value.clone());
+    }
+}
+
+fn upstream_request(
+    parts: &Parts,
+    target: &Target,
+    conn: &Conn,
+    trace: &str,
+    body: UpBody,
+    upgrade: bool,
+) -> Request<UpBody> {
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri: Uri = format!("{}{pq}", target.base_uri)
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    h.reserve(parts.headers.len() + 4);
+    copy_headers(&parts.headers, h, upgrade);
+    if !h.contains_key(header::HOST)
+        && let Some(a) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        h.insert(header::HOST, a);
+    }
+    let peer = conn.peer.ip().to_string();
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {peer}"),
+        None => peer,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    h.insert("x-forwarded-port", HeaderValue::from(conn.listener.port));
+    if let Ok(v) = HeaderValue::from_str(trace) {
+        h.insert("x-request-id", v);
+    }
+    req
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    conn: &Conn,
+    (tg_name, tg): (&str, Arc<TargetGroup>),
+    parts: Parts,
+    body: Option<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    mut entry: Option<Entry>,
+    start: Instant,
+    trace: String,
+) -> Result<Response<ProxyBody>, Infallible> {
+    tg.counters.request_count.fetch_add(1, Relaxed);
+    if let Some(e) = entry.as_mut() {
+        e.target_group = Some(tg_name.to_owned());
+    }
+    let spec = tg.spec.load_full();
+    let sticky = spec
+        .stickiness
+        .as_ref()
+        .and_then(|s| sticky_target(&parts, s, &tg));
+    let had_cookie = spec.stickiness.as_ref().is_some_and(|s| {
+        cookie(
+            &parts.headers,
+            if s.app_cookie.is_some() {
+                APP_COOKIE
+            } else {
+                LB_COOKIE
+            },
+        )
+        .is_some()
+    });
+    let upgrade = client_upgrade.is_some();
+    // Safe to send twice: an idempotent method and no body to replay.
+    let bodiless = body
+        .as_ref()
+        .is_none_or(|b| b.is_end_stream() || content_length(&parts.headers) == Some(0));
+    let retriable =
+        bodiless && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let idle = conn.listener.spec.load().idle_timeout.to_std();
+    let mut body = if bodiless { None } else { body };
+    let mut exclude: Vec<InstanceId> = Vec::new();
+    let attempts = if retriable { 2 } else { 1 };
+    let mut last_error = elb(502, "TargetConnectionError");
+    for attempt in 0..attempts {
+        let target = match choose(&tg, sticky.as_ref(), &exclude).await {
+            Ok(t) => t,
+            Err(e) => {
+                count_elb(&tg, e.status);
+                return Ok(answer(
+                    conn,
+                    entry,
+                    start,
+                    e.status,
+                    Some(e.reason),
+                    html(e.status),
+                    "text/html",
+                    None,
+                ));
+            }
+        };
+        let inflight = InFlight::new(target.clone(), tg.clone());
+        let up_body = match body.take() {
+            Some(b) => Either::Left(b),
+            None => Either::Right(Empty::new()),
+        };
+        let req = upstream_request(&parts, &target, conn, &trace, up_body, upgrade);
+        let sent = instant();
+        let result = tokio::time::timeout(idle, async {
+            if upgrade {
+                send_upgrade(&target, req).await
+            } else {
+                conn.shared
+                    .client
+                    .request(req)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        let mut resp = match result {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(err)) => {
+                tg.counters.target_connection_errors.fetch_add(1, Relaxed);
+                tracing::debug!(target = %target.addr, error = %err, attempt, "target failed");
+                if attempt + 1 < attempts {
+                    tg.counters.retries.fetch_add(1, Relaxed);
+                    exclude.push(target.instance.clone());
+                }
+                last_error = elb(502, "TargetConnectionError");
+                continue;
+            }
+            Err(_) => {
+                last_error = elb(504, "TargetResponseTimeout");
+                if let Some(e) = entry.as_mut() {
+                    e.target = Some(target.addr.to_string());
+                }
+                break;
+            }
+        };
+        let target_time = sent.elapsed();
+        tg.response_time.record(target_time.as_micros() as u64);
+        let status = resp.status();
+        count_target(conn, &tg, status);
+        if let Some(e) = entry.as_mut() {
+            e.target = Some(target.addr.to_string());
+            e.target_status = Some(status.as_u16());
+            e.elb_status = status.as_u16();
+            e.request_processing = Some(sent.duration_since(start).as_secs_f64());
+            e.target_processing = Some(target_time.as_secs_f64());
+        }
+        let mut out = Response::new(ProxyBody::Full(None));
+        *out.status_mut() = status;
+        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        copy_headers(resp.headers(), out.headers_mut(), switching);
+        if let Some(s) = &spec.stickiness {
+            set_sticky_cookie(
+                out.headers_mut(),
+                resp.headers(),
+                s,
+                &target.instance,
+                sticky.is_none() && had_cookie,
+            );
+        }
+        if switching {
+            // A WebSocket: a tunnel of its own, counted as outstanding while open.
+            let target_upgrade = hyper::upgrade::on(&mut resp);
+            if let Some(client_upgrade) = client_upgrade {
+                tokio::spawn(async move {
+                    if let (Ok(c), Ok(t)) = (client_upgrade.await, target_upgrade.await) {
+                        let _ = tokio::io::copy_bidirectional(
+                            &mut TokioIo::new(c),
+                            &mut TokioIo::new(t),
+                        )
+                        .await;
+                    }
+                    drop(inflight);
+                });
+            }
+            if let Some(e) = entry
+                && let Some(log) = &conn.shared.access_log
+            {
+                log.write(e.line());
+            }
+            return Ok(out);
+        }
+        let done = Done {
+            _inflight: Some(inflight),
+            entry,
+            listener: conn.listener.clone(),
+            shared: conn.shared.clone(),
+            responded: instant(),
+            bytes: 0,
+        };
+        *out.body_mut() = ProxyBody::Stream {
+            inner: resp.into_body(),
+            done: Some(done),
+        };
+        return Ok(out);
+    }
+    count_elb(&tg, last_error.status);
+    Ok(answer(
+        conn,
+        entry,
+        start,
+        last_error.status,
+        Some(last_error.reason),
+        html(last_error.status),
+        "text/html",
+        None,
+    ))
+}
+
+/// A WebSocket handshake goes over a connection of its own, never a pooled one.
+async fn send_upgrade(target: &Target, req: Request<UpBody>) -> Result<Response<Incoming>, String> {
+    let stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(target.addr),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection.with_upgrades());
+    let (mut parts, body) = req.into_parts();
+    // The handshake client wants origin-form.
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn set_sticky_cookie(
+    out: &mut HeaderMap,
+    from_target: &HeaderMap,
+    s: &Stickiness,
+    id: &InstanceId,
+    repicked: bool,
+) {
+    let (name, set) = match &s.app_cookie {
+        None => (LB_COOKIE, true),
+        Some(app) => {
+            let sets_app = from_target.get_all(header::SET_COOKIE).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.split_once('=').is_some_and(|(k, _)| k.trim() == app))
+            });
+            (APP_COOKIE, sets_app || repicked)
+        }
+    };
+    if set
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "{name}={id}; Max-Age={}; Path=/",
+            s.duration.as_millis() / 1000
+        ))
+    {
+        out.append(header::SET_COOKIE, v);
+    }
+}
+
+fn count_target(conn: &Conn, tg: &TargetGroup, status: StatusCode) {
+    let (l, t) = (&conn.listener.counters, &tg.counters);
+    let (a, b) = match status.as_u16() {
+        100..=299 => (&l.target_2xx, &t.target_2xx),
+        300..=399 => (&l.target_3xx, &t.target_3xx),
+        400..=499 => (&l.target_4xx, &t.target_4xx),
+        _ => (&l.target_5xx, &t.target_5xx),
+    };
+    a.fetch_add(1, Relaxed);
+    b.fetch_add(1, Relaxed);
+}
+
+fn count_elb(tg: &TargetGroup, status: StatusCode) {
+    match status.as_u16() {
+        502 => tg.counters.elb_502.fetch_add(1, Relaxed),
+        503 => tg.counters.elb_503.fetch_add(1, Relaxed),
+        504 => tg.counters.elb_504.fetch_add(1, Relaxed),
+        _ => 0,
+    };
+}

@@ -1,0 +1,483 @@
+//! End to end: the load balancer in front of real instances, on real sockets.
+
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A stack of `n` echo instances behind one listener on an ephemeral port.
+fn echo_stack(n: u32, tg_extra: &str, listener_extra: &str, group_extra: &str) -> String {
+    format!(
+        r#"
+[target_groups.web]
+deregistration_delay = "10s"
+{tg_extra}
+[target_groups.web.health_check]
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = {{ forward = "web" }}
+{listener_extra}
+
+[groups.web]
+min = 0
+max = 6
+desired = {n}
+zones = ["zone-a", "zone-b", "zone-c"]
+target_groups = ["web"]
+{group_extra}
+
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+stop_timeout = "2s"
+"#
+    )
+}
+
+fn start(name: &str, n: u32, tg_extra: &str, listener_extra: &str) -> Up {
+    let up = Up::start(name, &echo_stack(n, tg_extra, listener_extra, ""));
+    up.wait_for("healthy targets", Duration::from_secs(15), |u| {
+        u.healthy() == n as usize
+    });
+    up
+}
+
+fn served_by(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .map(|v| v["instance"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn round_robin_splits_a_thousand_requests_evenly() {
+    let up = start("rr", 2, "", "");
+    let lb = up.lb();
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for _ in 0..1000 {
+        let (status, _, body) = request(&lb, "GET", "/", &[], "");
+        assert_eq!(status, 200);
+        *counts.entry(served_by(&body)).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    for (id, n) in &counts {
+        assert!(
+            (475..=525).contains(n),
+            "{id} served {n} of 1000: {counts:?}"
+        );
+    }
+    // Forwarding headers as ALB sets them.
+    let (_, _, body) = request(
+        &lb,
+        "GET",
+        "/x?y=1",
+        &[("X-Forwarded-For", "203.0.113.9")],
+        "",
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(v["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(
+        v["headers"]["x-forwarded-port"],
+        lb.rsplit(':').next().unwrap()
+    );
+    assert!(
+        v["headers"]["x-request-id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert_eq!(v["path"], "/x");
+    assert_eq!(v["query"], "y=1");
+    // The access log has a line per request in ALB's order, and /metrics counts them.
+    let log = std::fs::read_to_string(up.state.join("access.log")).unwrap_or_default();
+    assert!(
+        log.lines().any(|l| l.starts_with("http ")
+            && l.contains("\"GET http://")
+            && l.contains(" 200 200 ")),
+        "{log:.300}"
+    );
+    let control = std::fs::read_to_string(up.state.join("control")).unwrap();
+    let (status, metrics) = http(control.trim(), "GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("bellows_target_group_target_2xx_total"))
+        .unwrap();
+    assert!(line.ends_with(" 1001"), "{line}");
+}
+
+#[test]
+fn least_outstanding_requests_avoids_a_target_holding_slow_ones() {
+    let up = start("lor", 2, "algorithm = \"least_outstanding_requests\"", "");
+    let lb = up.lb();
+    let slow = {
+        let lb = lb.clone();
+        std::thread::spawn(move || request(&lb, "GET", "/?sleep=4000", &[], ""))
+    };
+    up.wait_for("one slow request in flight", Duration::from_secs(5), |u| {
+        u.targets().iter().any(|t| t["outstanding"] == 1)
+    });
+    let busy = up
+        .targets()
+        .into_iter()
+        .find(|t| t["outstanding"] == 1)
+        .unwrap()["instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..30 {
+        let (status, _, body) = request(&lb, "GET", "/", &[], "");
+        assert_eq!(status, 200);
+        assert_ne!(
+            served_by(&body),
+            busy,
+            "a fast request went to the target holding the slow one"
+        );
+    }
+    let (status, _, body) = slow.join().unwrap();
+    assert_eq!((status, served_by(&body)), (200, busy));
+}
+
+#[test]
+fn sticky_sessions_hold_and_move_when_the_instance_dies() {
+    let up = start(
+        "sticky",
+        3,
+        "[target_groups.web.stickiness]\ntype = \"lb_cookie\"\nduration = \"1h\"",
+        "",
+    );
+    let lb = up.lb();
+    let (_, headers, body) = request(&lb, "GET", "/", &[], "");
+    let first = served_by(&body);
+    let cookie = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(cookie, format!("BELLOWSLB={first}"));
+    for _ in 0..100 {
+        let (status, _, body) = request(&lb, "GET", "/", &[("Cookie", &cookie)], "");
+        assert_eq!((status, served_by(&body)), (200, first.clone()));
+    }
+    let pid = up
+        .instances()
+        .iter()
+        .find(|i| i["id"] == first.as_str())
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, headers, body) = request(&lb, "GET", "/", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 200);
+    let moved = served_by(&body);
+    assert_ne!(moved, first);
+    assert_eq!(
+        header(&headers, "set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap(),
+        format!("BELLOWSLB={moved}")
+    );
+}
+
+#[test]
+fn websockets_are_proxied_and_count_as_outstanding() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let up = start("ws", 2, "", "");
+    let lb = up.lb();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut ws = rt.block_on(async {
+        tokio_tungstenite::connect_async(format!("ws://{lb}/ws"))
+            .await
+            .unwrap()
+            .0
+    });
+    for i in 0..5 {
+        let text = format!("hello {i}");
+        rt.block_on(ws.send(Message::text(text.clone()))).unwrap();
+        let echoed = rt.block_on(ws.next()).unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+    let outstanding: u64 = up
+        .targets()
+        .iter()
+        .map(|t| t["outstanding"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        outstanding, 1,
+        "an open WebSocket is one outstanding request"
+    );
+    rt.block_on(ws.close(None)).unwrap();
+    drop(ws);
+    up.wait_for("the socket released", Duration::from_secs(5), |u| {
+        u.targets().iter().all(|t| t["outstanding"] == 0)
+    });
+}
+
+#[test]
+fn a_long_request_finishes_while_its_instance_drains() {
+    let up = start("drain", 2, "", "");
+    let lb = up.lb();
+    // Protect nothing: find which instance takes the slow request, then scale in to it.
+    let slow = {
+        let lb = lb.clone();
+        std::thread::spawn(move || request(&lb, "GET", "/?sleep=2500", &[], ""))
+    };
+    up.wait_for("the slow request in flight", Duration::from_secs(5), |u| {
+        u.targets().iter().any(|t| t["outstanding"] == 1)
+    });
+    let busy = up
+        .targets()
+        .into_iter()
+        .find(|t| t["outstanding"] == 1)
+        .unwrap()["instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let idle = up
+        .targets()
+        .into_iter()
+        .find(|t| t["outstanding"] == 0)
+        .unwrap()["instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(up.cli(&["protect", &idle]).status.success());
+    assert!(up.cli(&["scale", "web", "--desired", "1"]).status.success());
+    up.wait_for("draining", Duration::from_secs(5), |u| {
+        u.targets().iter().any(|t| t["state"] == "draining")
+    });
+    // A draining target gets no new request.
+    for _ in 0..10 {
+        let (status, _, body) = request(&lb, "GET", "/", &[], "");
+        assert_eq!((status, served_by(&body)), (200, idle.clone()));
+    }
+    let (status, _, body) = slow.join().unwrap();
+    assert_eq!(
+        (status, served_by(&body)),
+        (200, busy.clone()),
+        "the in-flight request finished"
+    );
+    up.wait_for("the drained instance gone", Duration::from_secs(10), |u| {
+        u.instances().len() == 1
+    });
+    assert!(up.log().contains("drained; terminating"));
+}
+
+#[test]
+fn the_load_balancer_answers_errors_as_alb_does() {
+    // 503: no registered target.
+    let up = Up::start(
+        "errors",
+        &echo_stack(0, "", "idle_timeout = \"1s\"\nmax_body = \"1KiB\"", ""),
+    );
+    let lb = up.lb();
+    assert_eq!(request(&lb, "GET", "/", &[], "").0, 503);
+    assert!(up.cli(&["scale", "web", "--desired", "2"]).status.success());
+    up.wait_for("2 healthy", Duration::from_secs(15), |u| u.healthy() == 2);
+    // 504: the target does not answer within the idle timeout.
+    assert_eq!(request(&lb, "GET", "/?sleep=3000", &[], "").0, 504);
+    // 400: a malformed request.
+    let mut s = std::net::TcpStream::connect(&lb).unwrap();
+    s.write_all(b"THIS IS NOT HTTP\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 400"), "{out:.80}");
+    // 431: a header over 16 KiB, or all of them over 64 KiB.
+    let big = "x".repeat(17 * 1024);
+    assert_eq!(request(&lb, "GET", "/", &[("X-Big", &big)], "").0, 431);
+    let many: Vec<(String, String)> = (0..9)
+        .map(|i| (format!("X-H{i}"), "y".repeat(8000)))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(request(&lb, "GET", "/", &many, "").0, 431);
+    // 413: a body over the listener's limit.
+    assert_eq!(request(&lb, "POST", "/", &[], &"z".repeat(2000)).0, 413);
+    // 463: more than 30 forwarded addresses.
+    let chain = vec!["10.0.0.1"; 31].join(", ");
+    assert_eq!(
+        request(&lb, "GET", "/", &[("X-Forwarded-For", &chain)], "").0,
+        463
+    );
+    // An absolute-form request for another host still goes to our own targets.
+    let (status, _, body) = request(&lb, "GET", "http://example.com/elsewhere", &[], "");
+    assert_eq!(status, 200);
+    assert!(
+        up.instances()
+            .iter()
+            .any(|i| i["id"] == served_by(&body).as_str())
+    );
+    // 502: the target dies with a request (not safe to retry) in flight.
+    let post = {
+        let lb = lb.clone();
+        std::thread::spawn(move || request(&lb, "POST", "/?sleep=900", &[], "{}"))
+    };
+    up.wait_for("the POST in flight", Duration::from_secs(5), |u| {
+        u.targets().iter().any(|t| t["outstanding"] == 1)
+    });
+    let busy = up
+        .targets()
+        .into_iter()
+        .find(|t| t["outstanding"] == 1)
+        .unwrap()["instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pid = up
+        .instances()
+        .iter()
+        .find(|i| i["id"] == busy.as_str())
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(post.join().unwrap().0, 502);
+    let control = std::fs::read_to_string(up.state.join("control")).unwrap();
+    let metrics = http(control.trim(), "GET", "/metrics", None).1;
+    for code in ["502", "503", "504"] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("bellows_lb_elb_{code}_total")))
+            .unwrap();
+        assert!(!line.ends_with(" 0"), "{line}");
+    }
+}
+
+#[test]
+fn a_denied_source_gets_no_answer_and_ingress_changes_at_run_time() {
+    let up = start("ingress", 1, "", "ingress = [\"10.0.0.0/8\"]");
+    let lb = up.lb();
+    let denied = |lb: &str| {
+        let mut s = std::net::TcpStream::connect(lb).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        buf.is_empty()
+    };
+    assert!(denied(&lb), "a connection from 127.0.0.1 got an answer");
+    let out = up.cli(&["ingress", "authorize", "http", "127.0.0.0/8"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(request(&lb, "GET", "/", &[], "").0, 200);
+    assert!(
+        up.cli(&["ingress", "revoke", "http", "127.0.0.0/8"])
+            .status
+            .success()
+    );
+    assert!(denied(&lb));
+    let out = up.cli(&["ingress", "revoke", "nope", "127.0.0.0/8"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = up.cli(&["ingress", "authorize", "http", "not-a-cidr"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a CIDR"));
+    let control = std::fs::read_to_string(up.state.join("control")).unwrap();
+    let metrics = http(control.trim(), "GET", "/metrics", None).1;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("bellows_lb_rejected_connections_total"))
+        .unwrap();
+    assert!(line.ends_with(" 2"), "{line}");
+}
+
+#[test]
+fn killing_one_of_three_under_load_fails_no_get() {
+    let up = start("chaos", 3, "", "");
+    let lb = up.lb();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (lb, stop) = (lb.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (status, _, _) = request(&lb, "GET", "/", &[], "");
+                    if status == 200 {
+                        ok += 1
+                    } else {
+                        failed.push(status)
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let victim = up.in_service()[0]["pid"].as_u64().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &victim.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(2000));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for w in workers {
+        let (ok, failed) = w.join().unwrap();
+        assert!(failed.is_empty(), "failed GETs: {failed:?}");
+        total += ok;
+    }
+    assert!(total > 100, "only {total} requests in {:?}", t.elapsed());
+    up.wait_for("back to 3 healthy", Duration::from_secs(15), |u| {
+        u.healthy() == 3
+    });
+}
+
+#[test]
+fn elb_health_checks_get_a_failing_instance_replaced() {
+    let group_extra = "health_check_type = \"ELB\"\nhealth_check_grace_period = \"1s\"";
+    let up = Up::start(
+        "elb",
+        &echo_stack(1, "", "", group_extra).replace("path = \"/health\"", "path = \"/status/500\""),
+    );
+    up.wait_for("an ELB health replacement", Duration::from_secs(20), |u| {
+        u.activities().iter().any(|a| {
+            a["kind"] == "Terminate"
+                && a["cause"]
+                    .as_str()
+                    .unwrap()
+                    .contains("ELB system health check")
+        })
+    });
+    let targets = up.targets();
+    let unhealthy = targets
+        .iter()
+        .find(|t| t["state"] == "unhealthy" || t["state"] == "draining");
+    if let Some(t) = unhealthy {
+        assert!(
+            t["reason"]["code"].as_str().unwrap().starts_with("Target."),
+            "{t}"
+        );
+    }
+}
