@@ -20,15 +20,14 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Empty};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 
 use crate::access_log::Entry;
 use crate::targets::{InFlight, Target, TargetGroup};
 use crate::{Listener, Shared, now};
 
 pub(crate) type UpBody = Either<Incoming, Empty<Bytes>>;
-pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, UpBody>;
 
 /// bellows' stickiness cookies, like ALB's AWSALB and AWSALBAPP.
 pub const LB_COOKIE: &str = "BELLOWSLB";
@@ -37,24 +36,18 @@ pub const APP_COOKIE: &str = "BELLOWSLBAPP";
 const MAX_FIELD: usize = 16 * 1024;
 /// All headers together may be this long (as on ALB).
 const MAX_HEADERS: usize = 64 * 1024;
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 /// More addresses than this in X-Forwarded-For gets ALB's 463.
 const MAX_FORWARDED: usize = 30;
-
-pub(crate) fn client() -> Client {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(50))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(http)
-}
 
 /// One client connection to a listener.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub peer: SocketAddr,
+    /// The client's address as an X-Forwarded-For value, made once per connection.
+    pub peer_value: HeaderValue,
     pub listener: Arc<Listener>,
     pub shared: Arc<Shared>,
 }
@@ -85,6 +78,34 @@ fn random() -> u64 {
     })
 }
 
+thread_local! {
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A request id: a random per-thread prefix and a counter, cheap and unique enough to
+/// follow one request through logs.
+fn request_id() -> String {
+    let (prefix, n) = IDS.with(|ids| {
+        let (mut prefix, n) = ids.get();
+        if prefix == 0 {
+            prefix = random() | 1;
+        }
+        ids.set((prefix, n + 1));
+        (prefix, n)
+    });
+    // Hex by hand: this runs for every request, and `format!` is measurably slower.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 25];
+    for i in 0..16 {
+        out[i] = HEX[(prefix >> (60 - 4 * i) & 0xF) as usize];
+    }
+    out[16] = b'-';
+    for i in 0..8 {
+        out[17 + i] = HEX[(n >> (28 - 4 * i) & 0xF) as usize];
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The response body: a short one of the load balancer's own, or the target's,
 /// streamed, with the request's bookkeeping done when it ends.
 #[derive(Debug)]
@@ -103,15 +124,24 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream { inner, done } => match Pin::new(inner).poll_frame(cx) {
+            ProxyBody::Stream { inner, done } => match Pin::new(&mut *inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let (Some(d), Some(done)) = (frame.data_ref(), done.as_mut()) {
                         done.bytes += d.len() as u64;
                     }
+                    // hyper stops polling once the body says it has ended, so finish
+                    // here: the connection goes back to its pool at once.
+                    if inner.is_end_stream()
+                        && let Some(mut d) = done.take()
+                    {
+                        d.complete = true;
+                    }
                     Poll::Ready(Some(Ok(frame)))
                 }
                 Poll::Ready(None) => {
-                    done.take();
+                    if let Some(mut d) = done.take() {
+                        d.complete = true;
+                    }
                     Poll::Ready(None)
                 }
                 other => other,
@@ -139,7 +169,10 @@ impl Body for ProxyBody {
 /// target is released and the access log line written.
 #[derive(Debug)]
 pub struct Done {
-    _inflight: Option<InFlight>,
+    inflight: Option<InFlight>,
+    /// The target connection, back to its pool once the response has been read whole.
+    sender: Option<SendRequest<UpBody>>,
+    complete: bool,
     entry: Option<Entry>,
     listener: Arc<Listener>,
     shared: Arc<Shared>,
@@ -149,6 +182,10 @@ pub struct Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
+        if let (true, Some(sender), Some(inflight)) = (self.complete, self.sender.take(), &self.inflight) {
+            inflight.target.put_back(sender);
+        }
+        self.inflight.take();
         self.listener
             .counters
             .processed_bytes
@@ -237,7 +274,7 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 200)
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("{:08x}-{:016x}", now().as_secs(), random()));
+        .unwrap_or_else(request_id);
     let mut entry = (spec.access_log && conn.shared.access_log.is_some()).then(|| Entry {
         time: now().to_string(),
         elb: conn.shared.stack.clone(),
@@ -533,9 +570,11 @@ async fn choose(
             .filter(|(_, t)| exclude.contains(&t.instance))
             .map(|(i, _)| i)
             .collect();
+        // The clock matters only to slow start.
+        let at = if selection.slow_start > bellows_core::Duration::ZERO { now() } else { bellows_core::Time::default() };
         match selection.pick(
             &targets,
-            now(),
+            at,
             tg.counter.fetch_add(1, Relaxed),
             random(),
             &ex,
@@ -579,36 +618,41 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-/// Copies end-to-end headers; with `upgrade`, the upgrade handshake's headers too.
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
-    for (name, value) in from {
-        if HOP_BY_HOP.contains(name)
-            && !(upgrade && (name == header::CONNECTION || name == header::UPGRADE))
-        {
+/// Removes hop-by-hop headers, and those the Connection header names; with `upgrade`,
+/// keeps the upgrade handshake's own.
+fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+    if let Some(listed) = h.get(header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
+        for name in listed.split(',').map(str::trim) {
+            if !["close", "keep-alive", "upgrade"].iter().any(|n| name.eq_ignore_ascii_case(n))
+                && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+            {
+                h.remove(name);
+            }
+        }
+    }
+    for name in &HOP_BY_HOP {
+        if upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
             continue;
         }
-        to.append(name.clone(), value.clone());
+        h.remove(name);
     }
 }
 
 fn upstream_request(
     parts: &Parts,
-    target: &Target,
     conn: &Conn,
     trace: &str,
     body: UpBody,
     upgrade: bool,
 ) -> Request<UpBody> {
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri: Uri = format!("{}{pq}", target.base_uri)
-        .parse()
-        .unwrap_or_else(|_| Uri::from_static("/"));
+    // Origin-form, always: the request goes to this target whatever its URI named.
+    let uri = parts.uri.path_and_query().cloned().map_or_else(|| Uri::from_static("/"), Uri::from);
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
+    *req.headers_mut() = parts.headers.clone();
     let h = req.headers_mut();
-    h.reserve(parts.headers.len() + 4);
-    copy_headers(&parts.headers, h, upgrade);
+    strip_hop_by_hop(h, upgrade);
     if !h.contains_key(header::HOST)
         && let Some(a) = parts
             .uri
@@ -617,16 +661,15 @@ fn upstream_request(
     {
         h.insert(header::HOST, a);
     }
-    let peer = conn.peer.ip().to_string();
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {peer}"),
-        None => peer,
+    let xff = match h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip())).ok(),
+        None => Some(conn.peer_value.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        h.insert(X_FORWARDED_FOR, v);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    h.insert("x-forwarded-port", HeaderValue::from(conn.listener.port));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    h.insert(X_FORWARDED_PORT, conn.listener.port_value.clone());
     if let Ok(v) = HeaderValue::from_str(trace) {
         h.insert("x-request-id", v);
     }
@@ -674,54 +717,70 @@ async fn forward(
     let idle = conn.listener.spec.load().idle_timeout.to_std();
     let mut body = if bodiless { None } else { body };
     let mut exclude: Vec<InstanceId> = Vec::new();
-    let attempts = if retriable { 2 } else { 1 };
     let mut last_error = elb(502, "TargetConnectionError");
-    for attempt in 0..attempts {
+    // A request that never left may always be sent again; one that did, only when it
+    // is safe (retriable), and then on another target. A stale pooled connection
+    // costs an attempt but not the target.
+    let mut unsent: Option<Request<UpBody>> = None;
+    let mut attempts_left = 3;
+    let mut target_failures = 0;
+    while attempts_left > 0 {
+        attempts_left -= 1;
         let target = match choose(&tg, sticky.as_ref(), &exclude).await {
             Ok(t) => t,
+            Err(e) if target_failures > 0 => {
+                // Nowhere left to retry: the first failure is the answer.
+                let _ = e;
+                break;
+            }
             Err(e) => {
                 count_elb(&tg, e.status);
-                return Ok(answer(
-                    conn,
-                    entry,
-                    start,
-                    e.status,
-                    Some(e.reason),
-                    html(e.status),
-                    "text/html",
-                    None,
-                ));
+                return Ok(answer(conn, entry, start, e.status, Some(e.reason), html(e.status), "text/html", None));
             }
         };
         let inflight = InFlight::new(target.clone(), tg.clone());
-        let up_body = match body.take() {
-            Some(b) => Either::Left(b),
-            None => Either::Right(Empty::new()),
-        };
-        let req = upstream_request(&parts, &target, conn, &trace, up_body, upgrade);
-        let sent = instant();
-        let result = tokio::time::timeout(idle, async {
-            if upgrade {
-                send_upgrade(&target, req).await
-            } else {
-                conn.shared
-                    .client
-                    .request(req)
-                    .await
-                    .map_err(|e| e.to_string())
+        let req = match unsent.take() {
+            Some(r) => r,
+            None => {
+                let up_body = match body.take() {
+                    Some(b) => Either::Left(b),
+                    None => Either::Right(Empty::new()),
+                };
+                upstream_request(&parts, conn, &trace, up_body, upgrade)
             }
-        })
-        .await;
-        let mut resp = match result {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(err)) => {
-                tg.counters.target_connection_errors.fetch_add(1, Relaxed);
-                tracing::debug!(target = %target.addr, error = %err, attempt, "target failed");
-                if attempt + 1 < attempts {
-                    tg.counters.retries.fetch_add(1, Relaxed);
+        };
+        let sent = instant();
+        let exchange = async {
+            if upgrade {
+                return send_upgrade(&target, req).await.map(|r| (r, None)).map_err(|e| (e, None, false));
+            }
+            let (mut sender, reused) = target.connection().await.map_err(|e| (e, None, false))?;
+            match sender.try_send_request(req).await {
+                Ok(resp) => Ok((resp, Some(sender))),
+                Err(mut e) => {
+                    let back = e.take_message();
+                    Err((e.into_error().to_string(), back, reused))
+                }
+            }
+        };
+        let result = tokio::time::timeout(idle, exchange).await;
+        let (mut resp, sender) = match result {
+            Ok(Ok(x)) => x,
+            Ok(Err((err, back, reused))) => {
+                tracing::debug!(target = %target.addr, error = %err, reused, "target exchange failed");
+                last_error = elb(502, "TargetConnectionError");
+                if !reused {
+                    tg.counters.target_connection_errors.fetch_add(1, Relaxed);
+                    target_failures += 1;
                     exclude.push(target.instance.clone());
                 }
-                last_error = elb(502, "TargetConnectionError");
+                match back {
+                    // Never sent: safe to send again, whatever the method.
+                    Some(req) => unsent = Some(req),
+                    None if retriable && target_failures <= 1 => {}
+                    None => break,
+                }
+                tg.counters.retries.fetch_add(1, Relaxed);
                 continue;
             }
             Err(_) => {
@@ -746,16 +805,12 @@ async fn forward(
         let mut out = Response::new(ProxyBody::Full(None));
         *out.status_mut() = status;
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-        copy_headers(resp.headers(), out.headers_mut(), switching);
+        let mut headers = std::mem::take(resp.headers_mut());
+        strip_hop_by_hop(&mut headers, switching);
         if let Some(s) = &spec.stickiness {
-            set_sticky_cookie(
-                out.headers_mut(),
-                resp.headers(),
-                s,
-                &target.instance,
-                sticky.is_none() && had_cookie,
-            );
+            set_sticky_cookie(&mut headers, s, &target.instance, sticky.is_none() && had_cookie);
         }
+        *out.headers_mut() = headers;
         if switching {
             // A WebSocket: a tunnel of its own, counted as outstanding while open.
             let target_upgrade = hyper::upgrade::on(&mut resp);
@@ -779,7 +834,9 @@ async fn forward(
             return Ok(out);
         }
         let done = Done {
-            _inflight: Some(inflight),
+            inflight: Some(inflight),
+            sender,
+            complete: false,
             entry,
             listener: conn.listener.clone(),
             shared: conn.shared.clone(),
@@ -833,17 +890,13 @@ async fn send_upgrade(target: &Target, req: Request<UpBody>) -> Result<Response<
         .map_err(|e| e.to_string())
 }
 
-fn set_sticky_cookie(
-    out: &mut HeaderMap,
-    from_target: &HeaderMap,
-    s: &Stickiness,
-    id: &InstanceId,
-    repicked: bool,
-) {
+/// Sets the stickiness cookie on a response: bellows' own on every response, or, for
+/// app_cookie, when the target set its cookie or the request had to move.
+fn set_sticky_cookie(out: &mut HeaderMap, s: &Stickiness, id: &InstanceId, repicked: bool) {
     let (name, set) = match &s.app_cookie {
         None => (LB_COOKIE, true),
         Some(app) => {
-            let sets_app = from_target.get_all(header::SET_COOKIE).iter().any(|v| {
+            let sets_app = out.get_all(header::SET_COOKIE).iter().any(|v| {
                 v.to_str()
                     .is_ok_and(|v| v.split_once('=').is_some_and(|(k, _)| k.trim() == app))
             });

@@ -77,6 +77,8 @@ pub(crate) struct Listener {
     pub ingress: ArcSwap<Vec<Cidr>>,
     pub counters: ListenerCounters,
     pub port: u16,
+    /// The port as an X-Forwarded-Port value.
+    pub port_value: http::HeaderValue,
 }
 
 #[derive(Debug)]
@@ -86,7 +88,6 @@ pub(crate) struct Shared {
     pub groups: HashMap<String, Arc<TargetGroup>>,
     pub events: mpsc::UnboundedSender<ProxyEvent>,
     pub access_log: Option<AccessLog>,
-    pub client: forward::Client,
 }
 
 /// The running load balancer.
@@ -179,6 +180,7 @@ impl Proxy {
                 spec: ArcSwap::from_pointee(spec.clone()),
                 counters: ListenerCounters::default(),
                 port,
+                port_value: http::HeaderValue::from(port),
             });
             listeners.insert(spec.name.clone(), l.clone());
             bound.push((socket, l));
@@ -189,7 +191,6 @@ impl Proxy {
             groups,
             events,
             access_log: log,
-            client: forward::client(),
         });
         for (socket, l) in bound {
             tokio::spawn(listener::serve(socket, l, shared.clone()));

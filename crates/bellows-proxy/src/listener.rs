@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
@@ -60,17 +61,15 @@ async fn connection(
 ) {
     listener.counters.active_connections.fetch_add(1, Relaxed);
     let spec = listener.spec.load_full();
-    let conn = Arc::new(Conn {
-        peer,
-        listener: listener.clone(),
-        shared,
-    });
+    let peer_value = HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+    let conn = Arc::new(Conn { peer, peer_value, listener: listener.clone(), shared });
     let service = service_fn(move |req| forward::handle(conn.clone(), req));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(spec.header_timeout.to_std())
         .max_buf_size(MAX_HEAD)
+        .writev(false)
         .keep_alive(true);
     let served = builder
         .serve_connection(TokioIo::new(stream), service)

@@ -12,7 +12,14 @@ use bellows_core::ids::InstanceId;
 use bellows_core::lb::health::{HealthTracker, Reason};
 use bellows_core::lb::select::{Candidate, Selection, TargetState};
 use bellows_core::stack::TargetGroupSpec;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
+
+use crate::forward::UpBody;
+
+/// ALB's: no connection to a target within 10 s is a 504.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 use crate::metrics::{Histogram, TargetGroupCounters};
 
@@ -32,7 +39,12 @@ pub struct Target {
     pub removed: AtomicBool,
     pub registered_at: Time,
     max_connections: Option<u32>,
+    /// Idle keep-alive connections to the target, most recently used last.
+    idle: Mutex<Vec<SendRequest<UpBody>>>,
 }
+
+/// Idle connections kept per target; more are closed when they come back.
+const MAX_IDLE: usize = 512;
 
 fn encode(s: TargetState) -> u8 {
     match s {
@@ -86,7 +98,50 @@ impl Target {
             removed: AtomicBool::new(false),
             registered_at: now,
             max_connections,
+            idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A connection to send a request on: an idle pooled one that is still open, or a
+    /// new one. The flag says whether it was reused (and so may have gone stale).
+    pub async fn connection(&self) -> Result<(SendRequest<UpBody>, bool), String> {
+        loop {
+            let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some(mut sender) = pooled else { break };
+            if sender.ready().await.is_ok() {
+                return Ok((sender, true));
+            }
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| "connect timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok((sender, false))
+    }
+
+    /// Returns a connection whose exchange is over to the pool.
+    pub fn put_back(&self, sender: SendRequest<UpBody>) {
+        if sender.is_closed() || self.removed.load(Relaxed) {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+
+    /// Closes every idle connection (the target is going away).
+    pub fn close_idle(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     pub fn set_state(&self, s: TargetState, now: Time) {
@@ -173,6 +228,7 @@ impl TargetGroup {
         let found = self.find(instance);
         if let Some(t) = &found {
             t.removed.store(true, Relaxed);
+            t.close_idle();
             self.targets.rcu(|list| {
                 list.iter()
                     .filter(|t| &t.instance != instance)
