@@ -50,6 +50,7 @@ pub(crate) struct Conn {
     pub peer_value: HeaderValue,
     pub listener: Arc<Listener>,
     pub shared: Arc<Shared>,
+    pub watch: Arc<crate::watch::Watch>,
 }
 
 #[allow(clippy::disallowed_methods)] // The data plane measures its own latency.
@@ -182,7 +183,9 @@ pub struct Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
-        if let (true, Some(sender), Some(inflight)) = (self.complete, self.sender.take(), &self.inflight) {
+        if let (true, Some(sender), Some(inflight)) =
+            (self.complete, self.sender.take(), &self.inflight)
+        {
             inflight.target.put_back(sender);
         }
         self.inflight.take();
@@ -263,6 +266,16 @@ pub(crate) async fn handle(
     conn: Arc<Conn>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    conn.watch.begin();
+    let response = route(&conn, req).await;
+    conn.watch.end();
+    response
+}
+
+async fn route(
+    conn: &Arc<Conn>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let start = instant();
     let l = conn.listener.clone();
     let spec = l.spec.load_full();
@@ -301,7 +314,7 @@ pub(crate) async fn handle(
 
     if let Err(e) = check_limits(&parts, &spec) {
         return Ok(answer(
-            &conn,
+            conn,
             entry,
             start,
             e.status,
@@ -333,7 +346,7 @@ pub(crate) async fn handle(
             }
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
             Ok(answer(
-                &conn,
+                conn,
                 entry,
                 start,
                 status,
@@ -363,7 +376,7 @@ pub(crate) async fn handle(
                 StatusCode::MOVED_PERMANENTLY
             };
             Ok(answer(
-                &conn,
+                conn,
                 entry,
                 start,
                 status,
@@ -382,7 +395,7 @@ pub(crate) async fn handle(
             else {
                 let s = StatusCode::INTERNAL_SERVER_ERROR;
                 return Ok(answer(
-                    &conn,
+                    conn,
                     entry,
                     start,
                     s,
@@ -404,7 +417,7 @@ pub(crate) async fn handle(
             } else {
                 Some(body)
             };
-            forward(&conn, tg, parts, body, client_upgrade, entry, start, trace).await
+            forward(conn, tg, parts, body, client_upgrade, entry, start, trace).await
         }
     }
 }
@@ -508,6 +521,9 @@ fn answer(
         h.insert(header::LOCATION, loc);
     }
     h.insert(header::SERVER, HeaderValue::from_static("bellows"));
+    if let Ok(v) = HeaderValue::from_str(&http_date(now())) {
+        h.insert(header::DATE, v);
+    }
     resp
 }
 
@@ -571,7 +587,11 @@ async fn choose(
             .map(|(i, _)| i)
             .collect();
         // The clock matters only to slow start.
-        let at = if selection.slow_start > bellows_core::Duration::ZERO { now() } else { bellows_core::Time::default() };
+        let at = if selection.slow_start > bellows_core::Duration::ZERO {
+            now()
+        } else {
+            bellows_core::Time::default()
+        };
         match selection.pick(
             &targets,
             at,
@@ -621,9 +641,15 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// Removes hop-by-hop headers, and those the Connection header names; with `upgrade`,
 /// keeps the upgrade handshake's own.
 fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    if let Some(listed) = h.get(header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
+    if let Some(listed) = h
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    {
         for name in listed.split(',').map(str::trim) {
-            if !["close", "keep-alive", "upgrade"].iter().any(|n| name.eq_ignore_ascii_case(n))
+            if !["close", "keep-alive", "upgrade"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
                 && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
             {
                 h.remove(name);
@@ -646,7 +672,11 @@ fn upstream_request(
     upgrade: bool,
 ) -> Request<UpBody> {
     // Origin-form, always: the request goes to this target whatever its URI named.
-    let uri = parts.uri.path_and_query().cloned().map_or_else(|| Uri::from_static("/"), Uri::from);
+    let uri = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .map_or_else(|| Uri::from_static("/"), Uri::from);
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
@@ -735,7 +765,16 @@ async fn forward(
             }
             Err(e) => {
                 count_elb(&tg, e.status);
-                return Ok(answer(conn, entry, start, e.status, Some(e.reason), html(e.status), "text/html", None));
+                return Ok(answer(
+                    conn,
+                    entry,
+                    start,
+                    e.status,
+                    Some(e.reason),
+                    html(e.status),
+                    "text/html",
+                    None,
+                ));
             }
         };
         let inflight = InFlight::new(target.clone(), tg.clone());
@@ -752,7 +791,10 @@ async fn forward(
         let sent = instant();
         let exchange = async {
             if upgrade {
-                return send_upgrade(&target, req).await.map(|r| (r, None)).map_err(|e| (e, None, false));
+                return send_upgrade(&target, req)
+                    .await
+                    .map(|r| (r, None))
+                    .map_err(|e| (e, None, false));
             }
             let (mut sender, reused) = target.connection().await.map_err(|e| (e, None, false))?;
             match sender.try_send_request(req).await {
@@ -808,7 +850,12 @@ async fn forward(
         let mut headers = std::mem::take(resp.headers_mut());
         strip_hop_by_hop(&mut headers, switching);
         if let Some(s) = &spec.stickiness {
-            set_sticky_cookie(&mut headers, s, &target.instance, sticky.is_none() && had_cookie);
+            set_sticky_cookie(
+                &mut headers,
+                s,
+                &target.instance,
+                sticky.is_none() && had_cookie,
+            );
         }
         *out.headers_mut() = headers;
         if switching {
@@ -932,4 +979,42 @@ fn count_elb(tg: &TargetGroup, status: StatusCode) {
         504 => tg.counters.elb_504.fetch_add(1, Relaxed),
         _ => 0,
     };
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate): `Sun, 22 Nov 2026 23:15:02 GMT`.
+fn http_date(t: bellows_core::Time) -> String {
+    // The core prints RFC 3339; rearrange its fields.
+    let iso = t.to_string();
+    let (y, m, d) = (&iso[0..4], &iso[5..7], &iso[8..10]);
+    let days = t.as_secs() / 86_400;
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][m.parse::<usize>().unwrap_or(1).clamp(1, 12) - 1];
+    format!("{weekday}, {d} {month} {y} {} GMT", &iso[11..19])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            http_date(bellows_core::Time::from_millis(1_795_389_302_120)),
+            "Sun, 22 Nov 2026 23:15:02 GMT"
+        );
+        assert_eq!(
+            http_date(bellows_core::Time::from_millis(0)),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+    }
+
+    #[test]
+    fn request_ids_are_distinct() {
+        let a = request_id();
+        let b = request_id();
+        assert_eq!(a.len(), 25);
+        assert_ne!(a, b);
+    }
 }

@@ -14,6 +14,7 @@ pub mod health;
 mod listener;
 pub mod metrics;
 pub mod targets;
+mod watch;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -192,6 +193,7 @@ impl Proxy {
             events,
             access_log: log,
         });
+        tokio::spawn(watch::tick_clock());
         for (socket, l) in bound {
             tokio::spawn(listener::serve(socket, l, shared.clone()));
         }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use crate::forward::{self, Conn};
+use crate::watch::{Watch, Watched};
 use crate::{Listener, Shared};
 
 /// hyper's read buffer: room for ALB's 64 KiB of headers and the request line; the
@@ -61,22 +62,48 @@ async fn connection(
 ) {
     listener.counters.active_connections.fetch_add(1, Relaxed);
     let spec = listener.spec.load_full();
-    let peer_value = HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
-    let conn = Arc::new(Conn { peer, peer_value, listener: listener.clone(), shared });
+    let watch = Watch::new();
+    let peer_value = HeaderValue::from_str(&peer.ip().to_string())
+        .unwrap_or(HeaderValue::from_static("unknown"));
+    let conn = Arc::new(Conn {
+        peer,
+        peer_value,
+        listener: listener.clone(),
+        shared,
+        watch: watch.clone(),
+    });
     let service = service_fn(move |req| forward::handle(conn.clone(), req));
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // Targets date their own responses; the load balancer's own answers carry a Date set
+    // in forward.rs. (hyper's automatic Date reads the clock for every response.)
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(spec.header_timeout.to_std())
         .max_buf_size(MAX_HEAD)
         .writev(false)
-        .keep_alive(true);
-    let served = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades()
-        .await;
-    if let Err(e) = served {
-        tracing::trace!(error = %e, %peer, "connection ended with an error");
+        .keep_alive(true)
+        .auto_date_header(false);
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        watch: watch.clone(),
+    });
+    let served = builder.serve_connection(io, service).with_upgrades();
+    tokio::pin!(served);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            result = &mut served => {
+                if let Err(e) = result {
+                    tracing::trace!(error = %e, %peer, "connection ended with an error");
+                }
+                break;
+            }
+            _ = tick.tick() => {
+                if watch.expired(spec.header_timeout.to_std(), spec.idle_timeout.to_std()) {
+                    // Slowloris, or idle past the idle timeout: close.
+                    break;
+                }
+            }
+        }
     }
     listener.counters.active_connections.fetch_sub(1, Relaxed);
 }

@@ -168,7 +168,10 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let threads = match &cli.command {
-        Command::Up { worker_threads: Some(n), .. } => usize::from(*n),
+        Command::Up {
+            worker_threads: Some(n),
+            ..
+        } => usize::from(*n),
         Command::Up { .. } => std::thread::available_parallelism().map_or(2, |n| n.get()),
         _ => 2,
     };
@@ -190,7 +193,9 @@ fn main() -> ExitCode {
     let ctx = commands::Context::new(cli.state_dir, cli.control);
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Up { file, no_cgroups, .. } => up::up(&ctx, file, !no_cgroups).await,
+            Command::Up {
+                file, no_cgroups, ..
+            } => up::up(&ctx, file, !no_cgroups).await,
             Command::Validate { files } => Ok(up::validate(&files)),
             Command::Status { json } => commands::status(&ctx, json).await,
             Command::Instances { group, json } => commands::instances(&ctx, group, json).await,

@@ -481,3 +481,47 @@ fn elb_health_checks_get_a_failing_instance_replaced() {
         );
     }
 }
+
+#[test]
+fn slow_heads_and_idle_connections_are_closed() {
+    let up = start(
+        "slowloris",
+        1,
+        "",
+        "header_timeout = \"1s\"\nidle_timeout = \"3s\"",
+    );
+    let lb = up.lb();
+    let closed_within = |s: &mut std::net::TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t = Instant::now();
+        let mut buf = [0u8; 1024];
+        let mut got = Vec::new();
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        (t.elapsed(), got)
+    };
+    // Slowloris: a head that never ends is cut after header_timeout (checked each second).
+    let mut slow = std::net::TcpStream::connect(&lb).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let (took, got) = closed_within(&mut slow);
+    assert!(
+        took < Duration::from_millis(3500),
+        "a partial head lived {took:?}"
+    );
+    assert!(got.is_empty());
+    // An idle keep-alive connection lives until the idle timeout, not the header one.
+    let mut idle = std::net::TcpStream::connect(&lb).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (took, got) = closed_within(&mut idle);
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_millis(5500),
+        "idle for {took:?}"
+    );
+}
