@@ -525,3 +525,118 @@ fn slow_heads_and_idle_connections_are_closed() {
         "idle for {took:?}"
     );
 }
+
+#[test]
+fn rules_route_redirect_and_answer_by_priority() {
+    let stack = echo_stack(1, "", "", "")
+        + r#"
+[target_groups.api]
+[target_groups.api.health_check]
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+
+[[listeners.http.rules]]
+priority = 30
+path = "/api/*"
+forward = "api"
+
+[[listeners.http.rules]]
+priority = 10
+path = "/old/*"
+redirect = { status = 302, path = "/new/#{path}" }
+
+[[listeners.http.rules]]
+priority = 20
+method = "DELETE"
+fixed_response = { status = 405, content_type = "text/plain", body = "no deletes here" }
+
+[[listeners.http.rules]]
+priority = 40
+header = { "X-Canary" = "y*" }
+fixed_response = { status = 200, body = "canary" }
+
+[groups.api]
+min = 1
+max = 1
+target_groups = ["api"]
+[groups.api.launch]
+command = ["bellows", "app", "echo"]
+"#;
+    let up = Up::start("rules", &stack);
+    up.wait_for("both groups healthy", Duration::from_secs(15), |u| {
+        u.healthy() == 2
+    });
+    let lb = up.lb();
+    let group_of = |body: &str| {
+        let id = served_by(body);
+        up.instances()
+            .into_iter()
+            .find(|i| i["id"] == id.as_str())
+            .map(|i| i["group"].as_str().unwrap().to_owned())
+    };
+    let (status, _, body) = request(&lb, "GET", "/api/users", &[], "");
+    assert_eq!((status, group_of(&body).as_deref()), (200, Some("api")));
+    let (status, _, body) = request(&lb, "GET", "/other", &[], "");
+    assert_eq!((status, group_of(&body).as_deref()), (200, Some("web")));
+    let (status, headers, _) = request(&lb, "GET", "/old/page?x=1", &[], "");
+    assert_eq!(status, 302);
+    let port = lb.rsplit(':').next().unwrap();
+    assert_eq!(
+        header(&headers, "location"),
+        Some(format!("http://127.0.0.1:{port}/new/old/page?x=1").as_str())
+    );
+    let (status, _, body) = request(&lb, "DELETE", "/api/users", &[], "");
+    assert_eq!(
+        (status, body.as_str()),
+        (405, "no deletes here"),
+        "priority 20 beats 30"
+    );
+    let (status, _, body) = request(&lb, "GET", "/", &[("X-Canary", "YES")], "");
+    assert_eq!((status, body.as_str()), (200, "canary"));
+}
+
+#[test]
+fn a_target_at_its_connection_limit_queues_then_refuses() {
+    let up = start(
+        "maxconn",
+        1,
+        "max_connections = 1\nqueue_size = 1\nqueue_timeout = \"2s\"",
+        "",
+    );
+    let lb = up.lb();
+    let spawn = |path: &'static str| {
+        let lb = lb.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let (status, _, _) = request(&lb, "GET", path, &[], "");
+            (status, t.elapsed())
+        })
+    };
+    let first = spawn("/?sleep=1000");
+    up.wait_for("the first in flight", Duration::from_secs(5), |u| {
+        u.targets()[0]["outstanding"] == 1
+    });
+    let queued = spawn("/");
+    std::thread::sleep(Duration::from_millis(200));
+    // The queue (one place) is full: refused at once.
+    let (status, took) = spawn("/").join().unwrap();
+    assert_eq!(status, 503);
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert_eq!(first.join().unwrap().0, 200);
+    let (status, took) = queued.join().unwrap();
+    assert_eq!(
+        status, 200,
+        "the queued request is served when the target frees up"
+    );
+    assert!(took >= Duration::from_millis(600), "it waited: {took:?}");
+    // A request that waits past the queue timeout gets a 503.
+    let slow = spawn("/?sleep=4000");
+    up.wait_for("the slow one in flight", Duration::from_secs(5), |u| {
+        u.targets()[0]["outstanding"] == 1
+    });
+    let (status, took) = spawn("/").join().unwrap();
+    assert_eq!(status, 503);
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert_eq!(slow.join().unwrap().0, 200);
+}
