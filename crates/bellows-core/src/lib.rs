@@ -8,11 +8,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alarm;
 pub mod duration;
 pub mod event;
 pub mod group;
 pub mod ids;
 pub mod lb;
+pub mod metrics;
+pub mod scaling;
+pub mod schedule;
 pub mod stack;
 pub mod time;
 

@@ -1,0 +1,444 @@
+//! The metric store: CloudWatch's model at 1-second resolution, in bounded memory.
+//!
+//! A series is keyed by namespace, name and dimensions. Each second of a series holds
+//! one datapoint: the count, sum, minimum and maximum of the values put in that second.
+//! Statistics over any period are computed from those datapoints. Retention: three
+//! hours at 1 s, then one-minute datapoints for 24 hours; older data is dropped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Duration, Time};
+
+/// How long 1-second datapoints are kept.
+pub const FINE_RETENTION_S: u64 = 3 * 3600;
+/// How long 1-minute datapoints are kept.
+pub const COARSE_RETENTION_S: u64 = 24 * 3600;
+
+/// Which series: namespace, metric name and dimensions (sorted by name).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+impl SeriesKey {
+    pub fn new(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> SeriesKey {
+        SeriesKey {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            dimensions: dimensions
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)?;
+        if !self.dimensions.is_empty() {
+            let dims: Vec<String> = self
+                .dimensions
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            write!(f, "{{{}}}", dims.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// The aggregate of the values put in one interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Datapoint {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Datapoint {
+    fn one(v: f64) -> Datapoint {
+        Datapoint {
+            count: 1,
+            sum: v,
+            min: v,
+            max: v,
+        }
+    }
+
+    fn merge(&mut self, o: &Datapoint) {
+        self.count += o.count;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+
+    pub fn average(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+}
+
+/// CloudWatch's statistics; percentiles as `p50`, `p99`, `p99.9`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Statistic {
+    SampleCount,
+    Average,
+    Sum,
+    Minimum,
+    Maximum,
+    /// A percentile from 0 to 100, over the period's per-second averages.
+    Percentile(f64),
+}
+
+impl std::str::FromStr for Statistic {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Statistic, String> {
+        Ok(match s {
+            "SampleCount" => Statistic::SampleCount,
+            "Average" => Statistic::Average,
+            "Sum" => Statistic::Sum,
+            "Minimum" => Statistic::Minimum,
+            "Maximum" => Statistic::Maximum,
+            p if p.starts_with('p') => {
+                let v: f64 = p[1..]
+                    .parse()
+                    .map_err(|_| format!("`{s}` is not a percentile like p99"))?;
+                if !(0.0..=100.0).contains(&v) {
+                    return Err(format!("`{s}`: a percentile is from p0 to p100"));
+                }
+                Statistic::Percentile(v)
+            }
+            _ => {
+                return Err(format!(
+                    "`{s}` is not a statistic: SampleCount, Average, Sum, Minimum, Maximum or pNN"
+                ));
+            }
+        })
+    }
+}
+
+impl fmt::Display for Statistic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Statistic::SampleCount => f.write_str("SampleCount"),
+            Statistic::Average => f.write_str("Average"),
+            Statistic::Sum => f.write_str("Sum"),
+            Statistic::Minimum => f.write_str("Minimum"),
+            Statistic::Maximum => f.write_str("Maximum"),
+            Statistic::Percentile(p) => write!(f, "p{p}"),
+        }
+    }
+}
+
+impl Serialize for Statistic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Statistic {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Statistic, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Series {
+    /// (second, datapoint), oldest first.
+    fine: VecDeque<(u64, Datapoint)>,
+    /// (minute start second, datapoint), oldest first.
+    coarse: VecDeque<(u64, Datapoint)>,
+}
+
+/// Every series, in memory.
+#[derive(Clone, Debug, Default)]
+pub struct MetricStore {
+    series: BTreeMap<SeriesKey, Series>,
+}
+
+impl MetricStore {
+    /// Records a value at `time`. Values for a second already rolled into minutes are
+    /// dropped (they are over three hours old).
+    pub fn put(&mut self, key: &SeriesKey, time: Time, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        let sec = time.as_secs();
+        let series = match self.series.get_mut(key) {
+            Some(s) => s,
+            None => self.series.entry(key.clone()).or_default(),
+        };
+        match series
+            .fine
+            .iter_mut()
+            .rev()
+            .take(8)
+            .find(|(s, _)| *s == sec)
+        {
+            Some((_, d)) => d.merge(&Datapoint::one(value)),
+            None => {
+                let pos = series
+                    .fine
+                    .iter()
+                    .rposition(|(s, _)| *s < sec)
+                    .map_or(0, |p| p + 1);
+                if series
+                    .fine
+                    .front()
+                    .is_some_and(|(s, _)| sec + FINE_RETENTION_S < *s)
+                {
+                    return;
+                }
+                series.fine.insert(pos, (sec, Datapoint::one(value)));
+            }
+        }
+        Self::roll(series, sec);
+    }
+
+    /// Moves 1-second datapoints older than the fine retention into minutes.
+    fn roll(series: &mut Series, now_sec: u64) {
+        while let Some(&(s, d)) = series.fine.front() {
+            if s + FINE_RETENTION_S > now_sec {
+                break;
+            }
+            series.fine.pop_front();
+            let minute = s / 60 * 60;
+            match series.coarse.back_mut() {
+                Some((m, c)) if *m == minute => c.merge(&d),
+                _ => series.coarse.push_back((minute, d)),
+            }
+        }
+        while series
+            .coarse
+            .front()
+            .is_some_and(|(m, _)| m + COARSE_RETENTION_S <= now_sec)
+        {
+            series.coarse.pop_front();
+        }
+    }
+
+    /// Drops old data of every series (and series with none left); call now and then.
+    pub fn expire(&mut self, now: Time) {
+        let sec = now.as_secs();
+        for s in self.series.values_mut() {
+            Self::roll(s, sec);
+        }
+        self.series
+            .retain(|_, s| !s.fine.is_empty() || !s.coarse.is_empty());
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &SeriesKey> {
+        self.series.keys()
+    }
+
+    /// The datapoints of `[from, to)`, per second where kept, else per minute.
+    fn datapoints(&self, key: &SeriesKey, from: u64, to: u64) -> Vec<Datapoint> {
+        let Some(s) = self.series.get(key) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Datapoint> = s
+            .coarse
+            .iter()
+            .filter(|(m, _)| *m >= from && *m < to)
+            .map(|(_, d)| *d)
+            .collect();
+        out.extend(
+            s.fine
+                .iter()
+                .filter(|(t, _)| *t >= from && *t < to)
+                .map(|(_, d)| *d),
+        );
+        out
+    }
+
+    /// A statistic over `[start, start + period)`; None when there is no data.
+    pub fn statistic(
+        &self,
+        key: &SeriesKey,
+        stat: Statistic,
+        start: Time,
+        period: Duration,
+    ) -> Option<f64> {
+        let from = start.as_secs();
+        let to = from + (period.as_millis() / 1000).max(1);
+        let points = self.datapoints(key, from, to);
+        aggregate(&points, stat)
+    }
+
+    /// The statistic for each period of `period` from `from` to `to`, skipping periods
+    /// with no data: (period start, value).
+    pub fn query(
+        &self,
+        key: &SeriesKey,
+        stat: Statistic,
+        from: Time,
+        to: Time,
+        period: Duration,
+    ) -> Vec<(Time, f64)> {
+        let p = (period.as_millis() / 1000).max(1);
+        let mut out = Vec::new();
+        let mut t = from.as_secs() / p * p;
+        while t < to.as_secs() {
+            if let Some(v) = self.statistic(key, stat, Time::from_millis(t * 1000), period) {
+                out.push((Time::from_millis(t * 1000), v));
+            }
+            t += p;
+        }
+        out
+    }
+
+    /// Series matching a namespace, name and the given dimensions (a subset).
+    pub fn matching<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        dims: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = &'a SeriesKey> + 'a {
+        self.series.keys().filter(move |k| {
+            k.namespace == namespace
+                && k.name == name
+                && dims.iter().all(|(dk, dv)| k.dimensions.get(dk) == Some(dv))
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+/// A statistic over datapoints.
+pub fn aggregate(points: &[Datapoint], stat: Statistic) -> Option<f64> {
+    if points.is_empty() {
+        return None;
+    }
+    let mut all = points[0];
+    for p in &points[1..] {
+        all.merge(p);
+    }
+    Some(match stat {
+        Statistic::SampleCount => all.count as f64,
+        Statistic::Average => all.average(),
+        Statistic::Sum => all.sum,
+        Statistic::Minimum => all.min,
+        Statistic::Maximum => all.max,
+        Statistic::Percentile(p) => {
+            let mut v: Vec<f64> = points.iter().map(Datapoint::average).collect();
+            v.sort_by(f64::total_cmp);
+            let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+            v[rank.min(v.len()) - 1]
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: u64) -> Time {
+        Time::from_millis(s * 1000 + 250)
+    }
+
+    #[test]
+    fn statistics_over_periods() {
+        let mut m = MetricStore::default();
+        let k = SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", "i-1")]);
+        for (s, v) in [
+            (100, 10.0),
+            (100, 30.0),
+            (101, 50.0),
+            (102, 70.0),
+            (104, 90.0),
+        ] {
+            m.put(&k, at(s), v);
+        }
+        let p5 = Duration::from_secs(5);
+        let start = Time::from_millis(100_000);
+        assert_eq!(
+            m.statistic(&k, Statistic::SampleCount, start, p5),
+            Some(5.0)
+        );
+        assert_eq!(m.statistic(&k, Statistic::Sum, start, p5), Some(250.0));
+        assert_eq!(m.statistic(&k, Statistic::Average, start, p5), Some(50.0));
+        assert_eq!(m.statistic(&k, Statistic::Minimum, start, p5), Some(10.0));
+        assert_eq!(m.statistic(&k, Statistic::Maximum, start, p5), Some(90.0));
+        // Percentiles over the per-second averages 20, 50, 70, 90.
+        assert_eq!(
+            m.statistic(&k, Statistic::Percentile(50.0), start, p5),
+            Some(50.0)
+        );
+        assert_eq!(
+            m.statistic(&k, Statistic::Percentile(99.0), start, p5),
+            Some(90.0)
+        );
+        assert_eq!(
+            m.statistic(
+                &k,
+                Statistic::Average,
+                Time::from_millis(103_000),
+                Duration::from_secs(1)
+            ),
+            None
+        );
+        let q = m.query(
+            &k,
+            Statistic::Maximum,
+            Time::from_millis(100_000),
+            Time::from_millis(106_000),
+            Duration::from_secs(2),
+        );
+        assert_eq!(
+            q,
+            vec![
+                (Time::from_millis(100_000), 50.0),
+                (Time::from_millis(102_000), 70.0),
+                (Time::from_millis(104_000), 90.0)
+            ]
+        );
+        assert_eq!(
+            "p99.9".parse::<Statistic>(),
+            Ok(Statistic::Percentile(99.9))
+        );
+        assert!("median".parse::<Statistic>().is_err());
+    }
+
+    #[test]
+    fn old_seconds_roll_into_minutes_and_memory_stays_bounded() {
+        let mut m = MetricStore::default();
+        let k = SeriesKey::new("N", "m", &[]);
+        let day = 24 * 3600;
+        for s in 0..(day + 3600) {
+            m.put(&k, at(s), 1.0);
+        }
+        let series = &m.series[&k];
+        assert_eq!(series.fine.len() as u64, FINE_RETENTION_S);
+        assert!(
+            series.coarse.len() as u64 <= COARSE_RETENTION_S / 60,
+            "{}",
+            series.coarse.len()
+        );
+        // A minute from the coarse part still answers, with all its 60 values.
+        let minute = Time::from_millis((day + 3600 - 5 * 3600) * 1000);
+        assert_eq!(
+            m.statistic(&k, Statistic::SampleCount, minute, Duration::from_secs(60)),
+            Some(60.0)
+        );
+        m.expire(Time::from_millis((day * 3) * 1000));
+        assert!(m.is_empty());
+    }
+}

@@ -1,0 +1,495 @@
+//! Scaling policies as EC2 Auto Scaling defines them, and the scaler that runs alarms
+//! and policies against the groups: simple scaling with cooldown, step scaling with
+//! warmup, target tracking, scheduled actions; among policies the largest capacity wins.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alarm::{Alarm, AlarmSpec, AlarmState, Comparison, MissingData, Transition};
+use crate::group::{Group, Lifecycle};
+use crate::metrics::{MetricStore, SeriesKey, Statistic};
+use crate::schedule::Cron;
+use crate::{Duration, Time};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdjustmentType {
+    ChangeInCapacity,
+    ExactCapacity,
+    PercentChangeInCapacity,
+}
+
+/// One step: applies when `metric - threshold` lies in [lower, upper) above the
+/// threshold, or (lower, upper] below it; a missing bound is infinite.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub adjustment: i64,
+}
+
+/// The metric a target tracking policy keeps at its target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TrackedMetric {
+    /// The group's average CPU, over instances past their warmup.
+    AsgAverageCpuUtilization,
+    /// Requests per target per period in a target group.
+    AlbRequestCountPerTarget { target_group: String },
+    Custom {
+        metric: SeriesKey,
+        statistic: Statistic,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PolicyKind {
+    Simple {
+        adjustment_type: AdjustmentType,
+        adjustment: i64,
+        cooldown: Option<Duration>,
+        min_adjustment_magnitude: Option<i64>,
+    },
+    Step {
+        adjustment_type: AdjustmentType,
+        steps: Vec<Step>,
+        min_adjustment_magnitude: Option<i64>,
+        warmup: Option<Duration>,
+    },
+    TargetTracking {
+        metric: TrackedMetric,
+        target: f64,
+        disable_scale_in: bool,
+        warmup: Option<Duration>,
+        period: Duration,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicySpec {
+    pub name: String,
+    pub group: String,
+    pub kind: PolicyKind,
+}
+
+/// A scheduled action: at each cron match, set the group's min, max and/or desired.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledAction {
+    pub name: String,
+    pub group: String,
+    pub cron: Cron,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+    pub desired: Option<u32>,
+}
+
+/// AWS's rounding for PercentChangeInCapacity: above 1 rounded down, between 0 and 1
+/// to 1, between -1 and 0 to -1, below -1 toward zero; then MinAdjustmentMagnitude.
+pub fn percent_change(current: u32, percent: i64, min_magnitude: Option<i64>) -> i64 {
+    let raw = f64::from(current) * percent as f64 / 100.0;
+    let mut n = if raw > 1.0 {
+        raw.floor() as i64
+    } else if raw > 0.0 {
+        1
+    } else if raw > -1.0 && raw < 0.0 {
+        -1
+    } else {
+        raw.trunc() as i64
+    };
+    if let Some(m) = min_magnitude {
+        if n > 0 && n < m {
+            n = m;
+        } else if n < 0 && -n < m {
+            n = -m;
+        }
+    }
+    n
+}
+
+/// The capacity an adjustment asks for, from `current`.
+pub fn adjusted(
+    kind: AdjustmentType,
+    adjustment: i64,
+    current: u32,
+    min_magnitude: Option<i64>,
+) -> i64 {
+    match kind {
+        AdjustmentType::ChangeInCapacity => i64::from(current) + adjustment,
+        AdjustmentType::ExactCapacity => adjustment,
+        AdjustmentType::PercentChangeInCapacity => {
+            i64::from(current) + percent_change(current, adjustment, min_magnitude)
+        }
+    }
+}
+
+/// The step for a metric value breaching `threshold`.
+pub fn step_for(steps: &[Step], value: f64, threshold: f64) -> Option<&Step> {
+    let d = value - threshold;
+    steps.iter().find(|s| {
+        if d >= 0.0 {
+            s.lower.is_none_or(|l| d >= l) && s.upper.is_none_or(|u| d < u)
+        } else {
+            s.lower.is_none_or(|l| d > l) && s.upper.is_none_or(|u| d <= u)
+        }
+    })
+}
+
+/// What the scaler did in one evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Alarm(Transition),
+    /// Run a webhook (`webhook:NAME` in an alarm's actions) for this transition.
+    Webhook {
+        webhook: String,
+        transition: Transition,
+    },
+    /// A policy or scheduled action changed a group's capacity.
+    Scaled {
+        group: String,
+        policy: String,
+        from: u32,
+        to: u32,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct PolicyState {
+    spec: PolicySpec,
+    /// Simple scaling: alarms are ignored until then.
+    cooldown_until: Time,
+}
+
+/// The alarms and policies of a stack, evaluated against groups and metrics.
+#[derive(Clone, Debug)]
+pub struct Scaler {
+    pub alarms: BTreeMap<String, Alarm>,
+    policies: BTreeMap<String, PolicyState>,
+    scheduled: Vec<ScheduledAction>,
+    last_minute: u64,
+    /// Per alarm: the period in which its scaling actions last ran.
+    last_run: BTreeMap<String, u64>,
+}
+
+/// The group-level inputs a policy needs that the store does not hold.
+pub trait GroupView {
+    fn group(&self, name: &str) -> Option<&Group>;
+    fn group_mut(&mut self, name: &str) -> Option<&mut Group>;
+    /// Instances of the group still in their warmup.
+    fn warming(&self, group: &str, now: Time) -> u32;
+}
+
+impl Scaler {
+    pub fn new(
+        alarms: Vec<AlarmSpec>,
+        policies: Vec<PolicySpec>,
+        scheduled: Vec<ScheduledAction>,
+        now: Time,
+    ) -> Scaler {
+        let mut s = Scaler {
+            alarms: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            scheduled,
+            last_minute: now.as_secs() / 60,
+            last_run: BTreeMap::new(),
+        };
+        for a in alarms {
+            s.alarms.insert(a.name.clone(), Alarm::new(a, now));
+        }
+        for p in policies {
+            // Target tracking creates and owns its two alarms, as AWS does.
+            if let PolicyKind::TargetTracking {
+                metric,
+                target,
+                period,
+                ..
+            } = &p.kind
+            {
+                let (key, stat) = tracked_series(metric, &p.group);
+                for (suffix, comparison, threshold, n) in [
+                    ("AlarmHigh", Comparison::GreaterThanThreshold, *target, 3),
+                    ("AlarmLow", Comparison::LessThanThreshold, target * 0.9, 15),
+                ] {
+                    let name = format!("TargetTracking-{}-{suffix}", p.name);
+                    let spec = AlarmSpec {
+                        name: name.clone(),
+                        metric: key.clone(),
+                        statistic: stat,
+                        period: *period,
+                        evaluation_periods: n,
+                        datapoints_to_alarm: n,
+                        comparison,
+                        threshold,
+                        treat_missing_data: MissingData::Missing,
+                        alarm_actions: vec![p.name.clone()],
+                        ok_actions: vec![],
+                        insufficient_data_actions: vec![],
+                    };
+                    s.alarms.insert(name, Alarm::new(spec, now));
+                }
+            }
+            s.policies.insert(
+                p.name.clone(),
+                PolicyState {
+                    spec: p,
+                    cooldown_until: Time::default(),
+                },
+            );
+        }
+        s
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = &PolicySpec> {
+        self.policies.values().map(|p| &p.spec)
+    }
+
+    /// Evaluates every alarm, runs the policies of those in ALARM (on the transition and
+    /// once per period after), runs scheduled actions, and applies, per group, the
+    /// largest capacity asked for.
+    pub fn evaluate(
+        &mut self,
+        store: &MetricStore,
+        groups: &mut impl GroupView,
+        now: Time,
+    ) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let mut due: Vec<(String, String)> = Vec::new(); // (alarm, policy)
+        for (name, alarm) in self.alarms.iter_mut() {
+            if let Some(t) = alarm.evaluate(store, now) {
+                let actions = match t.to {
+                    AlarmState::Alarm => &alarm.spec.alarm_actions,
+                    AlarmState::Ok => &alarm.spec.ok_actions,
+                    AlarmState::InsufficientData => &alarm.spec.insufficient_data_actions,
+                };
+                for a in actions {
+                    if let Some(w) = a.strip_prefix("webhook:") {
+                        out.push(Outcome::Webhook {
+                            webhook: w.to_owned(),
+                            transition: t.clone(),
+                        });
+                    }
+                }
+                out.push(Outcome::Alarm(t));
+            }
+            // Scaling actions repeat, once per period, while the alarm stays in ALARM.
+            if alarm.state == AlarmState::Alarm {
+                let period = alarm.period_index(now);
+                if self.last_run.get(name) != Some(&period) {
+                    self.last_run.insert(name.clone(), period);
+                    for a in alarm
+                        .spec
+                        .alarm_actions
+                        .iter()
+                        .filter(|a| !a.starts_with("webhook:"))
+                    {
+                        due.push((name.clone(), a.clone()));
+                    }
+                }
+            }
+        }
+
+        // Proposals per group: (policy, desired, is target tracking, is scale-in).
+        let mut proposals: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
+        for (alarm_name, policy_name) in due {
+            let Some(p) = self.policies.get(&policy_name) else {
+                continue;
+            };
+            let Some(alarm) = self.alarms.get(&alarm_name) else {
+                continue;
+            };
+            if let Some(desired) = propose(p, alarm, store, groups, now) {
+                proposals
+                    .entry(p.spec.group.clone())
+                    .or_default()
+                    .push((policy_name.clone(), desired));
+            }
+        }
+        for (group, props) in proposals {
+            let Some(g) = groups.group_mut(&group) else {
+                continue;
+            };
+            let current = g.capacity().desired;
+            // Target tracking scales in only when every such policy of the group agrees.
+            let tt: Vec<&String> = self
+                .policies
+                .values()
+                .filter(|p| {
+                    p.spec.group == group
+                        && matches!(p.spec.kind, PolicyKind::TargetTracking { .. })
+                })
+                .map(|p| &p.spec.name)
+                .collect();
+            let (policy, wanted) = props
+                .iter()
+                .max_by_key(|(_, d)| *d)
+                .cloned()
+                .expect("non-empty");
+            if wanted < current && tt.len() > 1 {
+                let agreeing = props
+                    .iter()
+                    .filter(|(n, d)| tt.contains(&n) && *d < current)
+                    .count();
+                if agreeing < tt.len() {
+                    continue;
+                }
+            }
+            let cap = g.capacity();
+            let to = wanted.clamp(cap.min, cap.max);
+            if to == current {
+                continue;
+            }
+            let alarm = self
+                .alarms
+                .values()
+                .find(|a| a.state == AlarmState::Alarm && a.spec.alarm_actions.contains(&policy))
+                .map_or("-".to_owned(), |a| a.spec.name.clone());
+            let cause = format!(
+                "At {now} a monitor alarm {alarm} in state ALARM triggered policy {policy} changing the desired capacity from {current} to {to}."
+            );
+            if g.set_capacity(None, None, Some(to), now, &cause).is_ok() {
+                if let Some(p) = self.policies.get_mut(&policy)
+                    && let PolicyKind::Simple { cooldown, .. } = p.spec.kind
+                {
+                    p.cooldown_until = now + cooldown.unwrap_or(Duration::from_secs(300));
+                }
+                out.push(Outcome::Scaled {
+                    group,
+                    policy,
+                    from: current,
+                    to,
+                });
+            }
+        }
+
+        // Scheduled actions, once per matching minute.
+        let minute = now.as_secs() / 60;
+        if minute != self.last_minute {
+            self.last_minute = minute;
+            for a in &self.scheduled {
+                if !a.cron.matches(now) {
+                    continue;
+                }
+                let Some(g) = groups.group_mut(&a.group) else {
+                    continue;
+                };
+                let from = g.capacity().desired;
+                let cause = format!("At {now} the scheduled action {} executed", a.name);
+                if let Ok(cap) = g.set_capacity(a.min, a.max, a.desired, now, &cause)
+                    && cap.desired != from
+                {
+                    out.push(Outcome::Scaled {
+                        group: a.group.clone(),
+                        policy: a.name.clone(),
+                        from,
+                        to: cap.desired,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The series and statistic a target tracking policy follows.
+pub fn tracked_series(metric: &TrackedMetric, group: &str) -> (SeriesKey, Statistic) {
+    match metric {
+        TrackedMetric::AsgAverageCpuUtilization => (
+            SeriesKey::new(
+                "AWS/EC2",
+                "CPUUtilization",
+                &[("AutoScalingGroupName", group)],
+            ),
+            Statistic::Average,
+        ),
+        TrackedMetric::AlbRequestCountPerTarget { target_group } => (
+            SeriesKey::new(
+                "AWS/ApplicationELB",
+                "RequestCountPerTarget",
+                &[("TargetGroup", target_group)],
+            ),
+            Statistic::Sum,
+        ),
+        TrackedMetric::Custom { metric, statistic } => (metric.clone(), *statistic),
+    }
+}
+
+/// The capacity one policy asks for now, if any.
+fn propose(
+    p: &PolicyState,
+    alarm: &Alarm,
+    store: &MetricStore,
+    groups: &impl GroupView,
+    now: Time,
+) -> Option<u32> {
+    let g = groups.group(&p.spec.group)?;
+    let desired = g.capacity().desired;
+    let in_service = g.count(Lifecycle::InService) as u32;
+    let warming = groups.warming(&p.spec.group, now);
+    let value = alarm.last_value;
+    let clamp = |n: i64| n.clamp(0, i64::from(u32::MAX)) as u32;
+    match &p.spec.kind {
+        PolicyKind::Simple {
+            adjustment_type,
+            adjustment,
+            min_adjustment_magnitude,
+            ..
+        } => {
+            // Cooldown: the alarm is ignored until the last activity is done and the
+            // cooldown has passed.
+            if now < p.cooldown_until || g.count(Lifecycle::Pending) > 0 {
+                return None;
+            }
+            Some(clamp(adjusted(
+                *adjustment_type,
+                *adjustment,
+                desired,
+                *min_adjustment_magnitude,
+            )))
+        }
+        PolicyKind::Step {
+            adjustment_type,
+            steps,
+            min_adjustment_magnitude,
+            ..
+        } => {
+            let step = step_for(steps, value?, alarm.spec.threshold)?;
+            // Warming instances count toward desired: the step applies to the capacity
+            // that is past its warmup, and never lowers what is already asked for.
+            let base = desired.saturating_sub(warming);
+            let wanted = clamp(adjusted(
+                *adjustment_type,
+                step.adjustment,
+                base,
+                *min_adjustment_magnitude,
+            ));
+            if step.adjustment > 0
+                || *adjustment_type == AdjustmentType::ExactCapacity && wanted > desired
+            {
+                Some(wanted.max(desired))
+            } else if warming > 0 {
+                None // Scale-in waits until warmup ends.
+            } else {
+                Some(wanted)
+            }
+        }
+        PolicyKind::TargetTracking {
+            metric,
+            target,
+            disable_scale_in,
+            ..
+        } => {
+            let _ = (store, metric);
+            let v = value?;
+            let counted = in_service.saturating_sub(warming).max(1);
+            let wanted = (f64::from(counted) * v / target).ceil().max(0.0) as u32;
+            if alarm.spec.comparison == Comparison::GreaterThanThreshold {
+                Some(wanted.max(desired))
+            } else if *disable_scale_in || warming > 0 {
+                None
+            } else {
+                Some(wanted.min(desired))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,370 @@
+use super::*;
+use crate::ids::IdGen;
+use crate::stack::parse;
+
+#[test]
+fn percent_change_rounds_as_aws_does() {
+    // (current, percent, min magnitude) -> change
+    for (current, pct, min, want) in [
+        (10, 10, None, 1),
+        (10, 15, None, 1),   // 1.5 -> 1
+        (10, 25, None, 2),   // 2.5 -> 2
+        (3, 10, None, 1),    // 0.3 -> 1
+        (3, -10, None, -1),  // -0.3 -> -1
+        (10, -25, None, -2), // -2.5 -> -2 (toward zero)
+        (10, 10, Some(3), 3),
+        (10, -10, Some(2), -2),
+        (0, 50, None, 0),
+    ] {
+        assert_eq!(
+            percent_change(current, pct, min),
+            want,
+            "{current} {pct}% min {min:?}"
+        );
+    }
+}
+
+#[test]
+fn steps_are_relative_to_the_threshold() {
+    let steps = [
+        Step {
+            lower: Some(0.0),
+            upper: Some(10.0),
+            adjustment: 10,
+        },
+        Step {
+            lower: Some(10.0),
+            upper: None,
+            adjustment: 30,
+        },
+        Step {
+            lower: None,
+            upper: Some(0.0),
+            adjustment: -10,
+        },
+    ];
+    assert_eq!(
+        step_for(&steps, 50.0, 50.0).unwrap().adjustment,
+        10,
+        "lower bound inclusive above"
+    );
+    assert_eq!(step_for(&steps, 59.9, 50.0).unwrap().adjustment, 10);
+    assert_eq!(step_for(&steps, 60.0, 50.0).unwrap().adjustment, 30);
+    assert_eq!(step_for(&steps, 20.0, 50.0).unwrap().adjustment, -10);
+}
+
+struct Groups {
+    groups: BTreeMap<String, Group>,
+    warming: u32,
+}
+
+impl GroupView for Groups {
+    fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name)
+    }
+    fn group_mut(&mut self, name: &str) -> Option<&mut Group> {
+        self.groups.get_mut(name)
+    }
+    fn warming(&self, _: &str, _: Time) -> u32 {
+        self.warming
+    }
+}
+
+/// A group `web` at `desired` (min 1, max 20), every instance in service.
+fn groups(desired: u32) -> (Groups, IdGen) {
+    let src = format!(
+        "[groups.web]\nmin = 1\nmax = 20\ndesired = {desired}\n[groups.web.launch]\ncommand = [\"x\"]\n"
+    );
+    let mut g = Group::new(&parse(&src).unwrap().groups[0]);
+    let mut ids = IdGen::new(3);
+    settle(&mut g, &mut ids, Time::from_millis(0));
+    (
+        Groups {
+            groups: [("web".to_owned(), g)].into(),
+            warming: 0,
+        },
+        ids,
+    )
+}
+
+fn settle(g: &mut Group, ids: &mut IdGen, now: Time) {
+    for c in g.plan(now, ids) {
+        match c {
+            crate::group::Command::Launch { instance, .. } => g.on_running(&instance, now),
+            crate::group::Command::Terminate { instance, .. } => {
+                g.on_exited(&instance, now, "stopped")
+            }
+        }
+    }
+}
+
+fn cpu() -> SeriesKey {
+    SeriesKey::new(
+        "AWS/EC2",
+        "CPUUtilization",
+        &[("AutoScalingGroupName", "web")],
+    )
+}
+
+fn alarm(
+    name: &str,
+    comparison: Comparison,
+    threshold: f64,
+    n: u32,
+    actions: &[&str],
+) -> AlarmSpec {
+    AlarmSpec {
+        name: name.into(),
+        metric: cpu(),
+        statistic: Statistic::Average,
+        period: Duration::from_secs(1),
+        evaluation_periods: n,
+        datapoints_to_alarm: n,
+        comparison,
+        threshold,
+        treat_missing_data: MissingData::Missing,
+        alarm_actions: actions.iter().map(|s| (*s).to_owned()).collect(),
+        ok_actions: vec![],
+        insufficient_data_actions: vec![],
+    }
+}
+
+/// Puts `value` for second `s` and evaluates at the start of second `s + 1`.
+fn tick(
+    scaler: &mut Scaler,
+    store: &mut MetricStore,
+    g: &mut Groups,
+    s: u64,
+    value: f64,
+) -> Vec<Outcome> {
+    store.put(&cpu(), Time::from_millis(s * 1000), value);
+    scaler.evaluate(store, g, Time::from_millis((s + 1) * 1000))
+}
+
+fn desired(g: &Groups) -> u32 {
+    g.groups["web"].capacity().desired
+}
+
+#[test]
+fn the_step_example_goes_10_11_14() {
+    let (mut g, _) = groups(10);
+    let policy = PolicySpec {
+        name: "steps".into(),
+        group: "web".into(),
+        kind: PolicyKind::Step {
+            adjustment_type: AdjustmentType::PercentChangeInCapacity,
+            steps: vec![
+                Step {
+                    lower: Some(0.0),
+                    upper: Some(10.0),
+                    adjustment: 10,
+                },
+                Step {
+                    lower: Some(10.0),
+                    upper: None,
+                    adjustment: 30,
+                },
+            ],
+            min_adjustment_magnitude: None,
+            warmup: None,
+        },
+    };
+    let mut s = Scaler::new(
+        vec![alarm(
+            "high",
+            Comparison::GreaterThanOrEqualToThreshold,
+            50.0,
+            1,
+            &["steps"],
+        )],
+        vec![policy],
+        vec![],
+        Time::default(),
+    );
+    let mut store = MetricStore::default();
+    tick(&mut s, &mut store, &mut g, 100, 55.0);
+    assert_eq!(desired(&g), 11);
+    tick(&mut s, &mut store, &mut g, 101, 65.0);
+    assert_eq!(desired(&g), 14, "11 + 30% = 14.3, rounded down");
+}
+
+#[test]
+fn warming_instances_count_toward_desired_so_one_breach_gives_one_activity() {
+    let (mut g, _) = groups(2);
+    let policy = PolicySpec {
+        name: "plus-one".into(),
+        group: "web".into(),
+        kind: PolicyKind::Step {
+            adjustment_type: AdjustmentType::ChangeInCapacity,
+            steps: vec![Step {
+                lower: Some(0.0),
+                upper: None,
+                adjustment: 1,
+            }],
+            min_adjustment_magnitude: None,
+            warmup: Some(Duration::from_secs(60)),
+        },
+    };
+    let mut s = Scaler::new(
+        vec![alarm(
+            "high",
+            Comparison::GreaterThanThreshold,
+            60.0,
+            1,
+            &["plus-one"],
+        )],
+        vec![policy],
+        vec![],
+        Time::default(),
+    );
+    let mut store = MetricStore::default();
+    tick(&mut s, &mut store, &mut g, 100, 90.0);
+    assert_eq!(desired(&g), 3);
+    g.warming = 1; // the new instance warms up: repeated breaches add nothing
+    for sec in 101..110 {
+        tick(&mut s, &mut store, &mut g, sec, 90.0);
+    }
+    assert_eq!(desired(&g), 3);
+    g.warming = 0;
+    tick(&mut s, &mut store, &mut g, 110, 90.0);
+    assert_eq!(desired(&g), 4, "after warmup the next breach scales again");
+}
+
+#[test]
+fn cooldown_blocks_a_second_simple_scaling() {
+    let (mut g, _) = groups(2);
+    let policy = PolicySpec {
+        name: "simple".into(),
+        group: "web".into(),
+        kind: PolicyKind::Simple {
+            adjustment_type: AdjustmentType::ChangeInCapacity,
+            adjustment: 2,
+            cooldown: Some(Duration::from_secs(180)),
+            min_adjustment_magnitude: None,
+        },
+    };
+    let mut s = Scaler::new(
+        vec![alarm(
+            "high",
+            Comparison::GreaterThanThreshold,
+            60.0,
+            1,
+            &["simple"],
+        )],
+        vec![policy],
+        vec![],
+        Time::default(),
+    );
+    let mut store = MetricStore::default();
+    tick(&mut s, &mut store, &mut g, 100, 90.0);
+    assert_eq!(desired(&g), 4);
+    let (web, mut ids) = (g.groups.get_mut("web").unwrap(), IdGen::new(9));
+    settle(web, &mut ids, Time::from_millis(101_000));
+    for sec in 101..280 {
+        tick(&mut s, &mut store, &mut g, sec, 90.0);
+    }
+    assert_eq!(desired(&g), 4, "in cooldown");
+    tick(&mut s, &mut store, &mut g, 281, 90.0);
+    assert_eq!(desired(&g), 6, "cooldown over");
+}
+
+#[test]
+fn target_tracking_scales_out_fast_and_in_slowly_and_the_largest_capacity_wins() {
+    let (mut g, _) = groups(2);
+    let tt = PolicySpec {
+        name: "cpu70".into(),
+        group: "web".into(),
+        kind: PolicyKind::TargetTracking {
+            metric: TrackedMetric::AsgAverageCpuUtilization,
+            target: 70.0,
+            disable_scale_in: false,
+            warmup: None,
+            period: Duration::from_secs(1),
+        },
+    };
+    let step = PolicySpec {
+        name: "to-ten".into(),
+        group: "web".into(),
+        kind: PolicyKind::Step {
+            adjustment_type: AdjustmentType::ExactCapacity,
+            steps: vec![Step {
+                lower: Some(0.0),
+                upper: None,
+                adjustment: 10,
+            }],
+            min_adjustment_magnitude: None,
+            warmup: None,
+        },
+    };
+    let mut s = Scaler::new(
+        vec![alarm(
+            "very-high",
+            Comparison::GreaterThanThreshold,
+            99.0,
+            1,
+            &["to-ten"],
+        )],
+        vec![tt, step],
+        vec![],
+        Time::default(),
+    );
+    let mut store = MetricStore::default();
+    // Two seconds above target: not yet (3 of 3 datapoints needed).
+    tick(&mut s, &mut store, &mut g, 100, 95.0);
+    tick(&mut s, &mut store, &mut g, 101, 95.0);
+    assert_eq!(desired(&g), 2);
+    // Third: ceil(2 x 95 / 70) = 3.
+    tick(&mut s, &mut store, &mut g, 102, 95.0);
+    assert_eq!(desired(&g), 3);
+    // Both policies fire: target tracking wants ceil(2 x 100 / 70) = 3, the step 10.
+    let out = tick(&mut s, &mut store, &mut g, 103, 100.0);
+    assert_eq!(desired(&g), 10, "{out:?}");
+    // Low load: scale-in only after 15 of 15 seconds below 0.9 x target.
+    let (web, mut ids) = (g.groups.get_mut("web").unwrap(), IdGen::new(5));
+    settle(web, &mut ids, Time::from_millis(104_000));
+    for sec in 104..118 {
+        tick(&mut s, &mut store, &mut g, sec, 14.0);
+    }
+    assert_eq!(desired(&g), 10);
+    let out = tick(&mut s, &mut store, &mut g, 118, 14.0);
+    assert_eq!(desired(&g), 2, "ceil(10 x 14 / 70) = 2: {out:?}");
+}
+
+#[test]
+fn scheduled_actions_run_at_their_minute() {
+    let (mut g, _) = groups(2);
+    let action = ScheduledAction {
+        name: "morning".into(),
+        group: "web".into(),
+        cron: Cron::parse("0 9 * * *", "UTC").unwrap(),
+        min: Some(4),
+        max: None,
+        desired: Some(6),
+    };
+    let mut s = Scaler::new(
+        vec![],
+        vec![],
+        vec![action],
+        Time::from_millis(1_795_424_400_000 - 120_000),
+    );
+    let store = MetricStore::default();
+    assert!(
+        s.evaluate(
+            &store,
+            &mut g,
+            Time::from_millis(1_795_424_400_000 - 60_000)
+        )
+        .is_empty()
+    );
+    let out = s.evaluate(&store, &mut g, Time::from_millis(1_795_424_400_000 + 5_000));
+    assert_eq!(
+        out,
+        vec![Outcome::Scaled {
+            group: "web".into(),
+            policy: "morning".into(),
+            from: 2,
+            to: 6
+        }]
+    );
+    assert_eq!(g.groups["web"].capacity().min, 4);
+}
