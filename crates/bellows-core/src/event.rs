@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Time;
+use crate::alarm::AlarmState;
 use crate::group::{Activity, Health, Lifecycle};
 use crate::ids::InstanceId;
 use crate::lb::select::TargetState;
@@ -46,6 +47,14 @@ pub enum Event {
         to: TargetState,
         reason: Option<String>,
     },
+    /// An alarm changed state.
+    Alarm {
+        time: Time,
+        alarm: String,
+        from: AlarmState,
+        to: AlarmState,
+        reason: String,
+    },
     /// A listener's ingress allow-list changed.
     Ingress {
         time: Time,
@@ -73,7 +82,8 @@ impl Event {
             | Event::Protection { time, .. }
             | Event::Capacity { time, .. }
             | Event::TargetHealth { time, .. }
-            | Event::Ingress { time, .. } => *time,
+            | Event::Ingress { time, .. }
+            | Event::Alarm { time, .. } => *time,
         }
     }
 
@@ -87,6 +97,7 @@ impl Event {
             Event::Capacity { .. } => "capacity",
             Event::TargetHealth { .. } => "target_health",
             Event::Ingress { .. } => "ingress",
+            Event::Alarm { .. } => "alarm",
         }
     }
 }

@@ -277,8 +277,8 @@ impl MetricStore {
         aggregate(&points, stat)
     }
 
-    /// The statistic for each period of `period` from `from` to `to`, skipping periods
-    /// with no data: (period start, value).
+    /// The statistic for each period of `period` from `from` to `to` (the period holding
+    /// `to` included, so far), skipping periods with no data: (period start, value).
     pub fn query(
         &self,
         key: &SeriesKey,
@@ -290,7 +290,7 @@ impl MetricStore {
         let p = (period.as_millis() / 1000).max(1);
         let mut out = Vec::new();
         let mut t = from.as_secs() / p * p;
-        while t < to.as_secs() {
+        while t <= to.as_secs() {
             if let Some(v) = self.statistic(key, stat, Time::from_millis(t * 1000), period) {
                 out.push((Time::from_millis(t * 1000), v));
             }

@@ -13,9 +13,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
+use crate::alarm::AlarmSpec;
 use crate::lb::cidr::Cidr;
 use crate::lb::rules::{Action, Rule};
 use crate::lb::select::Algorithm;
+use crate::scaling::{PolicySpec, ScheduledAction};
 
 pub use parse::{
     DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, MAX_GROUP_SIZE, default_health_check, parse,
@@ -49,6 +51,17 @@ pub struct Stack {
     pub groups: Vec<GroupSpec>,
     pub target_groups: Vec<TargetGroupSpec>,
     pub listeners: Vec<ListenerSpec>,
+    pub alarms: Vec<AlarmSpec>,
+    pub policies: Vec<PolicySpec>,
+    pub scheduled: Vec<ScheduledAction>,
+    pub webhooks: Vec<WebhookSpec>,
+}
+
+/// Where alarm notifications are POSTed (through the persistent outbox).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookSpec {
+    pub name: String,
+    pub url: String,
 }
 
 impl Stack {
@@ -106,6 +119,9 @@ pub struct GroupSpec {
     pub default_instance_warmup: Option<Duration>,
     pub termination_policy: TerminationPolicy,
     pub target_groups: Vec<String>,
+    /// A request to a target group of this group while it has no instance launches one
+    /// and is held until it is ready (Knative's activator; ALB cannot).
+    pub scale_from_zero: bool,
 }
 
 /// What EC2 calls a launch template and its user data.
@@ -126,7 +142,9 @@ pub struct LaunchTemplate {
 }
 
 /// The environment variables bellows sets for every instance itself.
-pub const RESERVED_ENV: [&str; 7] = [
+pub const RESERVED_ENV: [&str; 9] = [
+    "BELLOWS_API",
+    "BELLOWS_METRICS_TOKEN",
     "INSTANCE_ID",
     "PRIVATE_IP",
     "PORT",

@@ -16,15 +16,19 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use bellows_core::Time;
+use bellows_core::alarm::{AlarmState, Transition};
 use bellows_core::event::Capacity;
 use bellows_core::group::{Activity, Health, Lifecycle};
 use bellows_core::ids::InstanceId;
 use bellows_core::lb::cidr::Cidr;
+use bellows_core::metrics::SeriesKey;
 use bellows_core::stack::{HealthCheckType, TerminationPolicy};
 use bellows_proxy::{ListenerView, TargetView};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::store::Delivery;
 
 /// The largest request body the API reads.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -61,6 +65,20 @@ pub enum Call {
         actor: String,
         reply: oneshot::Sender<Result<IngressChange, ApiError>>,
     },
+    Alarms(oneshot::Sender<Vec<AlarmView>>),
+    MetricsList(oneshot::Sender<Vec<SeriesKey>>),
+    MetricsQuery {
+        query: MetricQuery,
+        reply: oneshot::Sender<Result<MetricResult, ApiError>>,
+    },
+    /// Custom metrics, with the bearer token that came with them (the operator's or an
+    /// instance's own).
+    PutMetrics {
+        token: Option<String>,
+        data: Vec<MetricDatum>,
+        reply: oneshot::Sender<Result<usize, ApiError>>,
+    },
+    Deliveries(oneshot::Sender<Result<Vec<Delivery>, ApiError>>),
     /// Every metric in Prometheus' text format.
     Metrics(oneshot::Sender<String>),
     /// The instance's log file, and whether the instance still runs.
@@ -81,6 +99,65 @@ pub struct StatusView {
     pub cgroups: bool,
     pub groups: Vec<GroupView>,
     pub listeners: Vec<ListenerView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlarmView {
+    pub name: String,
+    pub state: AlarmState,
+    pub reason: String,
+    pub since: Time,
+    pub metric: String,
+    pub statistic: String,
+    pub period: bellows_core::Duration,
+    pub evaluation_periods: u32,
+    pub datapoints_to_alarm: u32,
+    pub comparison: String,
+    pub threshold: f64,
+    pub last_value: Option<f64>,
+    pub alarm_actions: Vec<String>,
+    /// Newest first.
+    pub history: Vec<Transition>,
+}
+
+/// One value of a custom metric, like PutMetricData's MetricDatum.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricDatum {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub dimensions: std::collections::BTreeMap<String, String>,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricQuery {
+    pub namespace: String,
+    pub name: String,
+    /// `Key=Value` pairs, comma-separated.
+    #[serde(default)]
+    pub dimensions: Option<String>,
+    #[serde(default)]
+    pub stat: Option<String>,
+    #[serde(default)]
+    pub period: Option<String>,
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricResult {
+    pub series: Vec<SeriesResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeriesResult {
+    pub key: SeriesKey,
+    pub statistic: String,
+    pub period: bellows_core::Duration,
+    /// (period start, value)
+    pub points: Vec<(Time, f64)>,
 }
 
 /// The outcome of an ingress change.
@@ -168,6 +245,10 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
     fn unavailable() -> ApiError {
@@ -288,6 +369,10 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(revoke),
         )
         .route("/metrics", get(metrics))
+        .route("/api/v1/alarms", get(alarms))
+        .route("/api/v1/metrics", get(metrics_list).post(put_metrics))
+        .route("/api/v1/metrics/query", get(metrics_query))
+        .route("/api/v1/deliveries", get(deliveries))
         .route("/api/v1/groups/{group}/capacity", put(set_capacity))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/status") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -300,6 +385,63 @@ async fn status(State(s): State<ApiState>) -> Result<axum::Json<StatusView>, Api
 
 async fn instances(State(s): State<ApiState>) -> Result<axum::Json<Vec<InstanceView>>, ApiError> {
     s.ask(Call::Instances).await.map(axum::Json)
+}
+
+async fn alarms(State(s): State<ApiState>) -> Result<axum::Json<Vec<AlarmView>>, ApiError> {
+    s.ask(Call::Alarms).await.map(axum::Json)
+}
+
+async fn deliveries(State(s): State<ApiState>) -> Result<axum::Json<Vec<Delivery>>, ApiError> {
+    s.ask(Call::Deliveries).await?.map(axum::Json)
+}
+
+async fn metrics_list(State(s): State<ApiState>) -> Result<axum::Json<Vec<SeriesKey>>, ApiError> {
+    s.ask(Call::MetricsList).await.map(axum::Json)
+}
+
+async fn metrics_query(
+    State(s): State<ApiState>,
+    q: Result<Query<MetricQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<MetricResult>, ApiError> {
+    let Query(query) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    s.ask(|reply| Call::MetricsQuery { query, reply })
+        .await?
+        .map(axum::Json)
+}
+
+/// A single datum or `{"metrics": [...]}` (at most 1000).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PutBody {
+    Many { metrics: Vec<MetricDatum> },
+    One(MetricDatum),
+}
+
+async fn put_metrics(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    // Any content type: instances post with whatever their HTTP client defaults to.
+    let body: PutBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("the body must be {{\"namespace\", \"name\", \"dimensions\", \"value\"}} or {{\"metrics\": [...]}}: {e}"))
+    })?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let data = match body {
+        PutBody::Many { metrics } => metrics,
+        PutBody::One(d) => vec![d],
+    };
+    if data.is_empty() || data.len() > 1000 {
+        return Err(ApiError::bad_request("send 1 to 1000 metric values"));
+    }
+    let n = s
+        .ask(|reply| Call::PutMetrics { token, data, reply })
+        .await??;
+    Ok(axum::Json(serde_json::json!({ "accepted": n })))
 }
 
 async fn targets(State(s): State<ApiState>) -> Result<axum::Json<Vec<TargetView>>, ApiError> {

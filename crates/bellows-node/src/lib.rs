@@ -12,8 +12,10 @@ pub mod cgroup;
 pub mod client;
 pub mod clock;
 mod node;
+pub mod outbox;
 pub mod procfs;
 pub mod provider;
+mod publish;
 pub mod shim;
 pub mod store;
 

@@ -7,12 +7,17 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use bellows_core::Time;
+use bellows_core::alarm::Transition;
 use bellows_core::event::Event;
 use bellows_core::group::{Command, Group, Lifecycle};
 use bellows_core::group::{Health, HealthSource};
 use bellows_core::ids::{IdGen, InstanceId};
 use bellows_core::lb::select::TargetState;
+use bellows_core::metrics::{MetricStore, SeriesKey};
+use bellows_core::scaling::{GroupView as ScalerGroups, Outcome, PolicyKind, Scaler};
 use bellows_core::stack::{HealthCheckType, Stack};
 use bellows_proxy::{Proxy, ProxyError, ProxyEvent};
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +26,7 @@ use crate::api::{self, ApiError, Call, GroupView, InstanceView, StatusView};
 use crate::cgroup::Cgroups;
 use crate::clock;
 use crate::provider::{ProcEvent, Provider};
+use crate::publish::{self, Deltas};
 use crate::store::{Store, StoreError};
 
 /// How a node is started.
@@ -62,6 +68,16 @@ struct Node {
     state_dir: PathBuf,
     control: std::net::SocketAddr,
     cgroups: bool,
+    metrics: MetricStore,
+    deltas: Deltas,
+    scaler: Scaler,
+    /// Per group: how long a new instance is left out of the group's aggregate metrics.
+    warmups: HashMap<String, Duration>,
+    /// The newest transitions of each alarm, newest last.
+    alarm_history: HashMap<String, VecDeque<Transition>>,
+    /// Per-instance tokens that may put custom metrics (and do nothing else).
+    instance_tokens: HashMap<String, InstanceId>,
+    token: String,
 }
 
 /// Runs the stack until `shutdown` completes, then stops every instance and returns.
@@ -122,6 +138,11 @@ pub async fn run(
     });
 
     let seed = now.as_millis() ^ (u64::from(std::process::id()) << 32);
+    let scaler_alarms = opts.stack.alarms.clone();
+    let scaler_policies = opts.stack.policies.clone();
+    let scaler_scheduled = opts.stack.scheduled.clone();
+    let warmups = warmups(&opts.stack);
+    tokio::spawn(crate::outbox::run(opts.state_dir.join("state.db")));
     let mut node = Node {
         groups: opts
             .stack
@@ -138,6 +159,13 @@ pub async fn run(
         stopping: false,
         store,
         started: now,
+        metrics: MetricStore::default(),
+        deltas: Deltas::default(),
+        scaler: Scaler::new(scaler_alarms, scaler_policies, scaler_scheduled, now),
+        warmups,
+        alarm_history: HashMap::new(),
+        instance_tokens: HashMap::new(),
+        token: opts.token.clone(),
         state_dir: opts.state_dir,
         control,
         cgroups: enforced,
@@ -149,10 +177,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tick.tick() => {
-                node.provider.sample(clock::instant());
-                node.check_elb_health();
-            }
+            _ = tick.tick() => node.second(),
             Some(event) = proc_rx.recv() => node.on_proc(event),
             Some(event) = proxy_rx.recv() => node.on_proxy(event),
             Some(call) = call_rx.recv() => node.on_call(call),
@@ -192,7 +217,13 @@ impl Node {
                 let Some(spec) = self.stack.group(&group) else {
                     return;
                 };
-                match self.provider.launch(spec, &instance, &zone) {
+                let token = random_token();
+                self.instance_tokens.insert(token.clone(), instance.clone());
+                let env = [
+                    ("BELLOWS_API".to_owned(), format!("http://{}", self.control)),
+                    ("BELLOWS_METRICS_TOKEN".to_owned(), token),
+                ];
+                match self.provider.launch(spec, &instance, &zone, &env) {
                     Ok(ip) => {
                         tracing::info!(group = %group, instance = %instance, zone = %zone, address = %format!("{ip}:{}", spec.launch.port), "launching");
                         self.owner.insert(instance, group);
@@ -289,6 +320,7 @@ impl Node {
 
     /// An instance's process is gone: its address, cgroups and targets go with it.
     fn forget(&mut self, id: &InstanceId) {
+        self.instance_tokens.retain(|_, i| i != id);
         self.provider.reap(id);
         self.proxy.remove(id);
         self.draining.remove(id);
@@ -492,6 +524,25 @@ impl Node {
                     Err(e) => Err(ApiError::not_found(e.to_string())),
                 };
                 let _ = reply.send(result);
+            }
+            Call::Alarms(reply) => {
+                let _ = reply.send(self.alarms_view());
+            }
+            Call::MetricsList(reply) => {
+                let _ = reply.send(self.metrics.keys().cloned().collect());
+            }
+            Call::MetricsQuery { query, reply } => {
+                let _ = reply.send(self.query(query, now));
+            }
+            Call::PutMetrics { token, data, reply } => {
+                let _ = reply.send(self.put_metrics(token, data, now));
+            }
+            Call::Deliveries(reply) => {
+                let _ = reply.send(
+                    self.store
+                        .deliveries(200)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
             }
             Call::Metrics(reply) => {
                 let _ = reply.send(self.prometheus());
@@ -727,5 +778,376 @@ fn log_event(event: &Event) {
             tracing::info!(group = %group, min = after.min, max = after.max, desired = after.desired, "capacity");
         }
         _ => {}
+    }
+}
+
+/// A random token from the operating system, as hex.
+fn random_token() -> String {
+    use std::io::Read as _;
+    let mut raw = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut raw);
+    }
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How long each group leaves a new instance out of its aggregate metrics: its default
+/// instance warmup, else the longest warmup of its policies, else (with step or target
+/// tracking policies) its default cooldown, else none.
+fn warmups(stack: &Stack) -> HashMap<String, Duration> {
+    stack
+        .groups
+        .iter()
+        .map(|g| {
+            let from_policies = stack
+                .policies
+                .iter()
+                .filter(|p| p.group == g.name)
+                .filter_map(|p| match &p.kind {
+                    PolicyKind::Step { warmup, .. } | PolicyKind::TargetTracking { warmup, .. } => {
+                        *warmup
+                    }
+                    PolicyKind::Simple { .. } => None,
+                })
+                .max();
+            // As AWS: without a warmup anywhere, step and target tracking policies use
+            // the group's default cooldown as their instance warmup.
+            let dynamic = stack
+                .policies
+                .iter()
+                .any(|p| p.group == g.name && !matches!(p.kind, PolicyKind::Simple { .. }));
+            let fallback = if dynamic {
+                g.default_cooldown
+            } else {
+                bellows_core::Duration::ZERO
+            };
+            let w = g
+                .default_instance_warmup
+                .or(from_policies)
+                .unwrap_or(fallback);
+            (g.name.clone(), w.to_std())
+        })
+        .collect()
+}
+
+/// The groups as the scaler sees them.
+struct Groups<'a> {
+    groups: &'a mut BTreeMap<String, Group>,
+    warmups: &'a HashMap<String, Duration>,
+}
+
+fn warming_in(group: &Group, warmup: Duration, now: Time) -> u32 {
+    let w = bellows_core::Duration::from_millis(warmup.as_millis() as u64);
+    group
+        .instances()
+        .filter(|i| match i.lifecycle {
+            Lifecycle::Pending => true,
+            Lifecycle::InService => i.in_service_at.is_some_and(|t| now.since(t) < w),
+            _ => false,
+        })
+        .count() as u32
+}
+
+impl ScalerGroups for Groups<'_> {
+    fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name)
+    }
+    fn group_mut(&mut self, name: &str) -> Option<&mut Group> {
+        self.groups.get_mut(name)
+    }
+    fn warming(&self, group: &str, now: Time) -> u32 {
+        let Some(g) = self.groups.get(group) else {
+            return 0;
+        };
+        warming_in(g, self.warmups.get(group).copied().unwrap_or_default(), now)
+    }
+}
+
+impl Node {
+    /// Once a second: sample, publish metrics, evaluate alarms and policies.
+    fn second(&mut self) {
+        let now = clock::now();
+        self.provider.sample(clock::instant());
+        self.publish(now);
+        self.check_elb_health();
+        let outcomes = self.scaler.evaluate(
+            &self.metrics,
+            &mut Groups {
+                groups: &mut self.groups,
+                warmups: &self.warmups,
+            },
+            now,
+        );
+        for o in outcomes {
+            match o {
+                Outcome::Alarm(t) => {
+                    tracing::info!(alarm = %t.alarm, from = %t.from, to = %t.to, reason = %t.reason, "alarm");
+                    let history = self.alarm_history.entry(t.alarm.clone()).or_default();
+                    history.push_back(t.clone());
+                    while history.len() > 50 {
+                        history.pop_front();
+                    }
+                    self.record(Event::Alarm {
+                        time: t.time,
+                        alarm: t.alarm,
+                        from: t.from,
+                        to: t.to,
+                        reason: t.reason,
+                    });
+                }
+                Outcome::Webhook {
+                    webhook,
+                    transition,
+                } => {
+                    let Some(hook) = self.stack.webhooks.iter().find(|w| w.name == webhook) else {
+                        continue;
+                    };
+                    let body = serde_json::json!({
+                        "source": "bellows",
+                        "stack": self.stack.name,
+                        "alarm": transition.alarm,
+                        "from": transition.from,
+                        "to": transition.to,
+                        "reason": transition.reason,
+                        "time": transition.time.to_string(),
+                    });
+                    if let Err(e) = self.store.enqueue(
+                        &format!("webhook:{webhook}"),
+                        &hook.url,
+                        &body.to_string(),
+                        now,
+                    ) {
+                        tracing::error!(error = %e, "cannot queue a webhook delivery");
+                    }
+                }
+                Outcome::Scaled {
+                    group,
+                    policy,
+                    from,
+                    to,
+                } => {
+                    tracing::info!(group = %group, policy = %policy, from, to, "scaling");
+                }
+            }
+        }
+        if now.as_secs().is_multiple_of(60) {
+            self.metrics.expire(now);
+        }
+    }
+
+    fn publish(&mut self, now: Time) {
+        let instances = self.instances();
+        let mut by_group: HashMap<String, (f64, f64, u32)> = HashMap::new();
+        for i in &instances {
+            let (Some(cpu), Some(mem)) = (i.cpu_percent, i.memory_percent) else {
+                continue;
+            };
+            if i.lifecycle != Lifecycle::InService {
+                continue;
+            }
+            let id = i.id.as_str();
+            self.metrics.put(
+                &SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", id)]),
+                now,
+                cpu,
+            );
+            self.metrics.put(
+                &SeriesKey::new("AWS/EC2", "MemoryUtilization", &[("InstanceId", id)]),
+                now,
+                mem,
+            );
+            // The group's aggregate leaves out instances still warming up.
+            let warmup = self.warmups.get(&i.group).copied().unwrap_or_default();
+            let warm = i
+                .in_service_at
+                .is_some_and(|t| now.since(t).as_millis() < warmup.as_millis() as u64);
+            if !warm {
+                let e = by_group.entry(i.group.clone()).or_default();
+                e.0 += cpu;
+                e.1 += mem;
+                e.2 += 1;
+            }
+        }
+        for (group, (cpu, mem, n)) in by_group {
+            let dims = [("AutoScalingGroupName", group.as_str())];
+            self.metrics.put(
+                &SeriesKey::new("AWS/EC2", "CPUUtilization", &dims),
+                now,
+                cpu / f64::from(n),
+            );
+            self.metrics.put(
+                &SeriesKey::new("AWS/EC2", "MemoryUtilization", &dims),
+                now,
+                mem / f64::from(n),
+            );
+        }
+        for g in self.groups.values() {
+            let dims = [("AutoScalingGroupName", g.name())];
+            let cap = g.capacity();
+            let counts = [
+                ("GroupMinSize", cap.min as usize),
+                ("GroupMaxSize", cap.max as usize),
+                ("GroupDesiredCapacity", cap.desired as usize),
+                ("GroupInServiceInstances", g.count(Lifecycle::InService)),
+                ("GroupPendingInstances", g.count(Lifecycle::Pending)),
+                ("GroupTerminatingInstances", g.count(Lifecycle::Terminating)),
+                ("GroupTotalInstances", g.instances().count()),
+            ];
+            for (name, v) in counts {
+                self.metrics.put(
+                    &SeriesKey::new("AWS/AutoScaling", name, &dims),
+                    now,
+                    v as f64,
+                );
+            }
+        }
+        publish::load_balancer(
+            &mut self.metrics,
+            &mut self.deltas,
+            &self.proxy.snapshot(),
+            now,
+        );
+    }
+
+    fn alarms_view(&self) -> Vec<api::AlarmView> {
+        self.scaler
+            .alarms
+            .values()
+            .map(|a| api::AlarmView {
+                name: a.spec.name.clone(),
+                state: a.state,
+                reason: a.reason.clone(),
+                since: a.since,
+                metric: a.spec.metric.to_string(),
+                statistic: a.spec.statistic.to_string(),
+                period: a.spec.period,
+                evaluation_periods: a.spec.evaluation_periods,
+                datapoints_to_alarm: a.spec.datapoints_to_alarm,
+                comparison: a.spec.comparison.symbol().to_owned(),
+                threshold: a.spec.threshold,
+                last_value: a.last_value,
+                alarm_actions: a.spec.alarm_actions.clone(),
+                history: self
+                    .alarm_history
+                    .get(&a.spec.name)
+                    .map(|h| h.iter().rev().cloned().collect())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+impl Node {
+    fn query(&self, q: api::MetricQuery, now: Time) -> Result<api::MetricResult, ApiError> {
+        let stat: bellows_core::metrics::Statistic = q
+            .stat
+            .as_deref()
+            .unwrap_or("Average")
+            .parse()
+            .map_err(ApiError::bad_request)?;
+        let period: bellows_core::Duration = q.period.as_deref().unwrap_or("1s").parse().map_err(
+            |e: bellows_core::duration::ParseDurationError| {
+                ApiError::bad_request(format!("period: {e}"))
+            },
+        )?;
+        let since: bellows_core::Duration = q.since.as_deref().unwrap_or("5m").parse().map_err(
+            |e: bellows_core::duration::ParseDurationError| {
+                ApiError::bad_request(format!("since: {e}"))
+            },
+        )?;
+        if period.as_millis() < 1000 || !period.as_millis().is_multiple_of(1000) {
+            return Err(ApiError::bad_request(
+                "period: a whole number of seconds, at least 1s",
+            ));
+        }
+        let mut dims = BTreeMap::new();
+        for pair in q
+            .dimensions
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                ApiError::bad_request(format!("dimension `{pair}`: write Key=Value"))
+            })?;
+            dims.insert(k.to_owned(), v.to_owned());
+        }
+        let from = Time::from_millis(now.as_millis().saturating_sub(since.as_millis()));
+        let series = self
+            .metrics
+            .matching(&q.namespace, &q.name, &dims)
+            .take(100)
+            .map(|key| api::SeriesResult {
+                key: key.clone(),
+                statistic: stat.to_string(),
+                period,
+                points: self.metrics.query(key, stat, from, now, period),
+            })
+            .collect();
+        Ok(api::MetricResult { series })
+    }
+
+    fn put_metrics(
+        &mut self,
+        token: Option<String>,
+        data: Vec<api::MetricDatum>,
+        now: Time,
+    ) -> Result<usize, ApiError> {
+        let token = token.ok_or_else(|| ApiError::unauthorized("putting metrics needs a bearer token: the operator's, or an instance's $BELLOWS_METRICS_TOKEN"))?;
+        let is_operator = token.len() == self.token.len()
+            && token
+                .bytes()
+                .zip(self.token.bytes())
+                .fold(0, |a, (x, y)| a | (x ^ y))
+                == 0;
+        let instance = self.instance_tokens.get(&token).cloned();
+        if !is_operator && instance.is_none() {
+            return Err(ApiError::unauthorized("the bearer token is not valid"));
+        }
+        for d in &data {
+            if d.namespace.is_empty()
+                || d.namespace.len() > 255
+                || d.name.is_empty()
+                || d.name.len() > 255
+                || d.dimensions.len() > 30
+            {
+                return Err(ApiError::bad_request(
+                    "namespace and name must be 1 to 255 characters, with at most 30 dimensions",
+                ));
+            }
+            if d.namespace.starts_with("AWS/") {
+                return Err(ApiError::bad_request(format!(
+                    "namespace `{}`: AWS/ is reserved for bellows' own metrics",
+                    d.namespace
+                )));
+            }
+            if !d.value.is_finite() {
+                return Err(ApiError::bad_request("a value must be a finite number"));
+            }
+        }
+        if self.metrics.len() + data.len() > 100_000 {
+            return Err(ApiError::conflict(
+                "metrics",
+                "too many series: at most 100000",
+            ));
+        }
+        for d in &data {
+            let mut key = SeriesKey {
+                namespace: d.namespace.clone(),
+                name: d.name.clone(),
+                dimensions: d.dimensions.clone(),
+            };
+            // An instance's own metrics carry its id unless it names one itself.
+            if let Some(id) = &instance
+                && !key.dimensions.contains_key("InstanceId")
+                && key.dimensions.is_empty()
+            {
+                key.dimensions
+                    .insert("InstanceId".to_owned(), id.to_string());
+            }
+            self.metrics.put(&key, now, d.value);
+        }
+        Ok(data.len())
     }
 }

@@ -139,6 +139,7 @@ impl Provider {
         spec: &GroupSpec,
         id: &InstanceId,
         zone: &str,
+        extra_env: &[(String, String)],
     ) -> Result<Ipv4Addr, String> {
         let launch = &spec.launch;
         let ip = self.addrs.take(launch.port)?;
@@ -187,7 +188,8 @@ impl Provider {
             .env("PORT", launch.port.to_string())
             .env("ZONE", zone)
             .env("GROUP", &spec.name)
-            .env("BELLOWS_DATA_DIR", &self.data);
+            .env("BELLOWS_DATA_DIR", &self.data)
+            .envs(extra_env.iter().map(|(k, v)| (k, v)));
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

@@ -15,6 +15,19 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
 }
 
+/// One outbox entry, as `bellows incidents` and the API show it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub target: String,
+    pub url: String,
+    pub created: bellows_core::Time,
+    pub attempts: i64,
+    pub delivered: Option<bellows_core::Time>,
+    pub last_error: Option<String>,
+    pub next_attempt: bellows_core::Time,
+}
+
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
@@ -39,7 +52,18 @@ impl Store {
                  start INTEGER NOT NULL,
                  body TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS activities_by_group ON activities (group_name, start);",
+             CREATE INDEX IF NOT EXISTS activities_by_group ON activities (group_name, start);
+             CREATE TABLE IF NOT EXISTS outbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 created INTEGER NOT NULL,
+                 target TEXT NOT NULL,
+                 url TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 next_attempt INTEGER NOT NULL,
+                 delivered INTEGER,
+                 last_error TEXT
+             );",
         )?;
         Ok(Store { conn })
     }
@@ -113,6 +137,78 @@ impl Store {
             closed += 1;
         }
         Ok(closed)
+    }
+
+    /// Queues a delivery; it survives restarts until delivered.
+    pub fn enqueue(
+        &mut self,
+        target: &str,
+        url: &str,
+        body: &str,
+        now: bellows_core::Time,
+    ) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO outbox (created, target, url, body, next_attempt) VALUES (?1, ?2, ?3, ?4, ?1)",
+            params![now.as_millis() as i64, target, url, body],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Deliveries due now: (id, url, body, attempts).
+    pub fn due(
+        &self,
+        now: bellows_core::Time,
+    ) -> Result<Vec<(i64, String, String, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, url, body, attempts FROM outbox WHERE delivered IS NULL AND next_attempt <= ?1 ORDER BY id LIMIT 50",
+        )?;
+        let rows = stmt.query_map(params![now.as_millis() as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn delivered(&mut self, id: i64, now: bellows_core::Time) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE outbox SET delivered = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            params![id, now.as_millis() as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn failed(
+        &mut self,
+        id: i64,
+        next: bellows_core::Time,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3 WHERE id = ?1",
+            params![id, next.as_millis() as i64, error],
+        )?;
+        Ok(())
+    }
+
+    /// Every delivery, newest first: (id, target, created, attempts, delivered, last error).
+    pub fn deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, target, url, created, attempts, delivered, last_error, next_attempt FROM outbox ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(Delivery {
+                id: r.get(0)?,
+                target: r.get(1)?,
+                url: r.get(2)?,
+                created: bellows_core::Time::from_millis(r.get::<_, i64>(3)? as u64),
+                attempts: r.get(4)?,
+                delivered: r
+                    .get::<_, Option<i64>>(5)?
+                    .map(|t| bellows_core::Time::from_millis(t as u64)),
+                last_error: r.get(6)?,
+                next_attempt: bellows_core::Time::from_millis(r.get::<_, i64>(7)? as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn event_count(&self) -> Result<i64, StoreError> {

@@ -119,6 +119,24 @@ pub struct TargetView {
     pub requests: u64,
 }
 
+/// Counter values at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub load_balancer: String,
+    pub listeners: Vec<(String, Vec<(&'static str, u64)>)>,
+    pub groups: Vec<GroupSnapshot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupSnapshot {
+    pub name: String,
+    pub counters: Vec<(&'static str, u64)>,
+    pub healthy: u32,
+    pub unhealthy: u32,
+    pub response_count: u64,
+    pub response_sum_us: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListenerView {
     pub name: String,
@@ -457,6 +475,40 @@ impl Proxy {
                 &[("target_group", name)],
                 cumulative,
             );
+        }
+    }
+
+    /// Every counter's current value, for the metric store to take deltas of.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut listeners: Vec<(String, Vec<(&'static str, u64)>)> = self
+            .shared
+            .listeners
+            .iter()
+            .map(|(n, l)| (n.clone(), l.counters.values()))
+            .collect();
+        listeners.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut groups: Vec<GroupSnapshot> = self
+            .shared
+            .groups
+            .iter()
+            .map(|(n, tg)| {
+                let (_, sum_us) = tg.response_time.snapshot();
+                let count = tg.response_time.snapshot().0.iter().sum();
+                GroupSnapshot {
+                    name: n.clone(),
+                    counters: tg.counters.values(),
+                    healthy: tg.count(TargetState::Healthy) as u32,
+                    unhealthy: tg.count(TargetState::Unhealthy) as u32,
+                    response_count: count,
+                    response_sum_us: sum_us,
+                }
+            })
+            .collect();
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Snapshot {
+            load_balancer: self.shared.stack.clone(),
+            listeners,
+            groups,
         }
     }
 

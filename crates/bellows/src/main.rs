@@ -90,6 +90,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List metric series, or query one metric's statistic over time (with a sparkline).
+    Metrics {
+        /// The namespace, like AWS/EC2, AWS/ApplicationELB, AWS/AutoScaling or yours.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// The metric name, like CPUUtilization; without it, series are listed.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only series with this dimension (repeatable), like AutoScalingGroupName=web.
+        #[arg(long = "dimension", value_name = "KEY=VALUE")]
+        dimensions: Vec<String>,
+        /// SampleCount, Average, Sum, Minimum, Maximum or a percentile like p99.
+        #[arg(long, default_value = "Average")]
+        stat: String,
+        #[arg(long, default_value = "1s")]
+        period: String,
+        /// How far back, like 5m or 1h.
+        #[arg(long, default_value = "5m")]
+        since: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alarms with their state, reason and recent history.
+    Alarms {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Webhook deliveries from the persistent outbox, with their status.
+    Deliveries {
+        #[arg(long)]
+        json: bool,
+    },
     /// Target health in every target group, like `aws elbv2 describe-target-health`.
     Targets {
         /// Only this target group.
@@ -209,6 +241,22 @@ fn main() -> ExitCode {
                 max,
                 json,
             } => commands::scale(&ctx, &group, min, max, desired, json).await,
+            Command::Metrics {
+                namespace,
+                name,
+                dimensions,
+                stat,
+                period,
+                since,
+                json,
+            } => {
+                commands::metrics(
+                    &ctx, namespace, name, dimensions, &stat, &period, &since, json,
+                )
+                .await
+            }
+            Command::Alarms { json } => commands::alarms(&ctx, json).await,
+            Command::Deliveries { json } => commands::deliveries(&ctx, json).await,
             Command::Targets { target_group, json } => {
                 commands::targets(&ctx, target_group, json).await
             }

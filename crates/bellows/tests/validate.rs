@@ -55,7 +55,7 @@ fn a_broken_file_gets_every_error_with_its_position_and_exit_2() {
     let f = file.display();
     let expected = format!(
         "{f}:3:7: `groups.web.max` (1) is below `min` (2)\n\
-         {f}:4:1: unknown key `flavour` in [groups.web]; expected one of: default_cooldown, default_instance_warmup, desired, health_check_grace_period, health_check_type, launch, max, min, target_groups, termination_policy, zones\n\
+         {f}:4:1: unknown key `flavour` in [groups.web]; expected one of: default_cooldown, default_instance_warmup, desired, health_check_grace_period, health_check_type, launch, max, min, scale_from_zero, scheduled, target_groups, termination_policy, zones\n\
          {f}:6:11: `groups.web.launch.command` must be an array of strings, found string\n\
          {f}: 3 errors\n"
     );

@@ -9,12 +9,18 @@ use toml::de::{DeTable, DeValue};
 use super::reader::{Cx, FromToml, Table};
 use super::{
     Diagnostic, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceType, Ipv4Net, LaunchTemplate,
-    ListenerSpec, RESERVED_ENV, Stack, Stickiness, TargetGroupSpec, TerminationPolicy,
+    ListenerSpec, RESERVED_ENV, Stack, Stickiness, TargetGroupSpec, TerminationPolicy, WebhookSpec,
 };
 use crate::Duration;
+use crate::alarm::{AlarmSpec, Comparison, MissingData};
 use crate::lb::cidr::Cidr;
 use crate::lb::rules::{Action, Conditions, FixedResponse, Redirect, Rule, WeightedTargetGroup};
 use crate::lb::select::Algorithm;
+use crate::metrics::{SeriesKey, Statistic};
+use crate::scaling::{
+    AdjustmentType, PolicyKind, PolicySpec, ScheduledAction, Step, TrackedMetric,
+};
+use crate::schedule::Cron;
 
 /// The control API's address when the stack file names none.
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:9900";
@@ -135,7 +141,64 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         t.finish(cx);
     }
 
+    let mut scheduled = Vec::new();
+    for (group_name, mut t) in root.named_tables(cx, "groups") {
+        // Scheduled actions live under their group: [[groups.NAME.scheduled]].
+        let mut entries = t.table_array(cx, "scheduled");
+        for s in entries.iter_mut() {
+            if let Some(a) = read_scheduled(cx, s, group_name.get_ref()) {
+                scheduled.push(a);
+            }
+        }
+        for s in entries {
+            s.finish(cx);
+        }
+    }
+    let mut webhooks = Vec::new();
+    for (name, mut t) in root.named_tables(cx, "webhooks") {
+        check_name(cx, &name, "a webhook name");
+        let url = t.require::<Spanned<String>>(cx, "url");
+        if let Some(u) = &url
+            && !u.get_ref().starts_with("http://")
+        {
+            cx.error(
+                u.span(),
+                format!(
+                    "`webhooks.{}.url` must be an http:// URL (https is not supported yet)",
+                    name.get_ref()
+                ),
+            );
+        }
+        t.finish(cx);
+        if let Some(u) = url {
+            webhooks.push(WebhookSpec {
+                name: name.into_inner(),
+                url: u.into_inner(),
+            });
+        }
+    }
+    let mut policies = Vec::new();
+    for (name, mut t) in root.named_tables(cx, "policies") {
+        check_name(cx, &name, "a policy name");
+        if let Some(p) = read_policy(cx, &mut t, name.get_ref(), &groups, &target_groups) {
+            policies.push(p);
+        }
+        t.finish(cx);
+    }
+    let mut alarms = Vec::new();
+    for (name, mut t) in root.named_tables(cx, "alarms") {
+        check_name(cx, &name, "an alarm name");
+        if let Some(a) = read_alarm(cx, &mut t, name.get_ref(), &policies, &webhooks) {
+            alarms.push(a);
+        }
+        t.finish(cx);
+    }
+
     Some(Stack {
+        alarms,
+        policies,
+        scheduled,
+        webhooks,
         name,
         control: control?,
         state_dir,
@@ -618,6 +681,9 @@ fn read_group(
         ],
     )
     .unwrap_or(TerminationPolicy::Default);
+    let scale_from_zero = read_bool(cx, t, "scale_from_zero").unwrap_or(true);
+    // Read with the other top-level tables, once the groups are known.
+    let _ = t.raw("scheduled");
     let tg_refs = t
         .get::<Vec<Spanned<String>>>(cx, "target_groups")
         .unwrap_or_default();
@@ -654,6 +720,7 @@ fn read_group(
         default_instance_warmup: warmup,
         termination_policy,
         target_groups: tg_refs.into_iter().map(Spanned::into_inner).collect(),
+        scale_from_zero,
     })
 }
 
@@ -1193,4 +1260,394 @@ fn parse_mib_or_bytes(s: &str) -> Option<u64> {
         "GiB" => n.checked_mul(1024 * 1024 * 1024),
         _ => None,
     }
+}
+
+fn read_bool(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, key: &'static str) -> Option<bool> {
+    let path = format!("{}.{key}", t.path);
+    let v = t.raw(key)?;
+    match v.get_ref() {
+        DeValue::Boolean(b) => Some(*b),
+        other => {
+            cx.error(
+                v.span(),
+                format!("`{path}` must be true or false, found {}", other.type_str()),
+            );
+            None
+        }
+    }
+}
+
+fn read_f64(
+    cx: &mut Cx<'_>,
+    t: &mut Table<'_, '_>,
+    key: &'static str,
+    required: bool,
+) -> Option<f64> {
+    if required {
+        t.require::<f64>(cx, key)
+    } else {
+        t.get::<f64>(cx, key)
+    }
+}
+
+fn read_dimensions(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let path = format!("{}.dimensions", t.path);
+    let Some(v) = t.raw("dimensions") else {
+        return out;
+    };
+    let DeValue::Table(table) = v.get_ref() else {
+        cx.error(
+            v.span(),
+            format!("`{path}` must be a table like {{ AutoScalingGroupName = \"web\" }}"),
+        );
+        return out;
+    };
+    for (k, value) in table.iter() {
+        if let Some(s) = String::from_toml(cx, value, &format!("{path}.{}", k.get_ref())) {
+            out.insert(k.get_ref().to_string(), s);
+        }
+    }
+    out
+}
+
+fn read_statistic(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Statistic {
+    match t.get::<Spanned<String>>(cx, "statistic") {
+        Some(s) => s.get_ref().parse().unwrap_or_else(|e: String| {
+            cx.error(s.span(), format!("`{}.statistic`: {e}", t.path));
+            Statistic::Average
+        }),
+        None => Statistic::Average,
+    }
+}
+
+fn read_alarm(
+    cx: &mut Cx<'_>,
+    t: &mut Table<'_, '_>,
+    name: &str,
+    policies: &[PolicySpec],
+    webhooks: &[WebhookSpec],
+) -> Option<AlarmSpec> {
+    let path = t.path.clone();
+    let namespace = t
+        .get::<String>(cx, "namespace")
+        .unwrap_or_else(|| "AWS/EC2".to_owned());
+    let metric = t.require::<String>(cx, "metric");
+    let dimensions = read_dimensions(cx, t);
+    let statistic = read_statistic(cx, t);
+    let period = duration_in(
+        cx,
+        t,
+        "period",
+        Duration::from_secs(1),
+        Duration::from_secs(86_400),
+    )
+    .unwrap_or(Duration::from_secs(60));
+    let n = t_int(cx, t, "evaluation_periods", 1, 100, true);
+    let m_v = t.get::<Spanned<i64>>(cx, "datapoints_to_alarm");
+    let comparison = match t.require::<Spanned<String>>(cx, "comparison") {
+        Some(c) => Comparison::parse(c.get_ref()).or_else(|| {
+            cx.error(
+                c.span(),
+                format!(
+                    "`{path}.comparison` \"{}\" must be >, >=, <, <= or CloudWatch's name",
+                    c.get_ref()
+                ),
+            );
+            None
+        }),
+        None => None,
+    };
+    let threshold = read_f64(cx, t, "threshold", true);
+    let treat = one_of(
+        cx,
+        t,
+        "treat_missing_data",
+        &[
+            ("missing", MissingData::Missing),
+            ("notBreaching", MissingData::NotBreaching),
+            ("breaching", MissingData::Breaching),
+            ("ignore", MissingData::Ignore),
+        ],
+    )
+    .unwrap_or(MissingData::Missing);
+    let actions = |cx: &mut Cx<'_>, t: &mut Table<'_, '_>, key: &'static str| -> Vec<String> {
+        let list = t.strings(cx, key);
+        for a in &list {
+            let ok = match a.get_ref().strip_prefix("webhook:") {
+                Some(w) => webhooks.iter().any(|x| x.name == w),
+                None => policies.iter().any(|p| &p.name == a.get_ref()),
+            };
+            if !ok {
+                cx.error(a.span(), format!("`{path}.{key}`: `{}` is neither a policy nor webhook:NAME of a defined webhook", a.get_ref()));
+            }
+        }
+        list.into_iter().map(Spanned::into_inner).collect()
+    };
+    let alarm_actions = actions(cx, t, "alarm_actions");
+    let ok_actions = actions(cx, t, "ok_actions");
+    let insufficient_data_actions = actions(cx, t, "insufficient_data_actions");
+    let n = n?;
+    let m = match m_v {
+        Some(v) => in_range(
+            cx,
+            &v,
+            &format!("{path}.datapoints_to_alarm"),
+            1,
+            i64::from(n),
+        )? as u32,
+        None => n,
+    };
+    Some(AlarmSpec {
+        name: name.to_owned(),
+        metric: SeriesKey {
+            namespace,
+            name: metric?,
+            dimensions,
+        },
+        statistic,
+        period,
+        evaluation_periods: n,
+        datapoints_to_alarm: m,
+        comparison: comparison?,
+        threshold: threshold?,
+        treat_missing_data: treat,
+        alarm_actions,
+        ok_actions,
+        insufficient_data_actions,
+    })
+}
+
+fn read_adjustment_type(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> AdjustmentType {
+    one_of(
+        cx,
+        t,
+        "adjustment_type",
+        &[
+            ("ChangeInCapacity", AdjustmentType::ChangeInCapacity),
+            ("ExactCapacity", AdjustmentType::ExactCapacity),
+            (
+                "PercentChangeInCapacity",
+                AdjustmentType::PercentChangeInCapacity,
+            ),
+        ],
+    )
+    .unwrap_or(AdjustmentType::ChangeInCapacity)
+}
+
+fn read_policy(
+    cx: &mut Cx<'_>,
+    t: &mut Table<'_, '_>,
+    name: &str,
+    groups: &[GroupSpec],
+    target_groups: &[TargetGroupSpec],
+) -> Option<PolicySpec> {
+    let path = t.path.clone();
+    let group = t.require::<Spanned<String>>(cx, "group");
+    if let Some(g) = &group
+        && !groups.iter().any(|x| &x.name == g.get_ref())
+    {
+        cx.error(
+            g.span(),
+            format!("`{path}.group`: group `{}` does not exist", g.get_ref()),
+        );
+    }
+    let kind = t.require::<Spanned<String>>(cx, "type")?;
+    let min_mag = t_int(cx, t, "min_adjustment_magnitude", 1, 1000, false).map(i64::from);
+    let warmup = duration_in(cx, t, "warmup", Duration::ZERO, Duration::from_secs(3600));
+    let kind = match kind.get_ref().as_str() {
+        "simple" => {
+            let adjustment_type = read_adjustment_type(cx, t);
+            let adjustment = t.require::<i64>(cx, "adjustment")?;
+            let cooldown = duration_in(
+                cx,
+                t,
+                "cooldown",
+                Duration::ZERO,
+                Duration::from_secs(86_400),
+            );
+            let cooldown = cooldown.or_else(|| {
+                groups
+                    .iter()
+                    .find(|g| group.as_ref().is_some_and(|n| n.get_ref() == &g.name))
+                    .map(|g| g.default_cooldown)
+            });
+            PolicyKind::Simple {
+                adjustment_type,
+                adjustment,
+                cooldown,
+                min_adjustment_magnitude: min_mag,
+            }
+        }
+        "step" => {
+            let adjustment_type = read_adjustment_type(cx, t);
+            let mut steps = Vec::new();
+            for mut st in t.table_array(cx, "steps") {
+                let lower = st.get::<f64>(cx, "lower");
+                let upper = st.get::<f64>(cx, "upper");
+                let adjustment = st.require::<i64>(cx, "adjustment");
+                st.finish(cx);
+                if let Some(adjustment) = adjustment {
+                    steps.push(Step {
+                        lower,
+                        upper,
+                        adjustment,
+                    });
+                }
+            }
+            if let Err(e) = check_steps(&steps) {
+                cx.error(t.span(), format!("`{path}.steps`: {e}"));
+            }
+            PolicyKind::Step {
+                adjustment_type,
+                steps,
+                min_adjustment_magnitude: min_mag,
+                warmup,
+            }
+        }
+        "target_tracking" => {
+            let target = read_f64(cx, t, "target", true)?;
+            let disable_scale_in = read_bool(cx, t, "disable_scale_in").unwrap_or(false);
+            let period = duration_in(
+                cx,
+                t,
+                "period",
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+            )
+            .unwrap_or(Duration::from_secs(1));
+            let metric = match t.get::<Spanned<String>>(cx, "metric") {
+                Some(m) if m.get_ref() == "ASGAverageCPUUtilization" => {
+                    TrackedMetric::AsgAverageCpuUtilization
+                }
+                Some(m) if m.get_ref() == "ALBRequestCountPerTarget" => {
+                    let tg = t.require::<Spanned<String>>(cx, "target_group")?;
+                    if !target_groups.iter().any(|x| &x.name == tg.get_ref()) {
+                        cx.error(
+                            tg.span(),
+                            format!(
+                                "`{path}.target_group`: target group `{}` does not exist",
+                                tg.get_ref()
+                            ),
+                        );
+                    }
+                    TrackedMetric::AlbRequestCountPerTarget {
+                        target_group: tg.into_inner(),
+                    }
+                }
+                Some(m) if m.get_ref() == "custom" => {
+                    let namespace = t.require::<String>(cx, "namespace")?;
+                    let metric_name = t.require::<String>(cx, "metric_name")?;
+                    let dimensions = read_dimensions(cx, t);
+                    let statistic = read_statistic(cx, t);
+                    TrackedMetric::Custom {
+                        metric: SeriesKey {
+                            namespace,
+                            name: metric_name,
+                            dimensions,
+                        },
+                        statistic,
+                    }
+                }
+                Some(m) => {
+                    cx.error(m.span(), format!("`{path}.metric` must be \"ASGAverageCPUUtilization\", \"ALBRequestCountPerTarget\" or \"custom\""));
+                    return None;
+                }
+                None => TrackedMetric::AsgAverageCpuUtilization,
+            };
+            if target <= 0.0 {
+                cx.error(t.span(), format!("`{path}.target` must be above 0"));
+            }
+            PolicyKind::TargetTracking {
+                metric,
+                target,
+                disable_scale_in,
+                warmup,
+                period,
+            }
+        }
+        other => {
+            cx.error(
+                kind.span(),
+                format!(
+                    "`{path}.type` \"{other}\" must be \"simple\", \"step\" or \"target_tracking\""
+                ),
+            );
+            return None;
+        }
+    };
+    Some(PolicySpec {
+        name: name.to_owned(),
+        group: group?.into_inner(),
+        kind,
+    })
+}
+
+/// AWS's rules for step bounds: no gaps, no overlaps, at most one open at each end.
+fn check_steps(steps: &[Step]) -> Result<(), String> {
+    if steps.is_empty() {
+        return Err("a step policy needs at least one step ([[policies.NAME.steps]])".to_owned());
+    }
+    let mut sorted: Vec<&Step> = steps.iter().collect();
+    sorted.sort_by(|a, b| {
+        a.lower
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&b.lower.unwrap_or(f64::NEG_INFINITY))
+    });
+    for s in &sorted {
+        if let (Some(l), Some(u)) = (s.lower, s.upper)
+            && l >= u
+        {
+            return Err(format!(
+                "a step's lower bound {l} is not below its upper bound {u}"
+            ));
+        }
+    }
+    for w in sorted.windows(2) {
+        match (w[0].upper, w[1].lower) {
+            (Some(u), Some(l)) if u == l => {}
+            (Some(u), Some(l)) if u < l => return Err(format!("a gap between {u} and {l}")),
+            (Some(u), Some(l)) => return Err(format!("steps overlap between {l} and {u}")),
+            _ => {
+                return Err(
+                    "only the first step may lack a lower bound and only the last an upper one"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_scheduled(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> Option<ScheduledAction> {
+    let path = t.path.clone();
+    let name = t.require::<String>(cx, "name");
+    let cron = t.require::<Spanned<String>>(cx, "cron");
+    let tz = t
+        .get::<String>(cx, "time_zone")
+        .unwrap_or_else(|| "UTC".to_owned());
+    let min = t_int(cx, t, "min", 0, MAX_GROUP_SIZE, false);
+    let max = t_int(cx, t, "max", 0, MAX_GROUP_SIZE, false);
+    let desired = t_int(cx, t, "desired", 0, MAX_GROUP_SIZE, false);
+    if min.is_none() && max.is_none() && desired.is_none() {
+        cx.error(
+            t.span(),
+            format!("`{path}` must set at least one of min, max, desired"),
+        );
+    }
+    let cron = cron.and_then(|c| match Cron::parse(c.get_ref(), &tz) {
+        Ok(cron) => Some(cron),
+        Err(e) => {
+            cx.error(c.span(), format!("`{path}.cron`: {e}"));
+            None
+        }
+    });
+    Some(ScheduledAction {
+        name: name?,
+        group: group.to_owned(),
+        cron: cron?,
+        min,
+        max,
+        desired,
+    })
 }

@@ -1,0 +1,118 @@
+//! Each second, what bellows measures goes into the metric store under CloudWatch's
+//! names: instances' CPU and memory (AWS/EC2), groups' capacity (AWS/AutoScaling), and
+//! the load balancer's counters as per-second deltas (AWS/ApplicationELB).
+
+use std::collections::HashMap;
+
+use bellows_core::Time;
+use bellows_core::metrics::{MetricStore, SeriesKey};
+use bellows_proxy::Snapshot;
+
+/// The previous counter values, to publish deltas.
+#[derive(Debug, Default)]
+pub struct Deltas {
+    last: HashMap<String, u64>,
+}
+
+impl Deltas {
+    /// The increase since the last call for `key` (zero the first time).
+    fn delta(&mut self, key: String, value: u64) -> u64 {
+        let before = self.last.insert(key, value);
+        before.map_or(0, |b| value.saturating_sub(b))
+    }
+}
+
+/// ALB's counter names for the proxy's counters that CloudWatch publishes as counts.
+fn alb(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "request_count" => "RequestCount",
+        "new_connections" => "NewConnectionCount",
+        "rejected_connections" => "RejectedConnectionCount",
+        "processed_bytes" => "ProcessedBytes",
+        "elb_3xx" => "HTTPCode_ELB_3XX_Count",
+        "elb_4xx" => "HTTPCode_ELB_4XX_Count",
+        "elb_5xx" => "HTTPCode_ELB_5XX_Count",
+        "elb_500" => "HTTPCode_ELB_500_Count",
+        "elb_502" => "HTTPCode_ELB_502_Count",
+        "elb_503" => "HTTPCode_ELB_503_Count",
+        "elb_504" => "HTTPCode_ELB_504_Count",
+        "target_2xx" => "HTTPCode_Target_2XX_Count",
+        "target_3xx" => "HTTPCode_Target_3XX_Count",
+        "target_4xx" => "HTTPCode_Target_4XX_Count",
+        "target_5xx" => "HTTPCode_Target_5XX_Count",
+        "target_connection_errors" => "TargetConnectionErrorCount",
+        _ => return None,
+    })
+}
+
+pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapshot, now: Time) {
+    let lb = snap.load_balancer.as_str();
+    let mut totals: HashMap<&'static str, u64> = HashMap::new();
+    for (listener, counters) in &snap.listeners {
+        for (field, value) in counters {
+            if *field == "active_connections" {
+                *totals.entry("ActiveConnectionCount").or_default() += value;
+            } else if let Some(name) = alb(field) {
+                *totals.entry(name).or_default() +=
+                    deltas.delta(format!("l/{listener}/{field}"), *value);
+            }
+        }
+    }
+    for (name, v) in totals {
+        store.put(
+            &SeriesKey::new("AWS/ApplicationELB", name, &[("LoadBalancer", lb)]),
+            now,
+            v as f64,
+        );
+    }
+    for g in &snap.groups {
+        let dims = [("LoadBalancer", lb), ("TargetGroup", g.name.as_str())];
+        let tg_only = [("TargetGroup", g.name.as_str())];
+        let mut requests = 0;
+        for (field, value) in &g.counters {
+            if let Some(name) = alb(field) {
+                let d = deltas.delta(format!("g/{}/{field}", g.name), *value);
+                if *field == "request_count" {
+                    requests = d;
+                }
+                store.put(
+                    &SeriesKey::new("AWS/ApplicationELB", name, &tg_only),
+                    now,
+                    d as f64,
+                );
+                store.put(
+                    &SeriesKey::new("AWS/ApplicationELB", name, &dims),
+                    now,
+                    d as f64,
+                );
+            }
+        }
+        store.put(
+            &SeriesKey::new("AWS/ApplicationELB", "HealthyHostCount", &tg_only),
+            now,
+            f64::from(g.healthy),
+        );
+        store.put(
+            &SeriesKey::new("AWS/ApplicationELB", "UnHealthyHostCount", &tg_only),
+            now,
+            f64::from(g.unhealthy),
+        );
+        // ALB's RequestCountPerTarget: requests over healthy targets.
+        let per_target = requests as f64 / f64::from(g.healthy.max(1));
+        store.put(
+            &SeriesKey::new("AWS/ApplicationELB", "RequestCountPerTarget", &tg_only),
+            now,
+            per_target,
+        );
+        let n = deltas.delta(format!("g/{}/rt_count", g.name), g.response_count);
+        let sum = deltas.delta(format!("g/{}/rt_sum", g.name), g.response_sum_us);
+        if n > 0 {
+            let avg = sum as f64 / n as f64 / 1e6;
+            store.put(
+                &SeriesKey::new("AWS/ApplicationELB", "TargetResponseTime", &tg_only),
+                now,
+                avg,
+            );
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! End to end: metrics, alarms and policies scale a real group.
+
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn cpu_stress_scales_out_then_in_and_every_step_is_an_activity() {
+    let stack = r#"
+[target_groups.stress]
+[target_groups.stress.health_check]
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = { forward = "stress" }
+
+[groups.stress]
+min = 1
+max = 2
+desired = 1
+target_groups = ["stress"]
+
+[groups.stress.launch]
+command = ["bellows", "app", "stress"]
+instance_type = { vcpu = 0.5, memory = "256MiB" }
+stop_timeout = "2s"
+
+[policies.cpu50]
+group = "stress"
+type = "target_tracking"
+metric = "ASGAverageCPUUtilization"
+target = 50
+warmup = "3s"
+
+[webhooks.down]
+url = "http://127.0.0.1:9/nobody-listens"
+
+[alarms.busy]
+metric = "CPUUtilization"
+dimensions = { AutoScalingGroupName = "stress" }
+period = "1s"
+evaluation_periods = 2
+comparison = ">="
+threshold = 80
+alarm_actions = ["webhook:down"]
+"#;
+    let up = Up::start("scaling", stack);
+    up.wait_for("one healthy target", Duration::from_secs(15), |u| {
+        u.healthy() == 1
+    });
+    let lb = up.lb();
+    let (status, _) = http(&lb, "POST", "/", Some(r#"{"seconds": 12, "workers": 1}"#));
+    assert_eq!(status, 202);
+    // Three seconds above 50% and the target tracking alarm fires; the new instance
+    // must then start, pass a health check and take requests.
+    up.wait_for("two healthy targets", Duration::from_secs(20), |u| {
+        u.healthy() == 2
+    });
+    let mut served = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let (status, _, body) = request(&lb, "GET", "/", &[], "");
+        assert_eq!(status, 200);
+        served.insert(body);
+    }
+    assert_eq!(served.len(), 2, "both instances take traffic: {served:?}");
+    let alarms = up.json(&["alarms"]);
+    let high = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "TargetTracking-cpu50-AlarmHigh")
+        .unwrap();
+    assert!(
+        high["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["to"] == "ALARM"),
+        "{high}"
+    );
+    // The stress ends; 15 s below 45% and the group scales back in.
+    up.wait_for("scale in to one", Duration::from_secs(60), |u| {
+        u.json(&["status"])["groups"][0]["desired"] == 1 && u.instances().len() == 1
+    });
+    let acts = up.activities();
+    assert_eq!(
+        acts.iter()
+            .filter(|a| a["kind"] == "Launch" && a["status"] == "Successful")
+            .count(),
+        2
+    );
+    let term = acts.iter().find(|a| a["kind"] == "Terminate").unwrap();
+    assert!(
+        term["cause"]
+            .as_str()
+            .unwrap()
+            .contains("TargetTracking-cpu50-AlarmLow"),
+        "{term}"
+    );
+    let launch = acts
+        .iter()
+        .filter(|a| a["kind"] == "Launch")
+        .map(|a| a["cause"].as_str().unwrap())
+        .find(|c| c.contains("policy cpu50"));
+    assert!(launch.is_some(), "{acts:?}");
+    // The webhook's receiver is down: the delivery waits in the outbox, retried.
+    let deliveries = up.json(&["deliveries"]);
+    let d = &deliveries.as_array().unwrap()[0];
+    assert!(
+        d["delivered"].is_null() && d["attempts"].as_i64().unwrap() >= 1,
+        "{d}"
+    );
+    // The metrics are there to query.
+    let q = up.json(&[
+        "metrics",
+        "--namespace",
+        "AWS/AutoScaling",
+        "--name",
+        "GroupDesiredCapacity",
+        "--since",
+        "2m",
+        "--stat",
+        "Maximum",
+    ]);
+    let points = q["series"][0]["points"].as_array().unwrap();
+    assert!(points.iter().any(|p| p[1] == 2.0), "{q}");
+}
+
+#[test]
+fn instances_put_their_own_metrics_with_their_token() {
+    let stack = r#"
+[groups.app]
+min = 1
+max = 1
+[groups.app.launch]
+command = ["sh", "-c", "while true; do curl -s -X POST -H \"Authorization: Bearer $BELLOWS_METRICS_TOKEN\" -d '{\"namespace\": \"App\", \"name\": \"ActiveUsers\", \"value\": 7}' $BELLOWS_API/api/v1/metrics; echo; sleep 0.5; done"]
+"#;
+    let up = Up::start("custom", stack);
+    up.wait_for("the app's metric", Duration::from_secs(15), |u| {
+        let q = u.json(&["metrics", "--namespace", "App", "--name", "ActiveUsers"]);
+        q["series"].as_array().is_some_and(|s| !s.is_empty())
+    });
+    let id = up.instances()[0]["id"].as_str().unwrap().to_owned();
+    let q = up.json(&[
+        "metrics",
+        "--namespace",
+        "App",
+        "--name",
+        "ActiveUsers",
+        "--dimension",
+        &format!("InstanceId={id}"),
+    ]);
+    assert_eq!(q["series"][0]["points"][0][1], 7.0);
+    let log = String::from_utf8_lossy(&up.cli(&["logs", &id]).stdout).into_owned();
+    assert!(log.contains("\"accepted\":1"), "{log}");
+    // Without a token, or with a wrong one: refused.
+    let control = std::fs::read_to_string(up.state.join("control")).unwrap();
+    let (status, body) = http(
+        control.trim(),
+        "POST",
+        "/api/v1/metrics",
+        Some(r#"{"namespace": "App", "name": "X", "value": 1}"#),
+    );
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = http(control.trim(), "POST", "/api/v1/metrics", Some("{\"oops\""));
+    assert_eq!(status, 400);
+}
