@@ -371,6 +371,23 @@ impl Node {
                     let _ = g.set_health(&instance, Health::Unhealthy, HealthSource::Elb, why, now);
                 }
             }
+            ProxyEvent::ColdStart { target_group } => {
+                let actor = format!(
+                    "bellows (a request arrived for target group {target_group} while it had no instance)"
+                );
+                for spec in &self.stack.groups {
+                    if !(spec.scale_from_zero && spec.target_groups.contains(&target_group)) {
+                        continue;
+                    }
+                    if let Some(g) = self.groups.get_mut(&spec.name) {
+                        let cap = g.capacity();
+                        if cap.desired == 0 && cap.max >= 1 {
+                            tracing::info!(group = %spec.name, %target_group, "scaling from zero for a waiting request");
+                            let _ = g.set_capacity(None, None, Some(1), now, &actor);
+                        }
+                    }
+                }
+            }
             ProxyEvent::Drained {
                 instance,
                 timed_out,

@@ -566,8 +566,13 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// Chooses a target: the sticky one if it may take the request, else by the group's
 /// algorithm, waiting in the group's queue while every target is at its limit.
+/// How long a request waits for a group to scale from zero.
+pub const COLD_START_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn choose(
     tg: &TargetGroup,
+    name: &str,
+    cold: &tokio::sync::mpsc::UnboundedSender<crate::ProxyEvent>,
     sticky: Option<&InstanceId>,
     exclude: &[InstanceId],
 ) -> Result<Arc<Target>, ElbError> {
@@ -600,6 +605,43 @@ async fn choose(
             &ex,
         ) {
             Pick::Target(i) => return Ok(targets[i].clone()),
+            Pick::NoTarget
+                if tg.cold_start
+                    && exclude.is_empty()
+                    && targets
+                        .iter()
+                        .all(|t| t.load_state() == TargetState::Initial) =>
+            {
+                // Scale from zero: ask for an instance, hold the request until one is
+                // healthy (bounded by the queue and COLD_START_TIMEOUT), then go on.
+                let started = *deadline.get_or_insert_with(|| {
+                    tg.counters.queued.fetch_add(1, Relaxed);
+                    tokio::time::Instant::now() + COLD_START_TIMEOUT
+                });
+                if tokio::time::Instant::now() >= started
+                    || tg.queued.load(Relaxed) >= tg.spec.load().queue_size
+                {
+                    tg.counters.queue_timeouts.fetch_add(1, Relaxed);
+                    return Err(elb(503, "ColdStartTimeout"));
+                }
+                let now_ms = crate::watch::coarse_now();
+                let asked = tg.cold_start_asked.load(Relaxed);
+                if now_ms.saturating_sub(asked) > 1000
+                    && tg
+                        .cold_start_asked
+                        .compare_exchange(asked, now_ms, Relaxed, Relaxed)
+                        .is_ok()
+                {
+                    let _ = cold.send(crate::ProxyEvent::ColdStart {
+                        target_group: name.to_owned(),
+                    });
+                }
+                tg.queued.fetch_add(1, Relaxed);
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(250), tg.became_healthy.notified())
+                        .await;
+                tg.queued.fetch_sub(1, Relaxed);
+            }
             Pick::NoTarget => return Err(elb(503, "NoHealthyTarget")),
             Pick::AllBusy => {
                 let spec = tg.spec.load();
@@ -756,27 +798,28 @@ async fn forward(
     let mut target_failures = 0;
     while attempts_left > 0 {
         attempts_left -= 1;
-        let target = match choose(&tg, sticky.as_ref(), &exclude).await {
-            Ok(t) => t,
-            Err(e) if target_failures > 0 => {
-                // Nowhere left to retry: the first failure is the answer.
-                let _ = e;
-                break;
-            }
-            Err(e) => {
-                count_elb(&tg, e.status);
-                return Ok(answer(
-                    conn,
-                    entry,
-                    start,
-                    e.status,
-                    Some(e.reason),
-                    html(e.status),
-                    "text/html",
-                    None,
-                ));
-            }
-        };
+        let target =
+            match choose(&tg, tg_name, &conn.shared.events, sticky.as_ref(), &exclude).await {
+                Ok(t) => t,
+                Err(e) if target_failures > 0 => {
+                    // Nowhere left to retry: the first failure is the answer.
+                    let _ = e;
+                    break;
+                }
+                Err(e) => {
+                    count_elb(&tg, e.status);
+                    return Ok(answer(
+                        conn,
+                        entry,
+                        start,
+                        e.status,
+                        Some(e.reason),
+                        html(e.status),
+                        "text/html",
+                        None,
+                    ));
+                }
+            };
         let inflight = InFlight::new(target.clone(), tg.clone());
         let req = match unsent.take() {
             Some(r) => r,

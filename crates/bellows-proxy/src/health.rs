@@ -56,6 +56,9 @@ pub(crate) async fn watch(
             && !target.removed.load(Relaxed)
         {
             target.set_state(to, now());
+            if to == TargetState::Healthy {
+                tg.became_healthy.notify_waiters();
+            }
             tracing::debug!(target_group = %group, instance = %target.instance, ?from, ?to, "target health");
             let _ = events.send(ProxyEvent::TargetHealth {
                 target_group: group.clone(),

@@ -47,6 +47,8 @@ pub enum ProxyEvent {
         to: TargetState,
         reason: Option<Reason>,
     },
+    /// A request arrived for a target group with no target, whose group scales from zero.
+    ColdStart { target_group: String },
     /// Every target group has let go of the instance: it may be stopped.
     Drained {
         instance: InstanceId,
@@ -162,13 +164,12 @@ impl Proxy {
             .target_groups
             .iter()
             .map(|tg| {
-                (
-                    tg.name.clone(),
-                    Arc::new(TargetGroup::new(
-                        tg.clone(),
-                        used.contains(&tg.name.as_str()),
-                    )),
-                )
+                let mut rt = TargetGroup::new(tg.clone(), used.contains(&tg.name.as_str()));
+                rt.cold_start = stack
+                    .groups
+                    .iter()
+                    .any(|g| g.scale_from_zero && g.min == 0 && g.target_groups.contains(&tg.name));
+                (tg.name.clone(), Arc::new(rt))
             })
             .collect();
         let log = match access_log {

@@ -189,6 +189,13 @@ pub struct TargetGroup {
     pub response_time: Histogram,
     /// Whether any listener forwards to it; targets of an unused group are `unused`.
     pub used: bool,
+    /// A group behind this target group scales from zero: with no target at all, a
+    /// request asks for an instance and waits for it.
+    pub cold_start: bool,
+    /// Wakes requests waiting for a cold start when a target turns healthy.
+    pub became_healthy: Notify,
+    /// When a cold start was last asked for (ms), so a burst asks once.
+    pub cold_start_asked: AtomicU64,
 }
 
 impl TargetGroup {
@@ -202,6 +209,9 @@ impl TargetGroup {
             counters: TargetGroupCounters::default(),
             response_time: Histogram::default(),
             used,
+            cold_start: false,
+            became_healthy: Notify::new(),
+            cold_start_asked: AtomicU64::new(0),
         }
     }
 

@@ -173,3 +173,49 @@ command = ["sh", "-c", "while true; do curl -s -X POST -H \"Authorization: Beare
     let (status, _) = http(control.trim(), "POST", "/api/v1/metrics", Some("{\"oops\""));
     assert_eq!(status, 400);
 }
+
+#[test]
+fn a_request_to_an_empty_group_launches_an_instance_and_waits_for_it() {
+    let stack = r#"
+[target_groups.web]
+[target_groups.web.health_check]
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = { forward = "web" }
+
+[groups.web]
+min = 0
+max = 2
+desired = 0
+target_groups = ["web"]
+
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+boot_delay = "1s"
+"#;
+    let up = Up::start("zero", stack);
+    let lb = up.lb();
+    assert!(up.instances().is_empty());
+    let t = std::time::Instant::now();
+    let (status, _, body) = request(&lb, "GET", "/hello", &[], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "it waited for the boot: {:?}",
+        t.elapsed()
+    );
+    let acts = up.activities();
+    let launch = acts.iter().find(|a| a["kind"] == "Launch").unwrap();
+    assert!(
+        launch["cause"]
+            .as_str()
+            .unwrap()
+            .contains("a request arrived for target group web"),
+        "{launch}"
+    );
+    assert_eq!(up.instances().len(), 1);
+}
