@@ -313,6 +313,14 @@ impl MetricStore {
         })
     }
 
+    /// The newest 1-second datapoint of a series: (second, datapoint).
+    pub fn latest(&self, key: &SeriesKey) -> Option<(Time, Datapoint)> {
+        let s = self.series.get(key)?;
+        s.fine
+            .back()
+            .map(|(sec, d)| (Time::from_millis(sec * 1000), *d))
+    }
+
     pub fn len(&self) -> usize {
         self.series.len()
     }

@@ -175,6 +175,11 @@ pub trait GroupView {
     fn group_mut(&mut self, name: &str) -> Option<&mut Group>;
     /// Instances of the group still in their warmup.
     fn warming(&self, group: &str, now: Time) -> u32;
+    /// Minutes east of UTC of a named time zone at `t` (for scheduled actions); the
+    /// core reads no time zone data itself. None: unknown zone.
+    fn utc_offset(&self, _zone: &str, _t: Time) -> Option<i32> {
+        None
+    }
 }
 
 impl Scaler {
@@ -364,7 +369,15 @@ impl Scaler {
         if minute != self.last_minute {
             self.last_minute = minute;
             for a in &self.scheduled {
-                if !a.cron.matches(now) {
+                let matches = match a.cron.zone() {
+                    crate::schedule::Zone::Fixed(offset) => {
+                        a.cron.matches_with_offset(now, *offset)
+                    }
+                    crate::schedule::Zone::Named(name) => groups
+                        .utc_offset(name, now)
+                        .is_some_and(|offset| a.cron.matches_with_offset(now, offset)),
+                };
+                if !matches {
                     continue;
                 }
                 let Some(g) = groups.group_mut(&a.group) else {

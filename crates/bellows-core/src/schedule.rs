@@ -1,5 +1,6 @@
 //! Cron expressions for scheduled actions: five fields (minute, hour, day of month,
-//! month, day of week) with `*`, lists, ranges and steps, in UTC or a fixed offset.
+//! month, day of week) with `*`, lists, ranges and steps, in UTC, a fixed offset, or a
+//! named (IANA) time zone whose offset the caller looks up: the core reads no tz data.
 
 use std::fmt;
 
@@ -18,8 +19,16 @@ pub struct Cron {
     weekdays: u8,
     dom_any: bool,
     dow_any: bool,
+    zone: Zone,
+}
+
+/// Where a schedule's clock is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Zone {
     /// Minutes east of UTC.
-    offset_minutes: i32,
+    Fixed(i32),
+    /// An IANA name like `Europe/Paris`, resolved (with daylight saving) by the caller.
+    Named(String),
 }
 
 fn field(text: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64, String> {
@@ -85,12 +94,24 @@ impl Cron {
             "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
         ];
         const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-        let offset_minutes = match time_zone {
-            "UTC" | "Z" | "Etc/UTC" => 0,
+        let zone = match time_zone {
+            "UTC" | "Z" | "Etc/UTC" => Zone::Fixed(0),
+            tz if tz.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) => {
+                let valid = tz.len() <= 64
+                    && tz
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/_-+".contains(&b));
+                if !valid {
+                    return Err(format!(
+                        "time zone `{tz}` is not a zone name like Europe/Paris"
+                    ));
+                }
+                Zone::Named(tz.to_owned())
+            }
             tz => {
                 let bad = || {
                     format!(
-                        "time zone `{tz}`: write UTC or an offset like +02:00 (named zones are not supported yet)"
+                        "time zone `{tz}`: write UTC, an offset like +02:00, or a name like Europe/Paris"
                     )
                 };
                 let (sign, rest) = match tz.as_bytes().first() {
@@ -104,7 +125,7 @@ impl Cron {
                 if h > 14 || m > 59 {
                     return Err(bad());
                 }
-                sign * (h * 60 + m)
+                Zone::Fixed(sign * (h * 60 + m))
             }
         };
         Ok(Cron {
@@ -116,13 +137,26 @@ impl Cron {
             weekdays: field(f[4], 0, 6, &DAYS).map_err(|e| format!("day of week: {e}"))? as u8,
             dom_any: f[2] == "*",
             dow_any: f[4] == "*",
-            offset_minutes,
+            zone,
         })
     }
 
-    /// Whether the minute containing `t` matches.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// Whether the minute containing `t` matches, for a fixed zone. A named zone needs
+    /// `matches_with_offset` and the zone's offset at `t`.
     pub fn matches(&self, t: Time) -> bool {
-        let local = t.as_secs() as i64 + i64::from(self.offset_minutes) * 60;
+        match self.zone {
+            Zone::Fixed(offset) => self.matches_with_offset(t, offset),
+            Zone::Named(_) => false,
+        }
+    }
+
+    /// Whether the minute containing `t` matches, with the clock `offset_minutes` east of UTC.
+    pub fn matches_with_offset(&self, t: Time, offset_minutes: i32) -> bool {
+        let local = t.as_secs() as i64 + i64::from(offset_minutes) * 60;
         let days = local.div_euclid(86_400);
         let secs = local.rem_euclid(86_400);
         let (_, month, day) = crate::time::civil_from_days(days);
@@ -202,6 +236,12 @@ mod tests {
         ] {
             assert!(Cron::parse(bad, "UTC").is_err(), "{bad}");
         }
-        assert!(Cron::parse("* * * * *", "Europe/Paris").is_err());
+        let paris = Cron::parse("0 9 * * *", "Europe/Paris").unwrap();
+        assert_eq!(paris.zone(), &Zone::Named("Europe/Paris".into()));
+        assert!(
+            paris.matches_with_offset(at("08:00"), 60),
+            "09:00 in Paris in winter"
+        );
+        assert!(Cron::parse("* * * * *", "Mars Base!").is_err());
     }
 }

@@ -131,9 +131,12 @@ impl Client {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
             if let Some(data) = frame.data_ref() {
-                out.write_all(data)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                match out.write_all(data).and_then(|()| out.flush()) {
+                    Ok(()) => {}
+                    // The reader went away (`bellows logs ID | head`): done.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    Err(e) => return Err(ClientError::Protocol(e.to_string())),
+                }
             }
         }
         Ok(())

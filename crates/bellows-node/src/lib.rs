@@ -18,5 +18,6 @@ pub mod provider;
 mod publish;
 pub mod shim;
 pub mod store;
+pub mod zones;
 
 pub use node::{NodeError, NodeOptions, run};

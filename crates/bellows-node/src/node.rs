@@ -605,6 +605,41 @@ impl Node {
                 g.count(Lifecycle::Terminating),
             );
         }
+        // Every series of the metric store, at its newest second (custom metrics too).
+        for key in self.metrics.keys() {
+            if let Some((_, d)) = self.metrics.latest(key) {
+                let dims: Vec<String> = key
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let dims = dims.join(",");
+                let labels = [
+                    ("namespace", key.namespace.as_str()),
+                    ("metric", key.name.as_str()),
+                    ("dimensions", dims.as_str()),
+                ];
+                bellows_proxy::metrics::sample(
+                    &mut out,
+                    "bellows_cloudwatch_latest",
+                    &labels,
+                    d.average(),
+                );
+            }
+        }
+        for a in self.scaler.alarms.values() {
+            let state = match a.state {
+                bellows_core::alarm::AlarmState::Ok => 0,
+                bellows_core::alarm::AlarmState::Alarm => 1,
+                bellows_core::alarm::AlarmState::InsufficientData => 2,
+            };
+            bellows_proxy::metrics::sample(
+                &mut out,
+                "bellows_alarm_state",
+                &[("alarm", a.spec.name.as_str())],
+                state,
+            );
+        }
         for i in self.instances() {
             if let Some(cpu) = i.cpu_percent {
                 let labels = [("group", i.group.as_str()), ("instance", i.id.as_str())];
@@ -954,7 +989,9 @@ impl Node {
 
     fn publish(&mut self, now: Time) {
         let instances = self.instances();
-        let mut by_group: HashMap<String, (f64, f64, u32)> = HashMap::new();
+        // Per group: (cpu, memory, count) over instances past warmup, and over all.
+        let mut warm: HashMap<String, (f64, f64, u32)> = HashMap::new();
+        let mut all: HashMap<String, (f64, f64, u32)> = HashMap::new();
         for i in &instances {
             let (Some(cpu), Some(mem)) = (i.cpu_percent, i.memory_percent) else {
                 continue;
@@ -973,19 +1010,26 @@ impl Node {
                 now,
                 mem,
             );
-            // The group's aggregate leaves out instances still warming up.
             let warmup = self.warmups.get(&i.group).copied().unwrap_or_default();
-            let warm = i
+            let warming = i
                 .in_service_at
                 .is_some_and(|t| now.since(t).as_millis() < warmup.as_millis() as u64);
-            if !warm {
-                let e = by_group.entry(i.group.clone()).or_default();
-                e.0 += cpu;
-                e.1 += mem;
-                e.2 += 1;
+            for (map, counts) in [(&mut all, true), (&mut warm, !warming)] {
+                if counts {
+                    let e = map.entry(i.group.clone()).or_default();
+                    e.0 += cpu;
+                    e.1 += mem;
+                    e.2 += 1;
+                }
             }
         }
-        for (group, (cpu, mem, n)) in by_group {
+        // The group's aggregate leaves out instances still warming up, unless all are.
+        for (group, whole) in all {
+            let (cpu, mem, n) = warm
+                .get(&group)
+                .copied()
+                .filter(|w| w.2 > 0)
+                .unwrap_or(whole);
             let dims = [("AutoScalingGroupName", group.as_str())];
             self.metrics.put(
                 &SeriesKey::new("AWS/EC2", "CPUUtilization", &dims),

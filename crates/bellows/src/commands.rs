@@ -64,7 +64,7 @@ impl Context {
 }
 
 fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    out!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -74,7 +74,7 @@ pub async fn status(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         print_json(&s)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "stack {}  pid {}  up {}  control http://{}  instance types {}",
         s.stack,
         s.pid,
@@ -113,7 +113,7 @@ pub async fn status(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     t.print();
     for l in &s.listeners {
         let ingress: Vec<String> = l.ingress.iter().map(ToString::to_string).collect();
-        println!(
+        out!(
             "listener {}  http://{}/  -> {}  ingress {}",
             l.name,
             l.address,
@@ -193,7 +193,7 @@ pub async fn ingress(
         (true, false) => "was already authorized",
         (false, false) => "was not in the list",
     };
-    println!(
+    out!(
         "listener {}: {} {what}; ingress now: {}",
         change.listener,
         change.cidr,
@@ -283,17 +283,19 @@ pub async fn activities(
             .end
             .map(|e| format!(" ({})", e.since(a.start)))
             .unwrap_or_default();
-        println!(
+        out!(
             "{}  {status:<10}  {:<8}  {}{took}",
-            a.start, a.group, a.description
+            a.start,
+            a.group,
+            a.description
         );
-        println!("    cause: {}", a.cause);
+        out!("    cause: {}", a.cause);
         if let Some(m) = &a.status_message {
-            println!("    status: {m}");
+            out!("    status: {m}");
         }
     }
     if list.is_empty() {
-        println!("no activities yet");
+        out!("no activities yet");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -318,9 +320,11 @@ pub async fn scale(
     if json {
         print_json(&cap)?;
     } else {
-        println!(
+        out!(
             "group {group}: desired {}, min {}, max {}",
-            cap.desired, cap.min, cap.max
+            cap.desired,
+            cap.min,
+            cap.max
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -334,7 +338,7 @@ pub async fn protect(ctx: &Context, instance: &str, protected: bool) -> anyhow::
             &ProtectionRequest { protected },
         )
         .await?;
-    println!(
+    out!(
         "{instance}: scale-in protection {}",
         if protected { "on" } else { "off" }
     );
@@ -420,10 +424,10 @@ pub async fn metrics(
             print_json(&keys)?;
         } else {
             for k in &keys {
-                println!("{k}");
+                out!("{k}");
             }
             if keys.is_empty() {
-                println!("no series yet");
+                out!("no series yet");
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -444,7 +448,7 @@ pub async fn metrics(
         return Ok(ExitCode::SUCCESS);
     }
     if result.series.is_empty() {
-        println!("no series {namespace}/{name} with those dimensions");
+        out!("no series {namespace}/{name} with those dimensions");
     }
     for s in &result.series {
         let values: Vec<f64> = s.points.iter().map(|(_, v)| *v).collect();
@@ -453,7 +457,7 @@ pub async fn metrics(
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
                 (l.min(*v), h.max(*v))
             });
-        println!(
+        out!(
             "{} {} per {}  ({} datapoints)",
             s.key,
             s.statistic,
@@ -462,13 +466,13 @@ pub async fn metrics(
         );
         if !values.is_empty() {
             let tail = &values[values.len().saturating_sub(60)..];
-            println!(
+            out!(
                 "  {}  min {lo:.2}  max {hi:.2}  last {:.2}",
                 sparkline(tail),
                 values[values.len() - 1]
             );
             for (t, v) in s.points.iter().rev().take(10).rev() {
-                println!("  {}  {v:.3}", &t.to_string()[11..19]);
+                out!("  {}  {v:.3}", &t.to_string()[11..19]);
             }
         }
     }
@@ -504,9 +508,9 @@ pub async fn alarms(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     }
     t.print();
     for a in list.iter().filter(|a| !a.history.is_empty()) {
-        println!("\n{}:", a.name);
+        out!("\n{}:", a.name);
         for h in a.history.iter().take(5) {
-            println!("  {}  {} -> {}  {}", h.time, h.from, h.to, h.reason);
+            out!("  {}  {} -> {}  {}", h.time, h.from, h.to, h.reason);
         }
     }
     Ok(ExitCode::SUCCESS)

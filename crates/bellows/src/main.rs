@@ -5,6 +5,14 @@
 
 #![forbid(unsafe_code)]
 
+/// `println!` that ends the program quietly when stdout is closed (`bellows metrics |
+/// head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!($($arg)*))
+    };
+}
+
 mod commands;
 mod table;
 mod up;
@@ -306,4 +314,20 @@ async fn run_app(app: App) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes one line to stdout; a closed pipe ends the program with success.
+pub fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("bellows: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
 }

@@ -38,7 +38,7 @@ impl Table {
                     line += &format!("{cell:<w$}  ", w = widths[c]);
                 }
             }
-            println!("{}", line.trim_end());
+            out!("{}", line.trim_end());
         }
     }
 }

@@ -33,17 +33,27 @@ fn load(path: &Path) -> Result<Stack, ExitCode> {
 }
 
 fn parse(name: &str, src: &str) -> Result<Stack, ExitCode> {
-    stack::parse(src).map_err(|diags| {
-        for d in &diags {
-            eprintln!("{}", d.render(name));
+    let report = |errors: Vec<String>| {
+        for e in &errors {
+            eprintln!("{e}");
         }
         eprintln!(
             "{name}: {} error{}",
-            diags.len(),
-            if diags.len() == 1 { "" } else { "s" }
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
         );
         ExitCode::from(2)
-    })
+    };
+    let stack = stack::parse(src)
+        .map_err(|diags| report(diags.iter().map(|d| d.render(name)).collect()))?;
+    // Named time zones are looked up in the system's database, which the core cannot read.
+    let zones = bellows_node::zones::unknown_zones(&stack);
+    if !zones.is_empty() {
+        return Err(report(
+            zones.into_iter().map(|z| format!("{name}: {z}")).collect(),
+        ));
+    }
+    Ok(stack)
 }
 
 pub fn validate(files: &[PathBuf]) -> ExitCode {
@@ -52,7 +62,7 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
         match load(f) {
             Ok(s) => {
                 let instances: u32 = s.groups.iter().map(|g| g.desired).sum();
-                println!(
+                out!(
                     "{}: ok (stack {}, {} group(s), {instances} instance(s) desired)",
                     f.display(),
                     s.name,
@@ -98,13 +108,13 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
     std::fs::write(state_dir.join("control"), format!("{control}\n"))?;
 
     init_tracing();
-    println!("bellows up: stack {} from {source}", stack.name);
-    println!(
+    out!("bellows up: stack {} from {source}", stack.name);
+    out!(
         "  control API  http://{control}/api/v1/status  (changes need the token in {})",
         state_dir.join("token").display()
     );
     for g in &stack.groups {
-        println!(
+        out!(
             "  group {:<10} desired {} (min {}, max {}) of `{}`, {}, zones {}",
             g.name,
             g.desired,
@@ -115,15 +125,13 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
             g.zones.join(", ")
         );
     }
-    println!(
+    out!(
         "  state        {} (logs in {})",
         state_dir.display(),
         state_dir.join("logs").display()
     );
-    println!(
-        "  try          bellows instances, bellows activities, bellows scale GROUP --desired N"
-    );
-    println!("Press Ctrl-C to stop; every instance stops with bellows.");
+    out!("  try          bellows instances, bellows activities, bellows scale GROUP --desired N");
+    out!("Press Ctrl-C to stop; every instance stops with bellows.");
 
     let exe = std::env::current_exe().context("cannot find the bellows binary")?;
     let opts = NodeOptions {
@@ -135,7 +143,7 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
     };
     bellows_node::run(opts, listener, stop_signal()).await?;
     let _ = std::fs::remove_file(state_dir.join("control"));
-    println!("bellows stopped: every instance is gone");
+    out!("bellows stopped: every instance is gone");
     Ok(ExitCode::SUCCESS)
 }
 

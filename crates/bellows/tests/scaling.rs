@@ -219,3 +219,70 @@ boot_delay = "1s"
     );
     assert_eq!(up.instances().len(), 1);
 }
+
+#[test]
+fn a_webhook_whose_receiver_was_down_is_delivered_when_it_comes_back() {
+    // Reserve a port, and only listen on it a few seconds later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stack = format!(
+        r#"
+[groups.web]
+min = 1
+max = 1
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+
+[webhooks.ops]
+url = "http://127.0.0.1:{port}/hook"
+
+[alarms.up]
+namespace = "AWS/AutoScaling"
+metric = "GroupInServiceInstances"
+dimensions = {{ AutoScalingGroupName = "web" }}
+period = "1s"
+evaluation_periods = 1
+comparison = ">="
+threshold = 1
+alarm_actions = ["webhook:ops"]
+"#
+    );
+    let up = Up::start("hooks", &stack);
+    up.wait_for("a failed attempt", Duration::from_secs(15), |u| {
+        u.json(&["deliveries"])
+            .as_array()
+            .is_some_and(|d| d.first().is_some_and(|d| d["attempts"].as_i64() >= Some(1)))
+    });
+    let receiver = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    receiver.set_nonblocking(false).unwrap();
+    let got = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = receiver.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut n = 0;
+        while !String::from_utf8_lossy(&buf[..n]).contains("\"alarm\"") {
+            match s.read(&mut buf[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    let request = got.join().unwrap();
+    assert!(request.starts_with("POST /hook HTTP/1.1"), "{request}");
+    assert!(
+        request.contains("\"alarm\":\"up\"") && request.contains("\"to\":\"ALARM\""),
+        "{request}"
+    );
+    up.wait_for("delivered", Duration::from_secs(10), |u| {
+        u.json(&["deliveries"])
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| !d["delivered"].is_null()))
+    });
+}
