@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod candidates;
 pub mod echo;
 pub mod seed;
 pub mod stress;

@@ -55,6 +55,23 @@ pub struct Stack {
     pub policies: Vec<PolicySpec>,
     pub scheduled: Vec<ScheduledAction>,
     pub webhooks: Vec<WebhookSpec>,
+    /// Smoke checks that `bellows check` runs through the load balancer.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// One smoke check: a request through a listener and what its answer must be.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSpec {
+    pub name: String,
+    /// The listener to send it to; the first one when absent.
+    pub listener: Option<String>,
+    pub method: String,
+    /// Path and query, like `/gtg?details=true`.
+    pub path: String,
+    pub body: Option<String>,
+    pub expect_status: u16,
+    /// A piece of text the body must contain.
+    pub expect_body: Option<String>,
 }
 
 /// Where alarm notifications are POSTed (through the persistent outbox).

@@ -22,27 +22,10 @@ impl Deltas {
     }
 }
 
-/// ALB's counter names for the proxy's counters that CloudWatch publishes as counts.
+/// The CloudWatch name of a counter published as a per-second count; gauges aside.
 fn alb(field: &str) -> Option<&'static str> {
-    Some(match field {
-        "request_count" => "RequestCount",
-        "new_connections" => "NewConnectionCount",
-        "rejected_connections" => "RejectedConnectionCount",
-        "processed_bytes" => "ProcessedBytes",
-        "elb_3xx" => "HTTPCode_ELB_3XX_Count",
-        "elb_4xx" => "HTTPCode_ELB_4XX_Count",
-        "elb_5xx" => "HTTPCode_ELB_5XX_Count",
-        "elb_500" => "HTTPCode_ELB_500_Count",
-        "elb_502" => "HTTPCode_ELB_502_Count",
-        "elb_503" => "HTTPCode_ELB_503_Count",
-        "elb_504" => "HTTPCode_ELB_504_Count",
-        "target_2xx" => "HTTPCode_Target_2XX_Count",
-        "target_3xx" => "HTTPCode_Target_3XX_Count",
-        "target_4xx" => "HTTPCode_Target_4XX_Count",
-        "target_5xx" => "HTTPCode_Target_5XX_Count",
-        "target_connection_errors" => "TargetConnectionErrorCount",
-        _ => return None,
-    })
+    Some(bellows_proxy::metrics::alb_name(field))
+        .filter(|n| field != "active_connections" && *n != "Unknown")
 }
 
 pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapshot, now: Time) {

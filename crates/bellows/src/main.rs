@@ -143,6 +143,11 @@ enum Command {
         #[command(subcommand)]
         change: IngressChange,
     },
+    /// Run the stack file's smoke checks ([[checks]]) through the running load balancer.
+    Check {
+        /// The stack file the running `up` was started with (default: the default stack).
+        file: Option<PathBuf>,
+    },
     /// Protect an instance from scale-in, or with --off remove the protection.
     Protect {
         instance: String,
@@ -187,6 +192,11 @@ enum App {
     },
     /// GET / returns the private IP; POST / {"seconds": 60, "workers": 1} burns CPU.
     Stress {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// The candidates API of seeds/004: /gtg, GET/POST /candidate/NAME, /candidates.
+    Candidates {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
@@ -263,6 +273,7 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Check { file } => commands::check(&ctx, file).await,
             Command::Alarms { json } => commands::alarms(&ctx, json).await,
             Command::Deliveries { json } => commands::deliveries(&ctx, json).await,
             Command::Targets { target_group, json } => {
@@ -299,6 +310,10 @@ async fn run_app(app: App) -> anyhow::Result<ExitCode> {
     match app {
         App::Seed { listen } => {
             let router = bellows_apps::seed::app(&bellows_apps::seed::store_path())?;
+            bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
+        }
+        App::Candidates { listen } => {
+            let router = bellows_apps::candidates::app(&bellows_apps::candidates::store_path())?;
             bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
         }
         App::Echo { listen } => {

@@ -56,6 +56,14 @@ fn parse(name: &str, src: &str) -> Result<Stack, ExitCode> {
     Ok(stack)
 }
 
+/// The stack of `file`, or the default stack; problems are printed, with exit status 2.
+pub fn load_or_default(file: Option<&Path>) -> Result<Stack, ExitCode> {
+    match file {
+        Some(f) => load(f),
+        None => parse(DEFAULT_STACK.0, DEFAULT_STACK.1),
+    }
+}
+
 pub fn validate(files: &[PathBuf]) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for f in files {

@@ -79,3 +79,71 @@ fn stress_burns_an_instances_cpu_and_answers_its_ip() {
         u.in_service()[0]["cpu_percent"].as_f64().unwrap_or(100.0) < 10.0
     });
 }
+
+#[test]
+fn candidates_pass_the_seeds_checks_and_a_write_survives_kill_9() {
+    let (dir, _) = scratch();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/flask-asg.toml");
+    let stack = std::fs::read_to_string(example)
+        .unwrap()
+        .replace(":8080\"", ":0\"");
+    let file = write_file(&dir, "flask-asg.toml", &stack);
+    let up = Up::start_file(&file, &dir);
+    up.wait_for("2 healthy targets", Duration::from_secs(20), |u| {
+        u.healthy() == 2
+    });
+    let lb = up.lb();
+    // Empty store: 404 "Not Found", as the seed's API answers.
+    assert_eq!(
+        http(&lb, "GET", "/candidates", None),
+        (404, "Not Found".into())
+    );
+    assert_eq!(
+        http(&lb, "GET", "/candidate/nobody", None),
+        (404, "Not Found".into())
+    );
+    assert_eq!(http(&lb, "GET", "/gtg", None), (200, String::new()));
+    let out = up.cli(&["check", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["good to go", "insert", "verification", "candidate list"] {
+        assert!(text.contains(&format!("✓ {name} passed")), "{text}");
+    }
+    // A write acknowledged by one instance survives kill -9 of that instance.
+    let (status, headers, body) = request(&lb, "POST", "/candidate/durable", &[], "");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"CandidateName":"durable"}"#)
+    );
+    let writer = header(&headers, "x-bellows-instance").unwrap().to_owned();
+    let pid = up
+        .instances()
+        .iter()
+        .find(|i| i["id"] == writer.as_str())
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for _ in 0..4 {
+        let (status, _, body) = request(&lb, "GET", "/candidate/durable", &[], "");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, r#"{"CandidateName":"durable"}"#)
+        );
+    }
+    let (_, _, list) = request(&lb, "GET", "/candidates", &[], "");
+    assert!(
+        list.contains("durable") && list.contains("bellows"),
+        "{list}"
+    );
+}

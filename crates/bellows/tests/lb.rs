@@ -286,10 +286,15 @@ fn a_long_request_finishes_while_its_instance_drains() {
 
 #[test]
 fn the_load_balancer_answers_errors_as_alb_does() {
-    // 503: no registered target.
+    // 503: no registered target (and the group does not scale from zero).
     let up = Up::start(
         "errors",
-        &echo_stack(0, "", "idle_timeout = \"1s\"\nmax_body = \"1KiB\"", ""),
+        &echo_stack(
+            0,
+            "",
+            "idle_timeout = \"1s\"\nmax_body = \"1KiB\"",
+            "scale_from_zero = false",
+        ),
     );
     let lb = up.lb();
     assert_eq!(request(&lb, "GET", "/", &[], "").0, 503);

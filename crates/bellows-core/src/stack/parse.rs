@@ -8,8 +8,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::reader::{Cx, FromToml, Table};
 use super::{
-    Diagnostic, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceType, Ipv4Net, LaunchTemplate,
-    ListenerSpec, RESERVED_ENV, Stack, Stickiness, TargetGroupSpec, TerminationPolicy, WebhookSpec,
+    CheckSpec, Diagnostic, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceType, Ipv4Net,
+    LaunchTemplate, ListenerSpec, RESERVED_ENV, Stack, Stickiness, TargetGroupSpec,
+    TerminationPolicy, WebhookSpec,
 };
 use crate::Duration;
 use crate::alarm::{AlarmSpec, Comparison, MissingData};
@@ -194,7 +195,62 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         t.finish(cx);
     }
 
+    let mut checks = Vec::new();
+    for mut c in root.table_array(cx, "checks") {
+        let path = c.path.clone();
+        let name = c.require::<String>(cx, "name");
+        let listener = c.get::<Spanned<String>>(cx, "listener");
+        if let Some(l) = &listener
+            && !listeners.iter().any(|x| &x.name == l.get_ref())
+        {
+            cx.error(
+                l.span(),
+                format!(
+                    "`{path}.listener`: listener `{}` does not exist",
+                    l.get_ref()
+                ),
+            );
+        }
+        let method = c
+            .get::<String>(cx, "method")
+            .unwrap_or_else(|| "GET".to_owned());
+        let target = c.require::<Spanned<String>>(cx, "path");
+        if let Some(p) = &target
+            && !p.get_ref().starts_with('/')
+        {
+            cx.error(p.span(), format!("`{path}.path` must start with `/`"));
+        }
+        let body = c.get::<String>(cx, "body");
+        let status = t_int(cx, &mut c, "expect_status", 100, 599, false).unwrap_or(200) as u16;
+        let expect_body = c.get::<String>(cx, "expect_body");
+        c.finish(cx);
+        if !method.bytes().all(|b| b.is_ascii_uppercase()) || method.is_empty() {
+            cx.error(
+                0..0,
+                format!("`{path}.method` must be an upper-case method like GET"),
+            );
+        }
+        if let (Some(name), Some(target)) = (name, target) {
+            checks.push(CheckSpec {
+                name,
+                listener: listener.map(Spanned::into_inner),
+                method,
+                path: target.into_inner(),
+                body,
+                expect_status: status,
+                expect_body,
+            });
+        }
+    }
+    if !checks.is_empty() && listeners.is_empty() {
+        cx.error(
+            0..0,
+            "the stack has [[checks]] but no listener to send them to",
+        );
+    }
+
     Some(Stack {
+        checks,
         alarms,
         policies,
         scheduled,

@@ -46,38 +46,24 @@ impl Up {
             "[stack]\nname = \"{name}\"\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n\n{groups}"
         );
         std::fs::write(&stack, text).unwrap();
-        let state = dir.join("state");
-        let child = Command::new(BIN)
-            .arg("up")
-            .arg(&stack)
-            .arg("--state-dir")
-            .arg(&state)
-            .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(dir.join("up.log")).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("bellows starts");
-        let up = Up {
-            child,
-            dir,
-            state,
-            stack,
-        };
-        up.wait_for("the control API", Duration::from_secs(15), |u| {
-            u.state.join("control").exists()
-        });
-        up
+        Up::spawn(&stack, &dir, &[])
     }
 
     /// Starts `bellows up` on a stack file as it is, with only the control address
     /// moved to an ephemeral port.
     pub fn start_file(stack: &Path, dir: &Path) -> Up {
+        Up::spawn(stack, dir, &["--control", "127.0.0.1:0"])
+    }
+
+    fn spawn(stack: &Path, dir: &Path, global: &[&str]) -> Up {
         let state = dir.join("state");
         let child = Command::new(BIN)
-            .args(["--control", "127.0.0.1:0", "up"])
+            .args(global)
+            .arg("up")
             .arg(stack)
             .arg("--state-dir")
             .arg(&state)
+            .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(dir.join("up.log")).unwrap())
             .stderr(Stdio::inherit())
             .spawn()
