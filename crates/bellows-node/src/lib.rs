@@ -11,6 +11,7 @@ pub mod api;
 pub mod cgroup;
 pub mod client;
 pub mod clock;
+pub mod imds;
 mod node;
 pub mod outbox;
 pub mod procfs;

@@ -78,6 +78,8 @@ struct Node {
     /// Per-instance tokens that may put custom metrics (and do nothing else).
     instance_tokens: HashMap<String, InstanceId>,
     token: String,
+    /// Each instance's metadata endpoint.
+    metadata: HashMap<InstanceId, tokio::task::JoinHandle<()>>,
 }
 
 /// Runs the stack until `shutdown` completes, then stops every instance and returns.
@@ -166,6 +168,7 @@ pub async fn run(
         alarm_history: HashMap::new(),
         instance_tokens: HashMap::new(),
         token: opts.token.clone(),
+        metadata: HashMap::new(),
         state_dir: opts.state_dir,
         control,
         cgroups: enforced,
@@ -226,6 +229,23 @@ impl Node {
                 match self.provider.launch(spec, &instance, &zone, &env) {
                     Ok(ip) => {
                         tracing::info!(group = %group, instance = %instance, zone = %zone, address = %format!("{ip}:{}", spec.launch.port), "launching");
+                        let meta = crate::imds::Metadata {
+                            instance_id: instance.to_string(),
+                            private_ip: ip,
+                            zone: zone.clone(),
+                            instance_type: spec.launch.instance_type.name.clone(),
+                            group: group.clone(),
+                            stack: self.stack.name.clone(),
+                        };
+                        // Bound now, well before the instance's command can start.
+                        match crate::imds::serve(meta) {
+                            Ok(task) => {
+                                self.metadata.insert(instance.clone(), task);
+                            }
+                            Err(e) => {
+                                tracing::warn!(instance = %instance, error = %e, "no metadata endpoint for this instance")
+                            }
+                        }
                         self.owner.insert(instance, group);
                     }
                     Err(reason) => {
@@ -320,6 +340,9 @@ impl Node {
 
     /// An instance's process is gone: its address, cgroups and targets go with it.
     fn forget(&mut self, id: &InstanceId) {
+        if let Some(task) = self.metadata.remove(id) {
+            task.abort();
+        }
         self.instance_tokens.retain(|_, i| i != id);
         self.provider.reap(id);
         self.proxy.remove(id);

@@ -189,6 +189,10 @@ impl Provider {
             .env("ZONE", zone)
             .env("GROUP", &spec.name)
             .env("BELLOWS_DATA_DIR", &self.data)
+            .env(
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                format!("http://{ip}:{}/", crate::imds::METADATA_PORT),
+            )
             .envs(extra_env.iter().map(|(k, v)| (k, v)));
         let mut child = match cmd.spawn() {
             Ok(c) => c,

@@ -147,3 +147,90 @@ fn candidates_pass_the_seeds_checks_and_a_write_survives_kill_9() {
         "{list}"
     );
 }
+
+#[test]
+fn each_instance_reads_its_own_metadata_v1_and_v2() {
+    let up = Up::start(
+        "imds",
+        "[groups.web]\nmin = 2\nmax = 2\nzones = [\"east\", \"west\"]\n[groups.web.launch]\ncommand = [\"bellows\", \"app\", \"echo\"]\ninstance_type = \"t3.small\"\n",
+    );
+    up.wait_for("2 instances", Duration::from_secs(15), |u| {
+        u.in_service().len() == 2
+    });
+    for inst in up.in_service() {
+        let ip = inst["private_ip"].as_str().unwrap();
+        let imds = format!("{ip}:1338");
+        // The instance's environment points its AWS SDK at its own endpoint.
+        let pid = inst["pid"].as_u64().unwrap();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            environ.contains(&format!("AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{imds}/")),
+            "{environ}"
+        );
+        // IMDSv1.
+        assert_eq!(
+            http(&imds, "GET", "/latest/meta-data/instance-id", None),
+            (200, inst["id"].as_str().unwrap().to_owned())
+        );
+        assert_eq!(
+            http(&imds, "GET", "/latest/meta-data/local-ipv4", None),
+            (200, ip.to_owned())
+        );
+        assert_eq!(
+            http(
+                &imds,
+                "GET",
+                "/latest/meta-data/placement/availability-zone",
+                None
+            ),
+            (200, inst["zone"].as_str().unwrap().to_owned())
+        );
+        assert_eq!(
+            http(&imds, "GET", "/latest/meta-data/instance-type", None),
+            (200, "t3.small".to_owned())
+        );
+        assert_eq!(http(&imds, "GET", "/latest/meta-data/nope", None).0, 404);
+        // IMDSv2: a session token, then requests with it; a wrong one is refused.
+        let (status, headers, token) = request(
+            &imds,
+            "PUT",
+            "/latest/api/token",
+            &[("X-aws-ec2-metadata-token-ttl-seconds", "60")],
+            "",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(
+            header(&headers, "x-aws-ec2-metadata-token-ttl-seconds"),
+            Some("60")
+        );
+        let (status, _, id) = request(
+            &imds,
+            "GET",
+            "/latest/meta-data/instance-id",
+            &[("X-aws-ec2-metadata-token", &token)],
+            "",
+        );
+        assert_eq!((status, id.as_str()), (200, inst["id"].as_str().unwrap()));
+        let (status, _, _) = request(
+            &imds,
+            "GET",
+            "/latest/meta-data/instance-id",
+            &[("X-aws-ec2-metadata-token", "forged")],
+            "",
+        );
+        assert_eq!(status, 401);
+        assert_eq!(request(&imds, "PUT", "/latest/api/token", &[], "").0, 400);
+        let (status, _, _) = request(
+            &imds,
+            "PUT",
+            "/latest/api/token",
+            &[
+                ("X-aws-ec2-metadata-token-ttl-seconds", "60"),
+                ("X-Forwarded-For", "1.2.3.4"),
+            ],
+            "",
+        );
+        assert_eq!(status, 403);
+    }
+}

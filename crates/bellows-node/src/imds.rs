@@ -1,0 +1,173 @@
+//! The instance metadata service: EC2's paths (IMDSv1 and v2), served to each instance
+//! on its own private address, so an app that reads IMDS works unchanged. Instances get
+//! `AWS_EC2_METADATA_SERVICE_ENDPOINT`, which the AWS SDKs honour.
+//!
+//! Each instance has a listener of its own on `PRIVATE_IP:METADATA_PORT`: the address a
+//! request arrives on says which instance asks, with no trust in anything it sends.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+
+/// The port of every instance's metadata endpoint.
+pub const METADATA_PORT: u16 = 1338;
+
+/// What an instance may learn about itself.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub instance_id: String,
+    pub private_ip: Ipv4Addr,
+    pub zone: String,
+    pub instance_type: String,
+    pub group: String,
+    pub stack: String,
+}
+
+#[derive(Debug)]
+struct Imds {
+    meta: Metadata,
+    /// IMDSv2 session tokens and when they expire.
+    tokens: Mutex<HashMap<String, Instant>>,
+}
+
+/// Serves one instance's metadata until the returned task is aborted.
+pub fn serve(meta: Metadata) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener =
+        std::net::TcpListener::bind(SocketAddr::new(meta.private_ip.into(), METADATA_PORT))?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let state = Arc::new(Imds {
+        meta,
+        tokens: Mutex::new(HashMap::new()),
+    });
+    let app = Router::new()
+        .route("/latest/api/token", put(token))
+        .route("/latest/meta-data", get(index))
+        .route("/latest/meta-data/", get(index))
+        .route("/latest/meta-data/{*path}", get(item))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found") })
+        .with_state(state);
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    }))
+}
+
+fn random_token() -> String {
+    use std::io::Read;
+    let mut raw = [0u8; 24];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut raw);
+    }
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// IMDSv2: `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`.
+#[allow(clippy::disallowed_methods)] // Token expiry is wall-clock time in the shell.
+async fn token(State(s): State<Arc<Imds>>, headers: HeaderMap) -> Response {
+    // As EC2: a request that went through a proxy may not get a token.
+    if headers.contains_key("x-forwarded-for") {
+        return (StatusCode::FORBIDDEN, "Forbidden").into_response();
+    }
+    let ttl = headers
+        .get("x-aws-ec2-metadata-token-ttl-seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(ttl) = ttl.filter(|t| (1..=21_600).contains(t)) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "X-aws-ec2-metadata-token-ttl-seconds must be from 1 to 21600",
+        )
+            .into_response();
+    };
+    let t = random_token();
+    let mut tokens = s.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    tokens.retain(|_, exp| *exp > now);
+    if tokens.len() >= 1000 {
+        return (StatusCode::TOO_MANY_REQUESTS, "Too many tokens").into_response();
+    }
+    tokens.insert(t.clone(), now + Duration::from_secs(ttl));
+    (
+        [("x-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())],
+        t,
+    )
+        .into_response()
+}
+
+/// A request without a token is IMDSv1 and allowed; one with a token needs a valid one.
+#[allow(clippy::disallowed_methods)]
+fn authorized(s: &Imds, headers: &HeaderMap) -> bool {
+    match headers
+        .get("x-aws-ec2-metadata-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        None => true,
+        Some(t) => s
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(t)
+            .is_some_and(|exp| *exp > Instant::now()),
+    }
+}
+
+const KEYS: [&str; 10] = [
+    "ami-id",
+    "hostname",
+    "instance-id",
+    "instance-type",
+    "local-hostname",
+    "local-ipv4",
+    "placement/",
+    "placement/availability-zone",
+    "placement/region",
+    "tags/instance/aws:autoscaling:groupName",
+];
+
+async fn index(State(s): State<Arc<Imds>>, headers: HeaderMap) -> Response {
+    if !authorized(&s, &headers) {
+        return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+    }
+    KEYS.iter()
+        .filter(|k| !k.contains('/') || k.ends_with('/'))
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_response()
+}
+
+async fn item(
+    State(s): State<Arc<Imds>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+    }
+    let m = &s.meta;
+    let host = format!(
+        "ip-{}.{}.compute.internal",
+        m.private_ip.to_string().replace('.', "-"),
+        m.stack
+    );
+    let value = match path.trim_end_matches('/') {
+        "ami-id" => "ami-bellows".to_owned(),
+        "instance-id" => m.instance_id.clone(),
+        "instance-type" => m.instance_type.clone(),
+        "local-ipv4" => m.private_ip.to_string(),
+        "hostname" | "local-hostname" => host,
+        "placement" => "availability-zone\nregion".to_owned(),
+        "placement/availability-zone" => m.zone.clone(),
+        "placement/region" => "local".to_owned(),
+        "tags/instance/aws:autoscaling:groupName" => m.group.clone(),
+        _ => return (StatusCode::NOT_FOUND, "Not Found").into_response(),
+    };
+    value.into_response()
+}
