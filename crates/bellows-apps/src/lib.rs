@@ -8,6 +8,7 @@
 
 pub mod candidates;
 pub mod echo;
+pub mod ip_tracker;
 pub mod seed;
 pub mod stress;
 

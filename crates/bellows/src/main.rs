@@ -48,7 +48,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a stack in the foreground until Ctrl-C or SIGTERM; with no FILE, the default
-    /// stack (the load-balancing assignment's two seed instances).
+    /// stack: the IP tracker (examples/ip-tracker.toml) at http://127.0.0.1:8080/app-x7k9m2n8/.
     Up {
         /// The stack file.
         file: Option<PathBuf>,
@@ -195,6 +195,13 @@ enum App {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// The IP tracker of seeds/000-001: who you are, who serves you, everyone connected,
+    /// live over a WebSocket (MAX_USERS_PER_INSTANCE, BASE_PATH, HEARTBEAT_SECONDS,
+    /// SESSION_TIMEOUT_SECONDS from the environment).
+    IpTracker {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
     /// The candidates API of seeds/004: /gtg, GET/POST /candidate/NAME, /candidates.
     Candidates {
         #[arg(long)]
@@ -310,6 +317,12 @@ async fn run_app(app: App) -> anyhow::Result<ExitCode> {
     match app {
         App::Seed { listen } => {
             let router = bellows_apps::seed::app(&bellows_apps::seed::store_path())?;
+            bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
+        }
+        App::IpTracker { listen } => {
+            let settings = bellows_apps::ip_tracker::Settings::from_env();
+            let router =
+                bellows_apps::ip_tracker::app(&bellows_apps::ip_tracker::store_path(), settings)?;
             bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
         }
         App::Candidates { listen } => {

@@ -15,8 +15,8 @@ use crate::commands::{Context, DEFAULT_STATE_DIR};
 
 /// The stack `bellows up` runs when given no file.
 pub const DEFAULT_STACK: (&str, &str) = (
-    "examples/mp2-load-balancing.toml",
-    include_str!("../../../examples/mp2-load-balancing.toml"),
+    "examples/ip-tracker.toml",
+    include_str!("../../../examples/ip-tracker.toml"),
 );
 
 /// Reads and validates a stack file, printing every problem as `file:line:column: message`.
@@ -131,6 +131,20 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
             g.launch.command.join(" "),
             g.launch.instance_type.name,
             g.zones.join(", ")
+        );
+    }
+    for l in &stack.listeners {
+        // The page to open: the first forwarding rule's path, else the root.
+        let path = l
+            .rules
+            .iter()
+            .filter(|r| matches!(r.action, bellows_core::lb::rules::Action::Forward(_)))
+            .find_map(|r| r.conditions.paths.first())
+            .map_or("/".to_owned(), |p| p.trim_end_matches('*').to_owned());
+        out!(
+            "  open         http://{}{path}  (listener {})",
+            l.address,
+            l.name
         );
     }
     out!(

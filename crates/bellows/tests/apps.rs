@@ -234,3 +234,160 @@ fn each_instance_reads_its_own_metadata_v1_and_v2() {
         assert_eq!(status, 403);
     }
 }
+
+/// Opens the tracker page on `addr` as a new user and returns its session cookie.
+fn tracker_user(addr: &str, ua: &str) -> String {
+    let (status, headers, body) = request(
+        addr,
+        "GET",
+        "/app-x7k9m2n8/",
+        &[("User-Agent", ua), ("X-Forwarded-For", "203.0.113.7")],
+        "",
+    );
+    assert_eq!(status, 200, "{body:.300}");
+    assert!(
+        body.contains("\"ip\":\"203.0.113.7\""),
+        "the visitor's IP from X-Forwarded-For"
+    );
+    header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn tracker_socket(
+    addr: &str,
+    cookie: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/app-x7k9m2n8/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+fn tracker_stack(max_users: u32) -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/ip-tracker.toml"
+    ))
+    .unwrap()
+    .replace(":8080\"", ":0\"")
+    .replace(
+        "MAX_USERS_PER_INSTANCE = \"25\"",
+        &format!("MAX_USERS_PER_INSTANCE = \"{max_users}\""),
+    )
+}
+
+#[test]
+fn tracker_users_on_two_instances_see_each_other_live() {
+    use futures_util::StreamExt;
+    let (dir, _) = scratch();
+    let file = write_file(&dir, "ip-tracker.toml", &tracker_stack(25));
+    let up = Up::start_file(&file, &dir);
+    up.wait_for("2 healthy", Duration::from_secs(20), |u| u.healthy() == 2);
+    let list = up.in_service();
+    let (a, b) = (address(&list[0]), address(&list[1]));
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    let alice = tracker_user(&a, firefox);
+    let bob = tracker_user(&b, chrome);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut ws_a = tracker_socket(&a, &alice).await.unwrap();
+        let _ws_b = tracker_socket(&b, &bob).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, ws_a.next())
+                .await
+                .expect("both users within 2 s")
+                .unwrap()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+            let users = v["users"].as_array().unwrap();
+            let instances: std::collections::HashSet<&str> = users
+                .iter()
+                .map(|u| u["instance"].as_str().unwrap())
+                .collect();
+            if users.len() == 2 && instances.len() == 2 {
+                let browsers: Vec<&str> = users
+                    .iter()
+                    .map(|u| u["browser"].as_str().unwrap())
+                    .collect();
+                assert!(
+                    browsers.iter().any(|b| b.starts_with("Firefox"))
+                        && browsers.iter().any(|b| b.starts_with("Chrome")),
+                    "{browsers:?}"
+                );
+                break;
+            }
+        }
+    });
+    // The page offers a QR code of itself.
+    let (status, headers, svg) = request(&a, "GET", "/app-x7k9m2n8/qr.svg", &[], "");
+    assert_eq!(
+        (status, header(&headers, "content-type")),
+        (200, Some("image/svg+xml"))
+    );
+    assert!(svg.contains("<svg"));
+}
+
+#[test]
+fn the_user_past_an_instances_limit_gets_the_scaling_out_page() {
+    let (dir, _) = scratch();
+    let file = write_file(
+        &dir,
+        "ip-tracker.toml",
+        &tracker_stack(25).replace("desired = 2", "desired = 1"),
+    );
+    let up = Up::start_file(&file, &dir);
+    up.wait_for("1 healthy", Duration::from_secs(20), |u| u.healthy() == 1);
+    let addr = address(&up.in_service()[0]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut sockets = Vec::new();
+    for i in 0..25 {
+        let cookie = tracker_user(&addr, &format!("user-{i}"));
+        sockets.push(rt.block_on(tracker_socket(&addr, &cookie)).unwrap());
+    }
+    let (status, headers, body) = request(&addr, "GET", "/app-x7k9m2n8/", &[], "");
+    assert_eq!(status, 503, "the 26th user");
+    assert_eq!(header(&headers, "retry-after"), Some("5"));
+    assert!(
+        body.contains("scaling out") && body.contains("location.reload"),
+        "{body}"
+    );
+    // The app tells bellows, for alarms to use.
+    up.wait_for("RejectedConnections", Duration::from_secs(10), |u| {
+        let q = u.json(&[
+            "metrics",
+            "--namespace",
+            "IPTracker",
+            "--name",
+            "RejectedConnections",
+            "--dimension",
+            "AutoScalingGroupName=tracker",
+            "--stat",
+            "Sum",
+            "--since",
+            "1m",
+        ]);
+        q["series"][0]["points"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p[1].as_f64() >= Some(1.0)))
+    });
+    drop(sockets);
+}

@@ -105,8 +105,14 @@ fn every_example_runs_as_it_is() {
                 std::time::Duration::from_secs(20),
                 |u| u.healthy() > 0,
             );
-            // Served by an instance (whatever its app answers to `/`), not the load balancer.
-            let (status, headers, _) = request(&up.lb(), "GET", "/", &[], "");
+            // Served by an instance (whatever its app answers), not the load balancer; the
+            // IP tracker lives under its path prefix.
+            let path = if stack.contains("/app-x7k9m2n8/") {
+                "/app-x7k9m2n8/"
+            } else {
+                "/"
+            };
+            let (status, headers, _) = request(&up.lb(), "GET", path, &[], "");
             assert!(
                 status < 500 && header(&headers, "x-bellows-instance").is_some(),
                 "{}: {status}",
