@@ -146,6 +146,31 @@ fn candidates_pass_the_seeds_checks_and_a_write_survives_kill_9() {
         list.contains("durable") && list.contains("bellows"),
         "{list}"
     );
+    // And kill -9 of bellows itself: a new instance on the same data finds it.
+    let mut up = up;
+    up.signal("KILL");
+    up.wait_exit(Duration::from_secs(5));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut app = std::process::Command::new(BIN)
+        .args(["app", "candidates", "--listen", &addr])
+        .env("BELLOWS_DATA_DIR", up.state.join("data"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let found = http(&addr, "GET", "/candidate/durable", None);
+    let _ = app.kill();
+    let _ = app.wait();
+    assert_eq!(found, (200, r#"{"CandidateName":"durable"}"#.to_owned()));
 }
 
 #[test]

@@ -1,0 +1,56 @@
+//! The IP tracker in a real browser: headless Chromium driven by playwright-core
+//! (scripts/test installs both when missing), through the load balancer.
+
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn the_tracker_page_shows_who_you_are_and_everyone_live_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let driver = root.join("tests/browser/ip-tracker.mjs");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is missing: run scripts/test (it runs npm ci in tests/browser)"
+    );
+    let (dir, _) = scratch();
+    let stack = std::fs::read_to_string(root.join("examples/ip-tracker.toml"))
+        .unwrap()
+        .replace(":8080\"", ":0\"");
+    let file = write_file(&dir, "ip-tracker.toml", &stack);
+    let up = Up::start_file(&file, &dir);
+    up.wait_for("2 healthy", Duration::from_secs(20), |u| u.healthy() == 2);
+    let url = format!("http://{}/app-x7k9m2n8/", up.lb());
+    let artifacts = root.join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("ip-tracker.png");
+    let out = std::process::Command::new("node")
+        .arg(&driver)
+        .arg(&url)
+        .arg(&shot)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{stdout}");
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        up.instances().iter().any(|i| i["id"] == result["instance"]),
+        "{result}"
+    );
+    assert!(
+        shot.metadata().unwrap().len() > 10_000,
+        "a screenshot is kept in artifacts/"
+    );
+}
