@@ -2,9 +2,10 @@
 //! which instance serves you, how long you have been connected, a QR code of the page,
 //! and everyone connected across all instances, live over a WebSocket.
 //!
-//! Sessions are shared through SQLite in the stack's data directory (every instance
-//! sees every session); each instance pushes the live list to its sockets each second
-//! when it changed. An instance admits `MAX_USERS_PER_INSTANCE` open sockets (default
+//! Sessions are shared through a store every instance sees: SQLite in the stack's data
+//! directory by default, or Redis when `REDIS_URL` is set (as in the seeds: a hash per
+//! session, a sorted set of who is live, and pub/sub so every instance pushes the new
+//! list at once). Each instance pushes the live list to its sockets when it changes. An instance admits `MAX_USERS_PER_INSTANCE` open sockets (default
 //! 25); the next user gets a 503 page that says the service is scaling out and retries by
 //! itself. The app puts `ActiveUsers` and `RejectedConnections` (namespace `IPTracker`)
 //! to bellows each second, per instance and per group, so alarms can use them.
@@ -75,9 +76,29 @@ pub struct User {
     pub timestamp: u64,
 }
 
+/// Where sessions are shared.
+enum Store {
+    Sqlite(Mutex<Connection>),
+    Redis(redis::aio::MultiplexedConnection),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Store::Sqlite(_) => "Store::Sqlite",
+            Store::Redis(_) => "Store::Redis",
+        })
+    }
+}
+
+const REDIS_SESSIONS: &str = "tracker:sessions";
+const REDIS_UPDATES: &str = "tracker:updates";
+
 #[derive(Debug)]
 struct Tracker {
-    db: Mutex<Connection>,
+    store: Store,
+    /// Woken when another instance published a change (Redis).
+    changed: tokio::sync::Notify,
     settings: Settings,
     sockets: AtomicUsize,
     rejected: AtomicU64,
@@ -97,7 +118,7 @@ pub fn store_path() -> PathBuf {
     crate::data_dir().join("ip-tracker.db")
 }
 
-pub fn app(db: &Path, settings: Settings) -> Result<Router, AppError> {
+fn sqlite(db: &Path) -> Result<Store, AppError> {
     let wrap = |source| AppError::Store {
         path: db.to_owned(),
         source,
@@ -115,9 +136,33 @@ pub fn app(db: &Path, settings: Settings) -> Result<Router, AppError> {
          );",
     )
     .map_err(wrap)?;
+    Ok(Store::Sqlite(Mutex::new(conn)))
+}
+
+/// The app, its sessions in Redis when `redis_url` is given, else in SQLite at `db`.
+pub async fn app(
+    db: &Path,
+    redis_url: Option<&str>,
+    settings: Settings,
+) -> Result<Router, AppError> {
+    let (store, pubsub) = match redis_url {
+        None => (sqlite(db)?, None),
+        Some(url) => {
+            let wrap = |e: redis::RedisError| AppError::Redis(format!("{url}: {e}"));
+            let client = redis::Client::open(url).map_err(wrap)?;
+            let conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(wrap)?;
+            let mut pubsub = client.get_async_pubsub().await.map_err(wrap)?;
+            pubsub.subscribe(REDIS_UPDATES).await.map_err(wrap)?;
+            (Store::Redis(conn), Some(pubsub))
+        }
+    };
     let base = settings.base.clone();
     let tracker = Arc::new(Tracker {
-        db: Mutex::new(conn),
+        store,
+        changed: tokio::sync::Notify::new(),
         settings,
         sockets: AtomicUsize::new(0),
         rejected: AtomicU64::new(0),
@@ -126,6 +171,16 @@ pub fn app(db: &Path, settings: Settings) -> Result<Router, AppError> {
         zone: std::env::var("ZONE").unwrap_or_else(|_| "local".to_owned()),
     });
     tokio::spawn(report_metrics(tracker.clone()));
+    if let Some(pubsub) = pubsub {
+        let t = tracker.clone();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut messages = pubsub.into_on_message();
+            while messages.next().await.is_some() {
+                t.changed.notify_waiters();
+            }
+        });
+    }
     Ok(Router::new()
         .route(&base, get(page))
         .route(&format!("{base}ws"), get(socket))
@@ -196,59 +251,174 @@ impl Tracker {
     }
 
     /// Everyone seen within the session timeout, oldest first.
-    fn live(&self) -> Vec<User> {
+    async fn live(&self) -> Vec<User> {
         let cutoff = now_ms().saturating_sub(self.settings.session_timeout.as_millis() as u64);
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = db.execute(
-            "DELETE FROM sessions WHERE timestamp < ?1",
-            params![cutoff as i64],
-        );
-        let Ok(mut stmt) =
-            db.prepare("SELECT session, ip, browser, os, instance, zone, start_time, timestamp FROM sessions ORDER BY start_time")
-        else {
-            return Vec::new();
-        };
-        stmt.query_map([], |r| {
-            Ok(User {
-                session: r.get::<_, String>(0)?.chars().take(8).collect(),
-                ip: r.get(1)?,
-                browser: r.get(2)?,
-                os: r.get(3)?,
-                instance: r.get(4)?,
-                zone: r.get(5)?,
-                start_time: r.get::<_, i64>(6)? as u64,
-                timestamp: r.get::<_, i64>(7)? as u64,
-            })
-        })
-        .map(|rows| rows.filter_map(Result::ok).collect())
-        .unwrap_or_default()
+        match &self.store {
+            Store::Sqlite(db) => {
+                let db = db.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = db.execute(
+                    "DELETE FROM sessions WHERE timestamp < ?1",
+                    params![cutoff as i64],
+                );
+                let Ok(mut stmt) = db.prepare(
+                    "SELECT session, ip, browser, os, instance, zone, start_time, timestamp FROM sessions ORDER BY start_time",
+                ) else {
+                    return Vec::new();
+                };
+                stmt.query_map([], |r| {
+                    Ok(User {
+                        session: r.get::<_, String>(0)?.chars().take(8).collect(),
+                        ip: r.get(1)?,
+                        browser: r.get(2)?,
+                        os: r.get(3)?,
+                        instance: r.get(4)?,
+                        zone: r.get(5)?,
+                        start_time: r.get::<_, i64>(6)? as u64,
+                        timestamp: r.get::<_, i64>(7)? as u64,
+                    })
+                })
+                .map(|rows| rows.filter_map(Result::ok).collect())
+                .unwrap_or_default()
+            }
+            Store::Redis(conn) => {
+                let mut conn = conn.clone();
+                let _: Result<(), _> = redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(REDIS_SESSIONS)
+                    .arg("-inf")
+                    .arg(cutoff)
+                    .query_async(&mut conn)
+                    .await;
+                let ids: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(REDIS_SESSIONS)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                if ids.is_empty() {
+                    return Vec::new();
+                }
+                let mut pipe = redis::pipe();
+                for id in &ids {
+                    pipe.cmd("HGETALL").arg(format!("tracker:session:{id}"));
+                }
+                let hashes: Vec<HashMap<String, String>> =
+                    pipe.query_async(&mut conn).await.unwrap_or_default();
+                let mut users: Vec<User> = ids
+                    .iter()
+                    .zip(hashes)
+                    .filter(|(_, h)| !h.is_empty())
+                    .map(|(id, h)| {
+                        let field = |k: &str| h.get(k).cloned().unwrap_or_default();
+                        let num = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+                        User {
+                            session: id.chars().take(8).collect(),
+                            ip: field("ip"),
+                            browser: field("browser"),
+                            os: field("os"),
+                            instance: field("instance"),
+                            zone: field("zone"),
+                            start_time: num("start_time"),
+                            timestamp: num("timestamp"),
+                        }
+                    })
+                    .collect();
+                users.sort_by_key(|u| u.start_time);
+                users
+            }
+        }
     }
 
     /// Records that `session` is here now; its start time is kept if it was seen before.
-    fn touch(&self, session: &str, ip: &str, browser: &str, os: &str) -> u64 {
-        let now = now_ms() as i64;
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = db.execute(
-            "INSERT INTO sessions (session, ip, browser, os, instance, zone, start_time, timestamp)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-             ON CONFLICT (session) DO UPDATE SET ip = excluded.ip, browser = excluded.browser, os = excluded.os,
-                 instance = excluded.instance, zone = excluded.zone, timestamp = excluded.timestamp",
-            params![session, ip, browser, os, self.instance, self.zone, now],
-        );
-        db.query_row(
-            "SELECT start_time FROM sessions WHERE session = ?1",
-            params![session],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_or(now as u64, |t| t as u64)
+    async fn touch(&self, session: &str, ip: &str, browser: &str, os: &str) -> u64 {
+        let now = now_ms();
+        match &self.store {
+            Store::Sqlite(db) => {
+                let db = db.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = db.execute(
+                    "INSERT INTO sessions (session, ip, browser, os, instance, zone, start_time, timestamp)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                     ON CONFLICT (session) DO UPDATE SET ip = excluded.ip, browser = excluded.browser, os = excluded.os,
+                         instance = excluded.instance, zone = excluded.zone, timestamp = excluded.timestamp",
+                    params![session, ip, browser, os, self.instance, self.zone, now as i64],
+                );
+                db.query_row(
+                    "SELECT start_time FROM sessions WHERE session = ?1",
+                    params![session],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_or(now, |t| t as u64)
+            }
+            Store::Redis(conn) => {
+                let mut conn = conn.clone();
+                let key = format!("tracker:session:{session}");
+                let mut pipe = redis::pipe();
+                pipe.cmd("HSETNX")
+                    .arg(&key)
+                    .arg("start_time")
+                    .arg(now)
+                    .ignore();
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg(&[
+                        ("ip", ip),
+                        ("browser", browser),
+                        ("os", os),
+                        ("instance", &self.instance),
+                        ("zone", &self.zone),
+                    ])
+                    .arg("timestamp")
+                    .arg(now)
+                    .ignore();
+                pipe.cmd("EXPIRE")
+                    .arg(&key)
+                    .arg(self.settings.session_timeout.as_secs())
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(REDIS_SESSIONS)
+                    .arg(now)
+                    .arg(session)
+                    .ignore();
+                pipe.cmd("PUBLISH").arg(REDIS_UPDATES).arg(session).ignore();
+                pipe.cmd("HGET").arg(&key).arg("start_time");
+                let start: Result<(Option<u64>,), _> = pipe.query_async(&mut conn).await;
+                start.ok().and_then(|(s,)| s).unwrap_or(now)
+            }
+        }
     }
 
-    fn heartbeat(&self, session: &str) {
-        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = db.execute(
-            "UPDATE sessions SET timestamp = ?2 WHERE session = ?1",
-            params![session, now_ms() as i64],
-        );
+    async fn heartbeat(&self, session: &str) {
+        let now = now_ms();
+        match &self.store {
+            Store::Sqlite(db) => {
+                let db = db.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = db.execute(
+                    "UPDATE sessions SET timestamp = ?2 WHERE session = ?1",
+                    params![session, now as i64],
+                );
+            }
+            Store::Redis(conn) => {
+                let mut conn = conn.clone();
+                let key = format!("tracker:session:{session}");
+                let mut pipe = redis::pipe();
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg("timestamp")
+                    .arg(now)
+                    .ignore();
+                pipe.cmd("EXPIRE")
+                    .arg(&key)
+                    .arg(self.settings.session_timeout.as_secs())
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(REDIS_SESSIONS)
+                    .arg(now)
+                    .arg(session)
+                    .ignore();
+                pipe.cmd("PUBLISH").arg(REDIS_UPDATES).arg(session).ignore();
+                let _: Result<(), _> = pipe.query_async(&mut conn).await;
+            }
+        }
     }
 }
 
@@ -265,7 +435,7 @@ async fn page(State(t): State<Arc<Tracker>>, headers: HeaderMap) -> Response {
     let session = session_of(&headers).unwrap_or_else(new_session);
     let ip = client_ip(&headers);
     let (browser, os) = browser_and_os(&headers);
-    let start = t.touch(&session, &ip, &browser, &os);
+    let start = t.touch(&session, &ip, &browser, &os).await;
     let config = serde_json::json!({
         "session": session,
         "ip": ip,
@@ -291,7 +461,7 @@ async fn page(State(t): State<Arc<Tracker>>, headers: HeaderMap) -> Response {
 }
 
 async fn users(State(t): State<Arc<Tracker>>) -> axum::Json<Vec<User>> {
-    axum::Json(t.live())
+    axum::Json(t.live().await)
 }
 
 async fn qr(State(t): State<Arc<Tracker>>, headers: HeaderMap) -> Response {
@@ -345,13 +515,14 @@ async fn socket(
 
 /// Pushes the live list when it changes, takes heartbeats.
 async fn live(t: &Tracker, mut ws: WebSocket, session: &str) {
-    t.heartbeat(session);
+    t.heartbeat(session).await;
     let mut last = String::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                let list = serde_json::json!({ "type": "users", "users": t.live() }).to_string();
+            // Each half second, or at once when another instance published a change.
+            _ = async { tokio::select! { _ = tick.tick() => {}, _ = t.changed.notified() => {} } } => {
+                let list = serde_json::json!({ "type": "users", "users": t.live().await }).to_string();
                 if list != last {
                     if ws.send(Message::Text(list.clone().into())).await.is_err() {
                         return;
@@ -360,7 +531,7 @@ async fn live(t: &Tracker, mut ws: WebSocket, session: &str) {
                 }
             }
             msg = ws.recv() => match msg {
-                Some(Ok(Message::Text(_))) => t.heartbeat(session),
+                Some(Ok(Message::Text(_))) => t.heartbeat(session).await,
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 _ => {}
             }

@@ -31,6 +31,8 @@ pub enum AppError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("redis {0}")]
+    Redis(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

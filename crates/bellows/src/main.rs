@@ -321,8 +321,9 @@ async fn run_app(app: App) -> anyhow::Result<ExitCode> {
         }
         App::IpTracker { listen } => {
             let settings = bellows_apps::ip_tracker::Settings::from_env();
-            let router =
-                bellows_apps::ip_tracker::app(&bellows_apps::ip_tracker::store_path(), settings)?;
+            let redis = std::env::var("REDIS_URL").ok();
+            let path = bellows_apps::ip_tracker::store_path();
+            let router = bellows_apps::ip_tracker::app(&path, redis.as_deref(), settings).await?;
             bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
         }
         App::Candidates { listen } => {

@@ -312,11 +312,83 @@ fn tracker_stack(max_users: u32) -> String {
     )
 }
 
+/// A real redis-server on an ephemeral port, stopped when dropped.
+struct Redis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/test installs it)");
+        let addr = format!("127.0.0.1:{port}");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err()
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis {
+            child,
+            url: format!("redis://{addr}/"),
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tracker stack with its sessions in Redis.
+fn with_redis(stack: &str, redis: &Redis) -> String {
+    stack.replace(
+        "env = { BASE_PATH",
+        &format!("env = {{ REDIS_URL = \"{}\", BASE_PATH", redis.url),
+    )
+}
+
 #[test]
 fn tracker_users_on_two_instances_see_each_other_live() {
+    users_see_each_other(&tracker_stack(25));
+}
+
+#[test]
+fn tracker_users_on_two_instances_see_each_other_live_through_redis() {
+    let redis = Redis::start();
+    users_see_each_other(&with_redis(&tracker_stack(25), &redis));
+    // The sessions really went through Redis.
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", &redis.url, "ZCARD", "tracker:sessions"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+}
+
+fn users_see_each_other(stack: &str) {
     use futures_util::StreamExt;
     let (dir, _) = scratch();
-    let file = write_file(&dir, "ip-tracker.toml", &tracker_stack(25));
+    let file = write_file(&dir, "ip-tracker.toml", stack);
     let up = Up::start_file(&file, &dir);
     up.wait_for("2 healthy", Duration::from_secs(20), |u| u.healthy() == 2);
     let list = up.in_service();
@@ -370,11 +442,21 @@ fn tracker_users_on_two_instances_see_each_other_live() {
 
 #[test]
 fn the_user_past_an_instances_limit_gets_the_scaling_out_page() {
+    past_the_limit(&tracker_stack(25));
+}
+
+#[test]
+fn the_user_past_an_instances_limit_gets_the_scaling_out_page_with_redis() {
+    let redis = Redis::start();
+    past_the_limit(&with_redis(&tracker_stack(25), &redis));
+}
+
+fn past_the_limit(stack: &str) {
     let (dir, _) = scratch();
     let file = write_file(
         &dir,
         "ip-tracker.toml",
-        &tracker_stack(25).replace("desired = 2", "desired = 1"),
+        &stack.replace("desired = 2", "desired = 1"),
     );
     let up = Up::start_file(&file, &dir);
     up.wait_for("1 healthy", Duration::from_secs(20), |u| u.healthy() == 1);
