@@ -7,7 +7,8 @@
 //!
 //! The store is SQLite in the stack's shared data directory, written with
 //! `synchronous = FULL`: a write that was acknowledged survives `kill -9` of the
-//! instance and of bellows.
+//! instance and of bellows. With `REDIS_URL` set it is a Redis hash instead (as durable
+//! as that Redis is configured to be: `appendonly yes` with `appendfsync always`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,34 +23,129 @@ use serde_json::{Value, json};
 
 use crate::AppError;
 
-#[derive(Clone, Debug)]
-struct Store {
-    conn: Arc<Mutex<Connection>>,
+/// Where candidates are kept: SQLite by default, Redis (a hash) when `REDIS_URL` is set.
+#[derive(Clone)]
+enum Store {
+    Sqlite(Arc<Mutex<Connection>>),
+    Redis(redis::aio::MultiplexedConnection),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if matches!(self, Store::Sqlite(_)) {
+            "Store::Sqlite"
+        } else {
+            "Store::Redis"
+        })
+    }
+}
+
+const REDIS_KEY: &str = "candidates";
+
+impl Store {
+    async fn get(&self, name: &str) -> Result<Option<String>, String> {
+        match self {
+            Store::Sqlite(c) => {
+                let conn = c.lock().unwrap_or_else(|e| e.into_inner());
+                conn.query_row(
+                    "SELECT doc FROM candidates WHERE name = ?1",
+                    params![name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| e.to_string())
+            }
+            Store::Redis(c) => redis::cmd("HGET")
+                .arg(REDIS_KEY)
+                .arg(name)
+                .query_async(&mut c.clone())
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn put(&self, name: &str, doc: &str) -> Result<(), String> {
+        match self {
+            Store::Sqlite(c) => {
+                let conn = c.lock().unwrap_or_else(|e| e.into_inner());
+                conn.execute(
+                    "INSERT INTO candidates (name, doc) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+                    params![name, doc],
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            }
+            Store::Redis(c) => redis::cmd("HSET")
+                .arg(REDIS_KEY)
+                .arg(name)
+                .arg(doc)
+                .query_async(&mut c.clone())
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn all(&self) -> Result<Vec<String>, String> {
+        match self {
+            Store::Sqlite(c) => {
+                let conn = c.lock().unwrap_or_else(|e| e.into_inner());
+                let mut stmt = conn
+                    .prepare("SELECT doc FROM candidates ORDER BY name")
+                    .map_err(|e| e.to_string())?;
+                let rows = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(|e| e.to_string())?;
+                Ok(rows.filter_map(Result::ok).collect())
+            }
+            Store::Redis(c) => {
+                let mut all: Vec<(String, String)> = redis::cmd("HGETALL")
+                    .arg(REDIS_KEY)
+                    .query_async(&mut c.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                all.sort();
+                Ok(all.into_iter().map(|(_, doc)| doc).collect())
+            }
+        }
+    }
 }
 
 pub fn store_path() -> PathBuf {
     crate::data_dir().join("candidates.db")
 }
 
-pub fn app(db: &Path) -> Result<Router, AppError> {
-    let wrap = |source| AppError::Store {
-        path: db.to_owned(),
-        source,
-    };
-    if let Some(dir) = db.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let conn = Connection::open(db).map_err(wrap)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(wrap)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         CREATE TABLE IF NOT EXISTS candidates (name TEXT PRIMARY KEY, doc TEXT NOT NULL);",
-    )
-    .map_err(wrap)?;
-    let store = Store {
-        conn: Arc::new(Mutex::new(conn)),
+/// The API, its store in Redis when `redis_url` is given, else in SQLite at `db`.
+pub async fn app(db: &Path, redis_url: Option<&str>) -> Result<Router, AppError> {
+    let store = match redis_url {
+        Some(url) => {
+            let wrap = |e: redis::RedisError| AppError::Redis(format!("{url}: {e}"));
+            let client = redis::Client::open(url).map_err(wrap)?;
+            Store::Redis(
+                client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(wrap)?,
+            )
+        }
+        None => {
+            let wrap = |source| AppError::Store {
+                path: db.to_owned(),
+                source,
+            };
+            if let Some(dir) = db.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let conn = Connection::open(db).map_err(wrap)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(wrap)?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 CREATE TABLE IF NOT EXISTS candidates (name TEXT PRIMARY KEY, doc TEXT NOT NULL);",
+            )
+            .map_err(wrap)?;
+            Store::Sqlite(Arc::new(Mutex::new(conn)))
+        }
     };
     Ok(Router::new()
         .route("/gtg", get(gtg))
@@ -72,16 +168,13 @@ fn not_found() -> Response {
 }
 
 async fn read(State(s): State<Store>, UrlPath(name): UrlPath<String>) -> Response {
-    let conn = s.conn.lock().unwrap_or_else(|e| e.into_inner());
-    let doc: Option<String> = conn
-        .query_row(
-            "SELECT doc FROM candidates WHERE name = ?1",
-            params![name],
-            |r| r.get(0),
-        )
-        .optional()
-        .unwrap_or(None);
-    match doc.and_then(|d| serde_json::from_str::<Value>(&d).ok()) {
+    match s
+        .get(&name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+    {
         Some(doc) => axum::Json(doc).into_response(),
         None => not_found(),
     }
@@ -89,13 +182,8 @@ async fn read(State(s): State<Store>, UrlPath(name): UrlPath<String>) -> Respons
 
 async fn write(State(s): State<Store>, UrlPath(name): UrlPath<String>) -> Response {
     let doc = json!({ "CandidateName": name });
-    let conn = s.conn.lock().unwrap_or_else(|e| e.into_inner());
-    let stored = conn.execute(
-        "INSERT INTO candidates (name, doc) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
-        params![name, doc.to_string()],
-    );
-    match stored {
-        Ok(_) => axum::Json(doc).into_response(),
+    match s.put(&name, &doc.to_string()).await {
+        Ok(()) => axum::Json(doc).into_response(),
         Err(e) => {
             eprintln!("cannot store candidate {name}: {e}");
             (StatusCode::INTERNAL_SERVER_ERROR, "Unable to update").into_response()
@@ -104,17 +192,13 @@ async fn write(State(s): State<Store>, UrlPath(name): UrlPath<String>) -> Respon
 }
 
 async fn list(State(s): State<Store>) -> Response {
-    let conn = s.conn.lock().unwrap_or_else(|e| e.into_inner());
-    let docs: Vec<Value> = conn
-        .prepare("SELECT doc FROM candidates ORDER BY name")
-        .and_then(|mut stmt| {
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            Ok(rows
-                .filter_map(|r| r.ok())
-                .filter_map(|d| serde_json::from_str(&d).ok())
-                .collect())
-        })
-        .unwrap_or_default();
+    let docs: Vec<Value> = s
+        .all()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
     if docs.is_empty() {
         not_found()
     } else {

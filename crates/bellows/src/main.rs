@@ -327,7 +327,12 @@ async fn run_app(app: App) -> anyhow::Result<ExitCode> {
             bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
         }
         App::Candidates { listen } => {
-            let router = bellows_apps::candidates::app(&bellows_apps::candidates::store_path())?;
+            let redis = std::env::var("REDIS_URL").ok();
+            let router = bellows_apps::candidates::app(
+                &bellows_apps::candidates::store_path(),
+                redis.as_deref(),
+            )
+            .await?;
             bellows_apps::serve(bellows_apps::listen_addr(listen), router).await?;
         }
         App::Echo { listen } => {

@@ -498,3 +498,55 @@ fn past_the_limit(stack: &str) {
     });
     drop(sockets);
 }
+
+#[test]
+fn candidates_keep_their_documents_in_redis_when_told_to() {
+    let redis = Redis::start();
+    let run = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new(BIN)
+            .args(["app", "candidates", "--listen", &addr])
+            .env("REDIS_URL", &redis.url)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err()
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (child, addr)
+    };
+    let (mut first, a) = run();
+    assert_eq!(
+        http(&a, "GET", "/candidates", None),
+        (404, "Not Found".into())
+    );
+    assert_eq!(
+        http(&a, "POST", "/candidate/ada", None),
+        (200, r#"{"CandidateName":"ada"}"#.into())
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+    // Another process on the same Redis finds it.
+    let (mut second, b) = run();
+    let got = (
+        http(&b, "GET", "/candidate/ada", None),
+        http(&b, "GET", "/candidates", None),
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+    assert_eq!(got.0, (200, r#"{"CandidateName":"ada"}"#.into()));
+    assert_eq!(got.1, (200, r#"[{"CandidateName":"ada"}]"#.into()));
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", &redis.url, "HLEN", "candidates"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}
