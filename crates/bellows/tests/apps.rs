@@ -150,23 +150,8 @@ fn candidates_pass_the_seeds_checks_and_a_write_survives_kill_9() {
     let mut up = up;
     up.signal("KILL");
     up.wait_exit(Duration::from_secs(5));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut app = std::process::Command::new(BIN)
-        .args(["app", "candidates", "--listen", &addr])
-        .env("BELLOWS_DATA_DIR", up.state.join("data"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() && start.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let data = up.state.join("data");
+    let (mut app, addr) = spawn_app("candidates", &[("BELLOWS_DATA_DIR", data.as_os_str())]);
     let found = http(&addr, "GET", "/candidate/durable", None);
     let _ = app.kill();
     let _ = app.wait();
@@ -503,25 +488,10 @@ fn past_the_limit(stack: &str) {
 fn candidates_keep_their_documents_in_redis_when_told_to() {
     let redis = Redis::start();
     let run = || {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = std::process::Command::new(BIN)
-            .args(["app", "candidates", "--listen", &addr])
-            .env("REDIS_URL", &redis.url)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(&addr).is_err()
-            && start.elapsed() < Duration::from_secs(10)
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (child, addr)
+        spawn_app(
+            "candidates",
+            &[("REDIS_URL", std::ffi::OsStr::new(&redis.url))],
+        )
     };
     let (mut first, a) = run();
     assert_eq!(

@@ -340,3 +340,26 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// Runs `bellows app ...` by hand on a free loopback port with `env`; returns the
+/// child and its address once it listens.
+pub fn spawn_app(app: &str, env: &[(&str, &std::ffi::OsStr)]) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(BIN)
+        .args(["app", app, "--listen", &addr])
+        .envs(env.iter().copied())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the app starts");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
