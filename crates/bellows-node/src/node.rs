@@ -1144,6 +1144,12 @@ impl Node {
                 "period: a whole number of seconds, at least 1s",
             ));
         }
+        // A read may not make the loop walk millions of periods.
+        if since.as_millis() / period.as_millis() > 86_400 {
+            return Err(ApiError::bad_request(
+                "at most 86400 datapoints a query: raise the period or shorten since",
+            ));
+        }
         let mut dims = BTreeMap::new();
         for pair in q
             .dimensions

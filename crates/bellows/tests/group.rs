@@ -209,6 +209,57 @@ fn changes_need_the_token() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Authorization: Bearer"));
     // Reads stay open.
     assert!(up.cli(&["status"]).status.success());
+    // Wrong calls get a JSON error with the right status, never a crash.
+    let control = std::fs::read_to_string(up.state.join("control")).unwrap();
+    let control = control.trim();
+    for (method, path, body, status) in [
+        (
+            "GET",
+            "/api/v1/metrics/query?namespace=AWS/EC2&name=CPUUtilization&since=1000d&period=1s",
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/metrics/query?namespace=AWS/EC2&name=X&period=500ms",
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/metrics/query?name=missing-namespace",
+            None,
+            400,
+        ),
+        ("GET", "/api/v1/activities?limit=-1", None, 400),
+        (
+            "GET",
+            "/api/v1/instances/..%2F..%2Fetc%2Fpasswd/logs",
+            None,
+            400,
+        ),
+        ("GET", "/api/v1/nothing-here", None, 404),
+        (
+            "PUT",
+            "/api/v1/groups/web/capacity",
+            Some("{\"desired\": 1}"),
+            401,
+        ),
+        ("POST", "/api/v1/metrics", Some("[1, 2"), 400),
+    ] {
+        let (got, text) = http(control, method, path, body);
+        assert_eq!(got, status, "{method} {path}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
+        assert!(
+            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+            "{text}"
+        );
+    }
+    assert!(
+        up.cli(&["status"]).status.success(),
+        "bellows survived every bad call"
+    );
 }
 
 #[test]
