@@ -51,6 +51,18 @@ pub enum Call {
         actor: String,
         reply: oneshot::Sender<Result<Capacity, ApiError>>,
     },
+    Terminate {
+        instance: InstanceId,
+        decrement: bool,
+        actor: String,
+        reply: oneshot::Sender<Result<Capacity, ApiError>>,
+    },
+    SetHealth {
+        instance: InstanceId,
+        health: Health,
+        actor: String,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
     SetProtection {
         instance: InstanceId,
         protected: bool,
@@ -357,6 +369,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/instances", get(instances))
         .route("/api/v1/instances/{id}/logs", get(logs))
         .route("/api/v1/instances/{id}/protection", put(set_protection))
+        .route(
+            "/api/v1/instances/{id}/terminate",
+            axum::routing::post(terminate),
+        )
+        .route("/api/v1/instances/{id}/health", put(set_health))
         .route("/api/v1/activities", get(activities))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/listeners", get(listeners))
@@ -552,6 +569,55 @@ async fn set_capacity(
     })
     .await?
     .map(axum::Json)
+}
+
+/// `POST /api/v1/instances/{id}/terminate`, like terminate-instance-in-auto-scaling-group.
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TerminateRequest {
+    #[serde(default)]
+    pub decrement_desired: bool,
+}
+
+/// `PUT /api/v1/instances/{id}/health`, like set-instance-health.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthRequest {
+    pub health: Health,
+}
+
+async fn terminate(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+    Json(body): Json<TerminateRequest>,
+) -> Result<axum::Json<Capacity>, ApiError> {
+    let instance = instance_id(&id)?;
+    s.ask(|reply| Call::Terminate {
+        instance,
+        decrement: body.decrement_desired,
+        actor,
+        reply,
+    })
+    .await?
+    .map(axum::Json)
+}
+
+async fn set_health(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+    Json(body): Json<HealthRequest>,
+) -> Result<StatusCode, ApiError> {
+    let instance = instance_id(&id)?;
+    s.ask(|reply| Call::SetHealth {
+        instance,
+        health: body.health,
+        actor,
+        reply,
+    })
+    .await??;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Serialize, Deserialize)]

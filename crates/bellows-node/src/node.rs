@@ -499,6 +499,57 @@ impl Node {
                 };
                 let _ = reply.send(result);
             }
+            Call::Terminate {
+                instance,
+                decrement,
+                actor,
+                reply,
+            } => {
+                let command = match self.owner.get(&instance).cloned() {
+                    None => Err(ApiError::not_found(format!(
+                        "no instance `{instance}` in service"
+                    ))),
+                    Some(group) => match self.groups.get_mut(&group) {
+                        None => Err(ApiError::not_found(format!("no group `{group}`"))),
+                        Some(g) => g
+                            .terminate_instance(&instance, decrement, now, &actor, &mut self.ids)
+                            .map(|c| (c, g.capacity()))
+                            .map_err(|e| ApiError::conflict("instance", e.to_string())),
+                    },
+                };
+                let result = command.map(|(c, cap)| {
+                    self.execute(c, now);
+                    cap
+                });
+                let _ = reply.send(result);
+            }
+            Call::SetHealth {
+                instance,
+                health,
+                actor,
+                reply,
+            } => {
+                let result = match self
+                    .owner
+                    .get(&instance)
+                    .and_then(|g| self.groups.get_mut(g))
+                {
+                    None => Err(ApiError::not_found(format!(
+                        "no instance `{instance}` in service"
+                    ))),
+                    Some(g) => g
+                        .set_health(
+                            &instance,
+                            health,
+                            HealthSource::Operator,
+                            format!("set by {actor}"),
+                            now,
+                        )
+                        .map(|_| ())
+                        .map_err(|e| ApiError::conflict("instance", e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
             Call::SetProtection {
                 instance,
                 protected,

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use bellows_core::event::Capacity;
 use bellows_core::group::{Activity, ActivityStatus};
 use bellows_core::metrics::SeriesKey;
-use bellows_node::api::{AlarmView, MetricResult};
+use bellows_node::api::{AlarmView, HealthRequest, MetricResult, TerminateRequest};
 use bellows_node::api::{
     CapacityRequest, IngressChange, IngressRequest, InstanceView, ProtectionRequest, StatusView,
 };
@@ -623,4 +623,44 @@ pub async fn check(ctx: &Context, file: Option<PathBuf>) -> anyhow::Result<ExitC
     } else {
         ExitCode::FAILURE
     })
+}
+
+pub async fn terminate(
+    ctx: &Context,
+    instance: &str,
+    decrement_desired: bool,
+) -> anyhow::Result<ExitCode> {
+    let cap: Capacity = ctx
+        .client()
+        .post(
+            &format!("/api/v1/instances/{instance}/terminate"),
+            &TerminateRequest { decrement_desired },
+        )
+        .await
+        .with_context(|| format!("cannot terminate {instance}"))?;
+    out!(
+        "{instance}: terminating; group desired {} (min {}, max {})",
+        cap.desired,
+        cap.min,
+        cap.max
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn set_health(ctx: &Context, instance: &str, health: &str) -> anyhow::Result<ExitCode> {
+    let health = if health == "healthy" {
+        bellows_core::group::Health::Healthy
+    } else {
+        bellows_core::group::Health::Unhealthy
+    };
+    let () = ctx
+        .client()
+        .put(
+            &format!("/api/v1/instances/{instance}/health"),
+            &HealthRequest { health },
+        )
+        .await
+        .with_context(|| format!("cannot set the health of {instance}"))?;
+    out!("{instance}: {health:?}");
+    Ok(ExitCode::SUCCESS)
 }

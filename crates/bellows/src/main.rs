@@ -148,6 +148,20 @@ enum Command {
         /// The stack file the running `up` was started with (default: the default stack).
         file: Option<PathBuf>,
     },
+    /// Terminate one instance; its group launches a replacement unless
+    /// --decrement-desired lowers desired by one (never below min).
+    Terminate {
+        instance: String,
+        #[arg(long)]
+        decrement_desired: bool,
+    },
+    /// Mark an instance healthy or unhealthy (unhealthy gets it replaced), like
+    /// set-instance-health.
+    SetHealth {
+        instance: String,
+        #[arg(value_parser = ["healthy", "unhealthy"])]
+        health: String,
+    },
     /// Protect an instance from scale-in, or with --off remove the protection.
     Protect {
         instance: String,
@@ -279,6 +293,13 @@ fn main() -> ExitCode {
                     &ctx, namespace, name, dimensions, &stat, &period, &since, json,
                 )
                 .await
+            }
+            Command::Terminate {
+                instance,
+                decrement_desired,
+            } => commands::terminate(&ctx, &instance, decrement_desired).await,
+            Command::SetHealth { instance, health } => {
+                commands::set_health(&ctx, &instance, &health).await
             }
             Command::Check { file } => commands::check(&ctx, file).await,
             Command::Alarms { json } => commands::alarms(&ctx, json).await,

@@ -342,3 +342,59 @@ fn logs_keep_each_instances_output_and_a_bind_failure_says_what_to_bind() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no log for instance"));
     drop(holder);
 }
+
+#[test]
+fn operators_terminate_instances_and_set_their_health() {
+    let up = Up::start("operate", &seed_group("", ""));
+    up.wait_for("2 instances in service", Duration::from_secs(15), |u| {
+        u.in_service().len() == 2
+    });
+    let first = up.in_service()[0]["id"].as_str().unwrap().to_owned();
+    // Terminate without decrementing: replaced, desired stays 2.
+    let out = up.cli(&["terminate", &first]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    up.wait_for("a replacement", Duration::from_secs(10), |u| {
+        let now = u.in_service();
+        now.len() == 2 && now.iter().all(|i| i["id"] != first.as_str())
+    });
+    // Terminate with --decrement-desired: desired 1, no replacement.
+    let second = up.in_service()[0]["id"].as_str().unwrap().to_owned();
+    let out = up.cli(&["terminate", &second, "--decrement-desired"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("desired 1"));
+    up.wait_for("one instance", Duration::from_secs(10), |u| {
+        u.instances().len() == 1
+    });
+    // Unhealthy by hand: the group replaces it.
+    let last = up.in_service()[0]["id"].as_str().unwrap().to_owned();
+    assert!(up.cli(&["set-health", &last, "unhealthy"]).status.success());
+    up.wait_for("the unhealthy one replaced", Duration::from_secs(10), |u| {
+        let now = u.in_service();
+        now.len() == 1 && now[0]["id"] != last.as_str()
+    });
+    let acts = up.activities();
+    let user = acts
+        .iter()
+        .filter(|a| {
+            a["cause"]
+                .as_str()
+                .unwrap()
+                .contains("in response to a user request")
+        })
+        .count();
+    assert_eq!(user, 2, "{acts:?}");
+    assert!(
+        acts.iter().any(|a| a["instance"] == last.as_str()
+            && a["cause"].as_str().unwrap().contains("health check"))
+    );
+    // An instance that is gone cannot be terminated again.
+    let out = up.cli(&["terminate", &first]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not_found")
+            || String::from_utf8_lossy(&out.stderr).contains("no instance")
+    );
+}
