@@ -6,9 +6,9 @@
 mod parse;
 mod reader;
 
+use core::net::{Ipv4Addr, SocketAddr};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! CIDR blocks for ingress allow-lists and source-IP conditions.
 
+use core::net::IpAddr;
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

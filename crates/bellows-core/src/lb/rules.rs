@@ -1,6 +1,6 @@
 //! Listener rules: conditions on a request, and what to do with it.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 

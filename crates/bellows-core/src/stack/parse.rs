@@ -1,7 +1,7 @@
 //! The schema of the stack file: defaults, ranges and cross references.
 
+use core::net::{Ipv4Addr, SocketAddr};
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
