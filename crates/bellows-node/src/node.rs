@@ -338,6 +338,14 @@ impl Node {
         }
     }
 
+    /// The group an instance in service belongs to, or the API's 404.
+    fn group_of(&mut self, instance: &InstanceId) -> Result<&mut Group, ApiError> {
+        self.owner
+            .get(instance)
+            .and_then(|g| self.groups.get_mut(g))
+            .ok_or_else(|| ApiError::not_found(format!("no instance `{instance}` in service")))
+    }
+
     /// An instance's process is gone: its address, cgroups and targets go with it.
     fn forget(&mut self, id: &InstanceId) {
         if let Some(task) = self.metadata.remove(id) {
@@ -529,25 +537,17 @@ impl Node {
                 actor,
                 reply,
             } => {
-                let result = match self
-                    .owner
-                    .get(&instance)
-                    .and_then(|g| self.groups.get_mut(g))
-                {
-                    None => Err(ApiError::not_found(format!(
-                        "no instance `{instance}` in service"
-                    ))),
-                    Some(g) => g
-                        .set_health(
-                            &instance,
-                            health,
-                            HealthSource::Operator,
-                            format!("set by {actor}"),
-                            now,
-                        )
-                        .map(|_| ())
-                        .map_err(|e| ApiError::conflict("instance", e.to_string())),
-                };
+                let result = self.group_of(&instance).and_then(|g| {
+                    g.set_health(
+                        &instance,
+                        health,
+                        HealthSource::Operator,
+                        format!("set by {actor}"),
+                        now,
+                    )
+                    .map(|_| ())
+                    .map_err(|e| ApiError::conflict("instance", e.to_string()))
+                });
                 let _ = reply.send(result);
             }
             Call::SetProtection {
@@ -555,18 +555,10 @@ impl Node {
                 protected,
                 reply,
             } => {
-                let result = match self
-                    .owner
-                    .get(&instance)
-                    .and_then(|g| self.groups.get_mut(g))
-                {
-                    None => Err(ApiError::not_found(format!(
-                        "no instance `{instance}` in service"
-                    ))),
-                    Some(g) => g
-                        .set_protected(&instance, protected, now)
-                        .map_err(|e| ApiError::conflict("instance", e.to_string())),
-                };
+                let result = self.group_of(&instance).and_then(|g| {
+                    g.set_protected(&instance, protected, now)
+                        .map_err(|e| ApiError::conflict("instance", e.to_string()))
+                });
                 let _ = reply.send(result);
             }
             Call::Targets(reply) => {
