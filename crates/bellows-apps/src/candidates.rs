@@ -128,22 +128,12 @@ pub async fn app(db: &Path, redis_url: Option<&str>) -> Result<Router, AppError>
             )
         }
         None => {
-            let wrap = |source| AppError::Store {
-                path: db.to_owned(),
-                source,
-            };
-            if let Some(dir) = db.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let conn = Connection::open(db).map_err(wrap)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))
-                .map_err(wrap)?;
-            conn.execute_batch(
+            let conn = crate::open_shared(
+                db,
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
                  CREATE TABLE IF NOT EXISTS candidates (name TEXT PRIMARY KEY, doc TEXT NOT NULL);",
-            )
-            .map_err(wrap)?;
+            )?;
             Store::Sqlite(Arc::new(Mutex::new(conn)))
         }
     };

@@ -119,23 +119,14 @@ pub fn store_path() -> PathBuf {
 }
 
 fn sqlite(db: &Path) -> Result<Store, AppError> {
-    let wrap = |source| AppError::Store {
-        path: db.to_owned(),
-        source,
-    };
-    if let Some(dir) = db.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let conn = Connection::open(db).map_err(wrap)?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
-    conn.execute_batch(
+    let conn = crate::open_shared(
+        db,
         "PRAGMA journal_mode = WAL;
          CREATE TABLE IF NOT EXISTS sessions (
              session TEXT PRIMARY KEY, ip TEXT, browser TEXT, os TEXT, instance TEXT, zone TEXT,
              start_time INTEGER, timestamp INTEGER, connected INTEGER NOT NULL DEFAULT 0
          );",
-    )
-    .map_err(wrap)?;
+    )?;
     Ok(Store::Sqlite(Mutex::new(conn)))
 }
 

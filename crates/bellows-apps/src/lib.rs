@@ -65,6 +65,49 @@ pub fn instance_id() -> String {
     std::env::var("INSTANCE_ID").unwrap_or_else(|_| "local".to_owned())
 }
 
+/// Opens a SQLite database that every instance of a stack shares and applies `schema`,
+/// retrying while another instance holds the lock: instances start together, and
+/// switching to WAL needs the database to itself for a moment.
+pub(crate) fn open_shared(
+    path: &std::path::Path,
+    schema: &str,
+) -> Result<rusqlite::Connection, AppError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let attempt = || -> rusqlite::Result<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(schema)?;
+        Ok(conn)
+    };
+    let mut tries = 0u64;
+    loop {
+        match attempt() {
+            Ok(conn) => return Ok(conn),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if tries < 100
+                    && matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) =>
+            {
+                tries += 1;
+                // A little spread, so that instances starting together do not retry in step.
+                std::thread::sleep(std::time::Duration::from_millis(
+                    20 + (u64::from(std::process::id()) + tries * 7) % 50,
+                ));
+            }
+            Err(source) => {
+                return Err(AppError::Store {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
 /// Binds and serves `app` until the process is stopped (SIGTERM or Ctrl-C).
 pub async fn serve(addr: SocketAddr, app: Router) -> Result<(), AppError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| {

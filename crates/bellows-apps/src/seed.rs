@@ -21,21 +21,11 @@ struct Store {
 
 impl Store {
     fn open(path: &Path) -> Result<Store, AppError> {
-        let wrap = |source| AppError::Store {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let conn = Connection::open(path).map_err(wrap)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(wrap)?;
-        conn.execute_batch(
+        let conn = crate::open_shared(
+            path,
             "PRAGMA journal_mode = WAL;
              CREATE TABLE IF NOT EXISTS seed (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);",
-        )
-        .map_err(wrap)?;
+        )?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
         })
