@@ -313,16 +313,7 @@ async fn route(
     });
 
     if let Err(e) = check_limits(&parts, &spec) {
-        return Ok(answer(
-            conn,
-            entry,
-            start,
-            e.status,
-            Some(e.reason),
-            html(e.status),
-            "text/html",
-            None,
-        ));
+        return Ok(elb_answer(conn, entry, start, e));
     }
     let view = View {
         parts: &parts,
@@ -393,16 +384,11 @@ async fn route(
             let Some(tg) = rules::pick_weighted(groups, random())
                 .and_then(|n| conn.shared.groups.get(n).map(|tg| (n, tg.clone())))
             else {
-                let s = StatusCode::INTERNAL_SERVER_ERROR;
-                return Ok(answer(
+                return Ok(elb_answer(
                     conn,
                     entry,
                     start,
-                    s,
-                    Some("TargetGroupMissing"),
-                    html(s),
-                    "text/html",
-                    None,
+                    elb(500, "TargetGroupMissing"),
                 ));
             };
             let upgrade = is_upgrade(&parts);
@@ -474,6 +460,25 @@ fn is_upgrade(parts: &Parts) -> bool {
                     .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
             })
         })
+}
+
+/// The load balancer's own error page for `e`.
+fn elb_answer(
+    conn: &Conn,
+    entry: Option<Entry>,
+    start: Instant,
+    e: ElbError,
+) -> Response<ProxyBody> {
+    answer(
+        conn,
+        entry,
+        start,
+        e.status,
+        Some(e.reason),
+        html(e.status),
+        "text/html",
+        None,
+    )
 }
 
 /// A response of the load balancer's own, counted and logged.
@@ -801,23 +806,13 @@ async fn forward(
         let target =
             match choose(&tg, tg_name, &conn.shared.events, sticky.as_ref(), &exclude).await {
                 Ok(t) => t,
-                Err(e) if target_failures > 0 => {
+                Err(_) if target_failures > 0 => {
                     // Nowhere left to retry: the first failure is the answer.
-                    let _ = e;
                     break;
                 }
                 Err(e) => {
                     count_elb(&tg, e.status);
-                    return Ok(answer(
-                        conn,
-                        entry,
-                        start,
-                        e.status,
-                        Some(e.reason),
-                        html(e.status),
-                        "text/html",
-                        None,
-                    ));
+                    return Ok(elb_answer(conn, entry, start, e));
                 }
             };
         let inflight = InFlight::new(target.clone(), tg.clone());
@@ -940,16 +935,7 @@ async fn forward(
         return Ok(out);
     }
     count_elb(&tg, last_error.status);
-    Ok(answer(
-        conn,
-        entry,
-        start,
-        last_error.status,
-        Some(last_error.reason),
-        html(last_error.status),
-        "text/html",
-        None,
-    ))
+    Ok(elb_answer(conn, entry, start, last_error))
 }
 
 /// A WebSocket handshake goes over a connection of its own, never a pooled one.

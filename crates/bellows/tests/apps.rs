@@ -120,20 +120,7 @@ fn candidates_pass_the_seeds_checks_and_a_write_survives_kill_9() {
         (200, r#"{"CandidateName":"durable"}"#)
     );
     let writer = header(&headers, "x-bellows-instance").unwrap().to_owned();
-    let pid = up
-        .instances()
-        .iter()
-        .find(|i| i["id"] == writer.as_str())
-        .unwrap()["pid"]
-        .as_u64()
-        .unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    up.kill_instance(&writer);
     for _ in 0..4 {
         let (status, _, body) = request(&lb, "GET", "/candidate/durable", &[], "");
         assert_eq!(

@@ -23,13 +23,7 @@ fn a_killed_instance_is_replaced_within_five_seconds() {
     });
     let victim = up.in_service()[0].clone();
     let pid = victim["pid"].as_u64().unwrap() as u32;
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill9(u64::from(pid));
 
     // The bound: EC2 health notices the exit at once and the replacement starts in
     // milliseconds; five seconds leaves room for a loaded machine.

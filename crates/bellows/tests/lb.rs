@@ -122,17 +122,7 @@ fn least_outstanding_requests_avoids_a_target_holding_slow_ones() {
         let lb = lb.clone();
         std::thread::spawn(move || request(&lb, "GET", "/?sleep=4000", &[], ""))
     };
-    up.wait_for("one slow request in flight", Duration::from_secs(5), |u| {
-        u.targets().iter().any(|t| t["outstanding"] == 1)
-    });
-    let busy = up
-        .targets()
-        .into_iter()
-        .find(|t| t["outstanding"] == 1)
-        .unwrap()["instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let busy = up.target_with_outstanding(1, "one slow request in flight");
     for _ in 0..30 {
         let (status, _, body) = request(&lb, "GET", "/", &[], "");
         assert_eq!(status, 200);
@@ -168,20 +158,7 @@ fn sticky_sessions_hold_and_move_when_the_instance_dies() {
         let (status, _, body) = request(&lb, "GET", "/", &[("Cookie", &cookie)], "");
         assert_eq!((status, served_by(&body)), (200, first.clone()));
     }
-    let pid = up
-        .instances()
-        .iter()
-        .find(|i| i["id"] == first.as_str())
-        .unwrap()["pid"]
-        .as_u64()
-        .unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    up.kill_instance(&first);
     let (status, headers, body) = request(&lb, "GET", "/", &[("Cookie", &cookie)], "");
     assert_eq!(status, 200);
     let moved = served_by(&body);
@@ -243,17 +220,7 @@ fn a_long_request_finishes_while_its_instance_drains() {
         let lb = lb.clone();
         std::thread::spawn(move || request(&lb, "GET", "/?sleep=2500", &[], ""))
     };
-    up.wait_for("the slow request in flight", Duration::from_secs(5), |u| {
-        u.targets().iter().any(|t| t["outstanding"] == 1)
-    });
-    let busy = up
-        .targets()
-        .into_iter()
-        .find(|t| t["outstanding"] == 1)
-        .unwrap()["instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let busy = up.target_with_outstanding(1, "the slow request in flight");
     let idle = up
         .targets()
         .into_iter()
@@ -337,31 +304,8 @@ fn the_load_balancer_answers_errors_as_alb_does() {
         let lb = lb.clone();
         std::thread::spawn(move || request(&lb, "POST", "/?sleep=900", &[], "{}"))
     };
-    up.wait_for("the POST in flight", Duration::from_secs(5), |u| {
-        u.targets().iter().any(|t| t["outstanding"] == 1)
-    });
-    let busy = up
-        .targets()
-        .into_iter()
-        .find(|t| t["outstanding"] == 1)
-        .unwrap()["instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let pid = up
-        .instances()
-        .iter()
-        .find(|i| i["id"] == busy.as_str())
-        .unwrap()["pid"]
-        .as_u64()
-        .unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let busy = up.target_with_outstanding(1, "the POST in flight");
+    up.kill_instance(&busy);
     assert_eq!(post.join().unwrap().0, 502);
     let control = std::fs::read_to_string(up.state.join("control")).unwrap();
     let metrics = http(control.trim(), "GET", "/metrics", None).1;
@@ -437,13 +381,7 @@ fn killing_one_of_three_under_load_fails_no_get() {
         .collect();
     std::thread::sleep(Duration::from_millis(700));
     let victim = up.in_service()[0]["pid"].as_u64().unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &victim.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill9(victim);
     let t = Instant::now();
     std::thread::sleep(Duration::from_millis(2000));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

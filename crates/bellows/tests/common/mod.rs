@@ -303,7 +303,44 @@ pub fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str
         .map(|(_, v)| v.as_str())
 }
 
+/// `kill -9` of a process.
+pub fn kill9(pid: u64) {
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success(),
+        "kill -9 {pid}"
+    );
+}
+
 impl Up {
+    /// `kill -9` of an instance's command, by instance id.
+    pub fn kill_instance(&self, id: &str) {
+        let pid = self
+            .instances()
+            .iter()
+            .find(|i| i["id"] == id)
+            .expect("the instance")["pid"]
+            .as_u64()
+            .unwrap();
+        kill9(pid);
+    }
+
+    /// The instance whose target has `n` requests in flight, waiting up to 5 s for one.
+    pub fn target_with_outstanding(&self, n: u64, what: &str) -> String {
+        self.wait_for(what, Duration::from_secs(5), |u| {
+            u.targets().iter().any(|t| t["outstanding"] == n)
+        });
+        let t = self
+            .targets()
+            .into_iter()
+            .find(|t| t["outstanding"] == n)
+            .unwrap();
+        t["instance"].as_str().unwrap().to_owned()
+    }
+
     /// The address of the stack's first listener.
     pub fn lb(&self) -> String {
         self.json(&["status"])["listeners"][0]["address"]
