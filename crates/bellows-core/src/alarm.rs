@@ -153,10 +153,11 @@ impl Alarm {
 
     /// Evaluates the alarm once per period; returns the transition if its state changed.
     pub fn evaluate(&mut self, store: &MetricStore, now: Time) -> Option<Transition> {
-        let (end, points) = self.datapoints(store, now);
-        if end <= self.evaluated_until {
+        let p = self.period_s();
+        if now.as_secs() / p * p <= self.evaluated_until {
             return None;
         }
+        let (end, points) = self.datapoints(store, now);
         self.evaluated_until = end;
         self.last_value = points.last().copied().flatten();
         let s = &self.spec;

@@ -243,24 +243,15 @@ impl MetricStore {
         self.series.keys()
     }
 
-    /// The datapoints of `[from, to)`, per second where kept, else per minute.
-    fn datapoints(&self, key: &SeriesKey, from: u64, to: u64) -> Vec<Datapoint> {
+    /// The datapoints of `[from, to)`, per second where kept, else per minute, found by
+    /// binary search (the simulator asks millions of times over hours of seconds).
+    fn datapoints(&self, key: &SeriesKey, from: u64, to: u64) -> [&[(u64, Datapoint)]; 4] {
         let Some(s) = self.series.get(key) else {
-            return Vec::new();
+            return [&[]; 4];
         };
-        let mut out: Vec<Datapoint> = s
-            .coarse
-            .iter()
-            .filter(|(m, _)| *m >= from && *m < to)
-            .map(|(_, d)| *d)
-            .collect();
-        out.extend(
-            s.fine
-                .iter()
-                .filter(|(t, _)| *t >= from && *t < to)
-                .map(|(_, d)| *d),
-        );
-        out
+        let (c1, c2) = window(&s.coarse, from, to);
+        let (f1, f2) = window(&s.fine, from, to);
+        [c1, c2, f1, f2]
     }
 
     /// A statistic over `[start, start + period)`; None when there is no data.
@@ -273,8 +264,17 @@ impl MetricStore {
     ) -> Option<f64> {
         let from = start.as_secs();
         let to = from + (period.as_millis() / 1000).max(1);
-        let points = self.datapoints(key, from, to);
-        aggregate(&points, stat)
+        let parts = self.datapoints(key, from, to);
+        let mut points = parts.iter().flat_map(|p| p.iter().map(|(_, d)| *d));
+        if let Statistic::Percentile(_) = stat {
+            let all: Vec<Datapoint> = points.collect();
+            return aggregate(&all, stat);
+        }
+        let mut all = points.next()?;
+        for p in points {
+            all.merge(&p);
+        }
+        aggregate(&[all], stat)
     }
 
     /// The statistic for each period of `period` from `from` to `to` (the period holding
@@ -328,6 +328,21 @@ impl MetricStore {
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }
+}
+
+/// The datapoints of `[from, to)` in a time-ordered deque, as its two slices.
+fn window(
+    d: &VecDeque<(u64, Datapoint)>,
+    from: u64,
+    to: u64,
+) -> (&[(u64, Datapoint)], &[(u64, Datapoint)]) {
+    let lo = d.partition_point(|(t, _)| *t < from);
+    let hi = d.partition_point(|(t, _)| *t < to).max(lo);
+    let (a, b) = d.as_slices();
+    let cut = |x: usize, len: usize| x.min(len);
+    let (a_lo, a_hi) = (cut(lo, a.len()), cut(hi, a.len()));
+    let (b_lo, b_hi) = (lo.saturating_sub(a.len()), hi.saturating_sub(a.len()));
+    (&a[a_lo..a_hi], &b[b_lo.min(b.len())..b_hi.min(b.len())])
 }
 
 /// A statistic over datapoints.

@@ -1,6 +1,10 @@
 //! Scaling policies as EC2 Auto Scaling defines them, and the scaler that runs alarms
 //! and policies against the groups: simple scaling with cooldown, step scaling with
 //! warmup, target tracking, scheduled actions; among policies the largest capacity wins.
+//! Policies that run on a clock of their own rather than on alarms (Kubernetes' HPA,
+//! Knative's KPA and bellows' predictive policy) live in `scaling/periodic.rs`.
+
+mod periodic;
 
 use std::collections::BTreeMap;
 
@@ -62,6 +66,25 @@ pub enum PolicyKind {
         warmup: Option<Duration>,
         period: Duration,
     },
+    /// Kubernetes' Horizontal Pod Autoscaler.
+    Hpa(HpaSpec),
+    /// Knative's Pod Autoscaler: stable and panic windows over the request rate.
+    Kpa(KpaSpec),
+    /// bellows' predictive policy: a daily-seasonal forecast from the group's own
+    /// history, scaled ahead of demand, with a fast reactive part for what it misses.
+    Predictive(PredictiveSpec),
+}
+
+pub use periodic::{HpaSpec, KpaSpec, PredictiveSpec};
+
+impl PolicyKind {
+    /// Whether the policy runs on its own clock rather than on alarms.
+    pub fn is_periodic(&self) -> bool {
+        matches!(
+            self,
+            PolicyKind::Hpa(_) | PolicyKind::Kpa(_) | PolicyKind::Predictive(_)
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,6 +179,8 @@ struct PolicyState {
     spec: PolicySpec,
     /// Simple scaling: alarms are ignored until then.
     cooldown_until: Time,
+    /// The memory of a periodic policy (recommendations, panic mode, history).
+    periodic: periodic::State,
 }
 
 /// The alarms and policies of a stack, evaluated against groups and metrics.
@@ -236,6 +261,7 @@ impl Scaler {
                 PolicyState {
                     spec: p,
                     cooldown_until: Time::default(),
+                    periodic: periodic::State::default(),
                 },
             );
         }
@@ -307,6 +333,18 @@ impl Scaler {
                     .push((policy_name.clone(), desired));
             }
         }
+        // Periodic policies decide on their own clock.
+        for p in self.policies.values_mut() {
+            if !p.spec.kind.is_periodic() {
+                continue;
+            }
+            if let Some(desired) = periodic::propose(&p.spec, &mut p.periodic, store, groups, now) {
+                proposals
+                    .entry(p.spec.group.clone())
+                    .or_default()
+                    .push((p.spec.name.clone(), desired));
+            }
+        }
         for (group, props) in proposals {
             let Some(g) = groups.group_mut(&group) else {
                 continue;
@@ -345,10 +383,15 @@ impl Scaler {
                 .alarms
                 .values()
                 .find(|a| a.state == AlarmState::Alarm && a.spec.alarm_actions.contains(&policy))
-                .map_or("-".to_owned(), |a| a.spec.name.clone());
-            let cause = format!(
-                "At {now} a monitor alarm {alarm} in state ALARM triggered policy {policy} changing the desired capacity from {current} to {to}."
-            );
+                .map(|a| a.spec.name.clone());
+            let cause = match alarm {
+                Some(alarm) => format!(
+                    "At {now} a monitor alarm {alarm} in state ALARM triggered policy {policy} changing the desired capacity from {current} to {to}."
+                ),
+                None => format!(
+                    "At {now} policy {policy} changed the desired capacity from {current} to {to}."
+                ),
+            };
             if g.set_capacity(None, None, Some(to), now, &cause).is_ok() {
                 if let Some(p) = self.policies.get_mut(&policy)
                     && let PolicyKind::Simple { cooldown, .. } = p.spec.kind
@@ -501,7 +544,60 @@ fn propose(
                 Some(wanted.min(desired))
             }
         }
+        // Periodic policies are not run by alarms.
+        PolicyKind::Hpa(_) | PolicyKind::Kpa(_) | PolicyKind::Predictive(_) => None,
     }
+}
+
+/// How long each group leaves a new instance out of its aggregate metrics: its default
+/// instance warmup, else the longest warmup of its policies, else (with step or target
+/// tracking policies) its default cooldown, else none.
+pub fn instance_warmups(stack: &crate::stack::Stack) -> BTreeMap<String, Duration> {
+    stack
+        .groups
+        .iter()
+        .map(|g| {
+            let mine = || stack.policies.iter().filter(|p| p.group == g.name);
+            let from_policies = mine()
+                .filter_map(|p| match &p.kind {
+                    PolicyKind::Step { warmup, .. } | PolicyKind::TargetTracking { warmup, .. } => {
+                        *warmup
+                    }
+                    _ => None,
+                })
+                .max();
+            // As AWS: without a warmup anywhere, step and target tracking policies use
+            // the group's default cooldown as their instance warmup.
+            let dynamic = mine().any(|p| {
+                matches!(
+                    p.kind,
+                    PolicyKind::Step { .. } | PolicyKind::TargetTracking { .. }
+                )
+            });
+            let fallback = if dynamic {
+                g.default_cooldown
+            } else {
+                Duration::ZERO
+            };
+            let w = g
+                .default_instance_warmup
+                .or(from_policies)
+                .unwrap_or(fallback);
+            (g.name.clone(), w)
+        })
+        .collect()
+}
+
+/// Instances of a group still in their warmup: pending, or in service for less than it.
+pub fn warming_in(group: &Group, warmup: Duration, now: Time) -> u32 {
+    group
+        .instances()
+        .filter(|i| match i.lifecycle {
+            Lifecycle::Pending => true,
+            Lifecycle::InService => i.in_service_at.is_some_and(|t| now.since(t) < warmup),
+            _ => false,
+        })
+        .count() as u32
 }
 
 #[cfg(test)]

@@ -57,6 +57,54 @@ pub struct Stack {
     pub webhooks: Vec<WebhookSpec>,
     /// Smoke checks that `bellows check` runs through the load balancer.
     pub checks: Vec<CheckSpec>,
+    /// The model of the service that `bellows sim` replays a trace against.
+    pub simulation: SimulationSpec,
+}
+
+/// The `[simulation]` section: a model of one group's instances for the simulator.
+/// Every key has a default, so a stack without the section can be simulated too.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimulationSpec {
+    /// The group the trace's requests go to; the first group when absent.
+    pub group: Option<String>,
+    /// Requests per second one instance serves at 100% CPU.
+    pub capacity: f64,
+    /// Mean time to serve one request on an idle instance.
+    pub service_time: Duration,
+    /// The latency target: a second whose estimated p99 is above it is over the SLO.
+    pub slo: Duration,
+    /// From launch to taking traffic (boot, setup, health checks); when absent, the
+    /// launch template's boot delay plus the target group's health checks.
+    pub startup: Option<Duration>,
+    /// Start-up times spread uniformly by up to this either side.
+    pub startup_spread: Duration,
+    /// What one instance costs per hour (billed per second from launch to exit).
+    pub price_per_hour: f64,
+    /// Crashes per instance-hour in service (0: none).
+    pub crash_rate: f64,
+    /// Requests one instance can hold waiting (`MAX_USERS_PER_INSTANCE`, or HAProxy's
+    /// maxconn plus its queue); past it requests get a 503. Unbounded when absent,
+    /// unless the target group sets `max_connections`.
+    pub max_in_flight: Option<u32>,
+    /// The seed of start-up spread and crashes; the same seed gives the same run.
+    pub seed: u64,
+}
+
+impl Default for SimulationSpec {
+    fn default() -> SimulationSpec {
+        SimulationSpec {
+            group: None,
+            capacity: 100.0,
+            service_time: Duration::from_millis(50),
+            slo: Duration::from_secs(1),
+            startup: None,
+            startup_spread: Duration::ZERO,
+            price_per_hour: 0.0116,
+            crash_rate: 0.0,
+            max_in_flight: None,
+            seed: 1,
+        }
+    }
 }
 
 /// One smoke check: a request through a listener and what its answer must be.

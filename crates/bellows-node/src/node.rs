@@ -17,7 +17,7 @@ use bellows_core::group::{Health, HealthSource};
 use bellows_core::ids::{IdGen, InstanceId};
 use bellows_core::lb::select::TargetState;
 use bellows_core::metrics::{MetricStore, SeriesKey};
-use bellows_core::scaling::{GroupView as ScalerGroups, Outcome, PolicyKind, Scaler};
+use bellows_core::scaling::{GroupView as ScalerGroups, Outcome, Scaler};
 use bellows_core::stack::{HealthCheckType, Stack};
 use bellows_proxy::{Proxy, ProxyError, ProxyEvent};
 use tokio::sync::{mpsc, oneshot};
@@ -909,42 +909,12 @@ fn random_token() -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// How long each group leaves a new instance out of its aggregate metrics: its default
-/// instance warmup, else the longest warmup of its policies, else (with step or target
-/// tracking policies) its default cooldown, else none.
+/// How long each group leaves a new instance out of its aggregate metrics (the core's
+/// rule, shared with the simulator).
 fn warmups(stack: &Stack) -> HashMap<String, Duration> {
-    stack
-        .groups
-        .iter()
-        .map(|g| {
-            let from_policies = stack
-                .policies
-                .iter()
-                .filter(|p| p.group == g.name)
-                .filter_map(|p| match &p.kind {
-                    PolicyKind::Step { warmup, .. } | PolicyKind::TargetTracking { warmup, .. } => {
-                        *warmup
-                    }
-                    PolicyKind::Simple { .. } => None,
-                })
-                .max();
-            // As AWS: without a warmup anywhere, step and target tracking policies use
-            // the group's default cooldown as their instance warmup.
-            let dynamic = stack
-                .policies
-                .iter()
-                .any(|p| p.group == g.name && !matches!(p.kind, PolicyKind::Simple { .. }));
-            let fallback = if dynamic {
-                g.default_cooldown
-            } else {
-                bellows_core::Duration::ZERO
-            };
-            let w = g
-                .default_instance_warmup
-                .or(from_policies)
-                .unwrap_or(fallback);
-            (g.name.clone(), w.to_std())
-        })
+    bellows_core::scaling::instance_warmups(stack)
+        .into_iter()
+        .map(|(g, w)| (g, w.to_std()))
         .collect()
 }
 
@@ -956,14 +926,7 @@ struct Groups<'a> {
 
 fn warming_in(group: &Group, warmup: Duration, now: Time) -> u32 {
     let w = bellows_core::Duration::from_millis(warmup.as_millis() as u64);
-    group
-        .instances()
-        .filter(|i| match i.lifecycle {
-            Lifecycle::Pending => true,
-            Lifecycle::InService => i.in_service_at.is_some_and(|t| now.since(t) < w),
-            _ => false,
-        })
-        .count() as u32
+    bellows_core::scaling::warming_in(group, w, now)
 }
 
 impl ScalerGroups for Groups<'_> {

@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 use super::reader::{Cx, FromToml, Table};
 use super::{
     CheckSpec, Diagnostic, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceType, Ipv4Net,
-    LaunchTemplate, ListenerSpec, RESERVED_ENV, Stack, Stickiness, TargetGroupSpec,
+    LaunchTemplate, ListenerSpec, RESERVED_ENV, SimulationSpec, Stack, Stickiness, TargetGroupSpec,
     TerminationPolicy, WebhookSpec,
 };
 use crate::Duration;
@@ -19,7 +19,8 @@ use crate::lb::rules::{Action, Conditions, FixedResponse, Redirect, Rule, Weight
 use crate::lb::select::Algorithm;
 use crate::metrics::{SeriesKey, Statistic};
 use crate::scaling::{
-    AdjustmentType, PolicyKind, PolicySpec, ScheduledAction, Step, TrackedMetric,
+    AdjustmentType, HpaSpec, KpaSpec, PolicyKind, PolicySpec, PredictiveSpec, ScheduledAction,
+    Step, TrackedMetric,
 };
 use crate::schedule::Cron;
 
@@ -249,7 +250,20 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         );
     }
 
+    let simulation = match root.raw("simulation") {
+        Some(v) => match Table::from_value(cx, v, "simulation".into()) {
+            Some(mut t) => {
+                let sim = read_simulation(cx, &mut t, &groups);
+                t.finish(cx);
+                sim
+            }
+            None => SimulationSpec::default(),
+        },
+        None => SimulationSpec::default(),
+    };
+
     Some(Stack {
+        simulation,
         checks,
         alarms,
         policies,
@@ -1572,45 +1586,7 @@ fn read_policy(
                 Duration::from_secs(3600),
             )
             .unwrap_or(Duration::from_secs(1));
-            let metric = match t.get::<Spanned<String>>(cx, "metric") {
-                Some(m) if m.get_ref() == "ASGAverageCPUUtilization" => {
-                    TrackedMetric::AsgAverageCpuUtilization
-                }
-                Some(m) if m.get_ref() == "ALBRequestCountPerTarget" => {
-                    let tg = t.require::<Spanned<String>>(cx, "target_group")?;
-                    if !target_groups.iter().any(|x| &x.name == tg.get_ref()) {
-                        cx.error(
-                            tg.span(),
-                            format!(
-                                "`{path}.target_group`: target group `{}` does not exist",
-                                tg.get_ref()
-                            ),
-                        );
-                    }
-                    TrackedMetric::AlbRequestCountPerTarget {
-                        target_group: tg.into_inner(),
-                    }
-                }
-                Some(m) if m.get_ref() == "custom" => {
-                    let namespace = t.require::<String>(cx, "namespace")?;
-                    let metric_name = t.require::<String>(cx, "metric_name")?;
-                    let dimensions = read_dimensions(cx, t);
-                    let statistic = read_statistic(cx, t);
-                    TrackedMetric::Custom {
-                        metric: SeriesKey {
-                            namespace,
-                            name: metric_name,
-                            dimensions,
-                        },
-                        statistic,
-                    }
-                }
-                Some(m) => {
-                    cx.error(m.span(), format!("`{path}.metric` must be \"ASGAverageCPUUtilization\", \"ALBRequestCountPerTarget\" or \"custom\""));
-                    return None;
-                }
-                None => TrackedMetric::AsgAverageCpuUtilization,
-            };
+            let metric = read_tracked_metric(cx, t, &path, target_groups)?;
             if target <= 0.0 {
                 cx.error(t.span(), format!("`{path}.target` must be above 0"));
             }
@@ -1622,11 +1598,103 @@ fn read_policy(
                 period,
             }
         }
+        "hpa" => {
+            let metric = read_tracked_metric(cx, t, &path, target_groups)?;
+            let target = read_target(cx, t, &path)?;
+            let mut h = HpaSpec::new(metric, target);
+            let d = |cx: &mut Cx<'_>, t: &mut Table<'_, '_>, key, default| {
+                duration_in(cx, t, key, Duration::ZERO, Duration::from_secs(3600))
+                    .unwrap_or(default)
+            };
+            h.sync_period = d(cx, t, "sync_period", h.sync_period).max(Duration::from_secs(1));
+            h.scale_down_window = d(cx, t, "scale_down_window", h.scale_down_window);
+            h.scale_up_window = d(cx, t, "scale_up_window", h.scale_up_window);
+            if let Some(tol) = t.get::<Spanned<f64>>(cx, "tolerance") {
+                if (0.0..1.0).contains(tol.get_ref()) {
+                    h.tolerance = tol.into_inner();
+                } else {
+                    cx.error(
+                        tol.span(),
+                        format!("`{path}.tolerance` must be from 0 to below 1"),
+                    );
+                }
+            }
+            PolicyKind::Hpa(h)
+        }
+        "kpa" => {
+            let tg = read_policy_target_group(cx, t, &path, target_groups)?;
+            let target = read_target(cx, t, &path)?;
+            let mut k = KpaSpec::new(tg, target);
+            let d = |cx: &mut Cx<'_>, t: &mut Table<'_, '_>, key, default| {
+                duration_in(
+                    cx,
+                    t,
+                    key,
+                    Duration::from_secs(1),
+                    Duration::from_secs(3600),
+                )
+                .unwrap_or(default)
+            };
+            k.stable_window = d(cx, t, "stable_window", k.stable_window);
+            k.panic_window = d(cx, t, "panic_window", k.panic_window);
+            k.tick = d(cx, t, "tick", k.tick);
+            for (key, slot, lo, hi) in [
+                ("utilization", &mut k.utilization, 0.01, 1.0),
+                ("panic_threshold", &mut k.panic_threshold, 1.0, 100.0),
+                (
+                    "max_scale_down_rate",
+                    &mut k.max_scale_down_rate,
+                    1.0,
+                    100.0,
+                ),
+            ] {
+                if let Some(v) = t.get::<Spanned<f64>>(cx, key) {
+                    if (lo..=hi).contains(v.get_ref()) {
+                        *slot = v.into_inner();
+                    } else {
+                        cx.error(
+                            v.span(),
+                            format!("`{path}.{key}` must be from {lo} to {hi}"),
+                        );
+                    }
+                }
+            }
+            if k.panic_window > k.stable_window {
+                cx.error(
+                    t.span(),
+                    format!("`{path}.panic_window` must not be longer than `stable_window`"),
+                );
+            }
+            PolicyKind::Kpa(k)
+        }
+        "predictive" => {
+            let tg = read_policy_target_group(cx, t, &path, target_groups)?;
+            let target = read_target(cx, t, &path)?;
+            let mut p = PredictiveSpec::new(tg, target);
+            let d = |cx: &mut Cx<'_>, t: &mut Table<'_, '_>, key, default| {
+                duration_in(
+                    cx,
+                    t,
+                    key,
+                    Duration::from_secs(1),
+                    Duration::from_secs(86_400),
+                )
+                .unwrap_or(default)
+            };
+            p.lead = d(cx, t, "lead", p.lead);
+            p.tick = d(cx, t, "tick", p.tick);
+            p.reactive_window = d(cx, t, "reactive_window", p.reactive_window);
+            p.scale_in_window = d(cx, t, "scale_in_window", p.scale_in_window);
+            if let Some(n) = int_in(cx, t, "history_days", 1, 28) {
+                p.history_days = n as u32;
+            }
+            PolicyKind::Predictive(p)
+        }
         other => {
             cx.error(
                 kind.span(),
                 format!(
-                    "`{path}.type` \"{other}\" must be \"simple\", \"step\" or \"target_tracking\""
+                    "`{path}.type` \"{other}\" must be \"simple\", \"step\", \"target_tracking\", \"hpa\", \"kpa\" or \"predictive\""
                 ),
             );
             return None;
@@ -1706,4 +1774,169 @@ fn read_scheduled(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> Option
         max,
         desired,
     })
+}
+
+/// The `[simulation]` section; the model's defaults fill what it leaves out.
+fn read_simulation(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, groups: &[GroupSpec]) -> SimulationSpec {
+    let d = SimulationSpec::default();
+    let path = t.path.clone();
+    let group = t.get::<Spanned<String>>(cx, "group");
+    if let Some(g) = &group
+        && !groups.iter().any(|x| &x.name == g.get_ref())
+    {
+        cx.error(
+            g.span(),
+            format!("`{path}.group`: group `{}` does not exist", g.get_ref()),
+        );
+    }
+    let capacity = t.get::<Spanned<f64>>(cx, "capacity");
+    let cpu_per_request = duration_in(
+        cx,
+        t,
+        "cpu_per_request",
+        Duration::from_millis(1),
+        Duration::from_secs(60),
+    );
+    let vcpu = group
+        .as_ref()
+        .and_then(|g| groups.iter().find(|x| &x.name == g.get_ref()))
+        .or(groups.first())
+        .map_or(1.0, |g| g.launch.instance_type.vcpu);
+    let capacity = match (capacity, cpu_per_request) {
+        (Some(c), Some(_)) => {
+            cx.error(
+                c.span(),
+                format!("`{path}`: set either `capacity` or `cpu_per_request`, not both"),
+            );
+            d.capacity
+        }
+        (Some(c), None) if !(*c.get_ref() > 0.0 && *c.get_ref() <= 1e9) => {
+            cx.error(
+                c.span(),
+                format!("`{path}.capacity` must be above 0 (requests per second at 100% CPU)"),
+            );
+            d.capacity
+        }
+        (Some(c), None) => c.into_inner(),
+        (None, Some(cost)) => vcpu * 1000.0 / cost.as_millis() as f64,
+        (None, None) => d.capacity,
+    };
+    let service_time = duration_in(
+        cx,
+        t,
+        "service_time",
+        Duration::from_millis(1),
+        Duration::from_secs(600),
+    )
+    .unwrap_or(d.service_time);
+    let slo = duration_in(
+        cx,
+        t,
+        "slo",
+        Duration::from_millis(1),
+        Duration::from_secs(3600),
+    )
+    .unwrap_or(d.slo);
+    let startup = duration_in(cx, t, "startup", Duration::ZERO, Duration::from_secs(3600));
+    let startup_spread = duration_in(
+        cx,
+        t,
+        "startup_spread",
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    )
+    .unwrap_or(d.startup_spread);
+    let mut number =
+        |cx: &mut Cx<'_>, key: &'static str, default: f64| match t.get::<Spanned<f64>>(cx, key) {
+            Some(v) if *v.get_ref() >= 0.0 => v.into_inner(),
+            Some(v) => {
+                cx.error(v.span(), format!("`{path}.{key}` must not be negative"));
+                default
+            }
+            None => default,
+        };
+    let price_per_hour = number(cx, "price_per_hour", d.price_per_hour);
+    let crash_rate = number(cx, "crash_rate", d.crash_rate);
+    let max_in_flight = int_in(cx, t, "max_in_flight", 1, 1_000_000_000).map(|n| n as u32);
+    let seed = int_in(cx, t, "seed", 0, i64::MAX).map_or(d.seed, |n| n as u64);
+    SimulationSpec {
+        group: group.map(Spanned::into_inner),
+        capacity,
+        service_time,
+        slo,
+        startup,
+        startup_spread,
+        price_per_hour,
+        crash_rate,
+        max_in_flight,
+        seed,
+    }
+}
+
+/// The metric a target tracking or HPA policy follows.
+fn read_tracked_metric(
+    cx: &mut Cx<'_>,
+    t: &mut Table<'_, '_>,
+    path: &str,
+    target_groups: &[TargetGroupSpec],
+) -> Option<TrackedMetric> {
+    Some(match t.get::<Spanned<String>>(cx, "metric") {
+        Some(m) if m.get_ref() == "ASGAverageCPUUtilization" => {
+            TrackedMetric::AsgAverageCpuUtilization
+        }
+        Some(m) if m.get_ref() == "ALBRequestCountPerTarget" => {
+            TrackedMetric::AlbRequestCountPerTarget {
+                target_group: read_policy_target_group(cx, t, path, target_groups)?,
+            }
+        }
+        Some(m) if m.get_ref() == "custom" => {
+            let namespace = t.require::<String>(cx, "namespace")?;
+            let metric_name = t.require::<String>(cx, "metric_name")?;
+            let dimensions = read_dimensions(cx, t);
+            let statistic = read_statistic(cx, t);
+            TrackedMetric::Custom {
+                metric: SeriesKey {
+                    namespace,
+                    name: metric_name,
+                    dimensions,
+                },
+                statistic,
+            }
+        }
+        Some(m) => {
+            cx.error(m.span(), format!("`{path}.metric` must be \"ASGAverageCPUUtilization\", \"ALBRequestCountPerTarget\" or \"custom\""));
+            return None;
+        }
+        None => TrackedMetric::AsgAverageCpuUtilization,
+    })
+}
+
+/// A policy's `target_group`, which must exist.
+fn read_policy_target_group(
+    cx: &mut Cx<'_>,
+    t: &mut Table<'_, '_>,
+    path: &str,
+    target_groups: &[TargetGroupSpec],
+) -> Option<String> {
+    let tg = t.require::<Spanned<String>>(cx, "target_group")?;
+    if !target_groups.iter().any(|x| &x.name == tg.get_ref()) {
+        cx.error(
+            tg.span(),
+            format!(
+                "`{path}.target_group`: target group `{}` does not exist",
+                tg.get_ref()
+            ),
+        );
+    }
+    Some(tg.into_inner())
+}
+
+/// A policy's `target`, above zero.
+fn read_target(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, path: &str) -> Option<f64> {
+    let target = t.require::<Spanned<f64>>(cx, "target")?;
+    if *target.get_ref() <= 0.0 {
+        cx.error(target.span(), format!("`{path}.target` must be above 0"));
+        return None;
+    }
+    Some(target.into_inner())
 }

@@ -1,0 +1,379 @@
+//! Policies that decide on a clock of their own instead of on alarms: Kubernetes'
+//! Horizontal Pod Autoscaler, Knative's Pod Autoscaler and bellows' predictive policy.
+//! They read the same metric store as alarms do and propose a desired capacity; the
+//! scaler merges their proposals with the alarm-driven ones (the largest wins).
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::{GroupView, PolicyKind, PolicySpec, TrackedMetric, tracked_series};
+use crate::group::Lifecycle;
+use crate::metrics::{MetricStore, SeriesKey, Statistic};
+use crate::{Duration, Time};
+
+/// Kubernetes' HPA as documented: every sync period `desired = ceil(ready * metric /
+/// target)`, nothing when the ratio is within the tolerance of 1, not-ready instances
+/// counted at 0% on the way up and at 100% on the way down, the largest recommendation
+/// of the scale-down window, and at most max(100%, 4) more per period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HpaSpec {
+    pub metric: TrackedMetric,
+    pub target: f64,
+    pub sync_period: Duration,
+    pub tolerance: f64,
+    pub scale_down_window: Duration,
+    pub scale_up_window: Duration,
+}
+
+/// Knative's KPA on the request rate of a target group: per tick, the rate over the
+/// stable window and over the panic window, each divided by `target * utilization`;
+/// panic when the panic window asks for `panic_threshold` times the ready instances;
+/// while panicking (a stable window long) it never scales down.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KpaSpec {
+    pub target_group: String,
+    /// Requests per second one instance should take (Knative's `rps` target).
+    pub target: f64,
+    pub utilization: f64,
+    pub stable_window: Duration,
+    pub panic_window: Duration,
+    pub panic_threshold: f64,
+    pub tick: Duration,
+    /// Scale down to no less than ready / this per tick.
+    pub max_scale_down_rate: f64,
+}
+
+/// bellows' predictive policy on the request rate of a target group. Each minute it
+/// keeps the minute's request count (its own history, up to `history_days`); each tick
+/// it asks for the larger of (a) the forecast's peak over the next `lead`, where the
+/// forecast is the mean of the same minutes on previous days scaled by how the last 30
+/// minutes compare with the same 30 minutes on those days (daily seasonality and
+/// trend), and (b) the rate of the last `reactive_window`, for what the forecast misses.
+/// Both divide by `target`. It scales in only to the largest recommendation of the
+/// last `scale_in_window`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PredictiveSpec {
+    pub target_group: String,
+    /// Requests per second one instance should take.
+    pub target: f64,
+    pub lead: Duration,
+    pub history_days: u32,
+    pub tick: Duration,
+    pub reactive_window: Duration,
+    pub scale_in_window: Duration,
+}
+
+impl HpaSpec {
+    pub fn new(metric: TrackedMetric, target: f64) -> HpaSpec {
+        HpaSpec {
+            metric,
+            target,
+            sync_period: Duration::from_secs(15),
+            tolerance: 0.1,
+            scale_down_window: Duration::from_secs(300),
+            scale_up_window: Duration::ZERO,
+        }
+    }
+}
+
+impl KpaSpec {
+    pub fn new(target_group: String, target: f64) -> KpaSpec {
+        KpaSpec {
+            target_group,
+            target,
+            utilization: 0.7,
+            stable_window: Duration::from_secs(60),
+            panic_window: Duration::from_secs(6),
+            panic_threshold: 2.0,
+            tick: Duration::from_secs(2),
+            max_scale_down_rate: 2.0,
+        }
+    }
+}
+
+impl PredictiveSpec {
+    pub fn new(target_group: String, target: f64) -> PredictiveSpec {
+        PredictiveSpec {
+            target_group,
+            target,
+            lead: Duration::from_secs(300),
+            history_days: 7,
+            tick: Duration::from_secs(5),
+            reactive_window: Duration::from_secs(10),
+            scale_in_window: Duration::from_secs(120),
+        }
+    }
+}
+
+const DAY_MIN: u64 = 1440;
+/// The minutes compared with previous days to estimate the trend.
+const TREND_MIN: u64 = 30;
+
+/// What a periodic policy remembers between ticks.
+#[derive(Clone, Debug, Default)]
+pub(super) struct State {
+    next_tick: u64,
+    /// (second, recommendation), oldest first.
+    recs: VecDeque<(u64, u32)>,
+    /// KPA: panic mode lasts until this second.
+    panic_until: u64,
+    /// The series the policy reads, built once.
+    key: Option<(SeriesKey, Statistic)>,
+    /// Predictive: requests per minute, from `first_minute` on.
+    minutes: VecDeque<f64>,
+    first_minute: u64,
+    last_minute: Option<u64>,
+}
+
+fn secs(d: Duration) -> u64 {
+    (d.as_millis() / 1000).max(1)
+}
+
+fn at(sec: u64) -> Time {
+    Time::from_millis(sec * 1000)
+}
+
+fn request_count(target_group: &str) -> SeriesKey {
+    SeriesKey::new(
+        "AWS/ApplicationELB",
+        "RequestCount",
+        &[("TargetGroup", target_group)],
+    )
+}
+
+/// The mean per-second rate of `[sec - window, sec)`.
+fn rate(store: &MetricStore, key: &SeriesKey, sec: u64, window: u64) -> Option<f64> {
+    let from = sec.checked_sub(window)?;
+    store
+        .statistic(key, Statistic::Sum, at(from), Duration::from_secs(window))
+        .map(|s| s / window as f64)
+}
+
+fn ceil_div(v: f64, per: f64) -> u32 {
+    if per <= 0.0 || !v.is_finite() {
+        return 0;
+    }
+    (v / per - 1e-9).ceil().clamp(0.0, f64::from(u32::MAX)) as u32
+}
+
+/// Runs one periodic policy if it is due; the capacity it asks for, if any.
+pub(super) fn propose(
+    spec: &PolicySpec,
+    st: &mut State,
+    store: &MetricStore,
+    groups: &impl GroupView,
+    now: Time,
+) -> Option<u32> {
+    let sec = now.as_secs();
+    if let PolicyKind::Predictive(p) = &spec.kind {
+        record_minute(p, st, store, sec);
+    }
+    let tick = match &spec.kind {
+        PolicyKind::Hpa(h) => secs(h.sync_period),
+        PolicyKind::Kpa(k) => secs(k.tick),
+        PolicyKind::Predictive(p) => secs(p.tick),
+        _ => return None,
+    };
+    if sec < st.next_tick {
+        return None;
+    }
+    st.next_tick = (sec / tick + 1) * tick;
+    let g = groups.group(&spec.group)?;
+    let desired = g.capacity().desired;
+    let ready = g.count(Lifecycle::InService) as u32;
+    let pending = g.count(Lifecycle::Pending) as u32;
+    match &spec.kind {
+        PolicyKind::Hpa(h) => hpa(h, st, store, &spec.group, sec, desired, ready, pending),
+        PolicyKind::Kpa(k) => kpa(k, st, store, sec, desired, ready),
+        PolicyKind::Predictive(p) => predictive(p, st, store, sec, desired),
+        _ => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hpa(
+    h: &HpaSpec,
+    st: &mut State,
+    store: &MetricStore,
+    group: &str,
+    sec: u64,
+    desired: u32,
+    ready: u32,
+    pending: u32,
+) -> Option<u32> {
+    let (key, stat) = st.key.get_or_insert_with(|| {
+        let (key, stat) = tracked_series(&h.metric, group);
+        // A per-second series: the HPA averages it over its sync period.
+        let stat = match h.metric {
+            TrackedMetric::AlbRequestCountPerTarget { .. } => Statistic::Average,
+            _ => stat,
+        };
+        (key, stat)
+    });
+    let window = secs(h.sync_period);
+    let value = store.statistic(
+        key,
+        *stat,
+        at(sec.checked_sub(window)?),
+        Duration::from_secs(window),
+    )?;
+    let ratio = value / h.target;
+    let rec = if ready == 0 || (ratio - 1.0).abs() <= h.tolerance {
+        desired
+    } else if ratio > 1.0 {
+        // Not-ready instances count as using nothing.
+        ceil_div(f64::from(ready) * value, h.target)
+    } else {
+        // Not-ready instances count as using the target.
+        ceil_div(f64::from(ready) * value, h.target) + pending
+    };
+    let span = secs(h.scale_down_window).max(secs(h.scale_up_window));
+    st.recs.push_back((sec, rec));
+    while st.recs.front().is_some_and(|(t, _)| t + span < sec) {
+        st.recs.pop_front();
+    }
+    let within = |w: Duration| {
+        let w = w.as_millis() / 1000;
+        st.recs
+            .iter()
+            .filter(move |(t, _)| t + w >= sec)
+            .map(|r| r.1)
+    };
+    let up = within(h.scale_up_window).min().unwrap_or(rec);
+    let down = within(h.scale_down_window).max().unwrap_or(rec);
+    let mut out = desired;
+    if out < up {
+        out = up;
+    }
+    if out > down {
+        out = down;
+    }
+    // At most 100% or 4 instances more per period, whichever is more.
+    Some(out.min(desired.saturating_mul(2).max(desired + 4)))
+}
+
+fn kpa(
+    k: &KpaSpec,
+    st: &mut State,
+    store: &MetricStore,
+    sec: u64,
+    desired: u32,
+    ready: u32,
+) -> Option<u32> {
+    let (key, _) = st
+        .key
+        .get_or_insert_with(|| (request_count(&k.target_group), Statistic::Sum));
+    let per = k.target * k.utilization;
+    let stable = rate(store, key, sec, secs(k.stable_window))?;
+    let panic = rate(store, key, sec, secs(k.panic_window)).unwrap_or(stable);
+    let want_stable = ceil_div(stable, per);
+    let want_panic = ceil_div(panic, per);
+    if f64::from(want_panic) >= k.panic_threshold * f64::from(ready.max(1)) {
+        st.panic_until = sec + secs(k.stable_window);
+    }
+    if sec < st.panic_until {
+        return Some(want_panic.max(desired));
+    }
+    let floor = (f64::from(ready) / k.max_scale_down_rate).ceil() as u32;
+    Some(want_stable.max(floor))
+}
+
+/// Adds each finished minute's request count to the policy's own history.
+fn record_minute(p: &PredictiveSpec, st: &mut State, store: &MetricStore, sec: u64) {
+    let minute = sec / 60;
+    if st.last_minute == Some(minute) || minute == 0 {
+        return;
+    }
+    st.last_minute = Some(minute);
+    let key = request_count(&p.target_group);
+    let done = minute - 1;
+    let count = store
+        .statistic(&key, Statistic::Sum, at(done * 60), Duration::from_secs(60))
+        .unwrap_or(0.0);
+    if st.minutes.is_empty() {
+        st.first_minute = done;
+    }
+    let next = st.first_minute + st.minutes.len() as u64;
+    if done < next {
+        return;
+    }
+    for _ in next..done {
+        st.minutes.push_back(0.0);
+    }
+    st.minutes.push_back(count);
+    let keep = (u64::from(p.history_days.max(1)) + 1) * DAY_MIN;
+    while st.minutes.len() as u64 > keep {
+        st.minutes.pop_front();
+        st.first_minute += 1;
+    }
+}
+
+impl State {
+    fn minute(&self, m: u64) -> Option<f64> {
+        let i = m.checked_sub(self.first_minute)?;
+        self.minutes.get(usize::try_from(i).ok()?).copied()
+    }
+
+    /// The mean of minute `m` on each previous day on record (at most `days`).
+    fn seasonal(&self, m: u64, days: u32) -> Option<f64> {
+        let (mut sum, mut n) = (0.0, 0);
+        for k in 1..=u64::from(days) {
+            let Some(v) = m.checked_sub(k * DAY_MIN).and_then(|x| self.minute(x)) else {
+                break;
+            };
+            sum += v;
+            n += 1;
+        }
+        (n > 0).then(|| sum / f64::from(n))
+    }
+
+    /// The forecast of requests per second for minute `m`, made at minute `now`.
+    fn forecast(&self, m: u64, now: u64, days: u32) -> Option<f64> {
+        let base = self.seasonal(m, days)?;
+        let (mut recent, mut before) = (0.0, 0.0);
+        for x in now.saturating_sub(TREND_MIN)..now {
+            recent += self.minute(x).unwrap_or(0.0);
+            before += self.seasonal(x, days).unwrap_or(0.0);
+        }
+        let level = if before > 0.0 {
+            (recent / before).clamp(0.5, 2.0)
+        } else {
+            1.0
+        };
+        Some(base * level / 60.0)
+    }
+}
+
+fn predictive(
+    p: &PredictiveSpec,
+    st: &mut State,
+    store: &MetricStore,
+    sec: u64,
+    desired: u32,
+) -> Option<u32> {
+    let key = request_count(&p.target_group);
+    let reactive = rate(store, &key, sec, secs(p.reactive_window));
+    let minute = sec / 60;
+    let lead = p.lead.as_millis().div_ceil(60_000);
+    let forecast = (minute..=minute + lead)
+        .filter_map(|m| st.forecast(m, minute, p.history_days))
+        .fold(None, |acc: Option<f64>, v| {
+            Some(acc.map_or(v, |a| a.max(v)))
+        });
+    if reactive.is_none() && forecast.is_none() {
+        return None;
+    }
+    let rec = ceil_div(reactive.unwrap_or(0.0), p.target)
+        .max(ceil_div(forecast.unwrap_or(0.0), p.target));
+    let window = secs(p.scale_in_window);
+    st.recs.push_back((sec, rec));
+    while st.recs.front().is_some_and(|(t, _)| t + window < sec) {
+        st.recs.pop_front();
+    }
+    if rec >= desired {
+        Some(rec)
+    } else {
+        st.recs.iter().map(|r| r.1).max()
+    }
+}
