@@ -17,6 +17,7 @@ pub mod lb;
 pub mod metrics;
 pub mod scaling;
 pub mod schedule;
+pub mod sim;
 pub mod stack;
 pub mod time;
 

@@ -535,7 +535,8 @@ fn propose(
             let _ = (store, metric);
             let v = value?;
             let counted = in_service.saturating_sub(warming).max(1);
-            let wanted = (f64::from(counted) * v / target).ceil().max(0.0) as u32;
+            // A hair below the exact ratio, so that 7 x 57.14 / 50 is 8, not 9.
+            let wanted = (f64::from(counted) * v / target - 1e-9).ceil().max(0.0) as u32;
             if alarm.spec.comparison == Comparison::GreaterThanThreshold {
                 Some(wanted.max(desired))
             } else if *disable_scale_in || warming > 0 {

@@ -83,8 +83,9 @@ pub struct SimulationSpec {
     /// Crashes per instance-hour in service (0: none).
     pub crash_rate: f64,
     /// Requests one instance can hold waiting (`MAX_USERS_PER_INSTANCE`, or HAProxy's
-    /// maxconn plus its queue); past it requests get a 503. Unbounded when absent,
-    /// unless the target group sets `max_connections`.
+    /// maxconn plus its queue); past it requests get a 503. When absent: the target
+    /// group's `max_connections` plus `queue_size`, else what the instance serves in
+    /// the listener's idle timeout (requests waiting longer would get a 504).
     pub max_in_flight: Option<u32>,
     /// The seed of start-up spread and crashes; the same seed gives the same run.
     pub seed: u64,

@@ -1,0 +1,72 @@
+use super::*;
+use crate::stack::parse;
+
+const TT: &str = r#"
+[stack]
+name = "sim"
+[target_groups.web]
+port = 8000
+[groups.web]
+min = 1
+max = 20
+desired = 1
+target_groups = ["web"]
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+[policies.cpu]
+group = "web"
+type = "target_tracking"
+metric = "ASGAverageCPUUtilization"
+target = 50
+period = "60s"
+[simulation]
+capacity = 100
+startup = "60s"
+startup_spread = "10s"
+"#;
+
+fn run_all(src: &str, trace: &[u32], seed: Option<u64>) -> (Summary, Vec<Second>) {
+    let stack = parse(src).unwrap_or_else(|d| panic!("{d:?}"));
+    let mut rows = Vec::new();
+    let s = run(&stack, trace, &Options { scale: 1.0, seed }, &mut |r| {
+        rows.push(*r)
+    })
+    .unwrap();
+    (s, rows)
+}
+
+#[test]
+fn target_tracking_follows_a_step_in_load_through_the_real_scaler() {
+    // 10 minutes at 40 requests a second, then 30 minutes at 400.
+    let trace: Vec<u32> = (0..2400).map(|t| if t < 600 { 40 } else { 400 }).collect();
+    let (s, rows) = run_all(TT, &trace, None);
+    // 400 requests at 50% CPU of 100 each: 8 instances, or one more while the backlog
+    // built up in the overload keeps CPU high.
+    let last = rows.last().unwrap();
+    assert!((8..=9).contains(&last.in_service), "{:?}", s.actions);
+    // The first action comes after three one-minute datapoints above the target.
+    assert_eq!(
+        (s.actions[0].t, s.actions[0].from, s.actions[0].to),
+        (780, 1, 2)
+    );
+    assert!(s.actions.iter().all(|a| a.policy == "cpu"));
+    // Overloaded for a while: the alarm needs 3 one-minute datapoints, then start-up.
+    assert!(
+        s.seconds_over_slo > 180 && s.seconds_over_slo < 1800,
+        "{}",
+        s.seconds_over_slo
+    );
+    assert_eq!(s.seconds, 2400);
+    assert!(s.instance_hours > 1.0 && s.instance_hours < 8.0 * 2400.0 / 3600.0);
+}
+
+#[test]
+fn same_seed_same_run_and_another_seed_another_start_up() {
+    let trace: Vec<u32> = (0..3600).map(|t| 50 + (t % 900) as u32 / 2).collect();
+    let (a, ra) = run_all(TT, &trace, Some(7));
+    let (b, rb) = run_all(TT, &trace, Some(7));
+    assert_eq!(a, b);
+    assert_eq!(ra, rb);
+    let (c, _) = run_all(TT, &trace, Some(8));
+    assert_ne!(a.instance_hours, c.instance_hours);
+}
