@@ -199,6 +199,9 @@ fn bucket(s: f64) -> usize {
     if !(s > 0.001) {
         return 0;
     }
+    if !s.is_finite() {
+        return BUCKETS - 1;
+    }
     (((s / 0.001).ln() / 1.05f64.ln()) as usize + 1).min(BUCKETS - 1)
 }
 

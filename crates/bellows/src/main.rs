@@ -14,6 +14,7 @@ macro_rules! out {
 }
 
 mod commands;
+mod sim;
 mod table;
 mod up;
 
@@ -181,6 +182,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replay a trace of requests per second through the stack's scaling policies on a
+    /// virtual clock: SLO, cost and SPEC elasticity metrics in seconds. Several stacks
+    /// run on the same trace side by side.
+    Sim {
+        /// Stack files (their [simulation] section models the service).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Requests per second, one integer a line; gzipped or plain.
+        #[arg(long, value_name = "FILE")]
+        trace: PathBuf,
+        /// Multiply every count by this.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Where the window starts in the trace: seconds, or a duration like 2d.
+        #[arg(long, value_name = "AT")]
+        start: Option<String>,
+        /// How long the window is (default: to the end of the trace).
+        #[arg(long, value_name = "LENGTH")]
+        duration: Option<String>,
+        /// Seed of start-up spread and crashes (instead of [simulation] seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write the per-second timeline here.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Write an SVG chart of demand, capacity, desired and in-service here.
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
+        /// Compare the stacks side by side (implied by several files).
+        #[arg(long)]
+        compare: bool,
+        #[arg(long)]
+        json: bool,
+        /// Time the engine alone and print simulated seconds per wall second.
+        #[arg(long)]
+        bench: bool,
+    },
     /// Run one of the sample applications (what instances run).
     App {
         #[command(subcommand)]
@@ -323,6 +361,30 @@ fn main() -> ExitCode {
                 json,
             } => commands::logs(&ctx, &instance, follow, tail, json).await,
             Command::App { app } => run_app(app).await,
+            Command::Sim {
+                files,
+                trace,
+                scale,
+                start,
+                duration,
+                seed,
+                csv,
+                chart,
+                compare: _,
+                json,
+                bench,
+            } => sim::run(sim::Args {
+                files,
+                trace,
+                scale,
+                start,
+                duration,
+                seed,
+                csv,
+                chart,
+                json,
+                bench,
+            }),
         }
     });
     match result {

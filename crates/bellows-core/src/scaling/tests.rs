@@ -368,3 +368,207 @@ fn scheduled_actions_run_at_their_minute() {
     );
     assert_eq!(g.groups["web"].capacity().min, 4);
 }
+
+fn requests() -> SeriesKey {
+    SeriesKey::new(
+        "AWS/ApplicationELB",
+        "RequestCount",
+        &[("TargetGroup", "web")],
+    )
+}
+
+fn periodic(kind: PolicyKind) -> Scaler {
+    let p = PolicySpec {
+        name: "p".into(),
+        group: "web".into(),
+        kind,
+    };
+    Scaler::new(vec![], vec![p], vec![], Time::from_millis(0))
+}
+
+/// Runs seconds `from..to` with `value` put for each into `key`; settles the group.
+fn run_seconds(
+    scaler: &mut Scaler,
+    store: &mut MetricStore,
+    g: &mut Groups,
+    ids: &mut IdGen,
+    key: &SeriesKey,
+    range: std::ops::Range<u64>,
+    value: impl Fn(u64) -> f64,
+) {
+    for s in range {
+        store.put(key, Time::from_millis(s * 1000), value(s));
+        let now = Time::from_millis((s + 1) * 1000);
+        scaler.evaluate(store, g, now);
+        let web = g.groups.get_mut("web").unwrap();
+        settle(web, ids, now);
+    }
+}
+
+#[test]
+fn hpa_scales_by_ratio_within_tolerance_and_holds_scale_down_for_its_window() {
+    let (mut g, mut ids) = groups(4);
+    let mut scaler = periodic(PolicyKind::Hpa(HpaSpec::new(
+        TrackedMetric::AsgAverageCpuUtilization,
+        50.0,
+    )));
+    let mut store = MetricStore::default();
+    // 54% is within 10% of the target: nothing happens.
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &cpu(),
+        0..60,
+        |_| 54.0,
+    );
+    assert_eq!(desired(&g), 4);
+    // 100% on 4 instances: 8, at the next 15-second sync.
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &cpu(),
+        60..75,
+        |_| 100.0,
+    );
+    assert_eq!(desired(&g), 8);
+    // 20% on 8 asks for 4, but the 5-minute window keeps the highest recommendation.
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &cpu(),
+        75..300,
+        |_| 20.0,
+    );
+    assert_eq!(desired(&g), 8);
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &cpu(),
+        300..400,
+        |_| 20.0,
+    );
+    assert_eq!(desired(&g), 4);
+}
+
+#[test]
+fn kpa_panics_on_a_burst_and_does_not_scale_down_while_panicking() {
+    let (mut g, mut ids) = groups(2);
+    let mut scaler = periodic(PolicyKind::Kpa(KpaSpec::new("web".into(), 10.0)));
+    let mut store = MetricStore::default();
+    let key = requests();
+    // 14 requests a second at 7 per instance (10 at 70%): 2, steady.
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        0..120,
+        |_| 14.0,
+    );
+    assert_eq!(desired(&g), 2);
+    // A burst of 70 a second: the 6-second window asks for 10 >= 2 x 2 ready: panic.
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        120..128,
+        |_| 70.0,
+    );
+    assert_eq!(desired(&g), 10);
+    // The burst ends; panic mode holds the capacity for a stable window.
+    // (Panic began at 122, when the 6-second window first held two burst seconds.)
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        128..181,
+        |_| 14.0,
+    );
+    assert_eq!(desired(&g), 10);
+    // Then it scales down, at most by half a tick (2 s).
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        181..183,
+        |_| 14.0,
+    );
+    assert_eq!(desired(&g), 5);
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        183..260,
+        |_| 14.0,
+    );
+    assert_eq!(desired(&g), 2);
+}
+
+#[test]
+fn predictive_scales_ahead_of_yesterdays_peak_and_reacts_to_what_it_missed() {
+    let (mut g, mut ids) = groups(1);
+    let mut scaler = periodic(PolicyKind::Predictive(PredictiveSpec::new(
+        "web".into(),
+        50.0,
+    )));
+    let mut store = MetricStore::default();
+    let key = requests();
+    let day = 86_400;
+    // Every day: 40 requests a second, 450 from 10:00 to 11:00.
+    let load = |s: u64| {
+        if (36_000..39_600).contains(&(s % day)) {
+            450.0
+        } else {
+            40.0
+        }
+    };
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        0..day + 35_700,
+        load,
+    );
+    // Day two, 9:55: the load is still 40 a second but the forecast sees 10:00 coming.
+    assert_eq!(desired(&g), 9);
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        day + 35_700..day + 39_500,
+        load,
+    );
+    assert_eq!(desired(&g), 9);
+    // An unforecast burst is caught by the reactive part within seconds.
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        day + 39_500..day + 39_515,
+        |_| 900.0,
+    );
+    assert_eq!(desired(&g), 18);
+}

@@ -9,8 +9,9 @@
 
 /// ln(100): the 99th percentile of an exponential distribution, in units of its mean.
 pub const P99_OF_MEAN: f64 = 4.605_170_185_988_091;
-/// Utilisation is capped here so that latency stays finite in an overloaded second.
-const RHO_CAP: f64 = 0.99;
+/// Utilisation is capped here: the M/M/1 formula is a steady state that one overloaded
+/// second does not reach, and the backlog already carries what the second could not serve.
+const RHO_CAP: f64 = 0.95;
 
 /// The service as the simulator models it (from the stack's `[simulation]` section).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1911,14 +1911,17 @@ fn read_tracked_metric(
     })
 }
 
-/// A policy's `target_group`, which must exist.
+/// A policy's `target_group`, which must exist. Missing, it is reported and read as
+/// empty so that the rest of the table is still checked.
 fn read_policy_target_group(
     cx: &mut Cx<'_>,
     t: &mut Table<'_, '_>,
     path: &str,
     target_groups: &[TargetGroupSpec],
 ) -> Option<String> {
-    let tg = t.require::<Spanned<String>>(cx, "target_group")?;
+    let Some(tg) = t.require::<Spanned<String>>(cx, "target_group") else {
+        return Some(String::new());
+    };
     if !target_groups.iter().any(|x| &x.name == tg.get_ref()) {
         cx.error(
             tg.span(),
@@ -1931,12 +1934,15 @@ fn read_policy_target_group(
     Some(tg.into_inner())
 }
 
-/// A policy's `target`, above zero.
+/// A policy's `target`, above zero. A problem is reported and read as 1 so that the
+/// rest of the table is still checked (the stack is refused anyway).
 fn read_target(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, path: &str) -> Option<f64> {
-    let target = t.require::<Spanned<f64>>(cx, "target")?;
+    let Some(target) = t.require::<Spanned<f64>>(cx, "target") else {
+        return Some(1.0);
+    };
     if *target.get_ref() <= 0.0 {
         cx.error(target.span(), format!("`{path}.target` must be above 0"));
-        return None;
+        return Some(1.0);
     }
     Some(target.into_inner())
 }

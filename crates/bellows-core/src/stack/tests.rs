@@ -1,6 +1,7 @@
 use expect_test::{Expect, expect};
 
 use super::*;
+use crate::scaling::PolicyKind;
 
 /// Parses `src` and renders either the stack's key facts or every diagnostic.
 fn check(src: &str, expect: Expect) {
@@ -217,4 +218,132 @@ fn network_hosts_skip_network_and_broadcast() {
     };
     let hosts: Vec<_> = net.hosts().map(|a| a.to_string()).collect();
     assert_eq!(hosts, ["127.9.0.1", "127.9.0.2"]);
+}
+
+const WEB: &str = r#"
+[target_groups.web]
+port = 8000
+[groups.web]
+min = 1
+max = 10
+target_groups = ["web"]
+[groups.web.launch]
+command = ["x"]
+"#;
+
+#[test]
+fn autoscaler_policies_and_the_simulation_model() {
+    let ok = format!(
+        r#"{WEB}
+[policies.h]
+group = "web"
+type = "hpa"
+target = 60
+scale_down_window = "1m"
+[policies.k]
+group = "web"
+type = "kpa"
+target_group = "web"
+target = 100
+panic_threshold = 3
+[policies.p]
+group = "web"
+type = "predictive"
+target_group = "web"
+target = 50
+lead = "10m"
+history_days = 3
+[simulation]
+cpu_per_request = "20ms"
+slo = "300ms"
+startup = "90s"
+max_in_flight = 25
+seed = 42
+"#
+    );
+    let stack = parse(&ok).unwrap();
+    let kinds: Vec<String> = stack
+        .policies
+        .iter()
+        .map(|p| match &p.kind {
+            PolicyKind::Hpa(h) => format!(
+                "hpa {} every {} down window {}",
+                h.target, h.sync_period, h.scale_down_window
+            ),
+            PolicyKind::Kpa(k) => format!(
+                "kpa {} x {} panic {} x{}",
+                k.target, k.utilization, k.panic_window, k.panic_threshold
+            ),
+            PolicyKind::Predictive(p) => {
+                format!(
+                    "predictive {} lead {} {} days",
+                    p.target, p.lead, p.history_days
+                )
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    expect![[r#"
+        [
+            "hpa 60 every 15s down window 1m",
+            "kpa 100 x 0.7 panic 6s x3",
+            "predictive 50 lead 10m 3 days",
+        ]
+    "#]]
+    .assert_debug_eq(&kinds);
+    let s = &stack.simulation;
+    assert_eq!(s.capacity, 50.0, "1 vCPU at 20 ms a request");
+    assert_eq!(
+        (s.slo, s.startup, s.max_in_flight, s.seed),
+        (
+            Duration::from_millis(300),
+            Some(Duration::from_secs(90)),
+            Some(25),
+            42
+        )
+    );
+    assert_eq!(parse(WEB).unwrap().simulation, SimulationSpec::default());
+
+    check(
+        &format!(
+            r#"{WEB}
+[policies.h]
+group = "web"
+type = "hpa"
+target = 0
+tolerance = 1.5
+[policies.k]
+group = "web"
+type = "kpa"
+target_group = "nope"
+target = 10
+panic_window = "2m"
+[policies.p]
+group = "web"
+type = "predictive"
+target = 50
+[policies.q]
+group = "web"
+type = "magic"
+[simulation]
+group = "db"
+capacity = 10
+cpu_per_request = "5ms"
+price_per_hour = -1
+colour = "red"
+"#
+        ),
+        expect![[r#"
+            stack.toml:14:10: `policies.h.target` must be above 0
+            stack.toml:15:13: `policies.h.tolerance` must be from 0 to below 1
+            stack.toml:16:1: `policies.k.panic_window` must not be longer than `stable_window`
+            stack.toml:19:16: `policies.k.target_group`: target group `nope` does not exist
+            stack.toml:22:1: missing key `target_group` in [policies.p]
+            stack.toml:28:8: `policies.q.type` "magic" must be "simple", "step", "target_tracking", "hpa", "kpa" or "predictive"
+            stack.toml:30:9: `simulation.group`: group `db` does not exist
+            stack.toml:31:12: `simulation`: set either `capacity` or `cpu_per_request`, not both
+            stack.toml:33:18: `simulation.price_per_hour` must not be negative
+            stack.toml:34:1: unknown key `colour` in [simulation]; expected one of: capacity, cpu_per_request, crash_rate, group, max_in_flight, price_per_hour, seed, service_time, slo, startup, startup_spread
+        "#]],
+    );
 }
