@@ -141,6 +141,8 @@ struct Virtual {
     id: InstanceId,
     phase: Phase,
     backlog: f64,
+    /// Smoothed arrivals a second (negative until the first second in service).
+    rate: f64,
 }
 
 /// Which metric the stack's alarms and policies read, so only those are published.
@@ -368,6 +370,7 @@ impl Sim {
                         id: instance,
                         phase: Phase::Starting { ready_at },
                         backlog: 0.0,
+                        rate: -1.0,
                     });
                 }
                 Command::Terminate { instance, .. } => {
@@ -468,7 +471,7 @@ impl Sim {
                     Phase::Draining { .. } => 0.0,
                     Phase::Starting { .. } => continue,
                 };
-                let s = self.model.second(&mut v.backlog, arrivals);
+                let s = self.model.second(&mut v.backlog, &mut v.rate, arrivals);
                 row.served += s.served;
                 row.rejected += s.rejected;
                 in_flight += s.in_flight;

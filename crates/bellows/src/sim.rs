@@ -402,7 +402,7 @@ fn svg(results: &[(String, Summary, Chart)], per_point: usize, args: &Args, star
         })
         .collect();
     results.retain(|(_, p)| !p.is_empty());
-    let (w, h, left, right, top, gap) = (1000.0, 640.0, 70.0, 20.0, 40.0, 50.0);
+    let (w, h, left, right, top, gap) = (1240.0, 640.0, 70.0, 260.0, 40.0, 50.0);
     let panel = (h - top - gap - 60.0) / 2.0;
     let plot_w = w - left - right;
     let mut s = String::new();
@@ -522,19 +522,18 @@ fn svg(results: &[(String, Summary, Chart)], per_point: usize, args: &Args, star
         ));
         legend.push((c.to_owned(), format!("{name}: desired"), "4 3".to_owned()));
     }
-    let mut lx = left;
-    for (c, text, dash) in legend {
+    // The legend, one entry a line, right of the plots.
+    let lx = left + plot_w + 16.0;
+    for (i, (c, text, dash)) in legend.into_iter().enumerate() {
+        let ly = top + 8.0 + 18.0 * i as f64;
         let _ = writeln!(
             s,
-            r#"<line x1="{lx}" x2="{}" y1="{}" y2="{}" stroke="{c}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{}" y="{}">{}</text>"#,
+            r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{}" y="{}">{}</text>"#,
             lx + 20.0,
-            h - 16.0,
-            h - 16.0,
-            lx + 24.0,
-            h - 12.0,
+            lx + 26.0,
+            ly + 4.0,
             escape(&text)
         );
-        lx += 34.0 + 6.5 * text.len() as f64;
     }
     s.push_str("</svg>\n");
     s

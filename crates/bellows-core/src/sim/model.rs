@@ -3,12 +3,16 @@
 //! An instance serves up to `capacity` requests a second (100% CPU). Requests it cannot
 //! serve within the second wait in its queue (a fluid backlog carried to the next
 //! second); past `max_in_flight` waiting, they are turned away with a 503. Latency is
-//! that of a processor-sharing M/M/1 server: with mean service time `S` and utilisation
-//! `rho`, a request's time in the system is exponential with mean `S / (1 - rho)`, so its
-//! p99 is `ln(100) * S / (1 - rho)`; a backlog adds the time to work it off.
+//! that of a processor-sharing M/M/1 server at the instance's sustained utilisation
+//! `rho` (its arrival rate smoothed over `SMOOTHING_S`, the time such a queue takes to
+//! settle): with mean service time `S`, a request's time in the system is exponential
+//! with mean `S / (1 - rho)`, so its p99 is `ln(100) * S / (1 - rho)`. A burst above
+//! capacity within a second shows as the backlog, which adds the time to work it off.
 
 /// ln(100): the 99th percentile of an exponential distribution, in units of its mean.
 pub const P99_OF_MEAN: f64 = 4.605_170_185_988_091;
+/// How long the arrival rate that sets the queueing delay is smoothed over, in seconds.
+pub const SMOOTHING_S: f64 = 5.0;
 /// Utilisation is capped here: the M/M/1 formula is a steady state that one overloaded
 /// second does not reach, and the backlog already carries what the second could not serve.
 const RHO_CAP: f64 = 0.95;
@@ -42,9 +46,9 @@ pub struct Served {
 }
 
 impl Model {
-    /// One second of an instance with `backlog` waiting that receives `arrivals`;
-    /// updates the backlog.
-    pub fn second(&self, backlog: &mut f64, arrivals: f64) -> Served {
+    /// One second of an instance with `backlog` waiting and a smoothed arrival `rate`
+    /// (negative: none yet) that receives `arrivals`; updates both.
+    pub fn second(&self, backlog: &mut f64, rate: &mut f64, arrivals: f64) -> Served {
         let work = *backlog + arrivals;
         let served = work.min(self.capacity);
         let mut left = work - served;
@@ -56,7 +60,12 @@ impl Model {
             left = limit;
         }
         *backlog = left;
-        let rho = (arrivals / self.capacity).min(RHO_CAP);
+        *rate = if *rate < 0.0 {
+            arrivals
+        } else {
+            *rate + (arrivals - *rate) * (1.0 - (-1.0 / SMOOTHING_S).exp())
+        };
+        let rho = (*rate / self.capacity).min(RHO_CAP);
         let wait = left / self.capacity;
         let mean_s = self.service_s / (1.0 - rho) + wait;
         let p99_s = P99_OF_MEAN * self.service_s / (1.0 - rho) + wait;
@@ -103,17 +112,25 @@ mod tests {
     #[test]
     fn latency_grows_with_load_and_a_backlog_is_carried_then_capped() {
         let m = model();
-        let mut q = 0.0;
-        let idle = m.second(&mut q, 10.0);
+        let (mut q, mut rate) = (0.0, -1.0);
+        let idle = m.second(&mut q, &mut rate, 10.0);
         assert!((idle.p99_s - P99_OF_MEAN * 0.05 / 0.9).abs() < 1e-9);
         assert_eq!(idle.cpu, 10.0);
-        let busy = m.second(&mut q, 90.0);
-        assert!(busy.p99_s > 2.0 * idle.p99_s);
-        let over = m.second(&mut q, 130.0);
+        // Sustained load raises latency; one second of it only part of the way.
+        let first = m.second(&mut q, &mut rate, 90.0);
+        assert!(first.p99_s > idle.p99_s);
+        let mut busy = first;
+        for _ in 0..60 {
+            busy = m.second(&mut q, &mut rate, 90.0);
+        }
+        assert!(busy.p99_s > 2.0 * first.p99_s);
+        assert!((busy.p99_s - P99_OF_MEAN * 0.05 / 0.1).abs() < 0.01);
+        let over = m.second(&mut q, &mut rate, 130.0);
         assert_eq!((over.served, q), (100.0, 30.0));
-        let over = m.second(&mut q, 130.0);
+        let over = m.second(&mut q, &mut rate, 130.0);
         assert_eq!((over.rejected, q), (10.0, 50.0));
-        let calm = m.second(&mut q, 0.0);
+        assert!(over.p99_s >= 0.5, "the backlog adds its wait");
+        let calm = m.second(&mut q, &mut rate, 0.0);
         assert_eq!((calm.served, q), (50.0, 0.0));
     }
 
