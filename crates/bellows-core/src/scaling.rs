@@ -490,7 +490,9 @@ fn propose(
         } => {
             // Cooldown: the alarm is ignored until the last activity is done and the
             // cooldown has passed.
-            if now < p.cooldown_until || g.count(Lifecycle::Pending) > 0 {
+            // Compared in whole seconds, the scaler's resolution: a tick a few
+            // milliseconds early (the live loop's jitter) must not lose a period.
+            if now.as_secs() < p.cooldown_until.as_secs() || g.count(Lifecycle::Pending) > 0 {
                 return None;
             }
             Some(clamp(adjusted(

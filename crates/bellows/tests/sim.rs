@@ -208,9 +208,16 @@ fn same_seed_same_timeline_byte_for_byte_and_gzip_reads_the_same() {
 /// Sends `counts[t]` requests in second `t` from `start`, evenly spread, over one
 /// keep-alive connection; returns how many got a 200.
 fn replay(addr: &str, counts: &[u32], start: Instant) -> usize {
-    let mut conn = TcpStream::connect(addr).expect("connect to the load balancer");
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let connect = || {
+        let c = TcpStream::connect(addr).expect("connect to the load balancer");
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // One write a request, sent at once (no Nagle delay against delayed ACKs).
+        c.set_nodelay(true).unwrap();
+        let r = BufReader::new(c.try_clone().unwrap());
+        (c, r)
+    };
+    let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (mut conn, mut reader) = connect();
     let mut ok = 0;
     for (t, &n) in counts.iter().enumerate() {
         for i in 0..n {
@@ -218,12 +225,10 @@ fn replay(addr: &str, counts: &[u32], start: Instant) -> usize {
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            let sent = write!(conn, "GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            let sent = conn.write_all(request.as_bytes());
             if sent.is_err() || !read_response(&mut reader).is_some_and(|s| s == 200) {
                 // Reconnect after a failure and go on.
-                conn = TcpStream::connect(addr).expect("reconnect");
-                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                reader = BufReader::new(conn.try_clone().unwrap());
+                (conn, reader) = connect();
                 continue;
             }
             ok += 1;
@@ -328,10 +333,20 @@ fn a_live_replay_and_the_simulator_take_the_same_scaling_actions() {
     let wait = Duration::from_secs(start_s) - now;
     let start = Instant::now() + wait;
     let ok = replay(&lb, &counts, start);
+    let late =
+        Instant::now().saturating_duration_since(start + Duration::from_secs(counts.len() as u64));
+    assert!(
+        late < Duration::from_secs(2),
+        "the replay fell {late:?} behind"
+    );
     let sent: u32 = counts.iter().sum();
     assert!(ok as f64 >= 0.99 * f64::from(sent), "{ok} of {sent} served");
     std::thread::sleep(Duration::from_secs(2));
-    let live = live_actions(&up.log(), start_s);
+    // What the live group did within the trace's seconds (it goes on after them).
+    let live: Vec<_> = live_actions(&up.log(), start_s)
+        .into_iter()
+        .filter(|a| a.0 < counts.len() as i64)
+        .collect();
 
     let show = format!(
         "live {live:?}\nsimulated {simulated:?}\nstart {start_s}, {ok} served\nlog:\n{}",

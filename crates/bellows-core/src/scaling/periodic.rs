@@ -328,20 +328,19 @@ impl State {
         (n > 0).then(|| sum / f64::from(n))
     }
 
-    /// The forecast of requests per second for minute `m`, made at minute `now`.
-    fn forecast(&self, m: u64, now: u64, days: u32) -> Option<f64> {
-        let base = self.seasonal(m, days)?;
+    /// How the last 30 minutes compare with the same minutes on previous days (the
+    /// trend), clamped to 0.5-2x; 1 without history.
+    fn level(&self, now: u64, days: u32) -> f64 {
         let (mut recent, mut before) = (0.0, 0.0);
         for x in now.saturating_sub(TREND_MIN)..now {
             recent += self.minute(x).unwrap_or(0.0);
             before += self.seasonal(x, days).unwrap_or(0.0);
         }
-        let level = if before > 0.0 {
+        if before > 0.0 {
             (recent / before).clamp(0.5, 2.0)
         } else {
             1.0
-        };
-        Some(base * level / 60.0)
+        }
     }
 }
 
@@ -356,11 +355,11 @@ fn predictive(
     let reactive = rate(store, &key, sec, secs(p.reactive_window));
     let minute = sec / 60;
     let lead = p.lead.as_millis().div_ceil(60_000);
+    // The forecast's peak over the lead, in requests a second.
     let forecast = (minute..=minute + lead)
-        .filter_map(|m| st.forecast(m, minute, p.history_days))
-        .fold(None, |acc: Option<f64>, v| {
-            Some(acc.map_or(v, |a| a.max(v)))
-        });
+        .filter_map(|m| st.seasonal(m, p.history_days))
+        .reduce(f64::max)
+        .map(|peak| peak * st.level(minute, p.history_days) / 60.0);
     if reactive.is_none() && forecast.is_none() {
         return None;
     }
