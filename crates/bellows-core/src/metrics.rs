@@ -245,7 +245,7 @@ impl MetricStore {
 
     /// The datapoints of `[from, to)`, per second where kept, else per minute, found by
     /// binary search (the simulator asks millions of times over hours of seconds).
-    fn datapoints(&self, key: &SeriesKey, from: u64, to: u64) -> [&[(u64, Datapoint)]; 4] {
+    fn datapoints(&self, key: &SeriesKey, from: u64, to: u64) -> [Points<'_>; 4] {
         let Some(s) = self.series.get(key) else {
             return [&[]; 4];
         };
@@ -330,12 +330,11 @@ impl MetricStore {
     }
 }
 
+/// Datapoints with the second (or minute start) they belong to.
+type Points<'a> = &'a [(u64, Datapoint)];
+
 /// The datapoints of `[from, to)` in a time-ordered deque, as its two slices.
-fn window(
-    d: &VecDeque<(u64, Datapoint)>,
-    from: u64,
-    to: u64,
-) -> (&[(u64, Datapoint)], &[(u64, Datapoint)]) {
+fn window(d: &VecDeque<(u64, Datapoint)>, from: u64, to: u64) -> (Points<'_>, Points<'_>) {
     let lo = d.partition_point(|(t, _)| *t < from);
     let hi = d.partition_point(|(t, _)| *t < to).max(lo);
     let (a, b) = d.as_slices();

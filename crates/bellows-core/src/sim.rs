@@ -198,10 +198,10 @@ struct Sim {
 const BUCKETS: usize = 300;
 
 fn bucket(s: f64) -> usize {
-    if !(s > 0.001) {
+    if s.is_nan() || s <= 0.001 {
         return 0;
     }
-    if !s.is_finite() {
+    if s.is_infinite() {
         return BUCKETS - 1;
     }
     (((s / 0.001).ln() / 1.05f64.ln()) as usize + 1).min(BUCKETS - 1)
@@ -558,7 +558,7 @@ impl Sim {
         if self.dirty {
             self.plan(t);
         }
-        if t % 3600 == 0 {
+        if t.is_multiple_of(3600) {
             self.store.expire(now);
         }
 

@@ -285,7 +285,7 @@ fn print_summary(
     let mut header = vec![""];
     header.extend(results.iter().map(|(n, ..)| n.as_str()));
     let mut t = Table::new(&header);
-    let rows: [(&str, fn(&Summary) -> String); 15] = [
+    let rows: [Row; 15] = [
         ("requests", |s| format!("{:.0}", s.requests)),
         ("served", |s| format!("{:.0}", s.served)),
         ("rejected", |s| {
@@ -327,6 +327,9 @@ fn print_summary(
     }
     t.print();
 }
+
+/// A line of the summary: its label and how to show a run's figure.
+type Row = (&'static str, fn(&Summary) -> String);
 
 fn pct(part: f64, whole: f64) -> f64 {
     if whole > 0.0 {

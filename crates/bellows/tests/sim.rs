@@ -226,7 +226,7 @@ fn replay(addr: &str, counts: &[u32], start: Instant) -> usize {
                 std::thread::sleep(wait);
             }
             let sent = conn.write_all(request.as_bytes());
-            if sent.is_err() || !read_response(&mut reader).is_some_and(|s| s == 200) {
+            if sent.is_err() || read_response(&mut reader) != Some(200) {
                 // Reconnect after a failure and go on.
                 (conn, reader) = connect();
                 continue;
