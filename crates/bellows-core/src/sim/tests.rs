@@ -70,3 +70,72 @@ fn same_seed_same_run_and_another_seed_another_start_up() {
     let (c, _) = run_all(TT, &trace, Some(8));
     assert_ne!(a.instance_hours, c.instance_hours);
 }
+
+#[test]
+fn the_metrics_alarms_read_are_fed_under_the_live_node_names() {
+    let alarm = |name: &str, ns: &str, metric: &str, dims: &str| {
+        format!(
+            "[alarms.{name}]\nnamespace = \"{ns}\"\nmetric = \"{metric}\"\ndimensions = {dims}\nperiod = \"10s\"\nevaluation_periods = 1\ncomparison = \">\"\nthreshold = 1e9\n"
+        )
+    };
+    let asg = r#"{ AutoScalingGroupName = "web" }"#;
+    let tg = r#"{ TargetGroup = "web" }"#;
+    let lb = r#"{ LoadBalancer = "sim" }"#;
+    let mut src = TT.to_owned();
+    for (i, (ns, metric, dims)) in [
+        ("AWS/EC2", "CPUUtilization", asg),
+        ("AWS/ApplicationELB", "RequestCount", tg),
+        ("AWS/ApplicationELB", "RequestCount", lb),
+        ("AWS/ApplicationELB", "RequestCountPerTarget", tg),
+        ("AWS/ApplicationELB", "TargetResponseTime", tg),
+        ("AWS/ApplicationELB", "HTTPCode_Target_2XX_Count", tg),
+        ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", tg),
+        ("AWS/ApplicationELB", "HealthyHostCount", tg),
+        ("AWS/ApplicationELB", "ActiveConnectionCount", lb),
+        ("AWS/AutoScaling", "GroupDesiredCapacity", asg),
+        ("AWS/AutoScaling", "GroupInServiceInstances", asg),
+        ("IPTracker", "RejectedConnections", asg),
+        ("IPTracker", "ActiveUsers", asg),
+        // Another group's or target group's series are not this simulation's.
+        (
+            "AWS/EC2",
+            "CPUUtilization",
+            r#"{ AutoScalingGroupName = "db" }"#,
+        ),
+        (
+            "AWS/ApplicationELB",
+            "RequestCount",
+            r#"{ TargetGroup = "api" }"#,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        src += &alarm(&format!("a{i}"), ns, metric, dims);
+    }
+    let stack = parse(&src).unwrap_or_else(|d| panic!("{d:?}"));
+    let sim = Sim::new(&stack, &Options::default()).unwrap();
+    let fed: Vec<String> = sim
+        .feeds
+        .iter()
+        .map(|(f, k)| format!("{f:?} {k}"))
+        .collect();
+    expect_test::expect![[r#"
+        [
+            "ActiveConnections AWS/ApplicationELB/ActiveConnectionCount{LoadBalancer=sim}",
+            "Elb5xx AWS/ApplicationELB/HTTPCode_ELB_5XX_Count{TargetGroup=web}",
+            "Target2xx AWS/ApplicationELB/HTTPCode_Target_2XX_Count{TargetGroup=web}",
+            "HealthyHosts AWS/ApplicationELB/HealthyHostCount{TargetGroup=web}",
+            "RequestCount AWS/ApplicationELB/RequestCount{LoadBalancer=sim}",
+            "RequestCount AWS/ApplicationELB/RequestCount{TargetGroup=web}",
+            "RequestCountPerTarget AWS/ApplicationELB/RequestCountPerTarget{TargetGroup=web}",
+            "TargetResponseTime AWS/ApplicationELB/TargetResponseTime{TargetGroup=web}",
+            "Desired AWS/AutoScaling/GroupDesiredCapacity{AutoScalingGroupName=web}",
+            "InService AWS/AutoScaling/GroupInServiceInstances{AutoScalingGroupName=web}",
+            "GroupCpu AWS/EC2/CPUUtilization{AutoScalingGroupName=web}",
+            "AppActive IPTracker/ActiveUsers{AutoScalingGroupName=web}",
+            "AppRejected IPTracker/RejectedConnections{AutoScalingGroupName=web}",
+        ]
+    "#]]
+    .assert_debug_eq(&fed);
+}
