@@ -47,6 +47,10 @@ pub struct Options {
     pub scale: f64,
     /// Overrides `[simulation] seed`.
     pub seed: Option<u64>,
+    /// The trace's second the window starts at: the virtual clock starts there, so
+    /// that times of day (scheduled actions, the predictive policy's days) follow the
+    /// trace's. Second 0 is midnight UTC.
+    pub start: u64,
 }
 
 impl Default for Options {
@@ -54,6 +58,7 @@ impl Default for Options {
         Options {
             scale: 1.0,
             seed: None,
+            start: 0,
         }
     }
 }
@@ -61,6 +66,7 @@ impl Default for Options {
 /// One second of the run, as the timeline CSV shows it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Second {
+    /// The trace's second.
     pub t: u64,
     /// Requests that arrived.
     pub requests: f64,
@@ -121,8 +127,8 @@ pub fn run(
     if trace.is_empty() {
         return Err(SimError::EmptyTrace);
     }
-    for (t, count) in trace.iter().enumerate() {
-        let row = sim.second(t as u64, f64::from(*count) * opts.scale);
+    for (i, count) in trace.iter().enumerate() {
+        let row = sim.second(opts.start + i as u64, f64::from(*count) * opts.scale);
         on_second(&row);
     }
     Ok(sim.finish())
@@ -299,7 +305,7 @@ impl Sim {
             .filter(|a| a.group == spec.name)
             .cloned()
             .collect();
-        let scaler = Scaler::new(stack.alarms.clone(), policies, scheduled, at(0));
+        let scaler = Scaler::new(stack.alarms.clone(), policies, scheduled, at(opts.start));
         let feeds = feeds(&scaler, &stack.name, &spec.name, tg_name);
         let seed = opts.seed.unwrap_or(s.seed);
         let mut groups = BTreeMap::new();
@@ -330,13 +336,13 @@ impl Sim {
         };
         // The run starts with the group's desired capacity already in service, as if
         // the stack had been up before the trace's first second.
-        sim.plan(0);
+        sim.plan(opts.start);
         for v in &mut sim.instances {
-            v.phase = Phase::Serving { since: 0 };
+            v.phase = Phase::Serving { since: opts.start };
         }
         let g = sim.groups.get_mut(&sim.group).expect("inserted above");
         for v in &sim.instances {
-            g.on_running(&v.id, at(0));
+            g.on_running(&v.id, at(opts.start));
         }
         g.take_events();
         Ok(sim)

@@ -62,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = Options {
         scale: args.scale,
         seed: args.seed,
+        start,
     };
 
     if args.bench {
@@ -96,8 +97,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             {
                 failed = Some(e);
             }
-            if progress && row.t.is_multiple_of(1 << 16) {
-                bar(name, row.t, total);
+            let done = row.t - start;
+            if progress && done.is_multiple_of(1 << 16) {
+                bar(name, done, total);
             }
         })?;
         if progress {

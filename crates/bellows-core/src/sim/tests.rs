@@ -28,9 +28,16 @@ startup_spread = "10s"
 fn run_all(src: &str, trace: &[u32], seed: Option<u64>) -> (Summary, Vec<Second>) {
     let stack = parse(src).unwrap_or_else(|d| panic!("{d:?}"));
     let mut rows = Vec::new();
-    let s = run(&stack, trace, &Options { scale: 1.0, seed }, &mut |r| {
-        rows.push(*r)
-    })
+    let s = run(
+        &stack,
+        trace,
+        &Options {
+            scale: 1.0,
+            seed,
+            start: 0,
+        },
+        &mut |r| rows.push(*r),
+    )
     .unwrap();
     (s, rows)
 }
