@@ -146,3 +146,63 @@ fn the_metrics_alarms_read_are_fed_under_the_live_node_names() {
     "#]]
     .assert_debug_eq(&fed);
 }
+
+/// A stack with the target tracking policy of `TT` and one of each periodic type, and
+/// crashes and a queue limit to exercise those paths.
+fn stack_with(which: u8) -> Stack {
+    let policies = [
+        "[policies.p]\ngroup = \"web\"\ntype = \"target_tracking\"\ntarget = 50\nperiod = \"10s\"\n",
+        "[policies.p]\ngroup = \"web\"\ntype = \"hpa\"\ntarget = 50\n",
+        "[policies.p]\ngroup = \"web\"\ntype = \"kpa\"\ntarget_group = \"web\"\ntarget = 30\n",
+        "[policies.p]\ngroup = \"web\"\ntype = \"predictive\"\ntarget_group = \"web\"\ntarget = 30\n",
+    ];
+    let p = policies[usize::from(which) % policies.len()];
+    let src = TT.replace(
+        "[simulation]",
+        &format!("{p}[simulation]\ncrash_rate = 30\nmax_in_flight = 50"),
+    );
+    parse(&src).unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+/// Desired stays within [min, max], instances billed cover those in service and
+/// pending, and no request is counted twice.
+fn invariants(trace: Vec<u16>, which: u8, seed: u64) -> bool {
+    let stack = stack_with(which);
+    let counts: Vec<u32> = trace.iter().map(|c| u32::from(*c % 2000)).collect();
+    if counts.is_empty() {
+        return true;
+    }
+    let mut ok = true;
+    // Requests arrived and not yet served or turned away: the backlog's bound.
+    let mut waiting = 0.0;
+    let summary = run(
+        &stack,
+        &counts,
+        &Options {
+            seed: Some(seed),
+            ..Options::default()
+        },
+        &mut |r| {
+            waiting += r.requests;
+            ok &= (1..=20).contains(&r.desired)
+                && r.in_service + r.pending <= r.billed
+                && r.served >= 0.0
+                && r.rejected >= 0.0
+                && r.served + r.rejected <= waiting + 1e-6
+                && r.p99 >= 0.0;
+            waiting -= r.served + r.rejected;
+        },
+    )
+    .unwrap();
+    ok && summary.seconds == counts.len() as u64
+        && summary.served + summary.rejected <= summary.requests + 1e-6
+}
+
+#[test]
+fn invariants_hold_for_any_trace_and_policy() {
+    // Traces of up to 1,500 seconds, long enough for every policy to act.
+    quickcheck::QuickCheck::new()
+        .r#gen(quickcheck::Gen::new(1500))
+        .tests(60)
+        .quickcheck(invariants as fn(Vec<u16>, u8, u64) -> bool);
+}
