@@ -202,7 +202,7 @@ fn invariants(trace: Vec<u16>, which: u8, seed: u64) -> bool {
 fn invariants_hold_for_any_trace_and_policy() {
     // Traces of up to 1,500 seconds, long enough for every policy to act.
     quickcheck::QuickCheck::new()
-        .r#gen(quickcheck::Gen::new(1500))
+        .rng(quickcheck::Gen::new(1500))
         .tests(60)
         .quickcheck(invariants as fn(Vec<u16>, u8, u64) -> bool);
 }
