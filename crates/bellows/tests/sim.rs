@@ -203,6 +203,44 @@ fn same_seed_same_timeline_byte_for_byte_and_gzip_reads_the_same() {
     assert!(text.starts_with("stack,t,requests,served,rejected,p99_ms,cpu,demand,desired,in_service,pending,billed,capacity,over_slo\n"));
     let svg = std::fs::read_to_string(dir.join("chart.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("<path"), "{svg}");
+
+    // Two stacks side by side: one column each, one CSV, one chart with both.
+    let other = write_file(
+        &dir,
+        "other.toml",
+        &std::fs::read_to_string(&stack)
+            .unwrap()
+            .replace("threshold = 150", "threshold = 100"),
+    );
+    let csv = dir.join("both.csv");
+    let (code, out, err) = sim(&[
+        stack.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--trace",
+        plain.to_str().unwrap(),
+        "--compare",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--chart",
+        dir.join("both.svg").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let header = out
+        .lines()
+        .find(|l| l.contains("stack") && l.contains("other"))
+        .unwrap_or("");
+    assert!(header.trim_start().starts_with("stack"), "{out}");
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("stack,")).count(),
+        1800 + 1
+    );
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("other,")).count(),
+        1800
+    );
+    let svg = std::fs::read_to_string(dir.join("both.svg")).unwrap();
+    assert!(svg.contains("stack: desired") && svg.contains("other: desired"));
 }
 
 /// Sends `counts[t]` requests in second `t` from `start`, evenly spread, over one
