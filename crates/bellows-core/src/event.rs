@@ -71,12 +71,15 @@ pub enum Event {
         after: Capacity,
         cause: String,
     },
+    /// A change was asked for, by an operator or by bellows itself: the audit trail.
+    Audit { record: AuditRecord },
 }
 
 impl Event {
     pub fn time(&self) -> Time {
         match self {
             Event::Activity { activity } => activity.end.unwrap_or(activity.start),
+            Event::Audit { record } => record.time,
             Event::Lifecycle { time, .. }
             | Event::Health { time, .. }
             | Event::Protection { time, .. }
@@ -98,6 +101,7 @@ impl Event {
             Event::TargetHealth { .. } => "target_health",
             Event::Ingress { .. } => "ingress",
             Event::Alarm { .. } => "alarm",
+            Event::Audit { .. } => "audit",
         }
     }
 }
@@ -108,4 +112,30 @@ pub struct Capacity {
     pub min: u32,
     pub max: u32,
     pub desired: u32,
+}
+
+/// One change to the running system, as CloudTrail records an API call: who asked for
+/// what on which resource, the resource before and after, and how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time: Time,
+    /// The token's name (`operator`), or `bellows` for its own decisions.
+    pub actor: String,
+    /// Where the change came from: `api`, `cli`, `dashboard`, or `bellows`.
+    pub source: String,
+    /// What was asked, named like the AWS call it stands for (`UpdateAutoScalingGroup`,
+    /// `RevokeSecurityGroupIngress`, `ExecutePolicy`, ...).
+    pub action: String,
+    /// The resource, as `kind/name`: `group/web`, `instance/i-...`, `listener/public`.
+    pub target: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    /// `ok`, or the error's code and message.
+    pub result: String,
+}
+
+impl AuditRecord {
+    pub fn succeeded(&self) -> bool {
+        self.result == "ok"
+    }
 }

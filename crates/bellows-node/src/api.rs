@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use bellows_core::Time;
 use bellows_core::alarm::{AlarmState, Transition};
-use bellows_core::event::Capacity;
+use bellows_core::event::{Capacity, Event};
 use bellows_core::group::{Activity, Health, Lifecycle};
 use bellows_core::ids::InstanceId;
 use bellows_core::lb::cidr::Cidr;
@@ -26,9 +26,40 @@ use bellows_core::stack::{HealthCheckType, TerminationPolicy};
 use bellows_proxy::{ListenerView, TargetView};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::store::Delivery;
+use crate::store::{AuditEntry, Delivery};
+
+/// Who asked for a change: the token's name and where the request came from (the CLI
+/// and the dashboard say so in `X-Bellows-Source`; anything else is `api`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub name: String,
+    pub source: String,
+}
+
+impl Actor {
+    /// bellows itself, deciding on its own (policies, health replacement, shutdown).
+    pub fn bellows() -> Actor {
+        Actor {
+            name: "bellows".to_owned(),
+            source: "bellows".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.name == self.source {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{} (via {})", self.name, self.source)
+        }
+    }
+}
+
+/// The header through which the CLI and the dashboard name themselves.
+pub const SOURCE_HEADER: &str = "x-bellows-source";
 
 /// The largest request body the API reads.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -48,24 +79,25 @@ pub enum Call {
         min: Option<u32>,
         max: Option<u32>,
         desired: Option<u32>,
-        actor: String,
+        actor: Actor,
         reply: oneshot::Sender<Result<Capacity, ApiError>>,
     },
     Terminate {
         instance: InstanceId,
         decrement: bool,
-        actor: String,
+        actor: Actor,
         reply: oneshot::Sender<Result<Capacity, ApiError>>,
     },
     SetHealth {
         instance: InstanceId,
         health: Health,
-        actor: String,
+        actor: Actor,
         reply: oneshot::Sender<Result<(), ApiError>>,
     },
     SetProtection {
         instance: InstanceId,
         protected: bool,
+        actor: Actor,
         reply: oneshot::Sender<Result<(), ApiError>>,
     },
     Targets(oneshot::Sender<Vec<TargetView>>),
@@ -74,7 +106,7 @@ pub enum Call {
         listener: String,
         cidr: Cidr,
         authorize: bool,
-        actor: String,
+        actor: Actor,
         reply: oneshot::Sender<Result<IngressChange, ApiError>>,
     },
     Alarms(oneshot::Sender<Vec<AlarmView>>),
@@ -93,6 +125,18 @@ pub enum Call {
     Deliveries(oneshot::Sender<Result<Vec<Delivery>, ApiError>>),
     /// Every metric in Prometheus' text format.
     Metrics(oneshot::Sender<String>),
+    /// The audit trail, newest first.
+    Audit {
+        since: Option<Time>,
+        target: Option<String>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<AuditEntry>, ApiError>>,
+    },
+    /// Stored events after a sequence number, oldest first (an event stream's replay).
+    EventsAfter {
+        seq: i64,
+        reply: oneshot::Sender<Result<Vec<(i64, Event)>, ApiError>>,
+    },
     /// The instance's log file, and whether the instance still runs.
     Log {
         instance: InstanceId,
@@ -312,11 +356,20 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
 pub struct ApiState {
     calls: mpsc::Sender<Call>,
     token: String,
+    events: broadcast::Sender<(i64, Event)>,
 }
 
 impl ApiState {
-    pub fn new(calls: mpsc::Sender<Call>, token: String) -> ApiState {
-        ApiState { calls, token }
+    pub fn new(
+        calls: mpsc::Sender<Call>,
+        token: String,
+        events: broadcast::Sender<(i64, Event)>,
+    ) -> ApiState {
+        ApiState {
+            calls,
+            token,
+            events,
+        }
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Call) -> Result<T, ApiError> {
@@ -330,7 +383,7 @@ impl ApiState {
 }
 
 /// Proof that the request carried the token; names who made the change.
-struct Operator(String);
+struct Operator(Actor);
 
 impl FromRequestParts<ApiState> for Operator {
     type Rejection = ApiError;
@@ -343,7 +396,19 @@ impl FromRequestParts<ApiState> for Operator {
             .and_then(|v| v.strip_prefix("Bearer "));
         match given {
             Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => {
-                Ok(Operator("operator (API token)".to_owned()))
+                let source = match parts
+                    .headers
+                    .get(SOURCE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some("cli") => "cli",
+                    Some("dashboard") => "dashboard",
+                    _ => "api",
+                };
+                Ok(Operator(Actor {
+                    name: "operator".to_owned(),
+                    source: source.to_owned(),
+                }))
             }
             Some(_) => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -391,6 +456,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/metrics/query", get(metrics_query))
         .route("/api/v1/deliveries", get(deliveries))
         .route("/api/v1/groups/{group}/capacity", put(set_capacity))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/events", get(events))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/status") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -483,7 +550,7 @@ async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
 
 async fn ingress(
     s: ApiState,
-    actor: String,
+    actor: Actor,
     listener: String,
     body: IngressRequest,
     authorize: bool,
@@ -636,7 +703,7 @@ fn instance_id(raw: &str) -> Result<InstanceId, ApiError> {
 
 async fn set_protection(
     State(s): State<ApiState>,
-    Operator(_actor): Operator,
+    Operator(actor): Operator,
     Path(id): Path<String>,
     Json(body): Json<ProtectionRequest>,
 ) -> Result<StatusCode, ApiError> {
@@ -644,6 +711,7 @@ async fn set_protection(
     s.ask(|reply| Call::SetProtection {
         instance,
         protected: body.protected,
+        actor,
         reply,
     })
     .await??;
@@ -738,4 +806,106 @@ async fn logs(
         },
     );
     Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    /// How far back: a duration such as `15m`.
+    since: Option<String>,
+    /// One resource (`group/web`) or a kind of them (`instance/`).
+    target: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(s): State<ApiState>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Vec<AuditEntry>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(raw) => {
+            let d: bellows_core::Duration = raw
+                .parse()
+                .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;
+            Some(d)
+        }
+    };
+    let limit = q.limit.unwrap_or(200).min(10_000);
+    let since = since.map(|d| {
+        let now = crate::clock::now();
+        Time::from_millis(now.as_millis().saturating_sub(d.as_millis()))
+    });
+    s.ask(|reply| Call::Audit {
+        since,
+        target: q.target,
+        limit,
+        reply,
+    })
+    .await?
+    .map(axum::Json)
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    /// Replay stored events after this sequence number first (as `Last-Event-ID`).
+    after: Option<i64>,
+}
+
+/// `GET /api/v1/events`: every state change as Server-Sent Events, `id` = its sequence
+/// number in the store, `event` = its kind, `data` = the event as JSON. A client that
+/// reconnects with `Last-Event-ID` (or `?after=`) gets what it missed first.
+async fn events(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event as Sse, KeepAlive};
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let after = match headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::parse::<i64>)
+    {
+        Some(Ok(seq)) => Some(seq),
+        Some(Err(_)) => return Err(ApiError::bad_request("Last-Event-ID must be a number")),
+        None => q.after,
+    };
+    // Subscribe before reading the store, so nothing falls between the two.
+    let live = s.events.subscribe();
+    let replay = match after {
+        Some(seq) => s.ask(|reply| Call::EventsAfter { seq, reply }).await??,
+        None => Vec::new(),
+    };
+    let last = replay.last().map_or(after.unwrap_or(0), |(seq, _)| *seq);
+    let to_sse = |seq: i64, e: &Event| {
+        Sse::default()
+            .id(seq.to_string())
+            .event(e.kind())
+            .json_data(e)
+            .unwrap_or_else(|_| Sse::default().comment("unserialisable event"))
+    };
+    let replayed: Vec<Result<Sse, std::convert::Infallible>> =
+        replay.iter().map(|(seq, e)| Ok(to_sse(*seq, e))).collect();
+    let live = futures_util::stream::unfold((live, last), move |(mut rx, last)| async move {
+        loop {
+            match rx.recv().await {
+                Ok((seq, e)) if seq > last => {
+                    return Some((Ok(to_sse(seq, &e)), (rx, seq)));
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    let note = Sse::default().event("lagged").data(format!(
+                        "{n} events were dropped; reconnect with Last-Event-ID to replay them"
+                    ));
+                    return Some((Ok(note), (rx, last)));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream = futures_util::StreamExt::chain(futures_util::stream::iter(replayed), live);
+    Ok(axum::response::Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

@@ -57,6 +57,7 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
+        req = req.header(crate::api::SOURCE_HEADER, "cli");
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use bellows_core::Time;
 use bellows_core::alarm::Transition;
-use bellows_core::event::Event;
+use bellows_core::event::{AuditRecord, Event};
 use bellows_core::group::{Command, Group, Lifecycle};
 use bellows_core::group::{Health, HealthSource};
 use bellows_core::ids::{IdGen, InstanceId};
@@ -20,9 +20,9 @@ use bellows_core::metrics::{MetricStore, SeriesKey};
 use bellows_core::scaling::{GroupView as ScalerGroups, Outcome, PolicyKind, Scaler};
 use bellows_core::stack::{HealthCheckType, Stack};
 use bellows_proxy::{Proxy, ProxyError, ProxyEvent};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::api::{self, ApiError, Call, GroupView, InstanceView, StatusView};
+use crate::api::{self, Actor, ApiError, Call, GroupView, InstanceView, StatusView};
 use crate::cgroup::Cgroups;
 use crate::clock;
 use crate::provider::{ProcEvent, Provider};
@@ -80,6 +80,8 @@ struct Node {
     token: String,
     /// Each instance's metadata endpoint.
     metadata: HashMap<InstanceId, tokio::task::JoinHandle<()>>,
+    /// Every recorded event with its sequence number, for the API's event stream.
+    events: broadcast::Sender<(i64, Event)>,
 }
 
 /// Runs the stack until `shutdown` completes, then stops every instance and returns.
@@ -130,7 +132,12 @@ pub async fn run(
     )?;
     let control = listener.local_addr()?;
     let (stop_api, api_stopped) = oneshot::channel::<()>();
-    let router = api::router(api::ApiState::new(call_tx, opts.token.clone()));
+    let (events, _) = broadcast::channel(1024);
+    let router = api::router(api::ApiState::new(
+        call_tx,
+        opts.token.clone(),
+        events.clone(),
+    ));
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async {
@@ -169,6 +176,7 @@ pub async fn run(
         instance_tokens: HashMap::new(),
         token: opts.token.clone(),
         metadata: HashMap::new(),
+        events,
         state_dir: opts.state_dir,
         control,
         cgroups: enforced,
@@ -279,13 +287,13 @@ impl Node {
 
     /// Records the groups' new events in the store.
     fn flush(&mut self) {
-        for group in self.groups.values_mut() {
-            for event in group.take_events() {
-                if let Err(e) = self.store.record(&event) {
-                    tracing::error!(error = %e, "cannot record an event");
-                }
-                log_event(&event);
-            }
+        let events: Vec<Event> = self
+            .groups
+            .values_mut()
+            .flat_map(|g| g.take_events())
+            .collect();
+        for event in events {
+            self.record(event);
         }
     }
 
@@ -338,6 +346,23 @@ impl Node {
         }
     }
 
+    /// An instance as the audit trail shows it before and after a change.
+    fn instance_json(&self, id: &InstanceId) -> serde_json::Value {
+        let Some(i) = self
+            .owner
+            .get(id)
+            .and_then(|g| self.groups.get(g))
+            .and_then(|g| g.instance(id))
+        else {
+            return serde_json::Value::Null;
+        };
+        serde_json::json!({
+            "lifecycle": i.lifecycle,
+            "health": i.health,
+            "protected": i.protected,
+        })
+    }
+
     /// The group an instance in service belongs to, or the API's 404.
     fn group_of(&mut self, instance: &InstanceId) -> Result<&mut Group, ApiError> {
         self.owner
@@ -358,11 +383,42 @@ impl Node {
         self.owner.remove(id);
     }
 
+    /// Stores one event, logs it and sends it to the event stream's subscribers.
     fn record(&mut self, event: Event) {
-        if let Err(e) = self.store.record(&event) {
-            tracing::error!(error = %e, "cannot record an event");
-        }
         log_event(&event);
+        match self.store.record(&event) {
+            Ok(seq) => {
+                // No subscriber is not an error.
+                let _ = self.events.send((seq, event));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record an event"),
+        }
+    }
+
+    /// Records one change in the audit trail.
+    fn audit(
+        &mut self,
+        actor: &Actor,
+        action: &str,
+        target: String,
+        before: serde_json::Value,
+        after: serde_json::Value,
+        result: Result<(), &ApiError>,
+    ) {
+        let record = AuditRecord {
+            time: clock::now(),
+            actor: actor.name.clone(),
+            source: actor.source.clone(),
+            action: action.to_owned(),
+            target,
+            before,
+            after,
+            result: match result {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("{}: {}", e.code, e.message),
+            },
+        };
+        self.record(Event::Audit { record });
     }
 
     fn on_proxy(&mut self, event: ProxyEvent) {
@@ -399,10 +455,19 @@ impl Node {
                         "target group {target_group}: {}",
                         reason_text.unwrap_or_default()
                     );
-                    let _ = g.set_health(&instance, Health::Unhealthy, HealthSource::Elb, why, now);
+                    if let Ok(true) = g.set_health(
+                        &instance,
+                        Health::Unhealthy,
+                        HealthSource::Elb,
+                        why.clone(),
+                        now,
+                    ) {
+                        self.audit_elb_unhealthy(&instance, why);
+                    }
                 }
             }
             ProxyEvent::ColdStart { target_group } => {
+                let mut woken = Vec::new();
                 let actor = format!(
                     "bellows (a request arrived for target group {target_group} while it had no instance)"
                 );
@@ -414,9 +479,21 @@ impl Node {
                         let cap = g.capacity();
                         if cap.desired == 0 && cap.max >= 1 {
                             tracing::info!(group = %spec.name, %target_group, "scaling from zero for a waiting request");
-                            let _ = g.set_capacity(None, None, Some(1), now, &actor);
+                            if let Ok(after) = g.set_capacity(None, None, Some(1), now, &actor) {
+                                woken.push((spec.name.clone(), cap, after));
+                            }
                         }
                     }
+                }
+                for (group, before, after) in woken {
+                    self.audit(
+                        &Actor::bellows(),
+                        "SetDesiredCapacity",
+                        format!("group/{group}"),
+                        serde_json::json!(before),
+                        serde_json::json!({ "capacity": after, "why": format!("a request arrived for target group {target_group} while it had no instance") }),
+                        Ok(()),
+                    );
                 }
             }
             ProxyEvent::Drained {
@@ -429,6 +506,18 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// bellows marked an instance unhealthy from its target's health checks.
+    fn audit_elb_unhealthy(&mut self, instance: &InstanceId, why: String) {
+        self.audit(
+            &Actor::bellows(),
+            "SetInstanceHealth",
+            format!("instance/{instance}"),
+            serde_json::json!({ "health": Health::Healthy }),
+            serde_json::json!({ "health": Health::Unhealthy, "why": why }),
+            Ok(()),
+        );
     }
 
     /// Like EC2 Auto Scaling polling ELB health: an instance whose target is unhealthy
@@ -460,8 +549,15 @@ impl Node {
                 .group(&group)
                 .is_some_and(|g| g.health_check_type == HealthCheckType::Elb)
                 && let Some(g) = self.groups.get_mut(&group)
+                && let Ok(true) = g.set_health(
+                    &instance,
+                    Health::Unhealthy,
+                    HealthSource::Elb,
+                    why.clone(),
+                    now,
+                )
             {
-                let _ = g.set_health(&instance, Health::Unhealthy, HealthSource::Elb, why, now);
+                self.audit_elb_unhealthy(&instance, why);
             }
         }
     }
@@ -499,12 +595,26 @@ impl Node {
                 actor,
                 reply,
             } => {
+                let before = self.groups.get(&group).map(|g| g.capacity());
                 let result = match self.groups.get_mut(&group) {
                     None => Err(ApiError::not_found(format!("no group named `{group}`"))),
                     Some(g) => g
-                        .set_capacity(min, max, desired, now, &actor)
+                        .set_capacity(min, max, desired, now, &actor.to_string())
                         .map_err(|e| ApiError::conflict("capacity", e.to_string())),
                 };
+                let asked = serde_json::json!({ "min": min, "max": max, "desired": desired });
+                let after = match &result {
+                    Ok(cap) => serde_json::json!(cap),
+                    Err(_) => asked,
+                };
+                self.audit(
+                    &actor,
+                    "UpdateAutoScalingGroup",
+                    format!("group/{group}"),
+                    serde_json::json!(before),
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::Terminate {
@@ -513,6 +623,7 @@ impl Node {
                 actor,
                 reply,
             } => {
+                let before = self.instance_json(&instance);
                 let command = match self.owner.get(&instance).cloned() {
                     None => Err(ApiError::not_found(format!(
                         "no instance `{instance}` in service"
@@ -520,7 +631,13 @@ impl Node {
                     Some(group) => match self.groups.get_mut(&group) {
                         None => Err(ApiError::not_found(format!("no group `{group}`"))),
                         Some(g) => g
-                            .terminate_instance(&instance, decrement, now, &actor, &mut self.ids)
+                            .terminate_instance(
+                                &instance,
+                                decrement,
+                                now,
+                                &actor.to_string(),
+                                &mut self.ids,
+                            )
                             .map(|c| (c, g.capacity()))
                             .map_err(|e| ApiError::conflict("instance", e.to_string())),
                     },
@@ -529,6 +646,19 @@ impl Node {
                     self.execute(c, now);
                     cap
                 });
+                let after = serde_json::json!({
+                    "instance": self.instance_json(&instance),
+                    "decrement_desired": decrement,
+                    "capacity": result.as_ref().ok(),
+                });
+                self.audit(
+                    &actor,
+                    "TerminateInstanceInAutoScalingGroup",
+                    format!("instance/{instance}"),
+                    before,
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::SetHealth {
@@ -537,6 +667,7 @@ impl Node {
                 actor,
                 reply,
             } => {
+                let before = self.instance_json(&instance);
                 let result = self.group_of(&instance).and_then(|g| {
                     g.set_health(
                         &instance,
@@ -548,17 +679,37 @@ impl Node {
                     .map(|_| ())
                     .map_err(|e| ApiError::conflict("instance", e.to_string()))
                 });
+                let after = self.instance_json(&instance);
+                self.audit(
+                    &actor,
+                    "SetInstanceHealth",
+                    format!("instance/{instance}"),
+                    before,
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::SetProtection {
                 instance,
                 protected,
+                actor,
                 reply,
             } => {
+                let before = self.instance_json(&instance);
                 let result = self.group_of(&instance).and_then(|g| {
                     g.set_protected(&instance, protected, now)
                         .map_err(|e| ApiError::conflict("instance", e.to_string()))
                 });
+                let after = self.instance_json(&instance);
+                self.audit(
+                    &actor,
+                    "SetInstanceProtection",
+                    format!("instance/{instance}"),
+                    before,
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::Targets(reply) => {
@@ -574,6 +725,14 @@ impl Node {
                 actor,
                 reply,
             } => {
+                let ingress_of = |proxy: &Proxy| {
+                    proxy
+                        .listeners()
+                        .into_iter()
+                        .find(|l| l.name == listener)
+                        .map(|l| l.ingress)
+                };
+                let before = ingress_of(&self.proxy);
                 let result = if authorize {
                     self.proxy.authorize(&listener, cidr)
                 } else {
@@ -587,18 +746,12 @@ impl Node {
                                 listener: listener.clone(),
                                 cidr: cidr.to_string(),
                                 authorized: authorize,
-                                actor,
+                                actor: actor.to_string(),
                             });
                         }
-                        let ingress = self
-                            .proxy
-                            .listeners()
-                            .into_iter()
-                            .find(|l| l.name == listener)
-                            .map(|l| l.ingress)
-                            .unwrap_or_default();
+                        let ingress = ingress_of(&self.proxy).unwrap_or_default();
                         Ok(api::IngressChange {
-                            listener,
+                            listener: listener.clone(),
                             cidr,
                             changed,
                             ingress,
@@ -606,6 +759,19 @@ impl Node {
                     }
                     Err(e) => Err(ApiError::not_found(e.to_string())),
                 };
+                let after = ingress_of(&self.proxy);
+                self.audit(
+                    &actor,
+                    if authorize {
+                        "AuthorizeSecurityGroupIngress"
+                    } else {
+                        "RevokeSecurityGroupIngress"
+                    },
+                    format!("listener/{listener}"),
+                    serde_json::json!({ "ingress": before }),
+                    serde_json::json!({ "ingress": after, "cidr": cidr.to_string() }),
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::Alarms(reply) => {
@@ -629,6 +795,25 @@ impl Node {
             }
             Call::Metrics(reply) => {
                 let _ = reply.send(self.prometheus());
+            }
+            Call::Audit {
+                since,
+                target,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.store
+                        .audit(since, target.as_deref(), limit)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
+            }
+            Call::EventsAfter { seq, reply } => {
+                let _ = reply.send(
+                    self.store
+                        .events_after(seq, 10_000)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
             }
             Call::Log { instance, reply } => {
                 let path = self.provider.log_path(&instance);
@@ -1045,6 +1230,19 @@ impl Node {
                     to,
                 } => {
                     tracing::info!(group = %group, policy = %policy, from, to, "scaling");
+                    let scheduled = self.stack.scheduled.iter().any(|a| a.name == policy);
+                    self.audit(
+                        &Actor::bellows(),
+                        if scheduled {
+                            "ExecuteScheduledAction"
+                        } else {
+                            "ExecutePolicy"
+                        },
+                        format!("group/{group}"),
+                        serde_json::json!({ "desired": from }),
+                        serde_json::json!({ "desired": to, "by": policy }),
+                        Ok(()),
+                    );
                 }
             }
         }

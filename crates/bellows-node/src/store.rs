@@ -28,6 +28,14 @@ pub struct Delivery {
     pub next_attempt: bellows_core::Time,
 }
 
+/// One audit record with its place in the event sequence.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub record: bellows_core::event::AuditRecord,
+}
+
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
@@ -53,6 +61,15 @@ impl Store {
                  body TEXT NOT NULL
              );
              CREATE INDEX IF NOT EXISTS activities_by_group ON activities (group_name, start);
+             CREATE TABLE IF NOT EXISTS audit (
+                 seq INTEGER PRIMARY KEY,
+                 time INTEGER NOT NULL,
+                 actor TEXT NOT NULL,
+                 action TEXT NOT NULL,
+                 target TEXT NOT NULL,
+                 body TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS audit_by_time ON audit (time);
              CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  created INTEGER NOT NULL,
@@ -77,6 +94,19 @@ impl Store {
             params![event.time().as_millis() as i64, event.kind(), body],
         )?;
         let seq = tx.last_insert_rowid();
+        if let Event::Audit { record } = event {
+            tx.execute(
+                "INSERT INTO audit (seq, time, actor, action, target, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    seq,
+                    record.time.as_millis() as i64,
+                    record.actor,
+                    record.action,
+                    record.target,
+                    serde_json::to_string(record)?
+                ],
+            )?;
+        }
         if let Event::Activity { activity } = event {
             tx.execute(
                 "INSERT INTO activities (id, group_name, start, body) VALUES (?1, ?2, ?3, ?4)
@@ -107,6 +137,50 @@ impl Store {
         let mut out = Vec::new();
         for body in rows {
             out.push(serde_json::from_str(&body?)?);
+        }
+        Ok(out)
+    }
+
+    /// The audit trail, newest first, optionally only records at or after `since` and
+    /// only of one target (`group/web`) or of targets under a prefix (`instance/`).
+    pub fn audit(
+        &self,
+        since: Option<bellows_core::Time>,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, body FROM audit WHERE time >= ?1 AND (?2 IS NULL OR target = ?2 OR substr(target, 1, length(?2)) = ?2)
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let since = since.map_or(0, |t| t.as_millis() as i64);
+        let rows = stmt.query_map(params![since, target, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, body) = row?;
+            out.push(AuditEntry {
+                seq,
+                record: serde_json::from_str(&body)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stored events after `seq`, oldest first: what an event stream replays to a client
+    /// that reconnects with `Last-Event-ID`.
+    pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, Event)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![seq, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, body) = row?;
+            out.push((seq, serde_json::from_str(&body)?));
         }
         Ok(out)
     }

@@ -14,7 +14,7 @@ use bellows_node::api::{
 };
 use bellows_node::client::Client;
 use bellows_node::clock;
-use bellows_node::store::Delivery;
+use bellows_node::store::{AuditEntry, Delivery};
 use bellows_proxy::TargetView;
 use serde::Serialize;
 
@@ -538,6 +538,78 @@ pub async fn deliveries(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     }
     t.print();
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn audit(
+    ctx: &Context,
+    since: Option<String>,
+    target: Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut query = vec![format!("limit={limit}")];
+    if let Some(s) = since {
+        query.push(format!("since={}", url_escape(&s)));
+    }
+    if let Some(t) = target {
+        query.push(format!("target={}", url_escape(&t)));
+    }
+    let list: Vec<AuditEntry> = ctx
+        .client()
+        .get(&format!("/api/v1/audit?{}", query.join("&")))
+        .await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&[
+        "TIME", "ACTOR", "ACTION", "TARGET", "BEFORE", "AFTER", "RESULT",
+    ]);
+    for e in &list {
+        let r = &e.record;
+        t.row(vec![
+            r.time.to_string(),
+            if r.actor == r.source {
+                r.actor.clone()
+            } else {
+                format!("{} ({})", r.actor, r.source)
+            },
+            r.action.clone(),
+            r.target.clone(),
+            compact(&r.before),
+            compact(&r.after),
+            r.result.clone(),
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A JSON value on one line, without the quotes around keys, for a table cell.
+fn compact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| format!("{k}={}", compact(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Percent-encodes a query parameter's value.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// One request with `Connection: close`: (status, body).

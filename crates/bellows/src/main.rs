@@ -125,6 +125,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The audit trail: every change, by whom, before and after (newest first).
+    Audit {
+        /// Only changes this recent, e.g. `15m`, `2h`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only one resource (`group/web`) or a kind of them (`instance/`).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Webhook deliveries from the persistent outbox, with their status.
     Deliveries {
         #[arg(long)]
@@ -304,6 +317,12 @@ fn main() -> ExitCode {
             Command::Check { file } => commands::check(&ctx, file).await,
             Command::Alarms { json } => commands::alarms(&ctx, json).await,
             Command::Deliveries { json } => commands::deliveries(&ctx, json).await,
+            Command::Audit {
+                since,
+                target,
+                limit,
+                json,
+            } => commands::audit(&ctx, since, target, limit, json).await,
             Command::Targets { target_group, json } => {
                 commands::targets(&ctx, target_group, json).await
             }
