@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Time;
 use crate::alarm::AlarmState;
-use crate::group::{Activity, Health, Lifecycle};
+use crate::group::{Activity, Health, Lifecycle, Refresh};
 use crate::ids::InstanceId;
 use crate::lb::select::TargetState;
 
@@ -71,6 +71,8 @@ pub enum Event {
         after: Capacity,
         cause: String,
     },
+    /// An instance refresh started, started a batch, ended or was cancelled.
+    Refresh { time: Time, refresh: Refresh },
     /// A change was asked for, by an operator or by bellows itself: the audit trail.
     Audit { record: AuditRecord },
 }
@@ -86,6 +88,7 @@ impl Event {
             | Event::Capacity { time, .. }
             | Event::TargetHealth { time, .. }
             | Event::Ingress { time, .. }
+            | Event::Refresh { time, .. }
             | Event::Alarm { time, .. } => *time,
         }
     }
@@ -102,6 +105,7 @@ impl Event {
             Event::Ingress { .. } => "ingress",
             Event::Alarm { .. } => "alarm",
             Event::Audit { .. } => "audit",
+            Event::Refresh { .. } => "refresh",
         }
     }
 }

@@ -18,7 +18,7 @@ use axum::routing::{get, put};
 use bellows_core::Time;
 use bellows_core::alarm::{AlarmState, Transition};
 use bellows_core::event::{Capacity, Event};
-use bellows_core::group::{Activity, Health, Lifecycle};
+use bellows_core::group::{Activity, Health, Lifecycle, Refresh};
 use bellows_core::ids::InstanceId;
 use bellows_core::lb::cidr::Cidr;
 use bellows_core::metrics::SeriesKey;
@@ -125,6 +125,23 @@ pub enum Call {
     Deliveries(oneshot::Sender<Result<Vec<Delivery>, ApiError>>),
     /// Every metric in Prometheus' text format.
     Metrics(oneshot::Sender<String>),
+    StartRefresh {
+        group: String,
+        min_healthy_percentage: Option<u32>,
+        warmup: Option<bellows_core::Duration>,
+        actor: Actor,
+        reply: oneshot::Sender<Result<Refresh, ApiError>>,
+    },
+    CancelRefresh {
+        group: String,
+        actor: Actor,
+        reply: oneshot::Sender<Result<Refresh, ApiError>>,
+    },
+    /// The group's refresh in progress, or its last one.
+    Refresh {
+        group: String,
+        reply: oneshot::Sender<Result<Option<Refresh>, ApiError>>,
+    },
     /// The audit trail, newest first.
     Audit {
         since: Option<Time>,
@@ -456,6 +473,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/metrics/query", get(metrics_query))
         .route("/api/v1/deliveries", get(deliveries))
         .route("/api/v1/groups/{group}/capacity", put(set_capacity))
+        .route(
+            "/api/v1/groups/{group}/refresh",
+            get(refresh_status)
+                .post(start_refresh)
+                .delete(cancel_refresh),
+        )
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/events", get(events))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/status") })
@@ -908,4 +931,69 @@ async fn events(
     Ok(axum::response::Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The body of `POST /api/v1/groups/{group}/refresh`, like StartInstanceRefresh's
+/// preferences.
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// Default 90.
+    pub min_healthy_percentage: Option<u32>,
+    /// A duration such as `30s`; default: the group's instance warmup.
+    pub warmup: Option<String>,
+}
+
+async fn start_refresh(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(group): Path<String>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<(StatusCode, axum::Json<Refresh>), ApiError> {
+    if body.min_healthy_percentage.is_some_and(|p| p > 100) {
+        return Err(ApiError::bad_request(
+            "min_healthy_percentage must be between 0 and 100",
+        ));
+    }
+    let warmup = match body.warmup.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<bellows_core::Duration>()
+                .map_err(|e| ApiError::bad_request(format!("warmup: {e}")))?,
+        ),
+    };
+    let r = s
+        .ask(|reply| Call::StartRefresh {
+            group,
+            min_healthy_percentage: body.min_healthy_percentage,
+            warmup,
+            actor,
+            reply,
+        })
+        .await??;
+    Ok((StatusCode::CREATED, axum::Json(r)))
+}
+
+async fn cancel_refresh(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(group): Path<String>,
+) -> Result<axum::Json<Refresh>, ApiError> {
+    s.ask(|reply| Call::CancelRefresh {
+        group,
+        actor,
+        reply,
+    })
+    .await?
+    .map(axum::Json)
+}
+
+async fn refresh_status(
+    State(s): State<ApiState>,
+    Path(group): Path<String>,
+) -> Result<axum::Json<Refresh>, ApiError> {
+    s.ask(|reply| Call::Refresh { group, reply })
+        .await??
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("this group has had no instance refresh"))
 }

@@ -126,6 +126,10 @@ impl Client {
         Self::json(self.send(Method::POST, path, Some(body)).await?).await
     }
 
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        Self::json(self.send(Method::DELETE, path, None).await?).await
+    }
+
     /// Copies a response body to `out` as it arrives (for following logs).
     pub async fn stream(&self, path: &str, out: &mut impl Write) -> Result<(), ClientError> {
         let mut body = self.send(Method::GET, path, None).await?.into_body();

@@ -796,6 +796,69 @@ impl Node {
             Call::Metrics(reply) => {
                 let _ = reply.send(self.prometheus());
             }
+            Call::StartRefresh {
+                group,
+                min_healthy_percentage,
+                warmup,
+                actor,
+                reply,
+            } => {
+                let default_warmup = self
+                    .warmups
+                    .get(&group)
+                    .map(|w| bellows_core::Duration::from_millis(w.as_millis() as u64))
+                    .unwrap_or_default();
+                let spec = bellows_core::group::RefreshSpec {
+                    min_healthy_percentage: min_healthy_percentage.unwrap_or(90),
+                    warmup: warmup.unwrap_or(default_warmup),
+                };
+                let result = match self.groups.get_mut(&group) {
+                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
+                    Some(g) => g
+                        .start_refresh(spec, now, &mut self.ids)
+                        .map_err(|e| ApiError::conflict("refresh", e.to_string())),
+                };
+                self.audit(
+                    &actor,
+                    "StartInstanceRefresh",
+                    format!("group/{group}"),
+                    serde_json::Value::Null,
+                    serde_json::json!(spec),
+                    result.as_ref().map(|_| ()),
+                );
+                let _ = reply.send(result);
+            }
+            Call::CancelRefresh {
+                group,
+                actor,
+                reply,
+            } => {
+                let result = match self.groups.get_mut(&group) {
+                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
+                    Some(g) => g
+                        .cancel_refresh(now)
+                        .map_err(|e| ApiError::conflict("refresh", e.to_string())),
+                };
+                let after = result.as_ref().ok().map(
+                    |r| serde_json::json!({ "status": r.status, "remaining": r.remaining.len() }),
+                );
+                self.audit(
+                    &actor,
+                    "CancelInstanceRefresh",
+                    format!("group/{group}"),
+                    serde_json::Value::Null,
+                    serde_json::json!(after),
+                    result.as_ref().map(|_| ()),
+                );
+                let _ = reply.send(result);
+            }
+            Call::Refresh { group, reply } => {
+                let result = match self.groups.get(&group) {
+                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
+                    Some(g) => Ok(g.refresh().cloned()),
+                };
+                let _ = reply.send(result);
+            }
             Call::Audit {
                 since,
                 target,

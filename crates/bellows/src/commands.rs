@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use bellows_core::event::Capacity;
-use bellows_core::group::{Activity, ActivityStatus};
+use bellows_core::group::{Activity, ActivityStatus, Refresh, RefreshStatus};
 use bellows_core::metrics::SeriesKey;
-use bellows_node::api::{AlarmView, HealthRequest, MetricResult, TerminateRequest};
+use bellows_node::api::{AlarmView, HealthRequest, MetricResult, RefreshRequest, TerminateRequest};
 use bellows_node::api::{
     CapacityRequest, IngressChange, IngressRequest, InstanceView, ProtectionRequest, StatusView,
 };
@@ -537,6 +537,73 @@ pub async fn deliveries(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         ]);
     }
     t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub enum RefreshAction {
+    Start {
+        min_healthy_percentage: u32,
+        warmup: Option<String>,
+    },
+    Status,
+    Cancel,
+}
+
+pub async fn refresh(
+    ctx: &Context,
+    group: &str,
+    what: RefreshAction,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = ctx.client();
+    let path = format!("/api/v1/groups/{group}/refresh");
+    let mut r: Refresh = match what {
+        RefreshAction::Start {
+            min_healthy_percentage,
+            warmup,
+        } => client
+            .post(
+                &path,
+                &RefreshRequest {
+                    min_healthy_percentage: Some(min_healthy_percentage),
+                    warmup,
+                },
+            )
+            .await
+            .with_context(|| format!("cannot start an instance refresh of `{group}`"))?,
+        RefreshAction::Status => client.get(&path).await?,
+        RefreshAction::Cancel => client.delete(&path).await?,
+    };
+    let line = |r: &Refresh| {
+        format!(
+            "refresh {} of {}: {:?}, {}% ({} of {} left), {}",
+            r.id,
+            r.group,
+            r.status,
+            r.percentage_complete,
+            r.remaining.len(),
+            r.total,
+            r.status_reason
+        )
+    };
+    if wait && !json {
+        let mut last = String::new();
+        while r.status == RefreshStatus::InProgress {
+            let now = line(&r);
+            if now != last {
+                out!("{now}");
+                last = now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            r = client.get(&path).await?;
+        }
+    }
+    if json {
+        print_json(&r)?;
+    } else {
+        out!("{}", line(&r));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

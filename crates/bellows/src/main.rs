@@ -98,6 +98,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace every instance of a group in batches, like `aws autoscaling
+    /// start-instance-refresh`; or show (`--status`) or cancel (`--cancel`) one.
+    Refresh {
+        group: String,
+        /// The share of desired capacity kept healthy and in service, 0 to 100.
+        #[arg(long, default_value_t = 90)]
+        min_healthy_percentage: u32,
+        /// How long a replacement serves before the next batch (default: the group's
+        /// instance warmup).
+        #[arg(long)]
+        warmup: Option<String>,
+        /// Follow the refresh until it ends, with its progress.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, conflicts_with = "cancel")]
+        status: bool,
+        #[arg(long)]
+        cancel: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List metric series, or query one metric's statistic over time (with a sparkline).
     Metrics {
         /// The namespace, like AWS/EC2, AWS/ApplicationELB, AWS/AutoScaling or yours.
@@ -317,6 +338,27 @@ fn main() -> ExitCode {
             Command::Check { file } => commands::check(&ctx, file).await,
             Command::Alarms { json } => commands::alarms(&ctx, json).await,
             Command::Deliveries { json } => commands::deliveries(&ctx, json).await,
+            Command::Refresh {
+                group,
+                min_healthy_percentage,
+                warmup,
+                wait,
+                status,
+                cancel,
+                json,
+            } => {
+                let what = if cancel {
+                    commands::RefreshAction::Cancel
+                } else if status {
+                    commands::RefreshAction::Status
+                } else {
+                    commands::RefreshAction::Start {
+                        min_healthy_percentage,
+                        warmup,
+                    }
+                };
+                commands::refresh(&ctx, &group, what, wait, json).await
+            }
             Command::Audit {
                 since,
                 target,

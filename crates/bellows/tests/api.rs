@@ -283,3 +283,71 @@ fn the_event_stream_sends_each_change_and_replays_what_a_client_missed() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn a_refresh_replaces_every_instance_under_load_without_a_failed_request() {
+    let up = Up::start("refresh", &echo_stack(3));
+    up.wait_for("three healthy targets", Duration::from_secs(20), |u| {
+        u.healthy() == 3
+    });
+    let old: Vec<String> = up
+        .in_service()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    let lb = up.lb();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let (status, body) = http(&lb, "GET", "/", None);
+                if status == 200 {
+                    ok += 1;
+                } else {
+                    failed.push((status, body));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (ok, failed)
+        })
+    };
+    let out = up.cli(&[
+        "refresh",
+        "web",
+        "--min-healthy-percentage",
+        "60",
+        "--warmup",
+        "1s",
+        "--wait",
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Successful"), "{text}");
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok
+    );
+    assert!(ok > 20, "{ok} requests");
+    let now: Vec<String> = up
+        .in_service()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(now.len(), 3);
+    assert!(now.iter().all(|id| !old.contains(id)), "{old:?} -> {now:?}");
+    let status = up.json(&["refresh", "web", "--status"]);
+    assert_eq!(status["total"], 3);
+    assert!(status["batches"].as_u64().unwrap() >= 2, "{status}");
+    find(&audit(&up), "StartInstanceRefresh", "group/web");
+    // No refresh to cancel now: a clear error.
+    let out = up.cli(&["refresh", "web", "--cancel"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no instance refresh"));
+}
