@@ -167,11 +167,9 @@ impl Group {
             .filter(|i| is_live(i) && ready(i))
             .count() as u32;
         let done = r.total - r.remaining.len() as u32;
-        r.percentage_complete = if r.total == 0 {
-            100
-        } else {
-            (done.saturating_sub(settling.min(done)) * 100) / r.total
-        };
+        r.percentage_complete = (done.saturating_sub(settling.min(done)) * 100)
+            .checked_div(r.total)
+            .unwrap_or(100);
         let mut commands = Vec::new();
         let before = r.clone();
         if r.remaining.is_empty() && settling == 0 {
