@@ -142,6 +142,16 @@ pub enum Call {
         group: String,
         reply: oneshot::Sender<Result<Option<Refresh>, ApiError>>,
     },
+    /// Records a change made outside the loop (a request to an instance) in the audit
+    /// trail.
+    Note {
+        actor: Actor,
+        action: String,
+        target: String,
+        after: serde_json::Value,
+        ok: bool,
+        reply: oneshot::Sender<()>,
+    },
     /// The audit trail, newest first.
     Audit {
         since: Option<Time>,
@@ -263,6 +273,8 @@ pub struct GroupView {
     pub target_groups: Vec<String>,
     pub health_check_type: HealthCheckType,
     pub termination_policy: TerminationPolicy,
+    /// The refresh in progress, or the last one.
+    pub refresh: Option<Refresh>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -479,7 +491,13 @@ pub fn router(state: ApiState) -> Router {
                 .post(start_refresh)
                 .delete(cancel_refresh),
         )
+        .route("/api/v1/instances/{id}/stress", axum::routing::post(stress))
         .route("/api/v1/audit", get(audit))
+        .route("/", get(|| async { asset("index.html") }))
+        .route(
+            "/assets/{file}",
+            get(|Path(file): Path<String>| async move { asset(&file) }),
+        )
         .route("/api/v1/events", get(events))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/status") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -996,4 +1014,143 @@ async fn refresh_status(
         .await??
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("this group has had no instance refresh"))
+}
+
+/// The dashboard's files, built into the binary: (name, content type, bytes).
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../assets/index.html"),
+    ),
+    (
+        "dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/dashboard.js"),
+    ),
+    (
+        "dashboard.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/dashboard.css"),
+    ),
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/vendor/uplot/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/vendor/uplot/uPlot.min.css"),
+    ),
+    (
+        "uPlot.LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../assets/vendor/uplot/LICENSE"),
+    ),
+];
+
+/// One of the dashboard's files, with headers that keep the page to its own origin.
+fn asset(name: &str) -> Response {
+    let Some((_, content_type, body)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+        return ApiError::not_found(format!("no dashboard file `{name}`")).into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, *content_type),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        *body,
+    )
+        .into_response()
+}
+
+/// `POST /api/v1/instances/{id}/stress`: asks the instance (the stress app of seed 002)
+/// to load its CPU, as a `POST /` to it would; the body is passed on as it is.
+async fn stress(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+    body: bytes::Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let instance = instance_id(&id)?;
+    if !body.is_empty() {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| ApiError::bad_request(format!("the body must be JSON: {e}")))?;
+    }
+    let target = s
+        .ask(Call::Instances)
+        .await?
+        .into_iter()
+        .find(|i| i.id == instance && i.lifecycle == Lifecycle::InService)
+        .and_then(|i| i.private_ip.map(|ip| format!("{ip}:{}", i.port)))
+        .ok_or_else(|| ApiError::not_found(format!("no instance `{id}` in service")))?;
+    let answer = tokio::time::timeout(Duration::from_secs(5), post_once(&target, &body))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                format!("{target} did not answer within 5 s"),
+            )
+        })?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "unreachable",
+                format!("{target}: {e}"),
+            )
+        })?;
+    let (status, text) = answer;
+    let _ = s
+        .ask(|reply| Call::Note {
+            actor,
+            action: "StartStress".to_owned(),
+            target: format!("instance/{id}"),
+            after: serde_json::json!({ "request": String::from_utf8_lossy(&body), "status": status }),
+            ok: (200..300).contains(&status),
+            reply,
+        })
+        .await;
+    if !(200..300).contains(&status) {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "instance_refused",
+            format!("{target} answered {status}: {}", text.trim()),
+        ));
+    }
+    Ok(axum::Json(
+        serde_json::json!({ "instance": id, "status": status, "answer": text.trim() }),
+    ))
+}
+
+/// One `POST /` with `Connection: close`: the status and the body.
+async fn post_once(addr: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    let mut raw = Vec::new();
+    s.take(64 * 1024).read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
 }

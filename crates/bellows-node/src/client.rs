@@ -45,6 +45,14 @@ impl Client {
         Client { addr, token, http }
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     async fn send(
         &self,
         method: Method,

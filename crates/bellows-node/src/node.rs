@@ -859,6 +859,25 @@ impl Node {
                 };
                 let _ = reply.send(result);
             }
+            Call::Note {
+                actor,
+                action,
+                target,
+                after,
+                ok,
+                reply,
+            } => {
+                let failed = ApiError::conflict("instance", "the instance refused");
+                self.audit(
+                    &actor,
+                    &action,
+                    target,
+                    serde_json::Value::Null,
+                    after,
+                    if ok { Ok(()) } else { Err(&failed) },
+                );
+                let _ = reply.send(());
+            }
             Call::Audit {
                 since,
                 target,
@@ -1002,6 +1021,7 @@ impl Node {
                         target_groups: spec.target_groups.clone(),
                         health_check_type: spec.health_check_type,
                         termination_policy: spec.termination_policy,
+                        refresh: g.refresh().cloned(),
                     })
                 })
                 .collect(),

@@ -137,6 +137,8 @@ pub struct GroupSnapshot {
     pub unhealthy: u32,
     pub response_count: u64,
     pub response_sum_us: u64,
+    /// The response time histogram's counts per bucket (`metrics::BUCKETS_US`).
+    pub response_buckets: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -493,8 +495,8 @@ impl Proxy {
             .groups
             .iter()
             .map(|(n, tg)| {
-                let (_, sum_us) = tg.response_time.snapshot();
-                let count = tg.response_time.snapshot().0.iter().sum();
+                let (buckets, sum_us) = tg.response_time.snapshot();
+                let count = buckets.iter().sum();
                 GroupSnapshot {
                     name: n.clone(),
                     counters: tg.counters.values(),
@@ -502,6 +504,7 @@ impl Proxy {
                     unhealthy: tg.count(TargetState::Unhealthy) as u32,
                     response_count: count,
                     response_sum_us: sum_us,
+                    response_buckets: buckets,
                 }
             })
             .collect();

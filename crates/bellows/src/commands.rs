@@ -34,7 +34,7 @@ impl Context {
         Context { state_dir, control }
     }
 
-    fn state_dir(&self) -> PathBuf {
+    pub fn state_dir(&self) -> PathBuf {
         self.state_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
@@ -603,6 +603,21 @@ pub async fn refresh(
         print_json(&r)?;
     } else {
         out!("{}", line(&r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn dashboard(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let client = ctx.client();
+    match client.token() {
+        Some(t) => out!("http://{}/#token={t}", client.addr()),
+        None => {
+            out!("http://{}/", client.addr());
+            eprintln!(
+                "no token readable in {}: the page will be read only until you paste one",
+                ctx.state_dir().display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -146,6 +146,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the dashboard's address, with the control token in the link's fragment so
+    /// that the page can make changes (the fragment never leaves the browser).
+    Dashboard,
     /// The audit trail: every change, by whom, before and after (newest first).
     Audit {
         /// Only changes this recent, e.g. `15m`, `2h`.
@@ -359,6 +362,7 @@ fn main() -> ExitCode {
                 };
                 commands::refresh(&ctx, &group, what, wait, json).await
             }
+            Command::Dashboard => commands::dashboard(&ctx),
             Command::Audit {
                 since,
                 target,
