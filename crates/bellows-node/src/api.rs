@@ -359,7 +359,11 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
-        let status = r.status();
+        // A body of the wrong shape is as bad a request as a body that is not JSON.
+        let status = match r.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            s => s,
+        };
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
             "too_large"
         } else {
@@ -369,15 +373,29 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// A JSON body whose rejections are API errors.
+/// A JSON object body whose rejections are API errors. Any content type is taken (as
+/// `curl -d` sends a form's), but the body must be one JSON object.
 struct Json<T>(T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(Json(v))
+        let body = bytes::Bytes::from_request(req, state).await.map_err(|r| {
+            let status = r.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "bad_request"
+            };
+            ApiError::new(status, code, r.body_text())
+        })?;
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_slice(&body).map(Json).map_err(|e| {
+            ApiError::bad_request(format!("the body is not what this call takes: {e}"))
+        })
     }
 }
 
@@ -493,6 +511,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/instances/{id}/stress", axum::routing::post(stress))
         .route("/api/v1/audit", get(audit))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { asset("openapi.json") }),
+        )
         .route("/", get(|| async { asset("index.html") }))
         .route(
             "/assets/{file}",
@@ -547,6 +569,11 @@ async fn put_metrics(
     headers: HeaderMap,
     body: bytes::Bytes,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Err(ApiError::unauthorized(
+            "putting metrics needs a bearer token: the operator's, or an instance's $BELLOWS_METRICS_TOKEN",
+        ));
+    }
     // Any content type: instances post with whatever their HTTP client defaults to.
     let body: PutBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("the body must be {{\"namespace\", \"name\", \"dimensions\", \"value\"}} or {{\"metrics\": [...]}}: {e}"))
@@ -1019,6 +1046,11 @@ async fn refresh_status(
 /// The dashboard's files, built into the binary: (name, content type, bytes).
 const ASSETS: &[(&str, &str, &[u8])] = &[
     (
+        "openapi.json",
+        "application/json",
+        include_bytes!("../assets/openapi.json"),
+    ),
+    (
         "index.html",
         "text/html; charset=utf-8",
         include_bytes!("../assets/index.html"),
@@ -1154,3 +1186,6 @@ async fn post_once(addr: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
         .to_owned();
     Ok((status, body))
 }
+
+#[cfg(test)]
+mod tests;
