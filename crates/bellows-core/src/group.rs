@@ -745,6 +745,7 @@ fn is_live(i: &Instance) -> bool {
     matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService)
 }
 
+mod apply;
 mod refresh;
 pub use refresh::{Refresh, RefreshSpec, RefreshStatus};
 

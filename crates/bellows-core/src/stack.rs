@@ -3,6 +3,7 @@
 //! `parse` turns the text into a [`Stack`] or into every problem it has, each with a
 //! line and column, so that `bellows validate` can report them all at once.
 
+pub mod diff;
 mod parse;
 mod reader;
 

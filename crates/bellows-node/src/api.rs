@@ -125,6 +125,17 @@ pub enum Call {
     Deliveries(oneshot::Sender<Result<Vec<Delivery>, ApiError>>),
     /// Every metric in Prometheus' text format.
     Metrics(oneshot::Sender<String>),
+    /// `bellows apply`: validate a new stack file, compare it with the running stack,
+    /// and unless `dry_run`, swap it in.
+    Apply {
+        file: String,
+        source: String,
+        dry_run: bool,
+        actor: Actor,
+        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+    },
+    /// The running stack, as the file it came from was understood.
+    Stack(oneshot::Sender<serde_json::Value>),
     StartRefresh {
         group: String,
         min_healthy_percentage: Option<u32>,
@@ -313,6 +324,11 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
         }
+    }
+
+    /// An error with its own code, for the node's answers.
+    pub fn new_public(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(status, code, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -510,6 +526,7 @@ pub fn router(state: ApiState) -> Router {
                 .delete(cancel_refresh),
         )
         .route("/api/v1/instances/{id}/stress", axum::routing::post(stress))
+        .route("/api/v1/stack", get(stack).post(apply))
         .route("/api/v1/audit", get(audit))
         .route(
             "/api/v1/openapi.json",
@@ -1189,3 +1206,44 @@ async fn post_once(addr: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
 
 #[cfg(test)]
 mod tests;
+
+/// The body of `POST /api/v1/stack`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// The file's name, for error positions (`file:line:column`).
+    #[serde(default = "default_file")]
+    pub file: String,
+    /// The stack file's text.
+    pub source: String,
+    /// Only validate and compare: change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn default_file() -> String {
+    "stack.toml".to_owned()
+}
+
+async fn apply(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Json(body): Json<ApplyRequest>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    if body.file.len() > 4096 || body.file.contains('\n') {
+        return Err(ApiError::bad_request("file: a file name, on one line"));
+    }
+    s.ask(|reply| Call::Apply {
+        file: body.file,
+        source: body.source,
+        dry_run: body.dry_run,
+        actor,
+        reply,
+    })
+    .await?
+    .map(axum::Json)
+}
+
+async fn stack(State(s): State<ApiState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    s.ask(Call::Stack).await.map(axum::Json)
+}

@@ -346,6 +346,139 @@ impl Node {
         }
     }
 
+    /// `bellows apply`: the new stack is parsed and compared with the running one; what
+    /// a running stack cannot take is refused as a whole; otherwise groups, the load
+    /// balancer and the scaler take the new settings at once (see `stack::diff`).
+    fn apply(
+        &mut self,
+        file: &str,
+        source: &str,
+        dry_run: bool,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<serde_json::Value, ApiError> {
+        use bellows_core::stack::diff::{self, Op};
+        let invalid = |lines: Vec<String>| {
+            ApiError::new_public(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_stack",
+                lines.join("\n"),
+            )
+        };
+        let new = bellows_core::stack::parse(source)
+            .map_err(|d| invalid(d.iter().map(|d| d.render(file)).collect()))?;
+        let zones = crate::zones::unknown_zones(&new);
+        if !zones.is_empty() {
+            return Err(invalid(
+                zones.into_iter().map(|z| format!("{file}: {z}")).collect(),
+            ));
+        }
+        let changes = diff::diff(&self.stack, &new);
+        let refused = diff::unsupported(&changes);
+        let plan = serde_json::json!({ "changes": changes, "applied": false });
+        if !refused.is_empty() {
+            let error = ApiError::conflict("change", refused.join("; "));
+            if !dry_run {
+                self.audit(
+                    actor,
+                    "ApplyStack",
+                    format!("stack/{}", self.stack.name),
+                    serde_json::Value::Null,
+                    plan,
+                    Err(&error),
+                );
+            }
+            return Err(error);
+        }
+        if dry_run || changes.is_empty() {
+            return Ok(plan);
+        }
+        // Groups first, on copies, so that a change a group refuses leaves all as it was.
+        let who = format!("{actor} (bellows apply)");
+        let mut groups = self.groups.clone();
+        let mut versions = BTreeMap::new();
+        for c in changes.iter().filter(|c| c.kind == "group") {
+            let Some(spec) = new.group(&c.name) else {
+                continue;
+            };
+            match c.op {
+                Op::Add => {
+                    groups.insert(c.name.clone(), Group::new(spec));
+                }
+                Op::Modify => {
+                    let (Some(g), Some(old)) = (groups.get_mut(&c.name), self.stack.group(&c.name))
+                    else {
+                        continue;
+                    };
+                    match g.reconfigure(old, spec, now, &who) {
+                        Ok(Some(v)) => {
+                            versions.insert(c.name.clone(), v);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let error =
+                                ApiError::conflict("change", format!("group `{}`: {e}", c.name));
+                            self.audit(
+                                actor,
+                                "ApplyStack",
+                                format!("stack/{}", self.stack.name),
+                                serde_json::Value::Null,
+                                plan,
+                                Err(&error),
+                            );
+                            return Err(error);
+                        }
+                    }
+                }
+                Op::Remove => {}
+            }
+        }
+        self.groups = groups;
+        let new_ingress: Vec<String> = changes
+            .iter()
+            .filter(|c| c.kind == "listener" && c.touches("ingress"))
+            .map(|c| c.name.clone())
+            .collect();
+        self.proxy.reconfigure(&new, &new_ingress);
+        if changes
+            .iter()
+            .any(|c| matches!(c.kind, "alarm" | "policy" | "scheduled"))
+        {
+            // Alarms whose definition did not change keep their state and history.
+            let mut scaler = Scaler::new(
+                new.alarms.clone(),
+                new.policies.clone(),
+                new.scheduled.clone(),
+                now,
+            );
+            for (name, alarm) in scaler.alarms.iter_mut() {
+                if let Some(old) = self.scaler.alarms.get(name)
+                    && old.spec == alarm.spec
+                {
+                    *alarm = old.clone();
+                }
+            }
+            self.scaler = scaler;
+        }
+        self.warmups = warmups(&new);
+        self.stack = new;
+        let result = serde_json::json!({
+            "changes": changes,
+            "applied": true,
+            "template_versions": versions,
+        });
+        self.audit(
+            actor,
+            "ApplyStack",
+            format!("stack/{}", self.stack.name),
+            serde_json::Value::Null,
+            result.clone(),
+            Ok(()),
+        );
+        tracing::info!(changes = changes.len(), by = %actor, "applied a new stack");
+        Ok(result)
+    }
+
     /// An instance as the audit trail shows it before and after a change.
     fn instance_json(&self, id: &InstanceId) -> serde_json::Value {
         let Some(i) = self
@@ -795,6 +928,19 @@ impl Node {
             }
             Call::Metrics(reply) => {
                 let _ = reply.send(self.prometheus());
+            }
+            Call::Apply {
+                file,
+                source,
+                dry_run,
+                actor,
+                reply,
+            } => {
+                let result = self.apply(&file, &source, dry_run, &actor, now);
+                let _ = reply.send(result);
+            }
+            Call::Stack(reply) => {
+                let _ = reply.send(serde_json::to_value(&self.stack).unwrap_or_default());
             }
             Call::StartRefresh {
                 group,

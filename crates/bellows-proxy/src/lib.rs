@@ -221,6 +221,29 @@ impl Proxy {
         Ok(Proxy { shared })
     }
 
+    /// Takes a new stack's listener and target group settings at once: rules, health
+    /// checks, algorithms, stickiness, timeouts. Requests in flight finish under the
+    /// settings they started with; the next ones use the new. A listener's ingress list
+    /// is replaced only when named in `new_ingress` (the file changed it), so changes made
+    /// at run time survive an apply that does not touch them. Listeners and target
+    /// groups are neither added nor removed here.
+    pub fn reconfigure(&self, stack: &Stack, new_ingress: &[String]) {
+        for spec in &stack.target_groups {
+            if let Some(tg) = self.shared.groups.get(&spec.name) {
+                tg.spec.store(Arc::new(spec.clone()));
+                tg.reconfigured.notify_waiters();
+            }
+        }
+        for spec in &stack.listeners {
+            if let Some(l) = self.shared.listeners.get(&spec.name) {
+                l.spec.store(Arc::new(spec.clone()));
+                if new_ingress.contains(&spec.name) {
+                    l.ingress.store(Arc::new(spec.ingress.clone()));
+                }
+            }
+        }
+    }
+
     /// The address each listener is bound to (useful with port 0).
     pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
         let mut out: Vec<(String, SocketAddr)> = self

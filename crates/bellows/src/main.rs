@@ -146,6 +146,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Change the running stack: validate FILE, show what differs, then swap it in
+    /// without dropping a connection.
+    Apply {
+        file: PathBuf,
+        /// Only validate and show the difference.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply without asking.
+        #[arg(long, short)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the dashboard's address, with the control token in the link's fragment so
     /// that the page can make changes (the fragment never leaves the browser).
     Dashboard,
@@ -363,6 +376,12 @@ fn main() -> ExitCode {
                 commands::refresh(&ctx, &group, what, wait, json).await
             }
             Command::Dashboard => commands::dashboard(&ctx),
+            Command::Apply {
+                file,
+                dry_run,
+                yes,
+                json,
+            } => commands::apply(&ctx, &file, dry_run, yes, json).await,
             Command::Audit {
                 since,
                 target,

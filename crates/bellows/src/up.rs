@@ -32,7 +32,7 @@ fn load(path: &Path) -> Result<Stack, ExitCode> {
     parse(&name, &src)
 }
 
-fn parse(name: &str, src: &str) -> Result<Stack, ExitCode> {
+pub fn parse(name: &str, src: &str) -> Result<Stack, ExitCode> {
     let report = |errors: Vec<String>| {
         for e in &errors {
             eprintln!("{e}");

@@ -351,3 +351,129 @@ fn a_refresh_replaces_every_instance_under_load_without_a_failed_request() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no instance refresh"));
 }
+
+/// GETs through the load balancer until told to stop: (answered 200, failures).
+fn load_until(
+    lb: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u32, Vec<(u16, String)>)> {
+    std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0u32, Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            let (status, body) = http(&lb, "GET", "/", None);
+            if status == 200 {
+                ok += 1;
+            } else {
+                failed.push((status, body));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (ok, failed)
+    })
+}
+
+#[test]
+fn apply_changes_the_algorithm_and_health_check_under_load_without_a_failed_request() {
+    let up = Up::start("apply", &echo_stack(2));
+    up.wait_for("two healthy targets", Duration::from_secs(20), |u| {
+        u.healthy() == 2
+    });
+    let text = std::fs::read_to_string(&up.stack).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = load_until(up.lb(), stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The new file: another algorithm, another health check, a new launch template.
+    let changed = text
+        .replace(
+            "[target_groups.web.health_check]\npath = \"/health\"\ninterval = \"1s\"",
+            "[target_groups.web]\nalgorithm = \"least_outstanding_requests\"\n\n[target_groups.web.health_check]\npath = \"/\"\ninterval = \"2s\"\nhealthy_threshold = 3",
+        )
+        .replace("stop_timeout = \"2s\"", "stop_timeout = \"3s\"");
+    assert_ne!(changed, text);
+    let file = write_file(&up.dir, "changed.toml", &changed);
+    let file = file.to_str().unwrap();
+
+    let plan = up.cli(&["apply", file, "--dry-run"]);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.status.success(), "{shown}");
+    assert!(shown.contains("~ target group web (modified)"), "{shown}");
+    assert!(
+        shown.contains("algorithm: \"round_robin\" -> \"least_outstanding_requests\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("health_check.path: \"/health\" -> \"/\""),
+        "{shown}"
+    );
+    assert!(shown.contains("~ group web (modified)"), "{shown}");
+    // A dry run changes nothing.
+    assert_eq!(
+        up.json(&["status"])["groups"][0]["name"],
+        "web",
+        "still running"
+    );
+    let running: Value =
+        serde_json::from_str(&http(&control(&up), "GET", "/api/v1/stack", None).1).unwrap();
+    assert_eq!(running["target_groups"][0]["algorithm"], "round_robin");
+
+    let out = up.cli(&["apply", file, "--yes"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("launch template version 2"), "{said}");
+    let running: Value =
+        serde_json::from_str(&http(&control(&up), "GET", "/api/v1/stack", None).1).unwrap();
+    assert_eq!(
+        running["target_groups"][0]["algorithm"],
+        "least_outstanding_requests"
+    );
+    assert_eq!(running["target_groups"][0]["health_check"]["path"], "/");
+    // Health checks go on with the new settings; the targets stay healthy.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(up.healthy(), 2);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok
+    );
+    assert!(ok > 50, "{ok} requests");
+    let records = audit(&up);
+    let applied = find(&records, "ApplyStack", "stack/apply");
+    assert_eq!(applied["result"], "ok");
+    assert_eq!(applied["after"]["applied"], true);
+
+    // The same file again: nothing to do.
+    let again = up.cli(&["apply", file, "--yes"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("no changes"));
+
+    // What a running stack cannot take is refused as a whole, and says why.
+    let moved = write_file(
+        &up.dir,
+        "moved.toml",
+        &changed.replace("address = \"127.0.0.1:0\"", "address = \"127.0.0.1:1\""),
+    );
+    let out = up.cli(&["apply", moved.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("its address cannot change"), "{err}");
+    // A broken file: every problem with its position, and nothing sent.
+    let broken = write_file(
+        &up.dir,
+        "broken.toml",
+        &changed.replace("max = 4", "max = \"four\""),
+    );
+    let out = up.cli(&["apply", broken.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.toml:"), "{err}");
+    // Neither was a change: the refusal came at the plan, the broken file never left.
+    assert_eq!(audit(&up).len(), records.len());
+}

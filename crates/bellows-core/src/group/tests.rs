@@ -633,3 +633,52 @@ fn a_cancelled_refresh_starts_no_more_batches_and_protected_instances_stay() {
     assert!(h.group.instance(&keep).is_some());
     assert_eq!(h.group.cancel_refresh(h.now), Err(GroupError::NoRefresh));
 }
+
+#[test]
+fn a_new_spec_changes_capacity_only_where_the_file_changed_and_versions_the_template() {
+    let mut h = Harness::new("desired = 2");
+    h.settle();
+    // An operator scaled to 3 at run time.
+    h.group
+        .set_capacity(None, None, Some(3), h.now, "operator")
+        .unwrap();
+    h.settle();
+    let old = spec("desired = 2");
+    // The file raises max only: desired stays at the operator's 3.
+    let new = spec("desired = 2\nmax = 8");
+    assert_eq!(h.group.reconfigure(&old, &new, h.now, "apply"), Ok(None));
+    assert_eq!(
+        h.group.capacity(),
+        Capacity {
+            min: 1,
+            max: 8,
+            desired: 3
+        }
+    );
+    // The file changes desired and the launch template: both follow.
+    let mut newer = spec("desired = 4\nmax = 8");
+    newer.launch.command = vec!["y".to_owned()];
+    assert_eq!(
+        h.group.reconfigure(&new, &newer, h.now, "apply"),
+        Ok(Some(2))
+    );
+    assert_eq!(h.group.capacity().desired, 4);
+    h.settle();
+    let versions: Vec<u32> = h.group.instances().map(|i| i.template_version).collect();
+    assert_eq!(
+        versions.iter().filter(|v| **v == 2).count(),
+        1,
+        "{versions:?}"
+    );
+    // A lower max pulls desired into range, as UpdateAutoScalingGroup does.
+    let lower = spec("desired = 2\nmax = 2");
+    h.group.reconfigure(&newer, &lower, h.now, "apply").unwrap();
+    assert_eq!(
+        h.group.capacity(),
+        Capacity {
+            min: 1,
+            max: 2,
+            desired: 2
+        }
+    );
+}
