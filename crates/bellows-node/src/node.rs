@@ -181,6 +181,19 @@ pub async fn run(
         control,
         cgroups: enforced,
     };
+    let started = serde_json::json!({
+        "pid": std::process::id(),
+        "groups": node.stack.groups.iter().map(|g| (g.name.clone(), g.desired)).collect::<BTreeMap<_, _>>(),
+        "listeners": node.proxy.listener_addrs().into_iter().map(|(n, a)| (n, a.to_string())).collect::<BTreeMap<_, _>>(),
+    });
+    node.audit(
+        &Actor::bellows(),
+        "StartStack",
+        format!("stack/{}", node.stack.name),
+        serde_json::Value::Null,
+        started,
+        Ok(()),
+    );
     node.step();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1213,6 +1226,15 @@ impl Node {
     async fn stop(&mut self, proc_rx: &mut mpsc::UnboundedReceiver<ProcEvent>) {
         let now = clock::now();
         self.stopping = true;
+        let live: usize = self.groups.values().map(Group::live).sum();
+        self.audit(
+            &Actor::bellows(),
+            "StopStack",
+            format!("stack/{}", self.stack.name),
+            serde_json::json!({ "instances": live }),
+            serde_json::json!({ "instances": 0 }),
+            Ok(()),
+        );
         for id in self.draining.keys().cloned().collect::<Vec<_>>() {
             if let Some(timeout) = self.draining.remove(&id) {
                 self.provider.terminate(&id, timeout);

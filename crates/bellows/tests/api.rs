@@ -176,6 +176,11 @@ fn every_change_is_one_audit_record_that_survives_a_restart() {
     let kept = audit(&again);
     assert!(kept.len() >= count, "{} < {count}", kept.len());
     find(&kept, "RevokeSecurityGroupIngress", "listener/http");
+    // bellows' own changes: the stop and the start again.
+    assert_eq!(kept[0]["action"], "StartStack", "{:#?}", &kept[..2]);
+    assert_eq!(kept[0]["actor"], "bellows");
+    assert_eq!(kept[1]["action"], "StopStack");
+    assert_eq!(kept[1]["before"]["instances"], 2);
 }
 
 /// Reads Server-Sent Events until `done` says so or `timeout` passes; returns them as
