@@ -552,9 +552,7 @@ fn capacity_limit(inputs: &Inputs<'_>) -> Option<Hypothesis> {
         }
         let (text, command) = if at_max {
             (
-                format!(
-                    "raise the group's maximum so its policies can scale out further (or admit more users per instance)"
-                ),
+                "raise the group's maximum so its policies can scale out further (or admit more users per instance)".to_owned(),
                 format!(
                     "bellows scale {} --max {}",
                     g.name,
