@@ -58,6 +58,41 @@ pub struct Stack {
     pub webhooks: Vec<WebhookSpec>,
     /// Smoke checks that `bellows check` runs through the load balancer.
     pub checks: Vec<CheckSpec>,
+    /// Investigations started by alarms, and where incidents go.
+    pub incidents: IncidentsSpec,
+}
+
+/// `[incidents]`: which alarms start an investigation when they go to ALARM, and where
+/// the resulting incident is sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentsSpec {
+    /// Alarms that start one: None means every alarm.
+    pub alarms: Option<Vec<String>>,
+    /// A generic JSON receiver.
+    pub webhook: Option<String>,
+    /// A GitHub-compatible issues API.
+    pub github: Option<GithubSpec>,
+}
+
+impl IncidentsSpec {
+    /// Whether `alarm` going to ALARM starts an investigation.
+    pub fn investigates(&self, alarm: &str) -> bool {
+        self.alarms
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|a| a == alarm))
+    }
+}
+
+/// `[incidents.github]`: where issues are opened, updated and closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GithubSpec {
+    /// The API's base URL, like `https://api.github.com` (http only for now).
+    pub url: String,
+    /// `owner/name`.
+    pub repository: String,
+    /// The environment variable holding the token (read at delivery, never stored).
+    pub token_env: String,
+    pub labels: Vec<String>,
 }
 
 /// One smoke check: a request through a listener and what its answer must be.

@@ -29,7 +29,7 @@ pub struct FieldChange {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Change {
     /// `stack`, `group`, `target_group`, `listener`, `alarm`, `policy`, `scheduled`,
-    /// `webhook` or `check`.
+    /// `webhook`, `check` or `incidents`.
     pub kind: &'static str,
     pub name: String,
     pub op: Op,
@@ -91,6 +91,15 @@ pub fn diff(old: &Stack, new: &Stack) -> Vec<Change> {
         &w.name
     });
     named(&mut out, "check", &old.checks, &new.checks, |c| &c.name);
+    let fields = fields_of(&to_value(&old.incidents), &to_value(&new.incidents));
+    if !fields.is_empty() {
+        out.push(Change {
+            kind: "incidents",
+            name: "incidents".to_owned(),
+            op: Op::Modify,
+            fields,
+        });
+    }
     out
 }
 
