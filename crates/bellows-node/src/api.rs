@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::store::{AuditEntry, Delivery};
+use crate::store::{AuditEntry, Delivery, Incident, InvestigationRow};
 
 /// Who asked for a change: the token's name and where the request came from (the CLI
 /// and the dashboard say so in `X-Bellows-Source`; anything else is `api`).
@@ -163,6 +163,21 @@ pub enum Call {
         ok: bool,
         reply: oneshot::Sender<()>,
     },
+    /// Investigates the last `since` now (nothing is stored).
+    Investigate {
+        since: bellows_core::Duration,
+        alarm: Option<String>,
+        reply: oneshot::Sender<Result<bellows_core::investigate::Report, ApiError>>,
+    },
+    /// Stored investigations (those alarms started), newest first.
+    Investigations(oneshot::Sender<Result<Vec<InvestigationRow>, ApiError>>),
+    /// One stored investigation's report.
+    Investigation {
+        id: i64,
+        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+    },
+    /// Incidents with their deliveries' status, newest first.
+    Incidents(oneshot::Sender<Result<Vec<Incident>, ApiError>>),
     /// The audit trail, newest first.
     Audit {
         since: Option<Time>,
@@ -527,6 +542,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/instances/{id}/stress", axum::routing::post(stress))
         .route("/api/v1/stack", get(stack).post(apply))
+        .route("/api/v1/investigate", get(investigate))
+        .route("/api/v1/investigations", get(investigations))
+        .route("/api/v1/investigations/{id}", get(investigation))
+        .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/audit", get(audit))
         .route(
             "/api/v1/openapi.json",
@@ -1246,4 +1265,61 @@ async fn apply(
 
 async fn stack(State(s): State<ApiState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     s.ask(Call::Stack).await.map(axum::Json)
+}
+
+#[derive(Deserialize)]
+struct InvestigateQuery {
+    /// How far back the symptom window starts (default 15m).
+    since: Option<String>,
+    alarm: Option<String>,
+}
+
+/// `GET /api/v1/investigate?since=15m&alarm=NAME`: the report, with its Markdown.
+async fn investigate(
+    State(s): State<ApiState>,
+    q: Result<Query<InvestigateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since: bellows_core::Duration = q
+        .since
+        .as_deref()
+        .unwrap_or("15m")
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;
+    if since.as_millis() < 10_000 || since.as_millis() > 3 * 3_600_000 {
+        return Err(ApiError::bad_request("since: between 10s and 3h"));
+    }
+    let report = s
+        .ask(|reply| Call::Investigate {
+            since,
+            alarm: q.alarm,
+            reply,
+        })
+        .await??;
+    let mut v = serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["markdown"] = serde_json::Value::String(report.markdown());
+    v["title"] = serde_json::Value::String(report.title());
+    Ok(axum::Json(v))
+}
+
+async fn investigations(
+    State(s): State<ApiState>,
+) -> Result<axum::Json<Vec<InvestigationRow>>, ApiError> {
+    s.ask(Call::Investigations).await?.map(axum::Json)
+}
+
+async fn investigation(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("an investigation id is a number"))?;
+    s.ask(|reply| Call::Investigation { id, reply })
+        .await?
+        .map(axum::Json)
+}
+
+async fn incidents(State(s): State<ApiState>) -> Result<axum::Json<Vec<Incident>>, ApiError> {
+    s.ask(Call::Incidents).await?.map(axum::Json)
 }

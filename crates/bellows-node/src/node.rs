@@ -29,6 +29,8 @@ use crate::provider::{ProcEvent, Provider};
 use crate::publish::{self, Deltas};
 use crate::store::{Store, StoreError};
 
+mod incidents;
+
 /// How a node is started.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -1037,6 +1039,45 @@ impl Node {
                 );
                 let _ = reply.send(());
             }
+            Call::Investigate {
+                since,
+                alarm,
+                reply,
+            } => {
+                let _ = reply.send(self.investigate(since, alarm.as_deref(), now));
+            }
+            Call::Investigations(reply) => {
+                let _ = reply.send(
+                    self.store
+                        .investigations(200)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
+            }
+            Call::Investigation { id, reply } => {
+                let result = match self.store.investigation(id) {
+                    Ok(Some(text)) => {
+                        serde_json::from_str::<bellows_core::investigate::Report>(&text)
+                            .map_err(|e| ApiError::internal(e.to_string()))
+                            .map(|r| {
+                                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                                v["markdown"] = serde_json::Value::String(r.markdown());
+                                v["title"] = serde_json::Value::String(r.title());
+                                v["id"] = serde_json::json!(id);
+                                v
+                            })
+                    }
+                    Ok(None) => Err(ApiError::not_found(format!("no investigation {id}"))),
+                    Err(e) => Err(ApiError::internal(e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Call::Incidents(reply) => {
+                let _ = reply.send(
+                    self.store
+                        .incidents(200)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
+            }
             Call::Audit {
                 since,
                 target,
@@ -1443,11 +1484,26 @@ impl Node {
                     }
                     self.record(Event::Alarm {
                         time: t.time,
-                        alarm: t.alarm,
+                        alarm: t.alarm.clone(),
                         from: t.from,
                         to: t.to,
                         reason: t.reason,
                     });
+                    use bellows_core::alarm::AlarmState;
+                    if t.to == AlarmState::Alarm {
+                        let span = self.scaler.alarms.get(&t.alarm).map_or(
+                            bellows_core::Duration::from_secs(60),
+                            |a| {
+                                bellows_core::Duration::from_millis(
+                                    a.spec.period.as_millis()
+                                        * u64::from(a.spec.evaluation_periods),
+                                )
+                            },
+                        );
+                        self.on_alarm(&t.alarm, span, now);
+                    } else if t.from == AlarmState::Alarm {
+                        self.on_alarm_ok(&t.alarm, now);
+                    }
                 }
                 Outcome::Webhook {
                     webhook,

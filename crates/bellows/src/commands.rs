@@ -16,7 +16,7 @@ use bellows_node::api::{
 };
 use bellows_node::client::Client;
 use bellows_node::clock;
-use bellows_node::store::{AuditEntry, Delivery};
+use bellows_node::store::{AuditEntry, Delivery, Incident};
 use bellows_proxy::TargetView;
 use serde::Serialize;
 
@@ -697,6 +697,85 @@ fn print_plan(changes: &[serde_json::Value]) {
             );
         }
     }
+}
+
+pub async fn investigate(
+    ctx: &Context,
+    since: &str,
+    alarm: Option<String>,
+    id: Option<i64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let path = match id {
+        Some(id) => format!("/api/v1/investigations/{id}"),
+        None => {
+            let mut p = format!("/api/v1/investigate?since={}", url_escape(since));
+            if let Some(a) = alarm {
+                p += &format!("&alarm={}", url_escape(&a));
+            }
+            p
+        }
+    };
+    let mut report: serde_json::Value = ctx.client().get(&path).await?;
+    if json {
+        if let Some(m) = report.as_object_mut() {
+            m.remove("markdown");
+        }
+        print_json(&report)?;
+    } else {
+        out!("{}", report["markdown"].as_str().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn incidents(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
+    let list: Vec<Incident> = ctx.client().get("/api/v1/incidents").await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&[
+        "ID",
+        "ALARM",
+        "OPENED",
+        "STATUS",
+        "INVESTIGATION",
+        "ISSUE",
+        "DELIVERIES",
+        "TITLE",
+    ]);
+    for i in &list {
+        t.row(vec![
+            i.id.to_string(),
+            i.alarm.clone(),
+            i.opened.to_string(),
+            match i.resolved {
+                Some(r) => format!("resolved {r}"),
+                None => "open".to_owned(),
+            },
+            format!("bellows investigate --id {}", i.investigation),
+            match (&i.issue_number, &i.issue_url) {
+                (Some(n), Some(u)) if !u.is_empty() => format!("#{n} {u}"),
+                (Some(n), _) => format!("#{n}"),
+                _ => "-".to_owned(),
+            },
+            if i.pending_deliveries == 0 {
+                "delivered".to_owned()
+            } else {
+                format!(
+                    "{} pending{}",
+                    i.pending_deliveries,
+                    i.last_error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+            },
+            i.title.clone(),
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn dashboard(ctx: &Context) -> anyhow::Result<ExitCode> {

@@ -159,6 +159,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look for the cause of a problem: ranked hypotheses with evidence and the command
+    /// that fixes each. With --id, a stored investigation (one an alarm started).
+    Investigate {
+        /// How far back the symptom window starts.
+        #[arg(long, default_value = "15m")]
+        since: String,
+        /// The alarm that shows the symptom.
+        #[arg(long)]
+        alarm: Option<String>,
+        /// Show the stored investigation with this id (see `bellows incidents`).
+        #[arg(long, conflicts_with_all = ["since", "alarm"])]
+        id: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Incidents (alarms that went to ALARM, with their investigation) and where their
+    /// notifications and issues stand.
+    Incidents {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the dashboard's address, with the control token in the link's fragment so
     /// that the page can make changes (the fragment never leaves the browser).
     Dashboard,
@@ -376,6 +397,13 @@ fn main() -> ExitCode {
                 commands::refresh(&ctx, &group, what, wait, json).await
             }
             Command::Dashboard => commands::dashboard(&ctx),
+            Command::Investigate {
+                since,
+                alarm,
+                id,
+                json,
+            } => commands::investigate(&ctx, &since, alarm, id, json).await,
+            Command::Incidents { json } => commands::incidents(&ctx, json).await,
             Command::Apply {
                 file,
                 dry_run,

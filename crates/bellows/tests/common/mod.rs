@@ -46,18 +46,30 @@ impl Up {
             "[stack]\nname = \"{name}\"\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n\n{groups}"
         );
         std::fs::write(&stack, text).unwrap();
-        Up::spawn(&stack, &dir, &[])
+        Up::spawn(&stack, &dir, &[], &[])
+    }
+
+    /// Like `start`, with variables in bellows' own environment.
+    pub fn start_with_env(name: &str, groups: &str, env: &[(&str, &str)]) -> Up {
+        let (dir, network) = scratch();
+        let stack = dir.join("stack.toml");
+        let text = format!(
+            "[stack]\nname = \"{name}\"\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n\n{groups}"
+        );
+        std::fs::write(&stack, text).unwrap();
+        Up::spawn(&stack, &dir, &[], env)
     }
 
     /// Starts `bellows up` on a stack file as it is, with only the control address
     /// moved to an ephemeral port.
     pub fn start_file(stack: &Path, dir: &Path) -> Up {
-        Up::spawn(stack, dir, &["--control", "127.0.0.1:0"])
+        Up::spawn(stack, dir, &["--control", "127.0.0.1:0"], &[])
     }
 
-    fn spawn(stack: &Path, dir: &Path, global: &[&str]) -> Up {
+    fn spawn(stack: &Path, dir: &Path, global: &[&str], env: &[(&str, &str)]) -> Up {
         let state = dir.join("state");
         let child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args(global)
             .arg("up")
             .arg(stack)
