@@ -57,6 +57,15 @@ try {
     fail(`no new instance in the table after setting desired to ${desired + 1}`);
   }
   const appeared = Date.now() - t0;
+
+  // An investigation from the page: a report, with the hypotheses' evidence.
+  await page.click("#investigate");
+  await page.waitForFunction(() => {
+    const r = document.getElementById("report").textContent;
+    return r.includes("window from") || r.includes("failed");
+  }, null, { timeout: 10000 });
+  const report = await page.textContent("#report");
+  if (!report.includes("window from")) fail(`the investigation did not show: ${report}`);
   await page.waitForFunction(() => document.querySelectorAll("#audit li").length > 0, null, { timeout: 5000 });
   await page.waitForTimeout(1500);
   await page.screenshot({ path: screenshot, fullPage: true });

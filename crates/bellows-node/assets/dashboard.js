@@ -322,6 +322,66 @@ async function pollFeeds() {
   }
 }
 
+// ---- investigations ----------------------------------------------------------
+
+function evidenceChart(series) {
+  const div = el("div", { class: "chart" }, el("div", { class: "title" },
+    `${series.key.namespace} ${series.key.name} ${Object.entries(series.key.dimensions).map(([k, v]) => k + "=" + v).join(" ")} (baseline ${series.baseline.toFixed(2)})`));
+  const xs = series.points.map((p) => p[0] / 1000);
+  const ys = series.points.map((p) => p[1]);
+  const base = xs.map(() => series.baseline);
+  setTimeout(() => new uPlot({
+    width: Math.max(300, div.clientWidth - 12), height: 150,
+    scales: { x: { time: true } },
+    axes: [{ stroke: "#7d8b99", grid: { stroke: "#26313d" } }, { stroke: "#7d8b99", grid: { stroke: "#26313d" }, size: 50 }],
+    series: [{}, { label: "value", stroke: "#f85149", width: 1.5 }, { label: "baseline", stroke: "#7d8b99", dash: [4, 4] }],
+  }, [xs, ys, base], div), 0);
+  return div;
+}
+
+function renderReport(r) {
+  const out = [el("p", {}, el("strong", {}, r.title), el("span", { class: "muted" },
+    ` — window from ${new Date(r.since).toISOString().slice(11, 19)} to ${new Date(r.generated).toISOString().slice(11, 19)} UTC`))];
+  if (r.hypotheses.length === 0) out.push(el("p", { class: "muted" }, "No known cause matches what was recorded."));
+  r.hypotheses.forEach((h, i) => {
+    const charts = h.evidence.filter((e) => e.series).map((e) => evidenceChart(e.series));
+    out.push(el("div", { class: "hypothesis" + (h.confidence < 0.5 ? " unlikely" : ""), "data-cause": h.cause },
+      el("h3", {}, `${i + 1}. ${h.title}`, el("span", { class: "confidence" }, `${Math.round(h.confidence * 100)}%${h.confidence < 0.5 ? " (unlikely)" : ""}`)),
+      el("ul", { class: "evidence" }, h.evidence.map((e) => el("li", {},
+        el("span", { class: "kind" }, e.kind), e.time ? el("span", { class: "time" }, clock(e.time) + " ") : null, e.text))),
+      charts.length ? el("div", { class: "evidence-charts" }, charts) : null,
+      el("div", { class: "remedy" }, "Remedy: " + h.remedy.text, el("code", {}, h.remedy.command))));
+  });
+  $("#report").replaceChildren(...out);
+}
+
+async function showInvestigation(path) {
+  $("#report").replaceChildren(el("p", { class: "muted" }, "investigating…"));
+  try {
+    renderReport(await api(path));
+  } catch (e) {
+    $("#report").replaceChildren(el("p", { class: "failed" }, e.message));
+  }
+}
+
+async function pollIncidents() {
+  try {
+    const list = await api("/api/v1/incidents");
+    const sel = $("#incidents");
+    const current = sel.value;
+    sel.replaceChildren(el("option", { value: "" }, list.length ? "—" : "no incident yet"),
+      ...list.map((i) => el("option", { value: i.investigation },
+        `#${i.id} ${i.alarm} ${i.resolved ? "resolved" : "OPEN"}: ${i.title}`)));
+    sel.value = current;
+  } catch (_) { /* next time */ }
+}
+
+$("#investigate").addEventListener("click", () =>
+  showInvestigation(`/api/v1/investigate?since=${$("#inv-since").value}`));
+$("#incidents").addEventListener("change", (e) => {
+  if (e.target.value) showInvestigation(`/api/v1/investigations/${e.target.value}`);
+});
+
 // ---- the event stream ------------------------------------------------------
 
 const KINDS = ["activity", "lifecycle", "health", "protection", "target_health", "alarm", "ingress", "capacity", "audit", "refresh"];
@@ -493,6 +553,8 @@ window.addEventListener("DOMContentLoaded", () => {
   setInterval(poll, 1000);
   setInterval(pollCharts, 1000);
   setInterval(pollFeeds, 3000);
+  pollIncidents();
+  setInterval(pollIncidents, 5000);
 });
 
 // For the curious (and the browser test): the page's state and charts.
