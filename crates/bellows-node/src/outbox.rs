@@ -15,6 +15,17 @@ use hyper_util::rt::TokioExecutor;
 use crate::clock;
 use crate::store::Store;
 
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// http:// and https:// (TLS 1.2 and 1.3, verified against Mozilla's root certificates).
+fn connector() -> Connector {
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build()
+}
+
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -27,8 +38,8 @@ pub async fn run(db: PathBuf) {
             return;
         }
     };
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client: Client<Connector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -104,7 +115,7 @@ fn prepare(store: &Store, d: &crate::store::Due) -> Result<(String, Option<Strin
 }
 
 async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<Connector, Full<Bytes>>,
     method: &str,
     url: &str,
     body: String,

@@ -159,16 +159,8 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
     for (name, mut t) in root.named_tables(cx, "webhooks") {
         check_name(cx, &name, "a webhook name");
         let url = t.require::<Spanned<String>>(cx, "url");
-        if let Some(u) = &url
-            && !u.get_ref().starts_with("http://")
-        {
-            cx.error(
-                u.span(),
-                format!(
-                    "`webhooks.{}.url` must be an http:// URL (https is not supported yet)",
-                    name.get_ref()
-                ),
-            );
+        if let Some(u) = &url {
+            check_url(cx, u, &format!("webhooks.{}.url", name.get_ref()));
         }
         t.finish(cx);
         if let Some(u) = url {
@@ -290,24 +282,16 @@ fn read_incidents(
             }
         }
     }
-    let http_url = |cx: &mut Cx<'_>, u: &Spanned<String>, key: &str| {
-        if !u.get_ref().starts_with("http://") {
-            cx.error(
-                u.span(),
-                format!("`{key}` must be an http:// URL (https is not supported yet)"),
-            );
-        }
-    };
     let webhook = t.get::<Spanned<String>>(cx, "webhook");
     if let Some(u) = &webhook {
-        http_url(cx, u, "incidents.webhook");
+        check_url(cx, u, "incidents.webhook");
     }
     let github = match t.raw("github") {
         None => None,
         Some(v) => Table::from_value(cx, v, "incidents.github".into()).and_then(|mut g| {
             let url = g.require::<Spanned<String>>(cx, "url");
             if let Some(u) = &url {
-                http_url(cx, u, "incidents.github.url");
+                check_url(cx, u, "incidents.github.url");
             }
             let repository = g.require::<Spanned<String>>(cx, "repository");
             if let Some(r) = &repository {
@@ -345,6 +329,21 @@ fn read_incidents(
         alarms: only.map(|l| l.into_iter().map(Spanned::into_inner).collect()),
         webhook: webhook.map(Spanned::into_inner),
         github,
+    }
+}
+
+/// A receiver's URL: http:// or https://, with a host.
+fn check_url(cx: &mut Cx<'_>, u: &Spanned<String>, key: &str) {
+    let rest = u
+        .get_ref()
+        .strip_prefix("http://")
+        .or_else(|| u.get_ref().strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') => {}
+        _ => cx.error(
+            u.span(),
+            format!("`{key}` must be an http:// or https:// URL with a host"),
+        ),
     }
 }
 

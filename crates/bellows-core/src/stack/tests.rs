@@ -237,11 +237,11 @@ fn incidents_name_existing_alarms_and_http_receivers() {
     assert!(parse(&base).unwrap().incidents.investigates("cpu"));
     check(
         &format!(
-            "{base}\n[incidents]\nalarms = [\"nope\"]\nwebhook = \"https://x\"\nextra = 1\n[incidents.github]\nurl = \"http://h\"\nrepository = \"noslash\"\n"
+            "{base}\n[incidents]\nalarms = [\"nope\"]\nwebhook = \"ftp://x\"\nextra = 1\n[incidents.github]\nurl = \"http://h\"\nrepository = \"noslash\"\n"
         ),
         expect![[r#"
             stack.toml:15:11: `incidents.alarms`: no alarm named `nope`
-            stack.toml:16:11: `incidents.webhook` must be an http:// URL (https is not supported yet)
+            stack.toml:16:11: `incidents.webhook` must be an http:// or https:// URL with a host
             stack.toml:17:1: unknown key `extra` in [incidents]; expected one of: alarms, github, webhook
             stack.toml:20:14: `incidents.github.repository` must be `owner/name`
         "#]],
