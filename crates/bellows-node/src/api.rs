@@ -1210,17 +1210,7 @@ async fn post_once(addr: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
     s.write_all(body).await?;
     let mut raw = Vec::new();
     s.take(64 * 1024).read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Ok((status, body))
+    Ok(crate::client::split_response(&raw))
 }
 
 #[cfg(test)]

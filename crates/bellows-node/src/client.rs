@@ -156,6 +156,22 @@ impl Client {
     }
 }
 
+/// A whole HTTP/1.1 response read from a `Connection: close` exchange: its status (0 when
+/// there is none) and its body.
+pub fn split_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
 async fn collect(resp: Response<Incoming>) -> Result<Bytes, ClientError> {
     resp.into_body()
         .collect()

@@ -394,14 +394,7 @@ impl Node {
         if !refused.is_empty() {
             let error = ApiError::conflict("change", refused.join("; "));
             if !dry_run {
-                self.audit(
-                    actor,
-                    "ApplyStack",
-                    format!("stack/{}", self.stack.name),
-                    serde_json::Value::Null,
-                    plan,
-                    Err(&error),
-                );
+                self.audit_apply(actor, plan, Err(&error));
             }
             return Err(error);
         }
@@ -433,14 +426,7 @@ impl Node {
                         Err(e) => {
                             let error =
                                 ApiError::conflict("change", format!("group `{}`: {e}", c.name));
-                            self.audit(
-                                actor,
-                                "ApplyStack",
-                                format!("stack/{}", self.stack.name),
-                                serde_json::Value::Null,
-                                plan,
-                                Err(&error),
-                            );
+                            self.audit_apply(actor, plan, Err(&error));
                             return Err(error);
                         }
                     }
@@ -482,16 +468,27 @@ impl Node {
             "applied": true,
             "template_versions": versions,
         });
+        self.audit_apply(actor, result.clone(), Ok(()));
+        tracing::info!(changes = changes.len(), by = %actor, "applied a new stack");
+        Ok(result)
+    }
+
+    /// The audit record of an apply: the plan, and whether it was applied.
+    fn audit_apply(
+        &mut self,
+        actor: &Actor,
+        plan: serde_json::Value,
+        result: Result<(), &ApiError>,
+    ) {
+        let target = format!("stack/{}", self.stack.name);
         self.audit(
             actor,
             "ApplyStack",
-            format!("stack/{}", self.stack.name),
+            target,
             serde_json::Value::Null,
-            result.clone(),
-            Ok(()),
+            plan,
+            result,
         );
-        tracing::info!(changes = changes.len(), by = %actor, "applied a new stack");
-        Ok(result)
     }
 
     /// An instance as the audit trail shows it before and after a change.

@@ -11,31 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-fn echo_stack(n: u32) -> String {
-    format!(
-        r#"
-[target_groups.web.health_check]
-path = "/health"
-interval = "1s"
-
-[listeners.http]
-address = "127.0.0.1:0"
-default = {{ forward = "web" }}
-
-[groups.web]
-min = 0
-max = 4
-desired = {n}
-zones = ["zone-a", "zone-b"]
-target_groups = ["web"]
-
-[groups.web.launch]
-command = ["bellows", "app", "echo"]
-stop_timeout = "2s"
-"#
-    )
-}
-
 fn control(up: &Up) -> String {
     std::fs::read_to_string(up.state.join("control"))
         .unwrap()
@@ -67,7 +42,7 @@ fn find<'a>(records: &'a [Value], action: &str, target: &str) -> &'a Value {
 
 #[test]
 fn every_change_is_one_audit_record_that_survives_a_restart() {
-    let mut up = Up::start("audit", &echo_stack(1));
+    let mut up = Up::start("audit", &echo_stack(1, ""));
     up.wait_for("one instance in service", Duration::from_secs(15), |u| {
         u.in_service().len() == 1
     });
@@ -244,7 +219,7 @@ fn read_events(
 
 #[test]
 fn the_event_stream_sends_each_change_and_replays_what_a_client_missed() {
-    let up = Up::start("events", &echo_stack(0));
+    let up = Up::start("events", &echo_stack(0, ""));
     let addr = control(&up);
     let seen = read_events(
         &addr,
@@ -291,7 +266,7 @@ fn the_event_stream_sends_each_change_and_replays_what_a_client_missed() {
 
 #[test]
 fn a_refresh_replaces_every_instance_under_load_without_a_failed_request() {
-    let up = Up::start("refresh", &echo_stack(3));
+    let up = Up::start("refresh", &echo_stack(3, ""));
     up.wait_for("three healthy targets", Duration::from_secs(20), |u| {
         u.healthy() == 3
     });
@@ -300,25 +275,7 @@ fn a_refresh_replaces_every_instance_under_load_without_a_failed_request() {
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_owned())
         .collect();
-    let lb = up.lb();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            let deadline = Instant::now() + Duration::from_secs(90);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-                let (status, body) = http(&lb, "GET", "/", None);
-                if status == 200 {
-                    ok += 1;
-                } else {
-                    failed.push((status, body));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (ok, failed)
-        })
-    };
+    let load = GetLoad::start(up.lb(), Duration::from_millis(20));
     let out = up.cli(&[
         "refresh",
         "web",
@@ -328,8 +285,7 @@ fn a_refresh_replaces_every_instance_under_load_without_a_failed_request() {
         "1s",
         "--wait",
     ]);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = load.join().unwrap();
+    let (ok, failed) = load.finish();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("Successful"), "{text}");
@@ -357,36 +313,14 @@ fn a_refresh_replaces_every_instance_under_load_without_a_failed_request() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no instance refresh"));
 }
 
-/// GETs through the load balancer until told to stop: (answered 200, failures).
-fn load_until(
-    lb: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<(u32, Vec<(u16, String)>)> {
-    std::thread::spawn(move || {
-        let (mut ok, mut failed) = (0u32, Vec::new());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-            let (status, body) = http(&lb, "GET", "/", None);
-            if status == 200 {
-                ok += 1;
-            } else {
-                failed.push((status, body));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        (ok, failed)
-    })
-}
-
 #[test]
 fn apply_changes_the_algorithm_and_health_check_under_load_without_a_failed_request() {
-    let up = Up::start("apply", &echo_stack(2));
+    let up = Up::start("apply", &echo_stack(2, ""));
     up.wait_for("two healthy targets", Duration::from_secs(20), |u| {
         u.healthy() == 2
     });
     let text = std::fs::read_to_string(&up.stack).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = load_until(up.lb(), stop.clone());
+    let load = GetLoad::start(up.lb(), Duration::from_millis(10));
     std::thread::sleep(Duration::from_millis(500));
 
     // The new file: another algorithm, another health check, a new launch template.
@@ -441,8 +375,7 @@ fn apply_changes_the_algorithm_and_health_check_under_load_without_a_failed_requ
     // Health checks go on with the new settings; the targets stay healthy.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(up.healthy(), 2);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = load.join().unwrap();
+    let (ok, failed) = load.finish();
     assert!(
         failed.is_empty(),
         "{} failed of {}: {failed:?}",

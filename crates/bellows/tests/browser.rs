@@ -59,51 +59,10 @@ fn the_tracker_page_shows_who_you_are_and_everyone_live_in_chromium() {
 fn the_dashboard_shows_moving_charts_and_sets_desired_capacity_in_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let driver = root.join("tests/browser/dashboard.mjs");
-    let up = Up::start(
-        "dashboard",
-        r#"
-[target_groups.web.health_check]
-path = "/health"
-interval = "1s"
-
-[listeners.http]
-address = "127.0.0.1:0"
-default = { forward = "web" }
-
-[groups.web]
-min = 0
-max = 4
-desired = 1
-zones = ["zone-a", "zone-b"]
-target_groups = ["web"]
-
-[groups.web.launch]
-command = ["bellows", "app", "echo"]
-stop_timeout = "2s"
-"#,
-    );
+    let up = Up::start("dashboard", &echo_stack(1, ""));
     up.wait_for("1 healthy", Duration::from_secs(20), |u| u.healthy() == 1);
-    // Load while the page watches: bounded in time and count.
-    let lb = up.lb();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopped = stop.clone();
-    let load = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(40);
-        let mut n = 0;
-        while std::time::Instant::now() < deadline
-            && n < 4000
-            && !stopped.load(std::sync::atomic::Ordering::Relaxed)
-        {
-            use std::io::Write;
-            // bellows may stop first: a refused connection ends nothing here.
-            if let Ok(mut s) = std::net::TcpStream::connect(&lb) {
-                let _ = write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
-            }
-            n += 1;
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
+    // Load while the page watches: bounded in time.
+    let load = GetLoad::start(up.lb(), Duration::from_millis(20));
     let link = String::from_utf8(up.cli(&["dashboard"]).stdout).unwrap();
     assert!(link.contains("#token="), "{link}");
     let artifacts = root.join("artifacts");
@@ -115,7 +74,7 @@ stop_timeout = "2s"
         .arg(&shot)
         .output()
         .expect("node runs");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = load.finish();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -133,5 +92,4 @@ stop_timeout = "2s"
         shot.metadata().unwrap().len() > 10_000,
         "a screenshot is kept in artifacts/"
     );
-    let _ = load.join();
 }

@@ -156,22 +156,7 @@ treat_missing_data = "breaching"
         u.healthy() == 1
     });
     // Traffic, then a baseline of a few seconds with the alarm OK.
-    let lb = up.lb();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-                if let Ok(mut s) = std::net::TcpStream::connect(&lb) {
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                    let _ = write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                    let _ = s.read_to_end(&mut Vec::new());
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
+    let load = GetLoad::start(up.lb(), Duration::from_millis(50));
     wait("the alarm to be OK", Duration::from_secs(20), || {
         (up.json(&["alarms"])[0]["state"] == "OK").then_some(())
     });
@@ -315,8 +300,7 @@ treat_missing_data = "breaching"
             .any(|r| r.0 == "PATCH" && r.1 == ours)
             .then_some(())
     });
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = load.join();
+    let _ = load.finish();
     std::thread::sleep(Duration::from_secs(1));
     let g = got.lock().unwrap();
     // One issue per incident, ever: no second one for the same open incident.

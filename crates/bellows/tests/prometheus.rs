@@ -104,28 +104,7 @@ fn query(p: &Prometheus, q: &str) -> Option<f64> {
 
 #[test]
 fn prometheus_scrapes_bellows_and_its_request_rate_is_the_one_bellows_reports() {
-    let up = Up::start(
-        "scraped",
-        r#"
-[target_groups.web.health_check]
-path = "/health"
-interval = "1s"
-
-[listeners.http]
-address = "127.0.0.1:0"
-default = { forward = "web" }
-
-[groups.web]
-min = 1
-max = 2
-desired = 1
-target_groups = ["web"]
-
-[groups.web.launch]
-command = ["bellows", "app", "echo"]
-stop_timeout = "2s"
-"#,
-    );
+    let up = Up::start("scraped", &echo_stack(1, ""));
     up.wait_for("a healthy target", Duration::from_secs(20), |u| {
         u.healthy() == 1
     });
