@@ -359,6 +359,16 @@ fn group_series(
     )
 }
 
+fn group_cpu(inputs: &Inputs<'_>, group: &str) -> Window {
+    group_series(
+        inputs,
+        "AWS/EC2",
+        "CPUUtilization",
+        group,
+        Statistic::Average,
+    )
+}
+
 /// Series that left their own baseline: counts that appeared or grew past three standard
 /// deviations, and the request rate falling to a fifth of its usual.
 fn anomalies(inputs: &Inputs<'_>) -> Vec<Evidence> {
@@ -388,13 +398,7 @@ fn anomalies(inputs: &Inputs<'_>) -> Vec<Evidence> {
         )));
     }
     for g in inputs.groups {
-        let cpu = group_series(
-            inputs,
-            "AWS/EC2",
-            "CPUUtilization",
-            &g.name,
-            Statistic::Average,
-        );
+        let cpu = group_cpu(inputs, &g.name);
         let (m, now) = (cpu.baseline_mean(), mean(&cpu.values()));
         if now > 80.0 && now > m + 20.0 {
             out.push(cpu.evidence(format!(
@@ -828,13 +832,7 @@ fn crash_loop(inputs: &Inputs<'_>) -> Option<Hypothesis> {
 fn cpu_saturation(inputs: &Inputs<'_>) -> Option<Hypothesis> {
     let mut best: Option<Hypothesis> = None;
     for g in inputs.groups {
-        let cpu = group_series(
-            inputs,
-            "AWS/EC2",
-            "CPUUtilization",
-            &g.name,
-            Statistic::Average,
-        );
+        let cpu = group_cpu(inputs, &g.name);
         let values = cpu.values();
         if values.len() < 10 {
             continue;

@@ -741,12 +741,10 @@ impl Node {
                 reply,
             } => {
                 let before = self.groups.get(&group).map(|g| g.capacity());
-                let result = match self.groups.get_mut(&group) {
-                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
-                    Some(g) => g
-                        .set_capacity(min, max, desired, now, &actor.to_string())
-                        .map_err(|e| ApiError::conflict("capacity", e.to_string())),
-                };
+                let result = group_named(&mut self.groups, &group).and_then(|g| {
+                    g.set_capacity(min, max, desired, now, &actor.to_string())
+                        .map_err(|e| ApiError::conflict("capacity", e.to_string()))
+                });
                 let asked = serde_json::json!({ "min": min, "max": max, "desired": desired });
                 let after = match &result {
                     Ok(cap) => serde_json::json!(cap),
@@ -970,12 +968,11 @@ impl Node {
                     min_healthy_percentage: min_healthy_percentage.unwrap_or(90),
                     warmup: warmup.unwrap_or(default_warmup),
                 };
-                let result = match self.groups.get_mut(&group) {
-                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
-                    Some(g) => g
-                        .start_refresh(spec, now, &mut self.ids)
-                        .map_err(|e| ApiError::conflict("refresh", e.to_string())),
-                };
+                let ids = &mut self.ids;
+                let result = group_named(&mut self.groups, &group).and_then(|g| {
+                    g.start_refresh(spec, now, ids)
+                        .map_err(|e| ApiError::conflict("refresh", e.to_string()))
+                });
                 self.audit(
                     &actor,
                     "StartInstanceRefresh",
@@ -991,12 +988,10 @@ impl Node {
                 actor,
                 reply,
             } => {
-                let result = match self.groups.get_mut(&group) {
-                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
-                    Some(g) => g
-                        .cancel_refresh(now)
-                        .map_err(|e| ApiError::conflict("refresh", e.to_string())),
-                };
+                let result = group_named(&mut self.groups, &group).and_then(|g| {
+                    g.cancel_refresh(now)
+                        .map_err(|e| ApiError::conflict("refresh", e.to_string()))
+                });
                 let after = result.as_ref().ok().map(
                     |r| serde_json::json!({ "status": r.status, "remaining": r.remaining.len() }),
                 );
@@ -1311,6 +1306,16 @@ impl Node {
         self.flush();
         self.provider.cleanup();
     }
+}
+
+/// A group by name, or the API's 404.
+fn group_named<'g>(
+    groups: &'g mut BTreeMap<String, Group>,
+    name: &str,
+) -> Result<&'g mut Group, ApiError> {
+    groups
+        .get_mut(name)
+        .ok_or_else(|| ApiError::not_found(format!("no group named `{name}`")))
 }
 
 /// When an instance could not bind its port, says which address it should use.
