@@ -66,7 +66,7 @@ pub struct Stack {
 /// the resulting incident is sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentsSpec {
-    /// Alarms that start one: None means every alarm.
+    /// Alarms that start one: None means every alarm but target tracking's own.
     pub alarms: Option<Vec<String>>,
     /// A generic JSON receiver.
     pub webhook: Option<String>,
@@ -75,11 +75,14 @@ pub struct IncidentsSpec {
 }
 
 impl IncidentsSpec {
-    /// Whether `alarm` going to ALARM starts an investigation.
+    /// Whether `alarm` going to ALARM starts an investigation: the listed alarms, or
+    /// by default every alarm but those target tracking policies own (their ALARM is
+    /// the policy at work, not an incident).
     pub fn investigates(&self, alarm: &str) -> bool {
-        self.alarms
-            .as_ref()
-            .is_none_or(|list| list.iter().any(|a| a == alarm))
+        match &self.alarms {
+            Some(list) => list.iter().any(|a| a == alarm),
+            None => !alarm.starts_with("TargetTracking-"),
+        }
     }
 }
 

@@ -235,6 +235,12 @@ fn incidents_name_existing_alarms_and_http_receivers() {
     assert_eq!(gh.token_env, "GITHUB_TOKEN");
     assert_eq!(gh.labels, ["incident", "bellows"]);
     assert!(parse(&base).unwrap().incidents.investigates("cpu"));
+    assert!(
+        !parse(&base)
+            .unwrap()
+            .incidents
+            .investigates("TargetTracking-cpu70-AlarmLow")
+    );
     check(
         &format!(
             "{base}\n[incidents]\nalarms = [\"nope\"]\nwebhook = \"ftp://x\"\nextra = 1\n[incidents.github]\nurl = \"http://h\"\nrepository = \"noslash\"\n"
