@@ -389,7 +389,7 @@ impl Node {
             ));
         }
         let changes = diff::diff(&self.stack, &new);
-        let refused = diff::unsupported(&changes);
+        let refused = diff::refused(&self.stack, &new, &changes);
         let plan = serde_json::json!({ "changes": changes, "applied": false });
         if !refused.is_empty() {
             let error = ApiError::conflict("change", refused.join("; "));

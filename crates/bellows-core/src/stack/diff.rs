@@ -145,6 +145,36 @@ pub fn unsupported(changes: &[Change]) -> Vec<String> {
     why
 }
 
+/// What a running stack cannot take from `new`: the changes `unsupported` names, and a
+/// target group that would start or stop receiving traffic (its targets' health checks
+/// and states are set up for one or the other when they register).
+pub fn refused(old: &Stack, new: &Stack, changes: &[Change]) -> Vec<String> {
+    let mut why = unsupported(changes);
+    let used = |s: &Stack| -> std::collections::BTreeSet<String> {
+        s.listeners
+            .iter()
+            .flat_map(|l| l.target_groups())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (before, after) = (used(old), used(new));
+    for tg in after.difference(&before) {
+        if old.target_groups.iter().any(|t| &t.name == tg) {
+            why.push(format!(
+                "target group `{tg}` would start receiving traffic: restart bellows with the new file"
+            ));
+        }
+    }
+    for tg in before.difference(&after) {
+        if new.target_groups.iter().any(|t| &t.name == tg) {
+            why.push(format!(
+                "target group `{tg}` would stop receiving traffic: restart bellows with the new file"
+            ));
+        }
+    }
+    why
+}
+
 fn named<T: Serialize>(
     out: &mut Vec<Change>,
     kind: &'static str,
@@ -311,5 +341,27 @@ command = ["bellows", "app", "echo"]
             "[groups.api]\nmin = 0\nmax = 1\n\n[groups.api.launch]\ncommand = [\"x\"]\n\n[groups.web]",
         );
         assert_eq!(text, "Add group api:\n", "{text}");
+    }
+
+    #[test]
+    fn a_target_group_that_would_start_receiving_traffic_is_refused() {
+        let two = BASE.replace(
+            "[listeners.http]",
+            "[target_groups.canary]\n\n[listeners.http]",
+        );
+        let a = parse(&two).unwrap();
+        let b = parse(&two.replace(
+            "default = { forward = \"web\" }",
+            "default = { forward = \"canary\" }",
+        ))
+        .unwrap();
+        let why = refused(&a, &b, &diff(&a, &b));
+        assert_eq!(
+            why,
+            [
+                "target group `canary` would start receiving traffic: restart bellows with the new file",
+                "target group `web` would stop receiving traffic: restart bellows with the new file"
+            ]
+        );
     }
 }
