@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Time;
 use crate::alarm::AlarmState;
-use crate::group::{Activity, Health, Lifecycle};
+use crate::group::{Activity, Health, Lifecycle, Refresh};
 use crate::ids::InstanceId;
 use crate::lb::select::TargetState;
 
@@ -71,18 +71,24 @@ pub enum Event {
         after: Capacity,
         cause: String,
     },
+    /// An instance refresh started, started a batch, ended or was cancelled.
+    Refresh { time: Time, refresh: Refresh },
+    /// A change was asked for, by an operator or by bellows itself: the audit trail.
+    Audit { record: AuditRecord },
 }
 
 impl Event {
     pub fn time(&self) -> Time {
         match self {
             Event::Activity { activity } => activity.end.unwrap_or(activity.start),
+            Event::Audit { record } => record.time,
             Event::Lifecycle { time, .. }
             | Event::Health { time, .. }
             | Event::Protection { time, .. }
             | Event::Capacity { time, .. }
             | Event::TargetHealth { time, .. }
             | Event::Ingress { time, .. }
+            | Event::Refresh { time, .. }
             | Event::Alarm { time, .. } => *time,
         }
     }
@@ -98,6 +104,8 @@ impl Event {
             Event::TargetHealth { .. } => "target_health",
             Event::Ingress { .. } => "ingress",
             Event::Alarm { .. } => "alarm",
+            Event::Audit { .. } => "audit",
+            Event::Refresh { .. } => "refresh",
         }
     }
 }
@@ -108,4 +116,30 @@ pub struct Capacity {
     pub min: u32,
     pub max: u32,
     pub desired: u32,
+}
+
+/// One change to the running system, as CloudTrail records an API call: who asked for
+/// what on which resource, the resource before and after, and how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time: Time,
+    /// The token's name (`operator`), or `bellows` for its own decisions.
+    pub actor: String,
+    /// Where the change came from: `api`, `cli`, `dashboard`, or `bellows`.
+    pub source: String,
+    /// What was asked, named like the AWS call it stands for (`UpdateAutoScalingGroup`,
+    /// `RevokeSecurityGroupIngress`, `ExecutePolicy`, ...).
+    pub action: String,
+    /// The resource, as `kind/name`: `group/web`, `instance/i-...`, `listener/public`.
+    pub target: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    /// `ok`, or the error's code and message.
+    pub result: String,
+}
+
+impl AuditRecord {
+    pub fn succeeded(&self) -> bool {
+        self.result == "ok"
+    }
 }

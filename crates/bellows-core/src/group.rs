@@ -115,6 +115,12 @@ pub enum GroupError {
     NoSuchInstance(InstanceId),
     #[error("instance {0} is already terminating")]
     AlreadyTerminating(InstanceId),
+    #[error("an instance refresh is already in progress; cancel it first")]
+    RefreshInProgress,
+    #[error("no instance refresh is in progress")]
+    NoRefresh,
+    #[error("{0}")]
+    BadRefresh(String),
 }
 
 #[derive(Clone, Debug)]
@@ -135,6 +141,8 @@ pub struct Group {
     last_failure: Option<Time>,
     backoff_until: Time,
     events: Vec<Event>,
+    /// The refresh in progress, or the last one.
+    refresh: Option<Refresh>,
 }
 
 impl Group {
@@ -158,6 +166,7 @@ impl Group {
             last_failure: None,
             backoff_until: Time::default(),
             events: Vec::new(),
+            refresh: None,
         }
     }
 
@@ -282,6 +291,7 @@ impl Group {
             );
             commands.push(self.start_termination(&id, now, cause, ids));
         }
+        commands.extend(self.refresh_step(now, ids));
 
         let live = self.live() as u32;
         let lead = self
@@ -734,6 +744,10 @@ impl Group {
 fn is_live(i: &Instance) -> bool {
     matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService)
 }
+
+mod apply;
+mod refresh;
+pub use refresh::{Refresh, RefreshSpec, RefreshStatus};
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod event;
 pub mod group;
 pub mod ids;
+pub mod investigate;
 pub mod lb;
 pub mod metrics;
 pub mod scaling;

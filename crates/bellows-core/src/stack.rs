@@ -3,6 +3,7 @@
 //! `parse` turns the text into a [`Stack`] or into every problem it has, each with a
 //! line and column, so that `bellows validate` can report them all at once.
 
+pub mod diff;
 mod parse;
 mod reader;
 
@@ -59,6 +60,8 @@ pub struct Stack {
     pub checks: Vec<CheckSpec>,
     /// The model of the service that `bellows sim` replays a trace against.
     pub simulation: SimulationSpec,
+    /// Investigations started by alarms, and where incidents go.
+    pub incidents: IncidentsSpec,
 }
 
 /// The `[simulation]` section: a model of one group's instances for the simulator.
@@ -106,6 +109,42 @@ impl Default for SimulationSpec {
             seed: 1,
         }
     }
+}
+
+/// `[incidents]`: which alarms start an investigation when they go to ALARM, and where
+/// the resulting incident is sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentsSpec {
+    /// Alarms that start one: None means every alarm but target tracking's own.
+    pub alarms: Option<Vec<String>>,
+    /// A generic JSON receiver.
+    pub webhook: Option<String>,
+    /// A GitHub-compatible issues API.
+    pub github: Option<GithubSpec>,
+}
+
+impl IncidentsSpec {
+    /// Whether `alarm` going to ALARM starts an investigation: the listed alarms, or
+    /// by default every alarm but those target tracking policies own (their ALARM is
+    /// the policy at work, not an incident).
+    pub fn investigates(&self, alarm: &str) -> bool {
+        match &self.alarms {
+            Some(list) => list.iter().any(|a| a == alarm),
+            None => !alarm.starts_with("TargetTracking-"),
+        }
+    }
+}
+
+/// `[incidents.github]`: where issues are opened, updated and closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GithubSpec {
+    /// The API's base URL, like `https://api.github.com` (http only for now).
+    pub url: String,
+    /// `owner/name`.
+    pub repository: String,
+    /// The environment variable holding the token (read at delivery, never stored).
+    pub token_env: String,
+    pub labels: Vec<String>,
 }
 
 /// One smoke check: a request through a listener and what its answer must be.

@@ -45,6 +45,14 @@ impl Client {
         Client { addr, token, http }
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -57,6 +65,7 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
+        req = req.header(crate::api::SOURCE_HEADER, "cli");
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
@@ -125,6 +134,10 @@ impl Client {
         Self::json(self.send(Method::POST, path, Some(body)).await?).await
     }
 
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        Self::json(self.send(Method::DELETE, path, None).await?).await
+    }
+
     /// Copies a response body to `out` as it arrives (for following logs).
     pub async fn stream(&self, path: &str, out: &mut impl Write) -> Result<(), ClientError> {
         let mut body = self.send(Method::GET, path, None).await?.into_body();
@@ -141,6 +154,22 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// A whole HTTP/1.1 response read from a `Connection: close` exchange: its status (0 when
+/// there is none) and its body.
+pub fn split_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
 }
 
 async fn collect(resp: Response<Incoming>) -> Result<Bytes, ClientError> {

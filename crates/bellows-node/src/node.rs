@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use bellows_core::Time;
 use bellows_core::alarm::Transition;
-use bellows_core::event::Event;
+use bellows_core::event::{AuditRecord, Event};
 use bellows_core::group::{Command, Group, Lifecycle};
 use bellows_core::group::{Health, HealthSource};
 use bellows_core::ids::{IdGen, InstanceId};
@@ -20,14 +20,16 @@ use bellows_core::metrics::{MetricStore, SeriesKey};
 use bellows_core::scaling::{GroupView as ScalerGroups, Outcome, Scaler};
 use bellows_core::stack::{HealthCheckType, Stack};
 use bellows_proxy::{Proxy, ProxyError, ProxyEvent};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::api::{self, ApiError, Call, GroupView, InstanceView, StatusView};
+use crate::api::{self, Actor, ApiError, Call, GroupView, InstanceView, StatusView};
 use crate::cgroup::Cgroups;
 use crate::clock;
 use crate::provider::{ProcEvent, Provider};
 use crate::publish::{self, Deltas};
 use crate::store::{Store, StoreError};
+
+mod incidents;
 
 /// How a node is started.
 #[derive(Debug, Clone)]
@@ -80,6 +82,8 @@ struct Node {
     token: String,
     /// Each instance's metadata endpoint.
     metadata: HashMap<InstanceId, tokio::task::JoinHandle<()>>,
+    /// Every recorded event with its sequence number, for the API's event stream.
+    events: broadcast::Sender<(i64, Event)>,
 }
 
 /// Runs the stack until `shutdown` completes, then stops every instance and returns.
@@ -130,7 +134,12 @@ pub async fn run(
     )?;
     let control = listener.local_addr()?;
     let (stop_api, api_stopped) = oneshot::channel::<()>();
-    let router = api::router(api::ApiState::new(call_tx, opts.token.clone()));
+    let (events, _) = broadcast::channel(1024);
+    let router = api::router(api::ApiState::new(
+        call_tx,
+        opts.token.clone(),
+        events.clone(),
+    ));
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async {
@@ -169,10 +178,24 @@ pub async fn run(
         instance_tokens: HashMap::new(),
         token: opts.token.clone(),
         metadata: HashMap::new(),
+        events,
         state_dir: opts.state_dir,
         control,
         cgroups: enforced,
     };
+    let started = serde_json::json!({
+        "pid": std::process::id(),
+        "groups": node.stack.groups.iter().map(|g| (g.name.clone(), g.desired)).collect::<BTreeMap<_, _>>(),
+        "listeners": node.proxy.listener_addrs().into_iter().map(|(n, a)| (n, a.to_string())).collect::<BTreeMap<_, _>>(),
+    });
+    node.audit(
+        &Actor::bellows(),
+        "StartStack",
+        format!("stack/{}", node.stack.name),
+        serde_json::Value::Null,
+        started,
+        Ok(()),
+    );
     node.step();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -279,13 +302,13 @@ impl Node {
 
     /// Records the groups' new events in the store.
     fn flush(&mut self) {
-        for group in self.groups.values_mut() {
-            for event in group.take_events() {
-                if let Err(e) = self.store.record(&event) {
-                    tracing::error!(error = %e, "cannot record an event");
-                }
-                log_event(&event);
-            }
+        let events: Vec<Event> = self
+            .groups
+            .values_mut()
+            .flat_map(|g| g.take_events())
+            .collect();
+        for event in events {
+            self.record(event);
         }
     }
 
@@ -338,6 +361,153 @@ impl Node {
         }
     }
 
+    /// `bellows apply`: the new stack is parsed and compared with the running one; what
+    /// a running stack cannot take is refused as a whole; otherwise groups, the load
+    /// balancer and the scaler take the new settings at once (see `stack::diff`).
+    fn apply(
+        &mut self,
+        file: &str,
+        source: &str,
+        dry_run: bool,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<serde_json::Value, ApiError> {
+        use bellows_core::stack::diff::{self, Op};
+        let invalid = |lines: Vec<String>| {
+            ApiError::new_public(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_stack",
+                lines.join("\n"),
+            )
+        };
+        let new = bellows_core::stack::parse(source)
+            .map_err(|d| invalid(d.iter().map(|d| d.render(file)).collect()))?;
+        let zones = crate::zones::unknown_zones(&new);
+        if !zones.is_empty() {
+            return Err(invalid(
+                zones.into_iter().map(|z| format!("{file}: {z}")).collect(),
+            ));
+        }
+        let changes = diff::diff(&self.stack, &new);
+        let refused = diff::refused(&self.stack, &new, &changes);
+        let plan = serde_json::json!({ "changes": changes, "applied": false });
+        if !refused.is_empty() {
+            let error = ApiError::conflict("change", refused.join("; "));
+            if !dry_run {
+                self.audit_apply(actor, plan, Err(&error));
+            }
+            return Err(error);
+        }
+        if dry_run || changes.is_empty() {
+            return Ok(plan);
+        }
+        // Groups first, on copies, so that a change a group refuses leaves all as it was.
+        let who = format!("{actor} (bellows apply)");
+        let mut groups = self.groups.clone();
+        let mut versions = BTreeMap::new();
+        for c in changes.iter().filter(|c| c.kind == "group") {
+            let Some(spec) = new.group(&c.name) else {
+                continue;
+            };
+            match c.op {
+                Op::Add => {
+                    groups.insert(c.name.clone(), Group::new(spec));
+                }
+                Op::Modify => {
+                    let (Some(g), Some(old)) = (groups.get_mut(&c.name), self.stack.group(&c.name))
+                    else {
+                        continue;
+                    };
+                    match g.reconfigure(old, spec, now, &who) {
+                        Ok(Some(v)) => {
+                            versions.insert(c.name.clone(), v);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let error =
+                                ApiError::conflict("change", format!("group `{}`: {e}", c.name));
+                            self.audit_apply(actor, plan, Err(&error));
+                            return Err(error);
+                        }
+                    }
+                }
+                Op::Remove => {}
+            }
+        }
+        self.groups = groups;
+        let new_ingress: Vec<String> = changes
+            .iter()
+            .filter(|c| c.kind == "listener" && c.touches("ingress"))
+            .map(|c| c.name.clone())
+            .collect();
+        self.proxy.reconfigure(&new, &new_ingress);
+        if changes
+            .iter()
+            .any(|c| matches!(c.kind, "alarm" | "policy" | "scheduled"))
+        {
+            // Alarms whose definition did not change keep their state and history.
+            let mut scaler = Scaler::new(
+                new.alarms.clone(),
+                new.policies.clone(),
+                new.scheduled.clone(),
+                now,
+            );
+            for (name, alarm) in scaler.alarms.iter_mut() {
+                if let Some(old) = self.scaler.alarms.get(name)
+                    && old.spec == alarm.spec
+                {
+                    *alarm = old.clone();
+                }
+            }
+            self.scaler = scaler;
+        }
+        self.warmups = warmups(&new);
+        self.stack = new;
+        let result = serde_json::json!({
+            "changes": changes,
+            "applied": true,
+            "template_versions": versions,
+        });
+        self.audit_apply(actor, result.clone(), Ok(()));
+        tracing::info!(changes = changes.len(), by = %actor, "applied a new stack");
+        Ok(result)
+    }
+
+    /// The audit record of an apply: the plan, and whether it was applied.
+    fn audit_apply(
+        &mut self,
+        actor: &Actor,
+        plan: serde_json::Value,
+        result: Result<(), &ApiError>,
+    ) {
+        let target = format!("stack/{}", self.stack.name);
+        self.audit(
+            actor,
+            "ApplyStack",
+            target,
+            serde_json::Value::Null,
+            plan,
+            result,
+        );
+    }
+
+    /// An instance as the audit trail shows it before and after a change.
+    fn instance_json(&self, id: &InstanceId) -> serde_json::Value {
+        let Some(i) = self
+            .owner
+            .get(id)
+            .and_then(|g| self.groups.get(g))
+            .and_then(|g| g.instance(id))
+        else {
+            return serde_json::Value::Null;
+        };
+        serde_json::json!({
+            "lifecycle": i.lifecycle,
+            "health": i.health,
+            "protected": i.protected,
+        })
+    }
+
     /// The group an instance in service belongs to, or the API's 404.
     fn group_of(&mut self, instance: &InstanceId) -> Result<&mut Group, ApiError> {
         self.owner
@@ -358,11 +528,42 @@ impl Node {
         self.owner.remove(id);
     }
 
+    /// Stores one event, logs it and sends it to the event stream's subscribers.
     fn record(&mut self, event: Event) {
-        if let Err(e) = self.store.record(&event) {
-            tracing::error!(error = %e, "cannot record an event");
-        }
         log_event(&event);
+        match self.store.record(&event) {
+            Ok(seq) => {
+                // No subscriber is not an error.
+                let _ = self.events.send((seq, event));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record an event"),
+        }
+    }
+
+    /// Records one change in the audit trail.
+    fn audit(
+        &mut self,
+        actor: &Actor,
+        action: &str,
+        target: String,
+        before: serde_json::Value,
+        after: serde_json::Value,
+        result: Result<(), &ApiError>,
+    ) {
+        let record = AuditRecord {
+            time: clock::now(),
+            actor: actor.name.clone(),
+            source: actor.source.clone(),
+            action: action.to_owned(),
+            target,
+            before,
+            after,
+            result: match result {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("{}: {}", e.code, e.message),
+            },
+        };
+        self.record(Event::Audit { record });
     }
 
     fn on_proxy(&mut self, event: ProxyEvent) {
@@ -399,10 +600,19 @@ impl Node {
                         "target group {target_group}: {}",
                         reason_text.unwrap_or_default()
                     );
-                    let _ = g.set_health(&instance, Health::Unhealthy, HealthSource::Elb, why, now);
+                    if let Ok(true) = g.set_health(
+                        &instance,
+                        Health::Unhealthy,
+                        HealthSource::Elb,
+                        why.clone(),
+                        now,
+                    ) {
+                        self.audit_elb_unhealthy(&instance, why);
+                    }
                 }
             }
             ProxyEvent::ColdStart { target_group } => {
+                let mut woken = Vec::new();
                 let actor = format!(
                     "bellows (a request arrived for target group {target_group} while it had no instance)"
                 );
@@ -414,9 +624,21 @@ impl Node {
                         let cap = g.capacity();
                         if cap.desired == 0 && cap.max >= 1 {
                             tracing::info!(group = %spec.name, %target_group, "scaling from zero for a waiting request");
-                            let _ = g.set_capacity(None, None, Some(1), now, &actor);
+                            if let Ok(after) = g.set_capacity(None, None, Some(1), now, &actor) {
+                                woken.push((spec.name.clone(), cap, after));
+                            }
                         }
                     }
+                }
+                for (group, before, after) in woken {
+                    self.audit(
+                        &Actor::bellows(),
+                        "SetDesiredCapacity",
+                        format!("group/{group}"),
+                        serde_json::json!(before),
+                        serde_json::json!({ "capacity": after, "why": format!("a request arrived for target group {target_group} while it had no instance") }),
+                        Ok(()),
+                    );
                 }
             }
             ProxyEvent::Drained {
@@ -429,6 +651,18 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// bellows marked an instance unhealthy from its target's health checks.
+    fn audit_elb_unhealthy(&mut self, instance: &InstanceId, why: String) {
+        self.audit(
+            &Actor::bellows(),
+            "SetInstanceHealth",
+            format!("instance/{instance}"),
+            serde_json::json!({ "health": Health::Healthy }),
+            serde_json::json!({ "health": Health::Unhealthy, "why": why }),
+            Ok(()),
+        );
     }
 
     /// Like EC2 Auto Scaling polling ELB health: an instance whose target is unhealthy
@@ -460,8 +694,15 @@ impl Node {
                 .group(&group)
                 .is_some_and(|g| g.health_check_type == HealthCheckType::Elb)
                 && let Some(g) = self.groups.get_mut(&group)
+                && let Ok(true) = g.set_health(
+                    &instance,
+                    Health::Unhealthy,
+                    HealthSource::Elb,
+                    why.clone(),
+                    now,
+                )
             {
-                let _ = g.set_health(&instance, Health::Unhealthy, HealthSource::Elb, why, now);
+                self.audit_elb_unhealthy(&instance, why);
             }
         }
     }
@@ -499,12 +740,24 @@ impl Node {
                 actor,
                 reply,
             } => {
-                let result = match self.groups.get_mut(&group) {
-                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
-                    Some(g) => g
-                        .set_capacity(min, max, desired, now, &actor)
-                        .map_err(|e| ApiError::conflict("capacity", e.to_string())),
+                let before = self.groups.get(&group).map(|g| g.capacity());
+                let result = group_named(&mut self.groups, &group).and_then(|g| {
+                    g.set_capacity(min, max, desired, now, &actor.to_string())
+                        .map_err(|e| ApiError::conflict("capacity", e.to_string()))
+                });
+                let asked = serde_json::json!({ "min": min, "max": max, "desired": desired });
+                let after = match &result {
+                    Ok(cap) => serde_json::json!(cap),
+                    Err(_) => asked,
                 };
+                self.audit(
+                    &actor,
+                    "UpdateAutoScalingGroup",
+                    format!("group/{group}"),
+                    serde_json::json!(before),
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::Terminate {
@@ -513,6 +766,7 @@ impl Node {
                 actor,
                 reply,
             } => {
+                let before = self.instance_json(&instance);
                 let command = match self.owner.get(&instance).cloned() {
                     None => Err(ApiError::not_found(format!(
                         "no instance `{instance}` in service"
@@ -520,7 +774,13 @@ impl Node {
                     Some(group) => match self.groups.get_mut(&group) {
                         None => Err(ApiError::not_found(format!("no group `{group}`"))),
                         Some(g) => g
-                            .terminate_instance(&instance, decrement, now, &actor, &mut self.ids)
+                            .terminate_instance(
+                                &instance,
+                                decrement,
+                                now,
+                                &actor.to_string(),
+                                &mut self.ids,
+                            )
                             .map(|c| (c, g.capacity()))
                             .map_err(|e| ApiError::conflict("instance", e.to_string())),
                     },
@@ -529,6 +789,19 @@ impl Node {
                     self.execute(c, now);
                     cap
                 });
+                let after = serde_json::json!({
+                    "instance": self.instance_json(&instance),
+                    "decrement_desired": decrement,
+                    "capacity": result.as_ref().ok(),
+                });
+                self.audit(
+                    &actor,
+                    "TerminateInstanceInAutoScalingGroup",
+                    format!("instance/{instance}"),
+                    before,
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::SetHealth {
@@ -537,6 +810,7 @@ impl Node {
                 actor,
                 reply,
             } => {
+                let before = self.instance_json(&instance);
                 let result = self.group_of(&instance).and_then(|g| {
                     g.set_health(
                         &instance,
@@ -548,17 +822,37 @@ impl Node {
                     .map(|_| ())
                     .map_err(|e| ApiError::conflict("instance", e.to_string()))
                 });
+                let after = self.instance_json(&instance);
+                self.audit(
+                    &actor,
+                    "SetInstanceHealth",
+                    format!("instance/{instance}"),
+                    before,
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::SetProtection {
                 instance,
                 protected,
+                actor,
                 reply,
             } => {
+                let before = self.instance_json(&instance);
                 let result = self.group_of(&instance).and_then(|g| {
                     g.set_protected(&instance, protected, now)
                         .map_err(|e| ApiError::conflict("instance", e.to_string()))
                 });
+                let after = self.instance_json(&instance);
+                self.audit(
+                    &actor,
+                    "SetInstanceProtection",
+                    format!("instance/{instance}"),
+                    before,
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::Targets(reply) => {
@@ -574,6 +868,14 @@ impl Node {
                 actor,
                 reply,
             } => {
+                let ingress_of = |proxy: &Proxy| {
+                    proxy
+                        .listeners()
+                        .into_iter()
+                        .find(|l| l.name == listener)
+                        .map(|l| l.ingress)
+                };
+                let before = ingress_of(&self.proxy);
                 let result = if authorize {
                     self.proxy.authorize(&listener, cidr)
                 } else {
@@ -587,18 +889,12 @@ impl Node {
                                 listener: listener.clone(),
                                 cidr: cidr.to_string(),
                                 authorized: authorize,
-                                actor,
+                                actor: actor.to_string(),
                             });
                         }
-                        let ingress = self
-                            .proxy
-                            .listeners()
-                            .into_iter()
-                            .find(|l| l.name == listener)
-                            .map(|l| l.ingress)
-                            .unwrap_or_default();
+                        let ingress = ingress_of(&self.proxy).unwrap_or_default();
                         Ok(api::IngressChange {
-                            listener,
+                            listener: listener.clone(),
                             cidr,
                             changed,
                             ingress,
@@ -606,6 +902,19 @@ impl Node {
                     }
                     Err(e) => Err(ApiError::not_found(e.to_string())),
                 };
+                let after = ingress_of(&self.proxy);
+                self.audit(
+                    &actor,
+                    if authorize {
+                        "AuthorizeSecurityGroupIngress"
+                    } else {
+                        "RevokeSecurityGroupIngress"
+                    },
+                    format!("listener/{listener}"),
+                    serde_json::json!({ "ingress": before }),
+                    serde_json::json!({ "ingress": after, "cidr": cidr.to_string() }),
+                    result.as_ref().map(|_| ()),
+                );
                 let _ = reply.send(result);
             }
             Call::Alarms(reply) => {
@@ -629,6 +938,156 @@ impl Node {
             }
             Call::Metrics(reply) => {
                 let _ = reply.send(self.prometheus());
+            }
+            Call::Apply {
+                file,
+                source,
+                dry_run,
+                actor,
+                reply,
+            } => {
+                let result = self.apply(&file, &source, dry_run, &actor, now);
+                let _ = reply.send(result);
+            }
+            Call::Stack(reply) => {
+                let _ = reply.send(serde_json::to_value(&self.stack).unwrap_or_default());
+            }
+            Call::StartRefresh {
+                group,
+                min_healthy_percentage,
+                warmup,
+                actor,
+                reply,
+            } => {
+                let default_warmup = self
+                    .warmups
+                    .get(&group)
+                    .map(|w| bellows_core::Duration::from_millis(w.as_millis() as u64))
+                    .unwrap_or_default();
+                let spec = bellows_core::group::RefreshSpec {
+                    min_healthy_percentage: min_healthy_percentage.unwrap_or(90),
+                    warmup: warmup.unwrap_or(default_warmup),
+                };
+                let ids = &mut self.ids;
+                let result = group_named(&mut self.groups, &group).and_then(|g| {
+                    g.start_refresh(spec, now, ids)
+                        .map_err(|e| ApiError::conflict("refresh", e.to_string()))
+                });
+                self.audit(
+                    &actor,
+                    "StartInstanceRefresh",
+                    format!("group/{group}"),
+                    serde_json::Value::Null,
+                    serde_json::json!(spec),
+                    result.as_ref().map(|_| ()),
+                );
+                let _ = reply.send(result);
+            }
+            Call::CancelRefresh {
+                group,
+                actor,
+                reply,
+            } => {
+                let result = group_named(&mut self.groups, &group).and_then(|g| {
+                    g.cancel_refresh(now)
+                        .map_err(|e| ApiError::conflict("refresh", e.to_string()))
+                });
+                let after = result.as_ref().ok().map(
+                    |r| serde_json::json!({ "status": r.status, "remaining": r.remaining.len() }),
+                );
+                self.audit(
+                    &actor,
+                    "CancelInstanceRefresh",
+                    format!("group/{group}"),
+                    serde_json::Value::Null,
+                    serde_json::json!(after),
+                    result.as_ref().map(|_| ()),
+                );
+                let _ = reply.send(result);
+            }
+            Call::Refresh { group, reply } => {
+                let result = match self.groups.get(&group) {
+                    None => Err(ApiError::not_found(format!("no group named `{group}`"))),
+                    Some(g) => Ok(g.refresh().cloned()),
+                };
+                let _ = reply.send(result);
+            }
+            Call::Note {
+                actor,
+                action,
+                target,
+                after,
+                ok,
+                reply,
+            } => {
+                let failed = ApiError::conflict("instance", "the instance refused");
+                self.audit(
+                    &actor,
+                    &action,
+                    target,
+                    serde_json::Value::Null,
+                    after,
+                    if ok { Ok(()) } else { Err(&failed) },
+                );
+                let _ = reply.send(());
+            }
+            Call::Investigate {
+                since,
+                alarm,
+                reply,
+            } => {
+                let _ = reply.send(self.investigate(since, alarm.as_deref(), now));
+            }
+            Call::Investigations(reply) => {
+                let _ = reply.send(
+                    self.store
+                        .investigations(200)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
+            }
+            Call::Investigation { id, reply } => {
+                let result = match self.store.investigation(id) {
+                    Ok(Some(text)) => {
+                        serde_json::from_str::<bellows_core::investigate::Report>(&text)
+                            .map_err(|e| ApiError::internal(e.to_string()))
+                            .map(|r| {
+                                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                                v["markdown"] = serde_json::Value::String(r.markdown());
+                                v["title"] = serde_json::Value::String(r.title());
+                                v["id"] = serde_json::json!(id);
+                                v
+                            })
+                    }
+                    Ok(None) => Err(ApiError::not_found(format!("no investigation {id}"))),
+                    Err(e) => Err(ApiError::internal(e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Call::Incidents(reply) => {
+                let _ = reply.send(
+                    self.store
+                        .incidents(200)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
+            }
+            Call::Audit {
+                since,
+                target,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.store
+                        .audit(since, target.as_deref(), limit)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
+            }
+            Call::EventsAfter { seq, reply } => {
+                let _ = reply.send(
+                    self.store
+                        .events_after(seq, 10_000)
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                );
             }
             Call::Log { instance, reply } => {
                 let path = self.provider.log_path(&instance);
@@ -754,6 +1213,7 @@ impl Node {
                         target_groups: spec.target_groups.clone(),
                         health_check_type: spec.health_check_type,
                         termination_policy: spec.termination_policy,
+                        refresh: g.refresh().cloned(),
                     })
                 })
                 .collect(),
@@ -799,6 +1259,15 @@ impl Node {
     async fn stop(&mut self, proc_rx: &mut mpsc::UnboundedReceiver<ProcEvent>) {
         let now = clock::now();
         self.stopping = true;
+        let live: usize = self.groups.values().map(Group::live).sum();
+        self.audit(
+            &Actor::bellows(),
+            "StopStack",
+            format!("stack/{}", self.stack.name),
+            serde_json::json!({ "instances": live }),
+            serde_json::json!({ "instances": 0 }),
+            Ok(()),
+        );
         for id in self.draining.keys().cloned().collect::<Vec<_>>() {
             if let Some(timeout) = self.draining.remove(&id) {
                 self.provider.terminate(&id, timeout);
@@ -837,6 +1306,16 @@ impl Node {
         self.flush();
         self.provider.cleanup();
     }
+}
+
+/// A group by name, or the API's 404.
+fn group_named<'g>(
+    groups: &'g mut BTreeMap<String, Group>,
+    name: &str,
+) -> Result<&'g mut Group, ApiError> {
+    groups
+        .get_mut(name)
+        .ok_or_else(|| ApiError::not_found(format!("no group named `{name}`")))
 }
 
 /// When an instance could not bind its port, says which address it should use.
@@ -970,11 +1449,26 @@ impl Node {
                     }
                     self.record(Event::Alarm {
                         time: t.time,
-                        alarm: t.alarm,
+                        alarm: t.alarm.clone(),
                         from: t.from,
                         to: t.to,
                         reason: t.reason,
                     });
+                    use bellows_core::alarm::AlarmState;
+                    if t.to == AlarmState::Alarm {
+                        let span = self.scaler.alarms.get(&t.alarm).map_or(
+                            bellows_core::Duration::from_secs(60),
+                            |a| {
+                                bellows_core::Duration::from_millis(
+                                    a.spec.period.as_millis()
+                                        * u64::from(a.spec.evaluation_periods),
+                                )
+                            },
+                        );
+                        self.on_alarm(&t.alarm, span, now);
+                    } else if t.from == AlarmState::Alarm {
+                        self.on_alarm_ok(&t.alarm, now);
+                    }
                 }
                 Outcome::Webhook {
                     webhook,
@@ -1008,6 +1502,19 @@ impl Node {
                     to,
                 } => {
                     tracing::info!(group = %group, policy = %policy, from, to, "scaling");
+                    let scheduled = self.stack.scheduled.iter().any(|a| a.name == policy);
+                    self.audit(
+                        &Actor::bellows(),
+                        if scheduled {
+                            "ExecuteScheduledAction"
+                        } else {
+                            "ExecutePolicy"
+                        },
+                        format!("group/{group}"),
+                        serde_json::json!({ "desired": from }),
+                        serde_json::json!({ "desired": to, "by": policy }),
+                        Ok(()),
+                    );
                 }
             }
         }

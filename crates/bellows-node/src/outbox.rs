@@ -15,6 +15,17 @@ use hyper_util::rt::TokioExecutor;
 use crate::clock;
 use crate::store::Store;
 
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// http:// and https:// (TLS 1.2 and 1.3, verified against Mozilla's root certificates).
+fn connector() -> Connector {
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build()
+}
+
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -27,8 +38,8 @@ pub async fn run(db: PathBuf) {
             return;
         }
     };
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client: Client<Connector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -39,14 +50,34 @@ pub async fn run(db: PathBuf) {
                 continue;
             }
         };
-        for (id, url, body, attempts) in due {
-            let result = post(&client, &url, body).await;
+        for d in due {
+            let (id, attempts) = (d.id, d.attempts);
+            let result = match prepare(&store, &d) {
+                Ok((url, token)) => {
+                    send(&client, &d.method, &url, d.body.clone(), token.as_deref()).await
+                }
+                Err(e) => Err(e),
+            };
             let now = clock::now();
             let recorded = match result {
-                Ok(()) => store.delivered(id, now),
+                Ok(answer) => {
+                    // An opened issue's number is what later updates address.
+                    if let (Some(incident), Some("open")) = (d.incident, d.action.as_deref())
+                        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&answer)
+                        && let Some(number) = v["number"].as_i64()
+                        && let Err(e) = store.set_issue(
+                            incident,
+                            number,
+                            v["html_url"].as_str().unwrap_or_default(),
+                        )
+                    {
+                        tracing::warn!(error = %e, "outbox");
+                    }
+                    store.delivered(id, now)
+                }
                 Err(e) => {
                     let wait = Duration::from_secs(1u64 << attempts.clamp(0, 8)).min(MAX_BACKOFF);
-                    tracing::info!(delivery = id, %url, attempt = attempts + 1, error = %e, retry_in = ?wait, "webhook delivery failed");
+                    tracing::info!(delivery = id, url = %d.url, attempt = attempts + 1, error = %e, retry_in = ?wait, "delivery failed");
                     store.failed(
                         id,
                         now + bellows_core::Duration::from_millis(wait.as_millis() as u64),
@@ -61,14 +92,45 @@ pub async fn run(db: PathBuf) {
     }
 }
 
-async fn post(
-    client: &Client<HttpConnector, Full<Bytes>>,
+/// The URL with its `{number}` filled in, and the token read from its variable now.
+fn prepare(store: &Store, d: &crate::store::Due) -> Result<(String, Option<String>), String> {
+    let mut url = d.url.clone();
+    if url.contains("{number}") {
+        let incident = d
+            .incident
+            .ok_or("a delivery for an issue without an incident")?;
+        let number = store
+            .issue_number(incident)
+            .map_err(|e| e.to_string())?
+            .ok_or("waiting for the incident's issue to be opened")?;
+        url = url.replace("{number}", &number.to_string());
+    }
+    let token = match &d.auth_env {
+        None => None,
+        Some(var) => Some(
+            std::env::var(var).map_err(|_| format!("{var} is not set in bellows' environment"))?,
+        ),
+    };
+    Ok((url, token))
+}
+
+async fn send(
+    client: &Client<Connector, Full<Bytes>>,
+    method: &str,
     url: &str,
     body: String,
-) -> Result<(), String> {
-    let req = Request::post(url)
+    token: Option<&str>,
+) -> Result<String, String> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(url)
         .header("content-type", "application/json")
-        .header("user-agent", "bellows-webhook/1.0")
+        .header("accept", "application/vnd.github+json, application/json")
+        .header("user-agent", "bellows-webhook/1.0");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
@@ -76,9 +138,14 @@ async fn post(
         .map_err(|_| "timed out".to_owned())?
         .map_err(|e| e.to_string())?;
     let status = resp.status();
-    let _ = resp.into_body().collect().await;
+    let answer = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
     if status.is_success() {
-        Ok(())
+        Ok(answer)
     } else {
         Err(format!("the receiver answered {status}"))
     }

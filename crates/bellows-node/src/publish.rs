@@ -12,6 +12,8 @@ use bellows_proxy::Snapshot;
 #[derive(Debug, Default)]
 pub struct Deltas {
     last: HashMap<String, u64>,
+    /// Per target group: the response time histogram's last counts.
+    buckets: HashMap<String, Vec<u64>>,
 }
 
 impl Deltas {
@@ -96,6 +98,32 @@ pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapsh
                 now,
                 avg,
             );
+        }
+        // This second's percentiles from the histogram's growth (ALB's percentile
+        // statistics come from every request; averages of seconds would hide the tail).
+        let last = deltas
+            .buckets
+            .insert(g.name.clone(), g.response_buckets.clone())
+            .unwrap_or_default();
+        if n > 0 && last.len() == g.response_buckets.len() {
+            let grown: Vec<u64> = g
+                .response_buckets
+                .iter()
+                .zip(&last)
+                .map(|(now, before)| now.saturating_sub(*before))
+                .collect();
+            for (name, q) in [
+                ("TargetResponseTimeP50", 0.5),
+                ("TargetResponseTimeP99", 0.99),
+            ] {
+                if let Some(us) = bellows_proxy::metrics::quantile(&grown, q) {
+                    store.put(
+                        &SeriesKey::new("bellows/ApplicationELB", name, &tg_only),
+                        now,
+                        us as f64 / 1e6,
+                    );
+                }
+            }
         }
     }
 }

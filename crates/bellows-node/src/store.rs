@@ -15,6 +15,44 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
 }
 
+/// A delivery the outbox is to attempt now.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: i64,
+    pub url: String,
+    pub body: String,
+    pub attempts: i64,
+    pub method: String,
+    pub auth_env: Option<String>,
+    pub incident: Option<i64>,
+    pub action: Option<String>,
+}
+
+/// A stored investigation, as listed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InvestigationRow {
+    pub id: i64,
+    pub time: bellows_core::Time,
+    pub alarm: Option<String>,
+    pub title: String,
+}
+
+/// An incident: an alarm in ALARM with its investigation, until the alarm is OK again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Incident {
+    pub id: i64,
+    pub alarm: String,
+    pub title: String,
+    pub opened: bellows_core::Time,
+    pub resolved: Option<bellows_core::Time>,
+    pub investigation: i64,
+    pub issue_number: Option<i64>,
+    pub issue_url: Option<String>,
+    /// Deliveries of this incident not yet through.
+    pub pending_deliveries: i64,
+    pub last_error: Option<String>,
+}
+
 /// One outbox entry, as `bellows incidents` and the API show it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
@@ -26,6 +64,14 @@ pub struct Delivery {
     pub delivered: Option<bellows_core::Time>,
     pub last_error: Option<String>,
     pub next_attempt: bellows_core::Time,
+}
+
+/// One audit record with its place in the event sequence.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub record: bellows_core::event::AuditRecord,
 }
 
 #[derive(Debug)]
@@ -53,6 +99,33 @@ impl Store {
                  body TEXT NOT NULL
              );
              CREATE INDEX IF NOT EXISTS activities_by_group ON activities (group_name, start);
+             CREATE TABLE IF NOT EXISTS audit (
+                 seq INTEGER PRIMARY KEY,
+                 time INTEGER NOT NULL,
+                 actor TEXT NOT NULL,
+                 action TEXT NOT NULL,
+                 target TEXT NOT NULL,
+                 body TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS audit_by_time ON audit (time);
+             CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
+             CREATE TABLE IF NOT EXISTS investigations (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 time INTEGER NOT NULL,
+                 alarm TEXT,
+                 title TEXT NOT NULL,
+                 report TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS incidents (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 alarm TEXT NOT NULL,
+                 title TEXT NOT NULL,
+                 opened INTEGER NOT NULL,
+                 resolved INTEGER,
+                 investigation INTEGER NOT NULL,
+                 issue_number INTEGER,
+                 issue_url TEXT
+             );
              CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  created INTEGER NOT NULL,
@@ -65,6 +138,23 @@ impl Store {
                  last_error TEXT
              );",
         )?;
+        // Outbox columns added after the first release: HTTP method, the environment
+        // variable that holds a token (the token itself is never stored), and the
+        // incident a delivery belongs to with what it does to the incident's issue.
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('outbox')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (name, decl) in [
+            ("method", "TEXT NOT NULL DEFAULT 'POST'"),
+            ("auth_env", "TEXT"),
+            ("incident", "INTEGER"),
+            ("action", "TEXT"),
+        ] {
+            if !columns.iter().any(|c| c == name) {
+                conn.execute_batch(&format!("ALTER TABLE outbox ADD COLUMN {name} {decl}"))?;
+            }
+        }
         Ok(Store { conn })
     }
 
@@ -77,6 +167,19 @@ impl Store {
             params![event.time().as_millis() as i64, event.kind(), body],
         )?;
         let seq = tx.last_insert_rowid();
+        if let Event::Audit { record } = event {
+            tx.execute(
+                "INSERT INTO audit (seq, time, actor, action, target, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    seq,
+                    record.time.as_millis() as i64,
+                    record.actor,
+                    record.action,
+                    record.target,
+                    serde_json::to_string(record)?
+                ],
+            )?;
+        }
         if let Event::Activity { activity } = event {
             tx.execute(
                 "INSERT INTO activities (id, group_name, start, body) VALUES (?1, ?2, ?3, ?4)
@@ -107,6 +210,69 @@ impl Store {
         let mut out = Vec::new();
         for body in rows {
             out.push(serde_json::from_str(&body?)?);
+        }
+        Ok(out)
+    }
+
+    /// The audit trail, newest first, optionally only records at or after `since` and
+    /// only of one target (`group/web`) or of targets under a prefix (`instance/`).
+    pub fn audit(
+        &self,
+        since: Option<bellows_core::Time>,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, body FROM audit WHERE time >= ?1 AND (?2 IS NULL OR target = ?2 OR substr(target, 1, length(?2)) = ?2)
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let since = since.map_or(0, |t| t.as_millis() as i64);
+        let rows = stmt.query_map(params![since, target, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, body) = row?;
+            out.push(AuditEntry {
+                seq,
+                record: serde_json::from_str(&body)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stored events from `from` on, oldest first, at most `limit`.
+    pub fn events_since(
+        &self,
+        from: bellows_core::Time,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM events WHERE time >= ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![from.as_millis() as i64, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for body in rows {
+            out.push(serde_json::from_str(&body?)?);
+        }
+        Ok(out)
+    }
+
+    /// Stored events after `seq`, oldest first: what an event stream replays to a client
+    /// that reconnects with `Last-Event-ID`.
+    pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, Event)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![seq, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, body) = row?;
+            out.push((seq, serde_json::from_str(&body)?));
         }
         Ok(out)
     }
@@ -154,18 +320,173 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Deliveries due now: (id, url, body, attempts).
-    pub fn due(
-        &self,
+    /// Queues a delivery that belongs to an incident: `action` is `open` (its answer
+    /// carries the issue's number), `comment` or `close` (their URL has `{number}`, known
+    /// once the issue is open). `auth_env` names the variable holding the token.
+    #[allow(clippy::too_many_arguments)]
+    pub fn enqueue_for_incident(
+        &mut self,
+        target: &str,
+        method: &str,
+        url: &str,
+        body: &str,
+        auth_env: Option<&str>,
+        incident: i64,
+        action: &str,
         now: bellows_core::Time,
-    ) -> Result<Vec<(i64, String, String, i64)>, StoreError> {
+    ) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO outbox (created, target, url, body, next_attempt, method, auth_env, incident, action)
+             VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6, ?7, ?8)",
+            params![now.as_millis() as i64, target, url, body, method, auth_env, incident, action],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Deliveries due now, oldest first.
+    pub fn due(&self, now: bellows_core::Time) -> Result<Vec<Due>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, url, body, attempts FROM outbox WHERE delivered IS NULL AND next_attempt <= ?1 ORDER BY id LIMIT 50",
+            "SELECT id, url, body, attempts, method, auth_env, incident, action FROM outbox
+             WHERE delivered IS NULL AND next_attempt <= ?1 ORDER BY id LIMIT 50",
         )?;
         let rows = stmt.query_map(params![now.as_millis() as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(Due {
+                id: r.get(0)?,
+                url: r.get(1)?,
+                body: r.get(2)?,
+                attempts: r.get(3)?,
+                method: r.get(4)?,
+                auth_env: r.get(5)?,
+                incident: r.get(6)?,
+                action: r.get(7)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn save_investigation(
+        &mut self,
+        time: bellows_core::Time,
+        alarm: Option<&str>,
+        title: &str,
+        report: &str,
+    ) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO investigations (time, alarm, title, report) VALUES (?1, ?2, ?3, ?4)",
+            params![time.as_millis() as i64, alarm, title, report],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Stored investigations, newest first, without their reports.
+    pub fn investigations(&self, limit: usize) -> Result<Vec<InvestigationRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, time, alarm, title FROM investigations ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(InvestigationRow {
+                id: r.get(0)?,
+                time: bellows_core::Time::from_millis(r.get::<_, i64>(1)? as u64),
+                alarm: r.get(2)?,
+                title: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One stored investigation's report (JSON).
+    pub fn investigation(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT report FROM investigations WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The open incident of an alarm, if there is one.
+    pub fn open_incident(&self, alarm: &str) -> Result<Option<Incident>, StoreError> {
+        Ok(self
+            .incidents_where("alarm = ?1 AND resolved IS NULL", alarm)?
+            .into_iter()
+            .next())
+    }
+
+    pub fn incidents(&self, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let mut list = self.incidents_where("?1 = ?1", "")?;
+        list.truncate(limit);
+        Ok(list)
+    }
+
+    fn incidents_where(&self, filter: &str, arg: &str) -> Result<Vec<Incident>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT i.id, i.alarm, i.title, i.opened, i.resolved, i.investigation, i.issue_number, i.issue_url,
+                    (SELECT COUNT(*) FROM outbox o WHERE o.incident = i.id AND o.delivered IS NULL),
+                    (SELECT MAX(o.last_error) FROM outbox o WHERE o.incident = i.id AND o.delivered IS NULL)
+             FROM incidents i WHERE {filter} ORDER BY i.id DESC"
+        ))?;
+        let rows = stmt.query_map(params![arg], |r| {
+            Ok(Incident {
+                id: r.get(0)?,
+                alarm: r.get(1)?,
+                title: r.get(2)?,
+                opened: bellows_core::Time::from_millis(r.get::<_, i64>(3)? as u64),
+                resolved: r
+                    .get::<_, Option<i64>>(4)?
+                    .map(|t| bellows_core::Time::from_millis(t as u64)),
+                investigation: r.get(5)?,
+                issue_number: r.get(6)?,
+                issue_url: r.get(7)?,
+                pending_deliveries: r.get(8)?,
+                last_error: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn open_new_incident(
+        &mut self,
+        alarm: &str,
+        title: &str,
+        investigation: i64,
+        now: bellows_core::Time,
+    ) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO incidents (alarm, title, opened, investigation) VALUES (?1, ?2, ?3, ?4)",
+            params![alarm, title, now.as_millis() as i64, investigation],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn resolve_incident(&mut self, id: i64, now: bellows_core::Time) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE incidents SET resolved = ?2 WHERE id = ?1",
+            params![id, now.as_millis() as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_issue(&mut self, incident: i64, number: i64, url: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE incidents SET issue_number = ?2, issue_url = ?3 WHERE id = ?1",
+            params![incident, number, url],
+        )?;
+        Ok(())
+    }
+
+    /// The issue number of an incident, once its issue is open.
+    pub fn issue_number(&self, incident: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT issue_number FROM incidents WHERE id = ?1",
+                params![incident],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     pub fn delivered(&mut self, id: i64, now: bellows_core::Time) -> Result<(), StoreError> {

@@ -73,7 +73,10 @@ pub(crate) async fn watch(
         } else {
             hc.interval.to_std()
         };
-        tokio::time::sleep(next).await;
+        tokio::select! {
+            () = tokio::time::sleep(next) => {}
+            () = tg.reconfigured.notified() => {}
+        }
     }
 }
 

@@ -137,6 +137,8 @@ pub struct GroupSnapshot {
     pub unhealthy: u32,
     pub response_count: u64,
     pub response_sum_us: u64,
+    /// The response time histogram's counts per bucket (`metrics::BUCKETS_US`).
+    pub response_buckets: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +219,29 @@ impl Proxy {
             tokio::spawn(listener::serve(socket, l, shared.clone()));
         }
         Ok(Proxy { shared })
+    }
+
+    /// Takes a new stack's listener and target group settings at once: rules, health
+    /// checks, algorithms, stickiness, timeouts. Requests in flight finish under the
+    /// settings they started with; the next ones use the new. A listener's ingress list
+    /// is replaced only when named in `new_ingress` (the file changed it), so changes made
+    /// at run time survive an apply that does not touch them. Listeners and target
+    /// groups are neither added nor removed here.
+    pub fn reconfigure(&self, stack: &Stack, new_ingress: &[String]) {
+        for spec in &stack.target_groups {
+            if let Some(tg) = self.shared.groups.get(&spec.name) {
+                tg.spec.store(Arc::new(spec.clone()));
+                tg.reconfigured.notify_waiters();
+            }
+        }
+        for spec in &stack.listeners {
+            if let Some(l) = self.shared.listeners.get(&spec.name) {
+                l.spec.store(Arc::new(spec.clone()));
+                if new_ingress.contains(&spec.name) {
+                    l.ingress.store(Arc::new(spec.ingress.clone()));
+                }
+            }
+        }
     }
 
     /// The address each listener is bound to (useful with port 0).
@@ -493,8 +518,8 @@ impl Proxy {
             .groups
             .iter()
             .map(|(n, tg)| {
-                let (_, sum_us) = tg.response_time.snapshot();
-                let count = tg.response_time.snapshot().0.iter().sum();
+                let (buckets, sum_us) = tg.response_time.snapshot();
+                let count = buckets.iter().sum();
                 GroupSnapshot {
                     name: n.clone(),
                     counters: tg.counters.values(),
@@ -502,6 +527,7 @@ impl Proxy {
                     unhealthy: tg.count(TargetState::Unhealthy) as u32,
                     response_count: count,
                     response_sum_us: sum_us,
+                    response_buckets: buckets,
                 }
             })
             .collect();

@@ -196,6 +196,8 @@ pub struct TargetGroup {
     pub became_healthy: Notify,
     /// When a cold start was last asked for (ms), so a burst asks once.
     pub cold_start_asked: AtomicU64,
+    /// Wakes health checkers when the spec changes, so a new interval counts at once.
+    pub reconfigured: Notify,
 }
 
 impl TargetGroup {
@@ -212,6 +214,7 @@ impl TargetGroup {
             cold_start: false,
             became_healthy: Notify::new(),
             cold_start_asked: AtomicU64::new(0),
+            reconfigured: Notify::new(),
         }
     }
 

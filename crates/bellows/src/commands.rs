@@ -6,15 +6,17 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use bellows_core::event::Capacity;
-use bellows_core::group::{Activity, ActivityStatus};
+use bellows_core::group::{Activity, ActivityStatus, Refresh, RefreshStatus};
 use bellows_core::metrics::SeriesKey;
-use bellows_node::api::{AlarmView, HealthRequest, MetricResult, TerminateRequest};
+use bellows_node::api::{
+    AlarmView, ApplyRequest, HealthRequest, MetricResult, RefreshRequest, TerminateRequest,
+};
 use bellows_node::api::{
     CapacityRequest, IngressChange, IngressRequest, InstanceView, ProtectionRequest, StatusView,
 };
 use bellows_node::client::Client;
 use bellows_node::clock;
-use bellows_node::store::Delivery;
+use bellows_node::store::{AuditEntry, Delivery, Incident};
 use bellows_proxy::TargetView;
 use serde::Serialize;
 
@@ -34,7 +36,7 @@ impl Context {
         Context { state_dir, control }
     }
 
-    fn state_dir(&self) -> PathBuf {
+    pub fn state_dir(&self) -> PathBuf {
         self.state_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
@@ -540,6 +542,329 @@ pub async fn deliveries(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub enum RefreshAction {
+    Start {
+        min_healthy_percentage: u32,
+        warmup: Option<String>,
+    },
+    Status,
+    Cancel,
+}
+
+pub async fn refresh(
+    ctx: &Context,
+    group: &str,
+    what: RefreshAction,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = ctx.client();
+    let path = format!("/api/v1/groups/{group}/refresh");
+    let mut r: Refresh = match what {
+        RefreshAction::Start {
+            min_healthy_percentage,
+            warmup,
+        } => client
+            .post(
+                &path,
+                &RefreshRequest {
+                    min_healthy_percentage: Some(min_healthy_percentage),
+                    warmup,
+                },
+            )
+            .await
+            .with_context(|| format!("cannot start an instance refresh of `{group}`"))?,
+        RefreshAction::Status => client.get(&path).await?,
+        RefreshAction::Cancel => client.delete(&path).await?,
+    };
+    let line = |r: &Refresh| {
+        format!(
+            "refresh {} of {}: {:?}, {}% ({} of {} left), {}",
+            r.id,
+            r.group,
+            r.status,
+            r.percentage_complete,
+            r.remaining.len(),
+            r.total,
+            r.status_reason
+        )
+    };
+    if wait && !json {
+        let mut last = String::new();
+        while r.status == RefreshStatus::InProgress {
+            let now = line(&r);
+            if now != last {
+                out!("{now}");
+                last = now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            r = client.get(&path).await?;
+        }
+    }
+    if json {
+        print_json(&r)?;
+    } else {
+        out!("{}", line(&r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn apply(
+    ctx: &Context,
+    file: &std::path::Path,
+    dry_run: bool,
+    yes: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let name = file.display().to_string();
+    let source = std::fs::read_to_string(file).with_context(|| format!("{name}: cannot read"))?;
+    // The same checks as `validate`, with positions, before anything is sent.
+    if let Err(code) = crate::up::parse(&name, &source) {
+        return Ok(code);
+    }
+    let client = ctx.client();
+    let ask = |dry_run: bool| ApplyRequest {
+        file: name.clone(),
+        source: source.clone(),
+        dry_run,
+    };
+    let plan: serde_json::Value = client.post("/api/v1/stack", &ask(true)).await?;
+    let changes = plan["changes"].as_array().cloned().unwrap_or_default();
+    if !json {
+        print_plan(&changes);
+    }
+    if changes.is_empty() || dry_run {
+        if json {
+            print_json(&plan)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("add --yes to apply without a question");
+        }
+        eprint!("Apply {} change(s)? [y/N] ", changes.len());
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing applied");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let done: serde_json::Value = client
+        .post("/api/v1/stack", &ask(false))
+        .await
+        .with_context(|| format!("cannot apply {name}"))?;
+    if json {
+        print_json(&done)?;
+    } else {
+        out!("applied {} change(s)", changes.len());
+        if let Some(v) = done["template_versions"].as_object() {
+            for (group, version) in v {
+                out!(
+                    "  group {group}: launch template version {version}: new instances use it; `bellows refresh {group}` replaces the others"
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A plan like `terraform plan`'s: + added, - removed, ~ modified with each field.
+fn print_plan(changes: &[serde_json::Value]) {
+    if changes.is_empty() {
+        out!("no changes: the running stack already is this file");
+        return;
+    }
+    for c in changes {
+        let (sign, what) = match c["op"].as_str() {
+            Some("add") => ("+", "added"),
+            Some("remove") => ("-", "removed"),
+            _ => ("~", "modified"),
+        };
+        out!(
+            "{sign} {} {} ({what})",
+            c["kind"].as_str().unwrap_or("?").replace('_', " "),
+            c["name"].as_str().unwrap_or("?")
+        );
+        for f in c["fields"].as_array().into_iter().flatten() {
+            out!(
+                "    {}: {} -> {}",
+                f["path"].as_str().unwrap_or("?"),
+                f["before"],
+                f["after"]
+            );
+        }
+    }
+}
+
+pub async fn investigate(
+    ctx: &Context,
+    since: &str,
+    alarm: Option<String>,
+    id: Option<i64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let path = match id {
+        Some(id) => format!("/api/v1/investigations/{id}"),
+        None => {
+            let mut p = format!("/api/v1/investigate?since={}", url_escape(since));
+            if let Some(a) = alarm {
+                p += &format!("&alarm={}", url_escape(&a));
+            }
+            p
+        }
+    };
+    let mut report: serde_json::Value = ctx.client().get(&path).await?;
+    if json {
+        if let Some(m) = report.as_object_mut() {
+            m.remove("markdown");
+        }
+        print_json(&report)?;
+    } else {
+        out!("{}", report["markdown"].as_str().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn incidents(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
+    let list: Vec<Incident> = ctx.client().get("/api/v1/incidents").await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&[
+        "ID",
+        "ALARM",
+        "OPENED",
+        "STATUS",
+        "INVESTIGATION",
+        "ISSUE",
+        "DELIVERIES",
+        "TITLE",
+    ]);
+    for i in &list {
+        t.row(vec![
+            i.id.to_string(),
+            i.alarm.clone(),
+            i.opened.to_string(),
+            match i.resolved {
+                Some(r) => format!("resolved {r}"),
+                None => "open".to_owned(),
+            },
+            format!("bellows investigate --id {}", i.investigation),
+            match (&i.issue_number, &i.issue_url) {
+                (Some(n), Some(u)) if !u.is_empty() => format!("#{n} {u}"),
+                (Some(n), _) => format!("#{n}"),
+                _ => "-".to_owned(),
+            },
+            if i.pending_deliveries == 0 {
+                "delivered".to_owned()
+            } else {
+                format!(
+                    "{} pending{}",
+                    i.pending_deliveries,
+                    i.last_error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+            },
+            i.title.clone(),
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn dashboard(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let client = ctx.client();
+    match client.token() {
+        Some(t) => out!("http://{}/#token={t}", client.addr()),
+        None => {
+            out!("http://{}/", client.addr());
+            eprintln!(
+                "no token readable in {}: the page will be read only until you paste one",
+                ctx.state_dir().display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn audit(
+    ctx: &Context,
+    since: Option<String>,
+    target: Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut query = vec![format!("limit={limit}")];
+    if let Some(s) = since {
+        query.push(format!("since={}", url_escape(&s)));
+    }
+    if let Some(t) = target {
+        query.push(format!("target={}", url_escape(&t)));
+    }
+    let list: Vec<AuditEntry> = ctx
+        .client()
+        .get(&format!("/api/v1/audit?{}", query.join("&")))
+        .await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&[
+        "TIME", "ACTOR", "ACTION", "TARGET", "BEFORE", "AFTER", "RESULT",
+    ]);
+    for e in &list {
+        let r = &e.record;
+        t.row(vec![
+            r.time.to_string(),
+            if r.actor == r.source {
+                r.actor.clone()
+            } else {
+                format!("{} ({})", r.actor, r.source)
+            },
+            r.action.clone(),
+            r.target.clone(),
+            compact(&r.before),
+            compact(&r.after),
+            r.result.clone(),
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A JSON value on one line, without the quotes around keys, for a table cell.
+fn compact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| format!("{k}={}", compact(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Percent-encodes a query parameter's value.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// One request with `Connection: close`: (status, body).
 fn exchange(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
@@ -552,17 +877,7 @@ fn exchange(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    Ok(bellows_node::client::split_response(&raw))
 }
 
 pub async fn check(ctx: &Context, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -99,6 +99,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace every instance of a group in batches, like `aws autoscaling
+    /// start-instance-refresh`; or show (`--status`) or cancel (`--cancel`) one.
+    Refresh {
+        group: String,
+        /// The share of desired capacity kept healthy and in service, 0 to 100.
+        #[arg(long, default_value_t = 90)]
+        min_healthy_percentage: u32,
+        /// How long a replacement serves before the next batch (default: the group's
+        /// instance warmup).
+        #[arg(long)]
+        warmup: Option<String>,
+        /// Follow the refresh until it ends, with its progress.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, conflicts_with = "cancel")]
+        status: bool,
+        #[arg(long)]
+        cancel: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List metric series, or query one metric's statistic over time (with a sparkline).
     Metrics {
         /// The namespace, like AWS/EC2, AWS/ApplicationELB, AWS/AutoScaling or yours.
@@ -123,6 +144,56 @@ enum Command {
     },
     /// Alarms with their state, reason and recent history.
     Alarms {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the running stack: validate FILE, show what differs, then swap it in
+    /// without dropping a connection.
+    Apply {
+        file: PathBuf,
+        /// Only validate and show the difference.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply without asking.
+        #[arg(long, short)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look for the cause of a problem: ranked hypotheses with evidence and the command
+    /// that fixes each. With --id, a stored investigation (one an alarm started).
+    Investigate {
+        /// How far back the symptom window starts.
+        #[arg(long, default_value = "15m")]
+        since: String,
+        /// The alarm that shows the symptom.
+        #[arg(long)]
+        alarm: Option<String>,
+        /// Show the stored investigation with this id (see `bellows incidents`).
+        #[arg(long, conflicts_with_all = ["since", "alarm"])]
+        id: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Incidents (alarms that went to ALARM, with their investigation) and where their
+    /// notifications and issues stand.
+    Incidents {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the dashboard's address, with the control token in the link's fragment so
+    /// that the page can make changes (the fragment never leaves the browser).
+    Dashboard,
+    /// The audit trail: every change, by whom, before and after (newest first).
+    Audit {
+        /// Only changes this recent, e.g. `15m`, `2h`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only one resource (`group/web`) or a kind of them (`instance/`).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },
@@ -342,6 +413,47 @@ fn main() -> ExitCode {
             Command::Check { file } => commands::check(&ctx, file).await,
             Command::Alarms { json } => commands::alarms(&ctx, json).await,
             Command::Deliveries { json } => commands::deliveries(&ctx, json).await,
+            Command::Refresh {
+                group,
+                min_healthy_percentage,
+                warmup,
+                wait,
+                status,
+                cancel,
+                json,
+            } => {
+                let what = if cancel {
+                    commands::RefreshAction::Cancel
+                } else if status {
+                    commands::RefreshAction::Status
+                } else {
+                    commands::RefreshAction::Start {
+                        min_healthy_percentage,
+                        warmup,
+                    }
+                };
+                commands::refresh(&ctx, &group, what, wait, json).await
+            }
+            Command::Dashboard => commands::dashboard(&ctx),
+            Command::Investigate {
+                since,
+                alarm,
+                id,
+                json,
+            } => commands::investigate(&ctx, &since, alarm, id, json).await,
+            Command::Incidents { json } => commands::incidents(&ctx, json).await,
+            Command::Apply {
+                file,
+                dry_run,
+                yes,
+                json,
+            } => commands::apply(&ctx, &file, dry_run, yes, json).await,
+            Command::Audit {
+                since,
+                target,
+                limit,
+                json,
+            } => commands::audit(&ctx, since, target, limit, json).await,
             Command::Targets { target_group, json } => {
                 commands::targets(&ctx, target_group, json).await
             }

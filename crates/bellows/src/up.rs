@@ -32,7 +32,7 @@ fn load(path: &Path) -> Result<Stack, ExitCode> {
     parse(&name, &src)
 }
 
-fn parse(name: &str, src: &str) -> Result<Stack, ExitCode> {
+pub fn parse(name: &str, src: &str) -> Result<Stack, ExitCode> {
     let report = |errors: Vec<String>| {
         for e in &errors {
             eprintln!("{e}");
@@ -118,7 +118,10 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
     init_tracing();
     out!("bellows up: stack {} from {source}", stack.name);
     out!(
-        "  control API  http://{control}/api/v1/status  (changes need the token in {})",
+        "  dashboard    http://{control}/  (`bellows dashboard` prints a link that can make changes)"
+    );
+    out!(
+        "  control API  http://{control}/api/v1/  (described at /api/v1/openapi.json; changes need the token in {})",
         state_dir.join("token").display()
     );
     for g in &stack.groups {

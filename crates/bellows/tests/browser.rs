@@ -54,3 +54,42 @@ fn the_tracker_page_shows_who_you_are_and_everyone_live_in_chromium() {
         "a screenshot is kept in artifacts/"
     );
 }
+
+#[test]
+fn the_dashboard_shows_moving_charts_and_sets_desired_capacity_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let driver = root.join("tests/browser/dashboard.mjs");
+    let up = Up::start("dashboard", &echo_stack(1, ""));
+    up.wait_for("1 healthy", Duration::from_secs(20), |u| u.healthy() == 1);
+    // Load while the page watches: bounded in time.
+    let load = GetLoad::start(up.lb(), Duration::from_millis(20));
+    let link = String::from_utf8(up.cli(&["dashboard"]).stdout).unwrap();
+    assert!(link.contains("#token="), "{link}");
+    let artifacts = root.join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("dashboard.png");
+    let out = std::process::Command::new("node")
+        .arg(&driver)
+        .arg(link.trim())
+        .arg(&shot)
+        .output()
+        .expect("node runs");
+    let _ = load.finish();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{stdout}");
+    assert_eq!(up.json(&["status"])["groups"][0]["desired"], 2);
+    let audit = up.json(&["audit", "--target", "group/web"]);
+    let change = &audit[0];
+    assert_eq!(change["action"], "UpdateAutoScalingGroup", "{audit}");
+    assert_eq!(change["source"], "dashboard", "{change}");
+    assert_eq!(change["after"]["desired"], 2, "{change}");
+    assert!(
+        shot.metadata().unwrap().len() > 10_000,
+        "a screenshot is kept in artifacts/"
+    );
+}

@@ -170,8 +170,19 @@ command = ["sh", "-c", "while true; do curl -s -X POST -H \"Authorization: Beare
         Some(r#"{"namespace": "App", "name": "X", "value": 1}"#),
     );
     assert_eq!(status, 401, "{body}");
-    let (status, _) = http(control.trim(), "POST", "/api/v1/metrics", Some("{\"oops\""));
+    // A malformed body with a token: 400 (without one, the body is not read: 401).
+    let token = std::fs::read_to_string(up.state.join("token")).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    let (status, _, _) = request(
+        control.trim(),
+        "POST",
+        "/api/v1/metrics",
+        &[("Authorization", auth.as_str())],
+        "{\"oops\"",
+    );
     assert_eq!(status, 400);
+    let (status, _) = http(control.trim(), "POST", "/api/v1/metrics", Some("{\"oops\""));
+    assert_eq!(status, 401);
 }
 
 #[test]

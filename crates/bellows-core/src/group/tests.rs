@@ -489,3 +489,196 @@ fn desired_stays_within_min_max_and_healthy_terminations_respect_capacity() {
         .tests(500)
         .quickcheck(invariants_hold as fn(Vec<Op>) -> bool);
 }
+
+/// A refresh's terminations and launches, one plan at a time.
+fn refresh_harness(desired: u32, p: u32, warmup_s: u64) -> Harness {
+    let mut h = Harness::new(&format!("desired = {desired}"));
+    h.settle();
+    h.log.clear();
+    h.group
+        .start_refresh(
+            RefreshSpec {
+                min_healthy_percentage: p,
+                warmup: Duration::from_secs(warmup_s),
+            },
+            h.now,
+            &mut h.ids,
+        )
+        .unwrap();
+    h
+}
+
+fn healthy_in_service(g: &Group) -> usize {
+    g.instances()
+        .filter(|i| i.lifecycle == Lifecycle::InService && i.health == Health::Healthy)
+        .count()
+}
+
+#[test]
+fn a_refresh_replaces_every_instance_in_batches_that_keep_min_healthy() {
+    let mut h = refresh_harness(4, 50, 0);
+    let old: Vec<InstanceId> = h.group.instances().map(|i| i.id.clone()).collect();
+    // Batch 1: 4 healthy, keep 2, so 2 go; their replacements launch in the same plan.
+    let cmds = h.plan();
+    let terminations = cmds
+        .iter()
+        .filter(|c| matches!(c, Command::Terminate { .. }))
+        .count();
+    let launches = cmds.len() - terminations;
+    assert_eq!((terminations, launches), (2, 2), "{}", h.log);
+    assert!(healthy_in_service(&h.group) >= 2);
+    for c in cmds {
+        match c {
+            Command::Launch { instance, .. } => h.group.on_running(&instance, h.now),
+            Command::Terminate { instance, .. } => h.group.on_exited(&instance, h.now, "15"),
+        }
+    }
+    h.settle(); // batch 2
+    h.settle(); // done
+    let r = h.group.refresh().unwrap();
+    assert_eq!(r.status, RefreshStatus::Successful, "{r:?}");
+    assert_eq!((r.total, r.batches, r.percentage_complete), (4, 2, 100));
+    assert!(h.group.instances().all(|i| !old.contains(&i.id)));
+    assert_eq!(h.group.live(), 4);
+    let kinds: Vec<&str> = h
+        .group
+        .take_events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Refresh { refresh, .. } => Some(match refresh.status {
+                RefreshStatus::InProgress => "progress",
+                RefreshStatus::Successful => "done",
+                RefreshStatus::Cancelled => "cancelled",
+            }),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["progress", "progress", "progress", "done"]);
+}
+
+#[test]
+fn at_100_percent_a_refresh_goes_one_at_a_time_and_waits_for_warmup() {
+    let mut h = refresh_harness(3, 100, 60);
+    h.settle();
+    assert_eq!(h.log.matches("terminate").count(), 1, "{}", h.log);
+    // The replacement is in service but still warming: no next batch.
+    h.now = h.now + Duration::from_secs(30);
+    h.settle();
+    assert_eq!(h.log.matches("terminate").count(), 1, "{}", h.log);
+    assert!(
+        h.group
+            .refresh()
+            .unwrap()
+            .status_reason
+            .contains("warmed up")
+    );
+    h.now = h.now + Duration::from_secs(31);
+    h.settle();
+    assert_eq!(h.log.matches("terminate").count(), 2, "{}", h.log);
+    for _ in 0..2 {
+        h.now = h.now + Duration::from_secs(61);
+        h.settle();
+    }
+    assert_eq!(h.group.refresh().unwrap().status, RefreshStatus::Successful);
+    assert_eq!(h.log.matches("terminate").count(), 3, "{}", h.log);
+}
+
+#[test]
+fn at_0_percent_a_refresh_replaces_everything_at_once() {
+    let mut h = refresh_harness(3, 0, 0);
+    h.settle();
+    assert_eq!(h.log.matches("terminate").count(), 3, "{}", h.log);
+    h.settle();
+    assert_eq!(h.group.refresh().unwrap().status, RefreshStatus::Successful);
+}
+
+#[test]
+fn a_cancelled_refresh_starts_no_more_batches_and_protected_instances_stay() {
+    let mut h = Harness::new("desired = 3");
+    h.settle();
+    let keep = h.group.instances().next().unwrap().id.clone();
+    h.group.set_protected(&keep, true, h.now).unwrap();
+    let r = h
+        .group
+        .start_refresh(
+            RefreshSpec {
+                min_healthy_percentage: 100,
+                warmup: Duration::ZERO,
+            },
+            h.now,
+            &mut h.ids,
+        )
+        .unwrap();
+    assert_eq!(r.total, 2);
+    assert!(r.skipped.contains(&keep));
+    assert_eq!(
+        h.group.start_refresh(
+            RefreshSpec {
+                min_healthy_percentage: 90,
+                warmup: Duration::ZERO
+            },
+            h.now,
+            &mut h.ids
+        ),
+        Err(GroupError::RefreshInProgress)
+    );
+    h.settle();
+    assert_eq!(h.log.matches("terminate").count(), 1, "{}", h.log);
+    h.group.cancel_refresh(h.now).unwrap();
+    for _ in 0..3 {
+        h.settle();
+    }
+    assert_eq!(h.log.matches("terminate").count(), 1, "{}", h.log);
+    assert_eq!(h.group.refresh().unwrap().status, RefreshStatus::Cancelled);
+    assert!(h.group.instance(&keep).is_some());
+    assert_eq!(h.group.cancel_refresh(h.now), Err(GroupError::NoRefresh));
+}
+
+#[test]
+fn a_new_spec_changes_capacity_only_where_the_file_changed_and_versions_the_template() {
+    let mut h = Harness::new("desired = 2");
+    h.settle();
+    // An operator scaled to 3 at run time.
+    h.group
+        .set_capacity(None, None, Some(3), h.now, "operator")
+        .unwrap();
+    h.settle();
+    let old = spec("desired = 2");
+    // The file raises max only: desired stays at the operator's 3.
+    let new = spec("desired = 2\nmax = 8");
+    assert_eq!(h.group.reconfigure(&old, &new, h.now, "apply"), Ok(None));
+    assert_eq!(
+        h.group.capacity(),
+        Capacity {
+            min: 1,
+            max: 8,
+            desired: 3
+        }
+    );
+    // The file changes desired and the launch template: both follow.
+    let mut newer = spec("desired = 4\nmax = 8");
+    newer.launch.command = vec!["y".to_owned()];
+    assert_eq!(
+        h.group.reconfigure(&new, &newer, h.now, "apply"),
+        Ok(Some(2))
+    );
+    assert_eq!(h.group.capacity().desired, 4);
+    h.settle();
+    let versions: Vec<u32> = h.group.instances().map(|i| i.template_version).collect();
+    assert_eq!(
+        versions.iter().filter(|v| **v == 2).count(),
+        1,
+        "{versions:?}"
+    );
+    // A lower max pulls desired into range, as UpdateAutoScalingGroup does.
+    let lower = spec("desired = 2\nmax = 2");
+    h.group.reconfigure(&newer, &lower, h.now, "apply").unwrap();
+    assert_eq!(
+        h.group.capacity(),
+        Capacity {
+            min: 1,
+            max: 2,
+            desired: 2
+        }
+    );
+}

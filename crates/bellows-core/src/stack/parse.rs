@@ -8,9 +8,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::reader::{Cx, FromToml, Table};
 use super::{
-    CheckSpec, Diagnostic, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceType, Ipv4Net,
-    LaunchTemplate, ListenerSpec, RESERVED_ENV, SimulationSpec, Stack, Stickiness, TargetGroupSpec,
-    TerminationPolicy, WebhookSpec,
+    CheckSpec, Diagnostic, GithubSpec, GroupSpec, HealthCheckSpec, HealthCheckType, IncidentsSpec,
+    InstanceType, Ipv4Net, LaunchTemplate, ListenerSpec, RESERVED_ENV, SimulationSpec, Stack,
+    Stickiness, TargetGroupSpec, TerminationPolicy, WebhookSpec,
 };
 use crate::Duration;
 use crate::alarm::{AlarmSpec, Comparison, MissingData};
@@ -160,16 +160,8 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
     for (name, mut t) in root.named_tables(cx, "webhooks") {
         check_name(cx, &name, "a webhook name");
         let url = t.require::<Spanned<String>>(cx, "url");
-        if let Some(u) = &url
-            && !u.get_ref().starts_with("http://")
-        {
-            cx.error(
-                u.span(),
-                format!(
-                    "`webhooks.{}.url` must be an http:// URL (https is not supported yet)",
-                    name.get_ref()
-                ),
-            );
+        if let Some(u) = &url {
+            check_url(cx, u, &format!("webhooks.{}.url", name.get_ref()));
         }
         t.finish(cx);
         if let Some(u) = url {
@@ -262,8 +254,10 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         None => SimulationSpec::default(),
     };
 
+    let incidents = read_incidents(cx, root, &alarms);
     Some(Stack {
         simulation,
+        incidents,
         checks,
         alarms,
         policies,
@@ -277,6 +271,94 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         target_groups,
         listeners,
     })
+}
+
+/// `[incidents]`; absent: every alarm investigates, nothing is sent anywhere.
+fn read_incidents(
+    cx: &mut Cx<'_>,
+    root: &mut Table<'_, '_>,
+    alarms: &[AlarmSpec],
+) -> IncidentsSpec {
+    let Some(v) = root.raw("incidents") else {
+        return IncidentsSpec::default();
+    };
+    let Some(mut t) = Table::from_value(cx, v, "incidents".into()) else {
+        return IncidentsSpec::default();
+    };
+    let only = t.raw("alarms").is_some().then(|| t.strings(cx, "alarms"));
+    if let Some(list) = &only {
+        for a in list {
+            if !alarms.iter().any(|x| &x.name == a.get_ref()) {
+                cx.error(
+                    a.span(),
+                    format!("`incidents.alarms`: no alarm named `{}`", a.get_ref()),
+                );
+            }
+        }
+    }
+    let webhook = t.get::<Spanned<String>>(cx, "webhook");
+    if let Some(u) = &webhook {
+        check_url(cx, u, "incidents.webhook");
+    }
+    let github = match t.raw("github") {
+        None => None,
+        Some(v) => Table::from_value(cx, v, "incidents.github".into()).and_then(|mut g| {
+            let url = g.require::<Spanned<String>>(cx, "url");
+            if let Some(u) = &url {
+                check_url(cx, u, "incidents.github.url");
+            }
+            let repository = g.require::<Spanned<String>>(cx, "repository");
+            if let Some(r) = &repository {
+                let parts: Vec<&str> = r.get_ref().split('/').collect();
+                if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                    cx.error(
+                        r.span(),
+                        "`incidents.github.repository` must be `owner/name`",
+                    );
+                }
+            }
+            let token_env = g
+                .get::<String>(cx, "token_env")
+                .unwrap_or_else(|| "GITHUB_TOKEN".to_owned());
+            let labels = g
+                .strings(cx, "labels")
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect::<Vec<_>>();
+            g.finish(cx);
+            Some(GithubSpec {
+                url: url?.into_inner().trim_end_matches('/').to_owned(),
+                repository: repository?.into_inner(),
+                token_env,
+                labels: if labels.is_empty() {
+                    vec!["incident".to_owned(), "bellows".to_owned()]
+                } else {
+                    labels
+                },
+            })
+        }),
+    };
+    t.finish(cx);
+    IncidentsSpec {
+        alarms: only.map(|l| l.into_iter().map(Spanned::into_inner).collect()),
+        webhook: webhook.map(Spanned::into_inner),
+        github,
+    }
+}
+
+/// A receiver's URL: http:// or https://, with a host.
+fn check_url(cx: &mut Cx<'_>, u: &Spanned<String>, key: &str) {
+    let rest = u
+        .get_ref()
+        .strip_prefix("http://")
+        .or_else(|| u.get_ref().strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') => {}
+        _ => cx.error(
+            u.span(),
+            format!("`{key}` must be an http:// or https:// URL with a host"),
+        ),
+    }
 }
 
 fn check_name(cx: &mut Cx<'_>, name: &Spanned<String>, what: &str) {

@@ -347,3 +347,38 @@ colour = "red"
         "#]],
     );
 }
+
+#[test]
+fn incidents_name_existing_alarms_and_http_receivers() {
+    let base = format!(
+        "{MINIMAL}\n[alarms.cpu]\nmetric = \"CPUUtilization\"\ncomparison = \">\"\nthreshold = 50\nevaluation_periods = 1\n"
+    );
+    let ok = parse(&format!(
+        "{base}\n[incidents]\nalarms = [\"cpu\"]\nwebhook = \"http://127.0.0.1:9/x\"\n[incidents.github]\nurl = \"http://127.0.0.1:9/api/\"\nrepository = \"acme/shop\"\n"
+    ))
+    .unwrap();
+    assert!(ok.incidents.investigates("cpu"));
+    assert!(!ok.incidents.investigates("other"));
+    let gh = ok.incidents.github.unwrap();
+    assert_eq!(gh.url, "http://127.0.0.1:9/api");
+    assert_eq!(gh.token_env, "GITHUB_TOKEN");
+    assert_eq!(gh.labels, ["incident", "bellows"]);
+    assert!(parse(&base).unwrap().incidents.investigates("cpu"));
+    assert!(
+        !parse(&base)
+            .unwrap()
+            .incidents
+            .investigates("TargetTracking-cpu70-AlarmLow")
+    );
+    check(
+        &format!(
+            "{base}\n[incidents]\nalarms = [\"nope\"]\nwebhook = \"ftp://x\"\nextra = 1\n[incidents.github]\nurl = \"http://h\"\nrepository = \"noslash\"\n"
+        ),
+        expect![[r#"
+            stack.toml:15:11: `incidents.alarms`: no alarm named `nope`
+            stack.toml:16:11: `incidents.webhook` must be an http:// or https:// URL with a host
+            stack.toml:17:1: unknown key `extra` in [incidents]; expected one of: alarms, github, webhook
+            stack.toml:20:14: `incidents.github.repository` must be `owner/name`
+        "#]],
+    );
+}

@@ -46,18 +46,30 @@ impl Up {
             "[stack]\nname = \"{name}\"\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n\n{groups}"
         );
         std::fs::write(&stack, text).unwrap();
-        Up::spawn(&stack, &dir, &[])
+        Up::spawn(&stack, &dir, &[], &[])
+    }
+
+    /// Like `start`, with variables in bellows' own environment.
+    pub fn start_with_env(name: &str, groups: &str, env: &[(&str, &str)]) -> Up {
+        let (dir, network) = scratch();
+        let stack = dir.join("stack.toml");
+        let text = format!(
+            "[stack]\nname = \"{name}\"\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n\n{groups}"
+        );
+        std::fs::write(&stack, text).unwrap();
+        Up::spawn(&stack, &dir, &[], env)
     }
 
     /// Starts `bellows up` on a stack file as it is, with only the control address
     /// moved to an ephemeral port.
     pub fn start_file(stack: &Path, dir: &Path) -> Up {
-        Up::spawn(stack, dir, &["--control", "127.0.0.1:0"])
+        Up::spawn(stack, dir, &["--control", "127.0.0.1:0"], &[])
     }
 
-    fn spawn(stack: &Path, dir: &Path, global: &[&str]) -> Up {
+    fn spawn(stack: &Path, dir: &Path, global: &[&str], env: &[(&str, &str)]) -> Up {
         let state = dir.join("state");
         let child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args(global)
             .arg("up")
             .arg(stack)
@@ -399,4 +411,98 @@ pub fn spawn_app(app: &str, env: &[(&str, &std::ffi::OsStr)]) -> (Child, String)
         std::thread::sleep(Duration::from_millis(50));
     }
     (child, addr)
+}
+
+/// GETs to `/` through a load balancer in a thread, every `pause`, until `finish` (or a
+/// minute and a half): how many were answered 200, and every other answer (status 0:
+/// no connection or no answer).
+pub struct GetLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, Vec<(u16, String)>)>,
+}
+
+impl GetLoad {
+    pub fn start(lb: String, pause: Duration) -> GetLoad {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while !stopped.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match get_once(&lb) {
+                    (200, _) => ok += 1,
+                    other => failed.push(other),
+                }
+                std::thread::sleep(pause);
+            }
+            (ok, failed)
+        });
+        GetLoad { stop, thread }
+    }
+
+    pub fn finish(self) -> (u32, Vec<(u16, String)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the load thread")
+    }
+}
+
+/// One `GET /` that never panics: (status, body), status 0 when there was no answer.
+fn get_once(addr: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, "connection refused".to_owned());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return (0, "write failed".to_owned());
+    }
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw) {
+        return (0, e.to_string());
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned(),
+    )
+}
+
+/// A stack of `n` echo instances behind listener `http` on an ephemeral port, with
+/// 1 s health checks on `/health`; `group_extra` adds keys to `[groups.web]`.
+pub fn echo_stack(n: u32, group_extra: &str) -> String {
+    format!(
+        r#"
+[target_groups.web.health_check]
+path = "/health"
+interval = "1s"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = {{ forward = "web" }}
+
+[groups.web]
+min = 0
+max = 4
+desired = {n}
+zones = ["zone-a", "zone-b"]
+target_groups = ["web"]
+{group_extra}
+
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+stop_timeout = "2s"
+"#
+    )
 }

@@ -1,0 +1,940 @@
+//! Investigations: from a symptom (an alarm, or "something is wrong since 15 minutes
+//! ago") to ranked, explained hypotheses, offline and without guesswork. Each detector
+//! looks for one known cause in what bellows recorded — metrics against their own
+//! baseline, the audit trail, scaling activities, health transitions, alarm history,
+//! instances' error lines — and scores it only from evidence it can show, with the
+//! exact command that would fix it.
+//!
+//! Sans-I/O like the rest of the core: the node gathers the inputs (store, logs) and
+//! passes them in.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{AuditRecord, Event};
+use crate::group::{ActivityStatus, Lifecycle};
+use crate::lb::select::TargetState;
+use crate::metrics::{MetricStore, SeriesKey, Statistic};
+use crate::{Duration, Time};
+
+/// Hypotheses below this confidence are shown as unlikely.
+pub const CONFIDENCE_THRESHOLD: f64 = 0.5;
+
+/// A group as it is now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupNow {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub in_service: u32,
+    /// The user limit of the app, when its launch template sets MAX_USERS_PER_INSTANCE.
+    pub max_users_per_instance: Option<u32>,
+    /// The group's target groups and the load balancer's name, for its metrics.
+    pub target_groups: Vec<String>,
+}
+
+/// An error line from an instance's log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub instance: String,
+    pub group: String,
+    pub line: String,
+}
+
+/// What an investigation reads.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub now: Time,
+    /// Where the symptom window starts.
+    pub since: Time,
+    /// How far before `since` each series' baseline is taken from.
+    pub baseline: Duration,
+    pub load_balancer: &'a str,
+    pub metrics: &'a MetricStore,
+    pub groups: &'a [GroupNow],
+    /// Events from `since - baseline` on, oldest first: audit records, activities,
+    /// health and target health transitions, alarm transitions.
+    pub events: &'a [Event],
+    pub log_errors: &'a [LogLine],
+    /// The alarm that started the investigation, if one did.
+    pub alarm: Option<&'a str>,
+    /// Every listener's current ingress list, to tell whether a revoke still holds.
+    pub ingress: &'a [(String, Vec<String>)],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    CapacityLimit,
+    IngressRevoked,
+    HealthChecksFailingAfterChange,
+    CrashLoop,
+    CpuSaturation,
+    SlowTarget,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    Metric,
+    Audit,
+    Activity,
+    Health,
+    Log,
+    Alarm,
+    Capacity,
+}
+
+/// One piece of evidence, with the time it refers to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    pub time: Option<Time>,
+    pub text: String,
+    /// For a metric: the series, its points in the window, and its baseline mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesEvidence>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesEvidence {
+    pub key: SeriesKey,
+    pub statistic: String,
+    pub baseline: f64,
+    pub points: Vec<(Time, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Remedy {
+    pub text: String,
+    pub command: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hypothesis {
+    pub cause: Cause,
+    pub title: String,
+    /// 0 to 1, from the evidence found; see each detector for how.
+    pub confidence: f64,
+    pub evidence: Vec<Evidence>,
+    pub remedy: Remedy,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub generated: Time,
+    pub since: Time,
+    pub alarm: Option<String>,
+    /// Series that left their baseline in the window.
+    pub anomalies: Vec<Evidence>,
+    /// Most likely first.
+    pub hypotheses: Vec<Hypothesis>,
+}
+
+impl Report {
+    /// The hypotheses at or above the confidence threshold.
+    pub fn likely(&self) -> impl Iterator<Item = &Hypothesis> {
+        self.hypotheses
+            .iter()
+            .filter(|h| h.confidence >= CONFIDENCE_THRESHOLD)
+    }
+
+    /// A one-line title, for an issue or a notification.
+    pub fn title(&self) -> String {
+        match self.likely().next() {
+            Some(h) => format!(
+                "{}{}",
+                self.alarm
+                    .as_ref()
+                    .map(|a| format!("{a}: "))
+                    .unwrap_or_default(),
+                h.title
+            ),
+            None => format!(
+                "{}no known cause found",
+                self.alarm
+                    .as_ref()
+                    .map(|a| format!("{a}: "))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The report as Markdown, readable in a terminal as it is.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# Investigation: {}\n", self.title());
+        let _ = writeln!(
+            out,
+            "Window: {} to {}{}.\n",
+            self.since,
+            self.generated,
+            self.alarm
+                .as_ref()
+                .map(|a| format!(", started by alarm `{a}`"))
+                .unwrap_or_default()
+        );
+        if self.anomalies.is_empty() {
+            out += "No metric left its baseline.\n\n";
+        } else {
+            out += "## What changed\n\n";
+            for a in &self.anomalies {
+                let _ = writeln!(out, "- {}", a.text);
+            }
+            out += "\n";
+        }
+        if self.hypotheses.is_empty() {
+            out += "## Hypotheses\n\nNone: no known cause matches what was recorded.\n";
+        }
+        for (i, h) in self.hypotheses.iter().enumerate() {
+            let likely = if h.confidence >= CONFIDENCE_THRESHOLD {
+                ""
+            } else {
+                " (unlikely)"
+            };
+            let _ = writeln!(
+                out,
+                "## {}. {} — confidence {:.0}%{likely}\n",
+                i + 1,
+                h.title,
+                h.confidence * 100.0
+            );
+            out += "Evidence:\n\n";
+            for e in &h.evidence {
+                let when = e.time.map(|t| format!("{t} ")).unwrap_or_default();
+                let _ = writeln!(out, "- [{:?}] {when}{}", e.kind, e.text);
+            }
+            let _ = writeln!(
+                out,
+                "\nRemedy: {}\n\n```sh\n{}\n```\n",
+                h.remedy.text, h.remedy.command
+            );
+        }
+        out
+    }
+}
+
+/// Runs every detector and ranks what they found.
+pub fn investigate(inputs: &Inputs<'_>) -> Report {
+    let anomalies = anomalies(inputs);
+    let mut hypotheses: Vec<Hypothesis> = [
+        capacity_limit(inputs),
+        ingress_revoked(inputs),
+        health_after_change(inputs),
+        crash_loop(inputs),
+        cpu_saturation(inputs),
+        slow_target(inputs),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    hypotheses.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    Report {
+        generated: inputs.now,
+        since: inputs.since,
+        alarm: inputs.alarm.map(str::to_owned),
+        anomalies,
+        hypotheses,
+    }
+}
+
+/// A series' baseline and window, per second.
+struct Window {
+    key: SeriesKey,
+    baseline: Vec<f64>,
+    window: Vec<(Time, f64)>,
+}
+
+impl Window {
+    fn read(inputs: &Inputs<'_>, key: SeriesKey, stat: Statistic) -> Window {
+        let second = Duration::from_secs(1);
+        let from = Time::from_millis(
+            inputs
+                .since
+                .as_millis()
+                .saturating_sub(inputs.baseline.as_millis()),
+        );
+        let baseline = inputs
+            .metrics
+            .query(&key, stat, from, inputs.since, second)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let window = inputs
+            .metrics
+            .query(&key, stat, inputs.since, inputs.now, second);
+        Window {
+            key,
+            baseline,
+            window,
+        }
+    }
+
+    fn baseline_mean(&self) -> f64 {
+        mean(&self.baseline)
+    }
+
+    fn baseline_sd(&self) -> f64 {
+        let m = self.baseline_mean();
+        let n = self.baseline.len().max(1) as f64;
+        (self.baseline.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt()
+    }
+
+    fn values(&self) -> Vec<f64> {
+        self.window.iter().map(|(_, v)| *v).collect()
+    }
+
+    fn sum(&self) -> f64 {
+        self.window.iter().map(|(_, v)| v).sum()
+    }
+
+    fn max(&self) -> f64 {
+        self.window.iter().map(|(_, v)| *v).fold(0.0, f64::max)
+    }
+
+    /// The first time the series passed `threshold`.
+    fn first_above(&self, threshold: f64) -> Option<Time> {
+        self.window
+            .iter()
+            .find(|(_, v)| *v > threshold)
+            .map(|(t, _)| *t)
+    }
+
+    fn evidence(&self, text: String) -> Evidence {
+        Evidence {
+            kind: EvidenceKind::Metric,
+            time: self.window.first().map(|(t, _)| *t),
+            text,
+            series: Some(SeriesEvidence {
+                key: self.key.clone(),
+                statistic: "Sum per second".to_owned(),
+                baseline: self.baseline_mean(),
+                points: self.window.clone(),
+            }),
+        }
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+fn lb_series(inputs: &Inputs<'_>, name: &str) -> Window {
+    Window::read(
+        inputs,
+        SeriesKey::new(
+            "AWS/ApplicationELB",
+            name,
+            &[("LoadBalancer", inputs.load_balancer)],
+        ),
+        Statistic::Sum,
+    )
+}
+
+fn tg_series(inputs: &Inputs<'_>, name: &str, tg: &str, stat: Statistic) -> Window {
+    Window::read(
+        inputs,
+        SeriesKey::new("AWS/ApplicationELB", name, &[("TargetGroup", tg)]),
+        stat,
+    )
+}
+
+fn group_series(
+    inputs: &Inputs<'_>,
+    namespace: &str,
+    name: &str,
+    group: &str,
+    stat: Statistic,
+) -> Window {
+    Window::read(
+        inputs,
+        SeriesKey::new(namespace, name, &[("AutoScalingGroupName", group)]),
+        stat,
+    )
+}
+
+fn group_cpu(inputs: &Inputs<'_>, group: &str) -> Window {
+    group_series(
+        inputs,
+        "AWS/EC2",
+        "CPUUtilization",
+        group,
+        Statistic::Average,
+    )
+}
+
+/// Series that left their own baseline: counts that appeared or grew past three standard
+/// deviations, and the request rate falling to a fifth of its usual.
+fn anomalies(inputs: &Inputs<'_>) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    for name in [
+        "HTTPCode_ELB_5XX_Count",
+        "HTTPCode_ELB_503_Count",
+        "HTTPCode_Target_5XX_Count",
+        "RejectedConnectionCount",
+        "TargetConnectionErrorCount",
+    ] {
+        let w = lb_series(inputs, name);
+        let (m, sd, values) = (w.baseline_mean(), w.baseline_sd(), w.values());
+        let now = mean(&values);
+        if w.sum() >= 3.0 && now > m + 3.0 * sd.max(0.1) {
+            out.push(w.evidence(format!(
+                "{name}: {:.0} in the window ({now:.2}/s) against a baseline of {m:.2}/s",
+                w.sum()
+            )));
+        }
+    }
+    let requests = lb_series(inputs, "RequestCount");
+    let (m, now) = (requests.baseline_mean(), mean(&requests.values()));
+    if m >= 1.0 && now < m * 0.2 {
+        out.push(requests.evidence(format!(
+            "RequestCount fell to {now:.2}/s from a baseline of {m:.2}/s"
+        )));
+    }
+    for g in inputs.groups {
+        let cpu = group_cpu(inputs, &g.name);
+        let (m, now) = (cpu.baseline_mean(), mean(&cpu.values()));
+        if now > 80.0 && now > m + 20.0 {
+            out.push(cpu.evidence(format!(
+                "CPUUtilization of group {} at {now:.0}% against a baseline of {m:.0}%",
+                g.name
+            )));
+        }
+        for tg in &g.target_groups {
+            let rt = tg_series(inputs, "TargetResponseTime", tg, Statistic::Average);
+            let (m, sd, now) = (rt.baseline_mean(), rt.baseline_sd(), mean(&rt.values()));
+            if !rt.window.is_empty() && m > 0.0 && now > 3.0 * m && now > m + 3.0 * sd {
+                out.push(rt.evidence(format!(
+                    "TargetResponseTime of {tg} at {:.0} ms against a baseline of {:.0} ms",
+                    now * 1000.0,
+                    m * 1000.0
+                )));
+            }
+        }
+    }
+    out
+}
+
+fn audits<'a>(inputs: &'a Inputs<'_>) -> impl Iterator<Item = &'a AuditRecord> {
+    inputs.events.iter().filter_map(|e| match e {
+        Event::Audit { record } => Some(record),
+        _ => None,
+    })
+}
+
+fn audit_evidence(r: &AuditRecord) -> Evidence {
+    Evidence {
+        kind: EvidenceKind::Audit,
+        time: Some(r.time),
+        text: format!(
+            "{} ({}) {} {}: before {}, after {} — {}",
+            r.actor, r.source, r.action, r.target, r.before, r.after, r.result
+        ),
+        series: None,
+    }
+}
+
+fn alarm_evidence(inputs: &Inputs<'_>) -> Vec<Evidence> {
+    inputs
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alarm {
+                time,
+                alarm,
+                from,
+                to,
+                reason,
+            } if *time >= inputs.since => Some(Evidence {
+                kind: EvidenceKind::Alarm,
+                time: Some(*time),
+                text: format!("alarm {alarm}: {from} -> {to}: {reason}"),
+                series: None,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// More users or requests than the instances admit: 503s or the app's rejections, while
+/// the group cannot grow (at max) or has not grown yet (cooldown, launches under way).
+fn capacity_limit(inputs: &Inputs<'_>) -> Option<Hypothesis> {
+    let e503 = lb_series(inputs, "HTTPCode_ELB_503_Count");
+    let t5xx = lb_series(inputs, "HTTPCode_Target_5XX_Count");
+    let mut best: Option<Hypothesis> = None;
+    for g in inputs.groups {
+        let app = group_series(
+            inputs,
+            "IPTracker",
+            "RejectedConnections",
+            &g.name,
+            Statistic::Sum,
+        );
+        let rejected = e503.sum() + t5xx.sum() + app.sum();
+        if rejected < 1.0 {
+            continue;
+        }
+        let mut evidence = Vec::new();
+        let mut confidence: f64 = 0.4;
+        for w in [&e503, &t5xx, &app] {
+            if w.sum() >= 1.0 {
+                evidence.push(w.evidence(format!(
+                    "{}: {:.0} rejected in the window (peak {:.0}/s), first at {}",
+                    w.key,
+                    w.sum(),
+                    w.max(),
+                    w.first_above(0.0).map(|t| t.to_string()).unwrap_or_default()
+                )));
+            }
+        }
+        if let Some(limit) = g.max_users_per_instance {
+            let users = group_series(
+                inputs,
+                "IPTracker",
+                "ActiveUsers",
+                &g.name,
+                Statistic::Maximum,
+            );
+            let per_instance = users.max() / f64::from(g.in_service.max(1));
+            if users.max() > 0.0 && per_instance >= f64::from(limit) * 0.9 {
+                confidence += 0.1;
+                evidence.push(users.evidence(format!(
+                    "ActiveUsers peaked at {:.0} over {} instances: {per_instance:.0} each, the limit is MAX_USERS_PER_INSTANCE = {limit}",
+                    users.max(),
+                    g.in_service
+                )));
+            }
+        }
+        let at_max = g.desired >= g.max;
+        let scaled: Vec<&AuditRecord> = audits(inputs)
+            .filter(|r| {
+                r.target == format!("group/{}", g.name)
+                    && matches!(r.action.as_str(), "ExecutePolicy" | "SetDesiredCapacity")
+                    && r.time >= inputs.since
+            })
+            .collect();
+        if at_max {
+            confidence += 0.35;
+            evidence.push(Evidence {
+                kind: EvidenceKind::Capacity,
+                time: Some(inputs.now),
+                text: format!(
+                    "group {} is at its maximum: desired {} = max {}, so no policy can add an instance",
+                    g.name, g.desired, g.max
+                ),
+                series: None,
+            });
+        } else if !scaled.is_empty() {
+            confidence += 0.2;
+            evidence.push(Evidence {
+                kind: EvidenceKind::Capacity,
+                time: Some(inputs.now),
+                text: format!(
+                    "group {} is scaling out (desired {}, {} in service): rejections last until the new instances serve",
+                    g.name, g.desired, g.in_service
+                ),
+                series: None,
+            });
+        }
+        evidence.extend(scaled.iter().map(|r| audit_evidence(r)));
+        evidence.extend(alarm_evidence(inputs));
+        if inputs.alarm.is_some_and(|a| {
+            let a = a.to_lowercase();
+            a.contains("503")
+                || a.contains("connection")
+                || a.contains("reject")
+                || a.contains("capacity")
+                || a.contains("user")
+        }) {
+            confidence += 0.1;
+        }
+        let (text, command) = if at_max {
+            (
+                "raise the group's maximum so its policies can scale out further (or admit more users per instance)".to_owned(),
+                format!(
+                    "bellows scale {} --max {}",
+                    g.name,
+                    g.max + 2.max(g.max / 2)
+                ),
+            )
+        } else {
+            (
+                "scale out now instead of waiting for the policy and its cooldown".to_owned(),
+                format!(
+                    "bellows scale {} --desired {}",
+                    g.name,
+                    (g.desired + 2).min(g.max)
+                ),
+            )
+        };
+        let h = Hypothesis {
+            cause: Cause::CapacityLimit,
+            title: format!(
+                "capacity limit reached in group {}{}",
+                g.name,
+                if at_max {
+                    " (at max)"
+                } else {
+                    " (still scaling out)"
+                }
+            ),
+            confidence: confidence.min(0.99),
+            evidence,
+            remedy: Remedy { text, command },
+        };
+        if best.as_ref().is_none_or(|b| b.confidence < h.confidence) {
+            best = Some(h);
+        }
+    }
+    best
+}
+
+/// A listener's ingress rule was revoked, and requests stopped or were dropped.
+fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
+    let window_start = Time::from_millis(
+        inputs
+            .since
+            .as_millis()
+            .saturating_sub(inputs.baseline.as_millis()),
+    );
+    let revoke = audits(inputs)
+        .filter(|r| {
+            r.action == "RevokeSecurityGroupIngress" && r.succeeded() && r.time >= window_start
+        })
+        .last()?;
+    let listener = revoke
+        .target
+        .strip_prefix("listener/")
+        .unwrap_or(&revoke.target);
+    let cidr = revoke.after["cidr"]
+        .as_str()
+        .unwrap_or("0.0.0.0/0")
+        .to_owned();
+    let restored = audits(inputs).any(|r| {
+        r.action == "AuthorizeSecurityGroupIngress"
+            && r.succeeded()
+            && r.time > revoke.time
+            && r.target == revoke.target
+            && r.after["cidr"].as_str() == Some(cidr.as_str())
+    });
+    let still = inputs
+        .ingress
+        .iter()
+        .find(|(l, _)| l == listener)
+        .is_some_and(|(_, list)| !list.contains(&cidr));
+    let mut confidence: f64 = 0.45;
+    let mut evidence = vec![audit_evidence(revoke)];
+    let dropped = lb_series(inputs, "RejectedConnectionCount");
+    if dropped.sum() >= 1.0 {
+        confidence += 0.3;
+        evidence.push(dropped.evidence(format!(
+            "RejectedConnectionCount: {:.0} connections dropped by the listener's allow-list, first at {}",
+            dropped.sum(),
+            dropped.first_above(0.0).map(|t| t.to_string()).unwrap_or_default()
+        )));
+    }
+    let requests = lb_series(inputs, "RequestCount");
+    let (m, now) = (requests.baseline_mean(), mean(&requests.values()));
+    if m >= 0.5 && now < m * 0.5 {
+        confidence += 0.15;
+        evidence.push(requests.evidence(format!(
+            "RequestCount fell to {now:.2}/s from {m:.2}/s after the change"
+        )));
+    }
+    if still {
+        confidence += 0.1;
+        evidence.push(Evidence {
+            kind: EvidenceKind::Audit,
+            time: Some(inputs.now),
+            text: format!("{cidr} is still missing from listener {listener}'s ingress list"),
+            series: None,
+        });
+    } else if restored {
+        confidence -= 0.25;
+    }
+    evidence.extend(alarm_evidence(inputs));
+    Some(Hypothesis {
+        cause: Cause::IngressRevoked,
+        title: format!(
+            "ingress rule {cidr} revoked on listener {listener} by {} at {}",
+            revoke.actor, revoke.time
+        ),
+        confidence: confidence.clamp(0.0, 0.99),
+        evidence,
+        remedy: Remedy {
+            text: format!("authorize {cidr} on listener {listener} again"),
+            command: format!("bellows ingress authorize {listener} {cidr}"),
+        },
+    })
+}
+
+/// Targets turned unhealthy soon after a change (apply, refresh, launch template).
+fn health_after_change(inputs: &Inputs<'_>) -> Option<Hypothesis> {
+    let unhealthy: Vec<(Time, String)> = inputs
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TargetHealth {
+                time,
+                target_group,
+                instance,
+                to: TargetState::Unhealthy,
+                reason,
+                ..
+            } if *time >= inputs.since => Some((
+                *time,
+                format!(
+                    "{target_group}/{instance} unhealthy: {}",
+                    reason.clone().unwrap_or_default()
+                ),
+            )),
+            _ => None,
+        })
+        .collect();
+    let first = unhealthy.first()?.0;
+    let change = audits(inputs)
+        .filter(|r| {
+            matches!(
+                r.action.as_str(),
+                "ApplyStack" | "StartInstanceRefresh" | "UpdateAutoScalingGroup"
+            ) && r.succeeded()
+                && r.time <= first
+                && first.since(r.time) <= Duration::from_secs(600)
+        })
+        .last()?;
+    let mut confidence = 0.45 + 0.05 * unhealthy.len().min(6) as f64;
+    if first.since(change.time) <= Duration::from_secs(120) {
+        confidence += 0.2;
+    }
+    let mut evidence = vec![audit_evidence(change)];
+    evidence.extend(unhealthy.iter().take(10).map(|(t, text)| Evidence {
+        kind: EvidenceKind::Health,
+        time: Some(*t),
+        text: text.clone(),
+        series: None,
+    }));
+    evidence.extend(alarm_evidence(inputs));
+    let group = change.target.strip_prefix("group/").unwrap_or("GROUP");
+    let remedy = match change.action.as_str() {
+        "StartInstanceRefresh" => Remedy {
+            text: "cancel the refresh; the instances not yet replaced keep serving".to_owned(),
+            command: format!("bellows refresh {group} --cancel"),
+        },
+        _ => Remedy {
+            text: "apply the previous stack file again (the change is in the audit record)"
+                .to_owned(),
+            command: "bellows apply PREVIOUS.toml".to_owned(),
+        },
+    };
+    Some(Hypothesis {
+        cause: Cause::HealthChecksFailingAfterChange,
+        title: format!(
+            "health checks failing since {} by {} at {}",
+            change.action, change.actor, change.time
+        ),
+        confidence: confidence.min(0.99),
+        evidence,
+        remedy,
+    })
+}
+
+/// Instances that die soon after launch, again and again.
+fn crash_loop(inputs: &Inputs<'_>) -> Option<Hypothesis> {
+    let mut failed: Vec<(Time, String, String, String)> = Vec::new();
+    for e in inputs.events {
+        if let Event::Activity { activity } = e
+            && activity.status == ActivityStatus::Failed
+            && activity.start >= inputs.since
+        {
+            failed.push((
+                activity.end.unwrap_or(activity.start),
+                activity.group.clone(),
+                activity.instance.to_string(),
+                format!(
+                    "{}: {}",
+                    activity.description,
+                    activity.status_message.clone().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    // Instances that left without ever serving count as failed launches too.
+    for e in inputs.events {
+        if let Event::Lifecycle {
+            time,
+            group,
+            instance,
+            from: Some(Lifecycle::Pending),
+            to: Lifecycle::Terminated,
+            ..
+        } = e
+            && *time >= inputs.since
+            && !failed.iter().any(|f| f.2 == instance.as_str())
+        {
+            failed.push((
+                *time,
+                group.clone(),
+                instance.to_string(),
+                format!("{instance} ended before it came into service"),
+            ));
+        }
+    }
+    if failed.len() < 3 {
+        return None;
+    }
+    let group = failed[0].1.clone();
+    let mut evidence: Vec<Evidence> = failed
+        .iter()
+        .take(8)
+        .map(|(t, _, _, text)| Evidence {
+            kind: EvidenceKind::Activity,
+            time: Some(*t),
+            text: text.clone(),
+            series: None,
+        })
+        .collect();
+    let lines: Vec<&LogLine> = inputs
+        .log_errors
+        .iter()
+        .filter(|l| l.group == group)
+        .collect();
+    evidence.extend(lines.iter().take(8).map(|l| Evidence {
+        kind: EvidenceKind::Log,
+        time: None,
+        text: format!("{}: {}", l.instance, l.line),
+        series: None,
+    }));
+    let confidence =
+        (0.4 + 0.1 * failed.len() as f64 + if lines.is_empty() { 0.0 } else { 0.1 }).min(0.95);
+    let last = failed.last().map(|f| f.2.clone()).unwrap_or_default();
+    Some(Hypothesis {
+        cause: Cause::CrashLoop,
+        title: format!(
+            "instances of group {group} crash at launch ({} failed launches)",
+            failed.len()
+        ),
+        confidence,
+        evidence,
+        remedy: Remedy {
+            text: "read the last instance's log, fix the launch template's command or environment, and apply it".to_owned(),
+            command: format!("bellows logs {last}"),
+        },
+    })
+}
+
+/// CPU near saturation while the group cannot (or does not) add instances.
+fn cpu_saturation(inputs: &Inputs<'_>) -> Option<Hypothesis> {
+    let mut best: Option<Hypothesis> = None;
+    for g in inputs.groups {
+        let cpu = group_cpu(inputs, &g.name);
+        let values = cpu.values();
+        if values.len() < 10 {
+            continue;
+        }
+        let hot = values.iter().filter(|v| **v >= 85.0).count() as f64 / values.len() as f64;
+        if hot < 0.5 {
+            continue;
+        }
+        let scaled = audits(inputs).any(|r| {
+            r.target == format!("group/{}", g.name)
+                && r.action == "ExecutePolicy"
+                && r.time >= inputs.since
+        });
+        let at_max = g.desired >= g.max;
+        let mut confidence = 0.35 + 0.3 * hot;
+        if at_max {
+            confidence += 0.25;
+        } else if !scaled {
+            confidence += 0.1;
+        }
+        let mut evidence = vec![cpu.evidence(format!(
+            "CPUUtilization of group {} at or above 85% for {:.0}% of the window (peak {:.0}%)",
+            g.name,
+            hot * 100.0,
+            cpu.max()
+        ))];
+        evidence.push(Evidence {
+            kind: EvidenceKind::Capacity,
+            time: Some(inputs.now),
+            text: if at_max {
+                format!("group {} is at max ({}): scaling is blocked", g.name, g.max)
+            } else if scaled {
+                format!("group {} is scaling out (desired {})", g.name, g.desired)
+            } else {
+                format!("no policy scaled group {} in the window", g.name)
+            },
+            series: None,
+        });
+        let h = Hypothesis {
+            cause: Cause::CpuSaturation,
+            title: format!(
+                "CPU saturation in group {}{}",
+                g.name,
+                if at_max {
+                    " with scaling blocked at max"
+                } else {
+                    ""
+                }
+            ),
+            confidence: confidence.min(0.95),
+            evidence,
+            remedy: Remedy {
+                text: "add capacity (and a CPU policy if the group has none)".to_owned(),
+                command: format!(
+                    "bellows scale {} --max {} --desired {}",
+                    g.name,
+                    g.max + 2,
+                    (g.desired + 2).min(g.max + 2)
+                ),
+            },
+        };
+        if best.as_ref().is_none_or(|b| b.confidence < h.confidence) {
+            best = Some(h);
+        }
+    }
+    best
+}
+
+/// Responses slowed down without errors: a target is slow, not failing.
+fn slow_target(inputs: &Inputs<'_>) -> Option<Hypothesis> {
+    let errors = lb_series(inputs, "HTTPCode_Target_5XX_Count").sum()
+        + lb_series(inputs, "HTTPCode_ELB_5XX_Count").sum();
+    for g in inputs.groups {
+        for tg in &g.target_groups {
+            let rt = tg_series(inputs, "TargetResponseTime", tg, Statistic::Average);
+            let (m, sd, now) = (rt.baseline_mean(), rt.baseline_sd(), mean(&rt.values()));
+            if rt.window.len() < 5 || m <= 0.0 || now < 3.0 * m || now < m + 3.0 * sd {
+                continue;
+            }
+            let confidence = if errors < 1.0 { 0.7 } else { 0.45 };
+            return Some(Hypothesis {
+                cause: Cause::SlowTarget,
+                title: format!(
+                    "targets of {tg} slowed down ({:.0} ms against {:.0} ms) without errors",
+                    now * 1000.0,
+                    m * 1000.0
+                ),
+                confidence,
+                evidence: vec![rt.evidence(format!(
+                    "TargetResponseTime of {tg}: {:.0} ms in the window, baseline {:.0} ms; {errors:.0} 5xx",
+                    now * 1000.0,
+                    m * 1000.0
+                ))],
+                remedy: Remedy {
+                    text: "replace the group's instances (a slow one is replaced with the rest), then look at what they wait on".to_owned(),
+                    command: format!("bellows refresh {} --min-healthy-percentage 90", g.name),
+                },
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;
