@@ -14,6 +14,7 @@ macro_rules! out {
 }
 
 mod commands;
+mod load;
 mod table;
 mod up;
 
@@ -181,6 +182,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate load: open loop (--rate, --ramp, --steps, --trace), closed loop
+    /// (--concurrency, the default) or browser tabs over WebSockets (--ws); prints
+    /// counts by status and error and latency percentiles from an HDR histogram.
+    Load(Box<load::LoadArgs>),
     /// Run one of the sample applications (what instances run).
     App {
         #[command(subcommand)]
@@ -244,6 +249,7 @@ fn main() -> ExitCode {
             ..
         } => usize::from(*n),
         Command::Up { .. } => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        Command::Load(a) => usize::from(a.threads),
         _ => 2,
     };
     // One thread: tokio's single-threaded scheduler, which skips work stealing.
@@ -322,6 +328,7 @@ fn main() -> ExitCode {
                 tail,
                 json,
             } => commands::logs(&ctx, &instance, follow, tail, json).await,
+            Command::Load(args) => load::load(*args).await,
             Command::App { app } => run_app(app).await,
         }
     });
