@@ -387,7 +387,8 @@ async fn closed_loop(ctx: &Ctx, connections: usize) -> Duration {
 }
 
 /// The live line: the last second's rate, errors so far, p50/p99 so far.
-pub fn progress_line(rec: &Recorder, elapsed: Duration) -> String {
+pub fn progress_line(rec: &mut Recorder, elapsed: Duration) -> String {
+    rec.advance(elapsed);
     let last = rec
         .seconds
         .iter()

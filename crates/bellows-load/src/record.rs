@@ -138,6 +138,11 @@ impl Recorder {
         self.roll(at);
     }
 
+    /// Closes the rows of the seconds before `at`, for a reader while the run goes on.
+    pub fn advance(&mut self, at: Duration) {
+        self.roll(at);
+    }
+
     /// Closes the rows up to `at`, so the last second gets its percentiles.
     pub fn finish(&mut self, at: Duration) {
         self.roll(at);

@@ -90,11 +90,12 @@ pub(crate) async fn run(ctx: &Ctx, w: &WsConfig) -> (Duration, WsSummary) {
         }
         None => ctx.until_stopped().await,
     }
-    let connected_at_end = counters.connected.load(Relaxed);
     let elapsed = ctx.started.elapsed();
-    // The clients end here, their sockets dropped.
+    // The clients end here, their sockets dropped (or closed, when stopped), still
+    // counted as connected: the count at the end is the count when the run ended.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    let connected_at_end = counters.connected.load(Relaxed);
     let summary = WsSummary {
         clients: w.clients,
         connected_at_end,
@@ -166,6 +167,8 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
             req.headers_mut()
                 .insert(tungstenite::http::header::COOKIE, v);
         }
+        let t = Instant::now();
+        ctx.rec.lock().expect("recorder lock").sent(t - ctx.started);
         let opened = tokio::time::timeout(ctx.cfg.timeout, async {
             let tcp = tokio::net::TcpStream::connect(ctx.addr).await?;
             tokio_tungstenite::client_async(req, tcp)
@@ -175,6 +178,7 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
         .await;
         match opened {
             Ok(Ok((mut socket, _))) => {
+                ctx.record(t.elapsed(), Outcome::Status(101));
                 counters.opened.fetch_add(1, Relaxed);
                 set_connected(ctx, counters, 1);
                 let mut beat = tokio::time::interval_at(Instant::now() + w.heartbeat, w.heartbeat);
@@ -196,7 +200,6 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
                         },
                         _ = ctx.until_stopped() => {
                             let _ = socket.close(None).await;
-                            set_connected(ctx, counters, -1);
                             return;
                         }
                     }
@@ -204,15 +207,24 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
                 set_connected(ctx, counters, -1);
             }
             Ok(Err(e)) => {
-                let turned_away = e
+                let status = e
                     .get_ref()
                     .and_then(|e| e.downcast_ref::<tungstenite::Error>())
-                    .is_some_and(|e| matches!(e, tungstenite::Error::Http(r) if r.status() == 503));
-                if turned_away {
-                    counters.turned_away.fetch_add(1, Relaxed);
+                    .and_then(|e| match e {
+                        tungstenite::Error::Http(r) => Some(r.status().as_u16()),
+                        _ => None,
+                    });
+                match status {
+                    Some(s) => {
+                        if s == 503 {
+                            counters.turned_away.fetch_add(1, Relaxed);
+                        }
+                        ctx.record(t.elapsed(), Outcome::Status(s));
+                    }
+                    None => ctx.record(t.elapsed(), Outcome::Failed(Failure::Reset)),
                 }
             }
-            Err(_) => {}
+            Err(_) => ctx.record(t.elapsed(), Outcome::Failed(Failure::Timeout)),
         }
         if !ctx.pause(w.retry).await {
             return;

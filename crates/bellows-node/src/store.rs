@@ -211,6 +211,21 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Recorded events of one kind, oldest first, read from a state directory's
+    /// database without writing to it (for the scenarios; the audit API will serve
+    /// this).
+    pub fn read_events(path: &Path, kind: &str) -> Result<Vec<Event>, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut q = conn.prepare("SELECT body FROM events WHERE kind = ?1 ORDER BY seq")?;
+        let rows = q.query_map(params![kind], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for body in rows {
+            out.push(serde_json::from_str(&body?)?);
+        }
+        Ok(out)
+    }
+
     pub fn event_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn

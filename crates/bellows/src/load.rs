@@ -265,7 +265,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
             loop {
                 tick.tick().await;
                 let line =
-                    bellows_load::progress_line(&rec.lock().expect("lock"), started.elapsed());
+                    bellows_load::progress_line(&mut rec.lock().expect("lock"), started.elapsed());
                 eprint!("\r\x1b[2K{line}");
             }
         })

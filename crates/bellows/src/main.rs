@@ -15,6 +15,7 @@ macro_rules! out {
 
 mod commands;
 mod load;
+mod scenario;
 mod table;
 mod up;
 
@@ -186,6 +187,10 @@ enum Command {
     /// (--concurrency, the default) or browser tabs over WebSockets (--ws); prints
     /// counts by status and error and latency percentiles from an HDR histogram.
     Load(Box<load::LoadArgs>),
+    /// Run a workshop scenario of the seeds (capacity, cpu, ingress, zone-failure) on
+    /// a stack of its own or a running `up` (--attach): a narrated timeline and a
+    /// verdict; exit 0 on pass, 1 on fail.
+    Scenario(scenario::ScenarioArgs),
     /// Run one of the sample applications (what instances run).
     App {
         #[command(subcommand)]
@@ -329,6 +334,7 @@ fn main() -> ExitCode {
                 json,
             } => commands::logs(&ctx, &instance, follow, tail, json).await,
             Command::Load(args) => load::load(*args).await,
+            Command::Scenario(args) => scenario::run(&ctx, args).await,
             Command::App { app } => run_app(app).await,
         }
     });
