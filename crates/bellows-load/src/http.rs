@@ -182,6 +182,8 @@ pub struct Response {
 pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The last read left room in the buffer: the socket had no more to give.
+    drained: bool,
 }
 
 impl Conn {
@@ -193,6 +195,7 @@ impl Conn {
         Ok(Conn {
             stream,
             buf: BytesMut::with_capacity(8192),
+            drained: false,
         })
     }
 
@@ -208,7 +211,7 @@ impl Conn {
             if self.read_more().await? == 0 {
                 return Err(Failure::Reset);
             }
-            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut resp = httparse::Response::new(&mut headers);
             match resp.parse(&self.buf) {
                 Ok(httparse::Status::Complete(n)) => {
@@ -300,6 +303,16 @@ impl Conn {
                 }
             }
         }
+        if !close && self.drained {
+            // The whole response is in and the last read did not fill the buffer, so the
+            // socket is empty: say so to tokio. Otherwise the next request's first read
+            // would be a system call that only learns "nothing yet" (one in three per
+            // request). Should the server still send something (a close), our next
+            // write draws a reset, which wakes the read anyway.
+            let _ = self.stream.try_io(tokio::io::Interest::READABLE, || {
+                Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+            });
+        }
         Ok(Response {
             status,
             close,
@@ -333,10 +346,14 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(8192);
         }
-        self.stream
+        let room = self.buf.capacity() - self.buf.len();
+        let n = self
+            .stream
             .read_buf(&mut self.buf)
             .await
-            .map_err(|_| Failure::Reset)
+            .map_err(|_| Failure::Reset)?;
+        self.drained = n < room;
+        Ok(n)
     }
 }
 

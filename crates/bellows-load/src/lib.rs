@@ -17,6 +17,7 @@ pub mod record;
 pub mod schedule;
 pub mod ws;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -113,11 +114,15 @@ impl Running {
 
 /// Stops a run.
 #[derive(Debug, Clone)]
-pub struct Stopper(Arc<watch::Sender<bool>>);
+pub struct Stopper {
+    tx: Arc<watch::Sender<bool>>,
+    flag: Arc<AtomicBool>,
+}
 
 impl Stopper {
     pub fn stop(&self) {
-        let _ = self.0.send(true);
+        self.flag.store(true, Ordering::Relaxed);
+        let _ = self.tx.send(true);
     }
 }
 
@@ -140,6 +145,7 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
     let recorder = Arc::new(Mutex::new(Recorder::new()));
     let started = Instant::now();
     let (stop, stopped) = watch::channel(false);
+    let flag = Arc::new(AtomicBool::new(false));
     let ctx = Ctx {
         cfg: Arc::new(cfg),
         addr,
@@ -147,6 +153,7 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
         rec: recorder.clone(),
         started,
         stopped,
+        stop_flag: flag.clone(),
     };
     let task = tokio::spawn(async move {
         let (elapsed, requested, mode, ws) = match &ctx.cfg.load {
@@ -223,7 +230,10 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
     Ok(Running {
         recorder,
         started,
-        stop: Stopper(Arc::new(stop)),
+        stop: Stopper {
+            tx: Arc::new(stop),
+            flag,
+        },
         task,
     })
 }
@@ -242,11 +252,13 @@ pub(crate) struct Ctx {
     pub rec: Arc<Mutex<Recorder>>,
     pub started: Instant,
     pub stopped: watch::Receiver<bool>,
+    /// The same as `stopped`, cheaper to read on every request.
+    pub stop_flag: Arc<AtomicBool>,
 }
 
 impl Ctx {
     pub fn stopping(&self) -> bool {
-        *self.stopped.borrow()
+        self.stop_flag.load(Ordering::Relaxed)
     }
 
     pub fn record(&self, latency: Duration, outcome: Outcome) {
@@ -274,25 +286,26 @@ impl Ctx {
     /// One request on `conn` (connecting first when there is none), within the timeout.
     /// Returns the connection if it can be used again.
     async fn one(&self, conn: Option<Conn>) -> (Outcome, Option<Conn>) {
-        let work = async {
-            let mut conn = match conn {
-                Some(c) => c,
-                None => match Conn::connect(self.addr).await {
-                    Ok(c) => c,
-                    Err(f) => return (Outcome::Failed(f), None),
-                },
-            };
-            match conn.send(&self.template, false).await {
-                Ok(r) => {
-                    let keep = self.cfg.keep_alive && !r.close;
-                    (Outcome::Status(r.status), keep.then_some(conn))
-                }
-                Err(f) => (Outcome::Failed(f), None),
-            }
-        };
-        match tokio::time::timeout(self.cfg.timeout, work).await {
+        match tokio::time::timeout(self.cfg.timeout, self.untimed(conn)).await {
             Ok(r) => r,
             Err(_) => (Outcome::Failed(http::Failure::Timeout), None),
+        }
+    }
+
+    async fn untimed(&self, conn: Option<Conn>) -> (Outcome, Option<Conn>) {
+        let mut conn = match conn {
+            Some(c) => c,
+            None => match Conn::connect(self.addr).await {
+                Ok(c) => c,
+                Err(f) => return (Outcome::Failed(f), None),
+            },
+        };
+        match conn.send(&self.template, false).await {
+            Ok(r) => {
+                let keep = self.cfg.keep_alive && !r.close;
+                (Outcome::Status(r.status), keep.then_some(conn))
+            }
+            Err(f) => (Outcome::Failed(f), None),
         }
     }
 }
@@ -348,7 +361,7 @@ async fn open_loop(ctx: &Ctx, plan: &Plan) -> Duration {
 
 /// N connections, each sending its next request when the last one is answered.
 async fn closed_loop(ctx: &Ctx, connections: usize) -> Duration {
-    let budget = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let budget = Arc::new(AtomicU64::new(0));
     let deadline = match (ctx.cfg.duration, ctx.cfg.requests) {
         (Some(d), _) => Some(ctx.started + d),
         (None, Some(_)) => None,
@@ -359,24 +372,49 @@ async fn closed_loop(ctx: &Ctx, connections: usize) -> Duration {
         let (ctx, budget) = (ctx.clone(), budget.clone());
         tasks.spawn(async move {
             let mut conn = None;
+            // One clock read per request: a request starts when the last one ended.
+            let mut t = Instant::now();
+            let timer = tokio::time::sleep_until(t + ctx.cfg.timeout);
+            tokio::pin!(timer);
             loop {
-                if deadline.is_some_and(|d| Instant::now() >= d) || ctx.stopping() {
+                if deadline.is_some_and(|d| t >= d) || ctx.stopping() {
                     break;
                 }
                 if let Some(n) = ctx.cfg.requests
-                    && budget.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= n
+                    && budget.fetch_add(1, Ordering::Relaxed) >= n
                 {
                     break;
                 }
-                let t = Instant::now();
-                ctx.rec.lock().expect("recorder lock").sent(t - ctx.started);
-                let (outcome, c) = ctx.one(conn.take()).await;
-                ctx.record(t.elapsed(), outcome);
+                // One timer per connection rather than one per request: it is moved
+                // on only when it fires while a younger request is in flight.
+                let request = ctx.untimed(conn.take());
+                tokio::pin!(request);
+                let (outcome, c) = loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut request => break r,
+                        _ = &mut timer => {
+                            if t.elapsed() >= ctx.cfg.timeout {
+                                break (Outcome::Failed(http::Failure::Timeout), None);
+                            }
+                            timer.as_mut().reset(t + ctx.cfg.timeout);
+                        }
+                    }
+                };
+                let done = Instant::now();
+                ctx.rec.lock().expect("recorder lock").sent_and_record(
+                    t - ctx.started,
+                    done - ctx.started,
+                    done - t,
+                    outcome,
+                );
+                t = done;
                 if let Outcome::Failed(_) = outcome {
                     // Do not spin on a refusing server.
                     if !ctx.pause(Duration::from_millis(10)).await {
                         break;
                     }
+                    t = Instant::now();
                 }
                 conn = c;
             }
@@ -416,7 +454,6 @@ pub fn progress_line(rec: &mut Recorder, elapsed: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A server that answers 200 to every request, holding every answer while `stall`
@@ -522,6 +559,29 @@ mod tests {
             r.summary.latency_ms
         );
         assert!(r.summary.latency_ms.max >= 400.0);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_requests_out() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let mut cfg = config(url, Load::Closed { connections: 2 }, 1.0);
+        cfg.timeout = Duration::from_millis(300);
+        let r = run(cfg).await.unwrap();
+        let timeouts = r.summary.errors["timeout"];
+        // Each connection: 0.3 s, 0.6 s, 0.9 s, then one that ends at 1.2 s.
+        assert!((6..=8).contains(&timeouts), "{:?}", r.summary.errors);
+        assert!(
+            r.summary.latency_ms.min >= 299.0,
+            "{:?}",
+            r.summary.latency_ms
+        );
     }
 
     #[tokio::test]

@@ -106,6 +106,18 @@ impl Recorder {
         self.roll(at).sent += 1;
     }
 
+    /// A request sent at `sent` and completed at `at`, under one lock.
+    pub fn sent_and_record(
+        &mut self,
+        sent: Duration,
+        at: Duration,
+        latency: Duration,
+        outcome: Outcome,
+    ) {
+        self.sent(sent);
+        self.record(at, latency, outcome);
+    }
+
     /// One completed request: `latency` from its intended send time in an open loop
     /// (which corrects for coordinated omission), from its actual send otherwise.
     pub fn record(&mut self, at: Duration, latency: Duration, outcome: Outcome) {
