@@ -357,94 +357,10 @@ impl Conn {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyLen {
+enum BodyLen {
     Fixed(usize),
     Chunked,
     UntilClose,
-}
-
-/// A parsed response head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
-    /// Where the body starts in the buffer (after any interim 1xx responses).
-    pub body_start: usize,
-    pub status: u16,
-    pub close: bool,
-    pub body: BodyLen,
-}
-
-/// The head of the response at the start of `buf`, once it is all there.
-pub fn parse_head(buf: &[u8], head_only: bool) -> Result<Option<Head>, Failure> {
-    let mut off = 0;
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        let n = match resp.parse(&buf[off..]) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if buf.len() - off > 64 * 1024 => {
-                return Err(Failure::BadResponse);
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(Failure::BadResponse),
-        };
-        let status = resp.code.unwrap_or(0);
-        if (100..200).contains(&status) && status != 101 {
-            off += n;
-            continue;
-        }
-        let mut close = resp.version == Some(0);
-        let mut body = if head_only || status == 204 || status == 304 {
-            BodyLen::Fixed(0)
-        } else {
-            BodyLen::UntilClose
-        };
-        for h in resp.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
-                if body != BodyLen::Fixed(0) {
-                    let v = std::str::from_utf8(h.value)
-                        .ok()
-                        .and_then(|v| v.trim().parse().ok())
-                        .ok_or(Failure::BadResponse)?;
-                    body = BodyLen::Fixed(v);
-                }
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                if !head_only && contains_token(h.value, b"chunked") {
-                    body = BodyLen::Chunked;
-                }
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                if contains_token(h.value, b"close") {
-                    close = true;
-                } else if contains_token(h.value, b"keep-alive") {
-                    close = false;
-                }
-            }
-        }
-        return Ok(Some(Head {
-            body_start: off + n,
-            status,
-            close,
-            body,
-        }));
-    }
-}
-
-/// Where the response at the start of `buf` ends, with its status and whether the
-/// connection closes; `None` until it is all there (`eof`: the server closed).
-pub fn response_end(
-    buf: &[u8],
-    head_only: bool,
-    eof: bool,
-) -> Result<Option<(usize, u16, bool)>, Failure> {
-    let Some(h) = parse_head(buf, head_only)? else {
-        return Ok(None);
-    };
-    let end = match h.body {
-        BodyLen::Fixed(n) => (buf.len() >= h.body_start + n).then_some(h.body_start + n),
-        BodyLen::Chunked => chunked_end(&buf[h.body_start..])?.map(|e| h.body_start + e),
-        BodyLen::UntilClose => eof.then_some(buf.len()),
-    };
-    Ok(end.map(|e| (e, h.status, h.close || h.body == BodyLen::UntilClose)))
 }
 
 fn contains_token(value: &[u8], token: &[u8]) -> bool {
@@ -540,39 +456,6 @@ mod tests {
         assert!(!String::from_utf8_lossy(&t.bytes).contains("Content-Length"));
         assert!(Template::new(&u, "get", &[], b"", true).is_err());
         assert!(Template::new(&u, "GET", &[("A\r\nB".into(), "x".into())], b"", true).is_err());
-    }
-
-    #[test]
-    fn responses_end_where_their_framing_says() {
-        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
-        assert_eq!(
-            response_end(r, false, false),
-            Ok(Some((r.len(), 200, false)))
-        );
-        assert_eq!(response_end(&r[..r.len() - 1], false, false), Ok(None));
-        assert_eq!(response_end(&r[..10], false, false), Ok(None));
-        let r = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 No\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(
-            response_end(r, false, false),
-            Ok(Some((r.len(), 503, true)))
-        );
-        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
-        assert_eq!(
-            response_end(r, false, false),
-            Ok(Some((r.len(), 200, false)))
-        );
-        let r = b"HTTP/1.0 200 OK\r\n\r\nuntil the end";
-        assert_eq!(response_end(r, false, false), Ok(None));
-        assert_eq!(response_end(r, false, true), Ok(Some((r.len(), 200, true))));
-        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n";
-        assert_eq!(
-            response_end(r, true, false),
-            Ok(Some((r.len(), 200, false)))
-        );
-        assert_eq!(
-            response_end(b"SSH-2.0\r\n\r\n", false, false),
-            Err(Failure::BadResponse)
-        );
     }
 
     #[test]
