@@ -234,3 +234,44 @@ impl Store {
             .unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_events_read_back_by_kind_oldest_first() {
+        let dir = std::env::temp_dir().join(format!("bellows-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.db");
+        let mut store = Store::open(&path).unwrap();
+        for (ms, authorized) in [(1_000, false), (2_000, true)] {
+            store
+                .record(&Event::Ingress {
+                    time: bellows_core::Time::from_millis(ms),
+                    listener: "http".into(),
+                    cidr: "127.0.0.0/8".into(),
+                    authorized,
+                    actor: "operator".into(),
+                })
+                .unwrap();
+        }
+        let events = Store::read_events(&path, "ingress").unwrap();
+        let flags: Vec<bool> = events
+            .iter()
+            .map(|e| {
+                matches!(
+                    e,
+                    Event::Ingress {
+                        authorized: true,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(flags, vec![false, true]);
+        assert!(Store::read_events(&path, "alarm").unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
