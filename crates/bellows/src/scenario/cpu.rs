@@ -203,9 +203,15 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         check(
             back.is_some(),
             match back {
-                Some(t) => format!(
+                Some(t) if t >= stress_end => format!(
                     "scaled in to {d0} at t+{t:.1}s ({:.1}s after the stress ended)",
                     t - stress_end
+                ),
+                // The group's average fell below the low target while one instance was
+                // still busy (the others idle), and scale-in picked that instance.
+                Some(t) => format!(
+                    "scaled in to {d0} at t+{t:.1}s, {:.1}s before the stress's planned end: the group's average fell below the low threshold and scale-in terminated the busy instance",
+                    stress_end - t
                 ),
                 None => format!("scaled in to {d0} within {}s", bound_in.as_secs()),
             },
