@@ -154,3 +154,50 @@ command = ["bellows", "app", "echo"]
         "{status}"
     );
 }
+
+#[test]
+fn a_scenario_whose_checks_fail_says_so_and_exits_1() {
+    // One zone only: when it fails, nothing is left to take the GETs.
+    let (dir, network) = scratch();
+    let stack = write_file(
+        &dir,
+        "one-zone.toml",
+        &format!(
+            r#"
+[stack]
+name = "one-zone"
+instance_network = "{network}"
+
+[target_groups.web]
+[target_groups.web.health_check]
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = {{ forward = "web" }}
+
+[groups.web]
+min = 2
+max = 2
+zones = ["zone-a"]
+target_groups = ["web"]
+
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+stop_timeout = "2s"
+"#
+        ),
+    );
+    let (code, out) = scenario(
+        &[],
+        "zone-failure",
+        &["--stack", stack.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: FAIL (zone-failure)"), "{out}");
+    assert!(out.contains("FAIL  no GET failed"), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
