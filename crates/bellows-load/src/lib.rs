@@ -406,7 +406,6 @@ async fn closed_loop(ctx: &Ctx, connections: usize) -> Duration {
                 let done = Instant::now();
                 last_done.store((done - ctx.started).as_nanos() as u64, Ordering::Relaxed);
                 ctx.rec.lock().expect("recorder lock").sent_and_record(
-                    t - ctx.started,
                     done - ctx.started,
                     done - t,
                     outcome,

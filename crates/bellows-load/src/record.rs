@@ -76,6 +76,9 @@ impl Recorder {
     /// Moves the per-second rows up to `at` (time since the start).
     fn roll(&mut self, at: Duration) -> &mut Second {
         let sec = at.as_secs();
+        if (sec as usize) < self.seconds.len() {
+            return self.seconds.last_mut().expect("at least one row");
+        }
         if self.seconds.is_empty() {
             self.seconds.push(Second::default());
         }
@@ -106,15 +109,10 @@ impl Recorder {
         self.roll(at).sent += 1;
     }
 
-    /// A request sent at `sent` and completed at `at`, under one lock.
-    pub fn sent_and_record(
-        &mut self,
-        sent: Duration,
-        at: Duration,
-        latency: Duration,
-        outcome: Outcome,
-    ) {
-        self.sent(sent);
+    /// A request sent and completed at `at` (a closed loop's), under one lock.
+    pub fn sent_and_record(&mut self, at: Duration, latency: Duration, outcome: Outcome) {
+        self.sent += 1;
+        self.roll(at).sent += 1;
         self.record(at, latency, outcome);
     }
 
