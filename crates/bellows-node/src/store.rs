@@ -532,11 +532,67 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Recorded events of one kind, oldest first, read from a state directory's
+    /// database without writing to it (for the scenarios; the audit API will serve
+    /// this).
+    pub fn read_events(path: &Path, kind: &str) -> Result<Vec<Event>, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut q = conn.prepare("SELECT body FROM events WHERE kind = ?1 ORDER BY seq")?;
+        let rows = q.query_map(params![kind], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for body in rows {
+            out.push(serde_json::from_str(&body?)?);
+        }
+        Ok(out)
+    }
+
     pub fn event_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn
             .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
             .optional()?
             .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_events_read_back_by_kind_oldest_first() {
+        let dir = std::env::temp_dir().join(format!("bellows-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.db");
+        let mut store = Store::open(&path).unwrap();
+        for (ms, authorized) in [(1_000, false), (2_000, true)] {
+            store
+                .record(&Event::Ingress {
+                    time: bellows_core::Time::from_millis(ms),
+                    listener: "http".into(),
+                    cidr: "127.0.0.0/8".into(),
+                    authorized,
+                    actor: "operator".into(),
+                })
+                .unwrap();
+        }
+        let events = Store::read_events(&path, "ingress").unwrap();
+        let flags: Vec<bool> = events
+            .iter()
+            .map(|e| {
+                matches!(
+                    e,
+                    Event::Ingress {
+                        authorized: true,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(flags, vec![false, true]);
+        assert!(Store::read_events(&path, "alarm").unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

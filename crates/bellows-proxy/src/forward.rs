@@ -853,6 +853,11 @@ async fn forward(
                     tg.counters.target_connection_errors.fetch_add(1, Relaxed);
                     target_failures += 1;
                     exclude.push(target.instance.clone());
+                } else {
+                    // Its other idle connections are as old: when the target died
+                    // (kill -9), each would cost an attempt and a GET could run out
+                    // of attempts on one dead target. The next try connects afresh.
+                    target.close_idle();
                 }
                 match back {
                     // Never sent: safe to send again, whatever the method.

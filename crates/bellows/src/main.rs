@@ -14,6 +14,8 @@ macro_rules! out {
 }
 
 mod commands;
+mod load;
+mod scenario;
 mod sim;
 mod table;
 mod up;
@@ -290,6 +292,14 @@ enum Command {
         #[arg(long)]
         bench: bool,
     },
+    /// Generate load: open loop (--rate, --ramp, --steps, --trace), closed loop
+    /// (--concurrency, the default) or browser tabs over WebSockets (--ws); prints
+    /// counts by status and error and latency percentiles from an HDR histogram.
+    Load(Box<load::LoadArgs>),
+    /// Run a workshop scenario of the seeds (capacity, cpu, ingress, zone-failure) on
+    /// a stack of its own or a running `up` (--attach): a narrated timeline and a
+    /// verdict; exit 0 on pass, 1 on fail.
+    Scenario(scenario::ScenarioArgs),
     /// Run one of the sample applications (what instances run).
     App {
         #[command(subcommand)]
@@ -353,6 +363,7 @@ fn main() -> ExitCode {
             ..
         } => usize::from(*n),
         Command::Up { .. } => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        Command::Load(a) => usize::from(a.threads),
         _ => 2,
     };
     // One thread: tokio's single-threaded scheduler, which skips work stealing.
@@ -472,6 +483,8 @@ fn main() -> ExitCode {
                 tail,
                 json,
             } => commands::logs(&ctx, &instance, follow, tail, json).await,
+            Command::Load(args) => load::load(*args).await,
+            Command::Scenario(args) => scenario::run(&ctx, args).await,
             Command::App { app } => run_app(app).await,
             Command::Sim {
                 files,

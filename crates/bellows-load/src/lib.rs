@@ -1,0 +1,669 @@
+//! The load generator of bellows: `bellows load URL` and the scenarios' traffic.
+//!
+//! Three ways to load a target. An **open loop** sends each request at its due time
+//! from a [`schedule::Plan`] (a fixed rate, a ramp, steps, a trace), whatever the
+//! server does, and measures latency from that due time, which corrects for coordinated
+//! omission: a stalled server cannot hide the requests it kept waiting. A **closed
+//! loop** runs N connections that each send the next request when the last one is
+//! answered. **WebSocket mode** ([`ws`]) plays N browser tabs of the IP tracker. Each
+//! records into one [`record::Recorder`]: counts by status and failure, an HDR histogram
+//! and a row per second.
+
+#![forbid(unsafe_code)]
+
+pub mod chart;
+pub mod http;
+pub mod record;
+pub mod schedule;
+pub mod ws;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::http::{Conn, Template, Url};
+use crate::record::{Latency, Outcome, Recorder, Second, Summary};
+use crate::schedule::Plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad flag or argument; the message says which and why.
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// How the load is shaped.
+#[derive(Debug, Clone)]
+pub enum Load {
+    /// Requests at their due times from the plan; `what` describes it ("fixed 500/s").
+    Open { plan: Plan, what: String },
+    /// `connections` connections, each one request after the other.
+    Closed { connections: usize },
+    /// Browser tabs of the IP tracker, over WebSockets.
+    WebSocket(ws::WsConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub url: Url,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Reuse connections; otherwise a new connection per request.
+    pub keep_alive: bool,
+    pub load: Load,
+    /// Stop after this long (an open loop's plan is cut to it).
+    pub duration: Option<Duration>,
+    /// Stop after this many requests.
+    pub requests: Option<u64>,
+    /// One request's limit, connecting included.
+    pub timeout: Duration,
+    /// An open loop's most connections at once; further requests wait for one (and their
+    /// wait counts in their latency).
+    pub max_connections: usize,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub summary: Summary,
+    pub seconds: Vec<Second>,
+}
+
+/// A run in progress: read its recorder while it goes, stop it, or await its report.
+#[derive(Debug)]
+pub struct Running {
+    recorder: Arc<Mutex<Recorder>>,
+    started: Instant,
+    stop: Stopper,
+    task: tokio::task::JoinHandle<Report>,
+}
+
+impl Running {
+    pub fn recorder(&self) -> &Arc<Mutex<Recorder>> {
+        &self.recorder
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Asks the run to stop now (in-flight requests finish first).
+    pub fn stop(&self) {
+        self.stop.stop();
+    }
+
+    /// A handle that stops the run from elsewhere (a signal handler).
+    pub fn stopper(&self) -> Stopper {
+        self.stop.clone()
+    }
+
+    pub async fn finish(self) -> Report {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+/// Stops a run.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    tx: Arc<watch::Sender<bool>>,
+    flag: Arc<AtomicBool>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        let _ = self.tx.send(true);
+    }
+}
+
+/// Starts a run on the current runtime.
+pub async fn start(cfg: Config) -> Result<Running, Error> {
+    let addr = cfg.url.resolve().await?;
+    let template = Template::new(
+        &cfg.url,
+        &cfg.method,
+        &cfg.headers,
+        &cfg.body,
+        cfg.keep_alive,
+    )?;
+    if let Load::Closed { connections: 0 } = cfg.load {
+        return Err(Error::Usage("--concurrency must be at least 1".into()));
+    }
+    if cfg.max_connections == 0 {
+        return Err(Error::Usage("--max-connections must be at least 1".into()));
+    }
+    let recorder = Arc::new(Mutex::new(Recorder::new()));
+    let started = Instant::now();
+    let (stop, stopped) = watch::channel(false);
+    let flag = Arc::new(AtomicBool::new(false));
+    let ctx = Ctx {
+        cfg: Arc::new(cfg),
+        addr,
+        template,
+        rec: recorder.clone(),
+        started,
+        stopped,
+        stop_flag: flag.clone(),
+    };
+    let task = tokio::spawn(async move {
+        let (elapsed, requested, mode, ws) = match &ctx.cfg.load {
+            Load::Open { plan, what } => {
+                let plan = match ctx.cfg.duration {
+                    Some(d) => plan.clone().truncate(d.as_secs_f64()),
+                    None => plan.clone(),
+                };
+                let e = open_loop(&ctx, &plan).await;
+                let requested = if plan.duration() > 0.0 {
+                    let total = ctx
+                        .cfg
+                        .requests
+                        .map_or(plan.total(), |n| plan.total().min(n as f64));
+                    Some(total / plan.duration().min(e.as_secs_f64()).max(1e-9))
+                } else {
+                    None
+                };
+                (e, requested, format!("open loop, {what}"), None)
+            }
+            Load::Closed { connections } => {
+                let e = closed_loop(&ctx, *connections).await;
+                (
+                    e,
+                    None,
+                    format!(
+                        "closed loop, {connections} connection{}{}",
+                        if *connections == 1 { "" } else { "s" },
+                        if ctx.cfg.keep_alive {
+                            ""
+                        } else {
+                            ", a new one per request"
+                        }
+                    ),
+                    None,
+                )
+            }
+            Load::WebSocket(w) => {
+                let (e, summary) = ws::run(&ctx, w).await;
+                (
+                    e,
+                    None,
+                    format!("{} WebSocket clients", w.clients),
+                    Some(summary),
+                )
+            }
+        };
+        let mut rec = ctx.rec.lock().expect("recorder lock");
+        rec.finish(ctx.started.elapsed());
+        let completed = rec.completed();
+        let summary = Summary {
+            url: format!("http://{}{}", ctx.cfg.url.authority(), ctx.cfg.url.path),
+            mode,
+            elapsed_s: elapsed.as_secs_f64(),
+            sent: rec.sent,
+            completed,
+            rate: completed as f64 / elapsed.as_secs_f64().max(1e-9),
+            requested_rate: requested,
+            statuses: rec.statuses.clone(),
+            errors: rec
+                .failures
+                .iter()
+                .map(|(f, n)| (f.label().to_owned(), *n))
+                .collect(),
+            latency_ms: Latency::of(&rec),
+            corrected_for_coordinated_omission: matches!(ctx.cfg.load, Load::Open { .. }),
+            websocket: ws,
+        };
+        Report {
+            summary,
+            seconds: rec.seconds.clone(),
+        }
+    });
+    Ok(Running {
+        recorder,
+        started,
+        stop: Stopper {
+            tx: Arc::new(stop),
+            flag,
+        },
+        task,
+    })
+}
+
+/// Runs to the end.
+pub async fn run(cfg: Config) -> Result<Report, Error> {
+    Ok(start(cfg).await?.finish().await)
+}
+
+/// The shared context of one run's tasks.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub cfg: Arc<Config>,
+    pub addr: std::net::SocketAddr,
+    pub template: Template,
+    pub rec: Arc<Mutex<Recorder>>,
+    pub started: Instant,
+    pub stopped: watch::Receiver<bool>,
+    /// The same as `stopped`, cheaper to read on every request.
+    pub stop_flag: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    pub fn stopping(&self) -> bool {
+        self.stop_flag.load(Ordering::Relaxed)
+    }
+
+    pub fn record(&self, latency: Duration, outcome: Outcome) {
+        let at = self.started.elapsed();
+        self.rec
+            .lock()
+            .expect("recorder lock")
+            .record(at, latency, outcome);
+    }
+
+    /// Returns when the run is asked to stop.
+    pub async fn until_stopped(&self) {
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
+    /// Waits out `d`, or less when the run is stopped; false if stopped.
+    pub async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => !self.stopping(),
+            _ = self.until_stopped() => false,
+        }
+    }
+
+    /// One request on `conn` (connecting first when there is none), within the timeout.
+    /// Returns the connection if it can be used again.
+    async fn one(&self, conn: Option<Conn>) -> (Outcome, Option<Conn>) {
+        match tokio::time::timeout(self.cfg.timeout, self.untimed(conn)).await {
+            Ok(r) => r,
+            Err(_) => (Outcome::Failed(http::Failure::Timeout), None),
+        }
+    }
+
+    async fn untimed(&self, conn: Option<Conn>) -> (Outcome, Option<Conn>) {
+        let mut conn = match conn {
+            Some(c) => c,
+            None => match Conn::connect(self.addr).await {
+                Ok(c) => c,
+                Err(f) => return (Outcome::Failed(f), None),
+            },
+        };
+        match conn.send(&self.template, false).await {
+            Ok(r) => {
+                let keep = self.cfg.keep_alive && !r.close;
+                (Outcome::Status(r.status), keep.then_some(conn))
+            }
+            Err(f) => (Outcome::Failed(f), None),
+        }
+    }
+}
+
+/// Sends every request of the plan at its due time; returns how long sending took.
+async fn open_loop(ctx: &Ctx, plan: &Plan) -> Duration {
+    let idle: Arc<Mutex<Vec<Conn>>> = Arc::default();
+    let slots = Arc::new(Semaphore::new(ctx.cfg.max_connections));
+    let mut tasks = JoinSet::new();
+    let mut last = Duration::ZERO;
+    for (k, due) in plan.send_times().enumerate() {
+        if ctx.cfg.requests.is_some_and(|n| k as u64 >= n) || ctx.stopping() {
+            break;
+        }
+        let due_at = ctx.started + due;
+        // tokio's timer wakes up to a millisecond late, and that lateness would count
+        // in every latency: sleep to a millisecond before, then yield until due.
+        if due_at > Instant::now() + Duration::from_millis(2) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due_at - Duration::from_millis(1)) => {}
+                _ = ctx.until_stopped() => break,
+            }
+        }
+        while Instant::now() < due_at {
+            tokio::task::yield_now().await;
+        }
+        last = ctx.started.elapsed();
+        ctx.rec.lock().expect("recorder lock").sent(due);
+        let (ctx, idle, slots) = (ctx.clone(), idle.clone(), slots.clone());
+        tasks.spawn(async move {
+            let Ok(_slot) = slots.acquire().await else {
+                return;
+            };
+            let conn = idle.lock().expect("idle lock").pop();
+            let (outcome, conn) = ctx.one(conn).await;
+            // Latency from the due time, not from when a connection was free.
+            ctx.record(due_at.elapsed(), outcome);
+            if let Some(c) = conn {
+                idle.lock().expect("idle lock").push(c);
+            }
+        });
+        // Reap finished tasks as we go so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let planned = Duration::from_secs_f64(plan.duration());
+    if ctx.stopping() {
+        last
+    } else {
+        last.max(planned)
+    }
+}
+
+/// N connections, each sending its next request when the last one is answered.
+async fn closed_loop(ctx: &Ctx, connections: usize) -> Duration {
+    let budget = Arc::new(AtomicU64::new(0));
+    let deadline = match (ctx.cfg.duration, ctx.cfg.requests) {
+        (Some(d), _) => Some(ctx.started + d),
+        (None, Some(_)) => None,
+        (None, None) => Some(ctx.started + Duration::from_secs(10)),
+    };
+    // When the last response came in, in nanoseconds since the start.
+    let last_done = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..connections {
+        let (ctx, budget, last_done) = (ctx.clone(), budget.clone(), last_done.clone());
+        tasks.spawn(async move {
+            let mut conn = None;
+            // One clock read per request: a request starts when the last one ended.
+            let mut t = Instant::now();
+            let timer = tokio::time::sleep_until(t + ctx.cfg.timeout);
+            tokio::pin!(timer);
+            loop {
+                if deadline.is_some_and(|d| t >= d) || ctx.stopping() {
+                    break;
+                }
+                if let Some(n) = ctx.cfg.requests
+                    && budget.fetch_add(1, Ordering::Relaxed) >= n
+                {
+                    break;
+                }
+                // One timer per connection rather than one per request: it is moved
+                // on only when it fires while a younger request is in flight.
+                let request = ctx.untimed(conn.take());
+                tokio::pin!(request);
+                let (outcome, c) = loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut request => break r,
+                        _ = &mut timer => {
+                            if t.elapsed() >= ctx.cfg.timeout {
+                                break (Outcome::Failed(http::Failure::Timeout), None);
+                            }
+                            timer.as_mut().reset(t + ctx.cfg.timeout);
+                        }
+                    }
+                };
+                let done = Instant::now();
+                last_done.store((done - ctx.started).as_nanos() as u64, Ordering::Relaxed);
+                ctx.rec.lock().expect("recorder lock").sent_and_record(
+                    done - ctx.started,
+                    done - t,
+                    outcome,
+                );
+                t = done;
+                if let Outcome::Failed(_) = outcome {
+                    // Do not spin on a refusing server.
+                    if !ctx.pause(Duration::from_millis(10)).await {
+                        break;
+                    }
+                    t = Instant::now();
+                }
+                conn = c;
+            }
+        });
+    }
+    // While responses follow each other closely, keep the thread polling for them
+    // rather than sleeping in the kernel between them: waking a sleeping thread takes
+    // longer than the gap. Idle for more than 100 us, it sleeps again.
+    let spinner = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            while !ctx.stopping() {
+                let now = ctx.started.elapsed().as_nanos() as u64;
+                if now.saturating_sub(last_done.load(Ordering::Relaxed)) < 100_000 {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        })
+    };
+    while tasks.join_next().await.is_some() {}
+    spinner.abort();
+    ctx.started.elapsed()
+}
+
+/// The live line: the last second's rate, errors so far, p50/p99 so far.
+pub fn progress_line(rec: &mut Recorder, elapsed: Duration) -> String {
+    rec.advance(elapsed);
+    let last = rec
+        .seconds
+        .iter()
+        .rev()
+        .find(|s| s.second < elapsed.as_secs())
+        .map_or(0, |s| s.completed);
+    let fivexx: u64 = rec.seconds.iter().map(|s| s.status_5xx).sum();
+    let mut line = format!(
+        "{:>5.1}s  sent {}  done {}  {} req/s  errors {}  5xx {}  p50 {:.2} ms  p99 {:.2} ms",
+        elapsed.as_secs_f64(),
+        rec.sent,
+        rec.completed(),
+        last,
+        rec.errors(),
+        fivexx,
+        rec.percentile_ms(0.5),
+        rec.percentile_ms(0.99)
+    );
+    if rec.connected > 0 {
+        line += &format!("  ws connected {}", rec.connected);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers 200 to every request, holding every answer while `stall`
+    /// says so (a global pause, as in a GC or a full queue).
+    async fn server(stall: Arc<Mutex<Option<(Instant, Instant)>>>) -> (Url, Arc<AtomicU64>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        let count = Arc::new(AtomicU64::new(0));
+        let c = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let (c, stall) = (c.clone(), stall.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut have = Vec::new();
+                    loop {
+                        let n = match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        have.extend_from_slice(&buf[..n]);
+                        while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                            have.drain(..end + 4);
+                            c.fetch_add(1, Ordering::SeqCst);
+                            let window = *stall.lock().unwrap();
+                            if let Some((from, to)) = window {
+                                let now = Instant::now();
+                                if now >= from && now < to {
+                                    tokio::time::sleep_until(to).await;
+                                }
+                            }
+                            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, count)
+    }
+
+    fn config(url: Url, load: Load, secs: f64) -> Config {
+        Config {
+            url,
+            method: "GET".into(),
+            headers: vec![],
+            body: vec![],
+            keep_alive: true,
+            load,
+            duration: Some(Duration::from_secs_f64(secs)),
+            requests: None,
+            timeout: Duration::from_secs(5),
+            max_connections: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_loop_counts_a_stall_against_every_request_it_delayed() {
+        let stall = Arc::new(Mutex::new(None));
+        let (url, count) = server(stall.clone()).await;
+        let now = Instant::now();
+        *stall.lock().unwrap() = Some((
+            now + Duration::from_millis(500),
+            now + Duration::from_millis(1000),
+        ));
+        // 100/s over one connection: the 50 requests due during the half-second stall
+        // wait 500 ms down to 10 ms; measured from their due times they fill the top
+        // quarter of the distribution.
+        let open = Load::Open {
+            plan: Plan::fixed(100.0, 2.0),
+            what: "fixed 100/s".into(),
+        };
+        let r = run(config(url.clone(), open, 2.0)).await.unwrap();
+        assert_eq!(r.summary.completed, 200);
+        assert_eq!(count.load(Ordering::SeqCst), 200);
+        assert!(
+            r.summary.latency_ms.p90 >= 200.0,
+            "{:?}",
+            r.summary.latency_ms
+        );
+        assert!(
+            r.summary.latency_ms.p50 < 100.0,
+            "{:?}",
+            r.summary.latency_ms
+        );
+        // A closed loop over one connection hides the stall in a single sample.
+        let now = Instant::now();
+        *stall.lock().unwrap() = Some((
+            now + Duration::from_millis(300),
+            now + Duration::from_millis(800),
+        ));
+        let closed = Load::Closed { connections: 1 };
+        let r = run(config(url, closed, 1.0)).await.unwrap();
+        assert!(r.summary.completed > 100, "{}", r.summary.completed);
+        assert!(
+            r.summary.latency_ms.p90 < 50.0,
+            "{:?}",
+            r.summary.latency_ms
+        );
+        assert!(r.summary.latency_ms.max >= 400.0);
+    }
+
+    #[tokio::test]
+    async fn large_bodies_are_skipped_whole_on_a_kept_connection() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let a = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let body = vec![b'x'; 300_000];
+                    let mut buf = vec![0u8; 4096];
+                    let mut have = Vec::new();
+                    loop {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => have.extend_from_slice(&buf[..n]),
+                        }
+                        while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                            have.drain(..end + 4);
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            if s.write_all(head.as_bytes()).await.is_err()
+                                || s.write_all(&body).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let mut cfg = config(url, Load::Closed { connections: 2 }, 60.0);
+        cfg.duration = None;
+        cfg.requests = Some(40);
+        let r = run(cfg).await.unwrap();
+        assert_eq!(r.summary.statuses.get(&200), Some(&40), "{:?}", r.summary);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_requests_out() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let mut cfg = config(url, Load::Closed { connections: 2 }, 1.0);
+        cfg.timeout = Duration::from_millis(300);
+        let r = run(cfg).await.unwrap();
+        let timeouts = r.summary.errors["timeout"];
+        // Each connection: 0.3 s, 0.6 s, 0.9 s, then one that ends at 1.2 s.
+        assert!((6..=8).contains(&timeouts), "{:?}", r.summary.errors);
+        assert!(
+            r.summary.latency_ms.min >= 299.0,
+            "{:?}",
+            r.summary.latency_ms
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_budget_is_exact_and_a_refusing_server_is_an_error() {
+        let (url, count) = server(Arc::default()).await;
+        let mut cfg = config(url, Load::Closed { connections: 3 }, 60.0);
+        cfg.duration = None;
+        cfg.requests = Some(101);
+        let r = run(cfg).await.unwrap();
+        assert_eq!((r.summary.completed, r.summary.statuses[&200]), (101, 101));
+        assert_eq!(count.load(Ordering::SeqCst), 101);
+
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let mut cfg = config(url, Load::Closed { connections: 1 }, 60.0);
+        cfg.duration = None;
+        cfg.requests = Some(5);
+        let r = run(cfg).await.unwrap();
+        assert_eq!(r.summary.errors["connection refused"], 5);
+    }
+}

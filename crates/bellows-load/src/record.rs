@@ -1,0 +1,362 @@
+//! What the generator saw: counts by status and by failure, an HDR histogram of latency,
+//! and one row per second for the live line, the CSV and the chart.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::http::Failure;
+
+/// The outcome of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Status(u16),
+    Failed(Failure),
+}
+
+/// One second of the run, by completion time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Second {
+    pub second: u64,
+    /// Requests sent in this second (due, for an open loop).
+    pub sent: u64,
+    pub completed: u64,
+    /// 2xx and 3xx.
+    pub ok: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    pub status_503: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// WebSocket clients connected at the end of the second (WebSocket mode).
+    pub connected: u64,
+}
+
+/// Everything recorded so far. Shared behind a mutex: one short lock per request.
+#[derive(Debug)]
+pub struct Recorder {
+    pub sent: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<Failure, u64>,
+    /// Microseconds.
+    pub latency: Histogram<u64>,
+    pub seconds: Vec<Second>,
+    current: Histogram<u64>,
+    /// WebSocket clients connected now.
+    pub connected: u64,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 us to 1 hour at 3 significant digits; values above are clamped.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            sent: 0,
+            statuses: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            latency: histogram(),
+            seconds: Vec::new(),
+            current: histogram(),
+            connected: 0,
+        }
+    }
+
+    /// Moves the per-second rows up to `at` (time since the start).
+    fn roll(&mut self, at: Duration) -> &mut Second {
+        let sec = at.as_secs();
+        if (sec as usize) < self.seconds.len() {
+            return self.seconds.last_mut().expect("at least one row");
+        }
+        if self.seconds.is_empty() {
+            self.seconds.push(Second::default());
+        }
+        while (self.seconds.len() as u64) <= sec {
+            self.close_current();
+            let second = self.seconds.len() as u64;
+            self.seconds.push(Second {
+                second,
+                ..Second::default()
+            });
+        }
+        self.seconds.last_mut().expect("at least one row")
+    }
+
+    fn close_current(&mut self) {
+        let connected = self.connected;
+        let last = self.seconds.last_mut().expect("at least one row");
+        if !self.current.is_empty() {
+            last.p50_ms = self.current.value_at_quantile(0.5) as f64 / 1000.0;
+            last.p99_ms = self.current.value_at_quantile(0.99) as f64 / 1000.0;
+        }
+        last.connected = connected;
+        self.current.reset();
+    }
+
+    pub fn sent(&mut self, at: Duration) {
+        self.sent += 1;
+        self.roll(at).sent += 1;
+    }
+
+    /// A request sent and completed at `at` (a closed loop's), under one lock.
+    pub fn sent_and_record(&mut self, at: Duration, latency: Duration, outcome: Outcome) {
+        self.sent += 1;
+        self.roll(at).sent += 1;
+        self.record(at, latency, outcome);
+    }
+
+    /// One completed request: `latency` from its intended send time in an open loop
+    /// (which corrects for coordinated omission), from its actual send otherwise.
+    pub fn record(&mut self, at: Duration, latency: Duration, outcome: Outcome) {
+        let row = self.roll(at);
+        row.completed += 1;
+        match outcome {
+            Outcome::Status(s) => {
+                match s {
+                    200..=399 => row.ok += 1,
+                    400..=499 => row.status_4xx += 1,
+                    _ => row.status_5xx += 1,
+                }
+                if s == 503 {
+                    row.status_503 += 1;
+                }
+                *self.statuses.entry(s).or_default() += 1;
+            }
+            Outcome::Failed(f) => {
+                row.errors += 1;
+                *self.failures.entry(f).or_default() += 1;
+            }
+        }
+        let us = (latency.as_micros() as u64).clamp(1, 3_600_000_000);
+        let _ = self.latency.record(us);
+        let _ = self.current.record(us);
+    }
+
+    pub fn set_connected(&mut self, at: Duration, connected: u64) {
+        self.connected = connected;
+        self.roll(at);
+    }
+
+    /// Closes the rows of the seconds before `at`, for a reader while the run goes on.
+    pub fn advance(&mut self, at: Duration) {
+        self.roll(at);
+    }
+
+    /// Closes the rows up to `at`, so the last second gets its percentiles.
+    pub fn finish(&mut self, at: Duration) {
+        self.roll(at);
+        self.close_current();
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.statuses.values().sum::<u64>() + self.failures.values().sum::<u64>()
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        if self.latency.is_empty() {
+            return 0.0;
+        }
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// The end-of-run summary, also the `--json` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub url: String,
+    /// "open loop, fixed 500/s", "closed loop, 64 connections", ...
+    pub mode: String,
+    pub elapsed_s: f64,
+    pub sent: u64,
+    pub completed: u64,
+    /// Completed requests per second of the run.
+    pub rate: f64,
+    /// The rate asked for (open loop), for comparison.
+    pub requested_rate: Option<f64>,
+    pub statuses: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub latency_ms: Latency,
+    /// Whether latency is measured from each request's intended send time.
+    pub corrected_for_coordinated_omission: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<crate::ws::WsSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    pub fn of(r: &Recorder) -> Latency {
+        let h = &r.latency;
+        let ms = |v: u64| v as f64 / 1000.0;
+        if h.is_empty() {
+            return Latency {
+                min: 0.0,
+                mean: 0.0,
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                p999: 0.0,
+                max: 0.0,
+            };
+        }
+        Latency {
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+impl Summary {
+    /// The summary as lines of text.
+    pub fn text(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "{}: {} requests in {:.2} s, {:.1} req/s ({}){}",
+            self.url,
+            self.completed,
+            self.elapsed_s,
+            self.rate,
+            self.mode,
+            self.requested_rate
+                .map(|r| format!(", {r:.1} req/s asked"))
+                .unwrap_or_default()
+        )];
+        let statuses: Vec<String> = self
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
+        out.push(format!(
+            "  status   {}",
+            if statuses.is_empty() {
+                "none".to_owned()
+            } else {
+                statuses.join("  ")
+            }
+        ));
+        let errors: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(e, n)| format!("{e}: {n}"))
+            .collect();
+        out.push(format!(
+            "  errors   {}",
+            if errors.is_empty() {
+                "none".to_owned()
+            } else {
+                errors.join("  ")
+            }
+        ));
+        let l = &self.latency_ms;
+        out.push(format!(
+            "  latency  min {:.3}  mean {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3} ms{}",
+            l.min,
+            l.mean,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            if self.corrected_for_coordinated_omission {
+                " (from each request's intended send time: corrected for coordinated omission)"
+            } else {
+                ""
+            }
+        ));
+        if let Some(ws) = &self.websocket {
+            out.push(format!(
+                "  websocket  {} clients: {} connected at the end, at most {}; {} sessions opened, {} heartbeats sent, {} pages turned away (503)",
+                ws.clients, ws.connected_at_end, ws.max_connected, ws.opened, ws.heartbeats, ws.turned_away
+            ));
+        }
+        out
+    }
+}
+
+/// The per-second rows as CSV.
+pub fn csv(rows: &[Second]) -> String {
+    let mut out = String::from(
+        "second,sent,completed,ok,status_4xx,status_5xx,status_503,errors,p50_ms,p99_ms,connected\n",
+    );
+    for r in rows {
+        out += &format!(
+            "{},{},{},{},{},{},{},{},{:.3},{:.3},{}\n",
+            r.second,
+            r.sent,
+            r.completed,
+            r.ok,
+            r.status_4xx,
+            r.status_5xx,
+            r.status_503,
+            r.errors,
+            r.p50_ms,
+            r.p99_ms,
+            r.connected
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_rows_and_percentiles() {
+        let mut r = Recorder::new();
+        let ms = Duration::from_millis;
+        for i in 0..100 {
+            r.sent(ms(i * 10));
+            r.record(ms(i * 10 + 1), ms(i + 1), Outcome::Status(200));
+        }
+        r.record(ms(1500), ms(5), Outcome::Status(503));
+        r.record(ms(1600), ms(5), Outcome::Failed(Failure::Reset));
+        r.finish(ms(2100));
+        assert_eq!(r.completed(), 102);
+        assert_eq!(r.errors(), 1);
+        assert_eq!(r.statuses[&503], 1);
+        assert_eq!(r.seconds.len(), 3);
+        assert_eq!(r.seconds[0].completed, 100);
+        assert_eq!(r.seconds[0].sent, 100);
+        assert!(
+            (r.seconds[0].p50_ms - 50.0).abs() < 0.1,
+            "{:?}",
+            r.seconds[0]
+        );
+        assert!((r.seconds[0].p99_ms - 99.0).abs() < 0.1);
+        assert_eq!((r.seconds[1].status_503, r.seconds[1].status_5xx), (1, 1));
+        assert_eq!(r.seconds[1].errors, 1);
+        assert_eq!(r.seconds[2].completed, 0);
+        let csv = csv(&r.seconds);
+        assert_eq!(csv.lines().count(), 4);
+        assert!(csv.lines().nth(2).unwrap().starts_with("1,0,2,0,0,1,1,1,"));
+    }
+}

@@ -1,0 +1,274 @@
+//! Seed 001, scenario 2: revoke the listener's ingress rule (its security group) while
+//! requests flow; they fail, connections dropped without an answer; restore it and
+//! service comes back. Both changes are recorded.
+
+use std::time::Duration;
+
+use bellows_core::lb::cidr::Cidr;
+use bellows_load::chart::load_chart;
+use bellows_load::http::Url;
+use bellows_load::schedule::Plan;
+use bellows_load::{Config, Load};
+use bellows_node::api::{IngressChange, IngressRequest};
+use bellows_proxy::ListenerView;
+
+use super::{Check, Env, ScenarioArgs, check};
+
+pub fn stack(short: bool) -> String {
+    format!(
+        r#"
+[target_groups.web]
+[target_groups.web.health_check]
+path = "/health"
+interval = "{interval}"
+timeout = "500ms"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = {{ forward = "web" }}
+# The security group: who may connect.
+ingress = ["127.0.0.0/8"]
+
+[groups.web]
+min = 2
+max = 2
+desired = 2
+zones = ["zone-a", "zone-b"]
+target_groups = ["web"]
+
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+stop_timeout = "2s"
+"#,
+        interval = if short { "1s" } else { "5s" }
+    )
+}
+
+pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> {
+    let short = env.short;
+    if env.wait_ready(Duration::from_secs(30)).await?.is_none() {
+        return Ok(vec![check(
+            false,
+            "the group came into service within 30 s",
+        )]);
+    }
+    let listeners: Vec<ListenerView> = env.client.get("/api/v1/listeners").await?;
+    let listener = listeners
+        .iter()
+        .find(|l| l.name == env.listener)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("listener {} is gone", env.listener))?;
+    // Revoke whatever admits us (all of it: a workshop stack may list several).
+    let rules: Vec<Cidr> = listener.ingress.clone();
+    if rules.is_empty() {
+        return Ok(vec![check(
+            false,
+            "the listener has ingress rules to revoke",
+        )]);
+    }
+    let phase = Duration::from_secs(if short { 3 } else { 10 });
+    let rate = 50.0;
+    let path = a.path.clone().unwrap_or_else(|| "/".to_owned());
+    env.say(format!(
+        "GET {path} at {rate:.0}/s, a new connection each (the rule is checked when a connection opens), {}s per phase",
+        phase.as_secs()
+    ));
+    let cfg = Config {
+        url: Url::parse(&env.url(&path))?,
+        method: "GET".into(),
+        headers: vec![],
+        body: vec![],
+        keep_alive: false,
+        load: Load::Open {
+            plan: Plan::fixed(rate, 3600.0),
+            what: format!("fixed {rate}/s"),
+        },
+        duration: None,
+        requests: None,
+        timeout: Duration::from_secs(2),
+        max_connections: 256,
+    };
+    let started_at = bellows_node::clock::now();
+    let running = bellows_load::start(cfg).await?;
+    let rec = running.recorder().clone();
+    let counts = || {
+        let r = rec.lock().expect("recorder lock");
+        let ok: u64 = r.seconds.iter().map(|s| s.ok).sum();
+        (ok, r.completed() - ok)
+    };
+    let settle = Duration::from_millis(700);
+    env.watch_for(phase, |_| {}).await?;
+    let (ok1, bad1) = counts();
+    env.say(format!("before: {ok1} answered, {bad1} failed"));
+    let mut revoked = Vec::new();
+    for cidr in &rules {
+        let c: IngressChange = env
+            .client
+            .post(
+                &format!("/api/v1/listeners/{}/ingress/revoke", env.listener),
+                &IngressRequest {
+                    cidr: cidr.to_string(),
+                },
+            )
+            .await?;
+        env.say(format!(
+            "revoked {} on listener {}: ingress now [{}] (changed: {})",
+            c.cidr,
+            c.listener,
+            c.ingress
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.changed
+        ));
+        revoked.push(c);
+    }
+    // In-flight requests finish; count from when the change has taken hold.
+    tokio::time::sleep(settle).await;
+    let (ok2a, bad2a) = counts();
+    env.watch_for(phase, |_| {}).await?;
+    let (ok2, bad2) = counts();
+    let (ok_revoked, bad_revoked) = (ok2 - ok2a, bad2 - bad2a);
+    env.say(format!(
+        "while revoked: {ok_revoked} answered, {bad_revoked} failed (connections dropped, no answer)"
+    ));
+    let mut restored = Vec::new();
+    for cidr in &rules {
+        let c: IngressChange = env
+            .client
+            .post(
+                &format!("/api/v1/listeners/{}/ingress/authorize", env.listener),
+                &IngressRequest {
+                    cidr: cidr.to_string(),
+                },
+            )
+            .await?;
+        env.say(format!(
+            "authorized {} again: ingress now [{}] (changed: {})",
+            c.cidr,
+            c.ingress
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.changed
+        ));
+        restored.push(c);
+    }
+    tokio::time::sleep(settle).await;
+    let (ok3a, bad3a) = counts();
+    env.watch_for(phase, |_| {}).await?;
+    let (ok3, bad3) = counts();
+    let (ok_back, bad_back) = (ok3 - ok3a, bad3 - bad3a);
+    env.say(format!("after: {ok_back} answered, {bad_back} failed"));
+    running.stop();
+    let report = running.finish().await;
+    if let Some(p) = &a.chart {
+        std::fs::write(
+            p,
+            load_chart(
+                &format!("ingress: revoked at +{:.0}s, restored", phase.as_secs_f64()),
+                &report.seconds,
+            ),
+        )?;
+        out!("chart: {}", p.display());
+    }
+    // The record of both changes. The API has no audit trail yet: the changes' own
+    // answers (each recorded as an `ingress` event by the node) and the listener's
+    // state now are the evidence. Switch to GET /api/v1/audit when it exists.
+    let after: Vec<ListenerView> = env.client.get("/api/v1/listeners").await?;
+    let now_rules = after
+        .iter()
+        .find(|l| l.name == env.listener)
+        .map(|l| l.ingress.clone())
+        .unwrap_or_default();
+    let recorded = recorded_changes(env, started_at);
+    if let Some(r) = &recorded {
+        for (authorized, cidr, actor) in r {
+            env.say(format!(
+                "recorded: {} {cidr} by {actor}",
+                if *authorized { "authorize" } else { "revoke" }
+            ));
+        }
+    }
+    let holds = |auth: bool| {
+        recorded.as_ref().is_some_and(|r| {
+            rules.iter().all(|c| {
+                r.iter()
+                    .any(|(a, cidr, _)| *a == auth && *cidr == c.to_string())
+            })
+        })
+    };
+    Ok(vec![
+        check(
+            bad1 == 0 && ok1 > 0,
+            format!(
+                "before the change every request was answered ({ok1} of {})",
+                ok1 + bad1
+            ),
+        ),
+        check(
+            ok_revoked == 0 && bad_revoked > 0,
+            format!(
+                "while revoked every request failed ({bad_revoked} failed, {ok_revoked} answered)"
+            ),
+        ),
+        check(
+            bad_back == 0 && ok_back > 0,
+            format!(
+                "after restoring, every request was answered again ({ok_back} of {})",
+                ok_back + bad_back
+            ),
+        ),
+        check(
+            revoked.iter().all(|c| c.changed) && restored.iter().all(|c| c.changed),
+            format!(
+                "both changes were made and recorded: {} revoked, {} authorized",
+                revoked.len(),
+                restored.len()
+            ),
+        ),
+        check(
+            rules.iter().all(|r| now_rules.contains(r)),
+            format!(
+                "the listener admits [{}] again",
+                now_rules
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        check(
+            holds(false) && holds(true),
+            format!(
+                "the recorded events hold both changes with who made them ({} ingress events in {})",
+                recorded.as_ref().map_or(0, Vec::len),
+                env.state_dir.join("state.db").display()
+            ),
+        ),
+    ])
+}
+
+/// The ingress changes recorded in the stack's event store since `since`, as
+/// (authorized, cidr, actor). Replace with `GET /api/v1/audit` once it exists.
+fn recorded_changes(env: &Env, since: bellows_core::Time) -> Option<Vec<(bool, String, String)>> {
+    let events =
+        bellows_node::store::Store::read_events(&env.state_dir.join("state.db"), "ingress").ok()?;
+    Some(
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                bellows_core::event::Event::Ingress {
+                    time,
+                    cidr,
+                    authorized,
+                    actor,
+                    ..
+                } if time >= since => Some((authorized, cidr, actor)),
+                _ => None,
+            })
+            .collect(),
+    )
+}
