@@ -532,21 +532,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Recorded events of one kind, oldest first, read from a state directory's
-    /// database without writing to it (for the scenarios; the audit API will serve
-    /// this).
-    pub fn read_events(path: &Path, kind: &str) -> Result<Vec<Event>, StoreError> {
-        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut q = conn.prepare("SELECT body FROM events WHERE kind = ?1 ORDER BY seq")?;
-        let rows = q.query_map(params![kind], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for body in rows {
-            out.push(serde_json::from_str(&body?)?);
-        }
-        Ok(out)
-    }
-
     pub fn event_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn
@@ -561,7 +546,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recorded_events_read_back_by_kind_oldest_first() {
+    fn recorded_events_read_back_from_a_time_oldest_first() {
         let dir = std::env::temp_dir().join(format!("bellows-store-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -578,7 +563,9 @@ mod tests {
                 })
                 .unwrap();
         }
-        let events = Store::read_events(&path, "ingress").unwrap();
+        let events = store
+            .events_since(bellows_core::Time::from_millis(500), 10)
+            .unwrap();
         let flags: Vec<bool> = events
             .iter()
             .map(|e| {
@@ -592,7 +579,13 @@ mod tests {
             })
             .collect();
         assert_eq!(flags, vec![false, true]);
-        assert!(Store::read_events(&path, "alarm").unwrap().is_empty());
+        assert_eq!(
+            store
+                .events_since(bellows_core::Time::from_millis(1_500), 10)
+                .unwrap()
+                .len(),
+            1
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

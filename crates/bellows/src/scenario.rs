@@ -122,8 +122,6 @@ pub struct Env {
     pub group: String,
     /// The first listener's name.
     pub listener: String,
-    /// The state directory of the stack.
-    pub state_dir: PathBuf,
     own: Option<Own>,
     seen_activities: HashSet<String>,
     seen_transitions: HashSet<(String, bellows_core::Time)>,
@@ -141,6 +139,45 @@ impl Env {
     /// One line of the timeline.
     pub fn say(&self, msg: impl AsRef<str>) {
         out!("t+{:>5.1}s  {}", self.t(), msg.as_ref());
+    }
+
+    /// Investigates the last `window_secs` through the API and narrates the most likely
+    /// cause, its strongest evidence and the remedy; the report as JSON.
+    pub async fn investigate(&self, window_secs: u64) -> Option<serde_json::Value> {
+        let report: serde_json::Value = match self
+            .client
+            .get(&format!("/api/v1/investigate?since={window_secs}s"))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.say(format!("investigation failed: {e}"));
+                return None;
+            }
+        };
+        match report["hypotheses"].get(0) {
+            None => self.say("investigation: no known cause matches what was recorded"),
+            Some(h) => {
+                self.say(format!(
+                    "investigation: {} (confidence {:.0}%)",
+                    h["title"].as_str().unwrap_or_default(),
+                    h["confidence"].as_f64().unwrap_or_default() * 100.0
+                ));
+                for e in h["evidence"].as_array().into_iter().flatten().take(3) {
+                    self.say(format!(
+                        "  evidence [{}] {}",
+                        e["kind"].as_str().unwrap_or_default(),
+                        e["text"].as_str().unwrap_or_default()
+                    ));
+                }
+                self.say(format!(
+                    "  remedy: {}: {}",
+                    h["remedy"]["text"].as_str().unwrap_or_default(),
+                    h["remedy"]["command"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+        Some(report)
     }
 
     /// Reads the API and narrates what changed since the last poll.
@@ -411,12 +448,12 @@ async fn start_own(name: &str, stack: Option<&Path>, text: &str) -> anyhow::Resu
     let token = std::fs::read_to_string(state.join("token"))
         .ok()
         .map(|t| t.trim().to_owned());
-    let mut env = env_for(Client::new(addr, token), state).await?;
+    let mut env = env_for(Client::new(addr, token)).await?;
     env.own = Some(own);
     Ok(env)
 }
 
-async fn env_for(client: Client, state_dir: PathBuf) -> anyhow::Result<Env> {
+async fn env_for(client: Client) -> anyhow::Result<Env> {
     let status: StatusView = client.get("/api/v1/status").await?;
     let listener = status
         .listeners
@@ -439,7 +476,6 @@ async fn env_for(client: Client, state_dir: PathBuf) -> anyhow::Result<Env> {
         lb: listener.address.clone(),
         group: group.name.clone(),
         listener: listener.name.clone(),
-        state_dir,
         own: None,
         seen_activities: HashSet::new(),
         seen_transitions: HashSet::new(),
@@ -457,7 +493,7 @@ pub async fn run(ctx: &Context, a: ScenarioArgs) -> anyhow::Result<ExitCode> {
     };
     let mut env = if a.attach {
         let client = ctx.client();
-        env_for(client, ctx.state_dir())
+        env_for(client)
             .await
             .context("cannot attach to the running bellows up")?
     } else {

@@ -67,6 +67,14 @@ fn capacity_turns_users_away_until_the_group_scales_out() {
         "{out}"
     );
     assert!(out.contains("triggered policy add-two"), "{out}");
+    // The investigation when the group scales out: the capacity limit, with the app's
+    // rejections as evidence and the command that adds capacity now.
+    assert!(
+        out.contains("investigation: capacity limit reached in group tracker"),
+        "{out}"
+    );
+    assert!(out.contains("IPTracker/RejectedConnections"), "{out}");
+    assert!(out.contains("remedy: scale out now"), "{out}");
     assert!(out.contains("12/12 users connected"), "{out}");
     // Desired and the 503s side by side, and as a chart.
     assert!(
@@ -102,6 +110,17 @@ fn revoking_ingress_fails_requests_until_it_is_restored() {
     );
     assert!(
         out.contains("recorded: authorize 127.0.0.0/8 by operator"),
+        "{out}"
+    );
+    // The investigation during the outage: the revoke, who made it, and the fix.
+    assert!(
+        out.contains(
+            "investigation: ingress rule 127.0.0.0/8 revoked on listener http by operator"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("remedy: authorize 127.0.0.0/8 on listener http again: bellows ingress authorize http 127.0.0.0/8"),
         "{out}"
     );
 }

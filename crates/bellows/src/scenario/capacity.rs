@@ -138,6 +138,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     let mut alarm_at: Option<(f64, String)> = None;
     let mut out_at: Option<f64> = None;
     let mut peak = d0;
+    let mut found: Option<serde_json::Value> = None;
     let start = tokio::time::Instant::now();
     let settled = loop {
         let snap = env.poll().await?;
@@ -178,6 +179,9 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         peak = peak.max(d);
         if out_at.is_none() && d > d0 {
             out_at = Some(env.t());
+            // What CloudWatch Investigations does in the seed: the cause, from the record.
+            let window = (env.t() - load_t0) as u64 + 10;
+            found = env.investigate(window).await;
         }
         let quiet_since = last_503.unwrap_or(load_t0);
         if out_at.is_some()
@@ -266,7 +270,40 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         ],
     )?;
     let ws = report.summary.websocket.unwrap_or_default();
+    let top = found.as_ref().and_then(|r| r["hypotheses"].get(0).cloned());
+    let field = |k: &str| {
+        top.as_ref()
+            .map(|h| h[k].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    let (cause, remedy) = (
+        field("cause"),
+        top.as_ref()
+            .map(|h| {
+                h["remedy"]["command"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .unwrap_or_default(),
+    );
+    let evidence = top
+        .as_ref()
+        .map(|h| h["evidence"].to_string())
+        .unwrap_or_default();
+    let alarm_named = alarm_at
+        .as_ref()
+        .is_some_and(|(_, name)| evidence.contains(name.as_str()));
     Ok(vec![
+        check(
+            cause == "capacity_limit"
+                && alarm_named
+                && evidence.contains("ExecutePolicy")
+                && remedy.starts_with("bellows scale"),
+            format!(
+                "the investigation names the capacity limit (top cause: {cause}), with the alarm and the policy's audit record as evidence, and `{remedy}` as the remedy"
+            ),
+        ),
         check(
             total_503 > 0,
             format!(

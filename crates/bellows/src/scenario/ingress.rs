@@ -133,6 +133,10 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     env.say(format!(
         "while revoked: {ok_revoked} answered, {bad_revoked} failed (connections dropped, no answer)"
     ));
+    // What CloudWatch Investigations does in the seed: find the cause from the record.
+    let window = phase.as_secs() * 2 + 5;
+    let found = env.investigate(window).await;
+    let top = found.as_ref().and_then(|r| r["hypotheses"].get(0).cloned());
     let mut restored = Vec::new();
     for cidr in &rules {
         let c: IngressChange = env
@@ -174,16 +178,14 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         )?;
         out!("chart: {}", p.display());
     }
-    // The record of both changes. The API has no audit trail yet: the changes' own
-    // answers (each recorded as an `ingress` event by the node) and the listener's
-    // state now are the evidence. Switch to GET /api/v1/audit when it exists.
+    // The record of both changes: the audit trail.
     let after: Vec<ListenerView> = env.client.get("/api/v1/listeners").await?;
     let now_rules = after
         .iter()
         .find(|l| l.name == env.listener)
         .map(|l| l.ingress.clone())
         .unwrap_or_default();
-    let recorded = recorded_changes(env, started_at);
+    let recorded = recorded_changes(env, started_at).await;
     if let Some(r) = &recorded {
         for (authorized, cidr, actor) in r {
             env.say(format!(
@@ -200,7 +202,26 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             })
         })
     };
+    let cause = top
+        .as_ref()
+        .map(|h| h["cause"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let remedy = top
+        .as_ref()
+        .map(|h| {
+            h["remedy"]["command"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default();
     Ok(vec![
+        check(
+            cause == "ingress_revoked" && remedy.starts_with("bellows ingress authorize"),
+            format!(
+                "the investigation names the revoked rule as the cause and `{remedy}` as the remedy (top cause: {cause})"
+            ),
+        ),
         check(
             bad1 == 0 && ok1 > 0,
             format!(
@@ -243,31 +264,41 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         check(
             holds(false) && holds(true),
             format!(
-                "the recorded events hold both changes with who made them ({} ingress events in {})",
+                "the audit trail holds both changes with who made them ({} ingress records)",
                 recorded.as_ref().map_or(0, Vec::len),
-                env.state_dir.join("state.db").display()
             ),
         ),
     ])
 }
 
-/// The ingress changes recorded in the stack's event store since `since`, as
-/// (authorized, cidr, actor). Replace with `GET /api/v1/audit` once it exists.
-fn recorded_changes(env: &Env, since: bellows_core::Time) -> Option<Vec<(bool, String, String)>> {
-    let events =
-        bellows_node::store::Store::read_events(&env.state_dir.join("state.db"), "ingress").ok()?;
+/// The ingress changes in the audit trail since `since`, as (authorized, cidr, actor).
+async fn recorded_changes(
+    env: &Env,
+    since: bellows_core::Time,
+) -> Option<Vec<(bool, String, String)>> {
+    let ago = bellows_node::clock::now().since(since).as_millis() / 1000 + 5;
+    let records: Vec<bellows_node::store::AuditEntry> = env
+        .client
+        .get(&format!(
+            "/api/v1/audit?target=listener/{}&since={ago}s&limit=1000",
+            env.listener
+        ))
+        .await
+        .ok()?;
     Some(
-        events
+        records
             .into_iter()
-            .filter_map(|e| match e {
-                bellows_core::event::Event::Ingress {
-                    time,
-                    cidr,
-                    authorized,
-                    actor,
-                    ..
-                } if time >= since => Some((authorized, cidr, actor)),
-                _ => None,
+            .rev()
+            .map(|e| e.record)
+            .filter(|r| r.time >= since && r.succeeded())
+            .filter_map(|r| {
+                let authorized = match r.action.as_str() {
+                    "AuthorizeSecurityGroupIngress" => true,
+                    "RevokeSecurityGroupIngress" => false,
+                    _ => return None,
+                };
+                let cidr = r.after["cidr"].as_str()?.to_owned();
+                Some((authorized, cidr, format!("{} ({})", r.actor, r.source)))
             })
             .collect(),
     )
