@@ -236,10 +236,19 @@ impl Group {
         let before = self.cap;
         let after = Capacity { min, max, desired };
         if before != after {
-            let cause = format!(
-                "At {now} {actor} updated the group's constraints to min: {min}, max: {max}, desired: {desired}, changing the desired capacity from {} to {desired}.",
-                before.desired
-            );
+            // A policy or a scheduled action says what happened itself ("At T a
+            // monitor alarm ... triggered policy ..."); a person or bellows is named.
+            let cause = match actor.strip_suffix('.') {
+                Some(_) if actor.starts_with("At ") => actor.to_owned(),
+                None if actor.starts_with("At ") => format!(
+                    "{actor}, changing the desired capacity from {} to {desired}.",
+                    before.desired
+                ),
+                _ => format!(
+                    "At {now} {actor} updated the group's constraints to min: {min}, max: {max}, desired: {desired}, changing the desired capacity from {} to {desired}.",
+                    before.desired
+                ),
+            };
             self.capacity_cause = Some(cause.clone());
             self.cap = after;
             self.events.push(Event::Capacity {

@@ -1371,6 +1371,9 @@ fn log_event(event: &Event) {
         } => {
             tracing::info!(group = %group, instance = %instance, ?health, %reason, "health");
         }
+        Event::Audit { record } => {
+            tracing::info!(actor = %record.actor, source = %record.source, target = %record.target, result = %record.result, "{}", record.action);
+        }
         Event::Capacity { group, after, .. } => {
             tracing::info!(group = %group, min = after.min, max = after.max, desired = after.desired, "capacity");
         }
