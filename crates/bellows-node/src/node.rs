@@ -508,6 +508,30 @@ impl Node {
         })
     }
 
+    /// A change to one instance, audited with the instance as it was before and after.
+    fn change_instance(
+        &mut self,
+        actor: &Actor,
+        action: &str,
+        instance: &InstanceId,
+        op: impl FnOnce(&mut Group) -> Result<(), bellows_core::group::GroupError>,
+    ) -> Result<(), ApiError> {
+        let before = self.instance_json(instance);
+        let result = self
+            .group_of(instance)
+            .and_then(|g| op(g).map_err(|e| ApiError::conflict("instance", e.to_string())));
+        let after = self.instance_json(instance);
+        self.audit(
+            actor,
+            action,
+            format!("instance/{instance}"),
+            before,
+            after,
+            result.as_ref().map(|_| ()),
+        );
+        result
+    }
+
     /// The group an instance in service belongs to, or the API's 404.
     fn group_of(&mut self, instance: &InstanceId) -> Result<&mut Group, ApiError> {
         self.owner
@@ -810,27 +834,11 @@ impl Node {
                 actor,
                 reply,
             } => {
-                let before = self.instance_json(&instance);
-                let result = self.group_of(&instance).and_then(|g| {
-                    g.set_health(
-                        &instance,
-                        health,
-                        HealthSource::Operator,
-                        format!("set by {actor}"),
-                        now,
-                    )
-                    .map(|_| ())
-                    .map_err(|e| ApiError::conflict("instance", e.to_string()))
+                let why = format!("set by {actor}");
+                let result = self.change_instance(&actor, "SetInstanceHealth", &instance, |g| {
+                    g.set_health(&instance, health, HealthSource::Operator, why, now)
+                        .map(|_| ())
                 });
-                let after = self.instance_json(&instance);
-                self.audit(
-                    &actor,
-                    "SetInstanceHealth",
-                    format!("instance/{instance}"),
-                    before,
-                    after,
-                    result.as_ref().map(|_| ()),
-                );
                 let _ = reply.send(result);
             }
             Call::SetProtection {
@@ -839,20 +847,10 @@ impl Node {
                 actor,
                 reply,
             } => {
-                let before = self.instance_json(&instance);
-                let result = self.group_of(&instance).and_then(|g| {
-                    g.set_protected(&instance, protected, now)
-                        .map_err(|e| ApiError::conflict("instance", e.to_string()))
-                });
-                let after = self.instance_json(&instance);
-                self.audit(
-                    &actor,
-                    "SetInstanceProtection",
-                    format!("instance/{instance}"),
-                    before,
-                    after,
-                    result.as_ref().map(|_| ()),
-                );
+                let result =
+                    self.change_instance(&actor, "SetInstanceProtection", &instance, |g| {
+                        g.set_protected(&instance, protected, now)
+                    });
                 let _ = reply.send(result);
             }
             Call::Targets(reply) => {

@@ -100,30 +100,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     env.watch_for(phase, |_| {}).await?;
     let (ok1, bad1) = counts();
     env.say(format!("before: {ok1} answered, {bad1} failed"));
-    let mut revoked = Vec::new();
-    for cidr in &rules {
-        let c: IngressChange = env
-            .client
-            .post(
-                &format!("/api/v1/listeners/{}/ingress/revoke", env.listener),
-                &IngressRequest {
-                    cidr: cidr.to_string(),
-                },
-            )
-            .await?;
-        env.say(format!(
-            "revoked {} on listener {}: ingress now [{}] (changed: {})",
-            c.cidr,
-            c.listener,
-            c.ingress
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            c.changed
-        ));
-        revoked.push(c);
-    }
+    let revoked = change_all(env, &rules, false).await?;
     // In-flight requests finish; count from when the change has taken hold.
     tokio::time::sleep(settle).await;
     let (ok2a, bad2a) = counts();
@@ -137,29 +114,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     let window = phase.as_secs() * 2 + 5;
     let found = env.investigate(window).await;
     let top = found.as_ref().and_then(|r| r["hypotheses"].get(0).cloned());
-    let mut restored = Vec::new();
-    for cidr in &rules {
-        let c: IngressChange = env
-            .client
-            .post(
-                &format!("/api/v1/listeners/{}/ingress/authorize", env.listener),
-                &IngressRequest {
-                    cidr: cidr.to_string(),
-                },
-            )
-            .await?;
-        env.say(format!(
-            "authorized {} again: ingress now [{}] (changed: {})",
-            c.cidr,
-            c.ingress
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            c.changed
-        ));
-        restored.push(c);
-    }
+    let restored = change_all(env, &rules, true).await?;
     tokio::time::sleep(settle).await;
     let (ok3a, bad3a) = counts();
     env.watch_for(phase, |_| {}).await?;
@@ -269,6 +224,41 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             ),
         ),
     ])
+}
+
+/// Revokes (or authorizes again) every rule through the API, narrating each.
+async fn change_all(
+    env: &Env,
+    rules: &[Cidr],
+    authorize: bool,
+) -> anyhow::Result<Vec<IngressChange>> {
+    let verb = if authorize { "authorize" } else { "revoke" };
+    let mut changes = Vec::new();
+    for cidr in rules {
+        let c: IngressChange = env
+            .client
+            .post(
+                &format!("/api/v1/listeners/{}/ingress/{verb}", env.listener),
+                &IngressRequest {
+                    cidr: cidr.to_string(),
+                },
+            )
+            .await?;
+        env.say(format!(
+            "{} {} on listener {}: ingress now [{}] (changed: {})",
+            if authorize { "authorized" } else { "revoked" },
+            c.cidr,
+            c.listener,
+            c.ingress
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.changed
+        ));
+        changes.push(c);
+    }
+    Ok(changes)
 }
 
 /// The ingress changes in the audit trail since `since`, as (authorized, cidr, actor).
