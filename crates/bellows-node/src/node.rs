@@ -534,10 +534,7 @@ impl Node {
 
     /// The group an instance in service belongs to, or the API's 404.
     fn group_of(&mut self, instance: &InstanceId) -> Result<&mut Group, ApiError> {
-        self.owner
-            .get(instance)
-            .and_then(|g| self.groups.get_mut(g))
-            .ok_or_else(|| ApiError::not_found(format!("no instance `{instance}` in service")))
+        owning_group(&self.owner, &mut self.groups, instance)
     }
 
     /// An instance's process is gone: its address, cgroups and targets go with it.
@@ -791,24 +788,13 @@ impl Node {
                 reply,
             } => {
                 let before = self.instance_json(&instance);
-                let command = match self.owner.get(&instance).cloned() {
-                    None => Err(ApiError::not_found(format!(
-                        "no instance `{instance}` in service"
-                    ))),
-                    Some(group) => match self.groups.get_mut(&group) {
-                        None => Err(ApiError::not_found(format!("no group `{group}`"))),
-                        Some(g) => g
-                            .terminate_instance(
-                                &instance,
-                                decrement,
-                                now,
-                                &actor.to_string(),
-                                &mut self.ids,
-                            )
+                let ids = &mut self.ids;
+                let command =
+                    owning_group(&self.owner, &mut self.groups, &instance).and_then(|g| {
+                        g.terminate_instance(&instance, decrement, now, &actor.to_string(), ids)
                             .map(|c| (c, g.capacity()))
-                            .map_err(|e| ApiError::conflict("instance", e.to_string())),
-                    },
-                };
+                            .map_err(|e| ApiError::conflict("instance", e.to_string()))
+                    });
                 let result = command.map(|(c, cap)| {
                     self.execute(c, now);
                     cap
@@ -1304,6 +1290,19 @@ impl Node {
         self.flush();
         self.provider.cleanup();
     }
+}
+
+/// The group an instance in service belongs to, or the API's 404 (a free function, so
+/// that a caller can hold other fields of the node at the same time).
+fn owning_group<'g>(
+    owner: &HashMap<InstanceId, String>,
+    groups: &'g mut BTreeMap<String, Group>,
+    instance: &InstanceId,
+) -> Result<&'g mut Group, ApiError> {
+    owner
+        .get(instance)
+        .and_then(|g| groups.get_mut(g))
+        .ok_or_else(|| ApiError::not_found(format!("no instance `{instance}` in service")))
 }
 
 /// A group by name, or the API's 404.
