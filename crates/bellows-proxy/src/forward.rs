@@ -17,17 +17,15 @@ use bellows_core::stack::{ListenerSpec, Stickiness};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{Either, Empty};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use crate::access_log::Entry;
 use crate::targets::{InFlight, Target, TargetGroup};
+use crate::upstream::{self, ExchangeError, Framing, Upstream};
 use crate::{Listener, Shared, now};
-
-pub(crate) type UpBody = Either<Incoming, Empty<Bytes>>;
 
 /// bellows' stickiness cookies, like ALB's AWSALB and AWSALBAPP.
 pub const LB_COOKIE: &str = "BELLOWSLB";
@@ -39,6 +37,7 @@ const MAX_HEADERS: usize = 64 * 1024;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// More addresses than this in X-Forwarded-For gets ALB's 463.
 const MAX_FORWARDED: usize = 30;
 
@@ -107,73 +106,113 @@ fn request_id() -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The response body: a short one of the load balancer's own, or the target's,
-/// streamed, with the request's bookkeeping done when it ends.
+/// The response body: a short one of the load balancer's own, or the target's, whole
+/// or streamed from its connection, with the request's bookkeeping done when it ends.
 #[derive(Debug)]
 pub enum ProxyBody {
     Full(Option<Bytes>),
-    Stream { inner: Incoming, done: Option<Done> },
+    /// The target's body, read with its head.
+    Whole {
+        data: Option<Bytes>,
+        done: Option<Done>,
+    },
+    /// The target's body, read from its connection as the client takes it.
+    Stream {
+        up: Option<Upstream>,
+        framing: Framing,
+        /// The connection may carry another request once the body has been read.
+        keep: bool,
+        done: Option<Done>,
+    },
 }
+
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream { inner, done } => match Pin::new(&mut *inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let (Some(d), Some(done)) = (frame.data_ref(), done.as_mut()) {
-                        done.bytes += d.len() as u64;
-                    }
-                    // hyper stops polling once the body says it has ended, so finish
-                    // here: the connection goes back to its pool at once.
-                    if inner.is_end_stream()
-                        && let Some(mut d) = done.take()
+            ProxyBody::Whole { data, done } => {
+                let data = data.take();
+                // hyper stops polling once the body says it has ended: finish now.
+                if let Some(mut d) = done.take() {
+                    d.bytes += data.as_ref().map_or(0, |b| b.len() as u64);
+                }
+                Poll::Ready(data.map(|b| Ok(Frame::data(b))))
+            }
+            ProxyBody::Stream {
+                up,
+                framing,
+                keep,
+                done,
+            } => {
+                let Some(conn) = up.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let polled = conn.poll_body(framing, cx);
+                if let Poll::Ready(Some(Ok(data))) = &polled
+                    && let Some(d) = done.as_mut()
+                {
+                    d.bytes += data.len() as u64;
+                }
+                let ended = matches!(polled, Poll::Ready(None)) || *framing == Framing::Length(0);
+                if ended {
+                    // The connection goes back to its pool at once.
+                    let conn = up.take();
+                    if let Some(mut d) = done.take()
+                        && *keep
                     {
-                        d.complete = true;
+                        d.upstream = conn;
                     }
-                    Poll::Ready(Some(Ok(frame)))
                 }
-                Poll::Ready(None) => {
-                    if let Some(mut d) = done.take() {
-                        d.complete = true;
+                match polled {
+                    Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Poll::Ready(Some(Err(e))) => {
+                        up.take();
+                        Poll::Ready(Some(Err(e.into())))
                     }
-                    Poll::Ready(None)
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
                 }
-                other => other,
-            },
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Stream { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Whole { data, .. } => data.is_none(),
+            ProxyBody::Stream { up, framing, .. } => up.is_none() || *framing == Framing::Length(0),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ProxyBody::Full(None) => SizeHint::with_exact(0),
-            ProxyBody::Stream { inner, .. } => inner.size_hint(),
+            ProxyBody::Full(b) | ProxyBody::Whole { data: b, .. } => {
+                SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ProxyBody::Stream {
+                framing: Framing::Length(n),
+                ..
+            } => SizeHint::with_exact(*n),
+            ProxyBody::Stream { .. } => SizeHint::default(),
         }
     }
 }
 
 /// Finishes a forwarded request when its response body ends or is abandoned: the
-/// target is released and the access log line written.
+/// target is released, its connection pooled, and the access log line written.
 #[derive(Debug)]
 pub struct Done {
     inflight: Option<InFlight>,
     /// The target connection, back to its pool once the response has been read whole.
-    sender: Option<SendRequest<UpBody>>,
-    complete: bool,
+    upstream: Option<Upstream>,
     entry: Option<Entry>,
     listener: Arc<Listener>,
     shared: Arc<Shared>,
@@ -183,10 +222,8 @@ pub struct Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
-        if let (true, Some(sender), Some(inflight)) =
-            (self.complete, self.sender.take(), &self.inflight)
-        {
-            inflight.target.put_back(sender);
+        if let (Some(up), Some(inflight)) = (self.upstream.take(), &self.inflight) {
+            inflight.target.put_back(up);
         }
         self.inflight.take();
         self.listener
@@ -711,46 +748,133 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-fn upstream_request(
-    parts: &Parts,
-    conn: &Conn,
-    trace: &str,
-    body: UpBody,
-    upgrade: bool,
-) -> Request<UpBody> {
-    // Origin-form, always: the request goes to this target whatever its URI named.
-    let uri = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .map_or_else(|| Uri::from_static("/"), Uri::from);
-    let mut req = Request::new(body);
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = uri;
-    *req.headers_mut() = parts.headers.clone();
-    let h = req.headers_mut();
-    strip_hop_by_hop(h, upgrade);
-    if !h.contains_key(header::HOST)
-        && let Some(a) = parts
+/// Names the request's Connection header lists, to be removed with it.
+fn connection_listed(h: &HeaderMap) -> Vec<HeaderName> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| {
+            !["close", "keep-alive", "upgrade"]
+                .iter()
+                .any(|k| n.eq_ignore_ascii_case(k))
+        })
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect()
+}
+
+/// The request head for the target, serialised once: origin-form whatever the
+/// client's URI named, hop-by-hop fields removed (the upgrade handshake's kept for a
+/// WebSocket), X-Forwarded-* and the request id set, Host kept or taken from an
+/// absolute URI.
+fn request_head(parts: &Parts, conn: &Conn, trace: &str, upgrade: bool, chunked: bool) -> Vec<u8> {
+    let h = &parts.headers;
+    let mut out = Vec::with_capacity(256 + 64 * h.len());
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
             .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        h.insert(header::HOST, a);
-    }
-    let xff = match h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip())).ok(),
-        None => Some(conn.peer_value.clone()),
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+    );
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let listed = if h.contains_key(header::CONNECTION) {
+        connection_listed(h)
+    } else {
+        Vec::new()
     };
-    if let Some(v) = xff {
-        h.insert(X_FORWARDED_FOR, v);
+    let mut forwarded_for: Option<Vec<u8>> = None;
+    for (name, value) in h {
+        let handshake = upgrade && (name == header::CONNECTION || name == header::UPGRADE);
+        if (HOP_BY_HOP.contains(name) && !handshake)
+            || listed.contains(name)
+            || name == X_FORWARDED_PROTO
+            || name == X_FORWARDED_PORT
+            || name == X_REQUEST_ID
+            || name == header::EXPECT
+        {
+            continue;
+        }
+        if name == X_FORWARDED_FOR {
+            let list = forwarded_for.get_or_insert_with(Vec::new);
+            if !list.is_empty() {
+                list.extend_from_slice(b", ");
+            }
+            list.extend_from_slice(value.as_bytes());
+            continue;
+        }
+        upstream::put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
-    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    h.insert(X_FORWARDED_PORT, conn.listener.port_value.clone());
-    if let Ok(v) = HeaderValue::from_str(trace) {
-        h.insert("x-request-id", v);
+    if !h.contains_key(header::HOST)
+        && let Some(a) = parts.uri.authority()
+    {
+        upstream::put_field(&mut out, b"host", a.as_str().as_bytes());
     }
-    req
+    match forwarded_for {
+        Some(mut list) => {
+            list.extend_from_slice(b", ");
+            list.extend_from_slice(conn.peer_value.as_bytes());
+            upstream::put_field(&mut out, b"x-forwarded-for", &list);
+        }
+        None => upstream::put_field(&mut out, b"x-forwarded-for", conn.peer_value.as_bytes()),
+    }
+    upstream::put_field(&mut out, b"x-forwarded-proto", b"http");
+    upstream::put_field(
+        &mut out,
+        b"x-forwarded-port",
+        conn.listener.port_value.as_bytes(),
+    );
+    upstream::put_field(&mut out, b"x-request-id", trace.as_bytes());
+    if chunked {
+        upstream::put_field(&mut out, b"transfer-encoding", b"chunked");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// How an attempt on a target failed.
+enum Failure {
+    /// No connection: nothing was sent, and the target is not taking any.
+    Connect(String),
+    /// The client's request body broke off.
+    ClientBody(String),
+    /// Sent (in part or whole) on a connection that was `reused`.
+    Exchange(ExchangeError, bool),
+}
+
+/// Sends the head, then the client's body, if any, as it arrives.
+async fn send_request(
+    up: &mut Upstream,
+    head: &[u8],
+    body: Option<Incoming>,
+    chunked: bool,
+) -> Result<(), Failure> {
+    let exchange = |e| Failure::Exchange(e, false);
+    let Some(mut body) = body else {
+        return up.send(head).await.map_err(exchange);
+    };
+    up.send(head).await.map_err(exchange)?;
+    let mut framed = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Failure::ClientBody(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if chunked {
+            framed.clear();
+            upstream::put_chunk(&mut framed, &data);
+            up.send(&framed).await.map_err(exchange)?;
+        } else {
+            up.send(&data).await.map_err(exchange)?;
+        }
+    }
+    if chunked {
+        up.send(b"0\r\n\r\n").await.map_err(exchange)?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -785,28 +909,32 @@ async fn forward(
         .is_some()
     });
     let upgrade = client_upgrade.is_some();
+    let length = content_length(&parts.headers);
     // Safe to send twice: an idempotent method and no body to replay.
     let bodiless = body
         .as_ref()
-        .is_none_or(|b| b.is_end_stream() || content_length(&parts.headers) == Some(0));
+        .is_none_or(|b| b.is_end_stream() || length == Some(0));
     let retriable =
         bodiless && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let chunked = !bodiless && length.is_none();
+    let head = request_head(&parts, conn, &trace, upgrade, chunked);
     let idle = conn.listener.spec.load().idle_timeout.to_std();
     let mut body = if bodiless { None } else { body };
     let mut exclude: Vec<InstanceId> = Vec::new();
     let mut last_error = elb(502, "TargetConnectionError");
-    // A request that never left may always be sent again; one that did, only when it
-    // is safe (retriable), and then on another target. A stale pooled connection
-    // costs an attempt but not the target.
-    let mut unsent: Option<Request<UpBody>> = None;
+    // Each target that fails costs an attempt. One that refuses the connection has
+    // been sent nothing, so the request may go to another whatever it is; one that
+    // fails after it was sent the request only when the request is safe to repeat,
+    // once. A stale pooled connection (the target closed it, or died) costs no
+    // attempt: its siblings are closed with it, so it happens once per target.
     let mut attempts_left = 3;
-    let mut target_failures = 0;
+    let mut stale_left = 4;
+    let mut resent = false;
     while attempts_left > 0 {
-        attempts_left -= 1;
         let target =
             match choose(&tg, tg_name, &conn.shared.events, sticky.as_ref(), &exclude).await {
                 Ok(t) => t,
-                Err(_) if target_failures > 0 => {
+                Err(_) if !exclude.is_empty() => {
                     // Nowhere left to retry: the first failure is the answer.
                     break;
                 }
@@ -816,55 +944,67 @@ async fn forward(
                 }
             };
         let inflight = InFlight::new(target.clone(), tg.clone());
-        let req = match unsent.take() {
-            Some(r) => r,
-            None => {
-                let up_body = match body.take() {
-                    Some(b) => Either::Left(b),
-                    None => Either::Right(Empty::new()),
-                };
-                upstream_request(&parts, conn, &trace, up_body, upgrade)
-            }
-        };
         let sent = instant();
         let exchange = async {
-            if upgrade {
-                return send_upgrade(&target, req)
-                    .await
-                    .map(|r| (r, None))
-                    .map_err(|e| (e, None, false));
+            let (mut up, reused) = target.connection().await.map_err(Failure::Connect)?;
+            let sent = send_request(&mut up, &head, body.take(), chunked).await;
+            if let Err(Failure::Exchange(e, _)) = sent {
+                return Err(Failure::Exchange(e, reused));
             }
-            let (mut sender, reused) = target.connection().await.map_err(|e| (e, None, false))?;
-            match sender.try_send_request(req).await {
-                Ok(resp) => Ok((resp, Some(sender))),
-                Err(mut e) => {
-                    let back = e.take_message();
-                    Err((e.into_error().to_string(), back, reused))
-                }
+            sent?;
+            match up.read_head(&parts.method, upgrade).await {
+                Ok(h) => Ok((up, h)),
+                Err(e) => Err(Failure::Exchange(e, reused)),
             }
         };
         let result = tokio::time::timeout(idle, exchange).await;
-        let (mut resp, sender) = match result {
+        let (mut up, response) = match result {
             Ok(Ok(x)) => x,
-            Ok(Err((err, back, reused))) => {
-                tracing::debug!(target = %target.addr, error = %err, reused, "target exchange failed");
+            Ok(Err(failure)) => {
+                let (may_resend, was_sent) = match failure {
+                    Failure::Connect(err) => {
+                        tracing::debug!(target = %target.addr, error = %err, "no connection to target");
+                        (true, false)
+                    }
+                    Failure::ClientBody(err) => {
+                        tracing::debug!(error = %err, "client body broke off");
+                        last_error = elb(400, "ClientBodyError");
+                        break;
+                    }
+                    Failure::Exchange(ExchangeError::NoResponse(err), true) if stale_left > 0 => {
+                        // Its other idle connections are as old: when the target died
+                        // (kill -9), each would cost a try. The next connects afresh.
+                        tracing::debug!(target = %target.addr, error = %err, "stale pooled connection");
+                        target.close_idle();
+                        stale_left -= 1;
+                        if !retriable {
+                            last_error = elb(502, "TargetConnectionError");
+                            break;
+                        }
+                        tg.counters.retries.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    Failure::Exchange(ExchangeError::NoResponse(err), _) => {
+                        tracing::debug!(target = %target.addr, error = %err, "target closed without a response");
+                        (retriable && !resent, true)
+                    }
+                    Failure::Exchange(ExchangeError::Malformed(err), _) => {
+                        tracing::debug!(target = %target.addr, error = %err, "malformed response");
+                        last_error = elb(502, "TargetResponseMalformed");
+                        if let Some(e) = entry.as_mut() {
+                            e.target = Some(target.addr.to_string());
+                        }
+                        break;
+                    }
+                };
                 last_error = elb(502, "TargetConnectionError");
-                if !reused {
-                    tg.counters.target_connection_errors.fetch_add(1, Relaxed);
-                    target_failures += 1;
-                    exclude.push(target.instance.clone());
-                } else {
-                    // Its other idle connections are as old: when the target died
-                    // (kill -9), each would cost an attempt and a GET could run out
-                    // of attempts on one dead target. The next try connects afresh.
-                    target.close_idle();
+                tg.counters.target_connection_errors.fetch_add(1, Relaxed);
+                exclude.push(target.instance.clone());
+                attempts_left -= 1;
+                if !may_resend {
+                    break;
                 }
-                match back {
-                    // Never sent: safe to send again, whatever the method.
-                    Some(req) => unsent = Some(req),
-                    None if retriable && target_failures <= 1 => {}
-                    None => break,
-                }
+                resent |= was_sent;
                 tg.counters.retries.fetch_add(1, Relaxed);
                 continue;
             }
@@ -878,7 +1018,7 @@ async fn forward(
         };
         let target_time = sent.elapsed();
         tg.response_time.record(target_time.as_micros() as u64);
-        let status = resp.status();
+        let status = response.status;
         count_target(conn, &tg, status);
         if let Some(e) = entry.as_mut() {
             e.target = Some(target.addr.to_string());
@@ -887,10 +1027,8 @@ async fn forward(
             e.request_processing = Some(sent.duration_since(start).as_secs_f64());
             e.target_processing = Some(target_time.as_secs_f64());
         }
-        let mut out = Response::new(ProxyBody::Full(None));
-        *out.status_mut() = status;
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-        let mut headers = std::mem::take(resp.headers_mut());
+        let mut headers = response.headers;
         strip_hop_by_hop(&mut headers, switching);
         if let Some(s) = &spec.stickiness {
             set_sticky_cookie(
@@ -900,18 +1038,24 @@ async fn forward(
                 sticky.is_none() && had_cookie,
             );
         }
+        let mut out = Response::new(ProxyBody::Full(None));
+        *out.status_mut() = status;
         *out.headers_mut() = headers;
         if switching {
             // A WebSocket: a tunnel of its own, counted as outstanding while open.
-            let target_upgrade = hyper::upgrade::on(&mut resp);
             if let Some(client_upgrade) = client_upgrade {
                 tokio::spawn(async move {
-                    if let (Ok(c), Ok(t)) = (client_upgrade.await, target_upgrade.await) {
-                        let _ = tokio::io::copy_bidirectional(
-                            &mut TokioIo::new(c),
-                            &mut TokioIo::new(t),
-                        )
-                        .await;
+                    if let Ok(client) = client_upgrade.await {
+                        let (mut target_io, early) = up.into_parts();
+                        let mut client = TokioIo::new(client);
+                        // What the target sent right after its handshake goes first.
+                        if tokio::io::AsyncWriteExt::write_all(&mut client, &early)
+                            .await
+                            .is_ok()
+                        {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut client, &mut target_io).await;
+                        }
                     }
                     drop(inflight);
                 });
@@ -923,52 +1067,40 @@ async fn forward(
             }
             return Ok(out);
         }
+        let mut framing = response.framing;
+        let keep = !response.close;
         let done = Done {
             inflight: Some(inflight),
-            sender,
-            complete: false,
+            upstream: None,
             entry,
             listener: conn.listener.clone(),
             shared: conn.shared.clone(),
             responded: instant(),
             bytes: 0,
         };
-        *out.body_mut() = ProxyBody::Stream {
-            inner: resp.into_body(),
-            done: Some(done),
+        *out.body_mut() = match up.take_whole(&mut framing) {
+            Some(data) => {
+                // Read whole: the connection goes back to its pool before the client
+                // has the answer.
+                if keep {
+                    target.put_back(up);
+                }
+                ProxyBody::Whole {
+                    data: (!data.is_empty()).then_some(data),
+                    done: Some(done),
+                }
+            }
+            None => ProxyBody::Stream {
+                up: Some(up),
+                framing,
+                keep,
+                done: Some(done),
+            },
         };
         return Ok(out);
     }
     count_elb(&tg, last_error.status);
     Ok(elb_answer(conn, entry, start, last_error))
-}
-
-/// A WebSocket handshake goes over a connection of its own, never a pooled one.
-async fn send_upgrade(target: &Target, req: Request<UpBody>) -> Result<Response<Incoming>, String> {
-    let stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(target.addr),
-    )
-    .await
-    .map_err(|_| "connect timed out".to_owned())?
-    .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection.with_upgrades());
-    let (mut parts, body) = req.into_parts();
-    // The handshake client wants origin-form.
-    parts.uri = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse()
-        .unwrap_or_else(|_| Uri::from_static("/"));
-    sender
-        .send_request(Request::from_parts(parts, body))
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// Sets the stickiness cookie on a response: bellows' own on every response, or, for

@@ -14,6 +14,7 @@ pub mod health;
 mod listener;
 pub mod metrics;
 pub mod targets;
+mod upstream;
 mod watch;
 
 use std::collections::HashMap;

@@ -12,11 +12,9 @@ use bellows_core::ids::InstanceId;
 use bellows_core::lb::health::{HealthTracker, Reason};
 use bellows_core::lb::select::{Candidate, Selection, TargetState};
 use bellows_core::stack::TargetGroupSpec;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
-use crate::forward::UpBody;
+use crate::upstream::Upstream;
 
 /// ALB's: no connection to a target within 10 s is a 504.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -40,7 +38,7 @@ pub struct Target {
     pub registered_at: Time,
     max_connections: Option<u32>,
     /// Idle keep-alive connections to the target, most recently used last.
-    idle: Mutex<Vec<SendRequest<UpBody>>>,
+    idle: Mutex<Vec<Upstream>>,
 }
 
 /// Idle connections kept per target; more are closed when they come back.
@@ -104,39 +102,29 @@ impl Target {
 
     /// A connection to send a request on: an idle pooled one that is still open, or a
     /// new one. The flag says whether it was reused (and so may have gone stale).
-    pub async fn connection(&self) -> Result<(SendRequest<UpBody>, bool), String> {
+    pub async fn connection(&self) -> Result<(Upstream, bool), String> {
         loop {
             let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let Some(mut sender) = pooled else { break };
-            if sender.ready().await.is_ok() {
-                return Ok((sender, true));
+            let Some(up) = pooled else { break };
+            if up.is_reusable() {
+                return Ok((up, true));
             }
         }
-        let stream =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.addr))
-                .await
-                .map_err(|_| "connect timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .writev(false)
-            .handshake(TokioIo::new(stream))
+        let up = tokio::time::timeout(CONNECT_TIMEOUT, Upstream::connect(self.addr))
             .await
+            .map_err(|_| "connect timed out".to_owned())?
             .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok((sender, false))
+        Ok((up, false))
     }
 
     /// Returns a connection whose exchange is over to the pool.
-    pub fn put_back(&self, sender: SendRequest<UpBody>) {
-        if sender.is_closed() || self.removed.load(Relaxed) {
+    pub fn put_back(&self, up: Upstream) {
+        if self.removed.load(Relaxed) {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push(sender);
+            idle.push(up);
         }
     }
 

@@ -1,0 +1,537 @@
+//! HTTP/1.1 to targets, written for this proxy.
+//!
+//! hyper's client runs every connection as a task of its own and passes each request
+//! and response to it over channels. Here the request's own task writes the request
+//! head (serialised once, straight from the client's, with the proxy's changes), reads
+//! the response head with httparse, and the response body is read from the connection
+//! as the client takes it. A small response that arrived whole with its head is
+//! answered from memory, and its connection goes back to the pool at once.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response head longer than this, or with more fields, is malformed (502).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+const MAX_RESPONSE_FIELDS: usize = 128;
+/// Room made in the read buffer before each read.
+const READ_SIZE: usize = 16 * 1024;
+
+/// One keep-alive connection to a target.
+#[derive(Debug)]
+pub struct Upstream {
+    io: TcpStream,
+    /// Bytes read and not yet consumed.
+    buf: BytesMut,
+}
+
+/// How a response body is delimited (RFC 9112, section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes remain.
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the target closes the connection, which then cannot be reused.
+    UntilClose,
+}
+
+/// Where a chunked body's decoder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer fields up to an empty line.
+    Trailers,
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum ExchangeError {
+    /// Not a byte of a response arrived: refused, reset or closed first. Whether the
+    /// request may be sent again is the caller's to decide.
+    NoResponse(String),
+    /// Something arrived, but not a valid response.
+    Malformed(String),
+}
+
+/// A response's head, as the proxy passes it on.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// The target closes the connection after this response.
+    pub close: bool,
+}
+
+impl Upstream {
+    pub async fn connect(addr: std::net::SocketAddr) -> std::io::Result<Upstream> {
+        let io = TcpStream::connect(addr).await?;
+        io.set_nodelay(true)?;
+        Ok(Upstream {
+            io,
+            buf: BytesMut::with_capacity(READ_SIZE),
+        })
+    }
+
+    /// Whether an idle connection may still carry a request: the target has not
+    /// closed it or sent anything unasked. Costs a system call only when the socket
+    /// has become readable while idle, which a live keep-alive connection never does.
+    pub fn is_reusable(&self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        if self.io.poll_read_ready(&mut cx).is_pending() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Sends a whole request head (and any body already in it).
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), ExchangeError> {
+        self.io
+            .write_all(bytes)
+            .await
+            .map_err(|e| ExchangeError::NoResponse(e.to_string()))
+    }
+
+    /// The socket and the bytes read past the response head: what a tunnel starts
+    /// from after a 101 answer.
+    pub fn into_parts(self) -> (TcpStream, Bytes) {
+        (self.io, self.buf.freeze())
+    }
+
+    /// Reads the response head, passing over interim (1xx) responses; with `upgrade`,
+    /// a 101 is the answer.
+    pub async fn read_head(
+        &mut self,
+        method: &Method,
+        upgrade: bool,
+    ) -> Result<Head, ExchangeError> {
+        let mut received = false;
+        loop {
+            if !self.buf.is_empty() {
+                received = true;
+                if let Some((len, head)) = parse_head(&self.buf, method, upgrade)? {
+                    self.buf.advance(len);
+                    if head.status.is_informational()
+                        && head.status != StatusCode::SWITCHING_PROTOCOLS
+                    {
+                        continue;
+                    }
+                    return Ok(head);
+                }
+                if self.buf.len() > MAX_RESPONSE_HEAD {
+                    return Err(ExchangeError::Malformed("response head too long".into()));
+                }
+            }
+            self.buf.reserve(READ_SIZE);
+            let failed = |why: String| match received {
+                true => ExchangeError::Malformed(why),
+                false => ExchangeError::NoResponse(why),
+            };
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) => return Err(failed("connection closed before a response".into())),
+                Ok(_) => {}
+                Err(e) => return Err(failed(e.to_string())),
+            }
+        }
+    }
+
+    /// The whole body if it is already here: a fixed-length body read with its head.
+    pub fn take_whole(&mut self, framing: &mut Framing) -> Option<Bytes> {
+        match *framing {
+            Framing::Length(n) if self.buf.len() as u64 >= n => {
+                *framing = Framing::Length(0);
+                Some(self.buf.split_to(n as usize).freeze())
+            }
+            _ => None,
+        }
+    }
+
+    /// The next piece of the body: `None` at its end (the connection is then ready
+    /// for the next request unless the framing was `UntilClose`).
+    pub fn poll_body(
+        &mut self,
+        framing: &mut Framing,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, String>>> {
+        loop {
+            match *framing {
+                Framing::Length(0) => return Poll::Ready(None),
+                Framing::Length(n) if !self.buf.is_empty() => {
+                    let take = (n as usize).min(self.buf.len());
+                    *framing = Framing::Length(n - take as u64);
+                    return Poll::Ready(Some(Ok(self.buf.split_to(take).freeze())));
+                }
+                Framing::UntilClose if !self.buf.is_empty() => {
+                    return Poll::Ready(Some(Ok(self.buf.split().freeze())));
+                }
+                Framing::Chunked(state) if !self.buf.is_empty() => {
+                    match decode_chunk(&mut self.buf, state) {
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                        Ok(Some(Decoded::Data(next, data))) => {
+                            *framing = Framing::Chunked(next);
+                            return Poll::Ready(Some(Ok(data)));
+                        }
+                        Ok(Some(Decoded::Moved(next))) => {
+                            *framing = Framing::Chunked(next);
+                            continue;
+                        }
+                        Ok(Some(Decoded::End)) => {
+                            *framing = Framing::Length(0);
+                            return Poll::Ready(None);
+                        }
+                        // Not enough bytes to go on: read more below.
+                        Ok(None) => {}
+                    }
+                }
+                _ => {}
+            }
+            self.buf.reserve(READ_SIZE);
+            let read = pin!(self.io.read_buf(&mut self.buf)).poll(cx);
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) if *framing == Framing::UntilClose => {
+                    *framing = Framing::Length(0);
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Some(Err("target closed the connection mid-body".into())));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.to_string()))),
+            }
+        }
+    }
+}
+
+/// A step of the chunked decoder.
+#[derive(Debug, PartialEq, Eq)]
+enum Decoded {
+    /// Bytes of a chunk's data, and the state after them.
+    Data(Chunk, Bytes),
+    /// A size line, a CRLF or a trailer field consumed: the state after it.
+    Moved(Chunk),
+    /// The empty line after the last chunk: the body is over.
+    End,
+}
+
+/// Decodes the next step of a chunked body at `state`; `None` when more bytes are
+/// needed (nothing is consumed then).
+fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Option<Decoded>, String> {
+    let line = |buf: &BytesMut| match find_crlf(buf) {
+        Some(end) => Ok(Some(end)),
+        None if buf.len() > 4096 => Err("chunk line too long".to_owned()),
+        None => Ok(None),
+    };
+    Ok(Some(match state {
+        Chunk::Size => {
+            let Some(end) = line(buf)? else {
+                return Ok(None);
+            };
+            let text = &buf[..end];
+            // A size, then optional extensions after ';'.
+            let digits = text
+                .iter()
+                .position(|b| *b == b';')
+                .map_or(text, |i| &text[..i])
+                .trim_ascii();
+            let size = std::str::from_utf8(digits)
+                .ok()
+                .filter(|d| !d.is_empty() && d.len() <= 15)
+                .and_then(|d| u64::from_str_radix(d, 16).ok())
+                .ok_or_else(|| format!("bad chunk size {:?}", String::from_utf8_lossy(digits)))?;
+            buf.advance(end + 2);
+            Decoded::Moved(if size == 0 {
+                Chunk::Trailers
+            } else {
+                Chunk::Data(size)
+            })
+        }
+        Chunk::Data(n) => {
+            let take = (n as usize).min(buf.len());
+            if take == 0 {
+                return Ok(None);
+            }
+            let data = buf.split_to(take).freeze();
+            let left = n - take as u64;
+            Decoded::Data(
+                if left == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left)
+                },
+                data,
+            )
+        }
+        Chunk::DataEnd => {
+            if buf.len() < 2 {
+                return Ok(None);
+            }
+            if &buf[..2] != b"\r\n" {
+                return Err("chunk data not followed by CRLF".into());
+            }
+            buf.advance(2);
+            Decoded::Moved(Chunk::Size)
+        }
+        Chunk::Trailers => {
+            // Trailer fields are dropped (as most proxies do); the empty line ends them.
+            let Some(end) = line(buf)? else {
+                return Ok(None);
+            };
+            buf.advance(end + 2);
+            if end == 0 {
+                Decoded::End
+            } else {
+                Decoded::Moved(Chunk::Trailers)
+            }
+        }
+    }))
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Parses a response head at the start of `buf`: its length and the head, or `None`
+/// while it is incomplete.
+fn parse_head(
+    buf: &[u8],
+    method: &Method,
+    upgrade: bool,
+) -> Result<Option<(usize, Head)>, ExchangeError> {
+    let malformed = |why: String| ExchangeError::Malformed(why);
+    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
+    let mut resp = httparse::Response::new(&mut fields);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(malformed(format!("invalid response head: {e}"))),
+    };
+    let status = resp
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .filter(|s| upgrade || *s != StatusCode::SWITCHING_PROTOCOLS)
+        .ok_or_else(|| malformed("invalid status".into()))?;
+    let http10 = resp.version == Some(0);
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut other_coding = false;
+    let mut close = http10;
+    for field in resp.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| malformed(format!("invalid header name {:?}", field.name)))?;
+        let value = HeaderValue::from_bytes(field.value)
+            .map_err(|_| malformed(format!("invalid value of {name}")))?;
+        if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(field.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| malformed("invalid content-length".into()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(malformed("conflicting content-length".into()));
+            }
+            length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            // Only the last coding frames the body.
+            let last = field
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            chunked = last.eq_ignore_ascii_case(b"chunked");
+            other_coding = !chunked;
+        } else if name == header::CONNECTION {
+            if has_token(field.value, "close") {
+                close = true;
+            } else if http10 && has_token(field.value, "keep-alive") {
+                close = false;
+            }
+        }
+        headers.append(name, value);
+    }
+    let no_body = *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        Framing::Length(0)
+    } else if chunked {
+        // Transfer-Encoding overrides Content-Length, which must not be passed on.
+        headers.remove(header::CONTENT_LENGTH);
+        Framing::Chunked(Chunk::Size)
+    } else if other_coding {
+        headers.remove(header::CONTENT_LENGTH);
+        close = true;
+        Framing::UntilClose
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        close = true;
+        Framing::UntilClose
+    };
+    Ok(Some((
+        len,
+        Head {
+            status,
+            headers,
+            framing,
+            close,
+        },
+    )))
+}
+
+/// Appends one `name: value` line to a request head.
+pub fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a chunk of a chunked request body.
+pub fn put_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str, method: Method) -> Result<Option<(usize, Head)>, ExchangeError> {
+        parse_head(raw.as_bytes(), &method, false)
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let h = |raw: &str| head(raw, Method::GET).unwrap().unwrap().1;
+        assert_eq!(
+            h("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc").framing,
+            Framing::Length(3)
+        );
+        let chunked =
+            h("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(chunked.framing, Framing::Chunked(Chunk::Size));
+        assert!(chunked.headers.get(header::CONTENT_LENGTH).is_none());
+        let until_close = h("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(until_close.framing, Framing::UntilClose);
+        assert!(until_close.close);
+        assert_eq!(
+            h("HTTP/1.1 204 No Content\r\n\r\n").framing,
+            Framing::Length(0)
+        );
+        assert_eq!(
+            h("HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n").framing,
+            Framing::Length(0)
+        );
+        let to_head = head("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n", Method::HEAD)
+            .unwrap()
+            .unwrap()
+            .1;
+        assert_eq!(to_head.framing, Framing::Length(0));
+        assert!(h("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n").close);
+        assert!(!h("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\n").close);
+        assert!(h("HTTP/1.1 200 OK\r\nConnection: Close\r\ncontent-length: 1\r\n\r\n").close);
+    }
+
+    #[test]
+    fn bad_heads_are_malformed_and_partial_ones_wait() {
+        assert!(
+            head("HTTP/1.1 200 OK\r\ncontent-le", Method::GET)
+                .unwrap()
+                .is_none()
+        );
+        for bad in [
+            "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            "SMTP ready\r\n\r\n",
+        ] {
+            assert!(
+                matches!(head(bad, Method::GET), Err(ExchangeError::Malformed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_across_any_split() {
+        let body = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+        for split in 0..body.len() {
+            let mut buf = BytesMut::from(&body[..split]);
+            let mut state = Chunk::Size;
+            let mut out = Vec::new();
+            let mut fed = split;
+            let mut ended = false;
+            for _ in 0..1000 {
+                match decode_chunk(&mut buf, state).unwrap() {
+                    Some(Decoded::Data(next, d)) => {
+                        out.extend_from_slice(&d);
+                        state = next;
+                    }
+                    Some(Decoded::Moved(next)) => state = next,
+                    Some(Decoded::End) => {
+                        ended = true;
+                        break;
+                    }
+                    None => {
+                        assert!(fed < body.len(), "stuck at {state:?} with everything fed");
+                        buf.extend_from_slice(&body[fed..]);
+                        fed = body.len();
+                    }
+                }
+            }
+            assert!(ended, "split {split}");
+            buf.extend_from_slice(&body[fed..]);
+            assert_eq!(out, b"Wikipedia in \r\n\r\nchunks.", "split {split}");
+            assert_eq!(
+                &buf[..],
+                b"NEXT",
+                "split {split}: what follows the body stays"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_chunks_are_errors() {
+        for bad in ["zz\r\n", "\r\n", "4\r\nWikiXX", "1234567890abcdef0\r\n"] {
+            let mut buf = BytesMut::from(bad);
+            let mut state = Chunk::Size;
+            let mut failed = false;
+            for _ in 0..10 {
+                match decode_chunk(&mut buf, state) {
+                    Ok(Some(Decoded::Data(next, _) | Decoded::Moved(next))) => state = next,
+                    Ok(_) => break,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            assert!(failed, "{bad:?}");
+        }
+    }
+}
