@@ -1,13 +1,16 @@
 //! The request path, in explicit phases: limits -> rule match -> action -> choose a
-//! target (stickiness, selection, queue) -> forward (one safe retry) -> respond -> log.
+//! target (stickiness, selection, queue) -> forward (safe retries) -> respond -> log.
+//!
+//! Requests arrive parsed by http1.rs and go to targets over upstream.rs; a response
+//! is written to the client here, its head copied from the target's with the proxy's
+//! changes, in one write when its body came whole.
 
 use std::cell::Cell;
-use std::convert::Infallible;
+use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bellows_core::ids::InstanceId;
@@ -15,16 +18,14 @@ use bellows_core::lb::rules::{self, Action, FixedResponse, RequestView};
 use bellows_core::lb::select::{Candidate, Pick, TargetState};
 use bellows_core::stack::{ListenerSpec, Stickiness};
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Version};
-use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::rt::TokioIo;
+use http::{HeaderValue, Method, StatusCode};
+use tokio::io::AsyncWriteExt;
 
 use crate::access_log::Entry;
+use crate::http1::{BodyState, ClientIo, HeadError, RequestHead};
 use crate::targets::{InFlight, Target, TargetGroup};
-use crate::upstream::{self, ExchangeError, Framing, Upstream};
+use crate::upstream::{self, ExchangeError, Framing, Upstream, put_field};
+use crate::watch;
 use crate::{Listener, Shared, now};
 
 /// bellows' stickiness cookies, like ALB's AWSALB and AWSALBAPP.
@@ -34,10 +35,6 @@ pub const APP_COOKIE: &str = "BELLOWSLBAPP";
 const MAX_FIELD: usize = 16 * 1024;
 /// All headers together may be this long (as on ALB).
 const MAX_HEADERS: usize = 64 * 1024;
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// More addresses than this in X-Forwarded-For gets ALB's 463.
 const MAX_FORWARDED: usize = 30;
 
@@ -49,7 +46,6 @@ pub(crate) struct Conn {
     pub peer_value: HeaderValue,
     pub listener: Arc<Listener>,
     pub shared: Arc<Shared>,
-    pub watch: Arc<crate::watch::Watch>,
 }
 
 #[allow(clippy::disallowed_methods)] // The data plane measures its own latency.
@@ -106,173 +102,31 @@ fn request_id() -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The response body: a short one of the load balancer's own, or the target's, whole
-/// or streamed from its connection, with the request's bookkeeping done when it ends.
-#[derive(Debug)]
-pub enum ProxyBody {
-    Full(Option<Bytes>),
-    /// The target's body, read with its head.
-    Whole {
-        data: Option<Bytes>,
-        done: Option<Done>,
-    },
-    /// The target's body, read from its connection as the client takes it.
-    Stream {
-        up: Option<Upstream>,
-        framing: Framing,
-        /// The connection may carry another request once the body has been read.
-        keep: bool,
-        done: Option<Done>,
-    },
-}
-
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match self.get_mut() {
-            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Whole { data, done } => {
-                let data = data.take();
-                // hyper stops polling once the body says it has ended: finish now.
-                if let Some(mut d) = done.take() {
-                    d.bytes += data.as_ref().map_or(0, |b| b.len() as u64);
-                }
-                Poll::Ready(data.map(|b| Ok(Frame::data(b))))
-            }
-            ProxyBody::Stream {
-                up,
-                framing,
-                keep,
-                done,
-            } => {
-                let Some(conn) = up.as_mut() else {
-                    return Poll::Ready(None);
-                };
-                let polled = conn.poll_body(framing, cx);
-                if let Poll::Ready(Some(Ok(data))) = &polled
-                    && let Some(d) = done.as_mut()
-                {
-                    d.bytes += data.len() as u64;
-                }
-                let ended = matches!(polled, Poll::Ready(None)) || *framing == Framing::Length(0);
-                if ended {
-                    // The connection goes back to its pool at once.
-                    let conn = up.take();
-                    if let Some(mut d) = done.take()
-                        && *keep
-                    {
-                        d.upstream = conn;
-                    }
-                }
-                match polled {
-                    Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Poll::Ready(Some(Err(e))) => {
-                        up.take();
-                        Poll::Ready(Some(Err(e.into())))
-                    }
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Whole { data, .. } => data.is_none(),
-            ProxyBody::Stream { up, framing, .. } => up.is_none() || *framing == Framing::Length(0),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Full(b) | ProxyBody::Whole { data: b, .. } => {
-                SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            ProxyBody::Stream {
-                framing: Framing::Length(n),
-                ..
-            } => SizeHint::with_exact(*n),
-            ProxyBody::Stream { .. } => SizeHint::default(),
-        }
-    }
-}
-
-/// Finishes a forwarded request when its response body ends or is abandoned: the
-/// target is released, its connection pooled, and the access log line written.
-#[derive(Debug)]
-pub struct Done {
-    inflight: Option<InFlight>,
-    /// The target connection, back to its pool once the response has been read whole.
-    upstream: Option<Upstream>,
-    entry: Option<Entry>,
-    listener: Arc<Listener>,
-    shared: Arc<Shared>,
-    responded: Instant,
-    bytes: u64,
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        if let (Some(up), Some(inflight)) = (self.upstream.take(), &self.inflight) {
-            inflight.target.put_back(up);
-        }
-        self.inflight.take();
-        self.listener
-            .counters
-            .processed_bytes
-            .fetch_add(self.bytes, Relaxed);
-        if let (Some(mut e), Some(log)) = (self.entry.take(), &self.shared.access_log) {
-            e.sent_bytes = self.bytes;
-            e.response_processing = Some(self.responded.elapsed().as_secs_f64());
-            log.write(e.line());
-        }
-    }
-}
-
 /// The rules' view of a request.
 struct View<'a> {
-    parts: &'a Parts,
+    head: &'a RequestHead,
     source: IpAddr,
 }
 
 impl RequestView for View<'_> {
     fn method(&self) -> &str {
-        self.parts.method.as_str()
+        self.head.method.as_str()
     }
     fn path(&self) -> &str {
-        self.parts.uri.path()
+        self.head.path()
     }
     fn host(&self) -> Option<&str> {
-        host_of(self.parts)
+        self.head.host()
     }
     fn any_header(&self, name: &str, f: &mut dyn FnMut(&str) -> bool) -> bool {
-        self.parts
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        self.head
+            .values(name)
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .any(f)
     }
     fn source(&self) -> IpAddr {
         self.source
     }
-}
-
-fn host_of(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.host())
 }
 
 /// Why the load balancer answered itself.
@@ -299,61 +153,60 @@ fn html(status: StatusCode) -> Bytes {
     ))
 }
 
-pub(crate) async fn handle(
-    conn: Arc<Conn>,
-    req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    conn.watch.begin();
-    let response = route(&conn, req).await;
-    conn.watch.end();
-    response
+/// A request head that could not be read: the load balancer's answer, and the
+/// connection closes.
+pub(crate) async fn refuse(conn: &Conn, client: &mut ClientIo, e: HeadError) {
+    let e = ElbError {
+        status: e.status,
+        reason: e.reason,
+    };
+    own_answer(conn, client, None, None, None, &e.own()).await;
 }
 
-async fn route(
-    conn: &Arc<Conn>,
-    req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    let start = instant();
-    let l = conn.listener.clone();
+/// Serves one request: the answer is written to the client. Whether the connection
+/// may carry another request.
+pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo) -> bool {
+    let l = &conn.listener;
     let spec = l.spec.load_full();
     l.counters.request_count.fetch_add(1, Relaxed);
-    let (mut parts, body) = req.into_parts();
-    let trace = parts
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
+    let trace = head
+        .value("x-request-id")
         .filter(|v| v.len() <= 200)
         .map(str::to_owned)
         .unwrap_or_else(request_id);
-    let mut entry = (spec.access_log && conn.shared.access_log.is_some()).then(|| Entry {
+    // The clock is read for the access log only.
+    let logged = spec.access_log && conn.shared.access_log.is_some();
+    let start = logged.then(instant);
+    let mut entry = logged.then(|| Entry {
         time: now().to_string(),
         elb: conn.shared.stack.clone(),
         client: conn.peer.to_string(),
         request: format!(
-            "{} http://{}:{}{} {:?}",
-            parts.method,
-            host_of(&parts).map_or("-", rules::host_without_port),
+            "{} http://{}:{}{} {}",
+            head.method,
+            head.host().map_or("-", rules::host_without_port),
             l.port,
-            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-            parts.version
+            head.path_and_query(),
+            head.version()
         ),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_owned(),
+        user_agent: head.value("user-agent").unwrap_or("-").to_owned(),
         trace_id: trace.clone(),
-        received_bytes: content_length(&parts.headers).unwrap_or(0),
+        received_bytes: head.content_length.unwrap_or(0),
         actions: "-",
         ..Entry::default()
     });
+    let mut body = if head.has_body() {
+        head.body_state()
+    } else {
+        BodyState::Done
+    };
 
-    if let Err(e) = check_limits(&parts, &spec) {
-        return Ok(elb_answer(conn, entry, start, e));
+    if let Err(e) = check_limits(&head, &spec) {
+        return own_answer(conn, client, Some(&head), entry, start, &e.own()).await
+            && body == BodyState::Done;
     }
     let view = View {
-        parts: &parts,
+        head: &head,
         source: conn.peer.ip(),
     };
     let (priority, action) = match rules::first_match(&spec.rules, &view) {
@@ -363,7 +216,7 @@ async fn route(
     if let Some(e) = entry.as_mut() {
         e.rule_priority = priority;
     }
-    match action {
+    let kept = match action {
         Action::FixedResponse(FixedResponse {
             status,
             content_type,
@@ -372,47 +225,39 @@ async fn route(
             if let Some(e) = entry.as_mut() {
                 e.actions = "fixed-response";
             }
-            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
-            Ok(answer(
-                conn,
-                entry,
-                start,
-                status,
-                None,
-                Bytes::from(body.clone()),
+            let own = Own {
+                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+                reason: None,
                 content_type,
-                None,
-            ))
+                location: None,
+                body: Bytes::from(body.clone()),
+            };
+            own_answer(conn, client, Some(&head), entry, start, &own).await
         }
         Action::Redirect(r) => {
             if let Some(e) = entry.as_mut() {
                 e.actions = "redirect";
             }
-            let host = host_of(&parts)
-                .map_or("", rules::host_without_port)
-                .to_owned();
+            let host = head.host().map_or("", rules::host_without_port);
             let location = r.location(
                 "http",
-                &host,
+                host,
                 &l.port.to_string(),
-                parts.uri.path(),
-                parts.uri.query().unwrap_or(""),
+                head.path(),
+                head.query().unwrap_or(""),
             );
-            let status = if r.status == 302 {
-                StatusCode::FOUND
-            } else {
-                StatusCode::MOVED_PERMANENTLY
+            let own = Own {
+                status: if r.status == 302 {
+                    StatusCode::FOUND
+                } else {
+                    StatusCode::MOVED_PERMANENTLY
+                },
+                reason: None,
+                content_type: "text/html",
+                location: Some(location),
+                body: Bytes::new(),
             };
-            Ok(answer(
-                conn,
-                entry,
-                start,
-                status,
-                None,
-                Bytes::new(),
-                "text/html",
-                Some(location),
-            ))
+            own_answer(conn, client, Some(&head), entry, start, &own).await
         }
         Action::Forward(groups) => {
             if let Some(e) = entry.as_mut() {
@@ -421,67 +266,44 @@ async fn route(
             let Some(tg) = rules::pick_weighted(groups, random())
                 .and_then(|n| conn.shared.groups.get(n).map(|tg| (n, tg.clone())))
             else {
-                return Ok(elb_answer(
-                    conn,
-                    entry,
-                    start,
-                    elb(500, "TargetGroupMissing"),
-                ));
+                let own = elb(500, "TargetGroupMissing").own();
+                return own_answer(conn, client, Some(&head), entry, start, &own).await
+                    && body == BodyState::Done;
             };
-            let upgrade = is_upgrade(&parts);
-            let mut client_upgrade = None;
-            let body = if upgrade {
-                // Hand the client's side of the upgrade to the tunnel, later.
-                let mut req = Request::from_parts(parts, body);
-                client_upgrade = Some(hyper::upgrade::on(&mut req));
-                let (p, _) = req.into_parts();
-                parts = p;
-                None
-            } else {
-                Some(body)
+            let request = Request {
+                head: &head,
+                trace: &trace,
+                start,
             };
-            forward(conn, tg, parts, body, client_upgrade, entry, start, trace).await
+            forward(conn, tg, &request, client, &mut body, entry).await
         }
-    }
+    };
+    // A body left unread would be taken for the next request: close instead.
+    kept && body == BodyState::Done
 }
 
-fn content_length(h: &HeaderMap) -> Option<u64> {
-    h.get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-fn check_limits(parts: &Parts, spec: &ListenerSpec) -> Result<(), ElbError> {
-    if parts
-        .uri
-        .path_and_query()
-        .is_some_and(|p| p.as_str().len() > MAX_FIELD)
-    {
+fn check_limits(head: &RequestHead, spec: &ListenerSpec) -> Result<(), ElbError> {
+    if head.target().len() > MAX_FIELD {
         return Err(elb(414, "RequestTargetTooLong"));
     }
-    let mut total = 0;
-    for (name, value) in &parts.headers {
-        if value.len() > MAX_FIELD {
-            return Err(elb(431, "HeaderTooLarge"));
-        }
-        total += name.as_str().len() + value.len() + 4;
+    let (total, longest) = head.sizes();
+    if longest > MAX_FIELD {
+        return Err(elb(431, "HeaderTooLarge"));
     }
     if total > MAX_HEADERS {
         return Err(elb(431, "HeadersTooLarge"));
     }
-    if parts.version == Version::HTTP_11 && !parts.headers.contains_key(header::HOST) {
+    if !head.http10 && !head.has("host") {
         return Err(elb(400, "MissingHost"));
     }
-    let forwarded: usize = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| v.as_bytes().split(|b| *b == b',').count())
+    let forwarded: usize = head
+        .values("x-forwarded-for")
+        .map(|v| v.split(|b| *b == b',').count())
         .sum();
     if forwarded > MAX_FORWARDED {
         return Err(elb(463, "TooManyForwardedAddresses"));
     }
-    if let (Some(max), Some(len)) = (spec.max_body, content_length(&parts.headers))
+    if let (Some(max), Some(len)) = (spec.max_body, head.content_length)
         && len > max
     {
         return Err(elb(413, "RequestBodyTooLarge"));
@@ -489,47 +311,40 @@ fn check_limits(parts: &Parts, spec: &ListenerSpec) -> Result<(), ElbError> {
     Ok(())
 }
 
-fn is_upgrade(parts: &Parts) -> bool {
-    parts.headers.contains_key(header::UPGRADE)
-        && parts.headers.get_all(header::CONNECTION).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-        })
-}
-
-/// The load balancer's own error page for `e`.
-fn elb_answer(
-    conn: &Conn,
-    entry: Option<Entry>,
-    start: Instant,
-    e: ElbError,
-) -> Response<ProxyBody> {
-    answer(
-        conn,
-        entry,
-        start,
-        e.status,
-        Some(e.reason),
-        html(e.status),
-        "text/html",
-        None,
-    )
-}
-
-/// A response of the load balancer's own, counted and logged.
-#[allow(clippy::too_many_arguments)]
-fn answer(
-    conn: &Conn,
-    entry: Option<Entry>,
-    start: Instant,
+/// A response of the load balancer's own.
+struct Own<'a> {
     status: StatusCode,
+    /// Why, for the access log (errors only).
     reason: Option<&'static str>,
-    body: Bytes,
-    content_type: &str,
+    content_type: &'a str,
     location: Option<String>,
-) -> Response<ProxyBody> {
+    body: Bytes,
+}
+
+impl ElbError {
+    /// The load balancer's own error page for it.
+    fn own(&self) -> Own<'static> {
+        Own {
+            status: self.status,
+            reason: Some(self.reason),
+            content_type: "text/html",
+            location: None,
+            body: html(self.status),
+        }
+    }
+}
+
+/// Writes an answer of the load balancer's own, counted and logged. Whether the
+/// connection may go on (the client asked to keep it, and the write went through).
+async fn own_answer(
+    conn: &Conn,
+    client: &mut ClientIo,
+    head: Option<&RequestHead>,
+    entry: Option<Entry>,
+    start: Option<Instant>,
+    own: &Own<'_>,
+) -> bool {
+    let status = own.status;
     let c = &conn.listener.counters;
     match status.as_u16() {
         300..=399 => c.elb_3xx.fetch_add(1, Relaxed),
@@ -543,40 +358,67 @@ fn answer(
         504 => c.elb_504.fetch_add(1, Relaxed),
         _ => 0,
     };
-    let len = body.len() as u64;
+    let len = own.body.len() as u64;
     c.processed_bytes.fetch_add(len, Relaxed);
     if let (Some(mut e), Some(log)) = (entry, &conn.shared.access_log) {
         e.elb_status = status.as_u16();
-        e.request_processing = Some(start.elapsed().as_secs_f64());
-        e.target_processing = e.target_processing.or(None);
+        e.request_processing = start.map(|s| s.elapsed().as_secs_f64());
         e.sent_bytes = len;
-        e.error_reason = reason;
+        e.error_reason = own.reason;
         log.write(e.line());
     }
-    let mut resp = Response::new(ProxyBody::Full((!body.is_empty()).then_some(body)));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        h.insert(header::CONTENT_TYPE, v);
+    // A request that could not be read ends its connection.
+    let keep = head.is_some_and(|h| h.keep_alive);
+    let w = &mut client.wbuf;
+    status_line(
+        w,
+        status,
+        status.canonical_reason().unwrap_or("").as_bytes(),
+    );
+    put_field(w, b"server", b"bellows");
+    put_field(w, b"date", http_date(now()).as_bytes());
+    put_field(w, b"content-type", own.content_type.as_bytes());
+    put_field(w, b"content-length", len.to_string().as_bytes());
+    if let Some(location) = &own.location {
+        put_field(w, b"location", location.as_bytes());
     }
-    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        h.insert(header::LOCATION, loc);
+    connection_field(w, keep, head.is_some_and(|h| h.http10));
+    w.extend_from_slice(b"\r\n");
+    if head.is_none_or(|h| h.method != Method::HEAD) {
+        w.extend_from_slice(&own.body);
     }
-    h.insert(header::SERVER, HeaderValue::from_static("bellows"));
-    if let Ok(v) = HeaderValue::from_str(&http_date(now())) {
-        h.insert(header::DATE, v);
+    client.flush_wbuf().await.is_ok() && keep
+}
+
+fn status_line(w: &mut Vec<u8>, status: StatusCode, reason: &[u8]) {
+    w.extend_from_slice(b"HTTP/1.1 ");
+    w.extend_from_slice(status.as_str().as_bytes());
+    w.push(b' ');
+    w.extend_from_slice(reason);
+    w.extend_from_slice(b"\r\n");
+}
+
+/// Says whether the connection stays open, where the version's default does not.
+fn connection_field(w: &mut Vec<u8>, keep: bool, http10: bool) {
+    if !keep {
+        put_field(w, b"connection", b"close");
+    } else if http10 {
+        put_field(w, b"connection", b"keep-alive");
     }
-    resp
 }
 
 /// The sticky target named by the request's cookie, if it may still take traffic.
-fn sticky_target(parts: &Parts, stickiness: &Stickiness, tg: &TargetGroup) -> Option<InstanceId> {
+fn sticky_target(
+    head: &RequestHead,
+    stickiness: &Stickiness,
+    tg: &TargetGroup,
+) -> Option<InstanceId> {
     let name = if stickiness.app_cookie.is_some() {
         APP_COOKIE
     } else {
         LB_COOKIE
     };
-    let value = cookie(&parts.headers, name)?;
+    let value = cookie(head, name)?;
     InstanceId::parse(value).filter(|id| {
         let targets = tg.targets.load();
         let healthy_exists = targets
@@ -594,11 +436,9 @@ fn sticky_target(parts: &Parts, stickiness: &Stickiness, tg: &TargetGroup) -> Op
     })
 }
 
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+fn cookie<'h>(head: &'h RequestHead, name: &str) -> Option<&'h str> {
+    head.values("cookie")
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
@@ -666,7 +506,7 @@ async fn choose(
                     tg.counters.queue_timeouts.fetch_add(1, Relaxed);
                     return Err(elb(503, "ColdStartTimeout"));
                 }
-                let now_ms = crate::watch::coarse_now();
+                let now_ms = watch::coarse_now();
                 let asked = tg.cold_start_asked.load(Relaxed);
                 if now_ms.saturating_sub(asked) > 1000
                     && tg
@@ -712,124 +552,104 @@ async fn choose(
     }
 }
 
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
+/// Fields that describe one connection, not the message: never passed on.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 ];
 
-/// Removes hop-by-hop headers, and those the Connection header names; with `upgrade`,
-/// keeps the upgrade handshake's own.
-fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    if let Some(listed) = h
-        .get(header::CONNECTION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    {
-        for name in listed.split(',').map(str::trim) {
-            if !["close", "keep-alive", "upgrade"]
-                .iter()
-                .any(|n| name.eq_ignore_ascii_case(n))
-                && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
-            {
-                h.remove(name);
-            }
-        }
-    }
-    for name in &HOP_BY_HOP {
-        if upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
-            continue;
-        }
-        h.remove(name);
-    }
+fn named(name: &[u8], list: &[&str]) -> bool {
+    list.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
-/// Names the request's Connection header lists, to be removed with it.
-fn connection_listed(h: &HeaderMap) -> Vec<HeaderName> {
-    h.get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|n| {
-            !["close", "keep-alive", "upgrade"]
-                .iter()
-                .any(|k| n.eq_ignore_ascii_case(k))
-        })
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+/// Whether a field is not passed on: hop-by-hop (the upgrade handshake's kept for a
+/// WebSocket), or named by the message's Connection field.
+fn hop_by_hop(name: &[u8], upgrade: bool, listed: &[&[u8]]) -> bool {
+    (named(name, &HOP_BY_HOP) && !(upgrade && named(name, &["connection", "upgrade"])))
+        || listed.iter().any(|l| name.eq_ignore_ascii_case(l))
+}
+
+/// The names a message's Connection fields list, beyond the ones with a meaning.
+fn connection_listed<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<&'a [u8]> {
+    fields
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| v.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|n| !n.is_empty() && !named(n, &["close", "keep-alive", "upgrade"]))
         .collect()
 }
 
+/// A request on its way to a target.
+struct Request<'a> {
+    head: &'a RequestHead,
+    trace: &'a str,
+    /// When it arrived, if the access log wants to know.
+    start: Option<Instant>,
+}
+
 /// The request head for the target, serialised once: origin-form whatever the
-/// client's URI named, hop-by-hop fields removed (the upgrade handshake's kept for a
-/// WebSocket), X-Forwarded-* and the request id set, Host kept or taken from an
-/// absolute URI.
-fn request_head(parts: &Parts, conn: &Conn, trace: &str, upgrade: bool, chunked: bool) -> Vec<u8> {
-    let h = &parts.headers;
-    let mut out = Vec::with_capacity(256 + 64 * h.len());
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+/// client's URI named, hop-by-hop fields removed, X-Forwarded-* and the request id
+/// set, Host kept or taken from an absolute URI.
+fn request_head(req: &Request<'_>, conn: &Conn, chunked: bool) -> Vec<u8> {
+    let head = req.head;
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(
-        parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .as_bytes(),
-    );
+    out.extend_from_slice(head.path_and_query().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let listed = if h.contains_key(header::CONNECTION) {
-        connection_listed(h)
-    } else {
-        Vec::new()
-    };
+    let listed = connection_listed(head.fields());
     let mut forwarded_for: Option<Vec<u8>> = None;
-    for (name, value) in h {
-        let handshake = upgrade && (name == header::CONNECTION || name == header::UPGRADE);
-        if (HOP_BY_HOP.contains(name) && !handshake)
-            || listed.contains(name)
-            || name == X_FORWARDED_PROTO
-            || name == X_FORWARDED_PORT
-            || name == X_REQUEST_ID
-            || name == header::EXPECT
+    for (name, value) in head.fields() {
+        if hop_by_hop(name, head.upgrade, &listed)
+            || named(
+                name,
+                &[
+                    "x-forwarded-proto",
+                    "x-forwarded-port",
+                    "x-request-id",
+                    "expect",
+                ],
+            )
         {
             continue;
         }
-        if name == X_FORWARDED_FOR {
+        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
             let list = forwarded_for.get_or_insert_with(Vec::new);
             if !list.is_empty() {
                 list.extend_from_slice(b", ");
             }
-            list.extend_from_slice(value.as_bytes());
+            list.extend_from_slice(value);
             continue;
         }
-        upstream::put_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        put_field(&mut out, name, value);
     }
-    if !h.contains_key(header::HOST)
-        && let Some(a) = parts.uri.authority()
+    if !head.has("host")
+        && let Some(a) = head.authority()
     {
-        upstream::put_field(&mut out, b"host", a.as_str().as_bytes());
+        put_field(&mut out, b"host", a.as_bytes());
     }
     match forwarded_for {
         Some(mut list) => {
             list.extend_from_slice(b", ");
             list.extend_from_slice(conn.peer_value.as_bytes());
-            upstream::put_field(&mut out, b"x-forwarded-for", &list);
+            put_field(&mut out, b"x-forwarded-for", &list);
         }
-        None => upstream::put_field(&mut out, b"x-forwarded-for", conn.peer_value.as_bytes()),
+        None => put_field(&mut out, b"x-forwarded-for", conn.peer_value.as_bytes()),
     }
-    upstream::put_field(&mut out, b"x-forwarded-proto", b"http");
-    upstream::put_field(
+    put_field(&mut out, b"x-forwarded-proto", b"http");
+    put_field(
         &mut out,
         b"x-forwarded-port",
         conn.listener.port_value.as_bytes(),
     );
-    upstream::put_field(&mut out, b"x-request-id", trace.as_bytes());
+    put_field(&mut out, b"x-request-id", req.trace.as_bytes());
     if chunked {
-        upstream::put_field(&mut out, b"transfer-encoding", b"chunked");
+        put_field(&mut out, b"transfer-encoding", b"chunked");
     }
     out.extend_from_slice(b"\r\n");
     out
@@ -845,24 +665,21 @@ enum Failure {
     Exchange(ExchangeError, bool),
 }
 
-/// Sends the head, then the client's body, if any, as it arrives.
+/// Sends the head, then the client's body as it arrives, if there is one.
 async fn send_request(
     up: &mut Upstream,
     head: &[u8],
-    body: Option<Incoming>,
+    client: &mut ClientIo,
+    body: &mut BodyState,
     chunked: bool,
 ) -> Result<(), Failure> {
     let exchange = |e| Failure::Exchange(e, false);
-    let Some(mut body) = body else {
-        return up.send(head).await.map_err(exchange);
-    };
     up.send(head).await.map_err(exchange)?;
+    if *body == BodyState::Done {
+        return Ok(());
+    }
     let mut framed = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Failure::ClientBody(e.to_string()))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
+    while let Some(data) = client.body(body).await.map_err(Failure::ClientBody)? {
         if chunked {
             framed.clear();
             upstream::put_chunk(&mut framed, &data);
@@ -877,54 +694,48 @@ async fn send_request(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Forwards a request to a target of `tg` and writes its response to the client.
+/// Whether the client connection may go on.
 async fn forward(
     conn: &Conn,
     (tg_name, tg): (&str, Arc<TargetGroup>),
-    parts: Parts,
-    body: Option<Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    req: &Request<'_>,
+    client: &mut ClientIo,
+    body: &mut BodyState,
     mut entry: Option<Entry>,
-    start: Instant,
-    trace: String,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> bool {
+    let head = req.head;
     tg.counters.request_count.fetch_add(1, Relaxed);
     if let Some(e) = entry.as_mut() {
         e.target_group = Some(tg_name.to_owned());
     }
     let spec = tg.spec.load_full();
+    let cookie_name = |s: &Stickiness| {
+        if s.app_cookie.is_some() {
+            APP_COOKIE
+        } else {
+            LB_COOKIE
+        }
+    };
     let sticky = spec
         .stickiness
         .as_ref()
-        .and_then(|s| sticky_target(&parts, s, &tg));
-    let had_cookie = spec.stickiness.as_ref().is_some_and(|s| {
-        cookie(
-            &parts.headers,
-            if s.app_cookie.is_some() {
-                APP_COOKIE
-            } else {
-                LB_COOKIE
-            },
-        )
-        .is_some()
-    });
-    let upgrade = client_upgrade.is_some();
-    let length = content_length(&parts.headers);
-    // Safe to send twice: an idempotent method and no body to replay.
-    let bodiless = body
+        .and_then(|s| sticky_target(head, s, &tg));
+    let had_cookie = spec
+        .stickiness
         .as_ref()
-        .is_none_or(|b| b.is_end_stream() || length == Some(0));
-    let retriable =
-        bodiless && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let chunked = !bodiless && length.is_none();
-    let head = request_head(&parts, conn, &trace, upgrade, chunked);
+        .is_some_and(|s| cookie(head, cookie_name(s)).is_some());
+    let bodiless = *body == BodyState::Done;
+    // Safe to send twice: an idempotent method and no body to replay.
+    let retriable = bodiless && matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let chunked = head.chunked;
+    let up_head = request_head(req, conn, chunked);
     let idle = conn.listener.spec.load().idle_timeout.to_std();
-    let mut body = if bodiless { None } else { body };
     let mut exclude: Vec<InstanceId> = Vec::new();
     let mut last_error = elb(502, "TargetConnectionError");
     // Each target that fails costs an attempt. One that refuses the connection has
     // been sent nothing, so the request may go to another whatever it is; one that
-    // fails after it was sent the request only when the request is safe to repeat,
+    // fails after it was sent the request, only when the request is safe to repeat,
     // once. A stale pooled connection (the target closed it, or died) costs no
     // attempt: its siblings are closed with it, so it happens once per target.
     let mut attempts_left = 3;
@@ -940,31 +751,32 @@ async fn forward(
                 }
                 Err(e) => {
                     count_elb(&tg, e.status);
-                    return Ok(elb_answer(conn, entry, start, e));
+                    return own_answer(conn, client, Some(head), entry, req.start, &e.own()).await;
                 }
             };
         let inflight = InFlight::new(target.clone(), tg.clone());
         let sent = instant();
-        let exchange = async {
-            let (mut up, reused) = target.connection().await.map_err(Failure::Connect)?;
-            let sent = send_request(&mut up, &head, body.take(), chunked).await;
-            if let Err(Failure::Exchange(e, _)) = sent {
-                return Err(Failure::Exchange(e, reused));
-            }
-            sent?;
-            match up.read_head(&parts.method, upgrade).await {
-                Ok(h) => Ok((up, h)),
-                Err(e) => Err(Failure::Exchange(e, reused)),
-            }
+        let outcome = {
+            let exchange = pin!(async {
+                let (mut up, reused) = target.connection().await.map_err(Failure::Connect)?;
+                match send_request(&mut up, &up_head, client, body, chunked).await {
+                    Err(Failure::Exchange(e, _)) => return Err(Failure::Exchange(e, reused)),
+                    other => other?,
+                }
+                match up.read_head(&head.method, head.upgrade).await {
+                    Ok(h) => Ok((up, h)),
+                    Err(e) => Err(Failure::Exchange(e, reused)),
+                }
+            });
+            watch::deadline(idle, exchange).await
         };
-        let result = tokio::time::timeout(idle, exchange).await;
-        let (mut up, response) = match result {
+        let (up, response) = match outcome {
             Ok(Ok(x)) => x,
             Ok(Err(failure)) => {
-                let (may_resend, was_sent) = match failure {
+                let was_sent = match failure {
                     Failure::Connect(err) => {
                         tracing::debug!(target = %target.addr, error = %err, "no connection to target");
-                        (true, false)
+                        false
                     }
                     Failure::ClientBody(err) => {
                         tracing::debug!(error = %err, "client body broke off");
@@ -977,8 +789,8 @@ async fn forward(
                         tracing::debug!(target = %target.addr, error = %err, "stale pooled connection");
                         target.close_idle();
                         stale_left -= 1;
+                        last_error = elb(502, "TargetConnectionError");
                         if !retriable {
-                            last_error = elb(502, "TargetConnectionError");
                             break;
                         }
                         tg.counters.retries.fetch_add(1, Relaxed);
@@ -986,7 +798,7 @@ async fn forward(
                     }
                     Failure::Exchange(ExchangeError::NoResponse(err), _) => {
                         tracing::debug!(target = %target.addr, error = %err, "target closed without a response");
-                        (retriable && !resent, true)
+                        true
                     }
                     Failure::Exchange(ExchangeError::Malformed(err), _) => {
                         tracing::debug!(target = %target.addr, error = %err, "malformed response");
@@ -1001,7 +813,8 @@ async fn forward(
                 tg.counters.target_connection_errors.fetch_add(1, Relaxed);
                 exclude.push(target.instance.clone());
                 attempts_left -= 1;
-                if !may_resend {
+                // Sent and lost: again only when safe, and only once.
+                if was_sent && (!retriable || resent) {
                     break;
                 }
                 resent |= was_sent;
@@ -1018,112 +831,204 @@ async fn forward(
         };
         let target_time = sent.elapsed();
         tg.response_time.record(target_time.as_micros() as u64);
-        let status = response.status;
-        count_target(conn, &tg, status);
+        count_target(conn, &tg, response.status);
         if let Some(e) = entry.as_mut() {
             e.target = Some(target.addr.to_string());
-            e.target_status = Some(status.as_u16());
-            e.elb_status = status.as_u16();
-            e.request_processing = Some(sent.duration_since(start).as_secs_f64());
+            e.target_status = Some(response.status.as_u16());
+            e.elb_status = response.status.as_u16();
+            e.request_processing = req.start.map(|s| sent.duration_since(s).as_secs_f64());
             e.target_processing = Some(target_time.as_secs_f64());
         }
-        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-        let mut headers = response.headers;
-        strip_hop_by_hop(&mut headers, switching);
-        if let Some(s) = &spec.stickiness {
-            set_sticky_cookie(
-                &mut headers,
+        let set_cookie = spec.stickiness.as_ref().and_then(|s| {
+            sticky_cookie(
+                &response,
                 s,
                 &target.instance,
                 sticky.is_none() && had_cookie,
-            );
-        }
-        let mut out = Response::new(ProxyBody::Full(None));
-        *out.status_mut() = status;
-        *out.headers_mut() = headers;
-        if switching {
-            // A WebSocket: a tunnel of its own, counted as outstanding while open.
-            if let Some(client_upgrade) = client_upgrade {
-                tokio::spawn(async move {
-                    if let Ok(client) = client_upgrade.await {
-                        let (mut target_io, early) = up.into_parts();
-                        let mut client = TokioIo::new(client);
-                        // What the target sent right after its handshake goes first.
-                        if tokio::io::AsyncWriteExt::write_all(&mut client, &early)
-                            .await
-                            .is_ok()
-                        {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut client, &mut target_io).await;
-                        }
-                    }
-                    drop(inflight);
-                });
-            }
-            if let Some(e) = entry
-                && let Some(log) = &conn.shared.access_log
-            {
-                log.write(e.line());
-            }
-            return Ok(out);
-        }
-        let mut framing = response.framing;
-        let keep = !response.close;
-        let done = Done {
-            inflight: Some(inflight),
-            upstream: None,
-            entry,
-            listener: conn.listener.clone(),
-            shared: conn.shared.clone(),
-            responded: instant(),
-            bytes: 0,
+            )
+        });
+        let reply = Reply {
+            target: &target,
+            up,
+            response,
+            set_cookie,
         };
-        *out.body_mut() = match up.take_whole(&mut framing) {
-            Some(data) => {
-                // Read whole: the connection goes back to its pool before the client
-                // has the answer.
-                if keep {
-                    target.put_back(up);
-                }
-                ProxyBody::Whole {
-                    data: (!data.is_empty()).then_some(data),
-                    done: Some(done),
-                }
-            }
-            None => ProxyBody::Stream {
-                up: Some(up),
-                framing,
-                keep,
-                done: Some(done),
-            },
-        };
-        return Ok(out);
+        let written = respond(conn, head, client, reply, entry).await;
+        drop(inflight);
+        return written;
     }
     count_elb(&tg, last_error.status);
-    Ok(elb_answer(conn, entry, start, last_error))
+    own_answer(
+        conn,
+        client,
+        Some(head),
+        entry,
+        req.start,
+        &last_error.own(),
+    )
+    .await
 }
 
-/// Sets the stickiness cookie on a response: bellows' own on every response, or, for
+/// A target's response, to be written to the client.
+struct Reply<'a> {
+    target: &'a Target,
+    up: Upstream,
+    response: upstream::Head,
+    set_cookie: Option<String>,
+}
+
+/// Writes a target's response to the client: its head with hop-by-hop fields replaced
+/// by the client connection's own, then the body, in one write when it came whole.
+/// A 101 turns the connection into a tunnel until either side closes it. Whether the
+/// client connection may go on.
+async fn respond(
+    conn: &Conn,
+    head: &RequestHead,
+    client: &mut ClientIo,
+    reply: Reply<'_>,
+    entry: Option<Entry>,
+) -> bool {
+    let Reply {
+        target,
+        mut up,
+        response,
+        set_cookie,
+    } = reply;
+    let switching = response.status == StatusCode::SWITCHING_PROTOCOLS;
+    let mut framing = response.framing;
+    // The target's framing passes through for a fixed length; anything else goes to an
+    // HTTP/1.1 client re-chunked, and to an HTTP/1.0 client until the connection closes.
+    let rechunk = matches!(framing, Framing::Chunked(_) | Framing::UntilClose) && !head.http10;
+    let mut keep = head.keep_alive
+        && !switching
+        && !(head.http10 && matches!(framing, Framing::Chunked(_) | Framing::UntilClose));
+    let w = &mut client.wbuf;
+    status_line(w, response.status, response.reason());
+    let listed = connection_listed(response.fields());
+    for (name, value) in response.fields() {
+        if !hop_by_hop(name, switching, &listed) {
+            put_field(w, name, value);
+        }
+    }
+    if let Some(c) = &set_cookie {
+        put_field(w, b"set-cookie", c.as_bytes());
+    }
+    if rechunk {
+        put_field(w, b"transfer-encoding", b"chunked");
+    }
+    if !switching {
+        connection_field(w, keep, head.http10);
+    }
+    w.extend_from_slice(b"\r\n");
+    let responded = entry.as_ref().map(|_| instant());
+    let mut sent: u64 = 0;
+    if switching {
+        // A WebSocket: what the target sent after its handshake goes first, then bytes
+        // both ways; counted as outstanding (the caller's InFlight) while open.
+        let (mut target_io, early) = up.into_parts();
+        client.wbuf.extend_from_slice(&early);
+        if client.flush_wbuf().await.is_ok() {
+            let pending = client.take_read();
+            if target_io.write_all(&pending).await.is_ok() {
+                let _ = tokio::io::copy_bidirectional(&mut client.io, &mut target_io).await;
+            }
+        }
+        finish(conn, entry, responded, 0);
+        return false;
+    }
+    let whole = up.take_whole(&mut framing);
+    let reusable = !response.close;
+    if let Some(data) = &whole {
+        // Read whole: the connection goes back to its pool before the client has
+        // the answer, which goes in one write.
+        if reusable {
+            target.put_back(up);
+        }
+        sent = data.len() as u64;
+        client.wbuf.extend_from_slice(data);
+        let ok = client.flush_wbuf().await.is_ok();
+        finish(conn, entry, responded, sent);
+        return ok && keep;
+    }
+    if client.flush_wbuf().await.is_err() {
+        finish(conn, entry, responded, 0);
+        return false;
+    }
+    loop {
+        match poll_fn(|cx| up.poll_body(&mut framing, cx)).await {
+            Some(Ok(data)) => {
+                sent += data.len() as u64;
+                let written = if rechunk {
+                    upstream::put_chunk(&mut client.wbuf, &data);
+                    client.flush_wbuf().await
+                } else {
+                    client.write(&data).await
+                };
+                if written.is_err() {
+                    keep = false;
+                    break;
+                }
+            }
+            None => {
+                if rechunk && client.write(b"0\r\n\r\n").await.is_err() {
+                    keep = false;
+                }
+                if reusable {
+                    target.put_back(up);
+                }
+                break;
+            }
+            Some(Err(e)) => {
+                // The target broke off mid-body: so must the client connection, or the
+                // client would take a short body for a whole one.
+                tracing::debug!(target = %target.addr, error = %e, "response body broke off");
+                keep = false;
+                break;
+            }
+        }
+    }
+    finish(conn, entry, responded, sent);
+    keep
+}
+
+/// A forwarded request's last bookkeeping: bytes counted, the access log written.
+fn finish(conn: &Conn, entry: Option<Entry>, responded: Option<Instant>, bytes: u64) {
+    conn.listener
+        .counters
+        .processed_bytes
+        .fetch_add(bytes, Relaxed);
+    if let (Some(mut e), Some(log)) = (entry, &conn.shared.access_log) {
+        e.sent_bytes = bytes;
+        e.response_processing = responded.map(|r| r.elapsed().as_secs_f64());
+        log.write(e.line());
+    }
+}
+
+/// The stickiness cookie for a response: bellows' own on every response, or, for
 /// app_cookie, when the target set its cookie or the request had to move.
-fn set_sticky_cookie(out: &mut HeaderMap, s: &Stickiness, id: &InstanceId, repicked: bool) {
+fn sticky_cookie(
+    response: &upstream::Head,
+    s: &Stickiness,
+    id: &InstanceId,
+    repicked: bool,
+) -> Option<String> {
     let (name, set) = match &s.app_cookie {
         None => (LB_COOKIE, true),
         Some(app) => {
-            let sets_app = out.get_all(header::SET_COOKIE).iter().any(|v| {
-                v.to_str()
-                    .is_ok_and(|v| v.split_once('=').is_some_and(|(k, _)| k.trim() == app))
-            });
+            let sets_app = response
+                .fields()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"set-cookie"))
+                .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+                .any(|v| v.split_once('=').is_some_and(|(k, _)| k.trim() == app));
             (APP_COOKIE, sets_app || repicked)
         }
     };
-    if set
-        && let Ok(v) = HeaderValue::from_str(&format!(
+    set.then(|| {
+        format!(
             "{name}={id}; Max-Age={}; Path=/",
             s.duration.as_millis() / 1000
-        ))
-    {
-        out.append(header::SET_COOKIE, v);
-    }
+        )
+    })
 }
 
 fn count_target(conn: &Conn, tg: &TargetGroup, status: StatusCode) {

@@ -11,6 +11,7 @@
 mod access_log;
 mod forward;
 pub mod health;
+mod http1;
 mod listener;
 pub mod metrics;
 pub mod targets;

@@ -1,5 +1,5 @@
-//! Accepting connections: the ingress allow-list, connection counting, and hyper's
-//! HTTP/1.1 server with the limits that stop abuse.
+//! Accepting connections: the ingress allow-list, connection counting, and each
+//! connection's loop of requests (http1.rs) under the watchdog that stops abuse.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,16 +7,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use http::HeaderValue;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 
 use crate::forward::{self, Conn};
+use crate::http1::ClientIo;
 use crate::watch::{Watch, Watched};
 use crate::{Listener, Shared};
-
-/// hyper's read buffer: room for ALB's 64 KiB of headers and the request line; the
-/// exact limits (16 KiB a header, 64 KiB in all) are checked per request in forward.rs.
-pub const MAX_HEAD: usize = 96 * 1024;
 
 pub(crate) async fn serve(
     socket: tokio::net::TcpListener,
@@ -65,38 +60,40 @@ async fn connection(
     let watch = Watch::new();
     let peer_value = HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or(HeaderValue::from_static("unknown"));
-    let conn = Arc::new(Conn {
+    let conn = Conn {
         peer,
         peer_value,
         listener: listener.clone(),
         shared,
-        watch: watch.clone(),
-    });
-    let service = service_fn(move |req| forward::handle(conn.clone(), req));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    // Targets date their own responses; the load balancer's own answers carry a Date set
-    // in forward.rs. (hyper's automatic Date reads the clock for every response.)
-    builder
-        .max_buf_size(MAX_HEAD)
-        .writev(false)
-        .keep_alive(true)
-        .auto_date_header(false);
-    let io = TokioIo::new(Watched {
+    };
+    let mut client = ClientIo::new(Watched {
         inner: stream,
         watch: watch.clone(),
     });
-    let served = builder.serve_connection(io, service).with_upgrades();
+    let served = async {
+        loop {
+            let head = match client.read_head().await {
+                Ok(Some(head)) => head,
+                Ok(None) => break,
+                Err(e) => {
+                    forward::refuse(&conn, &mut client, e).await;
+                    break;
+                }
+            };
+            watch.begin();
+            let keep = forward::serve(&conn, head, &mut client).await;
+            watch.end();
+            if !keep {
+                break;
+            }
+        }
+    };
     tokio::pin!(served);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            result = &mut served => {
-                if let Err(e) = result {
-                    tracing::trace!(error = %e, %peer, "connection ended with an error");
-                }
-                break;
-            }
+            () = &mut served => break,
             _ = tick.tick() => {
                 if watch.expired(spec.header_timeout.to_std(), spec.idle_timeout.to_std()) {
                     // Slowloris, or idle past the idle timeout: close.

@@ -12,10 +12,11 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::http1::Span;
 
 /// A response head longer than this, or with more fields, is malformed (502).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -64,14 +65,30 @@ pub enum ExchangeError {
     Malformed(String),
 }
 
-/// A response's head, as the proxy passes it on.
+/// A response's head, its fields pointing into the bytes it arrived as.
 #[derive(Debug)]
 pub struct Head {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    raw: Bytes,
+    reason: Span,
+    fields: Vec<(Span, Span)>,
     pub framing: Framing,
     /// The target closes the connection after this response.
     pub close: bool,
+}
+
+impl Head {
+    /// The reason phrase of the status line.
+    pub fn reason(&self) -> &[u8] {
+        self.reason.in_(&self.raw)
+    }
+
+    /// Every field, name and value, in the order received.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields
+            .iter()
+            .map(|(n, v)| (n.in_(&self.raw), v.in_(&self.raw)))
+    }
 }
 
 impl Upstream {
@@ -124,8 +141,8 @@ impl Upstream {
         loop {
             if !self.buf.is_empty() {
                 received = true;
-                if let Some((len, head)) = parse_head(&self.buf, method, upgrade)? {
-                    self.buf.advance(len);
+                if let Some((len, mut head)) = parse_head(&self.buf, method, upgrade)? {
+                    head.raw = self.buf.split_to(len).freeze();
                     if head.status.is_informational()
                         && head.status != StatusCode::SWITCHING_PROTOCOLS
                     {
@@ -220,7 +237,7 @@ impl Upstream {
 
 /// A step of the chunked decoder.
 #[derive(Debug, PartialEq, Eq)]
-enum Decoded {
+pub(crate) enum Decoded {
     /// Bytes of a chunk's data, and the state after them.
     Data(Chunk, Bytes),
     /// A size line, a CRLF or a trailer field consumed: the state after it.
@@ -231,7 +248,7 @@ enum Decoded {
 
 /// Decodes the next step of a chunked body at `state`; `None` when more bytes are
 /// needed (nothing is consumed then).
-fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Option<Decoded>, String> {
+pub(crate) fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Option<Decoded>, String> {
     let line = |buf: &BytesMut| match find_crlf(buf) {
         Some(end) => Ok(Some(end)),
         None if buf.len() > 4096 => Err("chunk line too long".to_owned()),
@@ -333,17 +350,15 @@ fn parse_head(
         .filter(|s| upgrade || *s != StatusCode::SWITCHING_PROTOCOLS)
         .ok_or_else(|| malformed("invalid status".into()))?;
     let http10 = resp.version == Some(0);
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let reason = Span::of(buf, resp.reason.unwrap_or_default().as_bytes());
+    let mut fields = Vec::with_capacity(resp.headers.len());
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut other_coding = false;
     let mut close = http10;
     for field in resp.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| malformed(format!("invalid header name {:?}", field.name)))?;
-        let value = HeaderValue::from_bytes(field.value)
-            .map_err(|_| malformed(format!("invalid value of {name}")))?;
-        if name == header::CONTENT_LENGTH {
+        let name = field.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(field.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -352,7 +367,7 @@ fn parse_head(
                 return Err(malformed("conflicting content-length".into()));
             }
             length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Only the last coding frames the body.
             let last = field
                 .value
@@ -362,14 +377,14 @@ fn parse_head(
                 .trim_ascii();
             chunked = last.eq_ignore_ascii_case(b"chunked");
             other_coding = !chunked;
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             if has_token(field.value, "close") {
                 close = true;
             } else if http10 && has_token(field.value, "keep-alive") {
                 close = false;
             }
         }
-        headers.append(name, value);
+        fields.push((Span::of(buf, name), Span::of(buf, field.value)));
     }
     let no_body = *method == Method::HEAD
         || status.is_informational()
@@ -379,10 +394,10 @@ fn parse_head(
         Framing::Length(0)
     } else if chunked {
         // Transfer-Encoding overrides Content-Length, which must not be passed on.
-        headers.remove(header::CONTENT_LENGTH);
+        drop_length(buf, &mut fields);
         Framing::Chunked(Chunk::Size)
     } else if other_coding {
-        headers.remove(header::CONTENT_LENGTH);
+        drop_length(buf, &mut fields);
         close = true;
         Framing::UntilClose
     } else if let Some(n) = length {
@@ -395,14 +410,21 @@ fn parse_head(
         len,
         Head {
             status,
-            headers,
+            raw: Bytes::new(),
+            reason,
+            fields,
             framing,
             close,
         },
     )))
 }
 
-/// Appends one `name: value` line to a request head.
+/// Removes every Content-Length field (a coded body's length is not the one sent on).
+fn drop_length(buf: &[u8], fields: &mut Vec<(Span, Span)>) {
+    fields.retain(|(n, _)| !n.in_(buf).eq_ignore_ascii_case(b"content-length"));
+}
+
+/// Appends one `name: value` line to a head.
 pub fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -422,7 +444,12 @@ mod tests {
     use super::*;
 
     fn head(raw: &str, method: Method) -> Result<Option<(usize, Head)>, ExchangeError> {
-        parse_head(raw.as_bytes(), &method, false)
+        parse_head(raw.as_bytes(), &method, false).map(|o| {
+            o.map(|(n, mut h)| {
+                h.raw = Bytes::copy_from_slice(&raw.as_bytes()[..n]);
+                (n, h)
+            })
+        })
     }
 
     #[test]
@@ -435,7 +462,11 @@ mod tests {
         let chunked =
             h("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: gzip, chunked\r\n\r\n");
         assert_eq!(chunked.framing, Framing::Chunked(Chunk::Size));
-        assert!(chunked.headers.get(header::CONTENT_LENGTH).is_none());
+        assert!(
+            !chunked
+                .fields()
+                .any(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+        );
         let until_close = h("HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(until_close.framing, Framing::UntilClose);
         assert!(until_close.close);
