@@ -4,6 +4,8 @@
 //! - any path: `{"instance", "method", "path", "query", "headers", "body_bytes"}`;
 //!   `?sleep=MS` first waits that long (at most 10 minutes);
 //! - `/status/CODE`: answers with that status;
+//! - `/stream/N`: N lines (`line I`), each sent as it is made, so the body goes out
+//!   chunked with no length known in advance;
 //! - `/ws`: a WebSocket that echoes every message;
 //! - `/health`: 200.
 
@@ -17,11 +19,13 @@ use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use futures_util::StreamExt;
 
 pub fn app() -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/status/{code}", any(status))
+        .route("/stream/{n}", get(stream))
         .route("/ws", get(ws))
         .fallback(echo)
 }
@@ -65,6 +69,14 @@ async fn echo(
         "body_bytes": body.len(),
     }))
     .into_response()
+}
+
+async fn stream(Path(n): Path<u32>) -> Response {
+    let lines = futures_util::stream::iter(0..n.min(100_000)).then(|i| async move {
+        tokio::task::yield_now().await;
+        Ok::<_, std::convert::Infallible>(format!("line {i}\n"))
+    });
+    axum::body::Body::from_stream(lines).into_response()
 }
 
 async fn ws(upgrade: WebSocketUpgrade) -> Response {

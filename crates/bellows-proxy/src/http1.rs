@@ -32,8 +32,13 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// Where `part` lies in `whole`; empty when it is not in it (an empty slice the
+    /// parser made up, say).
     pub fn of(whole: &[u8], part: &[u8]) -> Span {
-        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+        let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+        if start > whole.len() || part.len() > whole.len() - start {
+            return Span::default();
+        }
         Span {
             start: start as u32,
             end: (start + part.len()) as u32,
@@ -520,6 +525,51 @@ mod tests {
             "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert_eq!(status(smuggling), 400, "{smuggling}");
+        }
+    }
+
+    #[test]
+    fn mangled_heads_never_panic() {
+        // Every prefix, and 20,000 random mutations, of a request that uses every form.
+        let valid = b"POST http://h:1/p/a?q=1&r HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, Upgrade, x-y\r\nUpgrade: websocket\r\nExpect: 100-continue\r\nCookie: a=b; BELLOWSLB=i-1\r\n\r\n";
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let check = |bytes: &[u8]| {
+            let buf = BytesMut::from(bytes);
+            if let Ok(Some((n, mut h))) = parse_request(&buf) {
+                h.raw = Bytes::copy_from_slice(&buf[..n]);
+                let _ = (
+                    h.path(),
+                    h.query(),
+                    h.host(),
+                    h.target(),
+                    h.sizes(),
+                    h.body_state(),
+                );
+                let _ = h.values("cookie").count() + h.fields().count();
+            }
+        };
+        for end in 0..valid.len() {
+            check(&valid[..end]);
+        }
+        for _ in 0..20_000 {
+            let mut bytes = valid.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bytes.len() as u64) as usize;
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, b"\r\n :?/*,;\x00\xff"[(next() % 11) as usize]),
+                }
+            }
+            check(&bytes);
         }
     }
 

@@ -547,6 +547,46 @@ mod tests {
     }
 
     #[test]
+    fn mangled_responses_never_panic() {
+        let valid = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nWiki\r\n0\r\nt: 1\r\n\r\n";
+        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20_000 {
+            let mut bytes = valid.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bytes.len() as u64) as usize;
+                if next() % 2 == 0 {
+                    bytes[at] = next() as u8;
+                } else {
+                    bytes.remove(at);
+                }
+            }
+            let method = if round % 5 == 0 {
+                Method::HEAD
+            } else {
+                Method::GET
+            };
+            if let Ok(Some((n, mut h))) = parse_head(&bytes, &method, round % 7 == 0) {
+                h.raw = Bytes::copy_from_slice(&bytes[..n]);
+                let _ = (h.reason(), h.fields().count());
+                let mut buf = BytesMut::from(&bytes[n..]);
+                let mut state = Chunk::Size;
+                for _ in 0..64 {
+                    match decode_chunk(&mut buf, state) {
+                        Ok(Some(Decoded::Data(s, _) | Decoded::Moved(s))) => state = s,
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bad_chunks_are_errors() {
         for bad in ["zz\r\n", "\r\n", "4\r\nWikiXX", "1234567890abcdef0\r\n"] {
             let mut buf = BytesMut::from(bad);

@@ -583,3 +583,164 @@ fn a_target_at_its_connection_limit_queues_then_refuses() {
     assert!(took >= Duration::from_millis(1900), "{took:?}");
     assert_eq!(slow.join().unwrap().0, 200);
 }
+
+/// Reads one response from a connection: status, head, and the body as its framing
+/// says (to the end of the connection when it says nothing).
+fn read_response(
+    r: &mut std::io::BufReader<std::net::TcpStream>,
+    head_request: bool,
+) -> (u16, String, Vec<u8>) {
+    use std::io::BufRead;
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head += &line;
+    }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let field = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    };
+    let mut body = Vec::new();
+    if head_request || status == 100 || status == 204 || status == 304 {
+        return (status, head, body);
+    }
+    if field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = field("content-length").and_then(|v| v.parse().ok()) {
+        body.resize(n, 0);
+        r.read_exact(&mut body).unwrap();
+    } else {
+        r.read_to_end(&mut body).unwrap();
+    }
+    (status, head, body)
+}
+
+fn echoed(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+#[test]
+fn http_framing_holds_end_to_end() {
+    let up = start("framing", 1, "", "");
+    let lb = up.lb();
+    let connect = || {
+        let s = std::net::TcpStream::connect(&lb).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (s.try_clone().unwrap(), std::io::BufReader::new(s))
+    };
+    let (mut w, mut r) = connect();
+
+    // Pipelined: three requests in one write, three answers in order, one connection.
+    w.write_all(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c?q=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let (status, _, body) = read_response(&mut r, false);
+    assert_eq!((status, echoed(&body)["path"].as_str()), (200, Some("/a")));
+    let (status, head, body) = read_response(&mut r, true);
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("content-length:"),
+        "{head}"
+    );
+    assert!(body.is_empty());
+    let (_, _, body) = read_response(&mut r, false);
+    assert_eq!(echoed(&body)["query"], "q=1");
+
+    // A chunked request body reaches the target whole.
+    w.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n")
+        .unwrap();
+    let (status, _, body) = read_response(&mut r, false);
+    assert_eq!(
+        (status, echoed(&body)["body_bytes"].as_u64()),
+        (200, Some(11))
+    );
+
+    // Expect: 100-continue: the interim answer first, then the body goes; the target
+    // is not asked to answer it again.
+    w.write_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut r, false).0, 100);
+    w.write_all(b"abcd").unwrap();
+    let (status, _, body) = read_response(&mut r, false);
+    let echo = echoed(&body);
+    assert_eq!((status, echo["body_bytes"].as_u64()), (200, Some(4)));
+    assert!(echo["headers"].get("expect").is_none(), "{echo}");
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "http");
+
+    // A body the target streams with no length goes out chunked, whole.
+    w.write_all(b"GET /stream/500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, head, body) = read_response(&mut r, false);
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let expected: String = (0..500).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&body), expected);
+
+    // Two framings at once (the stuff of request smuggling): 400, and the connection
+    // closes rather than read what follows as a request.
+    w.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, head, _) = read_response(&mut r, false);
+    assert_eq!(status, 400);
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+
+    // HTTP/1.0 without keep-alive: a streamed body ends with the connection.
+    let (mut w, mut r) = connect();
+    w.write_all(b"GET /stream/50 HTTP/1.0\r\n\r\n").unwrap();
+    let (status, head, body) = read_response(&mut r, false);
+    assert_eq!(status, 200);
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+    let expected: String = (0..50).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&body), expected);
+
+    // HTTP/1.0 with keep-alive: said back, and the connection carries a second request.
+    let (mut w, mut r) = connect();
+    for _ in 0..2 {
+        w.write_all(b"GET /k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        let (status, head, body) = read_response(&mut r, false);
+        assert_eq!(status, 200);
+        assert!(
+            head.to_ascii_lowercase().contains("connection: keep-alive"),
+            "{head}"
+        );
+        assert_eq!(echoed(&body)["path"], "/k");
+    }
+}
