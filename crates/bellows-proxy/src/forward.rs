@@ -733,14 +733,14 @@ async fn forward(
     let idle = conn.listener.spec.load().idle_timeout.to_std();
     let mut exclude: Vec<InstanceId> = Vec::new();
     let mut last_error = elb(502, "TargetConnectionError");
-    // Each target that fails costs an attempt. One that refuses the connection has
-    // been sent nothing, so the request may go to another whatever it is; one that
-    // fails after it was sent the request, only when the request is safe to repeat,
-    // once. A stale pooled connection (the target closed it, or died) costs no
-    // attempt: its siblings are closed with it, so it happens once per target.
+    // Each target that fails costs an attempt, and the request goes to another: one
+    // that refused the connection was sent nothing, so whatever the request; one that
+    // failed after it was sent the request, only when the request is safe to repeat.
+    // (Targets dying together, a zone's, can take a GET in flight and then its retry.)
+    // A stale pooled connection (the target closed it, or died) costs no attempt: its
+    // siblings are closed with it, so it happens once per target.
     let mut attempts_left = 3;
     let mut stale_left = 4;
-    let mut resent = false;
     while attempts_left > 0 {
         let target =
             match choose(&tg, tg_name, &conn.shared.events, sticky.as_ref(), &exclude).await {
@@ -813,11 +813,10 @@ async fn forward(
                 tg.counters.target_connection_errors.fetch_add(1, Relaxed);
                 exclude.push(target.instance.clone());
                 attempts_left -= 1;
-                // Sent and lost: again only when safe, and only once.
-                if was_sent && (!retriable || resent) {
+                // Sent and lost: again only when safe.
+                if was_sent && !retriable {
                     break;
                 }
-                resent |= was_sent;
                 tg.counters.retries.fetch_add(1, Relaxed);
                 continue;
             }
