@@ -4,8 +4,8 @@
 //! - any path: `{"instance", "method", "path", "query", "headers", "body_bytes"}`;
 //!   `?sleep=MS` first waits that long (at most 10 minutes);
 //! - `/status/CODE`: answers with that status;
-//! - `/stream/N`: N lines (`line I`), each sent as it is made, so the body goes out
-//!   chunked with no length known in advance;
+//! - `/stream/N`: N lines (`line I`, at most ten million), each sent as it is made, so
+//!   the body goes out chunked with no length known in advance;
 //! - `/ws`: a WebSocket that echoes every message;
 //! - `/health`: 200.
 
@@ -72,7 +72,7 @@ async fn echo(
 }
 
 async fn stream(Path(n): Path<u32>) -> Response {
-    let lines = futures_util::stream::iter(0..n.min(100_000)).then(|i| async move {
+    let lines = futures_util::stream::iter(0..n.min(10_000_000)).then(|i| async move {
         tokio::task::yield_now().await;
         Ok::<_, std::convert::Infallible>(format!("line {i}\n"))
     });

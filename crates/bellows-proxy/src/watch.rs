@@ -6,7 +6,9 @@
 //! path only stores two atomics; the watchdog decides:
 //! - a request head that has started must arrive whole within `header_timeout`
 //!   (slowloris);
-//! - a keep-alive connection with nothing to do is closed after `idle_timeout`.
+//! - a keep-alive connection with nothing to do is closed after `idle_timeout`;
+//! - so is one whose client stopped reading: a write to it stalled that long (else a
+//!   client could hold a connection, and its target's, by never reading the answer).
 //!
 //! A target's answer is timed the same way: [`Deadline`] checks the coarse clock each
 //! time it is polled, and the watchdog's tick, in the same task, polls it at least once
@@ -79,6 +81,8 @@ pub(crate) struct Watch {
     partial: AtomicBool,
     /// The last time a byte was written to the client.
     last_write: AtomicU64,
+    /// Since when a write to the client has waited for room; 0 when none waits.
+    stalled_since: AtomicU64,
 }
 
 impl Watch {
@@ -88,6 +92,7 @@ impl Watch {
             waiting_since: AtomicU64::new(now),
             partial: AtomicBool::new(false),
             last_write: AtomicU64::new(now),
+            stalled_since: AtomicU64::new(0),
         })
     }
 
@@ -104,11 +109,15 @@ impl Watch {
 
     /// Whether the connection has overstayed.
     pub fn expired(&self, header_timeout: Duration, idle_timeout: Duration) -> bool {
+        let now = coarse_now();
+        let stalled = self.stalled_since.load(Relaxed);
+        if stalled != 0 && now.saturating_sub(stalled) > idle_timeout.as_millis() as u64 {
+            return true;
+        }
         let since = self.waiting_since.load(Relaxed);
         if since == 0 {
             return false;
         }
-        let now = coarse_now();
         if self.partial.load(Relaxed) {
             now.saturating_sub(since) > header_timeout.as_millis() as u64
         } else {
@@ -147,8 +156,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.watch.last_write.store(coarse_now(), Relaxed);
+        match polled {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.watch.last_write.store(coarse_now(), Relaxed);
+                self.watch.stalled_since.store(0, Relaxed);
+            }
+            Poll::Pending if self.watch.stalled_since.load(Relaxed) == 0 => {
+                self.watch.stalled_since.store(coarse_now(), Relaxed);
+            }
+            _ => {}
         }
         polled
     }
@@ -207,5 +223,11 @@ mod tests {
         w.end();
         COARSE_MS.store(1_261_000, Relaxed);
         assert!(w.expired(header, idle), "idle 61 s");
+        w.begin();
+        w.stalled_since.store(1_261_000, Relaxed);
+        COARSE_MS.store(1_300_000, Relaxed);
+        assert!(!w.expired(header, idle), "a write stalled 39 s");
+        COARSE_MS.store(1_322_000, Relaxed);
+        assert!(w.expired(header, idle), "a write stalled 61 s, mid-request");
     }
 }

@@ -471,6 +471,33 @@ fn slow_heads_and_idle_connections_are_closed() {
         "a partial head lived {took:?}"
     );
     assert!(got.is_empty());
+    // A client that stops reading a long answer is cut after the idle timeout, and its
+    // target is free again.
+    let mut deaf = std::net::TcpStream::connect(&lb).unwrap();
+    deaf.write_all(b"GET /stream/2000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let t = Instant::now();
+    up.wait_for(
+        "the deaf client's request to be cut",
+        Duration::from_secs(15),
+        |u| {
+            u.targets().iter().all(|t| t["outstanding"] == 0)
+                && t.elapsed() > Duration::from_secs(1)
+        },
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "a stalled answer lived {:?}",
+        t.elapsed()
+    );
+    let mut sink = Vec::new();
+    let read = deaf.read_to_end(&mut sink);
+    // Two million lines are 24.9 MB: far more than the sockets' buffers hold.
+    assert!(
+        read.is_err() || sink.len() < 20_000_000,
+        "the whole answer went out: {} bytes",
+        sink.len()
+    );
     // An idle keep-alive connection lives until the idle timeout, not the header one.
     let mut idle = std::net::TcpStream::connect(&lb).unwrap();
     idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
