@@ -322,6 +322,9 @@ pub struct TargetGroupSpec {
     pub port: u16,
     pub health_check: HealthCheckSpec,
     pub algorithm: Algorithm,
+    /// With `weighted_random`: shift traffic away from a target whose errors are out of
+    /// line with its peers' (see `lb::anomaly`).
+    pub anomaly_mitigation: bool,
     pub stickiness: Option<Stickiness>,
     /// A new target's share ramps up linearly over this; zero is off.
     pub slow_start: Duration,

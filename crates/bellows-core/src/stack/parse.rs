@@ -513,6 +513,20 @@ fn read_target_group(
         ],
     )
     .unwrap_or(Algorithm::RoundRobin);
+    let mitigation_span = t.raw("anomaly_mitigation").map(|v| v.span());
+    let anomaly_mitigation = match (read_bool(cx, t, "anomaly_mitigation"), mitigation_span) {
+        (Some(true), Some(span)) if algorithm != Algorithm::WeightedRandom => {
+            cx.error(
+                span,
+                format!(
+                    "`{}.anomaly_mitigation` needs `algorithm = \"weighted_random\"` (as on ALB)",
+                    t.path
+                ),
+            );
+            false
+        }
+        (on, _) => on.unwrap_or(false),
+    };
     let slow_start_v = t.get::<Spanned<Duration>>(cx, "slow_start");
     let slow_start = match &slow_start_v {
         Some(v)
@@ -596,6 +610,7 @@ fn read_target_group(
     .unwrap_or(Duration::from_secs(10));
     Some(TargetGroupSpec {
         algorithm,
+        anomaly_mitigation,
         stickiness,
         slow_start,
         deregistration_delay,

@@ -382,3 +382,26 @@ fn incidents_name_existing_alarms_and_http_receivers() {
         "#]],
     );
 }
+
+#[test]
+fn anomaly_mitigation_needs_weighted_random() {
+    check(
+        r#"
+[target_groups.tg]
+algorithm = "round_robin"
+anomaly_mitigation = true
+
+[target_groups.ok]
+algorithm = "weighted_random"
+anomaly_mitigation = true
+
+[target_groups.typo]
+anomaly_mitigation = "yes"
+"#,
+        expect![[r#"
+            stack.toml:1:1: the stack has no group; add one as [groups.NAME] with a [groups.NAME.launch] table
+            stack.toml:4:22: `target_groups.tg.anomaly_mitigation` needs `algorithm = "weighted_random"` (as on ALB)
+            stack.toml:11:22: `target_groups.typo.anomaly_mitigation` must be true or false, found string
+        "#]],
+    );
+}
