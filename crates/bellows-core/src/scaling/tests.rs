@@ -639,16 +639,48 @@ fn predictive_reacts_to_the_spread_of_the_last_window_and_holds_it_to_scale_in()
     let mut store = MetricStore::default();
     let key = requests();
     // No history: 60 a second evenly asks for one instance.
-    run_seconds(&mut scaler, &mut store, &mut g, &mut ids, &key, 0..120, |_| 60.0);
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        0..120,
+        |_| 60.0,
+    );
     assert_eq!(desired(&g), 1);
     // The same mean as 240 in every fourth second (standard deviation 103.9): after a
     // window of it, ceil((60 + 207.8) / 100) = 3.
     let bursty = |s: u64| if s % 4 == 3 { 240.0 } else { 0.0 };
-    run_seconds(&mut scaler, &mut store, &mut g, &mut ids, &key, 120..185, bursty);
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        120..185,
+        bursty,
+    );
     assert_eq!(desired(&g), 3);
     // Smooth again: held for the scale-in window, then back to one.
-    run_seconds(&mut scaler, &mut store, &mut g, &mut ids, &key, 185..420, |_| 60.0);
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        185..420,
+        |_| 60.0,
+    );
     assert_eq!(desired(&g), 3);
-    run_seconds(&mut scaler, &mut store, &mut g, &mut ids, &key, 420..560, |_| 60.0);
+    run_seconds(
+        &mut scaler,
+        &mut store,
+        &mut g,
+        &mut ids,
+        &key,
+        420..560,
+        |_| 60.0,
+    );
     assert_eq!(desired(&g), 1);
 }

@@ -1766,7 +1766,7 @@ fn read_policy(
             if let Some(v) = float_in(cx, t, &path, "burst", 0.0, 10.0) {
                 p.burst = v;
             }
-            if let Some(v) = float_in(cx, t, &path, "burst_target", f64::MIN_POSITIVE, 1e9) {
+            if let Some(v) = float_in(cx, t, &path, "burst_target", 0.001, 1e9) {
                 p.burst_target = v;
             }
             PolicyKind::Predictive(p)
@@ -2028,7 +2028,10 @@ fn float_in(
     if (lo..=hi).contains(v.get_ref()) {
         Some(v.into_inner())
     } else {
-        cx.error(v.span(), format!("`{path}.{key}` must be from {lo} to {hi}"));
+        cx.error(
+            v.span(),
+            format!("`{path}.{key}` must be from {lo} to {hi}"),
+        );
         None
     }
 }
