@@ -593,22 +593,10 @@ fn daily_hour(bursty: bool) -> impl Fn(u64) -> f64 {
 /// at 100 requests a second an instance and `burst` standard deviations at
 /// `burst_target` an instance.
 fn predicted_at_957(burst: f64, burst_target: f64, load: impl Fn(u64) -> f64) -> u32 {
-    let (mut g, mut ids) = groups(1);
     let mut spec = PredictiveSpec::new("web".into(), 100.0);
     spec.burst = burst;
     spec.burst_target = burst_target;
-    let mut scaler = periodic(PolicyKind::Predictive(spec));
-    let mut store = MetricStore::default();
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &requests(),
-        0..86_400 + 35_820,
-        load,
-    );
-    desired(&g)
+    Rig::new(PolicyKind::Predictive(spec)).run(0..86_400 + 35_820, load)
 }
 
 #[test]
@@ -628,59 +616,55 @@ fn predictive_sizes_ahead_for_the_bursts_it_has_seen_not_only_the_mean() {
     assert_eq!(predicted_at_957(2.0, 1000.0, daily_hour(true)), 1);
 }
 
+/// One periodic policy, its store and its group, run a second at a time.
+struct Rig {
+    scaler: Scaler,
+    store: MetricStore,
+    g: Groups,
+    ids: IdGen,
+}
+
+impl Rig {
+    fn new(kind: PolicyKind) -> Rig {
+        let (g, ids) = groups(1);
+        Rig {
+            scaler: periodic(kind),
+            store: MetricStore::default(),
+            g,
+            ids,
+        }
+    }
+
+    /// Runs `range` with `load` requests a second; the desired capacity after it.
+    fn run(&mut self, range: std::ops::Range<u64>, load: impl Fn(u64) -> f64) -> u32 {
+        let key = requests();
+        run_seconds(
+            &mut self.scaler,
+            &mut self.store,
+            &mut self.g,
+            &mut self.ids,
+            &key,
+            range,
+            load,
+        );
+        desired(&self.g)
+    }
+}
+
 #[test]
 fn predictive_reacts_to_the_spread_of_the_last_window_and_holds_it_to_scale_in() {
-    let (mut g, mut ids) = groups(1);
     let mut spec = PredictiveSpec::new("web".into(), 100.0);
     spec.burst = 2.0;
     spec.reactive_window = Duration::from_secs(60);
     spec.scale_in_window = Duration::from_secs(300);
-    let mut scaler = periodic(PolicyKind::Predictive(spec));
-    let mut store = MetricStore::default();
-    let key = requests();
+    let mut rig = Rig::new(PolicyKind::Predictive(spec));
     // No history: 60 a second evenly asks for one instance.
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        0..120,
-        |_| 60.0,
-    );
-    assert_eq!(desired(&g), 1);
+    assert_eq!(rig.run(0..120, |_| 60.0), 1);
     // The same mean as 240 in every fourth second (standard deviation 103.9): after a
     // window of it, ceil((60 + 207.8) / 100) = 3.
     let bursty = |s: u64| if s % 4 == 3 { 240.0 } else { 0.0 };
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        120..185,
-        bursty,
-    );
-    assert_eq!(desired(&g), 3);
+    assert_eq!(rig.run(120..185, bursty), 3);
     // Smooth again: held for the scale-in window, then back to one.
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        185..420,
-        |_| 60.0,
-    );
-    assert_eq!(desired(&g), 3);
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        420..560,
-        |_| 60.0,
-    );
-    assert_eq!(desired(&g), 1);
+    assert_eq!(rig.run(185..420, |_| 60.0), 3);
+    assert_eq!(rig.run(420..560, |_| 60.0), 1);
 }
