@@ -3,9 +3,10 @@
 
 For every minute of the trace it picks the instance count that would have been best
 for that minute's actual per-second requests, knowing them in advance, with instances
-that take no time to start and are billed only for the minutes they are chosen. No
-real policy can do as well, so the frontier printed (instance-hours against seconds
-over the SLO) is a floor under every policy's point on the same trace.
+that take no time to start and are billed only for the minutes they are chosen. A
+real policy knows less and pays for start-ups, so the frontier printed (instance-hours
+against seconds over the SLO) is, up to the queue each minute starts with (see below),
+a floor under every policy's point on the same trace.
 
 It uses the simulator's instance model (crates/bellows-core/src/sim/model.rs: a fluid
 backlog, the p99 of a processor-sharing queue at the utilisation smoothed over 5 s,
