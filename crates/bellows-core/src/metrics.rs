@@ -299,6 +299,21 @@ impl MetricStore {
         out
     }
 
+    /// Each second's sum over `[from, to)` where per-second data is still kept (the last
+    /// three hours): (second, sum), oldest first; seconds without data are left out.
+    pub fn seconds(
+        &self,
+        key: &SeriesKey,
+        from: Time,
+        to: Time,
+    ) -> impl Iterator<Item = (u64, f64)> + '_ {
+        let series = self.series.get(key);
+        let (a, b) = series.map_or((&[][..], &[][..]), |s| {
+            window(&s.fine, from.as_secs(), to.as_secs())
+        });
+        a.iter().chain(b).map(|(t, d)| (*t, d.sum))
+    }
+
     /// Series matching a namespace, name and the given dimensions (a subset).
     pub fn matching<'a>(
         &'a self,
@@ -399,6 +414,11 @@ mod tests {
         assert_eq!(m.statistic(&k, Statistic::Average, start, p5), Some(50.0));
         assert_eq!(m.statistic(&k, Statistic::Minimum, start, p5), Some(10.0));
         assert_eq!(m.statistic(&k, Statistic::Maximum, start, p5), Some(90.0));
+        // Each second's sum, gaps left out, the end excluded.
+        let seconds: Vec<_> = m
+            .seconds(&k, Time::from_millis(100_000), Time::from_millis(104_000))
+            .collect();
+        assert_eq!(seconds, [(100, 40.0), (101, 50.0), (102, 70.0)]);
         // Percentiles over the per-second averages 20, 50, 70, 90.
         assert_eq!(
             m.statistic(&k, Statistic::Percentile(50.0), start, p5),

@@ -87,13 +87,27 @@ alarm_actions = ["in"]
 startup = "2s"
 "#;
 
-/// 30 s at 10 requests a second, 60 s at 60, 60 s at 5.
+/// The fidelity test's trace: ten minutes in which the stack's alarms go off ten times,
+/// at least 20 s apart (the policies' cooldown), each level starting on a 5-second
+/// period boundary and far from the thresholds, so that no request arriving a few
+/// milliseconds early or late changes what an alarm sees. Totals per 5 s: 300 and 200
+/// (above 150: out by 2), 110 (neither), 50 and 25 (below 75: in by 1).
 fn trace() -> Vec<u32> {
-    (0..150)
+    (0..600)
         .map(|t| match t {
             0..30 => 10,
-            30..90 => 60,
-            _ => 5,
+            // Out once (1 -> 3), then held: the second busy period never comes.
+            30..55 => 60,
+            55..150 => 22,
+            // In twice (3 -> 2 -> 1), then at the minimum.
+            150..240 => 5,
+            // Out twice (1 -> 3 -> 5), then at the maximum.
+            240..330 => 60,
+            330..420 => 22,
+            // In four times (5 -> 4 -> 3 -> 2 -> 1).
+            420..520 => 5,
+            // Out twice at a lower rate (1 -> 3 -> 5).
+            _ => 40,
         })
         .collect()
 }
@@ -354,9 +368,28 @@ fn a_live_replay_and_the_simulator_take_the_same_scaling_actions() {
             )
         })
         .collect();
+    // The trace does what it was designed to do, with room between the actions.
+    let steps: Vec<_> = simulated.iter().map(|a| (a.1, a.2)).collect();
+    assert_eq!(
+        steps,
+        [
+            (1, 3),
+            (3, 2),
+            (2, 1),
+            (1, 3),
+            (3, 5),
+            (5, 4),
+            (4, 3),
+            (3, 2),
+            (2, 1),
+            (1, 3),
+            (3, 5)
+        ],
+        "{simulated:?}"
+    );
     assert!(
-        simulated.len() >= 3,
-        "the trace makes the group scale out and in: {simulated:?}"
+        simulated.windows(2).all(|w| w[1].0 - w[0].0 >= 20),
+        "{simulated:?}"
     );
 
     // Then live, with the trace's first second on a 5-second boundary of the wall clock
@@ -395,4 +428,6 @@ fn a_live_replay_and_the_simulator_take_the_same_scaling_actions() {
         assert_eq!((l.1, l.2), (s.1, s.2), "{show}");
         assert!((l.0 - s.0).abs() <= 3, "times within 3 s: {show}");
     }
+    // The seconds each action came after the trace started, for the record.
+    eprintln!("live {live:?}\nsimulated {simulated:?}");
 }

@@ -44,19 +44,29 @@ pub struct KpaSpec {
     pub max_scale_down_rate: f64,
 }
 
-/// bellows' predictive policy on the request rate of a target group. Each minute it
-/// keeps the minute's request count (its own history, up to `history_days`); each tick
-/// it asks for the larger of (a) the forecast's peak over the next `lead`, where the
-/// forecast is the mean of the same minutes on previous days scaled by how the last 30
-/// minutes compare with the same 30 minutes on those days (daily seasonality and
-/// trend), and (b) the rate of the last `reactive_window`, for what the forecast misses.
-/// Both divide by `target`. It scales in only to the largest recommendation of the
-/// last `scale_in_window`.
+/// bellows' predictive policy on the request rate of a target group. It sizes for the
+/// per-second rate's spread as well as its mean: an instance for every `target` of the
+/// mean, and for every `burst_target` of the high point `mean + burst x standard
+/// deviation`, whichever asks for more. Smooth traffic is sized by its mean; bursty
+/// traffic (a small mean made of seconds of zero and seconds of hundreds) gets the
+/// headroom its bursts need. Each minute it keeps the mean and the variance of that
+/// minute's per-second request counts (its own history, up to `history_days`); each
+/// tick it asks for the larger of (a) what the forecast needs at its peak over the
+/// next `lead`, where a minute's forecast is the mean (and the mean variance) of the
+/// same minute on previous days, scaled by how the last 30 minutes compare with the
+/// same 30 minutes on those days (daily seasonality and trend), and (b) what the mean
+/// and spread of the last `reactive_window` need, for what the forecast misses. It
+/// scales in only to the largest recommendation of the last `scale_in_window`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PredictiveSpec {
     pub target_group: String,
     /// Requests per second one instance should take.
     pub target: f64,
+    /// Standard deviations of the per-second rate sized for above its mean.
+    pub burst: f64,
+    /// Requests one instance should take in a second of that high point (a burst may
+    /// run an instance harder than its sustained `target`: it lasts seconds).
+    pub burst_target: f64,
     pub lead: Duration,
     pub history_days: u32,
     pub tick: Duration,
@@ -97,6 +107,8 @@ impl PredictiveSpec {
         PredictiveSpec {
             target_group,
             target,
+            burst: 0.0,
+            burst_target: target,
             lead: Duration::from_secs(300),
             history_days: 7,
             tick: Duration::from_secs(5),
@@ -120,8 +132,8 @@ pub(super) struct State {
     panic_until: u64,
     /// The series the policy reads, built once.
     key: Option<(SeriesKey, Statistic)>,
-    /// Predictive: requests per minute, from `first_minute` on.
-    minutes: VecDeque<f64>,
+    /// Predictive: each minute's per-second rate, from `first_minute` on.
+    minutes: VecDeque<Rate>,
     first_minute: u64,
     last_minute: Option<u64>,
 }
@@ -140,6 +152,38 @@ fn request_count(target_group: &str) -> SeriesKey {
         "RequestCount",
         &[("TargetGroup", target_group)],
     )
+}
+
+/// The mean and variance of a per-second request rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Rate {
+    mean: f64,
+    var: f64,
+}
+
+impl Rate {
+    /// The per-second rate of `[from, from + n)`, seconds without data counted as no
+    /// requests; None when none of them has data.
+    fn over(store: &MetricStore, key: &SeriesKey, from: u64, n: u64) -> Option<Rate> {
+        let (mut sum, mut sq, mut seen) = (0.0, 0.0, false);
+        for (_, v) in store.seconds(key, at(from), at(from + n)) {
+            sum += v;
+            sq += v * v;
+            seen = true;
+        }
+        let mean = sum / n as f64;
+        seen.then(|| Rate {
+            mean,
+            var: (sq / n as f64 - mean * mean).max(0.0),
+        })
+    }
+
+    /// The instances this rate needs: its mean at `target` each, and its high point
+    /// `burst` standard deviations above the mean at `burst_target` each.
+    fn instances(self, p: &PredictiveSpec) -> u32 {
+        let high = self.mean + p.burst * self.var.sqrt();
+        ceil_div(self.mean, p.target).max(ceil_div(high, p.burst_target))
+    }
 }
 
 /// The mean per-second rate of `[sec - window, sec)`.
@@ -279,7 +323,7 @@ fn kpa(
     Some(want_stable.max(floor))
 }
 
-/// Adds each finished minute's request count to the policy's own history.
+/// Adds each finished minute's per-second rate to the policy's own history.
 fn record_minute(p: &PredictiveSpec, st: &mut State, store: &MetricStore, sec: u64) {
     let minute = sec / 60;
     if st.last_minute == Some(minute) || minute == 0 {
@@ -288,9 +332,7 @@ fn record_minute(p: &PredictiveSpec, st: &mut State, store: &MetricStore, sec: u
     st.last_minute = Some(minute);
     let key = request_count(&p.target_group);
     let done = minute - 1;
-    let count = store
-        .statistic(&key, Statistic::Sum, at(done * 60), Duration::from_secs(60))
-        .unwrap_or(0.0);
+    let rate = Rate::over(store, &key, done * 60, 60).unwrap_or_default();
     if st.minutes.is_empty() {
         st.first_minute = done;
     }
@@ -299,9 +341,9 @@ fn record_minute(p: &PredictiveSpec, st: &mut State, store: &MetricStore, sec: u
         return;
     }
     for _ in next..done {
-        st.minutes.push_back(0.0);
+        st.minutes.push_back(Rate::default());
     }
-    st.minutes.push_back(count);
+    st.minutes.push_back(rate);
     let keep = (u64::from(p.history_days.max(1)) + 1) * DAY_MIN;
     while st.minutes.len() as u64 > keep {
         st.minutes.pop_front();
@@ -310,22 +352,27 @@ fn record_minute(p: &PredictiveSpec, st: &mut State, store: &MetricStore, sec: u
 }
 
 impl State {
-    fn minute(&self, m: u64) -> Option<f64> {
+    fn minute(&self, m: u64) -> Option<Rate> {
         let i = m.checked_sub(self.first_minute)?;
         self.minutes.get(usize::try_from(i).ok()?).copied()
     }
 
-    /// The mean of minute `m` on each previous day on record (at most `days`).
-    fn seasonal(&self, m: u64, days: u32) -> Option<f64> {
-        let (mut sum, mut n) = (0.0, 0);
+    /// Minute `m`'s rate on each previous day on record (at most `days`): the mean of
+    /// their means and of their variances.
+    fn seasonal(&self, m: u64, days: u32) -> Option<Rate> {
+        let (mut sum, mut n) = (Rate::default(), 0);
         for k in 1..=u64::from(days) {
             let Some(v) = m.checked_sub(k * DAY_MIN).and_then(|x| self.minute(x)) else {
                 break;
             };
-            sum += v;
+            sum.mean += v.mean;
+            sum.var += v.var;
             n += 1;
         }
-        (n > 0).then(|| sum / f64::from(n))
+        (n > 0).then(|| Rate {
+            mean: sum.mean / f64::from(n),
+            var: sum.var / f64::from(n),
+        })
     }
 
     /// How the last 30 minutes compare with the same minutes on previous days (the
@@ -333,8 +380,8 @@ impl State {
     fn level(&self, now: u64, days: u32) -> f64 {
         let (mut recent, mut before) = (0.0, 0.0);
         for x in now.saturating_sub(TREND_MIN)..now {
-            recent += self.minute(x).unwrap_or(0.0);
-            before += self.seasonal(x, days).unwrap_or(0.0);
+            recent += self.minute(x).map_or(0.0, |r| r.mean);
+            before += self.seasonal(x, days).map_or(0.0, |r| r.mean);
         }
         if before > 0.0 {
             (recent / before).clamp(0.5, 2.0)
@@ -352,19 +399,30 @@ fn predictive(
     desired: u32,
 ) -> Option<u32> {
     let key = request_count(&p.target_group);
-    let reactive = rate(store, &key, sec, secs(p.reactive_window));
+    let window = secs(p.reactive_window);
+    let reactive = sec
+        .checked_sub(window)
+        .and_then(|from| Rate::over(store, &key, from, window))
+        .map(|r| r.instances(p));
     let minute = sec / 60;
     let lead = p.lead.as_millis().div_ceil(60_000);
-    // The forecast's peak over the lead, in requests a second.
+    // The most the forecast needs over the lead; the trend scales the whole
+    // distribution, its spread as much as its mean.
+    let level = st.level(minute, p.history_days);
     let forecast = (minute..=minute + lead)
         .filter_map(|m| st.seasonal(m, p.history_days))
-        .reduce(f64::max)
-        .map(|peak| peak * st.level(minute, p.history_days) / 60.0);
+        .map(|r| {
+            Rate {
+                mean: r.mean * level,
+                var: r.var * level * level,
+            }
+            .instances(p)
+        })
+        .max();
     if reactive.is_none() && forecast.is_none() {
         return None;
     }
-    let rec = ceil_div(reactive.unwrap_or(0.0), p.target)
-        .max(ceil_div(forecast.unwrap_or(0.0), p.target));
+    let rec = reactive.unwrap_or(0).max(forecast.unwrap_or(0));
     let window = secs(p.scale_in_window);
     st.recs.push_back((sec, rec));
     while st.recs.front().is_some_and(|(t, _)| t + window < sec) {

@@ -572,3 +572,99 @@ fn predictive_scales_ahead_of_yesterdays_peak_and_reacts_to_what_it_missed() {
     );
     assert_eq!(desired(&g), 18);
 }
+
+/// Every day: 20 requests a second, and from 10:00 to 11:00 a mean of 100 a second that
+/// comes either evenly or as 400 in every fourth second (standard deviation 173).
+fn daily_hour(bursty: bool) -> impl Fn(u64) -> f64 {
+    move |s| {
+        if !(36_000..39_600).contains(&(s % 86_400)) {
+            20.0
+        } else if !bursty {
+            100.0
+        } else if s % 4 == 3 {
+            400.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The predictive policy's desired capacity at 9:57 on day two, after a day of `load`,
+/// at 100 requests a second an instance and `burst` standard deviations at
+/// `burst_target` an instance.
+fn predicted_at_957(burst: f64, burst_target: f64, load: impl Fn(u64) -> f64) -> u32 {
+    let mut spec = PredictiveSpec::new("web".into(), 100.0);
+    spec.burst = burst;
+    spec.burst_target = burst_target;
+    Rig::new(PolicyKind::Predictive(spec)).run(0..86_400 + 35_820, load)
+}
+
+#[test]
+fn predictive_sizes_ahead_for_the_bursts_it_has_seen_not_only_the_mean() {
+    // The same mean of 100 a second at 10:00 yesterday; 9:57 today is still at 20.
+    // Sized for the mean alone, both need one instance of 100 a second.
+    assert_eq!(predicted_at_957(0.0, 100.0, daily_hour(false)), 1);
+    assert_eq!(predicted_at_957(0.0, 100.0, daily_hour(true)), 1);
+    // Two standard deviations above it: smooth traffic still one, bursty traffic
+    // ceil((100 + 2 x 173.2) / 100) = 5, three minutes before it comes.
+    assert_eq!(predicted_at_957(2.0, 100.0, daily_hour(false)), 1);
+    assert_eq!(predicted_at_957(2.0, 100.0, daily_hour(true)), 5);
+    assert_eq!(predicted_at_957(1.0, 100.0, daily_hour(true)), 3);
+    // Taken at 200 an instance in a burst: ceil(446.4 / 200) = 3; the mean alone
+    // still asks for its one at the sustained target.
+    assert_eq!(predicted_at_957(2.0, 200.0, daily_hour(true)), 3);
+    assert_eq!(predicted_at_957(2.0, 1000.0, daily_hour(true)), 1);
+}
+
+/// One periodic policy, its store and its group, run a second at a time.
+struct Rig {
+    scaler: Scaler,
+    store: MetricStore,
+    g: Groups,
+    ids: IdGen,
+}
+
+impl Rig {
+    fn new(kind: PolicyKind) -> Rig {
+        let (g, ids) = groups(1);
+        Rig {
+            scaler: periodic(kind),
+            store: MetricStore::default(),
+            g,
+            ids,
+        }
+    }
+
+    /// Runs `range` with `load` requests a second; the desired capacity after it.
+    fn run(&mut self, range: std::ops::Range<u64>, load: impl Fn(u64) -> f64) -> u32 {
+        let key = requests();
+        run_seconds(
+            &mut self.scaler,
+            &mut self.store,
+            &mut self.g,
+            &mut self.ids,
+            &key,
+            range,
+            load,
+        );
+        desired(&self.g)
+    }
+}
+
+#[test]
+fn predictive_reacts_to_the_spread_of_the_last_window_and_holds_it_to_scale_in() {
+    let mut spec = PredictiveSpec::new("web".into(), 100.0);
+    spec.burst = 2.0;
+    spec.reactive_window = Duration::from_secs(60);
+    spec.scale_in_window = Duration::from_secs(300);
+    let mut rig = Rig::new(PolicyKind::Predictive(spec));
+    // No history: 60 a second evenly asks for one instance.
+    assert_eq!(rig.run(0..120, |_| 60.0), 1);
+    // The same mean as 240 in every fourth second (standard deviation 103.9): after a
+    // window of it, ceil((60 + 207.8) / 100) = 3.
+    let bursty = |s: u64| if s % 4 == 3 { 240.0 } else { 0.0 };
+    assert_eq!(rig.run(120..185, bursty), 3);
+    // Smooth again: held for the scale-in window, then back to one.
+    assert_eq!(rig.run(185..420, |_| 60.0), 3);
+    assert_eq!(rig.run(420..560, |_| 60.0), 1);
+}

@@ -1745,15 +1745,8 @@ fn read_policy(
                     100.0,
                 ),
             ] {
-                if let Some(v) = t.get::<Spanned<f64>>(cx, key) {
-                    if (lo..=hi).contains(v.get_ref()) {
-                        *slot = v.into_inner();
-                    } else {
-                        cx.error(
-                            v.span(),
-                            format!("`{path}.{key}` must be from {lo} to {hi}"),
-                        );
-                    }
+                if let Some(v) = float_in(cx, t, &path, key, lo, hi) {
+                    *slot = v;
                 }
             }
             if k.panic_window > k.stable_window {
@@ -1784,6 +1777,12 @@ fn read_policy(
             p.scale_in_window = d(cx, t, "scale_in_window", p.scale_in_window);
             if let Some(n) = int_in(cx, t, "history_days", 1, 28) {
                 p.history_days = n as u32;
+            }
+            if let Some(v) = float_in(cx, t, &path, "burst", 0.0, 10.0) {
+                p.burst = v;
+            }
+            if let Some(v) = float_in(cx, t, &path, "burst_target", 0.001, 1e9) {
+                p.burst_target = v;
             }
             PolicyKind::Predictive(p)
         }
@@ -2029,6 +2028,27 @@ fn read_policy_target_group(
         );
     }
     Some(tg.into_inner())
+}
+
+/// An optional number from `lo` to `hi`; out of range is reported and read as absent.
+fn float_in(
+    cx: &mut Cx<'_>,
+    t: &mut Table<'_, '_>,
+    path: &str,
+    key: &'static str,
+    lo: f64,
+    hi: f64,
+) -> Option<f64> {
+    let v = t.get::<Spanned<f64>>(cx, key)?;
+    if (lo..=hi).contains(v.get_ref()) {
+        Some(v.into_inner())
+    } else {
+        cx.error(
+            v.span(),
+            format!("`{path}.{key}` must be from {lo} to {hi}"),
+        );
+        None
+    }
 }
 
 /// A policy's `target`, above zero. A problem is reported and read as 1 so that the

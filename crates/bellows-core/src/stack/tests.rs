@@ -253,6 +253,8 @@ target_group = "web"
 target = 50
 lead = "10m"
 history_days = 3
+burst = 2.5
+burst_target = 120
 [simulation]
 cpu_per_request = "20ms"
 slo = "300ms"
@@ -276,8 +278,8 @@ seed = 42
             ),
             PolicyKind::Predictive(p) => {
                 format!(
-                    "predictive {} lead {} {} days",
-                    p.target, p.lead, p.history_days
+                    "predictive {} lead {} {} days, {} sd at {}",
+                    p.target, p.lead, p.history_days, p.burst, p.burst_target
                 )
             }
             other => format!("{other:?}"),
@@ -287,7 +289,7 @@ seed = 42
         [
             "hpa 60 every 15s down window 1m",
             "kpa 100 x 0.7 panic 6s x3",
-            "predictive 50 lead 10m 3 days",
+            "predictive 50 lead 10m 3 days, 2.5 sd at 120",
         ]
     "#]]
     .assert_debug_eq(&kinds);
