@@ -8,6 +8,9 @@
 //!   the body goes out chunked with no length known in advance;
 //! - `/ws`: a WebSocket that echoes every message;
 //! - `/health`: 200.
+//! - `POST /misbehave?status=CODE`: from then on this instance answers every request but
+//!   `/health` (and `/behave`) with that status, as a bad deploy that still passes its
+//!   health check would; `POST /behave` ends it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,16 +21,49 @@ use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
+
+use axum::routing::{any, get, post};
 use futures_util::StreamExt;
 
 pub fn app() -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
+        .route("/misbehave", post(misbehave))
+        .route(
+            "/behave",
+            post(|| async {
+                MISBEHAVE.store(0, Relaxed);
+                "behaving\n"
+            }),
+        )
         .route("/status/{code}", any(status))
         .route("/stream/{n}", get(stream))
         .route("/ws", get(ws))
         .fallback(echo)
+        .layer(axum::middleware::from_fn(unless_misbehaving))
+}
+
+/// The status every request gets while misbehaving; 0 when behaving.
+static MISBEHAVE: AtomicU16 = AtomicU16::new(0);
+
+async fn misbehave(Query(q): Query<BTreeMap<String, String>>) -> Response {
+    match q.get("status").and_then(|s| s.parse::<u16>().ok()) {
+        Some(code @ 200..=599) => {
+            MISBEHAVE.store(code, Relaxed);
+            format!("answering {code}\n").into_response()
+        }
+        _ => (StatusCode::BAD_REQUEST, "status must be from 200 to 599\n").into_response(),
+    }
+}
+
+async fn unless_misbehaving(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let code = MISBEHAVE.load(Relaxed);
+    let exempt = ["/health", "/behave", "/misbehave"].contains(&req.uri().path());
+    match StatusCode::from_u16(code) {
+        Ok(status) if code != 0 && !exempt => (status, "misbehaving\n").into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 async fn status(Path(code): Path<u16>) -> Response {

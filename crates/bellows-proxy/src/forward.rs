@@ -803,6 +803,7 @@ async fn forward(
                     Failure::Exchange(ExchangeError::Malformed(err), _) => {
                         tracing::debug!(target = %target.addr, error = %err, "malformed response");
                         last_error = elb(502, "TargetResponseMalformed");
+                        target.errors.fetch_add(1, Relaxed);
                         if let Some(e) = entry.as_mut() {
                             e.target = Some(target.addr.to_string());
                         }
@@ -811,6 +812,7 @@ async fn forward(
                 };
                 last_error = elb(502, "TargetConnectionError");
                 tg.counters.target_connection_errors.fetch_add(1, Relaxed);
+                target.errors.fetch_add(1, Relaxed);
                 exclude.push(target.instance.clone());
                 attempts_left -= 1;
                 // Sent and lost: again only when safe.
@@ -822,6 +824,7 @@ async fn forward(
             }
             Err(_) => {
                 last_error = elb(504, "TargetResponseTimeout");
+                target.errors.fetch_add(1, Relaxed);
                 if let Some(e) = entry.as_mut() {
                     e.target = Some(target.addr.to_string());
                 }
@@ -831,6 +834,9 @@ async fn forward(
         let target_time = sent.elapsed();
         tg.response_time.record(target_time.as_micros() as u64);
         count_target(conn, &tg, response.status);
+        if response.status.is_server_error() {
+            target.errors.fetch_add(1, Relaxed);
+        }
         if let Some(e) = entry.as_mut() {
             e.target = Some(target.addr.to_string());
             e.target_status = Some(response.status.as_u16());

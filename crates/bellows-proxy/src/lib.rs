@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod access_log;
+mod anomaly;
 mod forward;
 pub mod health;
 mod http1;
@@ -121,6 +122,11 @@ pub struct TargetView {
     pub reason: Option<Reason>,
     pub outstanding: u32,
     pub requests: u64,
+    /// With anomaly mitigation: `normal` or `anomalous`, and the share it gets (0.05-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
 }
 
 /// Counter values at one moment.
@@ -217,6 +223,9 @@ impl Proxy {
             access_log: log,
         });
         tokio::spawn(watch::tick_clock());
+        for tg in shared.groups.values() {
+            tokio::spawn(anomaly::watch(tg.clone()));
+        }
         for (socket, l) in bound {
             tokio::spawn(listener::serve(socket, l, shared.clone()));
         }
@@ -423,6 +432,19 @@ impl Proxy {
                     reason: h.reason.clone(),
                     outstanding: t.outstanding.load(Relaxed),
                     requests: t.requests.load(Relaxed),
+                    anomaly: tg.spec.load().anomaly_mitigation.then(|| {
+                        if t.anomalous.load(Relaxed) {
+                            "anomalous"
+                        } else {
+                            "normal"
+                        }
+                        .to_owned()
+                    }),
+                    weight: tg
+                        .spec
+                        .load()
+                        .anomaly_mitigation
+                        .then(|| f64::from(t.weight_permille.load(Relaxed)) / 1000.0),
                 });
             }
         }

@@ -33,6 +33,11 @@ pub struct Target {
     healthy_since_ms: AtomicU64,
     pub outstanding: AtomicU32,
     pub requests: AtomicU64,
+    /// Its 5xx answers and failed exchanges, for anomaly mitigation.
+    pub errors: AtomicU64,
+    /// Its share under weighted_random, in thousandths (anomaly mitigation).
+    pub weight_permille: AtomicU32,
+    pub anomalous: AtomicBool,
     pub health: Mutex<HealthTracker>,
     pub removed: AtomicBool,
     pub registered_at: Time,
@@ -92,6 +97,9 @@ impl Target {
             healthy_since_ms: AtomicU64::new(0),
             outstanding: AtomicU32::new(0),
             requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            weight_permille: AtomicU32::new(1000),
+            anomalous: AtomicBool::new(false),
             health: Mutex::new(health),
             removed: AtomicBool::new(false),
             registered_at: now,
@@ -161,6 +169,9 @@ impl Candidate for Target {
     fn at_capacity(&self) -> bool {
         self.max_connections
             .is_some_and(|m| self.outstanding.load(Relaxed) >= m)
+    }
+    fn weight(&self) -> f64 {
+        f64::from(self.weight_permille.load(Relaxed)) / 1000.0
     }
 }
 

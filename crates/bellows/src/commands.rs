@@ -151,6 +151,7 @@ pub async fn targets(
         "STATE",
         "IN FLIGHT",
         "REQUESTS",
+        "ANOMALY",
         "REASON",
     ]);
     for x in &list {
@@ -162,6 +163,10 @@ pub async fn targets(
             format!("{:?}", x.state).to_lowercase(),
             x.outstanding.to_string(),
             x.requests.to_string(),
+            match (&x.anomaly, x.weight) {
+                (Some(a), Some(w)) => format!("{a} ({:.0}%)", w * 100.0),
+                _ => "-".to_owned(),
+            },
             x.reason.as_ref().map_or("-".to_owned(), |r| {
                 format!("{} ({})", r.code, r.description)
             }),
