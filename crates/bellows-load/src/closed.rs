@@ -376,4 +376,3 @@ fn connect(poll: &Poll, addr: SocketAddr, i: usize) -> Result<TcpStream, Failure
         .map_err(|e| Failure::of_connect(&e))?;
     Ok(s)
 }
-

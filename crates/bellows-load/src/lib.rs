@@ -478,6 +478,26 @@ mod tests {
         (url, count)
     }
 
+    /// A server on 127.0.0.1:0 that runs `conn` on every connection it accepts; its
+    /// URL and a count of the connections accepted.
+    async fn serve<F, Fut>(conn: F) -> (Url, Arc<AtomicU64>)
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let a = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(conn(s));
+            }
+        });
+        (url, accepted)
+    }
+
     fn config(url: Url, load: Load, secs: f64) -> Config {
         Config {
             url,
@@ -541,38 +561,27 @@ mod tests {
 
     #[tokio::test]
     async fn large_bodies_are_skipped_whole_on_a_kept_connection() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
-        let accepted = Arc::new(AtomicU64::new(0));
-        let a = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                a.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let body = vec![b'x'; 300_000];
-                    let mut buf = vec![0u8; 4096];
-                    let mut have = Vec::new();
-                    loop {
-                        match s.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => have.extend_from_slice(&buf[..n]),
-                        }
-                        while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
-                            have.drain(..end + 4);
-                            let head = format!(
-                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-                                body.len()
-                            );
-                            if s.write_all(head.as_bytes()).await.is_err()
-                                || s.write_all(&body).await.is_err()
-                            {
-                                return;
-                            }
-                        }
+        let (url, accepted) = serve(|mut s| async move {
+            let body = vec![b'x'; 300_000];
+            let mut buf = vec![0u8; 4096];
+            let mut have = Vec::new();
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => have.extend_from_slice(&buf[..n]),
+                }
+                while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                    have.drain(..end + 4);
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if s.write_all(head.as_bytes()).await.is_err()
+                        || s.write_all(&body).await.is_err()
+                    {
+                        return;
                     }
-                });
+                }
             }
-        });
+        })
+        .await;
         let mut cfg = config(url, Load::Closed { connections: 2 }, 60.0);
         cfg.duration = None;
         cfg.requests = Some(40);
@@ -586,39 +595,31 @@ mod tests {
         // Per connection, in turn: a chunked body (kept alive), an interim 100 then a
         // Content-Length body (kept alive), a 204 with no body (kept alive), a body
         // that ends with the connection (HTTP/1.0 style), then a new connection.
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
-        let accepted = Arc::new(AtomicU64::new(0));
-        let a = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                a.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let answers: [&[u8]; 4] = [
-                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-                        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok",
-                        b"HTTP/1.1 204 No Content\r\n\r\n",
-                        b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
-                    ];
-                    let mut buf = vec![0u8; 4096];
-                    let mut have = Vec::new();
-                    for answer in answers {
-                        while !have.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match s.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => have.extend_from_slice(&buf[..n]),
-                            }
-                        }
-                        let end = have.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-                        have.drain(..end + 4);
-                        if s.write_all(answer).await.is_err() {
-                            return;
-                        }
+        let (url, accepted) = serve(|mut s| async move {
+            let answers: [&[u8]; 4] = [
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok",
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+            ];
+            let mut buf = vec![0u8; 4096];
+            let mut have = Vec::new();
+            for answer in answers {
+                while !have.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => have.extend_from_slice(&buf[..n]),
                     }
-                    // The last answer ends when the connection does.
-                });
+                }
+                let end = have.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                have.drain(..end + 4);
+                if s.write_all(answer).await.is_err() {
+                    return;
+                }
             }
-        });
+            // The last answer ends when the connection does.
+        })
+        .await;
         // One connection, so that the 40 requests are ten whole rounds of the four.
         let mut cfg = config(url, Load::Closed { connections: 1 }, 60.0);
         cfg.duration = None;
