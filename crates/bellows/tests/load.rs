@@ -100,7 +100,10 @@ fn an_open_loop_sends_exactly_its_count_at_the_rate_asked() {
         (1..=2).contains(&progress.len()) && progress.iter().all(|l| l.contains(" p99 ")),
         "{stderr}"
     );
-    assert!(!stderr.contains('\r') && !stderr.contains('\x1b'), "{stderr}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr}"
+    );
     let received = seen.requests.load(Ordering::SeqCst);
     // Counts exact: what the generator reports is what the server received.
     assert_eq!(s["completed"], received, "{s}");

@@ -132,8 +132,14 @@ fn losing_a_zone_fails_no_get_and_the_group_recovers_balanced() {
     assert!(out.contains("kill -9"), "{out}");
     // The zone was taken out through apply before its instances died, and no
     // replacement went there.
-    assert!(out.contains("taken out of group web through apply"), "{out}");
-    assert!(out.contains("ok    no replacement landed in the failed zone"), "{out}");
+    assert!(
+        out.contains("taken out of group web through apply"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok    no replacement landed in the failed zone"),
+        "{out}"
+    );
 }
 
 #[test]

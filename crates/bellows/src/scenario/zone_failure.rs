@@ -148,7 +148,14 @@ async fn take_zone_out(env: &Env, group: &str, zone: &str) -> anyhow::Result<boo
         .into_iter()
         .flatten()
         .flat_map(|c| c["fields"].as_array().cloned().unwrap_or_default())
-        .map(|f| format!("{}: {} -> {}", f["path"].as_str().unwrap_or("?"), f["before"], f["after"]))
+        .map(|f| {
+            format!(
+                "{}: {} -> {}",
+                f["path"].as_str().unwrap_or("?"),
+                f["before"],
+                f["after"]
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
     env.say(format!(
