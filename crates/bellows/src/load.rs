@@ -91,7 +91,8 @@ pub struct LoadArgs {
     /// counts in their latency).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
-    /// Runtime threads (1 is like wrk -t1).
+    /// Threads (1 is like wrk -t1): a closed loop runs an event loop on each, its
+    /// connections shared out among them.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
     /// Print the summary as JSON.
