@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tokio::time::Instant;
@@ -146,8 +147,7 @@ impl Loop<'_> {
             for ev in events.iter() {
                 let i = ev.token().0;
                 if let Some(slot) = slots.get_mut(i) {
-                    let closed = ev.is_read_closed() || ev.is_error();
-                    self.ready(&poll, slot, i, closed, &mut wake);
+                    self.ready(&poll, slot, i, ev, &mut wake);
                 }
             }
             let Wake { clock, mut rec, .. } = wake;
@@ -193,9 +193,10 @@ impl Loop<'_> {
         poll: &Poll,
         slot: &mut Slot,
         i: usize,
-        closed: bool,
+        ev: &Event,
         wake: &mut Wake<'_, 'r>,
     ) {
+        let closed = ev.is_read_closed() || ev.is_error();
         let Wake {
             scratch,
             clock,
@@ -230,8 +231,12 @@ impl Loop<'_> {
                 Ok(false) => return,
                 Err(f) => return self.finish(poll, slot, i, now(), Err(f), rec),
             }
-            // The answer cannot be in yet; its arrival is the next event.
-            return;
+            // Usually the answer cannot be in yet, and its arrival is the next event.
+            // But a server may answer before a long request is all written (a 413,
+            // say): then this event, which told of it, is the only one.
+            if !ev.is_readable() && !closed {
+                return;
+            }
         }
         if slot.phase == Phase::Reading {
             let r = self.read(slot, closed, scratch);

@@ -636,6 +636,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_before_the_request_is_all_written_is_read() {
+        // The server answers 413 on the head alone, then drains the large body slowly:
+        // the answer is in long before the request is all written.
+        let (url, _) = serve(|mut s| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut have = Vec::new();
+            while !have.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => have.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer =
+                b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            if s.write_all(answer).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+            }
+        })
+        .await;
+        let mut cfg = config(url, Load::Closed { connections: 1 }, 60.0);
+        cfg.method = "POST".into();
+        cfg.body = vec![b'x'; 32 << 20];
+        cfg.duration = None;
+        cfg.requests = Some(1);
+        cfg.timeout = Duration::from_secs(3);
+        let r = run(cfg).await.unwrap();
+        assert_eq!(
+            (r.summary.statuses.get(&413), r.summary.errors.len()),
+            (Some(&1), 0),
+            "{:?}",
+            r.summary
+        );
+    }
+
+    #[tokio::test]
     async fn a_server_that_never_answers_times_requests_out() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
