@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -158,7 +158,7 @@ impl Failure {
         }
     }
 
-    fn of_connect(e: &std::io::Error) -> Failure {
+    pub(crate) fn of_connect(e: &std::io::Error) -> Failure {
         match e.kind() {
             std::io::ErrorKind::ConnectionRefused => Failure::ConnectRefused,
             std::io::ErrorKind::TimedOut => Failure::ConnectTimeout,
@@ -175,6 +175,188 @@ pub struct Response {
     pub close: bool,
     /// `name=value` of each Set-Cookie, when asked for.
     pub cookies: Vec<String>,
+}
+
+/// Reads one response out of the bytes a connection delivers, however they are cut,
+/// without doing any I/O itself: the tokio [`Conn`] and the closed loop's event loop
+/// both feed it. Bodies are skipped as they arrive, not kept (except a chunked body,
+/// kept until its end is in).
+#[derive(Debug)]
+pub struct ResponseReader {
+    head_only: bool,
+    want_cookies: bool,
+    state: ReadState,
+}
+
+#[derive(Debug)]
+enum ReadState {
+    Head,
+    Body {
+        status: u16,
+        close: bool,
+        cookies: Vec<String>,
+        body: BodyLen,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BodyLen {
+    /// This many bytes are still to come.
+    Fixed(usize),
+    Chunked,
+    UntilClose,
+}
+
+impl ResponseReader {
+    pub fn new(head_only: bool, want_cookies: bool) -> ResponseReader {
+        ResponseReader {
+            head_only,
+            want_cookies,
+            state: ReadState::Head,
+        }
+    }
+
+    /// Takes what it can from `buf` (the bytes read so far and not yet taken); the
+    /// response once it is whole. Reading starts over for the next response then.
+    pub fn feed(&mut self, buf: &mut BytesMut) -> Result<Option<Response>, Failure> {
+        loop {
+            match &mut self.state {
+                ReadState::Head => match self.head(buf)? {
+                    Some(state) => self.state = state,
+                    None => return Ok(None),
+                },
+                ReadState::Body { body, .. } => {
+                    match body {
+                        BodyLen::Fixed(left) => {
+                            let n = (*left).min(buf.len());
+                            buf.advance(n);
+                            *left -= n;
+                            if *left > 0 {
+                                return Ok(None);
+                            }
+                        }
+                        BodyLen::Chunked => match chunked_end(buf)? {
+                            Some(n) => {
+                                buf.advance(n);
+                            }
+                            None => return Ok(None),
+                        },
+                        BodyLen::UntilClose => {
+                            buf.clear();
+                            return Ok(None);
+                        }
+                    }
+                    return Ok(Some(self.done()));
+                }
+            }
+        }
+    }
+
+    /// The connection reached its end: the response if that is where it ends.
+    pub fn eof(&mut self) -> Result<Response, Failure> {
+        match self.state {
+            ReadState::Body {
+                body: BodyLen::UntilClose,
+                ..
+            } => Ok(self.done()),
+            _ => Err(Failure::Reset),
+        }
+    }
+
+    fn done(&mut self) -> Response {
+        match std::mem::replace(&mut self.state, ReadState::Head) {
+            ReadState::Body {
+                status,
+                close,
+                cookies,
+                ..
+            } => Response {
+                status,
+                close,
+                cookies,
+            },
+            ReadState::Head => unreachable!("a response is done only after its head"),
+        }
+    }
+
+    /// Parses the head once it is all in `buf` and takes it from there; `None` while
+    /// it is not.
+    fn head(&self, buf: &mut BytesMut) -> Result<Option<ReadState>, Failure> {
+        loop {
+            // Left uninitialised: the parser writes the ones it fills.
+            let mut headers = [const { std::mem::MaybeUninit::uninit() }; 32];
+            let mut resp = httparse::Response::new(&mut []);
+            let n = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut resp,
+                buf,
+                &mut headers,
+            ) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) if buf.len() > 64 * 1024 => {
+                    return Err(Failure::BadResponse);
+                }
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(_) => return Err(Failure::BadResponse),
+            };
+            let status = resp.code.unwrap_or(0);
+            if (100..200).contains(&status) && status != 101 {
+                // An interim response: drop it and read the real one.
+                buf.advance(n);
+                continue;
+            }
+            let mut close = resp.version == Some(0);
+            let no_body = self.head_only || status == 204 || status == 304;
+            let mut body = if no_body {
+                BodyLen::Fixed(0)
+            } else {
+                BodyLen::UntilClose
+            };
+            let mut cookies = Vec::new();
+            for h in resp.headers.iter() {
+                // The names' lengths tell the few headers that matter from the rest
+                // before any comparison of their letters.
+                match h.name.len() {
+                    14 if !no_body && h.name.eq_ignore_ascii_case("content-length") => {
+                        body = BodyLen::Fixed(
+                            decimal(h.value.trim_ascii()).ok_or(Failure::BadResponse)?,
+                        );
+                    }
+                    17 if !no_body
+                        && h.name.eq_ignore_ascii_case("transfer-encoding")
+                        && contains_token(h.value, b"chunked") =>
+                    {
+                        body = BodyLen::Chunked;
+                    }
+                    10 if h.name.eq_ignore_ascii_case("connection") => {
+                        if contains_token(h.value, b"close") {
+                            close = true;
+                        } else if contains_token(h.value, b"keep-alive") {
+                            close = false;
+                        }
+                    }
+                    10 if self.want_cookies && h.name.eq_ignore_ascii_case("set-cookie") => {
+                        if let Some(pair) = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.split(';').next())
+                        {
+                            cookies.push(pair.trim().to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if let BodyLen::UntilClose = body {
+                close = true;
+            }
+            buf.advance(n);
+            return Ok(Some(ReadState::Body {
+                status,
+                close,
+                cookies,
+                body,
+            }));
+        }
+    }
 }
 
 /// One client connection.
@@ -194,7 +376,7 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         Ok(Conn {
             stream,
-            buf: BytesMut::with_capacity(8192),
+            buf: BytesMut::with_capacity(READ_BUFFER),
             drained: false,
         })
     }
@@ -206,104 +388,16 @@ impl Conn {
             .write_all(&req.bytes)
             .await
             .map_err(|_| Failure::Reset)?;
-        // Read until the head parses.
-        let (head_len, status, mut close, body, cookies) = loop {
+        let mut reader = ResponseReader::new(req.head_only, want_cookies);
+        let response = loop {
             if self.read_more().await? == 0 {
-                return Err(Failure::Reset);
+                break reader.eof()?;
             }
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    if (100..200).contains(&status) && status != 101 {
-                        // An interim response: drop it and read the real one.
-                        let _ = self.buf.split_to(n);
-                        continue;
-                    }
-                    let mut close = resp.version == Some(0);
-                    let mut body = if req.head_only || status == 204 || status == 304 {
-                        BodyLen::Fixed(0)
-                    } else {
-                        BodyLen::UntilClose
-                    };
-                    let mut cookies = Vec::new();
-                    for h in resp.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            if !matches!(body, BodyLen::Fixed(0)) {
-                                let v = std::str::from_utf8(h.value)
-                                    .ok()
-                                    .and_then(|v| v.trim().parse().ok())
-                                    .ok_or(Failure::BadResponse)?;
-                                body = BodyLen::Fixed(v);
-                            }
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            if !req.head_only && contains_token(h.value, b"chunked") {
-                                body = BodyLen::Chunked;
-                            }
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if contains_token(h.value, b"close") {
-                                close = true;
-                            } else if contains_token(h.value, b"keep-alive") {
-                                close = false;
-                            }
-                        } else if want_cookies
-                            && h.name.eq_ignore_ascii_case("set-cookie")
-                            && let Some(pair) = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.split(';').next())
-                        {
-                            cookies.push(pair.trim().to_owned());
-                        }
-                    }
-                    break (n, status, close, body, cookies);
-                }
-                Ok(httparse::Status::Partial) => {
-                    if self.buf.len() > 64 * 1024 {
-                        return Err(Failure::BadResponse);
-                    }
-                }
-                Err(_) => return Err(Failure::BadResponse),
+            if let Some(r) = reader.feed(&mut self.buf)? {
+                break r;
             }
         };
-        match body {
-            BodyLen::Fixed(n) => {
-                while self.buf.len() < head_len + n {
-                    if self.read_more().await? == 0 {
-                        return Err(Failure::Reset);
-                    }
-                    // Bodies are skipped, not kept: keep the buffer from growing.
-                    if self.buf.len() > 256 * 1024 {
-                        let keep = self.buf.len().min(head_len + n);
-                        let _ = self.buf.split_to(keep);
-                        return self
-                            .skip_fixed(head_len + n - keep, status, close, cookies)
-                            .await;
-                    }
-                }
-            }
-            BodyLen::Chunked => loop {
-                match chunked_end(&self.buf[head_len..]) {
-                    Ok(Some(_)) => break,
-                    Ok(None) => {
-                        if self.read_more().await? == 0 {
-                            return Err(Failure::Reset);
-                        }
-                    }
-                    Err(f) => return Err(f),
-                }
-            },
-            BodyLen::UntilClose => {
-                close = true;
-                loop {
-                    self.buf.clear();
-                    if self.read_more().await? == 0 {
-                        break;
-                    }
-                }
-            }
-        }
-        if !close && self.drained {
+        if !response.close && self.drained {
             // The whole response is in and the last read did not fill the buffer, so the
             // socket is empty: say so to tokio. Otherwise the next request's first read
             // would be a system call that only learns "nothing yet" (one in three per
@@ -313,39 +407,11 @@ impl Conn {
                 Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
             });
         }
-        Ok(Response {
-            status,
-            close,
-            cookies,
-        })
-    }
-
-    async fn skip_fixed(
-        &mut self,
-        mut left: usize,
-        status: u16,
-        close: bool,
-        cookies: Vec<String>,
-    ) -> Result<Response, Failure> {
-        while left > 0 {
-            self.buf.clear();
-            let n = self.read_more().await?;
-            if n == 0 {
-                return Err(Failure::Reset);
-            }
-            left = left.saturating_sub(n);
-        }
-        Ok(Response {
-            status,
-            close,
-            cookies,
-        })
+        Ok(response)
     }
 
     async fn read_more(&mut self) -> Result<usize, Failure> {
-        if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(8192);
-        }
+        reserve(&mut self.buf);
         let room = self.buf.capacity() - self.buf.len();
         let n = self
             .stream
@@ -357,10 +423,25 @@ impl Conn {
     }
 }
 
-enum BodyLen {
-    Fixed(usize),
-    Chunked,
-    UntilClose,
+/// A connection's read buffer: what one read may take at most.
+pub(crate) const READ_BUFFER: usize = 8192;
+
+/// Makes room in `buf` for a read.
+pub(crate) fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_BUFFER / 2 {
+        buf.reserve(READ_BUFFER);
+    }
+}
+
+/// A Content-Length's digits as a number; `None` if empty, not all digits or too big.
+fn decimal(digits: &[u8]) -> Option<usize> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(usize::from(d - b'0')))?
+    })
 }
 
 fn contains_token(value: &[u8], token: &[u8]) -> bool {

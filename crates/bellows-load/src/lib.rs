@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chart;
+mod closed;
 pub mod http;
 pub mod record;
 pub mod schedule;
@@ -359,7 +360,9 @@ async fn open_loop(ctx: &Ctx, plan: &Plan) -> Duration {
     }
 }
 
-/// N connections, each sending its next request when the last one is answered.
+/// N connections, each sending its next request when the last one is answered, spread
+/// over as many event loops as the runtime has worker threads (one on a single-threaded
+/// runtime, like wrk -t1).
 async fn closed_loop(ctx: &Ctx, connections: usize) -> Duration {
     let budget = Arc::new(AtomicU64::new(0));
     let deadline = match (ctx.cfg.duration, ctx.cfg.requests) {
@@ -367,79 +370,34 @@ async fn closed_loop(ctx: &Ctx, connections: usize) -> Duration {
         (None, Some(_)) => None,
         (None, None) => Some(ctx.started + Duration::from_secs(10)),
     };
-    // When the last response came in, in nanoseconds since the start.
-    let last_done = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
-    for _ in 0..connections {
-        let (ctx, budget, last_done) = (ctx.clone(), budget.clone(), last_done.clone());
-        tasks.spawn(async move {
-            let mut conn = None;
-            // One clock read per request: a request starts when the last one ended.
-            let mut t = Instant::now();
-            let timer = tokio::time::sleep_until(t + ctx.cfg.timeout);
-            tokio::pin!(timer);
-            loop {
-                if deadline.is_some_and(|d| t >= d) || ctx.stopping() {
-                    break;
-                }
-                if let Some(n) = ctx.cfg.requests
-                    && budget.fetch_add(1, Ordering::Relaxed) >= n
-                {
-                    break;
-                }
-                // One timer per connection rather than one per request: it is moved
-                // on only when it fires while a younger request is in flight.
-                let request = ctx.untimed(conn.take());
-                tokio::pin!(request);
-                let (outcome, c) = loop {
-                    tokio::select! {
-                        biased;
-                        r = &mut request => break r,
-                        _ = &mut timer => {
-                            if t.elapsed() >= ctx.cfg.timeout {
-                                break (Outcome::Failed(http::Failure::Timeout), None);
-                            }
-                            timer.as_mut().reset(t + ctx.cfg.timeout);
-                        }
-                    }
-                };
-                let done = Instant::now();
-                last_done.store((done - ctx.started).as_nanos() as u64, Ordering::Relaxed);
-                ctx.rec.lock().expect("recorder lock").sent_and_record(
-                    done - ctx.started,
-                    done - t,
-                    outcome,
-                );
-                t = done;
-                if let Outcome::Failed(_) = outcome {
-                    // Do not spin on a refusing server.
-                    if !ctx.pause(Duration::from_millis(10)).await {
-                        break;
-                    }
-                    t = Instant::now();
-                }
-                conn = c;
-            }
+    let threads = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .clamp(1, connections);
+    let mut loops = JoinSet::new();
+    for k in 0..threads {
+        let n = connections / threads + usize::from(k < connections % threads);
+        let (ctx, budget) = (ctx.clone(), budget.clone());
+        loops.spawn_blocking(move || {
+            let l = closed::Loop {
+                ctx: &ctx,
+                deadline,
+                budget: &budget,
+            };
+            l.run(n)
         });
     }
-    // While responses follow each other closely, keep the thread polling for them
-    // rather than sleeping in the kernel between them: waking a sleeping thread takes
-    // longer than the gap. Idle for more than 100 us, it sleeps again.
-    let spinner = {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            while !ctx.stopping() {
-                let now = ctx.started.elapsed().as_nanos() as u64;
-                if now.saturating_sub(last_done.load(Ordering::Relaxed)) < 100_000 {
-                    tokio::task::yield_now().await;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+    while let Some(r) = loops.join_next().await {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // The poller itself failed (out of file descriptors for epoll, say):
+                // what was measured stands, and the error is said.
+                eprintln!("bellows load: event loop: {e}");
             }
-        })
-    };
-    while tasks.join_next().await.is_some() {}
-    spinner.abort();
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
     ctx.started.elapsed()
 }
 
@@ -473,6 +431,7 @@ pub fn progress_line(rec: &mut Recorder, elapsed: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A server that answers 200 to every request, holding every answer while `stall`
@@ -517,6 +476,26 @@ mod tests {
             }
         });
         (url, count)
+    }
+
+    /// A server on 127.0.0.1:0 that runs `conn` on every connection it accepts; its
+    /// URL and a count of the connections accepted.
+    async fn serve<F, Fut>(conn: F) -> (Url, Arc<AtomicU64>)
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let a = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(conn(s));
+            }
+        });
+        (url, accepted)
     }
 
     fn config(url: Url, load: Load, secs: f64) -> Config {
@@ -582,44 +561,119 @@ mod tests {
 
     #[tokio::test]
     async fn large_bodies_are_skipped_whole_on_a_kept_connection() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
-        let accepted = Arc::new(AtomicU64::new(0));
-        let a = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                a.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let body = vec![b'x'; 300_000];
-                    let mut buf = vec![0u8; 4096];
-                    let mut have = Vec::new();
-                    loop {
-                        match s.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => have.extend_from_slice(&buf[..n]),
-                        }
-                        while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
-                            have.drain(..end + 4);
-                            let head = format!(
-                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-                                body.len()
-                            );
-                            if s.write_all(head.as_bytes()).await.is_err()
-                                || s.write_all(&body).await.is_err()
-                            {
-                                return;
-                            }
-                        }
+        let (url, accepted) = serve(|mut s| async move {
+            let body = vec![b'x'; 300_000];
+            let mut buf = vec![0u8; 4096];
+            let mut have = Vec::new();
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => have.extend_from_slice(&buf[..n]),
+                }
+                while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                    have.drain(..end + 4);
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if s.write_all(head.as_bytes()).await.is_err()
+                        || s.write_all(&body).await.is_err()
+                    {
+                        return;
                     }
-                });
+                }
             }
-        });
+        })
+        .await;
         let mut cfg = config(url, Load::Closed { connections: 2 }, 60.0);
         cfg.duration = None;
         cfg.requests = Some(40);
         let r = run(cfg).await.unwrap();
         assert_eq!(r.summary.statuses.get(&200), Some(&40), "{:?}", r.summary);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn every_way_a_response_can_end_is_read_to_its_end() {
+        // Per connection, in turn: a chunked body (kept alive), an interim 100 then a
+        // Content-Length body (kept alive), a 204 with no body (kept alive), a body
+        // that ends with the connection (HTTP/1.0 style), then a new connection.
+        let (url, accepted) = serve(|mut s| async move {
+            let answers: [&[u8]; 4] = [
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok",
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+            ];
+            let mut buf = vec![0u8; 4096];
+            let mut have = Vec::new();
+            for answer in answers {
+                while !have.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => have.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let end = have.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                have.drain(..end + 4);
+                if s.write_all(answer).await.is_err() {
+                    return;
+                }
+            }
+            // The last answer ends when the connection does.
+        })
+        .await;
+        // One connection, so that the 40 requests are ten whole rounds of the four.
+        let mut cfg = config(url, Load::Closed { connections: 1 }, 60.0);
+        cfg.duration = None;
+        cfg.requests = Some(40);
+        let r = run(cfg).await.unwrap();
+        assert_eq!(r.summary.errors, BTreeMap::new(), "{:?}", r.summary);
+        assert_eq!(
+            r.summary.statuses,
+            BTreeMap::from([(200, 20), (201, 10), (204, 10)]),
+            "{:?}",
+            r.summary
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 10);
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_request_is_all_written_is_read() {
+        // The server answers 413 on the head alone, then drains the large body slowly:
+        // the answer is in long before the request is all written.
+        let (url, _) = serve(|mut s| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut have = Vec::new();
+            while !have.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => have.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer =
+                b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            if s.write_all(answer).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+            }
+        })
+        .await;
+        let mut cfg = config(url, Load::Closed { connections: 1 }, 60.0);
+        cfg.method = "POST".into();
+        cfg.body = vec![b'x'; 32 << 20];
+        cfg.duration = None;
+        cfg.requests = Some(1);
+        cfg.timeout = Duration::from_secs(3);
+        let r = run(cfg).await.unwrap();
+        assert_eq!(
+            (r.summary.statuses.get(&413), r.summary.errors.len()),
+            (Some(&1), 0),
+            "{:?}",
+            r.summary
+        );
     }
 
     #[tokio::test]

@@ -11,6 +11,9 @@ use bellows_load::schedule::{self, Plan};
 use bellows_load::ws::WsConfig;
 use bellows_load::{Config, Load};
 
+/// How often the progress line is printed when standard error is not a terminal.
+const PLAIN_PROGRESS_SECS: u64 = 2;
+
 /// The flags of `bellows load`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("shape").args(["rate", "ramp", "steps", "trace", "concurrency", "ws"])))]
@@ -88,7 +91,8 @@ pub struct LoadArgs {
     /// counts in their latency).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
-    /// Runtime threads (1 is like wrk -t1).
+    /// Threads (1 is like wrk -t1): a closed loop runs an event loop on each, its
+    /// connections shared out among them.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
     /// Print the summary as JSON.
@@ -100,7 +104,7 @@ pub struct LoadArgs {
     /// Draw the per-second rows as an SVG chart.
     #[arg(long, value_name = "FILE.svg")]
     pub chart: Option<PathBuf>,
-    /// No live progress line.
+    /// No progress line (a live one on a terminal, else one every 2 s).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -255,18 +259,25 @@ pub fn config(a: &LoadArgs) -> anyhow::Result<Config> {
 pub async fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
     let cfg = config(&a)?;
     let running = bellows_load::start(cfg).await?;
-    let live = !a.quiet && std::io::stderr().is_terminal();
-    let progress = live.then(|| {
+    // On a terminal, one line rewritten every second; otherwise (a log, a pipe) a plain
+    // line every few seconds, which reads well in a CI log.
+    let tty = std::io::stderr().is_terminal();
+    let progress = (!a.quiet).then(|| {
         let rec = running.recorder().clone();
         let started = tokio::time::Instant::now();
+        let every = Duration::from_secs(if tty { 1 } else { PLAIN_PROGRESS_SECS });
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;
                 let line =
                     bellows_load::progress_line(&mut rec.lock().expect("lock"), started.elapsed());
-                eprint!("\r\x1b[2K{line}");
+                if tty {
+                    eprint!("\r\x1b[2K{line}");
+                } else {
+                    eprintln!("{line}");
+                }
             }
         })
     });
@@ -281,7 +292,9 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
     ctrl_c.abort();
     if let Some(p) = progress {
         p.abort();
-        eprint!("\r\x1b[2K");
+        if tty {
+            eprint!("\r\x1b[2K");
+        }
     }
     if a.json {
         out!("{}", serde_json::to_string_pretty(&report.summary)?);

@@ -87,13 +87,23 @@ fn load(args: &[&str]) -> (Value, String) {
 #[test]
 fn an_open_loop_sends_exactly_its_count_at_the_rate_asked() {
     let (addr, seen) = counting_server();
-    let (s, _) = load(&[
+    let (s, stderr) = load(&[
         &format!("http://{addr}/"),
         "--rate",
         "500",
         "--duration",
         "4s",
     ]);
+    // Standard error is a pipe here: plain progress lines, every 2 s, no terminal codes.
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.contains(" req/s ")).collect();
+    assert!(
+        (1..=2).contains(&progress.len()) && progress.iter().all(|l| l.contains(" p99 ")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr}"
+    );
     let received = seen.requests.load(Ordering::SeqCst);
     // Counts exact: what the generator reports is what the server received.
     assert_eq!(s["completed"], received, "{s}");

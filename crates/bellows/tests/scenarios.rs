@@ -130,6 +130,16 @@ fn losing_a_zone_fails_no_get_and_the_group_recovers_balanced() {
     let (code, out) = scenario(&[], "zone-failure", &[], Duration::from_secs(90));
     passes("zone-failure", code, &out);
     assert!(out.contains("kill -9"), "{out}");
+    // The zone was taken out through apply before its instances died, and no
+    // replacement went there.
+    assert!(
+        out.contains("taken out of group web through apply"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok    no replacement landed in the failed zone"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -218,5 +228,6 @@ stop_timeout = "2s"
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("verdict: FAIL (zone-failure)"), "{out}");
     assert!(out.contains("FAIL  no GET failed"), "{out}");
+    assert!(out.contains("is group web's only zone"), "{out}");
     let _ = std::fs::remove_dir_all(dir);
 }

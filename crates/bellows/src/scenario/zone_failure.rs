@@ -1,8 +1,10 @@
 //! A zone fails: every instance in one zone is killed at once (`kill -9`, as a power
-//! cut would). GETs keep flowing throughout: the load balancer retries an idempotent
-//! request that could not reach its target on another one, health checks take the dead
-//! targets out, and the group launches replacements to get back to desired capacity
-//! with its zones balanced.
+//! cut would), and the zone is taken out of the group's zones through `apply` (what
+//! one does on AWS with `update-auto-scaling-group --availability-zones`), so that no
+//! replacement lands in it. GETs keep flowing throughout: the load balancer retries an
+//! idempotent request that could not reach its target on another one, health checks
+//! take the dead targets out, and the group launches replacements in the other zones
+//! to get back to desired capacity with them balanced.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +13,8 @@ use bellows_core::group::Lifecycle;
 use bellows_load::chart::load_chart;
 use bellows_load::http::Url;
 use bellows_load::{Config, Load};
+use bellows_node::api::ApplyRequest;
+use serde::Deserialize;
 
 use super::{Check, Env, ScenarioArgs, check};
 
@@ -65,6 +69,101 @@ fn show(z: &BTreeMap<String, usize>) -> String {
         .join(", ")
 }
 
+/// `text` (a stack file) with `zone` taken out of group `group`'s zones, the rest of
+/// the file as it was; `None` when that would leave the group no zone.
+fn without_zone(text: &str, group: &str, zone: &str) -> anyhow::Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        groups: BTreeMap<String, GroupZones>,
+    }
+    #[derive(Deserialize)]
+    struct GroupZones {
+        zones: Option<toml::Spanned<Vec<String>>>,
+    }
+    let file: File = toml::from_str(text)?;
+    let Some(g) = file.groups.get(group) else {
+        anyhow::bail!("the stack file has no group `{group}`");
+    };
+    let (zones, span) = match &g.zones {
+        Some(z) => (z.get_ref().clone(), Some(z.span())),
+        // The default zones (see the stack file reference).
+        None => (vec!["zone-a".to_owned(), "zone-b".to_owned()], None),
+    };
+    let rest: Vec<&String> = zones.iter().filter(|z| *z != zone).collect();
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let list = format!(
+        "[{}]",
+        rest.iter()
+            .map(|z| format!("{z:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Some(match span {
+        Some(span) => format!("{}{list}{}", &text[..span.start], &text[span.end..]),
+        None => {
+            // No zones line: add one under the group's header.
+            let header = format!("[groups.{group}]");
+            let Some(at) = text.lines().position(|l| l.trim() == header) else {
+                anyhow::bail!("no `{header}` line to add the zones under");
+            };
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.insert(at + 1, format!("zones = {list}"));
+            lines.join("\n") + "\n"
+        }
+    }))
+}
+
+/// Takes `zone` out of the group's zones through the audited `apply` path; whether it
+/// did, with the timeline saying why not when not.
+async fn take_zone_out(env: &Env, group: &str, zone: &str) -> anyhow::Result<bool> {
+    let Some(file) = env.own_stack_file() else {
+        env.say(format!(
+            "attached: the running stack's file is not known here, so zone {zone} stays in group {group}'s zones and replacements may land in it"
+        ));
+        return Ok(false);
+    };
+    let (name, text) = file?;
+    let Some(source) = without_zone(&text, group, zone)? else {
+        env.say(format!(
+            "zone {zone} is group {group}'s only zone: there is nowhere else to launch"
+        ));
+        return Ok(false);
+    };
+    let done: serde_json::Value = env
+        .client
+        .post(
+            "/api/v1/stack",
+            &ApplyRequest {
+                file: name,
+                source,
+                dry_run: false,
+            },
+        )
+        .await?;
+    let fields = done["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["fields"].as_array().cloned().unwrap_or_default())
+        .map(|f| {
+            format!(
+                "{}: {} -> {}",
+                f["path"].as_str().unwrap_or("?"),
+                f["before"],
+                f["after"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    env.say(format!(
+        "zone {zone} taken out of group {group} through apply (audited): {fields}"
+    ));
+    Ok(true)
+}
+
 pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> {
     let short = env.short;
     let group = env.group.clone();
@@ -115,6 +214,9 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         })
         .filter_map(|i| i.pid.map(|p| (i.id.to_string(), p)))
         .collect();
+    // The zone is out of the group before its instances die, so that the group, which
+    // notices the deaths within a second, launches their replacements elsewhere.
+    let zone_out = take_zone_out(env, &group, &victim_zone).await?;
     let killed_at = env.t();
     for (id, pid) in &victims {
         let _ = nix::sys::signal::kill(
@@ -127,11 +229,22 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     }
     // Back to desired, every instance in service.
     let bound = Duration::from_secs(if short { 45 } else { 120 });
+    // Every instance seen in the failed zone besides the killed ones (none should be).
+    let mut landed: Vec<String> = Vec::new();
     let recovered = env
         .wait_until(
             bound,
             |_| {},
             |s| {
+                for i in s.instances.iter().filter(|i| {
+                    i.group == group
+                        && i.zone == victim_zone
+                        && !victims.iter().any(|(id, _)| i.id.to_string() == *id)
+                }) {
+                    if !landed.contains(&i.id.to_string()) {
+                        landed.push(i.id.to_string());
+                    }
+                }
                 let z = zones(s, &group);
                 z.values().sum::<usize>() == d0 as usize
                     && s.instances.iter().filter(|i| i.group == group).count() == d0 as usize
@@ -171,7 +284,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     if recovered.is_some() {
         env.say(format!("in service by zone: {}", show(&after)));
     }
-    Ok(vec![
+    let mut checks = vec![
         check(
             !victims.is_empty(),
             format!(
@@ -201,5 +314,42 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             recovered.is_some() && hi - lo <= 1 && after.len() >= 2,
             format!("zones balanced again: {}", show(&after)),
         ),
-    ])
+    ];
+    if zone_out {
+        checks.push(check(
+            landed.is_empty(),
+            format!(
+                "no replacement landed in the failed zone {victim_zone}{}",
+                if landed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", landed.join(", "))
+                }
+            ),
+        ));
+    }
+    Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_is_taken_out_of_one_group_and_the_file_kept() {
+        let text = "# ours\n[groups.web]\nmin = 3\nzones = [\"zone-a\", \"zone-b\", \"zone-c\"] # three\n\n[groups.db]\nzones = [\"zone-b\"]\n";
+        assert_eq!(
+            without_zone(text, "web", "zone-b").unwrap().unwrap(),
+            "# ours\n[groups.web]\nmin = 3\nzones = [\"zone-a\", \"zone-c\"] # three\n\n[groups.db]\nzones = [\"zone-b\"]\n"
+        );
+        // The only zone: nothing to take it out to.
+        assert_eq!(without_zone(text, "db", "zone-b").unwrap(), None);
+        // No zones line: the defaults, less the zone, written under the header.
+        let text = "[groups.web]\nmin = 1\n";
+        assert_eq!(
+            without_zone(text, "web", "zone-a").unwrap().unwrap(),
+            "[groups.web]\nzones = [\"zone-b\"]\nmin = 1\n"
+        );
+        assert!(without_zone(text, "nope", "zone-a").is_err());
+    }
 }
