@@ -44,9 +44,9 @@ command = ["bellows", "app", "echo"]
 stop_timeout = "2s"
 "#,
         drain = if short { "2s" } else { "10s" },
-        // One instance a zone. With two, a GET can meet both dead targets of the zone
-        // in a row and use up the load balancer's three attempts (README, Scenarios).
-        desired = 3,
+        // Two instances a zone: a zone's failure kills two targets at once, and the
+        // load balancer must still fail no GET.
+        desired = 6,
     )
 }
 
