@@ -808,7 +808,10 @@ fn weighted_random_shifts_traffic_off_a_failing_target_and_back() {
     };
     assert_eq!(view(&up)["anomaly"], "normal");
     // A bad deploy on one instance: it answers 500 but passes its health check.
-    assert_eq!(request(&address, "POST", "/misbehave?status=500", &[], "").0, 200);
+    assert_eq!(
+        request(&address, "POST", "/misbehave?status=500", &[], "").0,
+        200
+    );
     // Of `n` requests through the load balancer: how many got a 500, and how many the
     // misbehaving instance served while behaving.
     let send = |n: usize| {
@@ -820,14 +823,22 @@ fn weighted_random_shifts_traffic_off_a_failing_target_and_back() {
         }
         (failed, victim_served)
     };
-    up.wait_for("the failing target to be found out", Duration::from_secs(30), |u| {
-        send(50);
-        view(u)["anomaly"] == "anomalous"
-    });
-    up.wait_for("its share to reach the floor", Duration::from_secs(20), |u| {
-        send(50);
-        view(u)["weight"].as_f64().unwrap() <= 0.1
-    });
+    up.wait_for(
+        "the failing target to be found out",
+        Duration::from_secs(30),
+        |u| {
+            send(50);
+            view(u)["anomaly"] == "anomalous"
+        },
+    );
+    up.wait_for(
+        "its share to reach the floor",
+        Duration::from_secs(20),
+        |u| {
+            send(50);
+            view(u)["weight"].as_f64().unwrap() <= 0.1
+        },
+    );
     // Its share is 0.05 / 2.05 of the traffic now: about 2.4% instead of a third.
     let (failed, _) = send(600);
     assert!(failed < 48, "{failed} of 600 requests still failed");
@@ -835,11 +846,15 @@ fn weighted_random_shifts_traffic_off_a_failing_target_and_back() {
 
     // It recovers: its share ramps back.
     assert_eq!(request(&address, "POST", "/behave", &[], "").0, 200);
-    up.wait_for("the target back in line, at full share", Duration::from_secs(40), |u| {
-        send(50);
-        let v = view(u);
-        v["anomaly"] == "normal" && v["weight"].as_f64().unwrap() >= 1.0
-    });
+    up.wait_for(
+        "the target back in line, at full share",
+        Duration::from_secs(40),
+        |u| {
+            send(50);
+            let v = view(u);
+            v["anomaly"] == "normal" && v["weight"].as_f64().unwrap() >= 1.0
+        },
+    );
     let (failed, served) = send(600);
     assert_eq!(failed, 0);
     assert!((120..280).contains(&served), "it served {served} of 600");
