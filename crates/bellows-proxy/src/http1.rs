@@ -532,13 +532,7 @@ mod tests {
     fn mangled_heads_never_panic() {
         // Every prefix, and 20,000 random mutations, of a request that uses every form.
         let valid = b"POST http://h:1/p/a?q=1&r HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, Upgrade, x-y\r\nUpgrade: websocket\r\nExpect: 100-continue\r\nCookie: a=b; BELLOWSLB=i-1\r\n\r\n";
-        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::upstream::rng(0x9E37_79B9_7F4A_7C15);
         let check = |bytes: &[u8]| {
             let buf = BytesMut::from(bytes);
             if let Ok(Some((n, mut h))) = parse_request(&buf) {

@@ -439,6 +439,17 @@ pub fn put_chunk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A seeded xorshift generator, for the tests that mangle messages.
+#[cfg(test)]
+pub(crate) fn rng(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,13 +560,7 @@ mod tests {
     #[test]
     fn mangled_responses_never_panic() {
         let valid = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nWiki\r\n0\r\nt: 1\r\n\r\n";
-        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = rng(0x2545_F491_4F6C_DD1D);
         for round in 0..20_000 {
             let mut bytes = valid.to_vec();
             for _ in 0..1 + next() % 4 {
