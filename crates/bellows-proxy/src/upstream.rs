@@ -565,7 +565,7 @@ mod tests {
             let mut bytes = valid.to_vec();
             for _ in 0..1 + next() % 4 {
                 let at = (next() % bytes.len() as u64) as usize;
-                if next() % 2 == 0 {
+                if next().is_multiple_of(2) {
                     bytes[at] = next() as u8;
                 } else {
                     bytes.remove(at);
