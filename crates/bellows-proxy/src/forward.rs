@@ -160,7 +160,7 @@ pub(crate) async fn refuse(conn: &Conn, client: &mut ClientIo, e: HeadError) {
         status: e.status,
         reason: e.reason,
     };
-    own_answer(conn, client, None, None, None, &e.own()).await;
+    own_answer(conn, client, None, false, None, None, &e.own()).await;
 }
 
 /// Serves one request: the answer is written to the client. Whether the connection
@@ -202,7 +202,16 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
     };
 
     if let Err(e) = check_limits(&head, &spec) {
-        return own_answer(conn, client, Some(&head), entry, start, &e.own()).await
+        return own_answer(
+            conn,
+            client,
+            Some(&head),
+            body != BodyState::Done,
+            entry,
+            start,
+            &e.own(),
+        )
+        .await
             && body == BodyState::Done;
     }
     let view = View {
@@ -220,7 +229,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
         Action::FixedResponse(FixedResponse {
             status,
             content_type,
-            body,
+            body: fixed,
         }) => {
             if let Some(e) = entry.as_mut() {
                 e.actions = "fixed-response";
@@ -230,9 +239,18 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
                 reason: None,
                 content_type,
                 location: None,
-                body: Bytes::from(body.clone()),
+                body: Bytes::from(fixed.clone()),
             };
-            own_answer(conn, client, Some(&head), entry, start, &own).await
+            own_answer(
+                conn,
+                client,
+                Some(&head),
+                body != BodyState::Done,
+                entry,
+                start,
+                &own,
+            )
+            .await
         }
         Action::Redirect(r) => {
             if let Some(e) = entry.as_mut() {
@@ -257,7 +275,16 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
                 location: Some(location),
                 body: Bytes::new(),
             };
-            own_answer(conn, client, Some(&head), entry, start, &own).await
+            own_answer(
+                conn,
+                client,
+                Some(&head),
+                body != BodyState::Done,
+                entry,
+                start,
+                &own,
+            )
+            .await
         }
         Action::Forward(groups) => {
             if let Some(e) = entry.as_mut() {
@@ -267,7 +294,16 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
                 .and_then(|n| conn.shared.groups.get(n).map(|tg| (n, tg.clone())))
             else {
                 let own = elb(500, "TargetGroupMissing").own();
-                return own_answer(conn, client, Some(&head), entry, start, &own).await
+                return own_answer(
+                    conn,
+                    client,
+                    Some(&head),
+                    body != BodyState::Done,
+                    entry,
+                    start,
+                    &own,
+                )
+                .await
                     && body == BodyState::Done;
             };
             let request = Request {
@@ -335,11 +371,14 @@ impl ElbError {
 }
 
 /// Writes an answer of the load balancer's own, counted and logged. Whether the
-/// connection may go on (the client asked to keep it, and the write went through).
+/// connection may go on: the client asked to keep it, its request's body was read
+/// whole (else what is left of it would be taken for the next request: the answer
+/// says the connection closes), and the write went through.
 async fn own_answer(
     conn: &Conn,
     client: &mut ClientIo,
     head: Option<&RequestHead>,
+    unread_body: bool,
     entry: Option<Entry>,
     start: Option<Instant>,
     own: &Own<'_>,
@@ -368,7 +407,7 @@ async fn own_answer(
         log.write(e.line());
     }
     // A request that could not be read ends its connection.
-    let keep = head.is_some_and(|h| h.keep_alive);
+    let keep = head.is_some_and(|h| h.keep_alive) && !unread_body;
     let w = &mut client.wbuf;
     status_line(
         w,
@@ -751,7 +790,16 @@ async fn forward(
                 }
                 Err(e) => {
                     count_elb(&tg, e.status);
-                    return own_answer(conn, client, Some(head), entry, req.start, &e.own()).await;
+                    return own_answer(
+                        conn,
+                        client,
+                        Some(head),
+                        *body != BodyState::Done,
+                        entry,
+                        req.start,
+                        &e.own(),
+                    )
+                    .await;
                 }
             };
         let inflight = InFlight::new(target.clone(), tg.clone());
@@ -867,6 +915,7 @@ async fn forward(
         conn,
         client,
         Some(head),
+        *body != BodyState::Done,
         entry,
         req.start,
         &last_error.own(),

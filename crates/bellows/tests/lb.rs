@@ -771,6 +771,24 @@ fn http_framing_holds_end_to_end() {
     let expected: String = (0..50).map(|i| format!("line {i}\n")).collect();
     assert_eq!(String::from_utf8_lossy(&body), expected);
 
+    // An answer of the load balancer's own to a request whose body it did not read says
+    // that the connection closes, and closes it.
+    let (mut w, mut r) = connect();
+    let long = "/x".repeat(9000);
+    w.write_all(
+        format!("POST {long} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello").as_bytes(),
+    )
+    .unwrap();
+    let (status, head, _) = read_response(&mut r, false);
+    assert_eq!(status, 414);
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+
     // HTTP/1.0 with keep-alive: said back, and the connection carries a second request.
     let (mut w, mut r) = connect();
     for _ in 0..2 {
