@@ -177,12 +177,16 @@ function renderTopology() {
   for (const name of tgNames) {
     const ts = state.targets.filter((t) => t.target_group === name);
     const healthy = ts.filter((t) => t.state === "healthy").length;
+    const anomalous = ts.filter((t) => t.anomaly === "anomalous").length;
     tgs.append(el("div", { class: "card", "data-target-group": name },
       el("div", { class: "name" }, name),
-      el("div", { class: "sub" }, `${healthy} healthy of ${ts.length} targets`),
+      el("div", { class: "sub" }, `${healthy} healthy of ${ts.length} targets` +
+        (anomalous ? ` · ${anomalous} anomalous, its traffic shifted to the others` : "")),
       el("div", {}, ts.map((t) => el("span", {
-        class: "chip " + (t.state === "healthy" ? "InService" : t.state === "unhealthy" ? "Terminating" : "Pending"),
-        title: `${t.instance} ${t.address} ${t.state}${t.reason ? ": " + t.reason.description : ""} (${t.outstanding} in flight)`,
+        class: "chip " + (t.state === "healthy" ? "InService" : t.state === "unhealthy" ? "Terminating" : "Pending") +
+          (t.anomaly === "anomalous" ? " anomalous" : ""),
+        title: `${t.instance} ${t.address} ${t.state}${t.reason ? ": " + t.reason.description : ""} (${t.outstanding} in flight)` +
+          (t.anomaly ? `, ${t.anomaly}, share ${Math.round(t.weight * 100)}%` : ""),
       })))));
   }
   const groups = el("div", { class: "col" }, el("h3", {}, "groups → instances by zone"));
