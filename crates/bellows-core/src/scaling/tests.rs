@@ -407,129 +407,39 @@ fn run_seconds(
 
 #[test]
 fn hpa_scales_by_ratio_within_tolerance_and_holds_scale_down_for_its_window() {
-    let (mut g, mut ids) = groups(4);
-    let mut scaler = periodic(PolicyKind::Hpa(HpaSpec::new(
-        TrackedMetric::AsgAverageCpuUtilization,
-        50.0,
-    )));
-    let mut store = MetricStore::default();
+    let hpa = HpaSpec::new(TrackedMetric::AsgAverageCpuUtilization, 50.0);
+    let mut rig = Rig::with(PolicyKind::Hpa(hpa), 4, cpu());
     // 54% is within 10% of the target: nothing happens.
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &cpu(),
-        0..60,
-        |_| 54.0,
-    );
-    assert_eq!(desired(&g), 4);
+    assert_eq!(rig.run(0..60, |_| 54.0), 4);
     // 100% on 4 instances: 8, at the next 15-second sync.
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &cpu(),
-        60..75,
-        |_| 100.0,
-    );
-    assert_eq!(desired(&g), 8);
+    assert_eq!(rig.run(60..75, |_| 100.0), 8);
     // 20% on 8 asks for 4, but the 5-minute window keeps the highest recommendation.
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &cpu(),
-        75..300,
-        |_| 20.0,
-    );
-    assert_eq!(desired(&g), 8);
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &cpu(),
-        300..400,
-        |_| 20.0,
-    );
-    assert_eq!(desired(&g), 4);
+    assert_eq!(rig.run(75..300, |_| 20.0), 8);
+    assert_eq!(rig.run(300..400, |_| 20.0), 4);
 }
 
 #[test]
 fn kpa_panics_on_a_burst_and_does_not_scale_down_while_panicking() {
-    let (mut g, mut ids) = groups(2);
-    let mut scaler = periodic(PolicyKind::Kpa(KpaSpec::new("web".into(), 10.0)));
-    let mut store = MetricStore::default();
-    let key = requests();
+    let kpa = KpaSpec::new("web".into(), 10.0);
+    let mut rig = Rig::with(PolicyKind::Kpa(kpa), 2, requests());
     // 14 requests a second at 7 per instance (10 at 70%): 2, steady.
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        0..120,
-        |_| 14.0,
-    );
-    assert_eq!(desired(&g), 2);
+    assert_eq!(rig.run(0..120, |_| 14.0), 2);
     // A burst of 70 a second: the 6-second window asks for 10 >= 2 x 2 ready: panic.
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        120..128,
-        |_| 70.0,
-    );
-    assert_eq!(desired(&g), 10);
+    assert_eq!(rig.run(120..128, |_| 70.0), 10);
     // The burst ends; panic mode holds the capacity for a stable window.
     // (Panic began at 122, when the 6-second window first held two burst seconds.)
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        128..181,
-        |_| 14.0,
-    );
-    assert_eq!(desired(&g), 10);
+    assert_eq!(rig.run(128..181, |_| 14.0), 10);
     // Then it scales down, at most by half a tick (2 s).
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        181..183,
-        |_| 14.0,
-    );
-    assert_eq!(desired(&g), 5);
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        183..260,
-        |_| 14.0,
-    );
-    assert_eq!(desired(&g), 2);
+    assert_eq!(rig.run(181..183, |_| 14.0), 5);
+    assert_eq!(rig.run(183..260, |_| 14.0), 2);
 }
 
 #[test]
 fn predictive_scales_ahead_of_yesterdays_peak_and_reacts_to_what_it_missed() {
-    let (mut g, mut ids) = groups(1);
-    let mut scaler = periodic(PolicyKind::Predictive(PredictiveSpec::new(
+    let mut rig = Rig::new(PolicyKind::Predictive(PredictiveSpec::new(
         "web".into(),
         50.0,
     )));
-    let mut store = MetricStore::default();
-    let key = requests();
     let day = 86_400;
     // Every day: 40 requests a second, 450 from 10:00 to 11:00.
     let load = |s: u64| {
@@ -539,38 +449,11 @@ fn predictive_scales_ahead_of_yesterdays_peak_and_reacts_to_what_it_missed() {
             40.0
         }
     };
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        0..day + 35_700,
-        load,
-    );
     // Day two, 9:55: the load is still 40 a second but the forecast sees 10:00 coming.
-    assert_eq!(desired(&g), 9);
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        day + 35_700..day + 39_500,
-        load,
-    );
-    assert_eq!(desired(&g), 9);
+    assert_eq!(rig.run(0..day + 35_700, load), 9);
+    assert_eq!(rig.run(day + 35_700..day + 39_500, load), 9);
     // An unforecast burst is caught by the reactive part within seconds.
-    run_seconds(
-        &mut scaler,
-        &mut store,
-        &mut g,
-        &mut ids,
-        &key,
-        day + 39_500..day + 39_515,
-        |_| 900.0,
-    );
-    assert_eq!(desired(&g), 18);
+    assert_eq!(rig.run(day + 39_500..day + 39_515, |_| 900.0), 18);
 }
 
 /// Every day: 20 requests a second, and from 10:00 to 11:00 a mean of 100 a second that
@@ -617,33 +500,40 @@ fn predictive_sizes_ahead_for_the_bursts_it_has_seen_not_only_the_mean() {
 }
 
 /// One periodic policy, its store and its group, run a second at a time.
+/// A periodic policy on a group, fed one series second by second.
 struct Rig {
     scaler: Scaler,
     store: MetricStore,
     g: Groups,
     ids: IdGen,
+    key: SeriesKey,
 }
 
 impl Rig {
+    /// One instance, fed the target group's request count.
     fn new(kind: PolicyKind) -> Rig {
-        let (g, ids) = groups(1);
+        Rig::with(kind, 1, requests())
+    }
+
+    fn with(kind: PolicyKind, instances: u32, key: SeriesKey) -> Rig {
+        let (g, ids) = groups(instances);
         Rig {
             scaler: periodic(kind),
             store: MetricStore::default(),
             g,
             ids,
+            key,
         }
     }
 
-    /// Runs `range` with `load` requests a second; the desired capacity after it.
+    /// Runs `range` with the series at `load` each second; the desired capacity after.
     fn run(&mut self, range: std::ops::Range<u64>, load: impl Fn(u64) -> f64) -> u32 {
-        let key = requests();
         run_seconds(
             &mut self.scaler,
             &mut self.store,
             &mut self.g,
             &mut self.ids,
-            &key,
+            &self.key,
             range,
             load,
         );
