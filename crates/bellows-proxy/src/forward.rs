@@ -704,15 +704,17 @@ enum Failure {
     Exchange(ExchangeError, bool),
 }
 
-/// Sends the head, then the client's body as it arrives, if there is one.
+/// Sends the head, then the client's body as it arrives, if there is one, on a
+/// connection that was `reused` from the pool or not.
 async fn send_request(
     up: &mut Upstream,
+    reused: bool,
     head: &[u8],
     client: &mut ClientIo,
     body: &mut BodyState,
     chunked: bool,
 ) -> Result<(), Failure> {
-    let exchange = |e| Failure::Exchange(e, false);
+    let exchange = |e| Failure::Exchange(e, reused);
     up.send(head).await.map_err(exchange)?;
     if *body == BodyState::Done {
         return Ok(());
@@ -807,10 +809,7 @@ async fn forward(
         let outcome = {
             let exchange = pin!(async {
                 let (mut up, reused) = target.connection().await.map_err(Failure::Connect)?;
-                match send_request(&mut up, &up_head, client, body, chunked).await {
-                    Err(Failure::Exchange(e, _)) => return Err(Failure::Exchange(e, reused)),
-                    other => other?,
-                }
+                send_request(&mut up, reused, &up_head, client, body, chunked).await?;
                 match up.read_head(&head.method, head.upgrade).await {
                     Ok(h) => Ok((up, h)),
                     Err(e) => Err(Failure::Exchange(e, reused)),

@@ -204,7 +204,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Target health in every target group, like `aws elbv2 describe-target-health`.
+    /// Target health in every target group, like `aws elbv2 describe-target-health`:
+    /// state and reason, requests in flight, and under anomaly mitigation whether each
+    /// target is anomalous and the share of traffic it gets.
     Targets {
         /// Only this target group.
         #[arg(long)]
