@@ -108,7 +108,9 @@ impl Template {
         if !has("user-agent") {
             head += "User-Agent: bellows-load\r\n";
         }
-        for (k, v) in headers {
+        // As with curl, a header given with no value is one not to send: a default
+        // (`User-Agent:`) or one given earlier.
+        for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
             if k.is_empty()
                 || k.bytes().any(|b| !b.is_ascii_graphic() || b == b':')
                 || v.bytes().any(|b| b == b'\r' || b == b'\n')
@@ -536,6 +538,20 @@ mod tests {
         let t = Template::new(&u, "GET", &[], b"", true).unwrap();
         assert!(!String::from_utf8_lossy(&t.bytes).contains("Content-Length"));
         assert!(Template::new(&u, "get", &[], b"", true).is_err());
+        // An empty value takes a header out, a default one included: wrk's request.
+        let none = [("User-Agent".into(), String::new())];
+        let t = Template::new(&u, "GET", &none, b"", true).unwrap();
+        assert_eq!(
+            &t.bytes[..],
+            b"GET /p HTTP/1.1\r\nHost: 127.0.0.1:81\r\n\r\n"
+        );
+        let host = [("host".into(), "example.test".into())];
+        let t = Template::new(&u, "GET", &host, b"", true).unwrap();
+        assert!(
+            t.bytes.starts_with(
+                b"GET /p HTTP/1.1\r\nUser-Agent: bellows-load\r\nhost: example.test\r\n"
+            )
+        );
         assert!(Template::new(&u, "GET", &[("A\r\nB".into(), "x".into())], b"", true).is_err());
     }
 

@@ -65,7 +65,8 @@ pub struct LoadArgs {
     /// The request method.
     #[arg(long, short = 'X', default_value = "GET")]
     pub method: String,
-    /// A request header, "Name: value" (repeatable).
+    /// A request header, "Name: value" (repeatable). An empty value ("User-Agent:")
+    /// sends no such header, the default ones (Host, User-Agent) included.
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// The request body.
