@@ -5,7 +5,7 @@
 //! which returns [`Command`]s to launch or terminate. Each change is also pushed as an
 //! [`Event`] that the caller drains with `take_events`. Nothing here reads a clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -123,6 +123,15 @@ pub enum GroupError {
     BadRefresh(String),
 }
 
+/// Where a zone rebalancing is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Rebalance {
+    /// The instance launched in the emptier zone is starting.
+    Launching(InstanceId),
+    /// It is in service: one instance of the fullest zone is to go.
+    Due,
+}
+
 #[derive(Clone, Debug)]
 pub struct Group {
     name: String,
@@ -143,6 +152,11 @@ pub struct Group {
     events: Vec<Event>,
     /// The refresh in progress, or the last one.
     refresh: Option<Refresh>,
+    /// Zones in an outage: nothing is launched there until they are back.
+    unavailable: BTreeSet<String>,
+    /// Moving an instance from a crowded zone to an empty one, launch first (as AWS
+    /// rebalances), so the group never has fewer in service than desired.
+    rebalancing: Option<Rebalance>,
 }
 
 impl Group {
@@ -167,11 +181,34 @@ impl Group {
             backoff_until: Time::default(),
             events: Vec::new(),
             refresh: None,
+            unavailable: BTreeSet::new(),
+            rebalancing: None,
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The group's zones, in the order it lists them.
+    pub fn zones(&self) -> &[String] {
+        &self.zones
+    }
+
+    /// Whether `zone` is in an outage.
+    pub fn zone_unavailable(&self, zone: &str) -> bool {
+        self.unavailable.contains(zone)
+    }
+
+    /// A zone's outage starts (`available` false) or ends. While it lasts nothing is
+    /// launched in the zone; afterwards the group moves instances back into it, one at
+    /// a time, launching before it terminates. Whether anything changed.
+    pub fn set_zone_available(&mut self, zone: &str, available: bool) -> bool {
+        if available {
+            self.unavailable.remove(zone)
+        } else {
+            self.unavailable.insert(zone.to_owned())
+        }
     }
 
     pub fn capacity(&self) -> Capacity {
@@ -273,6 +310,7 @@ impl Group {
     pub fn plan(&mut self, now: Time, ids: &mut IdGen) -> Vec<Command> {
         let mut commands = Vec::new();
         self.reset_backoff_if_stable(now);
+        self.rebalance_progress();
 
         // Health replacement: terminate unhealthy instances, at most 10% of desired at a
         // time (one at a time in a small group); their replacements follow below.
@@ -310,54 +348,152 @@ impl Group {
             .unwrap_or_default();
         if live < self.cap.desired && now >= self.backoff_until {
             for n in live..self.cap.desired {
-                let zone = self.emptiest_zone();
-                let id = ids.instance_id();
+                // Every zone out: launches wait for one to come back.
+                let Some(zone) = self.emptiest_zone() else {
+                    break;
+                };
                 let cause = format!(
                     "{lead}At {now} an instance was started in response to a difference between desired and actual capacity, increasing the capacity from {n} to {}.",
                     n + 1
                 );
-                self.instances.insert(
-                    id.clone(),
-                    Instance {
-                        id: id.clone(),
-                        zone: zone.clone(),
-                        lifecycle: Lifecycle::Pending,
-                        health: Health::Healthy,
-                        launched_at: now,
-                        in_service_at: None,
-                        protected: false,
-                        template_version: self.template_version,
-                    },
-                );
-                self.lifecycle_event(&id, None, Lifecycle::Pending, now);
-                let activity = self.open_activity(
-                    &id,
-                    ActivityKind::Launch,
-                    format!("Launching a new EC2 instance: {id}"),
-                    cause,
-                    now,
-                    ids,
-                );
-                self.events.push(Event::Activity { activity });
-                commands.push(Command::Launch {
-                    group: self.name.clone(),
-                    instance: id,
-                    zone,
-                });
+                commands.push(self.launch(zone, cause, now, ids));
             }
         } else if live > self.cap.desired {
-            for n in (self.cap.desired..live).rev() {
+            // A rebalancing launch is an instance over desired until it is in service.
+            let over = u32::from(matches!(self.rebalancing, Some(Rebalance::Launching(_))));
+            for n in (self.cap.desired + over..live).rev() {
                 let Some(victim) = self.pick_victim(now) else {
                     break;
                 };
-                let cause = format!(
-                    "{lead}At {now} an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from {} to {n}. At {now} instance {victim} was selected for termination.",
-                    n + 1
-                );
+                let cause = if self.rebalancing.take_if(|r| *r == Rebalance::Due).is_some() {
+                    format!(
+                        "At {now} an instance was taken out of service in response to a zone rebalancing, shrinking the capacity from {} to {n}. At {now} instance {victim} was selected for termination.",
+                        n + 1
+                    )
+                } else {
+                    format!(
+                        "{lead}At {now} an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from {} to {n}. At {now} instance {victim} was selected for termination.",
+                        n + 1
+                    )
+                };
                 commands.push(self.start_termination(&victim, now, cause, ids));
             }
+        } else if self.rebalancing.is_none()
+            && self.open.is_empty()
+            && now >= self.backoff_until
+            && self
+                .refresh
+                .as_ref()
+                .is_none_or(|r| r.status != RefreshStatus::InProgress)
+            && let Some((from, to)) = self.imbalance()
+        {
+            let why = if self.unavailable.contains(&from) {
+                format!("{from} is in an outage")
+            } else if !self.zones.contains(&from) {
+                format!("{from} is no longer one of the group's zones")
+            } else {
+                format!("{from} has more instances than {to}")
+            };
+            let cause = format!(
+                "At {now} an instance was launched in {to} to rebalance the zones: {why}. One instance in {from} is terminated once it is in service."
+            );
+            let command = self.launch(to, cause, now, ids);
+            if let Command::Launch { instance, .. } = &command {
+                self.rebalancing = Some(Rebalance::Launching(instance.clone()));
+            }
+            commands.push(command);
         }
         commands
+    }
+
+    /// Starts an instance in `zone`.
+    fn launch(&mut self, zone: String, cause: String, now: Time, ids: &mut IdGen) -> Command {
+        let id = ids.instance_id();
+        self.instances.insert(
+            id.clone(),
+            Instance {
+                id: id.clone(),
+                zone: zone.clone(),
+                lifecycle: Lifecycle::Pending,
+                health: Health::Healthy,
+                launched_at: now,
+                in_service_at: None,
+                protected: false,
+                template_version: self.template_version,
+            },
+        );
+        self.lifecycle_event(&id, None, Lifecycle::Pending, now);
+        let activity = self.open_activity(
+            &id,
+            ActivityKind::Launch,
+            format!("Launching a new EC2 instance: {id}"),
+            cause,
+            now,
+            ids,
+        );
+        self.events.push(Event::Activity { activity });
+        Command::Launch {
+            group: self.name.clone(),
+            instance: id,
+            zone,
+        }
+    }
+
+    /// Where the rebalancing under way has got to: its launch is dropped if the
+    /// instance did not make it, and once it is in service one instance is due to go.
+    fn rebalance_progress(&mut self) {
+        if let Some(Rebalance::Launching(id)) = &self.rebalancing {
+            self.rebalancing = match self.instances.get(id).map(|i| i.lifecycle) {
+                Some(Lifecycle::Pending) => return,
+                Some(Lifecycle::InService) => Some(Rebalance::Due),
+                _ => None,
+            };
+        }
+        // Instances lost meanwhile (a zone's outage, say) took the extra one's place.
+        if self.rebalancing == Some(Rebalance::Due) && self.live() as u32 <= self.cap.desired {
+            self.rebalancing = None;
+        }
+    }
+
+    /// The zones to rebalance between, fullest and emptiest, when the group is uneven:
+    /// an instance lives in a zone that is out or no longer the group's, or two
+    /// available zones differ by more than one instance.
+    fn imbalance(&self) -> Option<(String, String)> {
+        let to = self.emptiest_zone()?;
+        let counts = self.zone_counts();
+        // Only a zone with an instance that may be terminated can give one up.
+        let from = counts
+            .keys()
+            .copied()
+            .filter(|z| {
+                self.instances
+                    .values()
+                    .any(|i| is_live(i) && !i.protected && i.zone == *z)
+            })
+            .max_by_key(|z| self.crowding(z, &counts))?;
+        let misplaced = !self.zone_usable(from);
+        let spread = counts[from] > counts.get(to.as_str()).copied().unwrap_or(0) + 1;
+        (misplaced || spread).then(|| (from.to_owned(), to))
+    }
+
+    /// Whether new instances may go to `zone`.
+    fn zone_usable(&self, zone: &str) -> bool {
+        self.zones.iter().any(|z| z == zone) && !self.unavailable.contains(zone)
+    }
+
+    /// How much `zone` should give up an instance, as an ordering: a zone that is out or
+    /// no longer the group's first, then the one with the most instances, then the first
+    /// listed.
+    fn crowding(
+        &self,
+        zone: &str,
+        counts: &BTreeMap<&str, usize>,
+    ) -> (bool, usize, std::cmp::Reverse<usize>) {
+        (
+            !self.zone_usable(zone),
+            counts.get(zone).copied().unwrap_or(0),
+            std::cmp::Reverse(self.zone_rank(zone)),
+        )
     }
 
     /// The launched instance runs its command: it is in service.
@@ -636,18 +772,19 @@ impl Group {
         counts
     }
 
-    /// The zone with the fewest live instances, the first listed on a tie.
-    fn emptiest_zone(&self) -> String {
+    /// The available zone with the fewest live instances, the first listed on a tie;
+    /// `None` when every zone is out.
+    fn emptiest_zone(&self) -> Option<String> {
         let counts = self.zone_counts();
         self.zones
             .iter()
+            .filter(|z| !self.unavailable.contains(*z))
             .min_by_key(|z| counts.get(z.as_str()).copied().unwrap_or(0))
             .cloned()
-            .unwrap_or_default()
     }
 
-    /// Chooses whom to terminate on scale-in: first the zone with the most instances that
-    /// has an unprotected one (all policies keep zones balanced, as AWS does), then the
+    /// Chooses whom to terminate on scale-in: first a zone that is out or no longer the
+    /// group's, then the zone with the most instances that has an unprotected one (all policies keep zones balanced, as AWS does), then the
     /// termination policy within it. Ties end on the lowest instance id where AWS picks
     /// at random, so that a run can be replayed.
     fn pick_victim(&self, now: Time) -> Option<InstanceId> {
@@ -657,12 +794,10 @@ impl Group {
             .filter(|i| is_live(i) && !i.protected)
             .collect();
         let counts = self.zone_counts();
-        let zone = candidates.iter().map(|i| i.zone.as_str()).max_by_key(|z| {
-            (
-                counts.get(z).copied().unwrap_or(0),
-                std::cmp::Reverse(self.zone_rank(z)),
-            )
-        })?;
+        let zone = candidates
+            .iter()
+            .map(|i| i.zone.as_str())
+            .max_by_key(|z| self.crowding(z, &counts))?;
         let in_zone = candidates.into_iter().filter(|i| i.zone == zone);
         let victim = match self.policy {
             TerminationPolicy::Default => in_zone.min_by_key(|i| {

@@ -83,6 +83,14 @@ impl Harness {
         self.now = self.now + Duration::from_secs(secs);
     }
 
+    /// `secs` seconds, settling each.
+    fn settle_for(&mut self, secs: u64) {
+        for _ in 0..secs {
+            self.advance(1);
+            self.settle();
+        }
+    }
+
     fn ids_in(&self, lifecycle: Lifecycle) -> Vec<InstanceId> {
         self.group
             .instances()
@@ -680,5 +688,121 @@ fn a_new_spec_changes_capacity_only_where_the_file_changed_and_versions_the_temp
             max: 2,
             desired: 2
         }
+    );
+}
+
+#[test]
+fn a_zone_outage_keeps_launches_out_and_its_end_rebalances_launch_first() {
+    let mut h = Harness::new("desired = 6\nzones = [\"a\", \"b\", \"c\"]");
+    h.settle();
+    h.log.clear();
+    // Zone c fails: its instances die, and what replaces them goes to a and b.
+    assert!(h.group.set_zone_available("c", false));
+    assert!(!h.group.set_zone_available("c", false), "already out");
+    let in_c: Vec<InstanceId> = h
+        .group
+        .instances()
+        .filter(|i| i.zone == "c")
+        .map(|i| i.id.clone())
+        .collect();
+    for id in &in_c {
+        h.group.on_exited(id, h.now, "signal 9 (SIGKILL)");
+    }
+    h.settle_for(6);
+    check(
+        &mut h,
+        expect![[r#"
+            launch b6f7 in a
+            launch 778a in b
+            desired 6 live 6 [0280:b 778a:b a28a:a aaf1:b b6f7:a ec67:a]
+        "#]],
+    );
+    // Every zone out: nothing can be launched anywhere.
+    let mut all_out = h.group.clone();
+    all_out.set_zone_available("a", false);
+    all_out.set_zone_available("b", false);
+    for id in h.ids_in(Lifecycle::InService).iter().take(2) {
+        all_out.on_exited(id, h.now, "signal 9 (SIGKILL)");
+    }
+    assert_eq!(all_out.live(), 4);
+    let launches = all_out
+        .plan(h.now, &mut h.ids)
+        .into_iter()
+        .filter(|c| matches!(c, Command::Launch { .. }))
+        .count();
+    assert_eq!(launches, 0);
+
+    // Zone c is back: one instance at a time moves there, each launched before the
+    // one it replaces is terminated, so in service never drops below desired.
+    assert!(h.group.set_zone_available("c", true));
+    for _ in 0..6 {
+        h.advance(1);
+        let launched = h.plan();
+        assert!(h.group.count(Lifecycle::InService) >= 6);
+        for c in launched {
+            match c {
+                Command::Launch { instance, .. } => h.group.on_running(&instance, h.now),
+                Command::Terminate { instance, .. } => {
+                    h.group.on_exited(&instance, h.now, "signal 15")
+                }
+            }
+        }
+    }
+    check(
+        &mut h,
+        expect![[r#"
+            launch e01c in c
+            terminate a28a in a
+            launch 133c in c
+            terminate aaf1 in b
+            desired 6 live 6 [0280:b 133c:c 778a:b b6f7:a e01c:c ec67:a]
+        "#]],
+    );
+}
+
+#[test]
+fn rebalancing_leaves_protected_instances_and_takes_from_zones_no_longer_listed() {
+    // Zone a holds three protected instances and b one: a cannot give one up, so the
+    // group stays as it is rather than moving b's instance round in circles.
+    let mut h = Harness::new("desired = 4\nzones = [\"a\"]");
+    h.settle();
+    for id in h.ids_in(Lifecycle::InService).into_iter().take(3) {
+        h.group.set_protected(&id, true, h.now).unwrap();
+    }
+    let in_zones = |z: &str| spec(&format!("desired = 4\nzones = [{z}]"));
+    let (a, ab, b) = (
+        in_zones("\"a\""),
+        in_zones("\"a\", \"b\""),
+        in_zones("\"b\""),
+    );
+    h.group.reconfigure(&a, &ab, h.now, "test").unwrap();
+    h.log.clear();
+    h.settle_for(4);
+    check(
+        &mut h,
+        expect![[r#"
+            launch aaf1 in b
+            terminate 0280 in a
+            desired 4 live 4 [6796:a a28a:a aaf1:b ec67:a]
+        "#]],
+    );
+    // Zone a leaves the group, and one of its instances loses its protection: that
+    // one moves to b; the protected ones stay where they are, as on AWS.
+    let unprotect = h
+        .group
+        .instances()
+        .find(|i| i.zone == "a")
+        .map(|i| i.id.clone())
+        .unwrap();
+    h.group.set_protected(&unprotect, false, h.now).unwrap();
+    h.group.reconfigure(&ab, &b, h.now, "test").unwrap();
+    h.settle_for(4);
+    check(
+        &mut h,
+        expect![[r#"
+            launch 06ac in b
+            terminate a28a in a
+            desired 4 live 4 [06ac:b 6796:a aaf1:b ec67:a]
+        "#]],
     );
 }
