@@ -58,6 +58,19 @@ try {
   }
   const appeared = Date.now() - t0;
 
+  // Fail a zone from the topology, confirm, and see it shown in an outage.
+  const zone = page.locator('#topology .zone[data-zone="zone-b"]');
+  await zone.locator("button.danger").click();
+  await page.click("#confirm-ok");
+  try {
+    await page.waitForFunction(() => {
+      const z = document.querySelector('#topology .zone[data-zone="zone-b"]');
+      return z && z.classList.contains("outage") && z.textContent.includes("restore");
+    }, null, { timeout: 10000 });
+  } catch {
+    fail("zone-b is not shown in an outage after failing it from the page");
+  }
+
   // An investigation from the page: a report, with the hypotheses' evidence.
   await page.click("#investigate");
   await page.waitForFunction(() => {

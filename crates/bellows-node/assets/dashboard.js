@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { status: null, instances: [], targets: [], alarms: [], refreshes: {}, range: 300 };
+const state = { status: null, instances: [], targets: [], alarms: [], zones: [], refreshes: {}, range: 300 };
 
 // ---- the token -------------------------------------------------------------
 
@@ -150,6 +150,11 @@ function fmtBytes(n) {
 
 // ---- topology --------------------------------------------------------------
 
+/** Whether zone `z` is in an outage. */
+function zoneOut(z) {
+  return state.zones.some((x) => x.zone === z && !x.available);
+}
+
 function renderTopology() {
   const s = state.status;
   if (!s) return;
@@ -195,8 +200,14 @@ function renderTopology() {
     groups.append(el("div", { class: "card", "data-group": g.name },
       el("div", { class: "name" }, g.name, " ", el("span", { class: "sub" },
         `desired ${g.desired} · in service ${g.in_service} · pending ${g.pending} · min ${g.min} max ${g.max}`)),
-      el("div", {}, g.zones.map((z) => el("div", { class: "zone" },
-        el("div", { class: "label" }, z),
+      el("div", {}, g.zones.map((z) => el("div", { class: "zone" + (zoneOut(z) ? " outage" : ""), "data-zone": z },
+        el("div", { class: "label" }, z, zoneOut(z) ? " (outage) " : " ", zoneOut(z)
+          ? el("button", { title: "end the outage", onclick: () => act(
+            `End the outage of zone ${z}? Groups move instances back into it, launching first.`,
+            `/api/v1/zones/${encodeURIComponent(z)}`, { method: "PUT", body: { available: true } }, `zone ${z} restored`) }, "restore")
+          : el("button", { class: "danger", title: "fail the zone", onclick: () => act(
+            `Fail zone ${z}? Every instance in it is killed at once and nothing is launched there until it is restored.`,
+            `/api/v1/zones/${encodeURIComponent(z)}`, { method: "PUT", body: { available: false } }, `zone ${z} failed`) }, "fail")),
         mine.filter((i) => i.zone === z).map((i) => el("span", {
           class: `chip ${i.lifecycle} ${i.health === "Unhealthy" ? "unhealthy" : ""}`,
           title: `${i.id} ${i.private_ip || ""} ${i.lifecycle} ${i.health}`,
@@ -521,10 +532,11 @@ async function pollCharts() {
 
 async function poll() {
   try {
-    const [status, instances, targets, alarms] = await Promise.all([
+    const [status, instances, targets, alarms, zones] = await Promise.all([
       api("/api/v1/status"), api("/api/v1/instances"), api("/api/v1/targets"), api("/api/v1/alarms"),
+      api("/api/v1/zones"),
     ]);
-    Object.assign(state, { status, instances, targets, alarms });
+    Object.assign(state, { status, instances, targets, alarms, zones });
     $("#stack").textContent = status.stack;
     $("#uptime").textContent = "up " + age(status.started_at) + " · pid " + status.pid;
     for (const g of status.groups) state.refreshes[g.name] = g.refresh;

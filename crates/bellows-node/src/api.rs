@@ -109,6 +109,13 @@ pub enum Call {
         actor: Actor,
         reply: oneshot::Sender<Result<IngressChange, ApiError>>,
     },
+    Zones(oneshot::Sender<Vec<ZoneView>>),
+    SetZone {
+        zone: String,
+        available: bool,
+        actor: Actor,
+        reply: oneshot::Sender<Result<ZoneChange, ApiError>>,
+    },
     Alarms(oneshot::Sender<Vec<AlarmView>>),
     MetricsList(oneshot::Sender<Vec<SeriesKey>>),
     MetricsQuery {
@@ -283,6 +290,35 @@ pub struct IngressChange {
 #[serde(deny_unknown_fields)]
 pub struct IngressRequest {
     pub cidr: String,
+}
+
+/// A zone: whether it is in an outage, and what runs there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoneView {
+    pub zone: String,
+    /// False during an outage (`bellows zone fail`).
+    pub available: bool,
+    /// The groups that list the zone.
+    pub groups: Vec<String>,
+    /// Live instances there (pending or in service).
+    pub instances: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneRequest {
+    pub available: bool,
+}
+
+/// The outcome of a zone's outage starting or ending.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoneChange {
+    pub zone: String,
+    pub available: bool,
+    /// False when the zone already was as asked.
+    pub changed: bool,
+    /// The instances the outage killed (`kill -9`, as a power cut would).
+    pub killed: Vec<InstanceId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -528,6 +564,8 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/listeners/{listener}/ingress/revoke",
             axum::routing::post(revoke),
         )
+        .route("/api/v1/zones", get(zones))
+        .route("/api/v1/zones/{zone}", put(set_zone))
         .route("/metrics", get(metrics))
         .route("/api/v1/alarms", get(alarms))
         .route("/api/v1/metrics", get(metrics_list).post(put_metrics))
@@ -687,6 +725,28 @@ async fn revoke(
     Json(body): Json<IngressRequest>,
 ) -> Result<axum::Json<IngressChange>, ApiError> {
     ingress(s, actor, listener, body, false).await
+}
+
+async fn zones(State(s): State<ApiState>) -> Result<axum::Json<Vec<ZoneView>>, ApiError> {
+    s.ask(Call::Zones).await.map(axum::Json)
+}
+
+/// A zone's outage starts (`{"available": false}`: its instances are killed and nothing
+/// is launched there) or ends (`true`: the groups move instances back, launch first).
+async fn set_zone(
+    State(s): State<ApiState>,
+    Operator(actor): Operator,
+    Path(zone): Path<String>,
+    Json(body): Json<ZoneRequest>,
+) -> Result<axum::Json<ZoneChange>, ApiError> {
+    s.ask(|reply| Call::SetZone {
+        zone,
+        available: body.available,
+        actor,
+        reply,
+    })
+    .await?
+    .map(axum::Json)
 }
 
 #[derive(Deserialize)]

@@ -674,6 +674,83 @@ impl Node {
         }
     }
 
+    /// Every zone some group lists, with its availability and live instances.
+    fn zones(&self) -> Vec<api::ZoneView> {
+        let mut zones: BTreeMap<String, api::ZoneView> = BTreeMap::new();
+        for g in self.groups.values() {
+            for z in g.zones() {
+                let view = zones.entry(z.clone()).or_insert_with(|| api::ZoneView {
+                    zone: z.clone(),
+                    available: true,
+                    groups: Vec::new(),
+                    instances: 0,
+                });
+                view.groups.push(g.name().to_owned());
+                view.available &= !g.zone_unavailable(z);
+            }
+        }
+        for g in self.groups.values() {
+            for i in g.instances() {
+                if let Some(view) = zones.get_mut(&i.zone)
+                    && matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService)
+                {
+                    view.instances += 1;
+                }
+            }
+        }
+        zones.into_values().collect()
+    }
+
+    /// Starts or ends a zone's outage. At its start every live instance in the zone is
+    /// killed with SIGKILL, as a power cut would (the groups see them die and replace
+    /// them elsewhere); while it lasts no group launches there.
+    fn set_zone(
+        &mut self,
+        zone: &str,
+        available: bool,
+        actor: &Actor,
+    ) -> Result<api::ZoneChange, ApiError> {
+        if !self
+            .groups
+            .values()
+            .any(|g| g.zones().iter().any(|z| z == zone))
+        {
+            return Err(ApiError::not_found(format!(
+                "no group has zone `{zone}`; see `bellows zones`"
+            )));
+        }
+        let mut changed = false;
+        for g in self.groups.values_mut() {
+            changed |= g.set_zone_available(zone, available);
+        }
+        let mut killed = Vec::new();
+        if !available {
+            for g in self.groups.values() {
+                for i in g.instances().filter(|i| {
+                    i.zone == zone
+                        && matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService)
+                }) {
+                    match self.provider.info(&i.id).and_then(|p| p.pid) {
+                        Some(pid) => {
+                            let pid = nix::unistd::Pid::from_raw(pid as i32);
+                            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        }
+                        // Still starting: its shim takes it down at once.
+                        None => self.provider.terminate(&i.id, Duration::ZERO),
+                    }
+                    killed.push(i.id.clone());
+                }
+            }
+        }
+        tracing::warn!(%zone, available, %actor, killed = killed.len(), "zone {}", if available { "back" } else { "out (outage)" });
+        Ok(api::ZoneChange {
+            zone: zone.to_owned(),
+            available,
+            changed,
+            killed,
+        })
+    }
+
     /// bellows marked an instance unhealthy from its target's health checks.
     fn audit_elb_unhealthy(&mut self, instance: &InstanceId, why: String) {
         self.audit(
@@ -841,6 +918,37 @@ impl Node {
             }
             Call::Targets(reply) => {
                 let _ = reply.send(self.proxy.targets());
+            }
+            Call::Zones(reply) => {
+                let _ = reply.send(self.zones());
+            }
+            Call::SetZone {
+                zone,
+                available,
+                actor,
+                reply,
+            } => {
+                let result = self.set_zone(&zone, available, &actor);
+                let after = match &result {
+                    Ok(c) => serde_json::json!({ "available": c.available, "killed": c.killed }),
+                    Err(_) => serde_json::json!({ "available": available }),
+                };
+                self.audit(
+                    &actor,
+                    if available {
+                        "EndZoneOutage"
+                    } else {
+                        "StartZoneOutage"
+                    },
+                    format!("zone/{zone}"),
+                    serde_json::json!({ "available": match &result {
+                        Ok(c) if !c.changed => available,
+                        _ => !available,
+                    } }),
+                    after,
+                    result.as_ref().map(|_| ()),
+                );
+                let _ = reply.send(result);
             }
             Call::Listeners(reply) => {
                 let _ = reply.send(self.proxy.listeners());

@@ -13,6 +13,7 @@ use bellows_node::api::{
 };
 use bellows_node::api::{
     CapacityRequest, IngressChange, IngressRequest, InstanceView, ProtectionRequest, StatusView,
+    ZoneChange, ZoneRequest, ZoneView,
 };
 use bellows_node::client::Client;
 use bellows_node::clock;
@@ -173,6 +174,60 @@ pub async fn targets(
         ]);
     }
     t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn zones(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
+    let list: Vec<ZoneView> = ctx.client().get("/api/v1/zones").await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&["ZONE", "STATE", "INSTANCES", "GROUPS"]);
+    for z in &list {
+        t.row(vec![
+            z.zone.clone(),
+            if z.available { "available" } else { "outage" }.to_owned(),
+            z.instances.to_string(),
+            z.groups.join(", "),
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn zone(ctx: &Context, zone: &str, available: bool) -> anyhow::Result<ExitCode> {
+    let change: ZoneChange = ctx
+        .client()
+        .put(&format!("/api/v1/zones/{zone}"), &ZoneRequest { available })
+        .await
+        .with_context(|| {
+            format!(
+                "cannot {} zone `{zone}`",
+                if available { "restore" } else { "fail" }
+            )
+        })?;
+    let killed: Vec<String> = change.killed.iter().map(ToString::to_string).collect();
+    match (available, change.changed) {
+        (false, true) => out!(
+            "zone {}: outage started; killed {} instance{}{}; nothing is launched there until `bellows zone restore {}`",
+            change.zone,
+            killed.len(),
+            if killed.len() == 1 { "" } else { "s" },
+            if killed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", killed.join(", "))
+            },
+            change.zone
+        ),
+        (false, false) => out!("zone {}: already in an outage", change.zone),
+        (true, true) => out!(
+            "zone {}: back; the groups move instances into it one at a time, launching first",
+            change.zone
+        ),
+        (true, false) => out!("zone {}: was available", change.zone),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -214,6 +214,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every zone of the stack's groups: available or in an outage, and what runs there.
+    Zones {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start or end a zone's outage: `fail` kills every instance in the zone at once (as a
+    /// power cut would) and keeps launches out of it; `restore` lets them back, and the
+    /// groups move instances back into the zone one at a time, launching first.
+    Zone {
+        #[command(subcommand)]
+        change: ZoneChange,
+    },
     /// Change a listener's ingress allow-list (its security group) at run time.
     Ingress {
         #[command(subcommand)]
@@ -310,6 +322,14 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ZoneChange {
+    /// The zone fails: its instances are killed and nothing is launched there.
+    Fail { zone: String },
+    /// The zone is back.
+    Restore { zone: String },
+}
+
+#[derive(Subcommand, Debug)]
 enum IngressChange {
     /// Stop accepting connections from CIDR (connections are dropped, never answered).
     Revoke { listener: String, cidr: String },
@@ -470,6 +490,11 @@ fn main() -> ExitCode {
             Command::Targets { target_group, json } => {
                 commands::targets(&ctx, target_group, json).await
             }
+            Command::Zones { json } => commands::zones(&ctx, json).await,
+            Command::Zone { change } => match change {
+                ZoneChange::Fail { zone } => commands::zone(&ctx, &zone, false).await,
+                ZoneChange::Restore { zone } => commands::zone(&ctx, &zone, true).await,
+            },
             Command::Ingress { change } => match change {
                 IngressChange::Revoke { listener, cidr } => {
                     commands::ingress(&ctx, &listener, &cidr, false).await

@@ -109,8 +109,6 @@ impl Snapshot {
 struct Own {
     child: tokio::process::Child,
     dir: PathBuf,
-    /// The stack file it runs.
-    file: PathBuf,
 }
 
 /// The scenario's world: the API, the clock, the timeline.
@@ -360,18 +358,6 @@ impl Env {
         )
     }
 
-    /// The file of the stack this scenario started: its name and text. `None` when
-    /// attached to a running stack, whose file is not known here.
-    pub fn own_stack_file(&self) -> Option<anyhow::Result<(String, String)>> {
-        let own = self.own.as_ref()?;
-        let name = own.file.display().to_string();
-        Some(
-            std::fs::read_to_string(&own.file)
-                .with_context(|| format!("cannot read {name}"))
-                .map(|text| (name, text)),
-        )
-    }
-
     async fn stop_own(&mut self) {
         if let Some(mut own) = self.own.take() {
             if let Some(pid) = own.child.id() {
@@ -437,11 +423,7 @@ async fn start_own(name: &str, stack: Option<&Path>, text: &str) -> anyhow::Resu
         .kill_on_drop(true)
         .spawn()
         .context("cannot start bellows up")?;
-    let mut own = Own {
-        child,
-        dir,
-        file: file.clone(),
-    };
+    let mut own = Own { child, dir };
     let end = Instant::now() + Duration::from_secs(20);
     let addr: SocketAddr = loop {
         if let Some(a) = std::fs::read_to_string(state.join("control"))

@@ -88,6 +88,10 @@ fn the_dashboard_shows_moving_charts_and_sets_desired_capacity_in_chromium() {
     assert_eq!(change["action"], "UpdateAutoScalingGroup", "{audit}");
     assert_eq!(change["source"], "dashboard", "{change}");
     assert_eq!(change["after"]["desired"], 2, "{change}");
+    let zone = &up.json(&["audit", "--target", "zone/zone-b"])[0];
+    assert_eq!(zone["action"], "StartZoneOutage", "{zone}");
+    assert_eq!(zone["source"], "dashboard", "{zone}");
+    assert_eq!(up.json(&["zones"])[1]["available"], false);
     assert!(
         shot.metadata().unwrap().len() > 10_000,
         "a screenshot is kept in artifacts/"

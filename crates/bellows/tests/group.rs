@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use serde_json::Value;
 
 fn seed_group(extra: &str, launch_extra: &str) -> String {
     format!(
@@ -244,7 +245,7 @@ fn changes_need_the_token() {
     ] {
         let (got, text) = http(control, method, path, body);
         assert_eq!(got, status, "{method} {path}: {text}");
-        let v: serde_json::Value = serde_json::from_str(&text)
+        let v: Value = serde_json::from_str(&text)
             .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
         assert!(
             v["error"]["code"].is_string() && v["error"]["message"].is_string(),
@@ -392,4 +393,114 @@ fn operators_terminate_instances_and_set_their_health() {
         String::from_utf8_lossy(&out.stderr).contains("not_found")
             || String::from_utf8_lossy(&out.stderr).contains("no instance")
     );
+}
+
+#[test]
+fn a_zone_outage_kills_its_instances_keeps_launches_out_and_its_end_rebalances() {
+    let up = Up::start(
+        "outage",
+        "[groups.web]\nmin = 0\nmax = 6\ndesired = 4\nzones = [\"zone-a\", \"zone-b\"]\n\n[groups.web.launch]\ncommand = [\"bellows\", \"app\", \"seed\"]\nstop_timeout = \"3s\"\n",
+    );
+    let by_zone = |u: &Up| {
+        let mut n = std::collections::BTreeMap::new();
+        for i in u.in_service() {
+            *n.entry(i["zone"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        }
+        n
+    };
+    up.wait_for(
+        "2 instances in service in each zone",
+        Duration::from_secs(20),
+        |u| by_zone(u).values().copied().collect::<Vec<i32>>() == [2, 2],
+    );
+    let zones = up.json(&["zones"]);
+    assert_eq!(zones[1]["zone"], "zone-b", "{zones}");
+    assert_eq!(zones[1]["available"], true, "{zones}");
+    assert_eq!(zones[1]["instances"], 2, "{zones}");
+    let in_b: Vec<Value> = up
+        .in_service()
+        .into_iter()
+        .filter(|i| i["zone"] == "zone-b")
+        .collect();
+
+    // The outage: zone-b's two instances are killed, their replacements go to zone-a.
+    let out = up.cli(&["zone", "fail", "zone-b"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("zone zone-b: outage started; killed 2 instances"),
+        "{text}"
+    );
+    for i in &in_b {
+        assert!(text.contains(i["id"].as_str().unwrap()), "{text}");
+    }
+    up.wait_for(
+        "4 in service, all in zone-a",
+        Duration::from_secs(20),
+        |u| by_zone(u).get("zone-a") == Some(&4) && u.in_service().len() == 4,
+    );
+    assert!(
+        up.instances()
+            .iter()
+            .all(|i| i["zone"] != "zone-b" || in_b.contains(i)),
+        "nothing launched in zone-b during its outage"
+    );
+    let term = up
+        .activities()
+        .into_iter()
+        .find(|a| a["instance"] == in_b[0]["id"] && a["kind"] == "Terminate")
+        .expect("the killed instance's termination is recorded");
+    assert!(
+        term["cause"].as_str().unwrap().contains("SIGKILL"),
+        "{term}"
+    );
+    assert_eq!(up.json(&["zones"])[1]["available"], false);
+
+    // A wrong zone is a 404 that says where to look, and changes nothing.
+    let out = up.cli(&["zone", "fail", "zone-z"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no group has zone `zone-z`"),
+        "{out:?}"
+    );
+
+    // The zone is back: two instances move there, each launched before one in zone-a
+    // goes, so in service never drops below 4.
+    assert!(up.cli(&["zone", "restore", "zone-b"]).status.success());
+    let mut fewest = usize::MAX;
+    up.wait_for(
+        "2 in service in each zone again",
+        Duration::from_secs(30),
+        |u| {
+            let now = u.in_service();
+            fewest = fewest.min(now.len());
+            by_zone(u).values().copied().collect::<Vec<i32>>() == [2, 2] && u.instances().len() == 4
+        },
+    );
+    assert!(
+        fewest >= 4,
+        "in service dropped to {fewest} while rebalancing"
+    );
+    let moves: Vec<Value> = up
+        .activities()
+        .into_iter()
+        .filter(|a| {
+            a["cause"]
+                .as_str()
+                .unwrap_or("")
+                .contains("to rebalance the zones: zone-a has more instances than zone-b")
+        })
+        .collect();
+    assert_eq!(moves.len(), 2, "{moves:#?}");
+
+    // Both changes are in the audit trail, with what the outage killed.
+    let audit = up.json(&["audit"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["target"] == "zone/zone-b")
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["EndZoneOutage", "StartZoneOutage"], "{audit:#}");
 }

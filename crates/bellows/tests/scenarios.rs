@@ -129,15 +129,17 @@ fn revoking_ingress_fails_requests_until_it_is_restored() {
 fn losing_a_zone_fails_no_get_and_the_group_recovers_balanced() {
     let (code, out) = scenario(&[], "zone-failure", &[], Duration::from_secs(90));
     passes("zone-failure", code, &out);
-    assert!(out.contains("kill -9"), "{out}");
-    // The zone was taken out through apply before its instances died, and no
-    // replacement went there.
-    assert!(
-        out.contains("taken out of group web through apply"),
-        "{out}"
-    );
+    // The outage killed the zone's instances and no replacement went there; when the
+    // zone came back the group moved instances into it without dipping below desired.
+    assert!(out.contains("fails (bellows zone fail"), "{out}");
+    assert!(out.contains("kill -9 i-"), "{out}");
     assert!(
         out.contains("ok    no replacement landed in the failed zone"),
+        "{out}"
+    );
+    assert!(out.contains("is back (bellows zone restore"), "{out}");
+    assert!(
+        out.contains("back: balanced over every zone again"),
         "{out}"
     );
 }

@@ -1,10 +1,11 @@
-//! A zone fails: every instance in one zone is killed at once (`kill -9`, as a power
-//! cut would), and the zone is taken out of the group's zones through `apply` (what
-//! one does on AWS with `update-auto-scaling-group --availability-zones`), so that no
-//! replacement lands in it. GETs keep flowing throughout: the load balancer retries an
-//! idempotent request that could not reach its target on another one, health checks
-//! take the dead targets out, and the group launches replacements in the other zones
-//! to get back to desired capacity with them balanced.
+//! A zone fails: `bellows zone fail` kills every instance in one zone at once (`kill
+//! -9`, as a power cut would) and keeps launches out of it. GETs keep flowing
+//! throughout: the load balancer retries an idempotent request that could not reach
+//! its target on another one, health checks take the dead targets out, and the group
+//! launches replacements in the other zones to get back to desired capacity with them
+//! balanced. Then the zone comes back (`bellows zone restore`), and the group moves
+//! instances into it one at a time, launching each before terminating the one it
+//! replaces, still without a failed GET.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,8 +14,7 @@ use bellows_core::group::Lifecycle;
 use bellows_load::chart::load_chart;
 use bellows_load::http::Url;
 use bellows_load::{Config, Load};
-use bellows_node::api::ApplyRequest;
-use serde::Deserialize;
+use bellows_node::api::{ZoneChange, ZoneRequest};
 
 use super::{Check, Env, ScenarioArgs, check};
 
@@ -69,99 +69,23 @@ fn show(z: &BTreeMap<String, usize>) -> String {
         .join(", ")
 }
 
-/// `text` (a stack file) with `zone` taken out of group `group`'s zones, the rest of
-/// the file as it was; `None` when that would leave the group no zone.
-fn without_zone(text: &str, group: &str, zone: &str) -> anyhow::Result<Option<String>> {
-    #[derive(Deserialize)]
-    struct File {
-        #[serde(default)]
-        groups: BTreeMap<String, GroupZones>,
-    }
-    #[derive(Deserialize)]
-    struct GroupZones {
-        zones: Option<toml::Spanned<Vec<String>>>,
-    }
-    let file: File = toml::from_str(text)?;
-    let Some(g) = file.groups.get(group) else {
-        anyhow::bail!("the stack file has no group `{group}`");
+/// The group's instances by zone in `snap` (none when the wait for it timed out),
+/// said on the timeline.
+fn say_zones(env: &Env, snap: Option<&super::Snapshot>, group: &str) -> BTreeMap<String, usize> {
+    let Some(s) = snap else {
+        return BTreeMap::new();
     };
-    let (zones, span) = match &g.zones {
-        Some(z) => (z.get_ref().clone(), Some(z.span())),
-        // The default zones (see the stack file reference).
-        None => (vec!["zone-a".to_owned(), "zone-b".to_owned()], None),
-    };
-    let rest: Vec<&String> = zones.iter().filter(|z| *z != zone).collect();
-    if rest.is_empty() {
-        return Ok(None);
-    }
-    let list = format!(
-        "[{}]",
-        rest.iter()
-            .map(|z| format!("{z:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(Some(match span {
-        Some(span) => format!("{}{list}{}", &text[..span.start], &text[span.end..]),
-        None => {
-            // No zones line: add one under the group's header.
-            let header = format!("[groups.{group}]");
-            let Some(at) = text.lines().position(|l| l.trim() == header) else {
-                anyhow::bail!("no `{header}` line to add the zones under");
-            };
-            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-            lines.insert(at + 1, format!("zones = {list}"));
-            lines.join("\n") + "\n"
-        }
-    }))
+    let z = zones(s, group);
+    env.say(format!("in service by zone: {}", show(&z)));
+    z
 }
 
-/// Takes `zone` out of the group's zones through the audited `apply` path; whether it
-/// did, with the timeline saying why not when not.
-async fn take_zone_out(env: &Env, group: &str, zone: &str) -> anyhow::Result<bool> {
-    let Some(file) = env.own_stack_file() else {
-        env.say(format!(
-            "attached: the running stack's file is not known here, so zone {zone} stays in group {group}'s zones and replacements may land in it"
-        ));
-        return Ok(false);
-    };
-    let (name, text) = file?;
-    let Some(source) = without_zone(&text, group, zone)? else {
-        env.say(format!(
-            "zone {zone} is group {group}'s only zone: there is nowhere else to launch"
-        ));
-        return Ok(false);
-    };
-    let done: serde_json::Value = env
+/// Starts or ends `zone`'s outage through the control API (audited).
+async fn set_zone(env: &Env, zone: &str, available: bool) -> anyhow::Result<ZoneChange> {
+    Ok(env
         .client
-        .post(
-            "/api/v1/stack",
-            &ApplyRequest {
-                file: name,
-                source,
-                dry_run: false,
-            },
-        )
-        .await?;
-    let fields = done["changes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|c| c["fields"].as_array().cloned().unwrap_or_default())
-        .map(|f| {
-            format!(
-                "{}: {} -> {}",
-                f["path"].as_str().unwrap_or("?"),
-                f["before"],
-                f["after"]
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    env.say(format!(
-        "zone {zone} taken out of group {group} through apply (audited): {fields}"
-    ));
-    Ok(true)
+        .put(&format!("/api/v1/zones/{zone}"), &ZoneRequest { available })
+        .await?)
 }
 
 pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> {
@@ -206,27 +130,25 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     let running = bellows_load::start(cfg).await?;
     env.watch_for(Duration::from_secs(2), |_| {}).await?;
     let snap = env.poll().await?;
-    let victims: Vec<(String, u32)> = snap
-        .instances
+    if snap
+        .status
+        .groups
         .iter()
-        .filter(|i| {
-            i.group == group && i.zone == victim_zone && i.lifecycle == Lifecycle::InService
-        })
-        .filter_map(|i| i.pid.map(|p| (i.id.to_string(), p)))
-        .collect();
-    // The zone is out of the group before its instances die, so that the group, which
-    // notices the deaths within a second, launches their replacements elsewhere.
-    let zone_out = take_zone_out(env, &group, &victim_zone).await?;
-    let killed_at = env.t();
-    for (id, pid) in &victims {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        .any(|g| g.name == group && g.zones.iter().all(|z| *z == victim_zone))
+    {
         env.say(format!(
-            "zone {victim_zone} fails: kill -9 {id} (pid {pid})"
+            "zone {victim_zone} is group {group}'s only zone: there is nowhere else to launch"
         ));
     }
+    // The outage kills the zone's instances (`kill -9`, a power cut) and keeps launches
+    // out of it, so the group replaces them in the other zones.
+    let killed_at = env.t();
+    let outage = set_zone(env, &victim_zone, false).await?;
+    let victims: Vec<String> = outage.killed.iter().map(ToString::to_string).collect();
+    env.say(format!(
+        "zone {victim_zone} fails (bellows zone fail {victim_zone}, audited): kill -9 {}",
+        victims.join(", ")
+    ));
     // Back to desired, every instance in service.
     let bound = Duration::from_secs(if short { 45 } else { 120 });
     // Every instance seen in the failed zone besides the killed ones (none should be).
@@ -239,7 +161,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                 for i in s.instances.iter().filter(|i| {
                     i.group == group
                         && i.zone == victim_zone
-                        && !victims.iter().any(|(id, _)| i.id.to_string() == *id)
+                        && !victims.contains(&i.id.to_string())
                 }) {
                     if !landed.contains(&i.id.to_string()) {
                         landed.push(i.id.to_string());
@@ -250,13 +172,44 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                     && s.instances.iter().filter(|i| i.group == group).count() == d0 as usize
                     && !victims
                         .iter()
-                        .any(|(id, _)| s.instances.iter().any(|i| i.id.to_string() == *id))
+                        .any(|id| s.instances.iter().any(|i| i.id.to_string() == *id))
             },
         )
         .await?;
     let recovered_at = env.t();
     // A little longer under load: the replacements take requests.
     env.watch_for(Duration::from_secs(2), |_| {}).await?;
+    let after = say_zones(env, recovered.as_ref(), &group);
+
+    // The zone comes back, still under load: the group moves instances into it one at
+    // a time, each launched before the one it replaces goes.
+    set_zone(env, &victim_zone, true).await?;
+    env.say(format!(
+        "zone {victim_zone} is back (bellows zone restore {victim_zone}, audited)"
+    ));
+    let restored_at = env.t();
+    let mut fewest_in_service = usize::MAX;
+    let rebalanced = env
+        .wait_until(
+            bound,
+            |_| {},
+            |s| {
+                let in_service = s
+                    .instances
+                    .iter()
+                    .filter(|i| i.group == group && i.lifecycle == Lifecycle::InService)
+                    .count();
+                fewest_in_service = fewest_in_service.min(in_service);
+                let z = zones(s, &group);
+                let all = before.keys().all(|k| z.contains_key(k));
+                let (lo, hi) = (z.values().min(), z.values().max());
+                all && hi.zip(lo).is_some_and(|(h, l)| h - l <= 1)
+                    && s.instances.iter().filter(|i| i.group == group).count() == d0 as usize
+            },
+        )
+        .await?;
+    let rebalanced_at = env.t();
+    let back = say_zones(env, rebalanced.as_ref(), &group);
     running.stop();
     let report = running.finish().await;
     if let Some(p) = &a.chart {
@@ -273,18 +226,11 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             .filter(|(c, _)| !(200..400).contains(*c))
             .map(|(_, n)| n)
             .sum::<u64>();
-    let after = recovered
-        .as_ref()
-        .map(|s| zones(s, &group))
-        .unwrap_or_default();
     let (lo, hi) = (
         after.values().min().copied().unwrap_or(0),
         after.values().max().copied().unwrap_or(0),
     );
-    if recovered.is_some() {
-        env.say(format!("in service by zone: {}", show(&after)));
-    }
-    let mut checks = vec![
+    let checks = vec![
         check(
             !victims.is_empty(),
             format!(
@@ -314,9 +260,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             recovered.is_some() && hi - lo <= 1 && after.len() >= 2,
             format!("zones balanced again: {}", show(&after)),
         ),
-    ];
-    if zone_out {
-        checks.push(check(
+        check(
             landed.is_empty(),
             format!(
                 "no replacement landed in the failed zone {victim_zone}{}",
@@ -326,30 +270,22 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                     format!(": {}", landed.join(", "))
                 }
             ),
-        ));
-    }
+        ),
+        check(
+            rebalanced.is_some() && fewest_in_service >= d0 as usize,
+            if rebalanced.is_some() {
+                format!(
+                    "zone {victim_zone} back: balanced over every zone again {:.1}s later ({}), never fewer than {d0} in service meanwhile (fewest {fewest_in_service})",
+                    rebalanced_at - restored_at,
+                    show(&back)
+                )
+            } else {
+                format!(
+                    "zone {victim_zone} back: balanced over every zone within {}s",
+                    bound.as_secs()
+                )
+            },
+        ),
+    ];
     Ok(checks)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_zone_is_taken_out_of_one_group_and_the_file_kept() {
-        let text = "# ours\n[groups.web]\nmin = 3\nzones = [\"zone-a\", \"zone-b\", \"zone-c\"] # three\n\n[groups.db]\nzones = [\"zone-b\"]\n";
-        assert_eq!(
-            without_zone(text, "web", "zone-b").unwrap().unwrap(),
-            "# ours\n[groups.web]\nmin = 3\nzones = [\"zone-a\", \"zone-c\"] # three\n\n[groups.db]\nzones = [\"zone-b\"]\n"
-        );
-        // The only zone: nothing to take it out to.
-        assert_eq!(without_zone(text, "db", "zone-b").unwrap(), None);
-        // No zones line: the defaults, less the zone, written under the header.
-        let text = "[groups.web]\nmin = 1\n";
-        assert_eq!(
-            without_zone(text, "web", "zone-a").unwrap().unwrap(),
-            "[groups.web]\nzones = [\"zone-b\"]\nmin = 1\n"
-        );
-        assert!(without_zone(text, "nope", "zone-a").is_err());
-    }
 }
