@@ -18,6 +18,16 @@ pub struct Series {
 pub struct Panel {
     pub title: String,
     pub series: Vec<Series>,
+    /// An x axis of the panel's own; `None`: the chart's shared axis of seconds.
+    pub x_axis: Option<XAxis>,
+}
+
+/// A panel's own x axis: from 0 to `max`, with labelled ticks.
+#[derive(Debug, Clone)]
+pub struct XAxis {
+    pub label: String,
+    pub max: f64,
+    pub ticks: Vec<(f64, String)>,
 }
 
 const W: f64 = 460.0;
@@ -72,8 +82,15 @@ pub fn svg(title: &str, xlabel: &str, panels: &[Panel]) -> String {
     );
     let x_max = panels
         .iter()
+        .filter(|p| p.x_axis.is_none())
         .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)))
         .fold(1.0f64, f64::max);
+    let x_step = tick_step(x_max);
+    let seconds: Vec<(f64, String)> = (0..)
+        .map(|k| f64::from(k) * x_step)
+        .take_while(|x| *x <= x_max + 1e-9)
+        .map(|x| (x, num(x)))
+        .collect();
     for (i, p) in panels.iter().enumerate() {
         let ox = i as f64 * W + LEFT;
         let y_top = p
@@ -83,7 +100,10 @@ pub fn svg(title: &str, xlabel: &str, panels: &[Panel]) -> String {
             .fold(0.0f64, f64::max);
         let y_step = tick_step(if y_top > 0.0 { y_top * 1.05 } else { 1.0 });
         let y_max = (y_top * 1.05 / y_step).ceil().max(1.0) * y_step;
-        let x_step = tick_step(x_max);
+        let (x_max, ticks, xlabel) = match &p.x_axis {
+            Some(a) => (a.max.max(1e-9), &a.ticks, a.label.as_str()),
+            None => (x_max, &seconds, xlabel),
+        };
         let px = |x: f64| ox + x / x_max * PLOT_W;
         let py = |y: f64| TOP + PLOT_H - y / y_max * PLOT_H;
         let _ = writeln!(
@@ -106,16 +126,14 @@ pub fn svg(title: &str, xlabel: &str, panels: &[Panel]) -> String {
             );
             y += y_step;
         }
-        let mut x = 0.0;
-        while x <= x_max + 1e-9 {
+        for (x, label) in ticks {
             let _ = writeln!(
                 out,
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                px(x),
+                px(*x),
                 TOP + PLOT_H + 14.0,
-                num(x)
+                esc(label)
             );
-            x += x_step;
         }
         let _ = writeln!(
             out,
@@ -166,8 +184,10 @@ pub fn svg(title: &str, xlabel: &str, panels: &[Panel]) -> String {
     out
 }
 
-/// The load generator's chart: throughput by outcome, and latency.
-pub fn load_chart(title: &str, rows: &[crate::record::Second]) -> String {
+/// The load generator's chart: throughput by outcome and latency, second by second,
+/// and the run's latency by percentile.
+pub fn load_chart(title: &str, report: &crate::Report) -> String {
+    let rows = &report.seconds;
     let pts = |f: &dyn Fn(&crate::record::Second) -> f64| -> Vec<(f64, f64)> {
         rows.iter().map(|r| (r.second as f64, f(r))).collect()
     };
@@ -213,25 +233,112 @@ pub fn load_chart(title: &str, rows: &[crate::record::Second]) -> String {
             step: false,
         },
     ];
-    svg(
-        title,
-        "seconds",
-        &[
-            Panel {
-                title: "responses per second".into(),
-                series: throughput,
-            },
-            Panel {
-                title: "latency per second (ms)".into(),
-                series: latency,
-            },
-        ],
-    )
+    let mut panels = vec![
+        Panel {
+            title: "responses per second".into(),
+            series: throughput,
+            x_axis: None,
+        },
+        Panel {
+            title: "latency per second (ms)".into(),
+            series: latency,
+            x_axis: None,
+        },
+    ];
+    panels.extend(percentile_panel(&report.summary));
+    svg(title, "seconds", &panels)
+}
+
+/// Latency by percentile over the whole run, on an axis of nines (p90, p99, p99.9 at
+/// even steps), as HdrHistogram plots it: where the tail starts, and how far it goes.
+fn percentile_panel(summary: &crate::Summary) -> Option<Panel> {
+    let nines = |p: f64| -(1.0 - p / 100.0).max(1e-12).log10();
+    let points: Vec<(f64, f64)> = summary
+        .latency_percentiles_ms
+        .iter()
+        .map(|[p, ms]| (nines(*p), *ms))
+        .collect();
+    let most = points.last()?.0.max(1.0);
+    let ticks = (0..=most.floor() as u32)
+        .map(|k| {
+            let label = match k {
+                0 => "p0".to_owned(),
+                1 => "p90".to_owned(),
+                k => format!(
+                    "p99{}",
+                    if k > 2 {
+                        format!(".{}", "9".repeat(k as usize - 2))
+                    } else {
+                        String::new()
+                    }
+                ),
+            };
+            (f64::from(k), label)
+        })
+        .collect();
+    Some(Panel {
+        title: if summary.corrected_for_coordinated_omission {
+            "latency by percentile, whole run (ms, corrected for coordinated omission)".into()
+        } else {
+            "latency by percentile, whole run (ms)".into()
+        },
+        series: vec![Series {
+            name: "latency ms".into(),
+            color: "#1864ab",
+            points,
+            step: false,
+        }],
+        x_axis: Some(XAxis {
+            label: "percentile".into(),
+            max: most,
+            ticks,
+        }),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_load_chart_has_latency_by_percentile_on_an_axis_of_nines() {
+        let mut rec = crate::record::Recorder::new();
+        for k in 1..=2_000u64 {
+            let outcome = crate::record::Outcome::Status(200);
+            rec.sent_and_record(
+                std::time::Duration::from_millis(k),
+                std::time::Duration::from_micros(k * 10),
+                outcome,
+            );
+        }
+        let summary = crate::Summary {
+            url: "http://x/".into(),
+            mode: "closed loop".into(),
+            elapsed_s: 2.0,
+            sent: 2_000,
+            completed: 2_000,
+            rate: 1_000.0,
+            requested_rate: None,
+            statuses: Default::default(),
+            errors: Default::default(),
+            latency_ms: crate::record::Latency::of(&rec),
+            latency_percentiles_ms: crate::record::percentiles(&rec.latency),
+            corrected_for_coordinated_omission: false,
+            websocket: None,
+        };
+        let report = crate::Report {
+            summary,
+            seconds: rec.seconds.clone(),
+        };
+        let s = load_chart("run", &report);
+        assert!(s.contains("latency by percentile, whole run (ms)"), "{s}");
+        // 2,000 requests reach three nines, not four.
+        for tick in [">p0<", ">p90<", ">p99<", ">p99.9<"] {
+            assert!(s.contains(tick), "{tick} in {s}");
+        }
+        assert!(!s.contains(">p99.99<"));
+        assert_eq!(s.matches("<path").count(), 3 + 2 + 1);
+    }
 
     #[test]
     fn a_chart_has_a_path_per_series_and_escapes_text() {
@@ -246,6 +353,7 @@ mod tests {
                     points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 3.0)],
                     step: true,
                 }],
+                x_axis: None,
             }],
         );
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));

@@ -220,6 +220,7 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
                 .map(|(f, n)| (f.label().to_owned(), *n))
                 .collect(),
             latency_ms: Latency::of(&rec),
+            latency_percentiles_ms: record::percentiles(&rec.latency),
             corrected_for_coordinated_omission: matches!(ctx.cfg.load, Load::Open { .. }),
             websocket: ws,
         };

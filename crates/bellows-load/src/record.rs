@@ -191,6 +191,10 @@ pub struct Summary {
     pub statuses: BTreeMap<u16, u64>,
     pub errors: BTreeMap<String, u64>,
     pub latency_ms: Latency,
+    /// Latency by percentile, `[percentile, ms]`, from p0 out to as many nines as the
+    /// count of requests supports (at most p99.999): HdrHistogram's percentile
+    /// distribution, for a chart.
+    pub latency_percentiles_ms: Vec<[f64; 2]>,
     /// Whether latency is measured from each request's intended send time.
     pub corrected_for_coordinated_omission: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,6 +210,26 @@ pub struct Latency {
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
+}
+
+/// How far out the percentile distribution goes: p99.999 at most.
+const MOST_NINES: f64 = 5.0;
+
+/// `h`'s latency by percentile, `[percentile, ms]`, at even steps of "nines"
+/// (-log10(1 - p/100): 1 is p90, 2 is p99, 3 is p99.9), as far out as `h` holds a
+/// request beyond (n requests support log10(n) nines).
+pub fn percentiles(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let most = (h.len() as f64).log10().min(MOST_NINES);
+    let steps = (most * 20.0).floor() as u32;
+    (0..=steps)
+        .map(|k| {
+            let q = 1.0 - 10f64.powf(-f64::from(k) / 20.0);
+            [q * 100.0, h.value_at_quantile(q) as f64 / 1000.0]
+        })
+        .collect()
 }
 
 impl Latency {
@@ -328,6 +352,34 @@ pub fn csv(rows: &[Second]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_percentile_distribution_goes_as_far_out_as_the_count_supports() {
+        assert!(percentiles(&histogram()).is_empty());
+        // 1 ms to 100 ms, evenly: the value at each percentile is known.
+        let mut h = histogram();
+        for us in (1..=100_000).step_by(100) {
+            h.record(us).unwrap();
+        }
+        let d = percentiles(&h);
+        // 1,000 requests: out to three nines (p99.9), a twentieth of a nine a step.
+        assert_eq!(d.len(), 61);
+        assert_eq!(d[0][0], 0.0);
+        assert!((d[60][0] - 99.9).abs() < 1e-9, "{:?}", d[60]);
+        let at = |p: f64| d.iter().find(|x| (x[0] - p).abs() < 1e-6).unwrap()[1];
+        assert!((at(90.0) - 90.0).abs() < 0.2, "{}", at(90.0));
+        assert!((at(99.0) - 99.0).abs() < 0.2, "{}", at(99.0));
+        assert!(
+            d.windows(2)
+                .all(|w| w[0][0] < w[1][0] && w[0][1] <= w[1][1])
+        );
+        // Past p99.999 there is nothing a chart could show.
+        for _ in 0..1_000_000 {
+            h.record(5).unwrap();
+        }
+        let d = percentiles(&h);
+        assert!((d.last().unwrap()[0] - 99.999).abs() < 1e-9);
+    }
 
     #[test]
     fn counts_rows_and_percentiles() {

@@ -313,11 +313,8 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
             "bellows load {} ({})",
             report.summary.url, report.summary.mode
         );
-        std::fs::write(
-            path,
-            bellows_load::chart::load_chart(&title, &report.seconds),
-        )
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, bellows_load::chart::load_chart(&title, &report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

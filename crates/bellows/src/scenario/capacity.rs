@@ -243,6 +243,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                         ..in_service
                     },
                 ],
+                x_axis: None,
             },
             Panel {
                 title: "users".into(),
@@ -266,6 +267,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                         step: true,
                     },
                 ],
+                x_axis: None,
             },
         ],
     )?;

@@ -178,6 +178,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         &[Panel {
             title: format!("group {group}: capacity"),
             series: vec![desired, in_service],
+            x_axis: None,
         }],
     )?;
     Ok(vec![

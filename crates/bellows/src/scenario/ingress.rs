@@ -128,7 +128,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             p,
             load_chart(
                 &format!("ingress: revoked at +{:.0}s, restored", phase.as_secs_f64()),
-                &report.seconds,
+                &report,
             ),
         )?;
         out!("chart: {}", p.display());

@@ -215,7 +215,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     if let Some(p) = &a.chart {
         std::fs::write(
             p,
-            load_chart("zone-failure: GETs while a zone fails", &report.seconds),
+            load_chart("zone-failure: GETs while a zone fails", &report),
         )?;
         out!("chart: {}", p.display());
     }
