@@ -187,6 +187,40 @@ command = ["bellows", "app", "echo"]
 }
 
 #[test]
+fn a_zone_fails_and_comes_back_on_a_running_up() {
+    // Four instances in two zones: the failed zone's two die at once.
+    let up = Up::start("zones-attached", &echo_stack(4, ""));
+    up.wait_for("4 healthy", Duration::from_secs(20), |u| u.healthy() == 4);
+    let state = up.state.to_str().unwrap().to_owned();
+    let (code, out) = scenario(
+        &["--state-dir", &state],
+        "zone-failure",
+        &["--attach"],
+        Duration::from_secs(120),
+    );
+    passes("zone-failure", code, &out);
+    assert!(
+        out.contains("ok    no replacement landed in the failed zone"),
+        "{out}"
+    );
+    // The running stack is left as it was found: every zone available, balanced.
+    let zones = up.json(&["zones"]);
+    for z in zones.as_array().unwrap() {
+        assert_eq!(z["available"], true, "{zones}");
+        assert_eq!(z["instances"], 2, "{zones}");
+    }
+    let audit = up.json(&["audit"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["target"].as_str().unwrap_or("").starts_with("zone/"))
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["EndZoneOutage", "StartZoneOutage"], "{audit:#}");
+}
+
+#[test]
 fn a_scenario_whose_checks_fail_says_so_and_exits_1() {
     // One zone only: when it fails, nothing is left to take the GETs.
     let (dir, network) = scratch();

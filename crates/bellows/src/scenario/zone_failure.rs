@@ -257,8 +257,12 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             },
         ),
         check(
-            recovered.is_some() && hi - lo <= 1 && after.len() >= 2,
-            format!("zones balanced again: {}", show(&after)),
+            recovered.is_some()
+                && hi - lo <= 1
+                && before
+                    .keys()
+                    .all(|z| *z == victim_zone || after.contains_key(z)),
+            format!("zones left balanced again: {}", show(&after)),
         ),
         check(
             landed.is_empty(),
