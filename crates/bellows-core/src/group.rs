@@ -195,11 +195,6 @@ impl Group {
         &self.zones
     }
 
-    /// Whether `zone` is in an outage.
-    pub fn zone_unavailable(&self, zone: &str) -> bool {
-        self.unavailable.contains(zone)
-    }
-
     /// A zone's outage starts (`available` false) or ends. While it lasts nothing is
     /// launched in the zone; afterwards the group moves instances back into it, one at
     /// a time, launching before it terminates. Whether anything changed.
@@ -521,7 +516,10 @@ impl Group {
             self.finish(id, from, now, ActivityStatus::Successful, None);
             return;
         }
-        self.note_failure(now);
+        // A zone's outage is no fault of the launch template: no backoff for it.
+        if !self.unavailable.contains(&inst.zone) {
+            self.note_failure(now);
+        }
         self.finish(
             id,
             from,
@@ -549,6 +547,7 @@ impl Group {
                 if inst
                     .in_service_at
                     .is_some_and(|t| now.since(t) < EARLY_DEATH)
+                    && !self.unavailable.contains(&inst.zone)
                 {
                     self.note_failure(now);
                 }

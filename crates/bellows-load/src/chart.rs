@@ -258,8 +258,12 @@ fn percentile_panel(summary: &crate::Summary) -> Option<Panel> {
         .iter()
         .map(|[p, ms]| (nines(*p), *ms))
         .collect();
+    if points.len() < 2 {
+        return None;
+    }
     let most = points.last()?.0.max(1.0);
-    let ticks = (0..=most.floor() as u32)
+    // The nines are computed in floating point: 2 comes out as 1.9999999999999996.
+    let ticks = (0..=(most + 1e-6).floor() as u32)
         .map(|k| {
             let label = match k {
                 0 => "p0".to_owned(),

@@ -108,16 +108,18 @@ impl Template {
         if !has("user-agent") {
             head += "User-Agent: bellows-load\r\n";
         }
-        // As with curl, a header given with no value is one not to send: a default
-        // (`User-Agent:`) or one given earlier.
-        for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
+        for (k, v) in headers {
             if k.is_empty()
                 || k.bytes().any(|b| !b.is_ascii_graphic() || b == b':')
                 || v.bytes().any(|b| b == b'\r' || b == b'\n')
             {
                 return Err(Error::Usage(format!("bad header `{k}: {v}`")));
             }
-            head += &format!("{k}: {v}\r\n");
+            // As with curl, a header given with no value is not sent, and neither is
+            // the default of that name (`User-Agent:`).
+            if !v.is_empty() {
+                head += &format!("{k}: {v}\r\n");
+            }
         }
         if !body.is_empty() || !matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS") {
             head += &format!("Content-Length: {}\r\n", body.len());
@@ -544,6 +546,9 @@ mod tests {
         assert_eq!(
             &t.bytes[..],
             b"GET /p HTTP/1.1\r\nHost: 127.0.0.1:81\r\n\r\n"
+        );
+        assert!(
+            Template::new(&u, "GET", &[("Bad Name".into(), String::new())], b"", true).is_err()
         );
         let host = [("host".into(), "example.test".into())];
         let t = Template::new(&u, "GET", &host, b"", true).unwrap();

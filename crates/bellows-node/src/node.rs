@@ -1,7 +1,7 @@
 //! The node's control loop: one task owns the groups, the provider and the store, and
 //! reacts to ticks, process events and API calls, in that one place.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -57,6 +57,8 @@ pub enum NodeError {
 struct Node {
     stack: Stack,
     groups: BTreeMap<String, Group>,
+    /// Zones in an outage (`bellows zone fail`), for every group, those `apply` adds too.
+    zones_out: BTreeSet<String>,
     owner: HashMap<InstanceId, String>,
     ids: IdGen,
     provider: Provider,
@@ -162,6 +164,7 @@ pub async fn run(
             .map(|g| (g.name.clone(), Group::new(g)))
             .collect(),
         stack: opts.stack,
+        zones_out: BTreeSet::new(),
         owner: HashMap::new(),
         ids: IdGen::new(seed),
         provider,
@@ -411,7 +414,11 @@ impl Node {
             };
             match c.op {
                 Op::Add => {
-                    groups.insert(c.name.clone(), Group::new(spec));
+                    let mut g = Group::new(spec);
+                    for zone in &self.zones_out {
+                        g.set_zone_available(zone, false);
+                    }
+                    groups.insert(c.name.clone(), g);
                 }
                 Op::Modify => {
                     let (Some(g), Some(old)) = (groups.get_mut(&c.name), self.stack.group(&c.name))
@@ -686,8 +693,19 @@ impl Node {
                     instances: 0,
                 });
                 view.groups.push(g.name().to_owned());
-                view.available &= !g.zone_unavailable(z);
             }
+        }
+        // A zone still out that no group lists any more, so that it can be restored.
+        for z in &self.zones_out {
+            zones.entry(z.clone()).or_insert_with(|| api::ZoneView {
+                zone: z.clone(),
+                available: false,
+                groups: Vec::new(),
+                instances: 0,
+            });
+        }
+        for view in zones.values_mut() {
+            view.available = !self.zones_out.contains(&view.zone);
         }
         for g in self.groups.values() {
             for i in g.instances() {
@@ -710,25 +728,34 @@ impl Node {
         available: bool,
         actor: &Actor,
     ) -> Result<api::ZoneChange, ApiError> {
-        if !self
-            .groups
-            .values()
-            .any(|g| g.zones().iter().any(|z| z == zone))
+        if !self.zones_out.contains(zone)
+            && !self
+                .groups
+                .values()
+                .any(|g| g.zones().iter().any(|z| z == zone))
         {
             return Err(ApiError::not_found(format!(
                 "no group has zone `{zone}`; see `bellows zones`"
             )));
         }
-        let mut changed = false;
+        let changed = if available {
+            self.zones_out.remove(zone)
+        } else {
+            self.zones_out.insert(zone.to_owned())
+        };
         for g in self.groups.values_mut() {
-            changed |= g.set_zone_available(zone, available);
+            g.set_zone_available(zone, available);
         }
         let mut killed = Vec::new();
         if !available {
             for g in self.groups.values() {
+                // A power cut: draining instances go too.
                 for i in g.instances().filter(|i| {
                     i.zone == zone
-                        && matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService)
+                        && matches!(
+                            i.lifecycle,
+                            Lifecycle::Pending | Lifecycle::InService | Lifecycle::Terminating
+                        )
                 }) {
                     match self.provider.info(&i.id).and_then(|p| p.pid) {
                         Some(pid) => {
@@ -941,10 +968,11 @@ impl Node {
                         "StartZoneOutage"
                     },
                     format!("zone/{zone}"),
-                    serde_json::json!({ "available": match &result {
-                        Ok(c) if !c.changed => available,
-                        _ => !available,
-                    } }),
+                    match &result {
+                        // Unchanged: it already was as asked.
+                        Ok(c) => serde_json::json!({ "available": c.available != c.changed }),
+                        Err(_) => serde_json::Value::Null,
+                    },
                     after,
                     result.as_ref().map(|_| ()),
                 );

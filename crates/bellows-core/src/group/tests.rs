@@ -717,6 +717,9 @@ fn a_zone_outage_keeps_launches_out_and_its_end_rebalances_launch_first() {
             desired 6 live 6 [0280:b 778a:b a28a:a aaf1:b b6f7:a ec67:a]
         "#]],
     );
+    // Deaths in a zone's outage are not the launch template's fault: no backoff, even
+    // for instances that had just come into service.
+    assert_eq!(h.group.backoff_until(), Time::default());
     // Every zone out: nothing can be launched anywhere.
     let mut all_out = h.group.clone();
     all_out.set_zone_available("a", false);
