@@ -358,6 +358,11 @@ impl Env {
         )
     }
 
+    /// Whether this scenario runs on a stack it did not start (`--attach`).
+    pub fn attached(&self) -> bool {
+        self.own.is_none()
+    }
+
     async fn stop_own(&mut self) {
         if let Some(mut own) = self.own.take() {
             if let Some(pid) = own.child.id() {

@@ -149,6 +149,11 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         "zone {victim_zone} fails (bellows zone fail {victim_zone}, audited): kill -9 {}",
         victims.join(", ")
     ));
+    if env.attached() {
+        env.say(format!(
+            "(the scenario ends the outage itself; should it be stopped before, `bellows zone restore {victim_zone}` does)"
+        ));
+    }
     // Back to desired, every instance in service.
     let bound = Duration::from_secs(if short { 45 } else { 120 });
     // Every instance seen in the failed zone besides the killed ones (none should be).
