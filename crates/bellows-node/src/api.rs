@@ -215,6 +215,9 @@ pub struct StatusView {
     pub cgroups: bool,
     pub groups: Vec<GroupView>,
     pub listeners: Vec<ListenerView>,
+    /// Zones in an outage (`bellows zone fail`).
+    #[serde(default)]
+    pub zones_out: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1314,6 +1314,7 @@ impl Node {
             control: self.control.to_string(),
             cgroups: self.cgroups,
             listeners: self.proxy.listeners(),
+            zones_out: self.zones_out.iter().cloned().collect(),
             groups: self
                 .groups
                 .values()

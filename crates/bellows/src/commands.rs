@@ -110,7 +110,17 @@ pub async fn status(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
             g.pending.to_string(),
             g.terminating.to_string(),
             g.instance_type.clone(),
-            g.zones.join(","),
+            g.zones
+                .iter()
+                .map(|z| {
+                    if s.zones_out.contains(z) {
+                        format!("{z} (outage)")
+                    } else {
+                        z.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(","),
         ]);
     }
     t.print();

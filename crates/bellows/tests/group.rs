@@ -455,6 +455,9 @@ fn a_zone_outage_kills_its_instances_keeps_launches_out_and_its_end_rebalances()
         "{term}"
     );
     assert_eq!(up.json(&["zones"])[1]["available"], false);
+    assert_eq!(up.json(&["status"])["zones_out"][0], "zone-b");
+    let status = String::from_utf8_lossy(&up.cli(&["status"]).stdout).into_owned();
+    assert!(status.contains("zone-a,zone-b (outage)"), "{status}");
 
     // A group added by apply during the outage stays out of zone-b too.
     let text = std::fs::read_to_string(&up.stack).unwrap();
