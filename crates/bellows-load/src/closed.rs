@@ -27,7 +27,7 @@ use crate::record::{Outcome, Recorder};
 
 /// How often in-flight requests are checked against the timeout, and paused
 /// connections resumed: a request times out up to this late.
-const SCAN: Duration = Duration::from_millis(5);
+pub(crate) const SCAN: Duration = Duration::from_millis(5);
 
 /// While responses follow each other closely, poll this many times without waiting
 /// (yielding the CPU in between) before sleeping in the kernel: waking a sleeping
@@ -37,7 +37,7 @@ const SCAN: Duration = Duration::from_millis(5);
 /// 5.3 us of CPU a request, polling 16 times 4.3 us, yielding between those polls 3.5 us
 /// and got the most requests through; on a quiet machine sleeping at once cost less
 /// CPU (4.35 us against 4.79 us) but got 15% fewer requests through (README).
-const SPIN_POLLS: u32 = 16;
+pub(crate) const SPIN_POLLS: u32 = 16;
 
 /// After a failed request a connection waits this long before the next one, so that a
 /// refusing server is not hammered in a spin.
@@ -45,7 +45,7 @@ const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(10);
 
 /// Where a connection is in its request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     /// A new connection's handshake is under way.
     Connecting,
     /// The request is partly written.
@@ -54,20 +54,118 @@ enum Phase {
     Reading,
     /// Waiting out a pause after a failure until the instant given.
     Paused(Instant),
+    /// Open loop: connected and kept alive, with no request to send.
+    Idle,
     /// No more requests on this connection.
     Done,
 }
 
 #[derive(Debug)]
-struct Slot {
-    stream: Option<TcpStream>,
-    phase: Phase,
+pub(crate) struct Slot {
+    pub stream: Option<TcpStream>,
+    pub phase: Phase,
     /// Bytes of the request written so far.
-    written: usize,
-    /// When the request in flight started (its connect included).
-    started: Instant,
-    buf: BytesMut,
-    reader: ResponseReader,
+    pub written: usize,
+    /// When the request in flight started (its connect included); in an open loop,
+    /// when it was due.
+    pub started: Instant,
+    pub buf: BytesMut,
+    pub reader: ResponseReader,
+}
+
+impl Slot {
+    pub fn new(head_only: bool, now: Instant) -> Slot {
+        Slot {
+            stream: None,
+            phase: Phase::Done,
+            written: 0,
+            started: now,
+            buf: BytesMut::with_capacity(1024),
+            reader: ResponseReader::new(head_only, false),
+        }
+    }
+
+    /// The connection goes (closed, or not to be reused): the slot has none.
+    pub fn drop_connection(&mut self, poll: &Poll, head_only: bool) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = poll.registry().deregister(&mut s);
+        }
+        self.reader = ResponseReader::new(head_only, false);
+        self.buf.clear();
+    }
+
+    /// A new connection's handshake ended: whether it is connected (`Ok(false)`: not
+    /// yet, the event was for something else).
+    pub fn connected(&mut self) -> Result<bool, Failure> {
+        let Some(stream) = &self.stream else {
+            return Err(Failure::Reset);
+        };
+        match stream.take_error() {
+            Ok(Some(e)) | Err(e) => return Err(Failure::of_connect(&e)),
+            Ok(None) => {}
+        }
+        match stream.peer_addr() {
+            Ok(_) => {
+                let _ = stream.set_nodelay(true);
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(Failure::of_connect(&e)),
+        }
+    }
+
+    /// Writes what is left of `bytes` (the request); true once it is all out.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<bool, Failure> {
+        let Some(stream) = &mut self.stream else {
+            return Err(Failure::Reset);
+        };
+        while self.written < bytes.len() {
+            match stream.write(&bytes[self.written..]) {
+                Ok(0) => return Err(Failure::Reset),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Err(Failure::Reset),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads what the socket has; the response (or why there is none) once it is
+    /// decided, `None` while more is to come. `scratch` is the loop's one read buffer:
+    /// what a read brings is copied from there to the connection's own (a response head
+    /// is a few hundred bytes), so that safe code reads into memory zeroed once, not
+    /// before every read.
+    /// `closed`: the peer's end had closed when the event was taken, so the end of the
+    /// stream is there to read after the data (no new event will say so).
+    pub fn read(
+        &mut self,
+        closed: bool,
+        scratch: &mut [u8],
+    ) -> Option<Result<http::Response, Failure>> {
+        let stream = self.stream.as_mut()?;
+        loop {
+            let n = match stream.read(scratch) {
+                Ok(0) => return Some(self.reader.eof()),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return Some(Err(Failure::Reset)),
+            };
+            self.buf.extend_from_slice(&scratch[..n]);
+            match self.reader.feed(&mut self.buf) {
+                Ok(Some(r)) => return Some(Ok(r)),
+                Err(f) => return Some(Err(f)),
+                Ok(None) => {}
+            }
+            if n < scratch.len() && !closed {
+                // The socket had no more. Its registration is edge-triggered, and more
+                // data arriving later is a new edge: no need to read until it says
+                // "would block", which would be one more system call per request.
+                return None;
+            }
+        }
+    }
 }
 
 /// What the events of one wake-up share.
@@ -98,14 +196,7 @@ impl Loop<'_> {
         let mut events = Events::with_capacity(connections.clamp(16, 1024));
         let now = Instant::now();
         let mut slots: Vec<Slot> = (0..connections)
-            .map(|_| Slot {
-                stream: None,
-                phase: Phase::Done,
-                written: 0,
-                started: now,
-                buf: BytesMut::with_capacity(1024),
-                reader: ResponseReader::new(self.ctx.template.head_only, false),
-            })
+            .map(|_| Slot::new(self.ctx.template.head_only, now))
             .collect();
         let mut scratch = vec![0u8; 2 * http::READ_BUFFER];
         let mut rec = None;
@@ -206,29 +297,15 @@ impl Loop<'_> {
         } = wake;
         let mut now = || *clock.insert(Instant::now());
         if slot.phase == Phase::Connecting {
-            let Some(stream) = &slot.stream else { return };
-            match stream.take_error() {
-                Ok(Some(e)) | Err(e) => {
-                    let f = Failure::of_connect(&e);
-                    return self.finish(poll, slot, i, now(), Err(f), rec);
-                }
-                Ok(None) => {}
-            }
-            match stream.peer_addr() {
-                Ok(_) => {
-                    let _ = stream.set_nodelay(true);
-                    slot.phase = Phase::Writing;
-                }
+            match slot.connected() {
+                Ok(true) => slot.phase = Phase::Writing,
                 // Not connected yet: a wake-up for something else.
-                Err(e) if e.kind() == ErrorKind::NotConnected => return,
-                Err(e) => {
-                    let f = Failure::of_connect(&e);
-                    return self.finish(poll, slot, i, now(), Err(f), rec);
-                }
+                Ok(false) => return,
+                Err(f) => return self.finish(poll, slot, i, now(), Err(f), rec),
             }
         }
         if slot.phase == Phase::Writing {
-            match self.write(slot) {
+            match slot.write(&self.ctx.template.bytes) {
                 Ok(true) => slot.phase = Phase::Reading,
                 Ok(false) => return,
                 Err(f) => return self.finish(poll, slot, i, now(), Err(f), rec),
@@ -241,64 +318,9 @@ impl Loop<'_> {
             }
         }
         if slot.phase == Phase::Reading {
-            let r = self.read(slot, closed, scratch);
+            let r = slot.read(closed, scratch);
             if let Some(r) = r {
                 self.finish(poll, slot, i, now(), r, rec);
-            }
-        }
-    }
-
-    /// Writes what is left of the request; true once it is all out.
-    fn write(&self, slot: &mut Slot) -> Result<bool, Failure> {
-        let bytes = &self.ctx.template.bytes;
-        let Some(stream) = &mut slot.stream else {
-            return Err(Failure::Reset);
-        };
-        while slot.written < bytes.len() {
-            match stream.write(&bytes[slot.written..]) {
-                Ok(0) => return Err(Failure::Reset),
-                Ok(n) => slot.written += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return Err(Failure::Reset),
-            }
-        }
-        Ok(true)
-    }
-
-    /// Reads what the socket has; the response (or why there is none) once it is
-    /// decided, `None` while more is to come. `scratch` is the loop's one read buffer:
-    /// what a read brings is copied from there to the connection's own (a response head
-    /// is a few hundred bytes), so that safe code reads into memory zeroed once, not
-    /// before every read.
-    /// `closed`: the peer's end had closed when the event was taken, so the end of the
-    /// stream is there to read after the data (no new event will say so).
-    fn read(
-        &self,
-        slot: &mut Slot,
-        closed: bool,
-        scratch: &mut [u8],
-    ) -> Option<Result<http::Response, Failure>> {
-        let stream = slot.stream.as_mut()?;
-        loop {
-            let n = match stream.read(scratch) {
-                Ok(0) => return Some(slot.reader.eof()),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return Some(Err(Failure::Reset)),
-            };
-            slot.buf.extend_from_slice(&scratch[..n]);
-            match slot.reader.feed(&mut slot.buf) {
-                Ok(Some(r)) => return Some(Ok(r)),
-                Err(f) => return Some(Err(f)),
-                Ok(None) => {}
-            }
-            if n < scratch.len() && !closed {
-                // The socket had no more. Its registration is edge-triggered, and more
-                // data arriving later is a new edge: no need to read until it says
-                // "would block", which would be one more system call per request.
-                return None;
             }
         }
     }
@@ -322,10 +344,7 @@ impl Loop<'_> {
             .sent_and_record(now - started, now - slot.started, outcome);
         let reuse = matches!(&result, Ok(r) if self.ctx.cfg.keep_alive && !r.close);
         if !reuse {
-            if let Some(mut s) = slot.stream.take() {
-                let _ = poll.registry().deregister(&mut s);
-            }
-            slot.reader = ResponseReader::new(self.ctx.template.head_only, false);
+            slot.drop_connection(poll, self.ctx.template.head_only);
         }
         slot.buf.clear();
         if result.is_err() {
@@ -359,7 +378,7 @@ impl Loop<'_> {
         slot.written = 0;
         if slot.stream.is_some() {
             slot.phase = Phase::Writing;
-            match self.write(slot) {
+            match slot.write(&self.ctx.template.bytes) {
                 Ok(true) => slot.phase = Phase::Reading,
                 Ok(false) => {}
                 Err(f) => self.finish(poll, slot, i, now, Err(f), rec),
@@ -376,7 +395,7 @@ impl Loop<'_> {
     }
 }
 
-fn connect(poll: &Poll, addr: SocketAddr, i: usize) -> Result<TcpStream, Failure> {
+pub(crate) fn connect(poll: &Poll, addr: SocketAddr, i: usize) -> Result<TcpStream, Failure> {
     let mut s = TcpStream::connect(addr).map_err(|e| Failure::of_connect(&e))?;
     poll.registry()
         .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)

@@ -14,6 +14,7 @@
 pub mod chart;
 mod closed;
 pub mod http;
+mod open;
 pub mod record;
 pub mod schedule;
 pub mod ws;
@@ -22,11 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::http::{Conn, Template, Url};
+use crate::http::{Template, Url};
 use crate::record::{Latency, Outcome, Recorder, Second, Summary};
 use crate::schedule::Plan;
 
@@ -284,75 +285,40 @@ impl Ctx {
             _ = self.until_stopped() => false,
         }
     }
-
-    /// One request on `conn` (connecting first when there is none), within the timeout.
-    /// Returns the connection if it can be used again.
-    async fn one(&self, conn: Option<Conn>) -> (Outcome, Option<Conn>) {
-        match tokio::time::timeout(self.cfg.timeout, self.untimed(conn)).await {
-            Ok(r) => r,
-            Err(_) => (Outcome::Failed(http::Failure::Timeout), None),
-        }
-    }
-
-    async fn untimed(&self, conn: Option<Conn>) -> (Outcome, Option<Conn>) {
-        let mut conn = match conn {
-            Some(c) => c,
-            None => match Conn::connect(self.addr).await {
-                Ok(c) => c,
-                Err(f) => return (Outcome::Failed(f), None),
-            },
-        };
-        match conn.send(&self.template, false).await {
-            Ok(r) => {
-                let keep = self.cfg.keep_alive && !r.close;
-                (Outcome::Status(r.status), keep.then_some(conn))
-            }
-            Err(f) => (Outcome::Failed(f), None),
-        }
-    }
 }
 
 /// Sends every request of the plan at its due time; returns how long sending took.
+/// The plan is dealt out among as many event loops as the runtime has worker threads
+/// (one on a single-threaded runtime), each with its share of the connections.
 async fn open_loop(ctx: &Ctx, plan: &Plan) -> Duration {
-    let idle: Arc<Mutex<Vec<Conn>>> = Arc::default();
-    let slots = Arc::new(Semaphore::new(ctx.cfg.max_connections));
-    let mut tasks = JoinSet::new();
-    let mut last = Duration::ZERO;
-    for (k, due) in plan.send_times().enumerate() {
-        if ctx.cfg.requests.is_some_and(|n| k as u64 >= n) || ctx.stopping() {
-            break;
-        }
-        let due_at = ctx.started + due;
-        // tokio's timer wakes up to a millisecond late, and that lateness would count
-        // in every latency: sleep to a millisecond before, then yield until due.
-        if due_at > Instant::now() + Duration::from_millis(2) {
-            tokio::select! {
-                _ = tokio::time::sleep_until(due_at - Duration::from_millis(1)) => {}
-                _ = ctx.until_stopped() => break,
+    let threads = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .clamp(1, ctx.cfg.max_connections);
+    let mut loops = JoinSet::new();
+    for share in 0..threads {
+        let (ctx, plan) = (ctx.clone(), plan.clone());
+        let max_connections = ctx.cfg.max_connections / threads
+            + usize::from(share < ctx.cfg.max_connections % threads);
+        loops.spawn_blocking(move || {
+            open::Loop {
+                ctx: &ctx,
+                plan: &plan,
+                share,
+                of: threads,
+                max_connections,
             }
-        }
-        while Instant::now() < due_at {
-            tokio::task::yield_now().await;
-        }
-        last = ctx.started.elapsed();
-        ctx.rec.lock().expect("recorder lock").sent(due);
-        let (ctx, idle, slots) = (ctx.clone(), idle.clone(), slots.clone());
-        tasks.spawn(async move {
-            let Ok(_slot) = slots.acquire().await else {
-                return;
-            };
-            let conn = idle.lock().expect("idle lock").pop();
-            let (outcome, conn) = ctx.one(conn).await;
-            // Latency from the due time, not from when a connection was free.
-            ctx.record(due_at.elapsed(), outcome);
-            if let Some(c) = conn {
-                idle.lock().expect("idle lock").push(c);
-            }
+            .run()
         });
-        // Reap finished tasks as we go so the set stays small.
-        while tasks.try_join_next().is_some() {}
     }
-    while tasks.join_next().await.is_some() {}
+    let mut last = Duration::ZERO;
+    while let Some(r) = loops.join_next().await {
+        match r {
+            Ok(Ok(l)) => last = last.max(l),
+            Ok(Err(e)) => eprintln!("bellows load: event loop: {e}"),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
     let planned = Duration::from_secs_f64(plan.duration());
     if ctx.stopping() {
         last

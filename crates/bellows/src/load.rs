@@ -79,7 +79,7 @@ pub struct LoadArgs {
     /// length).
     #[arg(long, short = 'd')]
     pub duration: Option<String>,
-    /// Stop after this many requests.
+    /// Stop after this many requests (exact; not with --ws, which runs for --duration).
     #[arg(long, short = 'n')]
     pub requests: Option<u64>,
     /// A new connection for every request (Connection: close).

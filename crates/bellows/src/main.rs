@@ -324,9 +324,16 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ZoneChange {
     /// The zone fails: its instances are killed and nothing is launched there.
-    Fail { zone: String },
-    /// The zone is back.
-    Restore { zone: String },
+    Fail {
+        /// A zone some group lists (see `bellows zones`).
+        zone: String,
+    },
+    /// The zone is back: the groups move instances into it one at a time, launching
+    /// each before terminating one elsewhere.
+    Restore {
+        /// A zone in an outage.
+        zone: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

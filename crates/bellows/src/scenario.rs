@@ -38,15 +38,17 @@ pub enum Name {
     /// Seed 001, scenario 2: revoke the listener's ingress rule; requests fail;
     /// restore it; service comes back.
     Ingress,
-    /// Every instance of one zone is killed; the group replaces them with no failed GET.
+    /// A zone fails (every instance in it killed) and comes back: the group replaces
+    /// them in the other zones, then rebalances into it, never below desired, with no
+    /// failed GET.
     ZoneFailure,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ScenarioArgs {
     pub name: Name,
-    /// Short periods and a small group (what the tests run); the default is the
-    /// workshop's pace.
+    /// Short periods (and for capacity and cpu a smaller group): what the tests run;
+    /// the default is the workshop's pace.
     #[arg(long)]
     pub short: bool,
     /// Start this stack file instead of the embedded one (it must fit the scenario:
