@@ -213,22 +213,9 @@ impl Loop<'_> {
             } else {
                 SCAN
             };
-            if let Err(e) = poll.poll(&mut events, Some(wait)) {
-                if e.kind() == ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if events.is_empty() {
-                if wait == Duration::ZERO {
-                    empty += 1;
-                    // Should the target share this CPU, let it run: its answers are
-                    // what we wait for. Alone on the CPU, this returns at once.
-                    std::thread::yield_now();
-                    continue;
-                }
-            } else {
-                empty = 0;
+            poll_spinning(&mut poll, &mut events, wait, &mut empty)?;
+            if events.is_empty() && wait == Duration::ZERO {
+                continue;
             }
             // One lock of the recorder for all the responses of this wake-up, and the
             // clock read only when they did not read it already.
@@ -393,6 +380,30 @@ impl Loop<'_> {
             Err(f) => self.finish(poll, slot, i, now, Err(f), rec),
         }
     }
+}
+
+/// Polls for at most `wait`; `empty` counts the polls in a row that found nothing
+/// without waiting (against [`SPIN_POLLS`]). An interrupted poll finds nothing.
+pub(crate) fn poll_spinning(
+    poll: &mut Poll,
+    events: &mut Events,
+    wait: Duration,
+    empty: &mut u32,
+) -> std::io::Result<()> {
+    match poll.poll(events, Some(wait)) {
+        Err(e) if e.kind() == ErrorKind::Interrupted => events.clear(),
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
+    if !events.is_empty() {
+        *empty = 0;
+    } else if wait == Duration::ZERO {
+        *empty = empty.saturating_add(1);
+        // Should the target share this CPU, let it run: its answers are what we wait
+        // for. Alone on the CPU, this returns at once.
+        std::thread::yield_now();
+    }
+    Ok(())
 }
 
 pub(crate) fn connect(poll: &Poll, addr: SocketAddr, i: usize) -> Result<TcpStream, Failure> {

@@ -7,7 +7,6 @@
 //! the server's.
 
 use std::collections::VecDeque;
-use std::io::ErrorKind;
 use std::sync::MutexGuard;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use mio::{Events, Poll};
 use tokio::time::Instant;
 
 use crate::Ctx;
-use crate::closed::{Phase, SCAN, SPIN_POLLS, Slot, connect};
+use crate::closed::{Phase, SCAN, SPIN_POLLS, Slot, connect, poll_spinning};
 use crate::http::{self, Failure};
 use crate::record::{Outcome, Recorder};
 use crate::schedule::Plan;
@@ -115,20 +114,7 @@ impl Loop<'_> {
                 None => SCAN,
             };
             drop(rec);
-            if let Err(e) = poll.poll(&mut events, Some(wait)) {
-                if e.kind() == ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if events.is_empty() {
-                if wait == Duration::ZERO {
-                    empty = empty.saturating_add(1);
-                    std::thread::yield_now();
-                }
-            } else {
-                empty = 0;
-            }
+            poll_spinning(&mut poll, &mut events, wait, &mut empty)?;
             let mut rec: Option<MutexGuard<'_, Recorder>> = None;
             let mut clock = None;
             for ev in events.iter() {
