@@ -225,7 +225,8 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
     if let Some(e) = entry.as_mut() {
         e.rule_priority = priority;
     }
-    let kept = match action {
+    // The load balancer's own answer, unless the request goes to a target.
+    let own = match action {
         Action::FixedResponse(FixedResponse {
             status,
             content_type,
@@ -234,23 +235,13 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
             if let Some(e) = entry.as_mut() {
                 e.actions = "fixed-response";
             }
-            let own = Own {
+            Own {
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
                 reason: None,
                 content_type,
                 location: None,
                 body: Bytes::from(fixed.clone()),
-            };
-            own_answer(
-                conn,
-                client,
-                Some(&head),
-                body != BodyState::Done,
-                entry,
-                start,
-                &own,
-            )
-            .await
+            }
         }
         Action::Redirect(r) => {
             if let Some(e) = entry.as_mut() {
@@ -264,7 +255,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
                 head.path(),
                 head.query().unwrap_or(""),
             );
-            let own = Own {
+            Own {
                 status: if r.status == 302 {
                     StatusCode::FOUND
                 } else {
@@ -274,47 +265,39 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
                 content_type: "text/html",
                 location: Some(location),
                 body: Bytes::new(),
-            };
-            own_answer(
-                conn,
-                client,
-                Some(&head),
-                body != BodyState::Done,
-                entry,
-                start,
-                &own,
-            )
-            .await
+            }
         }
         Action::Forward(groups) => {
             if let Some(e) = entry.as_mut() {
                 e.actions = "forward";
             }
-            let Some(tg) = rules::pick_weighted(groups, random())
+            match rules::pick_weighted(groups, random())
                 .and_then(|n| conn.shared.groups.get(n).map(|tg| (n, tg.clone())))
-            else {
-                let own = elb(500, "TargetGroupMissing").own();
-                return own_answer(
-                    conn,
-                    client,
-                    Some(&head),
-                    body != BodyState::Done,
-                    entry,
-                    start,
-                    &own,
-                )
-                .await
-                    && body == BodyState::Done;
-            };
-            let request = Request {
-                head: &head,
-                trace: &trace,
-                start,
-            };
-            forward(conn, tg, &request, client, &mut body, entry).await
+            {
+                Some(tg) => {
+                    let request = Request {
+                        head: &head,
+                        trace: &trace,
+                        start,
+                    };
+                    let kept = forward(conn, tg, &request, client, &mut body, entry).await;
+                    // A body left unread would be taken for the next request: close.
+                    return kept && body == BodyState::Done;
+                }
+                None => elb(500, "TargetGroupMissing").own(),
+            }
         }
     };
-    // A body left unread would be taken for the next request: close instead.
+    let kept = own_answer(
+        conn,
+        client,
+        Some(&head),
+        body != BodyState::Done,
+        entry,
+        start,
+        &own,
+    )
+    .await;
     kept && body == BodyState::Done
 }
 
