@@ -92,8 +92,8 @@ pub struct LoadArgs {
     /// counts in their latency).
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
-    /// Threads (1 is like wrk -t1): a closed loop runs an event loop on each, its
-    /// connections shared out among them.
+    /// Threads (1 is like wrk -t1): an event loop runs on each, with its share of the
+    /// connections (closed loop) or of the requests (open loop).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
     /// Print the summary as JSON.
@@ -102,7 +102,7 @@ pub struct LoadArgs {
     /// Write one row per second as CSV.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// Draw the per-second rows as an SVG chart.
+    /// Draw an SVG chart: the per-second rows, and the run's latency by percentile.
     #[arg(long, value_name = "FILE.svg")]
     pub chart: Option<PathBuf>,
     /// No progress line (a live one on a terminal, else one every 2 s).
