@@ -3,10 +3,14 @@
 //! the load balancer's counters as per-second deltas (AWS/ApplicationELB).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bellows_core::Time;
+use bellows_core::group::{Group, Lifecycle};
 use bellows_core::metrics::{MetricStore, SeriesKey};
 use bellows_proxy::Snapshot;
+
+use crate::api::InstanceView;
 
 /// The previous counter values, to publish deltas.
 #[derive(Debug, Default)]
@@ -124,6 +128,93 @@ pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapsh
                     );
                 }
             }
+        }
+    }
+}
+
+/// Each instance in service's CPU and memory, and each group's average of them
+/// (AWS/EC2).
+pub fn instances(
+    store: &mut MetricStore,
+    instances: &[InstanceView],
+    warmups: &HashMap<String, Duration>,
+    now: Time,
+) {
+    // Per group: (cpu, memory, count) over instances past warmup, and over all.
+    let mut warm: HashMap<String, (f64, f64, u32)> = HashMap::new();
+    let mut all: HashMap<String, (f64, f64, u32)> = HashMap::new();
+    for i in instances {
+        let (Some(cpu), Some(mem)) = (i.cpu_percent, i.memory_percent) else {
+            continue;
+        };
+        if i.lifecycle != Lifecycle::InService {
+            continue;
+        }
+        let id = i.id.as_str();
+        store.put(
+            &SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", id)]),
+            now,
+            cpu,
+        );
+        store.put(
+            &SeriesKey::new("AWS/EC2", "MemoryUtilization", &[("InstanceId", id)]),
+            now,
+            mem,
+        );
+        let warmup = warmups.get(&i.group).copied().unwrap_or_default();
+        let warming = i
+            .in_service_at
+            .is_some_and(|t| now.since(t).as_millis() < warmup.as_millis() as u64);
+        for (map, counts) in [(&mut all, true), (&mut warm, !warming)] {
+            if counts {
+                let e = map.entry(i.group.clone()).or_default();
+                e.0 += cpu;
+                e.1 += mem;
+                e.2 += 1;
+            }
+        }
+    }
+    // The group's aggregate leaves out instances still warming up, unless all are.
+    for (group, whole) in all {
+        let (cpu, mem, n) = warm
+            .get(&group)
+            .copied()
+            .filter(|w| w.2 > 0)
+            .unwrap_or(whole);
+        let dims = [("AutoScalingGroupName", group.as_str())];
+        store.put(
+            &SeriesKey::new("AWS/EC2", "CPUUtilization", &dims),
+            now,
+            cpu / f64::from(n),
+        );
+        store.put(
+            &SeriesKey::new("AWS/EC2", "MemoryUtilization", &dims),
+            now,
+            mem / f64::from(n),
+        );
+    }
+}
+
+/// Each group's capacity and instance counts (AWS/AutoScaling).
+pub fn groups<'g>(store: &mut MetricStore, groups: impl Iterator<Item = &'g Group>, now: Time) {
+    for g in groups {
+        let dims = [("AutoScalingGroupName", g.name())];
+        let cap = g.capacity();
+        let counts = [
+            ("GroupMinSize", cap.min as usize),
+            ("GroupMaxSize", cap.max as usize),
+            ("GroupDesiredCapacity", cap.desired as usize),
+            ("GroupInServiceInstances", g.count(Lifecycle::InService)),
+            ("GroupPendingInstances", g.count(Lifecycle::Pending)),
+            ("GroupTerminatingInstances", g.count(Lifecycle::Terminating)),
+            ("GroupTotalInstances", g.instances().count()),
+        ];
+        for (name, v) in counts {
+            store.put(
+                &SeriesKey::new("AWS/AutoScaling", name, &dims),
+                now,
+                v as f64,
+            );
         }
     }
 }

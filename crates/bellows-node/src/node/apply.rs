@@ -1,0 +1,148 @@
+//! `bellows apply` in the loop: a new stack file is checked against the running stack,
+//! and what a running stack can take is applied to the groups, the load balancer and
+//! the scaler at once.
+
+use std::collections::BTreeMap;
+
+use bellows_core::Time;
+use bellows_core::group::Group;
+use bellows_core::scaling::Scaler;
+
+use super::{Node, warmups};
+use crate::api::{Actor, ApiError};
+
+impl Node {
+    /// `bellows apply`: the new stack is parsed and compared with the running one; what
+    /// a running stack cannot take is refused as a whole; otherwise groups, the load
+    /// balancer and the scaler take the new settings at once (see `stack::diff`).
+    pub(super) fn apply(
+        &mut self,
+        file: &str,
+        source: &str,
+        dry_run: bool,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<serde_json::Value, ApiError> {
+        use bellows_core::stack::diff::{self, Op};
+        let invalid = |lines: Vec<String>| {
+            ApiError::new_public(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_stack",
+                lines.join("\n"),
+            )
+        };
+        let new = bellows_core::stack::parse(source)
+            .map_err(|d| invalid(d.iter().map(|d| d.render(file)).collect()))?;
+        let zones = crate::zones::unknown_zones(&new);
+        if !zones.is_empty() {
+            return Err(invalid(
+                zones.into_iter().map(|z| format!("{file}: {z}")).collect(),
+            ));
+        }
+        let changes = diff::diff(&self.stack, &new);
+        let refused = diff::refused(&self.stack, &new, &changes);
+        let plan = serde_json::json!({ "changes": changes, "applied": false });
+        if !refused.is_empty() {
+            let error = ApiError::conflict("change", refused.join("; "));
+            if !dry_run {
+                self.audit_apply(actor, plan, Err(&error));
+            }
+            return Err(error);
+        }
+        if dry_run || changes.is_empty() {
+            return Ok(plan);
+        }
+        // Groups first, on copies, so that a change a group refuses leaves all as it was.
+        let who = format!("{actor} (bellows apply)");
+        let mut groups = self.groups.clone();
+        let mut versions = BTreeMap::new();
+        for c in changes.iter().filter(|c| c.kind == "group") {
+            let Some(spec) = new.group(&c.name) else {
+                continue;
+            };
+            match c.op {
+                Op::Add => {
+                    let mut g = Group::new(spec);
+                    for zone in &self.zones_out {
+                        g.set_zone_available(zone, false);
+                    }
+                    groups.insert(c.name.clone(), g);
+                }
+                Op::Modify => {
+                    let (Some(g), Some(old)) = (groups.get_mut(&c.name), self.stack.group(&c.name))
+                    else {
+                        continue;
+                    };
+                    match g.reconfigure(old, spec, now, &who) {
+                        Ok(Some(v)) => {
+                            versions.insert(c.name.clone(), v);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let error =
+                                ApiError::conflict("change", format!("group `{}`: {e}", c.name));
+                            self.audit_apply(actor, plan, Err(&error));
+                            return Err(error);
+                        }
+                    }
+                }
+                Op::Remove => {}
+            }
+        }
+        self.groups = groups;
+        let new_ingress: Vec<String> = changes
+            .iter()
+            .filter(|c| c.kind == "listener" && c.touches("ingress"))
+            .map(|c| c.name.clone())
+            .collect();
+        self.proxy.reconfigure(&new, &new_ingress);
+        if changes
+            .iter()
+            .any(|c| matches!(c.kind, "alarm" | "policy" | "scheduled"))
+        {
+            // Alarms whose definition did not change keep their state and history.
+            let mut scaler = Scaler::new(
+                new.alarms.clone(),
+                new.policies.clone(),
+                new.scheduled.clone(),
+                now,
+            );
+            for (name, alarm) in scaler.alarms.iter_mut() {
+                if let Some(old) = self.scaler.alarms.get(name)
+                    && old.spec == alarm.spec
+                {
+                    *alarm = old.clone();
+                }
+            }
+            self.scaler = scaler;
+        }
+        self.warmups = warmups(&new);
+        self.stack = new;
+        let result = serde_json::json!({
+            "changes": changes,
+            "applied": true,
+            "template_versions": versions,
+        });
+        self.audit_apply(actor, result.clone(), Ok(()));
+        tracing::info!(changes = changes.len(), by = %actor, "applied a new stack");
+        Ok(result)
+    }
+
+    /// The audit record of an apply: the plan, and whether it was applied.
+    fn audit_apply(
+        &mut self,
+        actor: &Actor,
+        plan: serde_json::Value,
+        result: Result<(), &ApiError>,
+    ) {
+        let target = format!("stack/{}", self.stack.name);
+        self.audit(
+            actor,
+            "ApplyStack",
+            target,
+            serde_json::Value::Null,
+            plan,
+            result,
+        );
+    }
+}
