@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::ApiError;
+use crate::api::types::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -65,7 +65,7 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        req = req.header(crate::api::SOURCE_HEADER, "cli");
+        req = req.header(crate::api::types::SOURCE_HEADER, "cli");
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }

@@ -246,3 +246,21 @@ async fn bad_bodies_get_400s_never_a_panic_and_nothing_reaches_the_node() {
         }
     }
 }
+
+/// The client shares the wire types with the server and nothing else, so that the two
+/// never import each other.
+#[test]
+fn the_client_imports_the_wire_types_not_the_server() {
+    let client = include_str!("../client.rs");
+    for line in client.lines().filter(|l| l.contains("crate::api")) {
+        assert!(
+            line.contains("crate::api::types"),
+            "client.rs imports the server: {line}"
+        );
+    }
+    let types = include_str!("types.rs");
+    assert!(
+        !types.contains("crate::client") && !types.contains("use super::"),
+        "the wire types import the client or the server"
+    );
+}
