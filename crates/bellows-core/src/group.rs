@@ -889,6 +889,7 @@ fn is_live(i: &Instance) -> bool {
 }
 
 mod apply;
+mod elb;
 mod refresh;
 pub use refresh::{Refresh, RefreshSpec, RefreshStatus};
 

@@ -4,7 +4,9 @@
 //! Policies that run on a clock of their own rather than on alarms (Kubernetes' HPA,
 //! Knative's KPA and bellows' predictive policy) live in `scaling/periodic.rs`.
 
+mod from_zero;
 mod periodic;
+mod warmup;
 
 use std::collections::BTreeMap;
 
@@ -75,7 +77,9 @@ pub enum PolicyKind {
     Predictive(PredictiveSpec),
 }
 
+pub use from_zero::{Woken, scale_from_zero};
 pub use periodic::{HpaSpec, KpaSpec, PredictiveSpec};
+pub use warmup::{WarmMean, is_warming};
 
 impl PolicyKind {
     /// Whether the policy runs on its own clock rather than on alarms.
@@ -597,7 +601,7 @@ pub fn warming_in(group: &Group, warmup: Duration, now: Time) -> u32 {
         .instances()
         .filter(|i| match i.lifecycle {
             Lifecycle::Pending => true,
-            Lifecycle::InService => i.in_service_at.is_some_and(|t| now.since(t) < warmup),
+            Lifecycle::InService => i.in_service_at.is_some_and(|t| is_warming(t, warmup, now)),
             _ => false,
         })
         .count() as u32

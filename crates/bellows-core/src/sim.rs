@@ -21,7 +21,9 @@ use crate::group::{Command, Group};
 use crate::ids::{IdGen, InstanceId};
 use crate::lb::select::Algorithm;
 use crate::metrics::{MetricStore, SeriesKey};
-use crate::scaling::{GroupView, Outcome, Scaler, instance_warmups, warming_in};
+use crate::scaling::{
+    GroupView, Outcome, Scaler, WarmMean, instance_warmups, is_warming, warming_in,
+};
 use crate::stack::Stack;
 use crate::{Duration, Time};
 
@@ -447,8 +449,9 @@ impl Sim {
             requests,
             ..Second::default()
         };
-        let (mut lat_sum, mut p99, mut cpu_sum, mut cpu_warm, mut warm_n) =
-            (0.0, 0.0f64, 0.0, 0.0, 0u32);
+        let (mut lat_sum, mut p99, mut cpu_sum) = (0.0, 0.0f64, 0.0);
+        // The group's CPU as the node publishes it, warming instances left out.
+        let mut group_cpu = WarmMean::default();
         let mut in_flight = 0.0;
         if serving == 0 {
             row.rejected = requests;
@@ -470,7 +473,6 @@ impl Sim {
                 } else {
                     None
                 };
-            let warmup_s = self.warmup.as_millis() / 1000;
             for v in &mut self.instances {
                 let arrivals = match v.phase {
                     Phase::Serving { .. } => level.map_or(even, |l| (l - v.backlog).max(0.0)),
@@ -487,10 +489,7 @@ impl Sim {
                         p99 = p99.max(s.p99_s);
                     }
                     cpu_sum += s.cpu;
-                    if t >= since + warmup_s {
-                        cpu_warm += s.cpu;
-                        warm_n += 1;
-                    }
+                    group_cpu.add(s.cpu, is_warming(at(since), self.warmup, at(t)));
                 }
             }
         }
@@ -514,15 +513,12 @@ impl Sim {
         row.over_slo = p99 > self.model.slo_s || (requests > 0.0 && row.rejected > 0.01 * requests);
 
         // The metrics the live node would publish, those the stack reads.
-        let group_cpu = if warm_n > 0 {
-            cpu_warm / f64::from(warm_n)
-        } else {
-            row.cpu
-        };
         for (feed, key) in &self.feeds {
             let value = match feed {
-                Feed::GroupCpu if serving > 0 => group_cpu,
-                Feed::GroupCpu => continue,
+                Feed::GroupCpu => match group_cpu.mean() {
+                    Some(cpu) => cpu,
+                    None => continue,
+                },
                 Feed::RequestCount => requests,
                 Feed::RequestCountPerTarget => requests / f64::from(serving.max(1)),
                 Feed::TargetResponseTime if row.served > 0.0 => lat_sum / row.served,

@@ -18,13 +18,13 @@ use std::collections::VecDeque;
 use bellows_core::Time;
 use bellows_core::alarm::Transition;
 use bellows_core::event::{AuditRecord, Event};
+use bellows_core::group::Health;
 use bellows_core::group::{Command, Group, Lifecycle};
-use bellows_core::group::{Health, HealthSource};
 use bellows_core::ids::{IdGen, InstanceId};
 use bellows_core::lb::select::TargetState;
 use bellows_core::metrics::MetricStore;
 use bellows_core::scaling::{GroupView as ScalerGroups, Outcome, Scaler};
-use bellows_core::stack::{HealthCheckType, Stack};
+use bellows_core::stack::Stack;
 use bellows_proxy::{Proxy, ProxyError, ProxyEvent};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -444,56 +444,33 @@ impl Node {
                     to,
                     reason: reason_text.clone(),
                 });
-                // With ELB health checks, the group replaces a target that fails them.
-                if to == TargetState::Unhealthy
-                    && let Some(group) = self.owner.get(&instance).cloned()
-                    && self
-                        .stack
-                        .group(&group)
-                        .is_some_and(|g| g.health_check_type == HealthCheckType::Elb)
-                    && let Some(g) = self.groups.get_mut(&group)
-                {
-                    let why = format!(
-                        "target group {target_group}: {}",
-                        reason_text.unwrap_or_default()
-                    );
-                    if let Ok(true) = g.set_health(
-                        &instance,
-                        Health::Unhealthy,
-                        HealthSource::Elb,
-                        why.clone(),
-                        now,
-                    ) {
-                        self.audit_elb_unhealthy(&instance, why);
-                    }
+                let why = format!(
+                    "target group {target_group}: {}",
+                    reason_text.unwrap_or_default()
+                );
+                if to == TargetState::Unhealthy {
+                    self.target_unhealthy(&instance, why, now);
                 }
             }
             ProxyEvent::ColdStart { target_group } => {
-                let mut woken = Vec::new();
-                let actor = format!(
-                    "bellows (a request arrived for target group {target_group} while it had no instance)"
+                let why = format!(
+                    "a request arrived for target group {target_group} while it had no instance"
                 );
-                for spec in &self.stack.groups {
-                    if !(spec.scale_from_zero && spec.target_groups.contains(&target_group)) {
-                        continue;
-                    }
-                    if let Some(g) = self.groups.get_mut(&spec.name) {
-                        let cap = g.capacity();
-                        if cap.desired == 0 && cap.max >= 1 {
-                            tracing::info!(group = %spec.name, %target_group, "scaling from zero for a waiting request");
-                            if let Ok(after) = g.set_capacity(None, None, Some(1), now, &actor) {
-                                woken.push((spec.name.clone(), cap, after));
-                            }
-                        }
-                    }
-                }
-                for (group, before, after) in woken {
+                let woken = bellows_core::scaling::scale_from_zero(
+                    &self.stack.groups,
+                    &mut self.groups,
+                    &target_group,
+                    now,
+                    &format!("bellows ({why})"),
+                );
+                for w in woken {
+                    tracing::info!(group = %w.group, %target_group, "scaling from zero for a waiting request");
                     self.audit(
                         &Actor::bellows(),
                         "SetDesiredCapacity",
-                        format!("group/{group}"),
-                        serde_json::json!(before),
-                        serde_json::json!({ "capacity": after, "why": format!("a request arrived for target group {target_group} while it had no instance") }),
+                        format!("group/{}", w.group),
+                        serde_json::json!(w.before),
+                        serde_json::json!({ "capacity": w.after, "why": why }),
                         Ok(()),
                     );
                 }
@@ -543,24 +520,21 @@ impl Node {
             })
             .collect();
         for (instance, why) in unhealthy {
-            let Some(group) = self.owner.get(&instance).cloned() else {
-                continue;
-            };
-            if self
-                .stack
-                .group(&group)
-                .is_some_and(|g| g.health_check_type == HealthCheckType::Elb)
-                && let Some(g) = self.groups.get_mut(&group)
-                && let Ok(true) = g.set_health(
-                    &instance,
-                    Health::Unhealthy,
-                    HealthSource::Elb,
-                    why.clone(),
-                    now,
-                )
-            {
-                self.audit_elb_unhealthy(&instance, why);
-            }
+            self.target_unhealthy(&instance, why, now);
+        }
+    }
+
+    /// A target of the instance is unhealthy: the group decides (with ELB health checks
+    /// and past the grace period, it marks the instance unhealthy and replaces it), and
+    /// bellows' decision is audited.
+    fn target_unhealthy(&mut self, instance: &InstanceId, why: String, now: Time) {
+        let Some(group) = self.owner.get(instance) else {
+            return;
+        };
+        if let Some(g) = self.groups.get_mut(group)
+            && g.on_target_unhealthy(instance, why.clone(), now)
+        {
+            self.audit_elb_unhealthy(instance, why);
         }
     }
 

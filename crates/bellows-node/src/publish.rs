@@ -8,6 +8,7 @@ use std::time::Duration;
 use bellows_core::Time;
 use bellows_core::group::{Group, Lifecycle};
 use bellows_core::metrics::{MetricStore, SeriesKey};
+use bellows_core::scaling::{WarmMean, is_warming};
 use bellows_proxy::Snapshot;
 
 use crate::api::InstanceView;
@@ -140,9 +141,8 @@ pub fn instances(
     warmups: &HashMap<String, Duration>,
     now: Time,
 ) {
-    // Per group: (cpu, memory, count) over instances past warmup, and over all.
-    let mut warm: HashMap<String, (f64, f64, u32)> = HashMap::new();
-    let mut all: HashMap<String, (f64, f64, u32)> = HashMap::new();
+    // Per group: the mean CPU and memory, leaving out instances still warming up.
+    let mut groups: HashMap<String, (WarmMean, WarmMean)> = HashMap::new();
     for i in instances {
         let (Some(cpu), Some(mem)) = (i.cpu_percent, i.memory_percent) else {
             continue;
@@ -162,36 +162,31 @@ pub fn instances(
             mem,
         );
         let warmup = warmups.get(&i.group).copied().unwrap_or_default();
-        let warming = i
-            .in_service_at
-            .is_some_and(|t| now.since(t).as_millis() < warmup.as_millis() as u64);
-        for (map, counts) in [(&mut all, true), (&mut warm, !warming)] {
-            if counts {
-                let e = map.entry(i.group.clone()).or_default();
-                e.0 += cpu;
-                e.1 += mem;
-                e.2 += 1;
-            }
-        }
+        let warming = i.in_service_at.is_some_and(|t| {
+            is_warming(
+                t,
+                bellows_core::Duration::from_millis(warmup.as_millis() as u64),
+                now,
+            )
+        });
+        let (c, m) = groups.entry(i.group.clone()).or_default();
+        c.add(cpu, warming);
+        m.add(mem, warming);
     }
-    // The group's aggregate leaves out instances still warming up, unless all are.
-    for (group, whole) in all {
-        let (cpu, mem, n) = warm
-            .get(&group)
-            .copied()
-            .filter(|w| w.2 > 0)
-            .unwrap_or(whole);
+    for (group, (cpu, mem)) in groups {
         let dims = [("AutoScalingGroupName", group.as_str())];
-        store.put(
-            &SeriesKey::new("AWS/EC2", "CPUUtilization", &dims),
-            now,
-            cpu / f64::from(n),
-        );
-        store.put(
-            &SeriesKey::new("AWS/EC2", "MemoryUtilization", &dims),
-            now,
-            mem / f64::from(n),
-        );
+        if let (Some(cpu), Some(mem)) = (cpu.mean(), mem.mean()) {
+            store.put(
+                &SeriesKey::new("AWS/EC2", "CPUUtilization", &dims),
+                now,
+                cpu,
+            );
+            store.put(
+                &SeriesKey::new("AWS/EC2", "MemoryUtilization", &dims),
+                now,
+                mem,
+            );
+        }
     }
 }
 
