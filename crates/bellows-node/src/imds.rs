@@ -69,7 +69,6 @@ fn random_token() -> String {
 }
 
 /// IMDSv2: `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`.
-#[allow(clippy::disallowed_methods)] // Token expiry is wall-clock time in the shell.
 async fn token(State(s): State<Arc<Imds>>, headers: HeaderMap) -> Response {
     // As EC2: a request that went through a proxy may not get a token.
     if headers.contains_key("x-forwarded-for") {
@@ -88,7 +87,7 @@ async fn token(State(s): State<Arc<Imds>>, headers: HeaderMap) -> Response {
     };
     let t = random_token();
     let mut tokens = s.tokens.lock().unwrap_or_else(|e| e.into_inner());
-    let now = Instant::now();
+    let now = crate::clock::instant();
     tokens.retain(|_, exp| *exp > now);
     if tokens.len() >= 1000 {
         return (StatusCode::TOO_MANY_REQUESTS, "Too many tokens").into_response();
@@ -102,7 +101,6 @@ async fn token(State(s): State<Arc<Imds>>, headers: HeaderMap) -> Response {
 }
 
 /// A request without a token is IMDSv1 and allowed; one with a token needs a valid one.
-#[allow(clippy::disallowed_methods)]
 fn authorized(s: &Imds, headers: &HeaderMap) -> bool {
     match headers
         .get("x-aws-ec2-metadata-token")
@@ -114,7 +112,7 @@ fn authorized(s: &Imds, headers: &HeaderMap) -> bool {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(t)
-            .is_some_and(|exp| *exp > Instant::now()),
+            .is_some_and(|exp| *exp > crate::clock::instant()),
     }
 }
 
