@@ -5,6 +5,8 @@
 //! Statistics over any period are computed from those datapoints. Retention: three
 //! hours at 1 s, then one-minute datapoints for 24 hours; older data is dropped.
 
+pub mod catalogue;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::group::{Command, Group};
 use crate::ids::{IdGen, InstanceId};
 use crate::lb::select::Algorithm;
-use crate::metrics::{MetricStore, SeriesKey};
+use crate::metrics::{MetricStore, SeriesKey, catalogue};
 use crate::scaling::{
     GroupView, Outcome, Scaler, WarmMean, instance_warmups, is_warming, warming_in,
 };
@@ -134,6 +134,14 @@ pub fn run(
         on_second(&row);
     }
     Ok(sim.finish())
+}
+
+/// The series the simulator publishes for this stack: those its alarms and policies
+/// read, under the names and dimensions the live node publishes them (applications'
+/// own metrics included). The node's tests check that it publishes each of them.
+pub fn published(stack: &Stack) -> Result<Vec<SeriesKey>, SimError> {
+    let sim = Sim::new(stack, &Options::default())?;
+    Ok(sim.feeds.into_iter().map(|(_, key)| key).collect())
 }
 
 /// Where a virtual instance is in its life.
@@ -651,32 +659,43 @@ fn feeds(scaler: &Scaler, lb: &str, group: &str, tg: &str) -> Vec<(Feed, SeriesK
         let for_tg = dim("TargetGroup").is_none_or(|t| t == tg)
             && dim("LoadBalancer").is_none_or(|l| l == lb)
             && (dim("TargetGroup").is_some() || dim("LoadBalancer").is_some());
-        let feed = match (key.namespace.as_str(), key.name.as_str()) {
-            ("AWS/EC2", "CPUUtilization") if for_group && dims.len() == 1 => Feed::GroupCpu,
-            ("AWS/ApplicationELB", "RequestCount") if for_tg => Feed::RequestCount,
-            ("AWS/ApplicationELB", "RequestCountPerTarget") if for_tg => {
-                Feed::RequestCountPerTarget
-            }
-            ("AWS/ApplicationELB", "TargetResponseTime") if for_tg => Feed::TargetResponseTime,
-            ("AWS/ApplicationELB", "HTTPCode_Target_2XX_Count") if for_tg => Feed::Target2xx,
-            (
-                "AWS/ApplicationELB",
-                "HTTPCode_ELB_5XX_Count" | "HTTPCode_ELB_503_Count" | "RejectedConnectionCount",
-            ) if for_tg => Feed::Elb5xx,
-            ("AWS/ApplicationELB", "HealthyHostCount") if for_tg => Feed::HealthyHosts,
-            ("AWS/ApplicationELB", "UnHealthyHostCount") if for_tg => Feed::UnhealthyHosts,
-            ("AWS/ApplicationELB", "ActiveConnectionCount") if for_tg => Feed::ActiveConnections,
-            ("AWS/AutoScaling", "GroupDesiredCapacity") if for_group => Feed::Desired,
-            ("AWS/AutoScaling", "GroupInServiceInstances") if for_group => Feed::InService,
-            ("AWS/AutoScaling", "GroupPendingInstances") if for_group => Feed::Pending,
-            (ns, name) if !ns.starts_with("AWS/") && name.contains("Rejected") => Feed::AppRejected,
-            (ns, name)
-                if !ns.starts_with("AWS/")
-                    && (name.contains("Active") || name.contains("Users")) =>
-            {
-                Feed::AppActive
-            }
-            _ => continue,
+        let is = |m: &catalogue::Metric| m.is(&key);
+        let ns = key.namespace.as_str();
+        let name = key.name.as_str();
+        let feed = if is(&catalogue::CPU_UTILIZATION) && for_group && dims.len() == 1 {
+            Feed::GroupCpu
+        } else if is(&catalogue::REQUEST_COUNT) && for_tg {
+            Feed::RequestCount
+        } else if is(&catalogue::REQUEST_COUNT_PER_TARGET) && for_tg {
+            Feed::RequestCountPerTarget
+        } else if is(&catalogue::TARGET_RESPONSE_TIME) && for_tg {
+            Feed::TargetResponseTime
+        } else if is(&catalogue::TARGET_2XX) && for_tg {
+            Feed::Target2xx
+        } else if (is(&catalogue::ELB_5XX)
+            || is(&catalogue::ELB_503)
+            || is(&catalogue::REJECTED_CONNECTION_COUNT))
+            && for_tg
+        {
+            Feed::Elb5xx
+        } else if is(&catalogue::HEALTHY_HOST_COUNT) && for_tg {
+            Feed::HealthyHosts
+        } else if is(&catalogue::UNHEALTHY_HOST_COUNT) && for_tg {
+            Feed::UnhealthyHosts
+        } else if is(&catalogue::ACTIVE_CONNECTION_COUNT) && for_tg {
+            Feed::ActiveConnections
+        } else if is(&catalogue::GROUP_DESIRED_CAPACITY) && for_group {
+            Feed::Desired
+        } else if is(&catalogue::GROUP_IN_SERVICE_INSTANCES) && for_group {
+            Feed::InService
+        } else if is(&catalogue::GROUP_PENDING_INSTANCES) && for_group {
+            Feed::Pending
+        } else if !ns.starts_with("AWS/") && name.contains("Rejected") {
+            Feed::AppRejected
+        } else if !ns.starts_with("AWS/") && (name.contains("Active") || name.contains("Users")) {
+            Feed::AppActive
+        } else {
+            continue;
         };
         out.push((feed, key));
     }
@@ -684,7 +703,7 @@ fn feeds(scaler: &Scaler, lb: &str, group: &str, tg: &str) -> Vec<(Feed, SeriesK
 }
 
 fn request_count(tg: &str) -> SeriesKey {
-    SeriesKey::new("AWS/ApplicationELB", "RequestCount", &[("TargetGroup", tg)])
+    catalogue::REQUEST_COUNT.key(&[("TargetGroup", tg)])
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bellows_core::Time;
 use bellows_core::group::{Group, Lifecycle};
-use bellows_core::metrics::{MetricStore, SeriesKey};
+use bellows_core::metrics::{MetricStore, SeriesKey, catalogue};
 use bellows_core::scaling::{WarmMean, is_warming};
 use bellows_proxy::Snapshot;
 
@@ -41,7 +41,9 @@ pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapsh
     for (listener, counters) in &snap.listeners {
         for (field, value) in counters {
             if *field == "active_connections" {
-                *totals.entry("ActiveConnectionCount").or_default() += value;
+                *totals
+                    .entry(catalogue::ACTIVE_CONNECTION_COUNT.name)
+                    .or_default() += value;
             } else if let Some(name) = alb(field) {
                 *totals.entry(name).or_default() +=
                     deltas.delta(format!("l/{listener}/{field}"), *value);
@@ -50,7 +52,7 @@ pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapsh
     }
     for (name, v) in totals {
         store.put(
-            &SeriesKey::new("AWS/ApplicationELB", name, &[("LoadBalancer", lb)]),
+            &SeriesKey::new(catalogue::ELB, name, &[("LoadBalancer", lb)]),
             now,
             v as f64,
         );
@@ -66,31 +68,27 @@ pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapsh
                     requests = d;
                 }
                 store.put(
-                    &SeriesKey::new("AWS/ApplicationELB", name, &tg_only),
+                    &SeriesKey::new(catalogue::ELB, name, &tg_only),
                     now,
                     d as f64,
                 );
-                store.put(
-                    &SeriesKey::new("AWS/ApplicationELB", name, &dims),
-                    now,
-                    d as f64,
-                );
+                store.put(&SeriesKey::new(catalogue::ELB, name, &dims), now, d as f64);
             }
         }
         store.put(
-            &SeriesKey::new("AWS/ApplicationELB", "HealthyHostCount", &tg_only),
+            &catalogue::HEALTHY_HOST_COUNT.key(&tg_only),
             now,
             f64::from(g.healthy),
         );
         store.put(
-            &SeriesKey::new("AWS/ApplicationELB", "UnHealthyHostCount", &tg_only),
+            &catalogue::UNHEALTHY_HOST_COUNT.key(&tg_only),
             now,
             f64::from(g.unhealthy),
         );
         // ALB's RequestCountPerTarget: requests over healthy targets.
         let per_target = requests as f64 / f64::from(g.healthy.max(1));
         store.put(
-            &SeriesKey::new("AWS/ApplicationELB", "RequestCountPerTarget", &tg_only),
+            &catalogue::REQUEST_COUNT_PER_TARGET.key(&tg_only),
             now,
             per_target,
         );
@@ -98,11 +96,7 @@ pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapsh
         let sum = deltas.delta(format!("g/{}/rt_sum", g.name), g.response_sum_us);
         if n > 0 {
             let avg = sum as f64 / n as f64 / 1e6;
-            store.put(
-                &SeriesKey::new("AWS/ApplicationELB", "TargetResponseTime", &tg_only),
-                now,
-                avg,
-            );
+            store.put(&catalogue::TARGET_RESPONSE_TIME.key(&tg_only), now, avg);
         }
         // This second's percentiles from the histogram's growth (ALB's percentile
         // statistics come from every request; averages of seconds would hide the tail).
@@ -117,16 +111,12 @@ pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapsh
                 .zip(&last)
                 .map(|(now, before)| now.saturating_sub(*before))
                 .collect();
-            for (name, q) in [
-                ("TargetResponseTimeP50", 0.5),
-                ("TargetResponseTimeP99", 0.99),
+            for (metric, q) in [
+                (catalogue::TARGET_RESPONSE_TIME_P50, 0.5),
+                (catalogue::TARGET_RESPONSE_TIME_P99, 0.99),
             ] {
                 if let Some(us) = bellows_proxy::metrics::quantile(&grown, q) {
-                    store.put(
-                        &SeriesKey::new("bellows/ApplicationELB", name, &tg_only),
-                        now,
-                        us as f64 / 1e6,
-                    );
+                    store.put(&metric.key(&tg_only), now, us as f64 / 1e6);
                 }
             }
         }
@@ -152,12 +142,12 @@ pub fn instances(
         }
         let id = i.id.as_str();
         store.put(
-            &SeriesKey::new("AWS/EC2", "CPUUtilization", &[("InstanceId", id)]),
+            &catalogue::CPU_UTILIZATION.key(&[("InstanceId", id)]),
             now,
             cpu,
         );
         store.put(
-            &SeriesKey::new("AWS/EC2", "MemoryUtilization", &[("InstanceId", id)]),
+            &catalogue::MEMORY_UTILIZATION.key(&[("InstanceId", id)]),
             now,
             mem,
         );
@@ -176,16 +166,8 @@ pub fn instances(
     for (group, (cpu, mem)) in groups {
         let dims = [("AutoScalingGroupName", group.as_str())];
         if let (Some(cpu), Some(mem)) = (cpu.mean(), mem.mean()) {
-            store.put(
-                &SeriesKey::new("AWS/EC2", "CPUUtilization", &dims),
-                now,
-                cpu,
-            );
-            store.put(
-                &SeriesKey::new("AWS/EC2", "MemoryUtilization", &dims),
-                now,
-                mem,
-            );
+            store.put(&catalogue::CPU_UTILIZATION.key(&dims), now, cpu);
+            store.put(&catalogue::MEMORY_UTILIZATION.key(&dims), now, mem);
         }
     }
 }
@@ -196,19 +178,168 @@ pub fn groups<'g>(store: &mut MetricStore, groups: impl Iterator<Item = &'g Grou
         let dims = [("AutoScalingGroupName", g.name())];
         let cap = g.capacity();
         let counts = [
-            ("GroupMinSize", cap.min as usize),
-            ("GroupMaxSize", cap.max as usize),
-            ("GroupDesiredCapacity", cap.desired as usize),
-            ("GroupInServiceInstances", g.count(Lifecycle::InService)),
-            ("GroupPendingInstances", g.count(Lifecycle::Pending)),
-            ("GroupTerminatingInstances", g.count(Lifecycle::Terminating)),
-            ("GroupTotalInstances", g.instances().count()),
+            (catalogue::GROUP_MIN_SIZE, cap.min as usize),
+            (catalogue::GROUP_MAX_SIZE, cap.max as usize),
+            (catalogue::GROUP_DESIRED_CAPACITY, cap.desired as usize),
+            (
+                catalogue::GROUP_IN_SERVICE_INSTANCES,
+                g.count(Lifecycle::InService),
+            ),
+            (
+                catalogue::GROUP_PENDING_INSTANCES,
+                g.count(Lifecycle::Pending),
+            ),
+            (
+                catalogue::GROUP_TERMINATING_INSTANCES,
+                g.count(Lifecycle::Terminating),
+            ),
+            (catalogue::GROUP_TOTAL_INSTANCES, g.instances().count()),
         ];
-        for (name, v) in counts {
-            store.put(
-                &SeriesKey::new("AWS/AutoScaling", name, &dims),
-                now,
-                v as f64,
+        for (metric, v) in counts {
+            store.put(&metric.key(&dims), now, v as f64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bellows_core::group::Health;
+    use bellows_core::ids::InstanceId;
+    use bellows_core::stack::parse;
+    use bellows_proxy::GroupSnapshot;
+
+    use super::*;
+
+    /// A stack whose alarms read every AWS metric the simulator can publish.
+    fn stack() -> bellows_core::stack::Stack {
+        let mut src = r#"
+[stack]
+name = "sim"
+[target_groups.web]
+port = 8000
+[groups.web]
+min = 1
+max = 20
+desired = 1
+target_groups = ["web"]
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+[simulation]
+capacity = 100
+"#
+        .to_owned();
+        let asg = r#"{ AutoScalingGroupName = "web" }"#;
+        let tg = r#"{ TargetGroup = "web" }"#;
+        let lb = r#"{ LoadBalancer = "sim" }"#;
+        for (i, (m, dims)) in [
+            (catalogue::CPU_UTILIZATION, asg),
+            (catalogue::REQUEST_COUNT, tg),
+            (catalogue::REQUEST_COUNT, lb),
+            (catalogue::REQUEST_COUNT_PER_TARGET, tg),
+            (catalogue::TARGET_RESPONSE_TIME, tg),
+            (catalogue::TARGET_2XX, tg),
+            (catalogue::ELB_5XX, tg),
+            (catalogue::ELB_503, tg),
+            (catalogue::REJECTED_CONNECTION_COUNT, tg),
+            (catalogue::HEALTHY_HOST_COUNT, tg),
+            (catalogue::UNHEALTHY_HOST_COUNT, tg),
+            (catalogue::ACTIVE_CONNECTION_COUNT, lb),
+            (catalogue::GROUP_DESIRED_CAPACITY, asg),
+            (catalogue::GROUP_IN_SERVICE_INSTANCES, asg),
+            (catalogue::GROUP_PENDING_INSTANCES, asg),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            src += &format!(
+                "[alarms.a{i}]\nnamespace = \"{}\"\nmetric = \"{}\"\ndimensions = {dims}\nperiod = \"10s\"\nevaluation_periods = 1\ncomparison = \">\"\nthreshold = 1e9\n",
+                m.namespace, m.name
+            );
+        }
+        parse(&src).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn instance(group: &str) -> InstanceView {
+        InstanceView {
+            id: InstanceId::parse("i-0123456789abcdef0").unwrap(),
+            group: group.to_owned(),
+            zone: "a".to_owned(),
+            lifecycle: Lifecycle::InService,
+            health: Health::Healthy,
+            protected: false,
+            private_ip: None,
+            port: 8000,
+            pid: None,
+            launched_at: Time::from_millis(0),
+            in_service_at: Some(Time::from_millis(0)),
+            instance_type: "t3.micro".to_owned(),
+            vcpu: 2.0,
+            cpu_percent: Some(40.0),
+            memory_percent: Some(10.0),
+            memory_bytes: Some(1 << 20),
+        }
+    }
+
+    /// The load balancer's counters after `n` requests to target group `web`.
+    fn snapshot(n: u64) -> Snapshot {
+        let counters: Vec<(&'static str, u64)> = [
+            "request_count",
+            "rejected_connections",
+            "elb_5xx",
+            "elb_503",
+            "target_2xx",
+        ]
+        .into_iter()
+        .map(|f| (f, n))
+        .chain([("active_connections", 1)])
+        .collect();
+        Snapshot {
+            load_balancer: "sim".to_owned(),
+            listeners: vec![("http".to_owned(), counters.clone())],
+            groups: vec![GroupSnapshot {
+                name: "web".to_owned(),
+                counters,
+                healthy: 1,
+                unhealthy: 0,
+                response_count: n,
+                response_sum_us: n * 1000,
+                response_buckets: vec![n; bellows_proxy::metrics::BUCKETS_US.len()],
+            }],
+        }
+    }
+
+    #[test]
+    fn the_node_publishes_every_series_the_simulator_publishes_for_the_same_stack() {
+        let stack = stack();
+        let simulated = bellows_core::sim::published(&stack).unwrap();
+        // Every alarm above is one series the simulator feeds.
+        assert_eq!(simulated.len(), stack.alarms.len(), "{simulated:#?}");
+        let mut store = MetricStore::default();
+        let mut deltas = Deltas::default();
+        let groups: Vec<Group> = stack.groups.iter().map(Group::new).collect();
+        let warmups = HashMap::new();
+        for (second, n) in [(1, 0), (2, 10)] {
+            let now = Time::from_millis(second * 1000);
+            instances(&mut store, &[instance("web")], &warmups, now);
+            super::groups(&mut store, groups.iter(), now);
+            load_balancer(&mut store, &mut deltas, &snapshot(n), now);
+        }
+        let published: Vec<&SeriesKey> = store.keys().collect();
+        for key in &simulated {
+            assert!(
+                catalogue::lookup(key).is_some(),
+                "the simulator publishes {key}, which is not in the catalogue"
+            );
+            assert!(
+                published.contains(&key),
+                "the simulator publishes {key}, the node does not"
+            );
+        }
+        // And everything the node publishes itself is in the catalogue.
+        for key in published {
+            assert!(
+                catalogue::lookup(key).is_some(),
+                "{key} is not in the catalogue"
             );
         }
     }

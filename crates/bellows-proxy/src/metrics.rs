@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use bellows_core::metrics::catalogue;
+
 /// Upper bounds (in microseconds) of the response time histogram's buckets: roughly
 /// four per doubling from 100 µs past 60 s, enough for p50/p99 within a few percent.
 pub const BUCKETS_US: [u64; 80] = {
@@ -124,31 +126,37 @@ counters!(
     }
 );
 
-/// ALB's metric names for the counters, used for `/metrics` help and the metric store.
+/// ALB's metric names for the counters (from the core's catalogue), used for
+/// `/metrics` help and the metric store.
 pub fn alb_name(field: &str) -> &'static str {
-    match field {
-        "request_count" => "RequestCount",
-        "active_connections" => "ActiveConnectionCount",
-        "new_connections" => "NewConnectionCount",
-        "rejected_connections" => "RejectedConnectionCount",
-        "processed_bytes" => "ProcessedBytes",
-        "elb_3xx" => "HTTPCode_ELB_3XX_Count",
-        "elb_4xx" => "HTTPCode_ELB_4XX_Count",
-        "elb_5xx" => "HTTPCode_ELB_5XX_Count",
-        "elb_500" => "HTTPCode_ELB_500_Count",
-        "elb_502" => "HTTPCode_ELB_502_Count",
-        "elb_503" => "HTTPCode_ELB_503_Count",
-        "elb_504" => "HTTPCode_ELB_504_Count",
-        "target_2xx" => "HTTPCode_Target_2XX_Count",
-        "target_3xx" => "HTTPCode_Target_3XX_Count",
-        "target_4xx" => "HTTPCode_Target_4XX_Count",
-        "target_5xx" => "HTTPCode_Target_5XX_Count",
-        "target_connection_errors" => "TargetConnectionErrorCount",
-        "retries" => "RetryCount",
-        "queued" => "QueuedRequestCount",
-        "queue_timeouts" => "QueueTimeoutCount",
-        _ => "Unknown",
-    }
+    alb_metric(field).map_or("Unknown", |m| m.name)
+}
+
+/// The catalogue's metric that a counter is published as.
+pub fn alb_metric(field: &str) -> Option<catalogue::Metric> {
+    Some(match field {
+        "request_count" => catalogue::REQUEST_COUNT,
+        "active_connections" => catalogue::ACTIVE_CONNECTION_COUNT,
+        "new_connections" => catalogue::NEW_CONNECTION_COUNT,
+        "rejected_connections" => catalogue::REJECTED_CONNECTION_COUNT,
+        "processed_bytes" => catalogue::PROCESSED_BYTES,
+        "elb_3xx" => catalogue::ELB_3XX,
+        "elb_4xx" => catalogue::ELB_4XX,
+        "elb_5xx" => catalogue::ELB_5XX,
+        "elb_500" => catalogue::ELB_500,
+        "elb_502" => catalogue::ELB_502,
+        "elb_503" => catalogue::ELB_503,
+        "elb_504" => catalogue::ELB_504,
+        "target_2xx" => catalogue::TARGET_2XX,
+        "target_3xx" => catalogue::TARGET_3XX,
+        "target_4xx" => catalogue::TARGET_4XX,
+        "target_5xx" => catalogue::TARGET_5XX,
+        "target_connection_errors" => catalogue::TARGET_CONNECTION_ERROR_COUNT,
+        "retries" => catalogue::RETRY_COUNT,
+        "queued" => catalogue::QUEUED_REQUEST_COUNT,
+        "queue_timeouts" => catalogue::QUEUE_TIMEOUT_COUNT,
+        _ => return None,
+    })
 }
 
 /// Adds one Prometheus sample line.
