@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alarm::{Alarm, AlarmSpec, AlarmState, Comparison, MissingData, Transition};
 use crate::group::{Group, Lifecycle};
-use crate::metrics::{MetricStore, SeriesKey, Statistic};
+use crate::metrics::{MetricStore, SeriesKey, Statistic, catalogue};
 use crate::schedule::Cron;
 use crate::{Duration, Time};
 
@@ -452,19 +452,11 @@ impl Scaler {
 pub fn tracked_series(metric: &TrackedMetric, group: &str) -> (SeriesKey, Statistic) {
     match metric {
         TrackedMetric::AsgAverageCpuUtilization => (
-            SeriesKey::new(
-                "AWS/EC2",
-                "CPUUtilization",
-                &[("AutoScalingGroupName", group)],
-            ),
+            catalogue::CPU_UTILIZATION.key(&[("AutoScalingGroupName", group)]),
             Statistic::Average,
         ),
         TrackedMetric::AlbRequestCountPerTarget { target_group } => (
-            SeriesKey::new(
-                "AWS/ApplicationELB",
-                "RequestCountPerTarget",
-                &[("TargetGroup", target_group)],
-            ),
+            catalogue::REQUEST_COUNT_PER_TARGET.key(&[("TargetGroup", target_group)]),
             Statistic::Sum,
         ),
         TrackedMetric::Custom { metric, statistic } => (metric.clone(), *statistic),

@@ -147,11 +147,7 @@ fn at(sec: u64) -> Time {
 }
 
 fn request_count(target_group: &str) -> SeriesKey {
-    SeriesKey::new(
-        "AWS/ApplicationELB",
-        "RequestCount",
-        &[("TargetGroup", target_group)],
-    )
+    crate::metrics::catalogue::REQUEST_COUNT.key(&[("TargetGroup", target_group)])
 }
 
 /// The mean and variance of a per-second request rate.
