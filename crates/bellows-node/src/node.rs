@@ -38,6 +38,8 @@ use crate::store::{Store, StoreError};
 mod apply;
 mod calls;
 mod incidents;
+#[cfg(test)]
+mod tests;
 mod views;
 
 /// How a node is started.

@@ -1,0 +1,237 @@
+//! The loop without sockets or processes: a node over a stack with no listener (so the
+//! proxy binds nothing) and groups at desired 0 (so nothing is launched), a `Call` in,
+//! and its reply and recorded events out.
+
+use super::*;
+use crate::api::Call;
+
+/// A node over `stack`, recording into a fresh state directory, and the event stream.
+async fn node(stack: &str) -> (Node, broadcast::Receiver<(i64, Event)>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let stack = bellows_core::stack::parse(stack).unwrap_or_else(|d| panic!("{d:?}"));
+    let state_dir = std::env::temp_dir().join(format!(
+        "bellows-node-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let (proc_tx, _) = mpsc::unbounded_channel();
+    let (proxy_tx, _) = mpsc::unbounded_channel();
+    let proxy = Proxy::start(&stack, None, proxy_tx).await.unwrap();
+    let provider = Provider::new(
+        PathBuf::from("/bin/false"),
+        &state_dir,
+        stack.instance_network,
+        None,
+        proc_tx,
+    )
+    .unwrap();
+    let (events, rx) = broadcast::channel(64);
+    let now = Time::from_millis(1_000_000);
+    let node = Node {
+        groups: stack
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), Group::new(g)))
+            .collect(),
+        zones_out: BTreeSet::new(),
+        owner: HashMap::new(),
+        ids: IdGen::new(1),
+        provider,
+        proxy,
+        draining: HashMap::new(),
+        stopping: false,
+        store: Store::open(&state_dir.join("state.db")).unwrap(),
+        started: now,
+        state_dir,
+        control: "127.0.0.1:1".parse().unwrap(),
+        cgroups: false,
+        metrics: MetricStore::default(),
+        deltas: Deltas::default(),
+        scaler: Scaler::new(
+            stack.alarms.clone(),
+            stack.policies.clone(),
+            stack.scheduled.clone(),
+            now,
+        ),
+        warmups: warmups(&stack),
+        alarm_history: HashMap::new(),
+        instance_tokens: HashMap::new(),
+        token: "token".to_owned(),
+        metadata: HashMap::new(),
+        events,
+        stack,
+    };
+    (node, rx)
+}
+
+const STACK: &str = r#"
+[stack]
+name = "loop"
+[groups.web]
+min = 0
+max = 2
+desired = 0
+[groups.web.launch]
+command = ["x"]
+"#;
+
+fn operator() -> Actor {
+    Actor {
+        name: "operator".to_owned(),
+        source: "cli".to_owned(),
+    }
+}
+
+/// Every event recorded so far, oldest first.
+fn recorded(rx: &mut broadcast::Receiver<(i64, Event)>) -> Vec<Event> {
+    std::iter::from_fn(|| rx.try_recv().ok().map(|(_, e)| e)).collect()
+}
+
+fn set_capacity(
+    group: &str,
+    min: Option<u32>,
+    desired: Option<u32>,
+) -> (
+    Call,
+    oneshot::Receiver<Result<bellows_core::event::Capacity, ApiError>>,
+) {
+    let (reply, rx) = oneshot::channel();
+    let call = Call::SetCapacity {
+        group: group.to_owned(),
+        min,
+        max: None,
+        desired,
+        actor: operator(),
+        reply,
+    };
+    (call, rx)
+}
+
+#[tokio::test]
+async fn a_capacity_call_changes_the_group_replies_and_records_the_change_and_its_audit() {
+    let (mut node, mut rx) = node(STACK).await;
+    let (call, mut reply) = set_capacity("web", Some(1), None);
+    node.on_call(call);
+    node.flush();
+    let cap = reply.try_recv().unwrap().unwrap();
+    assert_eq!((cap.min, cap.max, cap.desired), (1, 2, 1));
+    let events = recorded(&mut rx);
+    let audit = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Audit { record } => Some(record),
+            _ => None,
+        })
+        .expect("an audit record");
+    assert_eq!(audit.action, "UpdateAutoScalingGroup");
+    assert_eq!(audit.target, "group/web");
+    assert_eq!(audit.actor, "operator");
+    assert_eq!(audit.source, "cli");
+    assert_eq!(audit.result, "ok");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Capacity { group, after, .. } if group == "web" && after.desired == 1
+        )),
+        "{events:?}"
+    );
+    // The group now wants one instance: the loop's next step would launch it.
+    assert_eq!(node.groups["web"].capacity().desired, 1);
+    let _ = std::fs::remove_dir_all(&node.state_dir);
+}
+
+#[tokio::test]
+async fn a_refused_call_replies_with_the_error_and_is_audited_with_it() {
+    let (mut node, mut rx) = node(STACK).await;
+    let (call, mut reply) = set_capacity("web", None, Some(5));
+    node.on_call(call);
+    node.flush();
+    let error = reply.try_recv().unwrap().unwrap_err();
+    assert_eq!(
+        (error.status, error.code.as_str()),
+        (409, "invalid_capacity")
+    );
+    let (call, mut reply) = set_capacity("nope", None, Some(1));
+    node.on_call(call);
+    let error = reply.try_recv().unwrap().unwrap_err();
+    assert_eq!((error.status, error.code.as_str()), (404, "not_found"));
+    let results: Vec<String> = recorded(&mut rx)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Audit { record } => Some(format!("{} {}", record.target, record.result)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(
+        results[0].starts_with("group/web invalid_capacity: "),
+        "{results:?}"
+    );
+    assert!(
+        results[1].starts_with("group/nope not_found: "),
+        "{results:?}"
+    );
+    // Nothing changed.
+    assert_eq!(node.groups["web"].capacity().desired, 0);
+    let _ = std::fs::remove_dir_all(&node.state_dir);
+}
+
+#[tokio::test]
+async fn reads_reply_from_the_loops_state_and_record_nothing() {
+    let (mut node, mut rx) = node(STACK).await;
+    let (reply, mut status) = oneshot::channel();
+    node.on_call(Call::Status(reply));
+    let status = status.try_recv().unwrap();
+    assert_eq!(status.stack, "loop");
+    assert_eq!(status.groups.len(), 1);
+    assert_eq!(
+        (status.groups[0].name.as_str(), status.groups[0].desired),
+        ("web", 0)
+    );
+    let (reply, mut instances) = oneshot::channel();
+    node.on_call(Call::Instances(reply));
+    assert!(instances.try_recv().unwrap().is_empty());
+    assert!(recorded(&mut rx).is_empty());
+    let _ = std::fs::remove_dir_all(&node.state_dir);
+}
+
+#[tokio::test]
+async fn a_cold_start_wakes_the_group_and_bellows_audits_it() {
+    let stack = r#"
+[stack]
+name = "loop"
+[target_groups.web]
+[groups.web]
+min = 0
+max = 2
+desired = 0
+target_groups = ["web"]
+[groups.web.launch]
+command = ["x"]
+"#;
+    let (mut node, mut rx) = node(stack).await;
+    node.on_proxy(ProxyEvent::ColdStart {
+        target_group: "web".to_owned(),
+    });
+    node.flush();
+    assert_eq!(node.groups["web"].capacity().desired, 1);
+    let audits: Vec<(String, String, String)> = recorded(&mut rx)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Audit { record } => Some((record.actor, record.action, record.target)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        audits,
+        [(
+            "bellows".to_owned(),
+            "SetDesiredCapacity".to_owned(),
+            "group/web".to_owned()
+        )]
+    );
+    let _ = std::fs::remove_dir_all(&node.state_dir);
+}
