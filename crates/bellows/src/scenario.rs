@@ -25,7 +25,7 @@ use bellows_node::api::{AlarmView, InstanceView, StatusView};
 use bellows_node::client::Client;
 use tokio::time::Instant;
 
-use crate::commands::Context;
+use crate::context::Context;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Name {
@@ -46,7 +46,11 @@ pub enum Name {
 
 #[derive(Debug, clap::Args)]
 pub struct ScenarioArgs {
+    /// The scenario to run.
     pub name: Name,
+    /// With --attach: where the running `bellows up` is.
+    #[command(flatten)]
+    pub conn: crate::context::Conn,
     /// Short periods (and for capacity and cpu a smaller group): what the tests run;
     /// the default is the workshop's pace.
     #[arg(long)]
