@@ -210,6 +210,7 @@ pub async fn run(
         started,
         Ok(()),
     );
+    node.close_open_incidents("the stack that opened it stopped", now);
     node.step();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -553,6 +554,8 @@ impl Node {
             serde_json::json!({ "instances": 0 }),
             Ok(()),
         );
+        let why = format!("stack `{}` stopped", self.stack.name);
+        self.close_open_incidents(&why, now);
         for id in self.draining.keys().cloned().collect::<Vec<_>>() {
             if let Some(timeout) = self.draining.remove(&id) {
                 self.provider.terminate(&id, timeout);

@@ -90,7 +90,19 @@ fn blocks(readme: &str) -> Vec<Block> {
             .and_then(|l| l.strip_prefix("<!-- readme-test:"))
             .and_then(|l| l.strip_suffix("-->"))
         {
-            for item in d.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            // A skip's reason is the rest of the comment, semicolons and all.
+            let items: Vec<&str> = match d.trim().strip_prefix("skip:") {
+                Some(reason) => {
+                    b.skip = Some(reason.trim().to_owned());
+                    Vec::new()
+                }
+                None => d
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            };
+            for item in items {
                 if let Some(reason) = item.strip_prefix("skip:") {
                     b.skip = Some(reason.trim().to_owned());
                 } else if let Some(f) = item.strip_prefix("up=") {

@@ -49,7 +49,15 @@ pub async fn audit(
             r.result.clone(),
         ]);
     }
-    t.print();
+    // Before and after can hold a whole stack: they give way to fit the terminal, as
+    // do the target and the result's message; --json has every value whole.
+    let width = crate::table::terminal_width();
+    if t.print_fit(width, &[3, 4, 5, 6]) {
+        eprintln!(
+            "(values cut with … to fit {} columns; `bellows audit --json` has them whole)",
+            width.unwrap_or_default()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
