@@ -117,6 +117,25 @@ pub fn terminal_width() -> Option<usize> {
         .ok()
 }
 
+/// A duration rounded to what a person reads: `42s`, `3m12s`, `2h5m`.
+pub fn age(d: Duration) -> String {
+    let s = d.as_millis() / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1}GiB", n / (1024.0 * 1024.0 * 1024.0))
+    } else {
+        format!("{:.1}MiB", n / (1024.0 * 1024.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,24 +174,5 @@ mod tests {
         let mut small = Table::new(&["A", "B"]);
         small.row(vec!["x".into(), "y".into()]);
         assert_eq!(small.lines(Some(100), &[0, 1]), vec!["A  B", "x  y"]);
-    }
-}
-
-/// A duration rounded to what a person reads: `42s`, `3m12s`, `2h5m`.
-pub fn age(d: Duration) -> String {
-    let s = d.as_millis() / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{}s", s / 60, s % 60),
-        _ => format!("{}h{}m", s / 3600, s % 3600 / 60),
-    }
-}
-
-pub fn bytes(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.1}GiB", n / (1024.0 * 1024.0 * 1024.0))
-    } else {
-        format!("{:.1}MiB", n / (1024.0 * 1024.0))
     }
 }

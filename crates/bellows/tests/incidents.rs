@@ -451,13 +451,18 @@ command = ["bellows", "app", "echo"]
 {alarm}"#
         )
     };
-    // The first stack: an alarm that is in ALARM at once, and an ingress rule revoked.
+    // The first stack: an alarm that is in ALARM at once, a webhook for its incidents,
+    // and an ingress rule revoked.
+    let port = free_port();
+    let got: Received = Arc::default();
+    let _receiver = receiver(port, got.clone());
     let first = write_file(
         &dir,
         "first.toml",
         &stack(
             "first",
-            r#"
+            &(format!("[incidents]\nwebhook = \"http://127.0.0.1:{port}/hook\"\n")
+                + r#"
 [alarms.always]
 namespace = "AWS/AutoScaling"
 metric = "GroupDesiredCapacity"
@@ -467,7 +472,7 @@ period = "1s"
 evaluation_periods = 1
 comparison = ">="
 threshold = 0
-"#,
+"#),
         ),
     );
     let mut a = Up::start_file(&first, &dir);
@@ -490,6 +495,16 @@ threshold = 0
         list.iter().all(|i| !i["resolved"].is_null()),
         "the first stack's incident is closed: {incidents:#}"
     );
+    // Closed by its stop, which told the webhook (the outbox delivers it, now or from
+    // the next run, as it survives restarts).
+    b.wait_for("the resolution delivered", Duration::from_secs(30), |_| {
+        got.lock().unwrap().iter().any(|r| {
+            r.3["event"] == "incident.resolved"
+                && r.3["why"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("`first` stopped"))
+        })
+    });
     // The second stack, idle, is not blamed for the first one's revoke.
     b.wait_for("in service", Duration::from_secs(20), |u| {
         u.in_service().len() == 1

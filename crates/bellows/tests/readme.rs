@@ -22,6 +22,9 @@
 //! ephemeral ports: the README's `127.0.0.1:8080` and `127.0.0.1:9900` are rewritten to
 //! the addresses the running stack got, in the copied examples and in the blocks.
 
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::io::Read;

@@ -331,6 +331,9 @@ command = ["bellows", "app", "echo"]
         "events from before the scenario are not replayed:\n{out}"
     );
     let svg = std::fs::read_to_string(&chart).expect("the chart is written");
-    assert!(svg.starts_with("<svg") || svg.contains("<svg"), "{svg:.200}");
+    assert!(
+        svg.starts_with("<svg") || svg.contains("<svg"),
+        "{svg:.200}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

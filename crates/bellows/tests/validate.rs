@@ -156,7 +156,10 @@ fn from_another_directory_the_cli_says_how_it_looked_for_the_stack() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("state directory of the current directory"), "{err}");
+    assert!(
+        err.contains("state directory of the current directory"),
+        "{err}"
+    );
     assert!(err.contains(".bellows"), "{err}");
     assert!(err.contains("--state-dir"), "{err}");
     let out = Command::new(BIN)
@@ -168,10 +171,17 @@ fn from_another_directory_the_cli_says_how_it_looked_for_the_stack() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("read only"), "{err}");
-    assert!(err.contains("state directory of the current directory"), "{err}");
+    assert!(
+        err.contains("state directory of the current directory"),
+        "{err}"
+    );
     // With the state directory, the same commands work.
     let ok = up.cli(&["apply", "--dry-run", up.stack.to_str().unwrap()]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let link = up.cli(&["dashboard"]);
     assert!(String::from_utf8_lossy(&link.stdout).contains("#token="));
     let _ = std::fs::remove_dir_all(elsewhere);

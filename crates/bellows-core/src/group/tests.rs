@@ -839,7 +839,7 @@ fn a_zone_outage_before_its_instances_exits_launches_nothing_that_promises_a_ter
         .take_events()
         .into_iter()
         .filter_map(|e| match e {
-            Event::Activity { activity } if activity.kind == crate::group::ActivityKind::Launch => {
+            Event::Activity { activity } if activity.kind == ActivityKind::Launch => {
                 Some(activity.cause)
             }
             _ => None,

@@ -253,13 +253,15 @@ impl Node {
             }
         };
         let why = format!("alarm `{alarm}` is OK again");
-        self.resolve(open, &why, now);
+        self.resolve(open, &why, true, now);
     }
 
     /// Resolves every incident still open: at a stop (the stack that opened them is
-    /// gone, so their alarms will never be OK again) and at a start (what a previous
-    /// run, or another stack in the same state directory, left open).
-    pub(crate) fn close_open_incidents(&mut self, why: &str, now: Time) {
+    /// gone, so their alarms will never be OK again), telling their webhook and issue;
+    /// and at a start, what a previous run left open (after `kill -9`, say), quietly:
+    /// that run may have been another stack with other receivers, and this stack's
+    /// settings must not post to them.
+    pub(crate) fn close_open_incidents(&mut self, why: &str, notify: bool, now: Time) {
         let open = match self.store.incidents(10_000) {
             Ok(list) => list.into_iter().filter(|i| i.resolved.is_none()),
             Err(e) => {
@@ -268,17 +270,20 @@ impl Node {
             }
         };
         for incident in open.collect::<Vec<_>>() {
-            self.resolve(incident, why, now);
+            self.resolve(incident, why, notify, now);
         }
     }
 
-    fn resolve(&mut self, open: crate::store::Incident, why: &str, now: Time) {
+    fn resolve(&mut self, open: crate::store::Incident, why: &str, notify: bool, now: Time) {
         let alarm = open.alarm.clone();
         if let Err(e) = self.store.resolve_incident(open.id, now) {
             tracing::error!(error = %e, "cannot resolve an incident");
             return;
         }
         tracing::info!(alarm, incident = open.id, why, "incident resolved");
+        if !notify {
+            return;
+        }
         let took = now.since(open.opened);
         if let Some(url) = self.stack.incidents.webhook.clone() {
             let body = serde_json::json!({
