@@ -50,7 +50,7 @@ impl Table {
         if let Some(limit) = width {
             // Narrow the widest elastic column a character at a time, down to a floor
             // that still shows the start of each value.
-            const FLOOR: usize = 8;
+            const FLOOR: usize = 5;
             let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
             while total(&widths) > limit {
                 let Some(&c) = elastic

@@ -184,5 +184,24 @@ fn from_another_directory_the_cli_says_how_it_looked_for_the_stack() {
     );
     let link = up.cli(&["dashboard"]);
     assert!(String::from_utf8_lossy(&link.stdout).contains("#token="));
+    // The audit table fits an 80-column terminal; --json keeps every value whole.
+    let audit = Command::new(BIN)
+        .env("COLUMNS", "80")
+        .arg("--state-dir")
+        .arg(&up.state)
+        .arg("audit")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&audit.stdout);
+    assert!(table.contains("StartStack"), "{table}");
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    let whole = up.json(&["audit"]);
+    assert!(whole.to_string().contains("listeners"), "{whole}");
     let _ = std::fs::remove_dir_all(elsewhere);
 }
