@@ -93,7 +93,13 @@ pub async fn instances(
         list.retain(|i| &i.group == g);
     }
     if pids {
-        for pid in list.iter().filter_map(|i| i.pid) {
+        let live = list.iter().filter(|i| {
+            matches!(
+                i.lifecycle,
+                bellows_core::group::Lifecycle::Pending | bellows_core::group::Lifecycle::InService
+            )
+        });
+        for pid in live.filter_map(|i| i.pid) {
             out!("{pid}");
         }
         return Ok(ExitCode::SUCCESS);
