@@ -739,12 +739,16 @@ fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
     }
     let requests = lb_series(inputs, "RequestCount");
     let (m, now) = (requests.baseline_mean(), mean(&requests.values()));
-    if m >= 0.5 && now < m * 0.5 {
+    let fell = m >= 0.5 && now < m * 0.5;
+    if fell {
         confidence += 0.15;
         evidence.push(requests.evidence(format!(
             "RequestCount fell to {now:.2}/s from {m:.2}/s after the change"
         )));
     }
+    // A revoke that dropped no connection and cost no request explains nothing: it
+    // stays below the threshold however long it holds.
+    let harmless = dropped.sum() < 1.0 && !fell;
     if still {
         confidence += 0.1;
         evidence.push(Evidence {
@@ -763,7 +767,11 @@ fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
             "ingress rule {cidr} revoked on listener {listener} by {} at {}",
             revoke.actor, revoke.time
         ),
-        confidence: confidence.clamp(0.0, 0.99),
+        confidence: if harmless {
+            confidence.min(0.4)
+        } else {
+            confidence.clamp(0.0, 0.99)
+        },
         evidence,
         remedy: Remedy {
             text: format!("authorize {cidr} on listener {listener} again"),

@@ -409,3 +409,25 @@ fn an_operators_scale_out_is_named_and_a_group_at_desired_is_not_still_scaling_o
     );
     assert!(!md.contains("still scaling out"), "{md}");
 }
+
+#[test]
+fn a_revoke_that_dropped_nothing_is_not_a_likely_cause() {
+    // 10.0.0.0/8 revoked and still missing, but no connection was dropped and requests
+    // flowed as usual: the report must not blame it.
+    let mut w = World::new().steady();
+    w.ingress[0].1 = vec!["0.0.0.0/0".to_owned()];
+    w.audit(
+        SINCE + 10,
+        "operator",
+        "RevokeSecurityGroupIngress",
+        "listener/http",
+        json!({"cidr": "10.0.0.0/8"}),
+    );
+    let r = w.run(Some("cpu-high"));
+    assert!(r.likely().next().is_none(), "{}", r.markdown());
+    assert!(
+        r.markdown().contains("No metric left its baseline"),
+        "{}",
+        r.markdown()
+    );
+}
