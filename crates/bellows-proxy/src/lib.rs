@@ -16,6 +16,7 @@ mod http1;
 mod listener;
 pub mod metrics;
 pub mod targets;
+mod tunnel;
 mod upstream;
 mod watch;
 
