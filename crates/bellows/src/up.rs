@@ -32,6 +32,23 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
     code
 }
 
+/// Every client connection through the load balancer is two descriptors (the client's and
+/// the target's), so a soft limit of 1,024, the usual default, would cap it near 500
+/// connections. Raise the soft limit to the hard one, as nginx's `worker_rlimit_nofile`
+/// and Go's runtime do; instances inherit it.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
+}
+
 pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::Result<ExitCode> {
     let (source, stack) = match &file {
         Some(f) => match load(f) {
@@ -65,6 +82,7 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
     std::fs::write(state_dir.join("control"), format!("{control}\n"))?;
 
     init_tracing();
+    raise_fd_limit();
     out!("bellows up: stack {} from {source}", stack.name);
     out!(
         "  dashboard    http://{control}/  (`bellows dashboard` prints a link that can make changes)"
