@@ -447,6 +447,14 @@ impl Node {
                     to,
                     reason: reason_text.clone(),
                 });
+                // A target that passed its checks proved its instance: its death is no
+                // crash loop, whatever the group's health check type.
+                if to == TargetState::Healthy
+                    && let Some(group) = self.owner.get(&instance)
+                    && let Some(g) = self.groups.get_mut(group)
+                {
+                    g.on_healthy(&instance);
+                }
                 let why = format!(
                     "target group {target_group}: {}",
                     reason_text.unwrap_or_default()
