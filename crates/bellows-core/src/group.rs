@@ -717,9 +717,15 @@ impl Group {
             return;
         };
         match inst.lifecycle {
-            Lifecycle::Terminating => {
-                self.finish(id, inst.lifecycle, now, ActivityStatus::Successful, None)
-            }
+            // How it ended is kept: a SIGKILL after the stop timeout, or an
+            // out-of-memory kill while it was stopping, is worth knowing.
+            Lifecycle::Terminating => self.finish(
+                id,
+                inst.lifecycle,
+                now,
+                ActivityStatus::Successful,
+                Some(format!("the instance ended: {status}")),
+            ),
             Lifecycle::Pending => self.on_launch_failed(
                 id,
                 now,
