@@ -224,3 +224,48 @@ fn with_cgroups_cpu_is_measured_over_the_whole_instance() {
 fn without_cgroups_cpu_is_measured_over_the_whole_instance() {
     cpu_is_measured_over_the_whole_instance(false);
 }
+
+/// An app that outgrows its instance type's memory is killed by the kernel's cgroup OOM
+/// killer, and every view says OOMKilled, not a bare SIGKILL. (Without cgroups there is
+/// no memory limit to enforce.)
+#[test]
+fn with_cgroups_an_out_of_memory_kill_is_called_oomkilled() {
+    let group = r#"
+[groups.web]
+min = 1
+max = 1
+desired = 1
+zones = ["zone-a"]
+
+[groups.web.launch]
+# The shell itself holds 256 MB in a variable, on a 32 MiB instance.
+command = ["/bin/sh", "-c", "x=$(head -c 268435456 /dev/zero | tr '\\0' a); sleep 600"]
+instance_type = { vcpu = 1, memory = "32MiB" }
+stop_timeout = "1s"
+"#;
+    let up = Up::start_with_flags("oom", group, &[]);
+    check_mode(&up, true);
+    up.wait_for(
+        "a termination caused by OOMKilled",
+        Duration::from_secs(30),
+        |u| {
+            u.activities().iter().any(|a| {
+                a["cause"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("(OOMKilled: the instance type's memory limit was reached (signal 9 (SIGKILL)))"))
+            })
+        },
+    );
+    // The investigation reads the health reason ("the process exited: OOMKilled ...").
+    let report = up.json(&["investigate", "--since", "5m"]);
+    let top = report["hypotheses"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["cause"] == "out_of_memory"))
+        .unwrap_or_else(|| panic!("an out-of-memory hypothesis: {report}"));
+    assert!(
+        top["evidence"]
+            .to_string()
+            .contains("the process exited: OOMKilled"),
+        "{top}"
+    );
+}
