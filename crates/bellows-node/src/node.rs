@@ -167,13 +167,12 @@ pub async fn run(
     let scaler_scheduled = opts.stack.scheduled.clone();
     let warmups = warmups(&opts.stack);
     tokio::spawn(crate::outbox::run(opts.state_dir.join("state.db")));
+    let mut groups = BTreeMap::new();
+    for g in &opts.stack.groups {
+        groups.insert(g.name.clone(), store.restored_group(g, now)?);
+    }
     let mut node = Node {
-        groups: opts
-            .stack
-            .groups
-            .iter()
-            .map(|g| (g.name.clone(), Group::new(g)))
-            .collect(),
+        groups,
         stack: opts.stack,
         zones_out: BTreeSet::new(),
         owner: HashMap::new(),
