@@ -211,8 +211,17 @@ impl Cgroups {
                 .collect(),
             Kind::V2 { base } => vec![base.clone()],
         };
-        for dir in dirs {
-            remove_tree(&dir);
+        // A shim reports its instance's end just before it exits itself: its cgroup
+        // is empty a moment later. Bounded: a directory still busy after a second is
+        // left to the next start's sweep of stale directories.
+        for _ in 0..50 {
+            for dir in &dirs {
+                remove_tree(dir);
+            }
+            if dirs.iter().all(|d| !d.exists()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 }
