@@ -197,15 +197,17 @@ stop_timeout = "1s"
 "#;
     let up = Up::start_with_flags("measured", group, flags);
     check_mode(&up, cgroups);
+    // Measured by the process group, as before, the instance showed 0.0% (its command
+    // sleeps); the loop gets what a loaded machine leaves it, so the bar is low.
     up.wait_for(
         "the setsid busy loop in the instance's CPU",
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         |u| {
             u.in_service()
                 .first()
                 .and_then(|i| i["cpu_percent"].as_f64())
                 .unwrap_or(0.0)
-                > 25.0
+                > 10.0
         },
     );
     let inst = up.in_service().remove(0);
