@@ -419,8 +419,9 @@ impl Store {
 
     /// A group as it starts: with the capacity it had when the last run ended (set at
     /// run time by a person, a policy or a schedule, as AWS keeps a group's desired
-    /// capacity), unless the stack file's own values for it changed since, which then
-    /// apply. Either way the file's values are remembered for the next start.
+    /// capacity), but for each of min, max and desired whose value in the stack file
+    /// changed since, which then applies (as `bellows apply` does). Either way the
+    /// file's values are remembered for the next start.
     pub fn restored_group(
         &mut self,
         spec: &bellows_core::stack::GroupSpec,
@@ -437,32 +438,31 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let kept = match row {
-            Some((was, current)) if serde_json::from_str::<Capacity>(&was)? == file => {
-                Some(serde_json::from_str::<Capacity>(&current)?)
-            }
-            _ => None,
-        };
-        let current = match kept {
-            Some(c) if c != file => {
-                // The stack validated min <= desired <= max for the file; a stored value
-                // that does not fit is dropped rather than trusted.
+        let mut current = file;
+        if let Some((was, kept)) = row {
+            let was: Capacity = serde_json::from_str(&was)?;
+            let kept: Capacity = serde_json::from_str(&kept)?;
+            let pick = |w: u32, f: u32, k: u32| if w == f { k } else { f };
+            let min = pick(was.min, file.min, kept.min);
+            let max = pick(was.max, file.max, kept.max);
+            let desired = pick(was.desired, file.desired, kept.desired).clamp(min, max.max(min));
+            let wanted = Capacity { min, max, desired };
+            if wanted != file {
+                // A stored value that no longer fits is dropped rather than trusted.
                 match group.set_capacity(
-                    Some(c.min),
-                    Some(c.max),
-                    Some(c.desired),
+                    Some(min),
+                    Some(max),
+                    Some(desired),
                     now,
                     "bellows (starting again, with the capacity the group had when the last run ended)",
                 ) {
-                    Ok(c) => c,
+                    Ok(c) => current = c,
                     Err(e) => {
                         tracing::warn!(group = %spec.name, error = %e, "the kept capacity does not fit; the file's applies");
-                        file
                     }
                 }
             }
-            _ => file,
-        };
+        }
         self.conn.execute(
             "INSERT INTO group_capacity (name, file, current) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET file = excluded.file, current = excluded.current",
@@ -473,6 +473,26 @@ impl Store {
             ],
         )?;
         Ok(group)
+    }
+
+    /// `bellows apply` took a new file: its capacity values are what a later start
+    /// compares the file with.
+    pub fn remember_file_capacity(
+        &mut self,
+        spec: &bellows_core::stack::GroupSpec,
+    ) -> Result<(), StoreError> {
+        let file = bellows_core::event::Capacity {
+            min: spec.min,
+            max: spec.max,
+            desired: spec.desired,
+        };
+        let file = serde_json::to_string(&file)?;
+        self.conn.execute(
+            "INSERT INTO group_capacity (name, file, current) VALUES (?1, ?2, ?2)
+             ON CONFLICT (name) DO UPDATE SET file = excluded.file",
+            params![spec.name, file],
+        )?;
+        Ok(())
     }
 
     /// Queues a delivery; it survives restarts until delivered.

@@ -142,7 +142,18 @@ fn a_desired_capacity_set_at_run_time_is_kept_until_the_file_changes() {
     );
     in_service(&up, 3);
     stop(&mut up);
-    // The file's own value changes: it applies.
+    // Only the file's max changes: it applies, the desired set at run time stays.
+    let text = std::fs::read_to_string(&up.stack).unwrap();
+    std::fs::write(&up.stack, text.replace("max = 3", "max = 4")).unwrap();
+    up.restart(&[]);
+    let status = up.json(&["status"]);
+    assert_eq!(
+        (status["groups"][0]["max"].as_u64(), desired(&up)),
+        (Some(4), Some(3)),
+        "{status}"
+    );
+    stop(&mut up);
+    // The file's own desired changes: it applies.
     let text = std::fs::read_to_string(&up.stack).unwrap();
     std::fs::write(&up.stack, text.replace("desired = 1", "desired = 2")).unwrap();
     up.restart(&[]);
