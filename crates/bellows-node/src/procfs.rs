@@ -141,8 +141,9 @@ pub fn tree_and_group(procs: &[ProcStat], root: i32, pgid: i32) -> Vec<i32> {
     found
 }
 
-/// Processes whose environment holds every one of `vars` (`NAME=value`): how instances
-/// of an earlier run are recognised where there are no cgroups to find them by.
+/// Processes whose environment holds every one of `vars` (`NAME=value`, or `NAME=` for
+/// any value): how instances of an earlier run are recognised where there are no
+/// cgroups to find them by.
 pub fn with_environment(vars: &[String]) -> Vec<i32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
@@ -155,9 +156,12 @@ pub fn with_environment(vars: &[String]) -> Vec<i32> {
             return None;
         }
         read_into(Path::new(&format!("/proc/{pid}/environ")), &mut buf).ok()?;
-        let all = vars
-            .iter()
-            .all(|v| buf.split(|b| *b == 0).any(|entry| entry == v.as_bytes()));
+        let all = vars.iter().all(|v| {
+            let any_value = v.ends_with('=');
+            buf.split(|b| *b == 0).any(|entry| {
+                entry == v.as_bytes() || (any_value && entry.starts_with(v.as_bytes()))
+            })
+        });
         all.then_some(pid)
     })
     .collect()
@@ -202,6 +206,24 @@ mod tests {
     fn finds_this_process() {
         let me = std::process::id() as i32;
         assert!(all().iter().any(|p| p.pid == me));
+    }
+
+    #[test]
+    fn processes_are_found_by_their_environment() {
+        let mark = format!("BELLOWS_TEST_MARK={}", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("BELLOWS_TEST_MARK", std::process::id().to_string())
+            .env("INSTANCE_ID", "i-0123")
+            .spawn()
+            .expect("sleep is installed");
+        let pid = child.id() as i32;
+        let found = with_environment(&["INSTANCE_ID=".to_owned(), mark.clone()]);
+        let not = with_environment(&["INSTANCE_ID=i-9999".to_owned(), mark]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, [pid], "any INSTANCE_ID with the mark");
+        assert!(not.is_empty(), "another instance's id does not match");
     }
 
     #[test]

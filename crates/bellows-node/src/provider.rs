@@ -130,11 +130,14 @@ impl Provider {
     }
 
     /// Stops what an earlier run of this state directory left running: instances whose
-    /// shim died with it, found by their environment (their `BELLOWS_DATA_DIR` is this
-    /// state directory's). Leftovers in an earlier run's cgroups were stopped already
+    /// shim died with it, found by their environment (an `INSTANCE_ID`, and this state
+    /// directory's `BELLOWS_DATA_DIR`). Leftovers in an earlier run's cgroups were stopped already
     /// when the cgroups were set up (`Cgroups::detect`). Returns how many were killed.
     pub fn sweep_leftovers(&self) -> usize {
-        let marker = vec![format!("BELLOWS_DATA_DIR={}", self.data.display())];
+        let marker = vec![
+            "INSTANCE_ID=".to_owned(),
+            format!("BELLOWS_DATA_DIR={}", self.data.display()),
+        ];
         let mut killed = 0;
         // A few passes: a leftover may fork while it is being killed.
         for _ in 0..5 {
