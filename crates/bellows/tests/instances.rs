@@ -271,3 +271,49 @@ stop_timeout = "1s"
         "{top}"
     );
 }
+
+/// 200 sleeping children share their pages: the instance's memory is what its cgroup is
+/// charged (the working set), not a sum of their resident sizes, which counts each
+/// shared page 200 times.
+#[test]
+fn with_cgroups_memory_is_the_cgroups_not_a_sum_of_resident_sizes() {
+    let group = r#"
+[groups.web]
+min = 1
+max = 1
+desired = 1
+zones = ["zone-a"]
+
+[groups.web.launch]
+command = ["/bin/sh", "-c", "for i in $(seq 200); do sleep 600 & done; exec sleep 600"]
+stop_timeout = "1s"
+"#;
+    let up = Up::start_with_flags("memory", group, &[]);
+    check_mode(&up, true);
+    up.wait_for("201 processes", Duration::from_secs(30), |u| {
+        u.in_service()
+            .first()
+            .and_then(|i| i["pid"].as_u64())
+            .is_some_and(|pid| group_members(&[pgid_of(pid as u32)]).len() >= 202)
+    });
+    let pid = up.in_service()[0]["pid"].as_u64().unwrap() as u32;
+    let rss_sum: u64 = group_members(&[pgid_of(pid)])
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/statm")).ok())
+        .filter_map(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 4096;
+    let memory = |u: &Up| u.in_service()[0]["memory_bytes"].as_u64().unwrap_or(0);
+    up.wait_for(
+        &format!("the working set well under the sum of resident sizes ({rss_sum} bytes)"),
+        Duration::from_secs(10),
+        |u| {
+            let m = memory(u);
+            m > 0 && m * 2 < rss_sum
+        },
+    );
+    eprintln!(
+        "working set {} bytes, sum of resident sizes {rss_sum} bytes",
+        memory(&up)
+    );
+}
