@@ -303,6 +303,8 @@ stop_timeout = "1s"
         .filter_map(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum::<u64>()
         * 4096;
+    // Samples are taken each second: the ones from before every child ran do not count.
+    std::thread::sleep(Duration::from_millis(2500));
     let memory = |u: &Up| u.in_service()[0]["memory_bytes"].as_u64().unwrap_or(0);
     up.wait_for(
         &format!("the working set well under the sum of resident sizes ({rss_sum} bytes)"),
