@@ -14,11 +14,23 @@ use crate::ids::{IdGen, InstanceId};
 use crate::stack::{GroupSpec, HealthCheckType, TerminationPolicy};
 use crate::{Duration, Time};
 
-/// An instance that dies sooner than this after coming into service counts as a failed
-/// launch, and repeated failures back off instead of looping hot.
+/// An instance in service this long has shown it can run, even if no load balancer ever
+/// checked it: its death is no crash loop.
 pub const EARLY_DEATH: Duration = Duration::from_secs(10);
-/// The longest wait between launch attempts after repeated failures.
+/// The longest wait before relaunching in place of instances that keep dying before
+/// they become healthy.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The crash-loop backoff before launch number `attempt + 1` of a chain whose last
+/// `attempt` instances all died before they became healthy: none after the first such
+/// death, then 1, 2, 4 ... 60 s.
+pub fn crash_loop_delay(attempt: u32) -> Duration {
+    if attempt <= 1 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(1u64 << (attempt - 2).min(6)).min(MAX_BACKOFF)
+    }
+}
 /// AWS bills and chooses "closest to the next instance hour" against this.
 const BILLING_PERIOD_MS: u64 = 3_600_000;
 
@@ -59,6 +71,15 @@ pub struct Instance {
     pub in_service_at: Option<Time>,
     pub protected: bool,
     pub template_version: u32,
+    /// Whether it has shown it works: a load balancer found it healthy, or it stayed in
+    /// service for [`EARLY_DEATH`]. Only the death of an instance that never did counts
+    /// toward crash-loop backoff.
+    #[serde(skip)]
+    pub became_healthy: bool,
+    /// How many instances in a row died before they became healthy in the chain of
+    /// replacements this one continues (0 for a launch that replaces nothing of the kind).
+    #[serde(skip)]
+    pub crash_loop: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +144,19 @@ pub enum GroupError {
     BadRefresh(String),
 }
 
+/// A launch owed in place of an instance that died before it ever became healthy: it
+/// continues that instance's chain of crash-loop attempts and waits its backoff.
+#[derive(Clone, Debug)]
+struct Retry {
+    /// Deaths before becoming healthy in a row, the last one included.
+    attempt: u32,
+    not_before: Time,
+    /// What died and how, for the activity.
+    why: String,
+    /// The launch activity shown while the launch waits (its instance id reserved).
+    waiting: Option<Activity>,
+}
+
 /// Where a zone rebalancing is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Rebalance {
@@ -146,9 +180,10 @@ pub struct Group {
     open: BTreeMap<InstanceId, Activity>,
     /// Why capacity last changed, to lead the cause of the activities it brings.
     capacity_cause: Option<String>,
-    failures: u32,
-    last_failure: Option<Time>,
-    backoff_until: Time,
+    /// Launches owed to crash-looping instances, earliest due first. Every other launch
+    /// goes ahead at once: an instance killed after it served healthily is replaced
+    /// without delay, however many die.
+    retries: Vec<Retry>,
     events: Vec<Event>,
     /// The refresh in progress, or the last one.
     refresh: Option<Refresh>,
@@ -176,9 +211,7 @@ impl Group {
             instances: BTreeMap::new(),
             open: BTreeMap::new(),
             capacity_cause: None,
-            failures: 0,
-            last_failure: None,
-            backoff_until: Time::default(),
+            retries: Vec::new(),
             events: Vec::new(),
             refresh: None,
             unavailable: BTreeSet::new(),
@@ -304,7 +337,7 @@ impl Group {
     /// Decides what to launch and terminate now.
     pub fn plan(&mut self, now: Time, ids: &mut IdGen) -> Vec<Command> {
         let mut commands = Vec::new();
-        self.reset_backoff_if_stable(now);
+        self.note_proven(now);
         self.rebalance_progress();
 
         // Health replacement: terminate unhealthy instances, at most 10% of desired at a
@@ -341,8 +374,19 @@ impl Group {
             .take()
             .map(|c| c + " ")
             .unwrap_or_default();
-        if live < self.cap.desired && now >= self.backoff_until {
-            for n in live..self.cap.desired {
+        if live < self.cap.desired {
+            let missing = (self.cap.desired - live) as usize;
+            // The earliest owed launches fill the first slots; a slot whose launch still
+            // waits its backoff stays empty, and every other slot is filled at once.
+            let owed: Vec<Retry> = self
+                .retries
+                .drain(..missing.min(self.retries.len()))
+                .collect();
+            let (due, waiting): (Vec<Retry>, Vec<Retry>) =
+                owed.into_iter().partition(|r| now >= r.not_before);
+            let mut due = due.into_iter();
+            let filling = live + (missing - waiting.len()) as u32;
+            for n in live..filling {
                 // Every zone out: launches wait for one to come back.
                 let Some(zone) = self.emptiest_zone() else {
                     break;
@@ -351,8 +395,21 @@ impl Group {
                     "{lead}At {now} an instance was started in response to a difference between desired and actual capacity, increasing the capacity from {n} to {}.",
                     n + 1
                 );
-                commands.push(self.launch(zone, cause, now, ids));
+                commands.push(match due.next() {
+                    Some(retry) => self.relaunch(retry, zone, cause, now, ids),
+                    None => self.launch(zone, cause, now, ids),
+                });
             }
+            let mut kept: Vec<Retry> = due.collect();
+            for mut retry in waiting {
+                if retry.waiting.is_none() {
+                    retry.waiting = Some(self.waiting_activity(&retry, &lead, now, ids));
+                }
+                kept.push(retry);
+            }
+            kept.append(&mut self.retries);
+            kept.sort_by_key(|r| r.not_before);
+            self.retries = kept;
         } else if live > self.cap.desired {
             // A rebalancing launch is an instance over desired until it is in service.
             let over = u32::from(matches!(self.rebalancing, Some(Rebalance::Launching(_))));
@@ -375,7 +432,7 @@ impl Group {
             }
         } else if self.rebalancing.is_none()
             && self.open.is_empty()
-            && now >= self.backoff_until
+            && self.retries.iter().all(|r| now >= r.not_before)
             && self
                 .refresh
                 .as_ref()
@@ -390,18 +447,143 @@ impl Group {
             let cause = format!(
                 "At {now} an instance was launched in {to} to rebalance the zones: {why}. One instance in {from} is terminated once it is in service."
             );
-            let command = self.launch(to, cause, now, ids);
+            // A rebalancing launch that crash-looped before continues its chain.
+            let command = match self.retries.is_empty() {
+                true => self.launch(to, cause, now, ids),
+                false => {
+                    let retry = self.retries.remove(0);
+                    self.relaunch(retry, to, cause, now, ids)
+                }
+            };
             if let Command::Launch { instance, .. } = &command {
                 self.rebalancing = Some(Rebalance::Launching(instance.clone()));
             }
             commands.push(command);
         }
+        self.drop_unneeded_retries(now);
         commands
+    }
+
+    /// Launches owed that no slot needs any more (desired fell, or the group filled up
+    /// otherwise) go once their backoff is over; a waiting one shows why it was dropped.
+    fn drop_unneeded_retries(&mut self, now: Time) {
+        let missing = (self.cap.desired as usize).saturating_sub(self.live());
+        if self.retries.len() <= missing {
+            return;
+        }
+        let mut kept = Vec::new();
+        for (i, retry) in std::mem::take(&mut self.retries).into_iter().enumerate() {
+            if i < missing || now < retry.not_before {
+                kept.push(retry);
+                continue;
+            }
+            if let Some(mut activity) = retry.waiting {
+                activity.end = Some(now);
+                activity.status = ActivityStatus::Failed;
+                activity.status_message = Some(
+                    "cancelled: the group reached its desired capacity without this launch"
+                        .to_owned(),
+                );
+                self.events.push(Event::Activity { activity });
+            }
+        }
+        self.retries = kept;
+    }
+
+    /// Opens the activity that shows a launch waiting for its crash-loop backoff.
+    fn waiting_activity(
+        &mut self,
+        retry: &Retry,
+        lead: &str,
+        now: Time,
+        ids: &mut IdGen,
+    ) -> Activity {
+        let id = ids.instance_id();
+        let delay = retry.not_before.since(now);
+        let activity = Activity {
+            id: ids.activity_id(),
+            group: self.name.clone(),
+            instance: id.clone(),
+            kind: ActivityKind::Launch,
+            description: format!("Launching a new EC2 instance: {id}"),
+            cause: format!(
+                "{lead}At {now} {}; {} instances in a row died before they became healthy, so the replacement waits {delay} (crash-loop backoff).",
+                retry.why, retry.attempt
+            ),
+            start: now,
+            end: None,
+            status: ActivityStatus::InProgress,
+            status_message: Some(format!(
+                "Waiting until {} before launching (crash-loop backoff, attempt {}).",
+                retry.not_before,
+                retry.attempt + 1
+            )),
+        };
+        self.events.push(Event::Activity {
+            activity: activity.clone(),
+        });
+        activity
+    }
+
+    /// Launches in place of a crash-looping instance, continuing its chain; a launch
+    /// that waited keeps the activity and instance id it showed while waiting.
+    fn relaunch(
+        &mut self,
+        retry: Retry,
+        zone: String,
+        cause: String,
+        now: Time,
+        ids: &mut IdGen,
+    ) -> Command {
+        let command = match retry.waiting {
+            Some(mut activity) => {
+                activity.cause = format!(
+                    "{} At {} the backoff ended. {cause}",
+                    activity.cause, retry.not_before
+                );
+                activity.status_message = None;
+                let id = activity.instance.clone();
+                self.start_instance(id, zone, activity, now)
+            }
+            None => {
+                let cause = format!("{cause} It replaces {}.", retry.why);
+                self.launch(zone, cause, now, ids)
+            }
+        };
+        if let Command::Launch { instance, .. } = &command
+            && let Some(inst) = self.instances.get_mut(instance)
+        {
+            inst.crash_loop = retry.attempt;
+        }
+        command
     }
 
     /// Starts an instance in `zone`.
     fn launch(&mut self, zone: String, cause: String, now: Time, ids: &mut IdGen) -> Command {
         let id = ids.instance_id();
+        let activity = Activity {
+            id: ids.activity_id(),
+            group: self.name.clone(),
+            instance: id.clone(),
+            kind: ActivityKind::Launch,
+            description: format!("Launching a new EC2 instance: {id}"),
+            cause,
+            start: now,
+            end: None,
+            status: ActivityStatus::InProgress,
+            status_message: None,
+        };
+        self.start_instance(id, zone, activity, now)
+    }
+
+    /// Adds a Pending instance with its open launch activity.
+    fn start_instance(
+        &mut self,
+        id: InstanceId,
+        zone: String,
+        activity: Activity,
+        now: Time,
+    ) -> Command {
         self.instances.insert(
             id.clone(),
             Instance {
@@ -413,17 +595,12 @@ impl Group {
                 in_service_at: None,
                 protected: false,
                 template_version: self.template_version,
+                became_healthy: false,
+                crash_loop: 0,
             },
         );
         self.lifecycle_event(&id, None, Lifecycle::Pending, now);
-        let activity = self.open_activity(
-            &id,
-            ActivityKind::Launch,
-            format!("Launching a new EC2 instance: {id}"),
-            cause,
-            now,
-            ids,
-        );
+        self.open.insert(id.clone(), activity.clone());
         self.events.push(Event::Activity { activity });
         Command::Launch {
             group: self.name.clone(),
@@ -519,10 +696,12 @@ impl Group {
             self.finish(id, from, now, ActivityStatus::Successful, None);
             return;
         }
-        // A zone's outage is no fault of the launch template: no backoff for it.
-        if !self.unavailable.contains(&inst.zone) {
-            self.note_failure(now);
-        }
+        let inst = inst.clone();
+        self.note_crash(
+            &inst,
+            now,
+            format!("the launch of instance {id} failed ({reason})"),
+        );
         self.finish(
             id,
             from,
@@ -538,22 +717,26 @@ impl Group {
             return;
         };
         match inst.lifecycle {
-            Lifecycle::Terminating => {
-                self.finish(id, inst.lifecycle, now, ActivityStatus::Successful, None)
-            }
+            // How it ended is kept: a SIGKILL after the stop timeout, or an
+            // out-of-memory kill while it was stopping, is worth knowing.
+            Lifecycle::Terminating => self.finish(
+                id,
+                inst.lifecycle,
+                now,
+                ActivityStatus::Successful,
+                Some(format!("the instance ended: {status}")),
+            ),
             Lifecycle::Pending => self.on_launch_failed(
                 id,
                 now,
                 &format!("the instance exited before it came into service: {status}"),
             ),
             Lifecycle::InService => {
-                if inst
-                    .in_service_at
-                    .is_some_and(|t| now.since(t) < EARLY_DEATH)
-                    && !self.unavailable.contains(&inst.zone)
-                {
-                    self.note_failure(now);
-                }
+                self.note_crash(
+                    &inst,
+                    now,
+                    format!("instance {id} exited before it became healthy ({status})"),
+                );
                 self.set_health_unchecked(
                     id,
                     Health::Unhealthy,
@@ -734,35 +917,54 @@ impl Group {
         });
     }
 
-    fn note_failure(&mut self, now: Time) {
-        self.failures += 1;
-        self.last_failure = Some(now);
-        let delay = if self.failures <= 1 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(1u64 << (self.failures - 2).min(6)).min(MAX_BACKOFF)
-        };
-        self.backoff_until = now + delay;
-    }
-
-    fn reset_backoff_if_stable(&mut self, now: Time) {
-        let Some(last) = self.last_failure else {
-            return;
-        };
-        let stable = self.instances.values().any(|i| {
-            i.lifecycle == Lifecycle::InService
-                && i.in_service_at
-                    .is_some_and(|t| t > last && now.since(t) >= EARLY_DEATH)
-        });
-        if stable {
-            self.failures = 0;
-            self.last_failure = None;
+    /// A load balancer found the instance healthy: from now on its death is no crash
+    /// loop, and its replacement is launched at once.
+    pub fn on_healthy(&mut self, id: &InstanceId) {
+        if let Some(inst) = self.instances.get_mut(id) {
+            inst.became_healthy = true;
         }
     }
 
-    /// Launch backoff in force: launches wait until this time.
-    pub fn backoff_until(&self) -> Time {
-        self.backoff_until
+    /// Instances in service for [`EARLY_DEATH`] have shown they run.
+    fn note_proven(&mut self, now: Time) {
+        for inst in self.instances.values_mut() {
+            if inst
+                .in_service_at
+                .is_some_and(|t| now.since(t) >= EARLY_DEATH)
+            {
+                inst.became_healthy = true;
+            }
+        }
+    }
+
+    /// An instance is gone without our asking. If it never became healthy, its
+    /// replacement continues its chain and waits the chain's backoff; otherwise the
+    /// replacement is an ordinary launch, made at once. A zone's outage is no fault of
+    /// the launch template: no backoff for it.
+    fn note_crash(&mut self, inst: &Instance, now: Time, why: String) {
+        let proven = inst.became_healthy
+            || inst
+                .in_service_at
+                .is_some_and(|t| now.since(t) >= EARLY_DEATH);
+        if proven || self.unavailable.contains(&inst.zone) {
+            return;
+        }
+        let attempt = inst.crash_loop + 1;
+        let retry = Retry {
+            attempt,
+            not_before: now + crash_loop_delay(attempt),
+            why,
+            waiting: None,
+        };
+        let at = self
+            .retries
+            .partition_point(|r| r.not_before <= retry.not_before);
+        self.retries.insert(at, retry);
+    }
+
+    /// When the earliest launch held back by crash-loop backoff may start, if one is.
+    pub fn backoff_until(&self) -> Option<Time> {
+        self.retries.iter().map(|r| r.not_before).min()
     }
 
     fn zone_counts(&self) -> BTreeMap<&str, usize> {

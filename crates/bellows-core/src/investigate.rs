@@ -74,6 +74,7 @@ pub enum Cause {
     IngressRevoked,
     HealthChecksFailingAfterChange,
     CrashLoop,
+    OutOfMemory,
     CpuSaturation,
     SlowTarget,
 }
@@ -227,6 +228,7 @@ pub fn investigate(inputs: &Inputs<'_>) -> Report {
         ingress_revoked(inputs),
         health_after_change(inputs),
         crash_loop(inputs),
+        out_of_memory(inputs),
         cpu_saturation(inputs),
         slow_target(inputs),
     ]
@@ -929,6 +931,53 @@ fn crash_loop(inputs: &Inputs<'_>) -> Option<Hypothesis> {
         evidence,
         remedy: Remedy {
             text: "read the last instance's log, fix the launch template's command or environment, and apply it".to_owned(),
+            command: format!("bellows logs {last}"),
+        },
+    })
+}
+
+/// Instances the kernel killed for going past their instance type's memory limit: the
+/// node says `OOMKilled` in their health reason, read from the cgroup's counters.
+fn out_of_memory(inputs: &Inputs<'_>) -> Option<Hypothesis> {
+    let kills: Vec<(Time, &str, &crate::ids::InstanceId, &str)> = inputs
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Health {
+                time,
+                group,
+                instance,
+                reason,
+                ..
+            } if *time >= inputs.since && reason.contains("OOMKilled") => {
+                Some((*time, group.as_str(), instance, reason.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let (_, group, last, _) = *kills.last()?;
+    let evidence = kills
+        .iter()
+        .filter(|k| k.1 == group)
+        .take(8)
+        .map(|(t, _, id, reason)| Evidence {
+            kind: EvidenceKind::Health,
+            time: Some(*t),
+            text: format!("{id}: {reason}"),
+            series: None,
+        })
+        .collect::<Vec<_>>();
+    let n = kills.iter().filter(|k| k.1 == group).count();
+    Some(Hypothesis {
+        cause: Cause::OutOfMemory,
+        title: format!(
+            "instances of group {group} are killed for running out of memory ({n} OOMKilled)"
+        ),
+        // The kernel's own count says so: strong from the first kill.
+        confidence: (0.7f64 + 0.1 * n as f64).min(0.97),
+        evidence,
+        remedy: Remedy {
+            text: "give the launch template an instance type with more memory, or find what grows in the app (its log), and apply it".to_owned(),
             command: format!("bellows logs {last}"),
         },
     })

@@ -327,7 +327,10 @@ async function pollFeeds() {
   try {
     const [acts, audit] = await Promise.all([api("/api/v1/activities?limit=50"), api("/api/v1/audit?limit=50")]);
     $("#activities").replaceChildren(...acts.map((a) => el("li", { class: a.status === "Failed" ? "failed" : "" },
-      el("span", { class: "time" }, clock(a.start)), `${a.status}: ${a.description}`, el("div", { class: "muted" }, a.cause))));
+      el("span", { class: "time" }, clock(a.start)), `${a.status}: ${a.description}`,
+      // Why a launch waits (crash-loop backoff) or how an instance ended (OOMKilled, a
+      // SIGKILL after the stop timeout) is in the status message.
+      a.status_message ? el("div", {}, a.status_message) : null, el("div", { class: "muted" }, a.cause))));
     $("#audit").replaceChildren(...audit.map((r) => el("li", { class: r.result === "ok" ? "" : "failed" },
       el("span", { class: "time" }, clock(r.time)),
       `${r.actor}${r.source !== r.actor ? " (" + r.source + ")" : ""} ${r.action} ${r.target}`,

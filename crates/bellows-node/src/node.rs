@@ -167,13 +167,12 @@ pub async fn run(
     let scaler_scheduled = opts.stack.scheduled.clone();
     let warmups = warmups(&opts.stack);
     tokio::spawn(crate::outbox::run(opts.state_dir.join("state.db")));
+    let mut groups = BTreeMap::new();
+    for g in &opts.stack.groups {
+        groups.insert(g.name.clone(), store.restored_group(g, now)?);
+    }
     let mut node = Node {
-        groups: opts
-            .stack
-            .groups
-            .iter()
-            .map(|g| (g.name.clone(), Group::new(g)))
-            .collect(),
+        groups,
         stack: opts.stack,
         zones_out: BTreeSet::new(),
         owner: HashMap::new(),
@@ -447,6 +446,14 @@ impl Node {
                     to,
                     reason: reason_text.clone(),
                 });
+                // A target that passed its checks proved its instance: its death is no
+                // crash loop, whatever the group's health check type.
+                if to == TargetState::Healthy
+                    && let Some(group) = self.owner.get(&instance)
+                    && let Some(g) = self.groups.get_mut(group)
+                {
+                    g.on_healthy(&instance);
+                }
                 let why = format!(
                     "target group {target_group}: {}",
                     reason_text.unwrap_or_default()

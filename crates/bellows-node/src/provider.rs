@@ -62,7 +62,8 @@ struct Proc {
     control: mpsc::UnboundedSender<Duration>,
     /// Held and never written: when bellows dies the shim sees the pipe close.
     _lifeline: ChildStdin,
-    last_ticks: Option<(u64, std::time::Instant)>,
+    /// CPU time used so far (nanoseconds) and when it was read.
+    last_cpu: Option<(u64, std::time::Instant)>,
     usage: Usage,
 }
 
@@ -86,6 +87,8 @@ pub struct Provider {
     events: mpsc::UnboundedSender<ProcEvent>,
     ticks_per_second: u64,
     page_size: u64,
+    /// Reused by every read of the sampler.
+    buf: Vec<u8>,
 }
 
 impl Provider {
@@ -102,7 +105,7 @@ impl Provider {
         let data = state_dir.join("data");
         std::fs::create_dir_all(&logs)?;
         std::fs::create_dir_all(&data)?;
-        Ok(Provider {
+        let provider = Provider {
             exe,
             logs,
             data: std::path::absolute(data)?,
@@ -112,7 +115,45 @@ impl Provider {
             events,
             ticks_per_second: procfs::clock_ticks_per_second(),
             page_size: procfs::page_size(),
-        })
+            buf: Vec::with_capacity(4096),
+        };
+        // The state directory is locked: anything still running as one of its
+        // instances is an earlier run's.
+        let swept = provider.sweep_leftovers();
+        if swept > 0 {
+            tracing::warn!(
+                processes = swept,
+                "stopped what an earlier run of this state directory left running"
+            );
+        }
+        Ok(provider)
+    }
+
+    /// Stops what an earlier run of this state directory left running: instances whose
+    /// shim died with it, found by their environment (an `INSTANCE_ID`, and this state
+    /// directory's `BELLOWS_DATA_DIR`). Leftovers in an earlier run's cgroups were stopped already
+    /// when the cgroups were set up (`Cgroups::detect`). Returns how many were killed.
+    pub fn sweep_leftovers(&self) -> usize {
+        let marker = vec![
+            "INSTANCE_ID=".to_owned(),
+            format!("BELLOWS_DATA_DIR={}", self.data.display()),
+        ];
+        let mut killed = 0;
+        // A few passes: a leftover may fork while it is being killed.
+        for _ in 0..5 {
+            let pids = procfs::with_environment(&marker);
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                tracing::warn!(pid, "stopping a process an earlier run left behind");
+                if nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                    killed += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        killed
     }
 
     pub fn log_path(&self, id: &InstanceId) -> PathBuf {
@@ -216,6 +257,7 @@ impl Provider {
             control_rx,
             id.clone(),
             cgroup.clone(),
+            self.data.clone(),
             self.events.clone(),
         ));
         self.procs.insert(
@@ -231,7 +273,7 @@ impl Provider {
                 cgroup,
                 control,
                 _lifeline: stdin,
-                last_ticks: None,
+                last_cpu: None,
                 usage: Usage::default(),
             },
         );
@@ -265,22 +307,38 @@ impl Provider {
         self.procs.keys()
     }
 
-    /// Samples CPU and memory of every instance's process group from `/proc`.
+    /// Samples CPU and memory of every instance, whole: from its cgroup where it has
+    /// one, else from the process tree under its shim (a child subreaper, so nothing of
+    /// the instance leaves that tree). Only the instances' own files are read, each in
+    /// one read; never the whole of `/proc`.
     pub fn sample(&mut self, now: std::time::Instant) {
-        let usage = procfs::usage_by_group(&procfs::all());
         for p in self.procs.values_mut() {
-            let Some(&(ticks, rss, count)) = usage.get(&p.pgid) else {
-                continue;
+            let (cpu_ns, memory, count) = match p.cgroup.usage(&mut self.buf) {
+                crate::cgroup::CgroupUsage {
+                    cpu_ns: Some(cpu),
+                    memory_bytes: Some(mem),
+                    processes,
+                } => (cpu, mem, processes),
+                _ => {
+                    let tree = procfs::tree(p.pgid, &mut self.buf);
+                    let ticks: u64 = tree.iter().map(|s| s.ticks).sum();
+                    let rss: u64 = tree.iter().map(|s| s.rss_pages).sum();
+                    (
+                        ticks.saturating_mul(1_000_000_000) / self.ticks_per_second.max(1),
+                        rss * self.page_size,
+                        tree.len(),
+                    )
+                }
             };
-            if let Some((last, at)) = p.last_ticks {
+            if let Some((last, at)) = p.last_cpu {
                 let secs = now.duration_since(at).as_secs_f64();
                 if secs > 0.0 {
-                    let used = ticks.saturating_sub(last) as f64 / self.ticks_per_second as f64;
+                    let used = cpu_ns.saturating_sub(last) as f64 / 1e9;
                     p.usage.cpu_percent = (used / secs / p.vcpu * 100.0).clamp(0.0, 100.0);
                 }
             }
-            p.last_ticks = Some((ticks, now));
-            p.usage.memory_bytes = rss * self.page_size;
+            p.last_cpu = Some((cpu_ns, now));
+            p.usage.memory_bytes = memory;
             p.usage.processes = count;
         }
     }
@@ -292,18 +350,26 @@ impl Provider {
     }
 }
 
-/// Follows one shim until it exits, carrying out termination requests.
+/// Follows one shim until it exits, carrying out termination requests: SIGTERM to the
+/// instance's process group and to everything in its cgroup, then, after the stop
+/// timeout, SIGKILL to every process of the instance but the shim, which then sweeps
+/// its own tree and reports. The shim outlives its tree, never the reverse; whatever is
+/// left when it is gone (it was killed itself) is swept from the cgroup, or found by its
+/// environment where there are no cgroups.
 async fn watch(
     mut child: Child,
     stdout: tokio::process::ChildStdout,
     mut control: mpsc::UnboundedReceiver<Duration>,
     id: InstanceId,
     cgroup: InstanceCgroup,
+    data: PathBuf,
     events: mpsc::UnboundedSender<ProcEvent>,
 ) {
-    let pgid = Pid::from_raw(child.id().unwrap_or(0) as i32);
+    let shim = child.id().unwrap_or(0) as i32;
+    let pgid = Pid::from_raw(shim);
     let mut lines = BufReader::new(stdout).lines();
-    let mut kill_at: Option<tokio::time::Instant> = None;
+    let mut kill_at: Option<(tokio::time::Instant, Duration)> = None;
+    let mut forced: Option<Duration> = None;
     let mut ended = false;
     loop {
         tokio::select! {
@@ -313,19 +379,33 @@ async fn watch(
                 let event = match word {
                     "running" => ProcEvent::Running { instance: id.clone(), pid: rest.parse().unwrap_or(0) },
                     "setup-failed" => { ended = true; ProcEvent::LaunchFailed { instance: id.clone(), reason: rest.to_owned() } }
-                    "exited" => { ended = true; ProcEvent::Exited { instance: id.clone(), status: rest.to_owned() } }
+                    "exited" => {
+                        ended = true;
+                        ProcEvent::Exited { instance: id.clone(), status: exit_status(rest, &cgroup, forced) }
+                    }
                     _ => continue,
                 };
                 if events.send(event).is_err() { break; }
             }
             Some(timeout) = control.recv() => {
                 let _ = killpg(pgid, Signal::SIGTERM);
+                let mut buf = Vec::new();
+                for pid in cgroup.pids(&mut buf) {
+                    if pid != shim {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+                    }
+                }
                 let deadline = tokio::time::Instant::now() + timeout;
-                kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
+                kill_at = Some(match kill_at {
+                    Some((k, t)) if k <= deadline => (k, t),
+                    _ => (deadline, timeout),
+                });
             }
-            _ = async { tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)).await }, if kill_at.is_some() => {
-                let _ = killpg(pgid, Signal::SIGKILL);
-                kill_at = None;
+            _ = async { tokio::time::sleep_until(kill_at.map_or_else(tokio::time::Instant::now, |k| k.0)).await }, if kill_at.is_some() => {
+                let timeout = kill_at.take().map(|k| k.1).unwrap_or_default();
+                forced = Some(timeout);
+                tracing::info!(instance = %id, stop_timeout = ?timeout, "still running after the stop timeout: SIGKILL to every process of the instance but its shim");
+                kill_all_but_shim(shim, &cgroup).await;
             }
         }
     }
@@ -334,8 +414,42 @@ async fn watch(
         .await
         .map(shim::describe)
         .unwrap_or_else(|e| e.to_string());
-    // Whatever is left of the group goes with its leader.
+    // Whatever is left of the group goes with its leader, and whatever is left in the
+    // cgroup (or, without one, carries the instance's environment) after it.
     let _ = killpg(pgid, Signal::SIGKILL);
+    let swept = {
+        let cgroup = cgroup.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || {
+            if cgroup.is_some() {
+                cgroup.sweep(None, 20)
+            } else {
+                let marker = [
+                    format!("INSTANCE_ID={id}"),
+                    format!("BELLOWS_DATA_DIR={}", data.display()),
+                ];
+                let mut left = 0;
+                for _ in 0..5 {
+                    let pids = procfs::with_environment(&marker);
+                    left = pids.len();
+                    if left == 0 {
+                        break;
+                    }
+                    for pid in pids {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                left
+            }
+        })
+        .await
+        .unwrap_or(0)
+    };
+    if swept > 0 {
+        tracing::warn!(instance = %id, left = swept, "processes of the instance would not die");
+    }
+    let status = exit_status(&status, &cgroup, forced);
     // Only now is the cgroup empty enough to remove.
     cgroup.remove();
     if !ended {
@@ -343,6 +457,45 @@ async fn watch(
             instance: id,
             status,
         });
+    }
+}
+
+/// SIGKILL to every process of an instance but its shim: the cgroup's members and the
+/// tree under the shim (its group's members are in that tree).
+async fn kill_all_but_shim(shim: i32, cgroup: &InstanceCgroup) {
+    let cgroup = cgroup.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        let mut pids: Vec<i32> = procfs::tree(shim, &mut buf)
+            .into_iter()
+            .map(|p| p.pid)
+            .collect();
+        pids.extend(cgroup.pids(&mut buf));
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in pids.into_iter().filter(|p| *p != shim) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    })
+    .await;
+}
+
+/// How an instance ended, as activities and health reasons say it: the kernel's
+/// out-of-memory kill is `OOMKilled`, as Kubernetes calls it, not a bare SIGKILL, and a
+/// SIGKILL bellows sent after the stop timeout says so.
+fn exit_status(status: &str, cgroup: &InstanceCgroup, forced: Option<Duration>) -> String {
+    if status.starts_with("OOMKilled") || status.contains("after the stop timeout") {
+        return status.to_owned();
+    }
+    if status.contains("SIGKILL") && cgroup.oom_kills() > 0 {
+        return format!("OOMKilled: the instance type's memory limit was reached ({status})");
+    }
+    match forced {
+        Some(t) if status.contains("SIGKILL") || status.contains("signal") => format!(
+            "{status}, sent after the stop timeout ({}) because it did not stop on SIGTERM",
+            bellows_core::Duration::from_millis(t.as_millis() as u64)
+        ),
+        _ => status.to_owned(),
     }
 }
 

@@ -8,7 +8,8 @@
 //! Its standard input is a lifeline: bellows holds the other end and never writes. When
 //! bellows dies, even by `kill -9`, the pipe closes and the shim stops the whole
 //! instance (SIGTERM, then SIGKILL after the stop timeout), so no instance outlives
-//! bellows. As a child subreaper it also catches descendants that leave the group.
+//! bellows. As a child subreaper it also catches descendants that leave the group or
+//! the session, and it reports an instance's end only once its whole tree is gone.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -254,8 +255,13 @@ async fn run(args: ShimArgs) -> i32 {
             status = child.wait() => {
                 let text = status.map(describe).unwrap_or_else(|e| e.to_string());
                 note(&mut log, &format!("the command exited: {text}"));
+                // The rest of the tree goes first: the instance is over only when all
+                // of it is, and its address is not handed out while a child holds it.
+                let left = kill_rest();
+                if left > 0 {
+                    note(&mut log, &format!("{left} processes would not die"));
+                }
                 report(&format!("exited {text}"));
-                kill_rest();
                 return 0;
             }
             _ = &mut lifeline => {
@@ -274,25 +280,53 @@ async fn run(args: ShimArgs) -> i32 {
 async fn stop_group(child: &mut tokio::process::Child, timeout: Duration) {
     signal_rest(Signal::SIGTERM);
     let _ = tokio::time::timeout(timeout, child.wait()).await;
+    signal_rest(Signal::SIGKILL);
+    let _ = child.wait().await;
     kill_rest();
 }
 
-fn kill_rest() {
-    signal_rest(Signal::SIGKILL);
+/// Kills every descendant, pass after pass, reaping what the shim inherited as a child
+/// subreaper, until none is left (or a bound of passes): the shim outlives its tree.
+/// Only called once the command itself was reaped, so reaping any child cannot take
+/// its status from tokio. Returns how many processes are left.
+fn kill_rest() -> usize {
+    let mut left = 0;
+    for pass in 0..50u64 {
+        left = signal_rest(Signal::SIGKILL);
+        reap_orphans();
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2 * (pass + 1).min(10)));
+        reap_orphans();
+    }
+    left
 }
 
-/// Signals every process of the shim's group and every descendant, but the shim. A
-/// shim that is not its group's leader (started by hand) only signals its descendants.
-fn signal_rest(sig: Signal) {
-    let me = std::process::id() as i32;
-    let pgid = if nix::unistd::getpgrp().as_raw() == me {
-        me
-    } else {
-        -1
-    };
-    for pid in procfs::tree_and_group(&procfs::all(), me, pgid) {
-        let _ = kill(Pid::from_raw(pid), sig);
+/// Reaps every child that has ended, without waiting.
+fn reap_orphans() {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
     }
+}
+
+/// Signals every descendant of the shim (as a child subreaper it inherits those that
+/// leave the group or the session), living ones only. Returns how many it signalled.
+fn signal_rest(sig: Signal) -> usize {
+    let me = std::process::id() as i32;
+    let mut buf = Vec::new();
+    let mut n = 0;
+    for p in procfs::tree(me, &mut buf) {
+        if p.pid == me || p.zombie {
+            continue;
+        }
+        let _ = kill(Pid::from_raw(p.pid), sig);
+        n += 1;
+    }
+    n
 }
 
 #[cfg(test)]

@@ -126,6 +126,11 @@ impl Store {
                  issue_number INTEGER,
                  issue_url TEXT
              );
+             CREATE TABLE IF NOT EXISTS group_capacity (
+                 name TEXT PRIMARY KEY,
+                 file TEXT NOT NULL,
+                 current TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  created INTEGER NOT NULL,
@@ -178,6 +183,13 @@ impl Store {
                     record.target,
                     serde_json::to_string(record)?
                 ],
+            )?;
+        }
+        // A group's capacity as it runs, whoever changed it, to be kept across restarts.
+        if let Event::Capacity { group, after, .. } = event {
+            tx.execute(
+                "UPDATE group_capacity SET current = ?2 WHERE name = ?1",
+                params![group, serde_json::to_string(after)?],
             )?;
         }
         if let Event::Activity { activity } = event {
@@ -277,12 +289,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Activities a previous run left in progress can never finish: bellows stopped
-    /// with them. They are closed as failed, with that reason.
+    /// What a previous run that did not stop (`kill -9` of bellows, a crash) left open
+    /// is closed: activities in progress are failed, with that reason; each instance it
+    /// never saw terminated gets its Terminate activity and lifecycle end (its shim
+    /// stopped it when bellows went away); and its missing `StopStack` is recorded.
+    /// Returns how many records were added.
     pub fn close_orphaned_activities(
         &mut self,
         now: bellows_core::Time,
     ) -> Result<usize, StoreError> {
+        use bellows_core::group::{ActivityKind, ActivityStatus, Lifecycle};
         let open: Vec<String> = {
             let mut stmt = self
                 .conn
@@ -293,16 +309,190 @@ impl Store {
         let mut closed = 0;
         for body in open {
             let mut a: Activity = serde_json::from_str(&body)?;
-            if a.status != bellows_core::group::ActivityStatus::InProgress {
+            if a.status != ActivityStatus::InProgress {
                 continue;
             }
-            a.status = bellows_core::group::ActivityStatus::Failed;
+            a.status = ActivityStatus::Failed;
             a.end = Some(now);
             a.status_message = Some("bellows stopped before the activity finished".to_owned());
             self.record(&Event::Activity { activity: a })?;
             closed += 1;
         }
-        Ok(closed)
+
+        // The last run: from its StartStack on. A run that stopped recorded StopStack.
+        let start: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT seq, target FROM audit WHERE action = 'StartStack' ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((start_seq, target)) = start else {
+            return Ok(closed);
+        };
+        let stopped: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM audit WHERE action = 'StopStack' AND seq > ?1)",
+            params![start_seq],
+            |r| r.get(0),
+        )?;
+        if stopped {
+            return Ok(closed);
+        }
+        // Its end is known only as its last record.
+        let ended: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(time), 0) FROM events WHERE seq > ?1",
+            params![start_seq],
+            |r| r.get(0),
+        )?;
+        let ended = bellows_core::Time::from_millis(ended.max(0) as u64);
+        let mut last: std::collections::BTreeMap<String, Event> = Default::default();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT body FROM events WHERE seq > ?1 AND kind = 'lifecycle' ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![start_seq], |r| r.get::<_, String>(0))?;
+            for body in rows {
+                let event: Event = serde_json::from_str(&body?)?;
+                if let Event::Lifecycle { instance, .. } = &event {
+                    last.insert(instance.to_string(), event);
+                }
+            }
+        }
+        let mut left = 0;
+        for event in last.into_values() {
+            let Event::Lifecycle {
+                group,
+                instance,
+                to,
+                zone,
+                ..
+            } = event
+            else {
+                continue;
+            };
+            if to == Lifecycle::Terminated {
+                continue;
+            }
+            left += 1;
+            let activity = Activity {
+                id: format!("orphan-{instance}"),
+                group: group.clone(),
+                instance: instance.clone(),
+                kind: ActivityKind::Terminate,
+                description: format!("Terminating EC2 instance: {instance}"),
+                cause: format!(
+                    "At {ended} an instance was taken out of service in response to bellows ending without stopping it (kill -9 of bellows, or a crash); its supervisor stopped it when bellows went away. Recorded at {now}, when bellows started again."
+                ),
+                start: ended,
+                end: Some(ended),
+                status: ActivityStatus::Successful,
+                status_message: None,
+            };
+            self.record(&Event::Activity { activity })?;
+            self.record(&Event::Lifecycle {
+                time: ended,
+                group,
+                instance,
+                from: Some(to),
+                to: Lifecycle::Terminated,
+                zone,
+            })?;
+            closed += 2;
+        }
+        let record = bellows_core::event::AuditRecord {
+            time: ended,
+            actor: "bellows".to_owned(),
+            source: "bellows".to_owned(),
+            action: "StopStack".to_owned(),
+            target,
+            before: serde_json::json!({ "instances": left }),
+            after: serde_json::json!({
+                "instances": 0,
+                "why": format!("the run ended without stopping its stack (kill -9 of bellows, or a crash); recorded at {now}, when bellows started again"),
+            }),
+            result: "ok".to_owned(),
+        };
+        self.record(&Event::Audit { record })?;
+        Ok(closed + 1)
+    }
+
+    /// A group as it starts: with the capacity it had when the last run ended (set at
+    /// run time by a person, a policy or a schedule, as AWS keeps a group's desired
+    /// capacity), but for each of min, max and desired whose value in the stack file
+    /// changed since, which then applies (as `bellows apply` does). Either way the
+    /// file's values are remembered for the next start.
+    pub fn restored_group(
+        &mut self,
+        spec: &bellows_core::stack::GroupSpec,
+        now: bellows_core::Time,
+    ) -> Result<bellows_core::group::Group, StoreError> {
+        use bellows_core::event::Capacity;
+        let mut group = bellows_core::group::Group::new(spec);
+        let file = group.capacity();
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT file, current FROM group_capacity WHERE name = ?1",
+                params![spec.name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let mut current = file;
+        if let Some((was, kept)) = row {
+            let was: Capacity = serde_json::from_str(&was)?;
+            let kept: Capacity = serde_json::from_str(&kept)?;
+            let pick = |w: u32, f: u32, k: u32| if w == f { k } else { f };
+            let min = pick(was.min, file.min, kept.min);
+            let max = pick(was.max, file.max, kept.max);
+            let desired = pick(was.desired, file.desired, kept.desired).clamp(min, max.max(min));
+            let wanted = Capacity { min, max, desired };
+            if wanted != file {
+                // A stored value that no longer fits is dropped rather than trusted.
+                match group.set_capacity(
+                    Some(min),
+                    Some(max),
+                    Some(desired),
+                    now,
+                    "bellows (starting again, with the capacity the group had when the last run ended)",
+                ) {
+                    Ok(c) => current = c,
+                    Err(e) => {
+                        tracing::warn!(group = %spec.name, error = %e, "the kept capacity does not fit; the file's applies");
+                    }
+                }
+            }
+        }
+        self.conn.execute(
+            "INSERT INTO group_capacity (name, file, current) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET file = excluded.file, current = excluded.current",
+            params![
+                spec.name,
+                serde_json::to_string(&file)?,
+                serde_json::to_string(&current)?
+            ],
+        )?;
+        Ok(group)
+    }
+
+    /// `bellows apply` took a new file: its capacity values are what a later start
+    /// compares the file with.
+    pub fn remember_file_capacity(
+        &mut self,
+        spec: &bellows_core::stack::GroupSpec,
+    ) -> Result<(), StoreError> {
+        let file = bellows_core::event::Capacity {
+            min: spec.min,
+            max: spec.max,
+            desired: spec.desired,
+        };
+        let file = serde_json::to_string(&file)?;
+        self.conn.execute(
+            "INSERT INTO group_capacity (name, file, current) VALUES (?1, ?2, ?2)
+             ON CONFLICT (name) DO UPDATE SET file = excluded.file",
+            params![spec.name, file],
+        )?;
+        Ok(())
     }
 
     /// Queues a delivery; it survives restarts until delivered.

@@ -1,7 +1,7 @@
 //! `bellows up` and `bellows validate`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Seek, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,6 +79,7 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
         format!("cannot listen on {bind} for the control API: is another `bellows up` running? Set `control` in [stack] or pass --control to use another address")
     })?;
     let control = listener.local_addr()?;
+    let stop = stop_signal();
     std::fs::write(state_dir.join("control"), format!("{control}\n"))?;
 
     init_tracing();
@@ -133,28 +134,37 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
         token,
         cgroups,
     };
-    bellows_node::run(opts, listener, stop_signal()).await?;
+    bellows_node::run(opts, listener, stop).await?;
     let _ = std::fs::remove_file(state_dir.join("control"));
     out!("bellows stopped: every instance is gone");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C, SIGTERM or SIGHUP.
-async fn stop_signal() {
+/// Ctrl-C, SIGTERM or SIGHUP. The handlers are installed at the call, before the
+/// control file says bellows is up, so a signal sent as soon as it is stops bellows
+/// cleanly instead of killing it.
+fn stop_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
+    let handlers = (
+        signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
+    );
+    async move {
+        match handlers {
+            (Ok(mut int), Ok(mut term), Ok(mut hup)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        tracing::info!("stopping: terminating every instance");
     }
-    tracing::info!("stopping: terminating every instance");
 }
 
 /// One `up` per state directory: an exclusive lock held while it runs.
@@ -172,11 +182,15 @@ fn lock(dir: &Path) -> anyhow::Result<Flock<File>> {
         Ok(l) => l,
         Err((_, _)) => bail!(
             "another `bellows up` (pid {}) is using the state directory {}; stop it or pass --state-dir",
-            holder.trim(),
+            // A lock file from before this was fixed may hold NUL bytes.
+            holder.trim_matches(|c: char| c == '\0' || c.is_whitespace()),
             dir.display()
         ),
     };
+    // The read above left the offset at the old pid's end: writing there after the
+    // truncation would leave that many NUL bytes before the new pid.
     locked.set_len(0)?;
+    locked.seek(std::io::SeekFrom::Start(0))?;
     write!(&mut *locked, "{}", std::process::id())?;
     Ok(locked)
 }

@@ -280,6 +280,154 @@ fn crash_loops_back_off() {
     assert_eq!(launches_at, [0, 1, 2, 4, 8, 16, 32]);
 }
 
+/// Launches of one plan, each reported running at once; healthy ones also pass a load
+/// balancer's health check.
+fn run_launches(h: &mut Harness, healthy: bool) -> Vec<InstanceId> {
+    let mut out = Vec::new();
+    for c in h.group.plan(h.now, &mut h.ids) {
+        if let Command::Launch { instance, .. } = c {
+            h.group.on_running(&instance, h.now);
+            if healthy {
+                h.group.on_healthy(&instance);
+            }
+            out.push(instance);
+        }
+    }
+    out
+}
+
+#[test]
+fn instances_killed_after_they_served_healthily_are_replaced_at_once_every_time() {
+    let mut h = Harness::new("");
+    run_launches(&mut h, true);
+    // Every 3 s one instance dies, 3 s after it came into service: well inside the
+    // early-death window, but it had passed its health check.
+    for round in 0..20 {
+        h.advance(3);
+        let victim = h.ids_in(Lifecycle::InService)[round % 2].clone();
+        h.group.on_exited(&victim, h.now, "signal 9 (SIGKILL)");
+        let launched = run_launches(&mut h, true);
+        assert_eq!(launched.len(), 1, "round {round}: a replacement at once");
+        assert_eq!(h.group.live(), 2);
+    }
+    assert_eq!(h.group.backoff_until(), None);
+}
+
+#[test]
+fn backoff_is_per_chain_and_only_for_instances_that_never_became_healthy() {
+    let mut h = Harness::new("");
+    let first = run_launches(&mut h, false);
+    // One slot's instances crash before they ever become healthy, while the other
+    // slot's instance, healthy, is killed every second.
+    let mut crashing = first[0].clone();
+    let mut steady = first[1].clone();
+    h.group.on_healthy(&steady);
+    let mut crash_launches = Vec::new();
+    let mut waits = Vec::new();
+    for second in 1..=20u64 {
+        h.advance(1);
+        h.group.take_events();
+        if h.group.instance(&crashing).is_some() {
+            h.group.on_exited(&crashing, h.now, "exit status 1");
+        }
+        h.group.on_exited(&steady, h.now, "signal 9 (SIGKILL)");
+        let mut steady_next = None;
+        for c in h.group.plan(h.now, &mut h.ids) {
+            let Command::Launch { instance, .. } = c else {
+                continue;
+            };
+            h.group.on_running(&instance, h.now);
+            if h.group.instance(&instance).unwrap().crash_loop > 0 {
+                crash_launches.push(second);
+                crashing = instance;
+            } else {
+                h.group.on_healthy(&instance);
+                steady_next = Some(instance);
+            }
+        }
+        steady = steady_next.expect("the healthy slot is refilled every second at once");
+        for e in h.group.take_events() {
+            if let Event::Activity { activity } = e
+                && let Some(m) = activity.status_message.as_deref()
+                && m.starts_with("Waiting until")
+            {
+                waits.push(format!("{second}: {m}"));
+            }
+        }
+    }
+    // The crash loop's relaunches: at once, then after 1, 2, 4, 8 s.
+    assert_eq!(crash_launches, [1, 3, 6, 11, 20]);
+    expect![[r#"
+        2: Waiting until 1970-01-01T00:16:43.000Z before launching (crash-loop backoff, attempt 3).
+        4: Waiting until 1970-01-01T00:16:46.000Z before launching (crash-loop backoff, attempt 4).
+        7: Waiting until 1970-01-01T00:16:51.000Z before launching (crash-loop backoff, attempt 5).
+        12: Waiting until 1970-01-01T00:17:00.000Z before launching (crash-loop backoff, attempt 6).
+    "#]]
+    .assert_eq(&(waits.join("\n") + "\n"));
+}
+
+#[test]
+fn a_waiting_launch_is_shown_and_keeps_its_activity_when_it_starts() {
+    let mut h = Harness::new("desired = 1\nmin = 1");
+    let mut activities: Vec<Activity> = Vec::new();
+    let mut id = run_launches(&mut h, false).remove(0);
+    for _ in 0..3 {
+        h.group.on_exited(&id, h.now, "exit status 3");
+        for _ in 0..5 {
+            if let Some(next) = run_launches(&mut h, false).pop() {
+                id = next;
+                break;
+            }
+            h.advance(1);
+        }
+        for e in h.group.take_events() {
+            if let Event::Activity { activity } = e {
+                activities.push(activity);
+            }
+        }
+    }
+    let waiting = activities
+        .iter()
+        .find(|a| a.status == ActivityStatus::InProgress && a.status_message.is_some())
+        .expect("a waiting launch activity");
+    expect![[r#"
+        At 1970-01-01T00:16:40.000Z instance i-9c34d0bff90150280 exited before it became healthy (exit status 3); 2 instances in a row died before they became healthy, so the replacement waits 1s (crash-loop backoff).
+        Waiting until 1970-01-01T00:16:41.000Z before launching (crash-loop backoff, attempt 3).
+    "#]]
+    .assert_eq(&format!(
+        "{}\n{}\n",
+        waiting.cause,
+        waiting.status_message.as_deref().unwrap()
+    ));
+    // The same activity, for the same instance id, goes on when the backoff ends.
+    let later: Vec<&Activity> = activities.iter().filter(|a| a.id == waiting.id).collect();
+    assert_eq!(later.last().unwrap().status, ActivityStatus::Successful);
+    assert!(later[1].cause.contains("the backoff ended"), "{later:?}");
+    assert!(h.group.instance(&waiting.instance).is_some() || later.len() >= 2);
+}
+
+#[test]
+fn an_instance_that_became_healthy_ends_its_chain() {
+    let mut h = Harness::new("desired = 1\nmin = 1");
+    let mut id = run_launches(&mut h, false).remove(0);
+    // Three crashes in a row: the next launch waits 2 s.
+    for _ in 0..3 {
+        h.group.on_exited(&id, h.now, "exit status 1");
+        loop {
+            h.advance(1);
+            if let Some(next) = run_launches(&mut h, false).pop() {
+                id = next;
+                break;
+            }
+        }
+    }
+    h.group.on_healthy(&id);
+    h.advance(1);
+    h.group.on_exited(&id, h.now, "signal 9 (SIGKILL)");
+    assert_eq!(run_launches(&mut h, false).len(), 1, "replaced at once");
+    assert_eq!(h.group.backoff_until(), None);
+}
+
 #[test]
 fn capacity_changes_are_checked() {
     let mut h = Harness::new("");
@@ -719,7 +867,7 @@ fn a_zone_outage_keeps_launches_out_and_its_end_rebalances_launch_first() {
     );
     // Deaths in a zone's outage are not the launch template's fault: no backoff, even
     // for instances that had just come into service.
-    assert_eq!(h.group.backoff_until(), Time::default());
+    assert_eq!(h.group.backoff_until(), None);
     // Every zone out: nothing can be launched anywhere.
     let mut all_out = h.group.clone();
     all_out.set_zone_available("a", false);

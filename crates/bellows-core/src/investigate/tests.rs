@@ -303,6 +303,27 @@ fn repeated_failed_launches_with_error_lines_are_a_crash_loop() {
 }
 
 #[test]
+fn instances_the_kernel_killed_for_memory_are_out_of_memory_not_a_bare_sigkill() {
+    let mut w = World::new().steady();
+    for i in 0..2u64 {
+        let id = InstanceId::parse(&format!("i-{:017x}", 200 + i)).unwrap();
+        w.events.push(Event::Health {
+            time: at(SINCE + 10 * i),
+            group: "web".to_owned(),
+            instance: id,
+            health: crate::group::Health::Unhealthy,
+            reason: "the process exited: OOMKilled: the instance type's memory limit was reached (signal 9 (SIGKILL))".to_owned(),
+        });
+    }
+    let r = w.run(None);
+    let h = top(&r);
+    assert_eq!(h.cause, Cause::OutOfMemory, "{}", r.markdown());
+    assert!(h.title.contains("2 OOMKilled"), "{}", h.title);
+    assert_eq!(h.remedy.command, "bellows logs i-000000000000000c9");
+    assert!(r.markdown().contains("OOMKilled"));
+}
+
+#[test]
 fn hot_cpu_at_max_is_saturation_with_scaling_blocked() {
     let mut w = World::new().steady_but(&["CPUUtilization"]);
     w.groups[0].desired = 4;

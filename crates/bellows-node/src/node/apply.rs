@@ -117,6 +117,11 @@ impl Node {
             self.scaler = scaler;
         }
         self.warmups = warmups(&new);
+        for spec in &new.groups {
+            if let Err(e) = self.store.remember_file_capacity(spec) {
+                tracing::warn!(group = %spec.name, error = %e, "cannot remember the file's capacity");
+            }
+        }
         self.stack = new;
         let result = serde_json::json!({
             "changes": changes,

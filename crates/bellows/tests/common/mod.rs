@@ -49,6 +49,26 @@ impl Up {
         Up::spawn(&stack, &dir, &[], &[])
     }
 
+    /// Like `start`, with more flags for `up` (`--no-cgroups`).
+    pub fn start_with_flags(name: &str, groups: &str, flags: &[&str]) -> Up {
+        let (dir, network) = scratch();
+        let stack = dir.join("stack.toml");
+        let text = format!(
+            "[stack]\nname = \"{name}\"\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n\n{groups}"
+        );
+        std::fs::write(&stack, text).unwrap();
+        Up::spawn_flags(&stack, &dir, &[], &[], flags)
+    }
+
+    /// Starts `up` again on this one's stack and state directory, after it exited.
+    pub fn restart(&mut self, flags: &[&str]) {
+        let _ = std::fs::remove_file(self.state.join("control"));
+        let child = Up::spawn_flags(&self.stack, &self.dir, &[], &[], flags);
+        // The new run takes over; the old handle must not remove the directory.
+        let mut child = std::mem::ManuallyDrop::new(child);
+        std::mem::swap(&mut self.child, &mut child.child);
+    }
+
     /// Like `start`, with variables in bellows' own environment.
     pub fn start_with_env(name: &str, groups: &str, env: &[(&str, &str)]) -> Up {
         let (dir, network) = scratch();
@@ -67,7 +87,22 @@ impl Up {
     }
 
     fn spawn(stack: &Path, dir: &Path, global: &[&str], env: &[(&str, &str)]) -> Up {
+        Up::spawn_flags(stack, dir, global, env, &[])
+    }
+
+    fn spawn_flags(
+        stack: &Path,
+        dir: &Path,
+        global: &[&str],
+        env: &[(&str, &str)],
+        flags: &[&str],
+    ) -> Up {
         let state = dir.join("state");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("up.log"))
+            .unwrap();
         let child = Command::new(BIN)
             .envs(env.iter().copied())
             .args(global)
@@ -75,8 +110,9 @@ impl Up {
             .arg(stack)
             .arg("--state-dir")
             .arg(&state)
+            .args(flags)
             .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(dir.join("up.log")).unwrap())
+            .stdout(log)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("bellows starts");
