@@ -424,7 +424,7 @@ pub fn encode_output(
     output: &Value,
     request_id: &str,
 ) -> Reply {
-    let rid = ("x-amzn-RequestId", request_id.to_owned());
+    let rid = ("x-amzn-requestid", request_id.to_owned());
     match protocol {
         Protocol::Query => {
             let mut out = String::new();
@@ -509,7 +509,7 @@ pub fn encode_error(
     e: &AwsError,
     request_id: &str,
 ) -> Reply {
-    let rid = ("x-amzn-RequestId", request_id.to_owned());
+    let rid = ("x-amzn-requestid", request_id.to_owned());
     let fault = if e.sender_fault() {
         "Sender"
     } else {

@@ -53,6 +53,10 @@ pub struct NodeOptions {
     pub token: String,
     /// Set instance types as cgroup limits where the host allows.
     pub cgroups: bool,
+    /// The region the AWS endpoint serves and its ARNs name.
+    pub aws_region: String,
+    /// The key pairs the AWS endpoint accepts (see `aws::derived_credential`).
+    pub aws_credentials: Vec<bellows_aws::Credential>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,11 +152,19 @@ pub async fn run(
     let control = listener.local_addr()?;
     let (stop_api, api_stopped) = oneshot::channel::<()>();
     let (events, _) = broadcast::channel(1024);
+    let aws = crate::aws::AwsFace::new(
+        call_tx.clone(),
+        opts.token.clone(),
+        &opts.aws_region,
+        &opts.stack.name,
+        opts.aws_credentials.clone(),
+    );
     let router = api::router(api::ApiState::new(
         call_tx,
         opts.token.clone(),
         events.clone(),
-    ));
+    ))
+    .merge(crate::aws::router(std::sync::Arc::new(aws)));
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async {

@@ -863,6 +863,42 @@ pub fn dashboard(ctx: &Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `export` lines for the `aws` CLI and the SDKs: the control address as the one
+/// endpoint of every service, and the key pair the running stack accepts (its own,
+/// given through `BELLOWS_AWS_*`, or the one derived from the state directory's token).
+pub fn aws_env(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let client = ctx.client();
+    let given = match (
+        std::env::var(bellows_node::aws::ACCESS_KEY_ENV),
+        std::env::var(bellows_node::aws::SECRET_KEY_ENV),
+    ) {
+        (Ok(id), Ok(secret)) => Some((id, secret)),
+        _ => None,
+    };
+    let token = client.token().unwrap_or_default().to_owned();
+    if token.is_empty() && given.is_none() {
+        anyhow::bail!(
+            "no token readable in {}: the AWS key pair is derived from it",
+            ctx.state_dir().display()
+        );
+    }
+    let credential = bellows_node::aws::credentials(&token, given)
+        .into_iter()
+        .next()
+        .context("no AWS key pair")?;
+    out!("export AWS_ENDPOINT_URL=http://{}", client.addr());
+    out!("export AWS_ACCESS_KEY_ID={}", credential.access_key_id);
+    out!(
+        "export AWS_SECRET_ACCESS_KEY={}",
+        credential.secret_access_key
+    );
+    out!(
+        "export AWS_DEFAULT_REGION={}",
+        bellows_node::aws::DEFAULT_REGION
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn audit(
     ctx: &Context,
     since: Option<String>,

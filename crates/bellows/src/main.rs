@@ -186,6 +186,9 @@ enum Command {
     /// Print the dashboard's address, with the control token in the link's fragment so
     /// that the page can make changes (the fragment never leaves the browser).
     Dashboard,
+    /// Print `export` lines that point the `aws` CLI and SDKs at this stack's AWS
+    /// endpoint: `eval "$(bellows aws-env)"`.
+    AwsEnv,
     /// The audit trail: every change, by whom, before and after (newest first).
     Audit {
         /// Only changes this recent, e.g. `15m`, `2h`.
@@ -475,6 +478,7 @@ fn main() -> ExitCode {
                 commands::refresh(&ctx, &group, what, wait, json).await
             }
             Command::Dashboard => commands::dashboard(&ctx),
+            Command::AwsEnv => commands::aws_env(&ctx),
             Command::Investigate {
                 since,
                 alarm,

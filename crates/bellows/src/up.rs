@@ -159,12 +159,27 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
     out!("Press Ctrl-C to stop; every instance stops with bellows.");
 
     let exe = std::env::current_exe().context("cannot find the bellows binary")?;
+    let given = match (
+        std::env::var(bellows_node::aws::ACCESS_KEY_ENV),
+        std::env::var(bellows_node::aws::SECRET_KEY_ENV),
+    ) {
+        (Ok(id), Ok(secret)) => Some((id, secret)),
+        (Ok(_), Err(_)) | (Err(_), Ok(_)) => anyhow::bail!(
+            "set both {} and {}, or neither",
+            bellows_node::aws::ACCESS_KEY_ENV,
+            bellows_node::aws::SECRET_KEY_ENV
+        ),
+        _ => None,
+    };
+    let aws_credentials = bellows_node::aws::credentials(&token, given);
     let opts = NodeOptions {
         stack,
         state_dir: state_dir.clone(),
         exe,
         token,
         cgroups,
+        aws_region: bellows_node::aws::DEFAULT_REGION.to_owned(),
+        aws_credentials,
     };
     bellows_node::run(opts, listener, stop_signal()).await?;
     let _ = std::fs::remove_file(state_dir.join("control"));
