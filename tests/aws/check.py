@@ -314,6 +314,14 @@ def autoscaling(a):
     e = code_of(c.terminate_instance_in_auto_scaling_group, InstanceId="i-00000000000000000",
                 ShouldDecrementDesiredCapacity=False)
     ok(e == ("ValidationError", 400), "terminating an unknown instance: ValidationError")
+    pols = c.describe_policies(AutoScalingGroupName=a.group)["ScalingPolicies"]
+    ok(pols and all(p["PolicyType"] == "SimpleScaling" and p["Alarms"] for p in pols),
+       "DescribePolicies lists the simple policies with their alarms")
+    ok(code_of(c.describe_policies, AutoScalingGroupName="no-such-group") == ("ValidationError", 400),
+       "policies of an unknown group: ValidationError")
+    sched = c.describe_scheduled_actions(AutoScalingGroupName=a.group)["ScheduledUpdateGroupActions"]
+    ok([x["ScheduledActionName"] for x in sched] == ["nightly"] and sched[0]["Recurrence"] == "0 2 * * *",
+       "DescribeScheduledActions")
     e = code_of(c.create_launch_configuration, LaunchConfigurationName="x", ImageId="ami-1", InstanceType="t2.micro")
     ok(e == ("InvalidAction", 400), "an action bellows does not implement: 400 InvalidAction")
 
@@ -409,6 +417,31 @@ def cloudwatch(a, protocol):
     ok(len(found) == 1, f"[{protocol}] ListMetrics finds the gzipped put")
     alarms = c.describe_alarms()["MetricAlarms"]
     ok(any(x["AlarmName"] == a.alarm for x in alarms), f"[{protocol}] DescribeAlarms")
+    now = time.time()
+    dims = [{"Name": "Shop", "Value": protocol}]
+    stats = c.get_metric_statistics(Namespace="Workshop", MetricName="Orders", Dimensions=dims,
+                                    StartTime=now - 300, EndTime=now + 60, Period=60,
+                                    Statistics=["Sum", "SampleCount"], ExtendedStatistics=["p50"])
+    total = sum(p["Sum"] for p in stats["Datapoints"])
+    ok(total == 1.0, f"[{protocol}] GetMetricStatistics sums what was put ({stats['Datapoints']})")
+    ok(all("p50" in p["ExtendedStatistics"] for p in stats["Datapoints"]), f"[{protocol}] ... with p50")
+    e = code_of(c.get_metric_statistics, Namespace="Workshop", MetricName="Orders", StartTime=now - 86400 * 3,
+                EndTime=now, Period=60, Statistics=["Sum"])
+    ok(e == ("InvalidParameterCombination", 400), f"[{protocol}] too many datapoints: InvalidParameterCombination")
+    data = c.get_metric_data(
+        StartTime=now - 300, EndTime=now + 60,
+        MetricDataQueries=[
+            {"Id": "m1", "ReturnData": False, "MetricStat": {
+                "Metric": {"Namespace": "Workshop", "MetricName": "Orders", "Dimensions": dims},
+                "Period": 60, "Stat": "Sum"}},
+            {"Id": "e1", "Expression": "m1 * 100", "Label": "hundredfold"},
+        ],
+    )["MetricDataResults"]
+    ok(len(data) == 1 and data[0]["Id"] == "e1" and sum(data[0]["Values"]) == 100.0,
+       f"[{protocol}] GetMetricData with metric math ({data})")
+    e = code_of(c.get_metric_data, StartTime=now - 300, EndTime=now,
+                MetricDataQueries=[{"Id": "e1", "Expression": "nope * 2"}])
+    ok(e == ("ValidationError", 400), f"[{protocol}] an expression on an unknown id: ValidationError ({e})")
     hist = c.describe_alarm_history()["AlarmHistoryItems"]
     ok(isinstance(hist, list), f"[{protocol}] DescribeAlarmHistory")
     e = code_of(c.put_metric_data, Namespace="AWS/EC2", MetricData=[{"MetricName": "X", "Value": 1.0}])

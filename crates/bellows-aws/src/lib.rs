@@ -12,6 +12,7 @@ pub mod cbor;
 mod error;
 pub mod form;
 mod json;
+pub mod math;
 pub mod protocol;
 pub mod sigv4;
 mod time;

@@ -77,6 +77,7 @@ pub fn credentials(token: &str, given: Option<(String, String)>) -> Vec<Credenti
 pub struct AwsFace {
     endpoint: Endpoint,
     names: Names,
+    stack_name: String,
     calls: mpsc::Sender<Call>,
     /// The operator's token, which custom metrics put through CloudWatch carry to the
     /// loop (the signature has already proven the caller).
@@ -97,6 +98,7 @@ impl AwsFace {
         AwsFace {
             endpoint: Endpoint::new(region, credentials),
             names: Names::new(region, stack_name),
+            stack_name: stack_name.to_owned(),
             calls,
             token,
             requests: AtomicU64::new(0),

@@ -47,7 +47,8 @@ fn tracker() -> Up {
         )
         + "\n[alarms.custom-orders]\nnamespace = \"Workshop\"\nmetric = \"Orders\"\nstatistic = \"Sum\"\n\
            period = \"10s\"\nevaluation_periods = 1\ncomparison = \">\"\nthreshold = 5\n\
-           treat_missing_data = \"notBreaching\"\n";
+           treat_missing_data = \"notBreaching\"\n\n[[groups.tracker.scheduled]]\nname = \"nightly\"\n\
+           cron = \"0 2 * * *\"\nmin = 1\n";
     let file = write_file(&dir, "ip-tracker.toml", &stack);
     let up = Up::start_file(&file, &dir);
     up.wait_for("2 healthy", Duration::from_secs(30), |u| u.healthy() == 2);

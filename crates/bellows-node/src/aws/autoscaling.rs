@@ -3,6 +3,7 @@
 use bellows_aws::{AwsError, Value};
 use bellows_core::group::{Activity, ActivityStatus, Health, Lifecycle, Refresh, RefreshStatus};
 use bellows_core::ids::InstanceId;
+use bellows_core::scaling::{AdjustmentType, PolicyKind, PolicySpec, TrackedMetric};
 
 use super::{Ctx, from_api, time};
 use crate::api::{Call, GroupView, InstanceView, StatusView};
@@ -20,6 +21,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "StartInstanceRefresh" => start_refresh(ctx).await,
         "DescribeInstanceRefreshes" => describe_refreshes(ctx).await,
         "CancelInstanceRefresh" => cancel_refresh(ctx).await,
+        "DescribePolicies" => describe_policies(ctx).await,
+        "DescribeScheduledActions" => describe_scheduled_actions(ctx).await,
         _ => return None,
     })
 }
@@ -588,4 +591,223 @@ async fn cancel_refresh(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         .await?
         .map_err(|e| refresh_error(e, &group, false))?;
     Ok(Value::object().with("InstanceRefreshId", refresh.id))
+}
+
+fn adjustment_type(t: &AdjustmentType) -> &'static str {
+    match t {
+        AdjustmentType::ChangeInCapacity => "ChangeInCapacity",
+        AdjustmentType::ExactCapacity => "ExactCapacity",
+        AdjustmentType::PercentChangeInCapacity => "PercentChangeInCapacity",
+    }
+}
+
+/// The policy in AWS's shape, or `None` for the kinds AWS does not have (HPA, KPA and
+/// bellows' predictive policy run on their own clocks and are not scaling policies).
+fn policy_value(ctx: &Ctx<'_>, p: &PolicySpec, alarms: &[(String, Vec<String>)]) -> Option<Value> {
+    let names = ctx.names();
+    let mut v = Value::object()
+        .with("AutoScalingGroupName", p.group.as_str())
+        .with("PolicyName", p.name.as_str())
+        .with("PolicyARN", names.policy_arn(&p.group, &p.name));
+    let secs = |d: &bellows_core::Duration| (d.as_millis() / 1000) as i64;
+    match &p.kind {
+        PolicyKind::Simple {
+            adjustment_type: t,
+            adjustment,
+            cooldown,
+            min_adjustment_magnitude,
+        } => {
+            v = v
+                .with("PolicyType", "SimpleScaling")
+                .with("AdjustmentType", adjustment_type(t))
+                .with("ScalingAdjustment", *adjustment)
+                .with("Cooldown", cooldown.as_ref().map(secs))
+                .with("MinAdjustmentMagnitude", *min_adjustment_magnitude);
+        }
+        PolicyKind::Step {
+            adjustment_type: t,
+            steps,
+            min_adjustment_magnitude,
+            warmup,
+        } => {
+            let steps: Vec<Value> = steps
+                .iter()
+                .map(|s| {
+                    Value::object()
+                        .with("MetricIntervalLowerBound", s.lower)
+                        .with("MetricIntervalUpperBound", s.upper)
+                        .with("ScalingAdjustment", s.adjustment)
+                })
+                .collect();
+            v = v
+                .with("PolicyType", "StepScaling")
+                .with("AdjustmentType", adjustment_type(t))
+                .with("MinAdjustmentMagnitude", *min_adjustment_magnitude)
+                .with("StepAdjustments", Value::List(steps))
+                .with("MetricAggregationType", "Average")
+                .with("EstimatedInstanceWarmup", warmup.as_ref().map(secs));
+        }
+        PolicyKind::TargetTracking {
+            metric,
+            target,
+            disable_scale_in,
+            warmup,
+            ..
+        } => {
+            let mut config = Value::object();
+            match metric {
+                TrackedMetric::AsgAverageCpuUtilization => config.set(
+                    "PredefinedMetricSpecification",
+                    Value::object().with("PredefinedMetricType", "ASGAverageCPUUtilization"),
+                ),
+                TrackedMetric::AlbRequestCountPerTarget { target_group } => {
+                    let lb = names.load_balancer_arn(&ctx_stack_name(ctx));
+                    let tg = names.target_group_arn(target_group);
+                    let label = format!(
+                        "{}/{}",
+                        lb.split(":loadbalancer/").nth(1).unwrap_or_default(),
+                        tg.split(':').nth(5).unwrap_or_default()
+                    );
+                    config.set(
+                        "PredefinedMetricSpecification",
+                        Value::object()
+                            .with("PredefinedMetricType", "ALBRequestCountPerTarget")
+                            .with("ResourceLabel", label),
+                    );
+                }
+                TrackedMetric::Custom { metric, statistic } => config.set(
+                    "CustomizedMetricSpecification",
+                    Value::object()
+                        .with("MetricName", metric.name.as_str())
+                        .with("Namespace", metric.namespace.as_str())
+                        .with(
+                            "Dimensions",
+                            Value::List(
+                                metric
+                                    .dimensions
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        Value::object()
+                                            .with("Name", k.as_str())
+                                            .with("Value", v.as_str())
+                                    })
+                                    .collect(),
+                            ),
+                        )
+                        .with("Statistic", statistic.to_string()),
+                ),
+            }
+            config.set("TargetValue", *target);
+            config.set("DisableScaleIn", *disable_scale_in);
+            v = v
+                .with("PolicyType", "TargetTrackingScaling")
+                .with("EstimatedInstanceWarmup", warmup.as_ref().map(secs))
+                .with("TargetTrackingConfiguration", config);
+        }
+        PolicyKind::Hpa(_) | PolicyKind::Kpa(_) | PolicyKind::Predictive(_) => return None,
+    }
+    let alarms: Vec<Value> = alarms
+        .iter()
+        .filter(|(_, actions)| actions.contains(&p.name))
+        .map(|(a, _)| {
+            Value::object()
+                .with("AlarmName", a.as_str())
+                .with("AlarmARN", names.alarm_arn(a))
+        })
+        .collect();
+    Some(v.with("Alarms", Value::List(alarms)).with("Enabled", true))
+}
+
+/// The load balancer is named after the stack; the ARN seed is the stack's name too.
+fn ctx_stack_name(ctx: &Ctx<'_>) -> String {
+    ctx.face.stack_name.clone()
+}
+
+async fn describe_policies(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let group = input.opt_str("AutoScalingGroupName")?;
+    let wanted = input.strings("PolicyNames")?;
+    let types = input.strings("PolicyTypes")?;
+    let stack = stack(ctx).await?;
+    if let Some(g) = &group
+        && group_spec(&stack, g).is_none()
+    {
+        return Err(group_not_found(g));
+    }
+    let policies: Vec<PolicySpec> = serde_json::from_value(stack["policies"].clone())
+        .map_err(|e| AwsError::new(500, "InternalFailure", format!("the stack's policies: {e}")))?;
+    let alarms: Vec<(String, Vec<String>)> = stack["alarms"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|a| {
+                    let actions = a["alarm_actions"]
+                        .as_array()
+                        .map(|x| {
+                            x.iter()
+                                .filter_map(|s| s.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (a["name"].as_str().unwrap_or_default().to_owned(), actions)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let list: Vec<Value> = policies
+        .iter()
+        .filter(|p| group.as_ref().is_none_or(|g| *g == p.group))
+        .filter(|p| wanted.is_empty() || wanted.contains(&p.name))
+        .filter_map(|p| policy_value(ctx, p, &alarms))
+        .filter(|v| {
+            types.is_empty()
+                || v.get("PolicyType")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| types.contains(&t))
+        })
+        .collect();
+    Ok(Value::object().with("ScalingPolicies", Value::List(list)))
+}
+
+async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let group = input.opt_str("AutoScalingGroupName")?;
+    let wanted = input.strings("ScheduledActionNames")?;
+    let stack = stack(ctx).await?;
+    if let Some(g) = &group
+        && group_spec(&stack, g).is_none()
+    {
+        return Err(group_not_found(g));
+    }
+    let list: Vec<Value> = stack["scheduled"]
+        .as_array()
+        .map(|l| l.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| group.as_ref().is_none_or(|g| a["group"] == g.as_str()))
+        .filter(|a| wanted.is_empty() || wanted.iter().any(|w| a["name"] == w.as_str()))
+        .map(|a| {
+            let g = a["group"].as_str().unwrap_or_default();
+            let n = a["name"].as_str().unwrap_or_default();
+            let num = |k: &str| a[k].as_u64().map(|x| x as i64);
+            // The stack writes the five cron fields, then the zone (`0 2 * * * UTC`).
+            let fields: Vec<&str> = a["cron"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            let recurrence = fields.iter().take(5).copied().collect::<Vec<_>>().join(" ");
+            let zone = fields.get(5).map(|z| (*z).to_owned());
+            Value::object()
+                .with("AutoScalingGroupName", g)
+                .with("ScheduledActionName", n)
+                .with("ScheduledActionARN", ctx.names().scheduled_action_arn(g, n))
+                .with("Recurrence", recurrence)
+                .with("MinSize", num("min"))
+                .with("MaxSize", num("max"))
+                .with("DesiredCapacity", num("desired"))
+                .with("TimeZone", zone)
+        })
+        .collect();
+    Ok(Value::object().with("ScheduledUpdateGroupActions", Value::List(list)))
 }

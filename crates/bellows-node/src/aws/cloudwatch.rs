@@ -7,7 +7,7 @@ use bellows_aws::{AwsError, Value};
 use bellows_core::alarm::AlarmState;
 
 use super::{Ctx, from_api, time};
-use crate::api::{Call, MetricDatum};
+use crate::api::{Call, MetricDatum, MetricQuery};
 
 pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
     Some(match action {
@@ -15,6 +15,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "ListMetrics" => list_metrics(ctx).await,
         "DescribeAlarms" => describe_alarms(ctx).await,
         "DescribeAlarmHistory" => describe_alarm_history(ctx).await,
+        "GetMetricStatistics" => get_metric_statistics(ctx).await,
+        "GetMetricData" => get_metric_data(ctx).await,
         _ => return None,
     })
 }
@@ -298,4 +300,203 @@ async fn describe_alarm_history(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         })
         .collect();
     Ok(Value::object().with("AlarmHistoryItems", Value::List(list)))
+}
+
+/// The most datapoints one answer carries, as CloudWatch's GetMetricStatistics allows.
+const MAX_DATAPOINTS: f64 = 1440.0;
+
+/// One statistic of one metric with exactly these dimensions, from `start` to `end`
+/// (seconds), as (period start, value).
+#[allow(clippy::too_many_arguments)]
+async fn series(
+    ctx: &Ctx<'_>,
+    namespace: &str,
+    name: &str,
+    dims: &BTreeMap<String, String>,
+    stat: &str,
+    period: i64,
+    start: f64,
+    end: f64,
+) -> Result<Vec<(f64, f64)>, AwsError> {
+    let now = crate::clock::now().as_millis() as f64 / 1000.0;
+    let since = (now - start).ceil().max(period as f64) as i64;
+    let query = MetricQuery {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        dimensions: Some(
+            dims.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        stat: Some(stat.to_owned()),
+        period: Some(format!("{period}s")),
+        since: Some(format!("{since}s")),
+    };
+    let result = ctx
+        .ask(|reply| Call::MetricsQuery { query, reply })
+        .await?
+        .map_err(|e| from_api(e, "InvalidParameterValue", "InvalidParameterValue"))?;
+    // CloudWatch matches dimensions exactly; the store matches a subset.
+    Ok(result
+        .series
+        .iter()
+        .filter(|s| s.key.dimensions == *dims)
+        .flat_map(|s| s.points.iter())
+        .map(|(t, v)| (t.as_millis() as f64 / 1000.0, *v))
+        .filter(|(t, _)| *t >= start && *t < end)
+        .collect())
+}
+
+fn check_window(period: i64, start: f64, end: f64) -> Result<(), AwsError> {
+    if period < 1 || (period > 60 && period % 60 != 0) {
+        return Err(invalid(
+            "The parameter Period must be 1, 5, 10, 30 or a multiple of 60.",
+        ));
+    }
+    if end <= start {
+        return Err(invalid(
+            "The parameter StartTime must be less than the parameter EndTime.",
+        ));
+    }
+    if (end - start) / period as f64 > MAX_DATAPOINTS {
+        return Err(AwsError::new(
+            400,
+            "InvalidParameterCombination",
+            format!(
+                "You have requested up to {} datapoints, which exceeds the limit of 1440. You may reduce the datapoints requested by increasing Period, or decreasing the time range.",
+                ((end - start) / period as f64).ceil()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn get_metric_statistics(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let namespace = input.str("Namespace")?;
+    let name = input.str("MetricName")?;
+    let dims = dimensions(input)?;
+    let start = input.time("StartTime")?;
+    let end = input.time("EndTime")?;
+    let period = input.i64("Period")?;
+    check_window(period, start, end)?;
+    let stats = input.strings("Statistics")?;
+    let extended = input.strings("ExtendedStatistics")?;
+    if stats.is_empty() && extended.is_empty() {
+        return Err(AwsError::new(
+            400,
+            "MissingParameter",
+            "The parameter Statistics or ExtendedStatistics is required.",
+        ));
+    }
+    let mut points: BTreeMap<i64, Value> = BTreeMap::new();
+    for stat in stats.iter().chain(&extended) {
+        if !extended.contains(stat)
+            && !["SampleCount", "Average", "Sum", "Minimum", "Maximum"].contains(&stat.as_str())
+        {
+            return Err(invalid(format!(
+                "The value {stat} for parameter Statistics is not valid."
+            )));
+        }
+        for (t, v) in series(ctx, &namespace, &name, &dims, stat, period, start, end).await? {
+            let p = points
+                .entry((t * 1000.0) as i64)
+                .or_insert_with(|| Value::object().with("Timestamp", Value::Time(t)));
+            if extended.contains(stat) {
+                let mut map = p
+                    .get("ExtendedStatistics")
+                    .cloned()
+                    .unwrap_or(Value::Map(Vec::new()));
+                map.set(stat, v);
+                p.set("ExtendedStatistics", map);
+            } else {
+                p.set(stat, v);
+            }
+        }
+    }
+    let unit = input.opt_str("Unit")?.unwrap_or_else(|| "None".to_owned());
+    let list: Vec<Value> = points
+        .into_values()
+        .map(|p| p.with("Unit", unit.as_str()))
+        .collect();
+    Ok(Value::object()
+        .with("Label", name.as_str())
+        .with("Datapoints", Value::List(list)))
+}
+
+async fn get_metric_data(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let start = input.time("StartTime")?;
+    let end = input.time("EndTime")?;
+    let queries = input.list("MetricDataQueries");
+    if queries.is_empty() || queries.len() > 500 {
+        return Err(invalid("MetricDataQueries must hold 1 to 500 queries"));
+    }
+    let newest_first = input.opt_str("ScanBy")?.as_deref() != Some("TimestampAscending");
+    let mut values: BTreeMap<String, bellows_aws::math::Series> = BTreeMap::new();
+    let mut results = Vec::new();
+    for q in &queries {
+        let id = q.str("Id")?;
+        if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(invalid(format!(
+                "The value {id} for parameter MetricDataQueries.member.Id is not valid: it must start with a lowercase letter."
+            )));
+        }
+        let label = q.opt_str("Label")?;
+        let (points, default_label) = if let Some(expr) = q.opt_str("Expression")? {
+            let points = bellows_aws::math::evaluate(&expr, &values).map_err(|e| {
+                AwsError::new(
+                    400,
+                    "ValidationError",
+                    format!("Error in expression {id}: {e}"),
+                )
+            })?;
+            (points, id.clone())
+        } else {
+            let stat = q.nested("MetricStat");
+            let metric = stat.nested("Metric");
+            let name = metric.str("MetricName")?;
+            let period = stat.i64("Period")?;
+            check_window(period, start, end)?;
+            let points = series(
+                ctx,
+                &metric.str("Namespace")?,
+                &name,
+                &dimensions(&metric)?,
+                &stat.str("Stat")?,
+                period,
+                start,
+                end,
+            )
+            .await?;
+            (points, name)
+        };
+        values.insert(id.clone(), points.clone());
+        if q.opt_bool("ReturnData")? == Some(false) {
+            continue;
+        }
+        let mut points = points;
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if newest_first {
+            points.reverse();
+        }
+        results.push(
+            Value::object()
+                .with("Id", id.as_str())
+                .with("Label", label.unwrap_or(default_label))
+                .with(
+                    "Timestamps",
+                    Value::List(points.iter().map(|(t, _)| Value::Time(*t)).collect()),
+                )
+                .with(
+                    "Values",
+                    Value::List(points.iter().map(|(_, v)| Value::Float(*v)).collect()),
+                )
+                .with("StatusCode", "Complete"),
+        );
+    }
+    Ok(Value::object()
+        .with("MetricDataResults", Value::List(results))
+        .with("Messages", Value::List(Vec::new())))
 }
