@@ -152,11 +152,13 @@ impl Ctx<'_> {
         &self.face.names
     }
 
-    /// Who a change is recorded as: the access key, through `aws`.
+    /// Who a change is recorded as: the access key, through `aws`, under the action's
+    /// AWS name.
     fn actor(&self) -> Actor {
         Actor {
             name: self.call.access_key_id.clone(),
             source: "aws".to_owned(),
+            action: Some(self.call.action.clone()),
         }
     }
 

@@ -425,7 +425,8 @@ impl Node {
             time: clock::now(),
             actor: actor.name.clone(),
             source: actor.source.clone(),
-            action: action.to_owned(),
+            // A caller that named its action (an AWS call) is recorded under that name.
+            action: actor.action.clone().unwrap_or_else(|| action.to_owned()),
             target,
             before,
             after,

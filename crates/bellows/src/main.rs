@@ -478,7 +478,7 @@ fn main() -> ExitCode {
                 commands::refresh(&ctx, &group, what, wait, json).await
             }
             Command::Dashboard => commands::dashboard(&ctx),
-            Command::AwsEnv => commands::aws_env(&ctx),
+            Command::AwsEnv => commands::aws_env(&ctx).await,
             Command::Investigate {
                 since,
                 alarm,

@@ -378,3 +378,127 @@ fn the_cli_with_a_bad_key_gets_403_and_changes_nothing() {
         "nothing changed"
     );
 }
+
+/// A stack's own region and key pair (`[stack] region`, `[aws]`): `aws-env` prints them,
+/// the CLI signs with them, a request signed for another region is refused, and a
+/// change is audited under its AWS name with the stack's access key id.
+#[test]
+fn a_stacks_own_region_and_key_pair() {
+    need_clients();
+    let stack = format!(
+        "region = \"eu-west-3\"\n\n[aws]\naccess_key_id = \"AKIAWORKSHOP0000TEAM\"\nsecret_env = \"TEAM_AWS_SECRET\"\n{}",
+        echo_stack(1, "")
+    );
+    let secret = [("TEAM_AWS_SECRET", "team-secret-0123456789")];
+    let up = Up::start_with_env("team", &stack, &secret);
+    up.wait_for("1 in service", Duration::from_secs(20), |u| {
+        u.in_service().len() == 1
+    });
+    let out = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&up.state)
+        .arg("aws-env")
+        .env("TEAM_AWS_SECRET", secret[0].1)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("AWS_ACCESS_KEY_ID=AKIAWORKSHOP0000TEAM"),
+        "{text}"
+    );
+    assert!(
+        text.contains("AWS_SECRET_ACCESS_KEY=team-secret-0123456789"),
+        "{text}"
+    );
+    assert!(text.contains("AWS_DEFAULT_REGION=eu-west-3"), "{text}");
+    let env: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let arn = aws_ok(
+        &env,
+        &[
+            "autoscaling",
+            "describe-auto-scaling-groups",
+            "--query",
+            "AutoScalingGroups[0].AutoScalingGroupARN",
+            "--output",
+            "text",
+        ],
+    );
+    assert!(
+        arn.starts_with("arn:aws:autoscaling:eu-west-3:123456789012:autoScalingGroup:"),
+        "{arn}"
+    );
+    // The derived key pair is not accepted once the stack brings its own.
+    let derived = aws_env_without_secret(&up);
+    let out = aws(&derived, &["sts", "get-caller-identity"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(InvalidClientTokenId)"),
+        "{out:?}"
+    );
+    // Signed for us-east-1, as the seed's commands are: refused, and nothing changes.
+    let out = aws(
+        &env,
+        &[
+            "autoscaling",
+            "set-desired-capacity",
+            "--auto-scaling-group-name",
+            "web",
+            "--desired-capacity",
+            "2",
+            "--region",
+            "us-east-1",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(SignatureDoesNotMatch)"),
+        "{out:?}"
+    );
+    assert_eq!(up.json(&["status"])["groups"][0]["desired"], 1);
+    aws_ok(
+        &env,
+        &[
+            "autoscaling",
+            "set-desired-capacity",
+            "--auto-scaling-group-name",
+            "web",
+            "--desired-capacity",
+            "2",
+        ],
+    );
+    assert_eq!(up.json(&["status"])["groups"][0]["desired"], 2);
+    let audit = up.json(&["audit", "--limit", "50"]);
+    let record = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target"] == "group/web" && r["source"] == "aws")
+        .unwrap_or_else(|| panic!("no aws record in {audit:#}"));
+    assert_eq!(record["action"], "SetDesiredCapacity", "{record:#}");
+    assert_eq!(record["actor"], "AKIAWORKSHOP0000TEAM", "{record:#}");
+    assert!(
+        !up.log().contains("team-secret-0123456789"),
+        "the secret is never logged"
+    );
+}
+
+/// The key pair derived from the state directory's token, which the endpoint accepts
+/// only when the stack brings none of its own.
+fn aws_env_without_secret(up: &Up) -> Vec<(String, String)> {
+    let token = std::fs::read_to_string(up.state.join("token")).unwrap();
+    let c = bellows_node::aws::derived_credential(&token);
+    let endpoint = std::fs::read_to_string(up.state.join("control")).unwrap();
+    vec![
+        (
+            "AWS_ENDPOINT_URL".into(),
+            format!("http://{}", endpoint.trim()),
+        ),
+        ("AWS_ACCESS_KEY_ID".into(), c.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key),
+        ("AWS_DEFAULT_REGION".into(), "eu-west-3".into()),
+    ]
+}
