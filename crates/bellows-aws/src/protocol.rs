@@ -586,4 +586,6 @@ pub fn encode_error(
 }
 
 #[cfg(test)]
+mod hostile;
+#[cfg(test)]
 mod tests;
