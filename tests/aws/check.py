@@ -444,6 +444,15 @@ def cloudwatch(a, protocol):
     ok(e == ("ValidationError", 400), f"[{protocol}] an expression on an unknown id: ValidationError ({e})")
     hist = c.describe_alarm_history()["AlarmHistoryItems"]
     ok(isinstance(hist, list), f"[{protocol}] DescribeAlarmHistory")
+    c.set_alarm_state(AlarmName=a.alarm, StateValue="ALARM", StateReason=f"drill over {protocol}")
+    # The state holds until the alarm's next period (10 s) decides again from the data,
+    # so the history is where the change is sure to be seen.
+    items = c.describe_alarm_history(AlarmName=a.alarm)["AlarmHistoryItems"]
+    ok(any(f"drill over {protocol}" in h["HistoryData"] and "to ALARM" in h["HistorySummary"] for h in items),
+       f"[{protocol}] SetAlarmState ALARM is in the alarm's history")
+    c.set_alarm_state(AlarmName=a.alarm, StateValue="OK", StateReason="drill over")
+    e = code_of(c.set_alarm_state, AlarmName="no-such-alarm", StateValue="OK", StateReason="x")
+    ok(e == ("ResourceNotFound", 404), f"[{protocol}] SetAlarmState on an unknown alarm: 404 ResourceNotFound ({e})")
     e = code_of(c.put_metric_data, Namespace="AWS/EC2", MetricData=[{"MetricName": "X", "Value": 1.0}])
     ok(e == ("InvalidParameterValue", 400), f"[{protocol}] a reserved namespace: InvalidParameterValue ({e})")
     e = code_of(c.delete_dashboards, DashboardNames=["x"])

@@ -272,6 +272,38 @@ impl Scaler {
         s
     }
 
+    /// SetAlarmState: the alarm's new state and what its transition sets off (the
+    /// transition itself and its webhooks; its scaling actions run from the next
+    /// `evaluate` while it stays in ALARM, as they do for a computed one). None: no such
+    /// alarm.
+    pub fn set_alarm_state(
+        &mut self,
+        alarm: &str,
+        state: AlarmState,
+        reason: String,
+        now: Time,
+    ) -> Option<Vec<Outcome>> {
+        let a = self.alarms.get_mut(alarm)?;
+        let Some(t) = a.set_state(state, reason, now) else {
+            return Some(Vec::new());
+        };
+        let actions = match t.to {
+            AlarmState::Alarm => &a.spec.alarm_actions,
+            AlarmState::Ok => &a.spec.ok_actions,
+            AlarmState::InsufficientData => &a.spec.insufficient_data_actions,
+        };
+        let mut out: Vec<Outcome> = actions
+            .iter()
+            .filter_map(|x| x.strip_prefix("webhook:"))
+            .map(|w| Outcome::Webhook {
+                webhook: w.to_owned(),
+                transition: t.clone(),
+            })
+            .collect();
+        out.push(Outcome::Alarm(t));
+        Some(out)
+    }
+
     pub fn policies(&self) -> impl Iterator<Item = &PolicySpec> {
         self.policies.values().map(|p| &p.spec)
     }

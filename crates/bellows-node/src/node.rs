@@ -730,6 +730,15 @@ impl Node {
             },
             now,
         );
+        self.on_outcomes(outcomes, now);
+        if now.as_secs().is_multiple_of(60) {
+            self.metrics.expire(now);
+        }
+    }
+
+    /// What the scaler decided (alarm transitions, webhooks, capacity changes): recorded,
+    /// queued and audited. Also what a SetAlarmState sets off.
+    pub(crate) fn on_outcomes(&mut self, outcomes: Vec<Outcome>, now: Time) {
         for o in outcomes {
             match o {
                 Outcome::Alarm(t) => {
@@ -809,9 +818,6 @@ impl Node {
                     );
                 }
             }
-        }
-        if now.as_secs().is_multiple_of(60) {
-            self.metrics.expire(now);
         }
     }
 

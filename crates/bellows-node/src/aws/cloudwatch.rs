@@ -17,6 +17,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "DescribeAlarmHistory" => describe_alarm_history(ctx).await,
         "GetMetricStatistics" => get_metric_statistics(ctx).await,
         "GetMetricData" => get_metric_data(ctx).await,
+        "SetAlarmState" => set_alarm_state(ctx).await,
         _ => return None,
     })
 }
@@ -499,4 +500,41 @@ async fn get_metric_data(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     Ok(Value::object()
         .with("MetricDataResults", Value::List(results))
         .with("Messages", Value::List(Vec::new())))
+}
+
+async fn set_alarm_state(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let alarm = input.str("AlarmName")?;
+    let state = match input.str("StateValue")?.as_str() {
+        "OK" => AlarmState::Ok,
+        "ALARM" => AlarmState::Alarm,
+        "INSUFFICIENT_DATA" => AlarmState::InsufficientData,
+        other => {
+            return Err(invalid(format!(
+                "The value {other} for parameter StateValue is not valid: OK, ALARM or INSUFFICIENT_DATA"
+            )));
+        }
+    };
+    let reason = input.str("StateReason")?;
+    if reason.len() > 1023 {
+        return Err(invalid("StateReason holds at most 1023 characters"));
+    }
+    let actor = ctx.actor();
+    let name = alarm.clone();
+    ctx.ask(|reply| Call::SetAlarmState {
+        alarm: name,
+        state,
+        reason,
+        actor,
+        reply,
+    })
+    .await?
+    .map_err(|e| {
+        if e.status == 404 {
+            AwsError::new(404, "ResourceNotFound", format!("Alarm {alarm} not found"))
+        } else {
+            from_api(e, "ResourceNotFound", "InvalidParameterValue")
+        }
+    })?;
+    Ok(Value::Null)
 }

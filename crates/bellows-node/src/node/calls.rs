@@ -71,6 +71,15 @@ impl Node {
             } => {
                 let _ = reply.send(self.set_protection(&instance, protected, &actor, now));
             }
+            Call::SetAlarmState {
+                alarm,
+                state,
+                reason,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.set_alarm_state(&alarm, state, reason, &actor, now));
+            }
             Call::Targets(reply) => {
                 let _ = reply.send(self.proxy.targets());
             }
@@ -770,4 +779,32 @@ fn group_named<'g>(
     groups
         .get_mut(name)
         .ok_or_else(|| ApiError::not_found(format!("no group named `{name}`")))
+}
+
+impl Node {
+    fn set_alarm_state(
+        &mut self,
+        alarm: &str,
+        state: bellows_core::alarm::AlarmState,
+        reason: String,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<(), ApiError> {
+        let before = self.scaler.alarms.get(alarm).map(|a| a.state);
+        let result = self
+            .scaler
+            .set_alarm_state(alarm, state, reason.clone(), now)
+            .ok_or_else(|| ApiError::not_found(format!("no alarm `{alarm}`")));
+        self.audit(
+            actor,
+            "SetAlarmState",
+            format!("alarm/{alarm}"),
+            serde_json::json!({ "state": before }),
+            serde_json::json!({ "state": state, "reason": reason }),
+            result.as_ref().map(|_| ()),
+        );
+        let outcomes = result?;
+        self.on_outcomes(outcomes, now);
+        Ok(())
+    }
 }
