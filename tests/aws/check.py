@@ -319,6 +319,18 @@ def autoscaling(a):
        "DescribePolicies lists the simple policies with their alarms")
     ok(code_of(c.describe_policies, AutoScalingGroupName="no-such-group") == ("ValidationError", 400),
        "policies of an unknown group: ValidationError")
+    before = c.describe_auto_scaling_groups(AutoScalingGroupNames=[a.group])["AutoScalingGroups"][0]
+    c.execute_policy(AutoScalingGroupName=a.group, PolicyName=pols[0]["PolicyARN"], HonorCooldown=True)
+    after = c.describe_auto_scaling_groups(AutoScalingGroupNames=[a.group])["AutoScalingGroups"][0]
+    step = pols[0]["ScalingAdjustment"]
+    want = max(after["MinSize"], min(after["MaxSize"], before["DesiredCapacity"] + step))
+    ok(after["DesiredCapacity"] == want,
+       f"ExecutePolicy by ARN: {before['DesiredCapacity']} -> {after['DesiredCapacity']} (want {want})")
+    e = code_of(c.execute_policy, AutoScalingGroupName=a.group, PolicyName=pols[0]["PolicyName"], HonorCooldown=True)
+    ok(e == ("ScalingActivityInProgress", 400), f"ExecutePolicy in its cooldown: ScalingActivityInProgress ({e})")
+    e = code_of(c.execute_policy, PolicyName="no-such-policy")
+    ok(e == ("ValidationError", 400), "ExecutePolicy of an unknown policy: ValidationError")
+    c.set_desired_capacity(AutoScalingGroupName=a.group, DesiredCapacity=before["DesiredCapacity"])
     sched = c.describe_scheduled_actions(AutoScalingGroupName=a.group)["ScheduledUpdateGroupActions"]
     ok([x["ScheduledActionName"] for x in sched] == ["nightly"] and sched[0]["Recurrence"] == "0 2 * * *",
        "DescribeScheduledActions")

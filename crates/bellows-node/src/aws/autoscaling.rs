@@ -23,6 +23,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "CancelInstanceRefresh" => cancel_refresh(ctx).await,
         "DescribePolicies" => describe_policies(ctx).await,
         "DescribeScheduledActions" => describe_scheduled_actions(ctx).await,
+        "ExecutePolicy" => execute_policy(ctx).await,
         _ => return None,
     })
 }
@@ -810,4 +811,57 @@ async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         })
         .collect();
     Ok(Value::object().with("ScheduledUpdateGroupActions", Value::List(list)))
+}
+
+async fn execute_policy(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let group = input.opt_str("AutoScalingGroupName")?;
+    let raw = input.str("PolicyName")?;
+    // A policy ARN ends in `:policyName/NAME`.
+    let policy = raw
+        .rsplit_once(":policyName/")
+        .map_or(raw.as_str(), |(_, n)| n)
+        .to_owned();
+    let stack = stack(ctx).await?;
+    let owner = stack["policies"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == policy.as_str()))
+        .and_then(|p| p["group"].as_str())
+        .map(str::to_owned);
+    let not_found = || validation(format!("No scaling policy {policy} found"));
+    let Some(owner) = owner else {
+        return Err(not_found());
+    };
+    if let Some(g) = &group {
+        if group_spec(&stack, g).is_none() {
+            return Err(group_not_found(g));
+        }
+        if *g != owner {
+            return Err(not_found());
+        }
+    }
+    let honor_cooldown = input.opt_bool("HonorCooldown")?.unwrap_or(false);
+    let metric_value = input.opt_f64("MetricValue")?;
+    let breach_threshold = input.opt_f64("BreachThreshold")?;
+    let actor = ctx.actor();
+    let p = policy.clone();
+    ctx.ask(|reply| Call::ExecutePolicy {
+        policy: p,
+        honor_cooldown,
+        metric_value,
+        breach_threshold,
+        actor,
+        reply,
+    })
+    .await?
+    .map_err(|e| match e.status {
+        404 => not_found(),
+        409 => AwsError::new(
+            400,
+            "ScalingActivityInProgress",
+            format!("Policy {policy} is in its cooldown period: it cannot be executed with HonorCooldown"),
+        ),
+        _ => from_api(e, "ValidationError", "ValidationError"),
+    })?;
+    Ok(Value::Null)
 }

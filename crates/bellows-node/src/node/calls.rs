@@ -71,6 +71,23 @@ impl Node {
             } => {
                 let _ = reply.send(self.set_protection(&instance, protected, &actor, now));
             }
+            Call::ExecutePolicy {
+                policy,
+                honor_cooldown,
+                metric_value,
+                breach_threshold,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.execute_policy(
+                    &policy,
+                    honor_cooldown,
+                    metric_value,
+                    breach_threshold,
+                    &actor,
+                    now,
+                ));
+            }
             Call::SetAlarmState {
                 alarm,
                 state,
@@ -806,5 +823,58 @@ impl Node {
         let outcomes = result?;
         self.on_outcomes(outcomes, now);
         Ok(())
+    }
+}
+
+impl Node {
+    fn execute_policy(
+        &mut self,
+        policy: &str,
+        honor_cooldown: bool,
+        metric_value: Option<f64>,
+        breach_threshold: Option<f64>,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<(), ApiError> {
+        use bellows_core::scaling::{ExecuteError, Outcome};
+        let before = self
+            .scaler
+            .policies()
+            .find(|p| p.name == policy)
+            .and_then(|p| self.groups.get(&p.group))
+            .map(|g| g.capacity());
+        let result = self
+            .scaler
+            .execute_policy(
+                policy,
+                &mut super::Groups {
+                    groups: &mut self.groups,
+                    warmups: &self.warmups,
+                },
+                now,
+                honor_cooldown,
+                metric_value,
+                breach_threshold,
+            )
+            .map_err(|e| match e {
+                ExecuteError::NotFound(_) => ApiError::not_found(e.to_string()),
+                ExecuteError::Cooldown(_) => ApiError::conflict("cooldown", e.to_string()),
+                ExecuteError::Invalid(_) => ApiError::bad_request(e.to_string()),
+            });
+        let after = match &result {
+            Ok(Some(Outcome::Scaled { group, to, .. })) => {
+                serde_json::json!({ "group": group, "desired": to })
+            }
+            _ => serde_json::Value::Null,
+        };
+        self.audit(
+            actor,
+            "ExecutePolicy",
+            format!("policy/{policy}"),
+            serde_json::json!(before),
+            after,
+            result.as_ref().map(|_| ()),
+        );
+        result.map(|_| ())
     }
 }
