@@ -382,9 +382,7 @@ impl Group {
                 .is_none_or(|r| r.status != RefreshStatus::InProgress)
             && let Some((from, to)) = self.imbalance()
         {
-            let why = if self.unavailable.contains(&from) {
-                format!("{from} is in an outage")
-            } else if !self.zones.contains(&from) {
+            let why = if !self.zones.contains(&from) {
                 format!("{from} is no longer one of the group's zones")
             } else {
                 format!("{from} has more instances than {to}")
@@ -456,10 +454,15 @@ impl Group {
     fn imbalance(&self) -> Option<(String, String)> {
         let to = self.emptiest_zone()?;
         let counts = self.zone_counts();
-        // Only a zone with an instance that may be terminated can give one up.
+        // Only a zone with an instance that may be terminated can give one up. A zone in
+        // an outage is not rebalanced from: its instances are killed with it (the node
+        // cuts their power when the outage starts), and their replacements follow their
+        // exits as a difference between desired and actual capacity. A rebalancing launch
+        // would promise to terminate an instance that is already dead.
         let from = counts
             .keys()
             .copied()
+            .filter(|z| !self.unavailable.contains(*z))
             .filter(|z| {
                 self.instances
                     .values()

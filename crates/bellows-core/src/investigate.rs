@@ -62,6 +62,9 @@ pub struct Inputs<'a> {
     pub alarm: Option<&'a str>,
     /// Every listener's current ingress list, to tell whether a revoke still holds.
     pub ingress: &'a [(String, Vec<String>)],
+    /// Client addresses each listener's allow-list turned away lately (listener,
+    /// address): which revoked rule used to admit them.
+    pub rejected_sources: &'a [(String, std::net::IpAddr)],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -512,13 +515,39 @@ fn capacity_limit(inputs: &Inputs<'_>) -> Option<Hypothesis> {
             }
         }
         let at_max = g.desired >= g.max;
+        let target = format!("group/{}", g.name);
         let scaled: Vec<&AuditRecord> = audits(inputs)
             .filter(|r| {
-                r.target == format!("group/{}", g.name)
+                r.target == target
                     && matches!(r.action.as_str(), "ExecutePolicy" | "SetDesiredCapacity")
                     && r.time >= inputs.since
             })
             .collect();
+        // An operator's own change of capacity (`bellows scale`, the dashboard, the API)
+        // is a scale-out too, and the reader should see it as the cause of the new size.
+        let operator: Vec<&AuditRecord> = audits(inputs)
+            .filter(|r| {
+                r.target == target
+                    && r.action == "UpdateAutoScalingGroup"
+                    && r.succeeded()
+                    && r.time >= inputs.since
+            })
+            .collect();
+        let grew = !scaled.is_empty() || !operator.is_empty();
+        let by = {
+            let mut who: Vec<String> = Vec::new();
+            if !operator.is_empty() {
+                who.push(format!(
+                    "{}'s change of capacity",
+                    operator.last().map_or("the operator", |r| r.actor.as_str())
+                ));
+            }
+            if !scaled.is_empty() {
+                who.push("its policies".to_owned());
+            }
+            who.join(" and ")
+        };
+        let still_scaling = !at_max && grew && g.in_service < g.desired;
         if at_max {
             confidence += 0.35;
             evidence.push(Evidence {
@@ -530,19 +559,33 @@ fn capacity_limit(inputs: &Inputs<'_>) -> Option<Hypothesis> {
                 ),
                 series: None,
             });
-        } else if !scaled.is_empty() {
+        } else if still_scaling {
             confidence += 0.2;
             evidence.push(Evidence {
                 kind: EvidenceKind::Capacity,
                 time: Some(inputs.now),
                 text: format!(
-                    "group {} is scaling out (desired {}, {} in service): rejections last until the new instances serve",
+                    "group {} is still scaling out, by {by} (desired {}, {} in service): rejections last until the new instances serve",
+                    g.name, g.desired, g.in_service
+                ),
+                series: None,
+            });
+        } else if grew {
+            confidence += 0.2;
+            evidence.push(Evidence {
+                kind: EvidenceKind::Capacity,
+                time: Some(inputs.now),
+                text: format!(
+                    "group {} was scaled out in the window by {by}: desired {}, all {} in service now; the rejections came while it had fewer",
                     g.name, g.desired, g.in_service
                 ),
                 series: None,
             });
         }
-        evidence.extend(scaled.iter().map(|r| audit_evidence(r)));
+        let mut changes: Vec<&AuditRecord> =
+            operator.iter().chain(scaled.iter()).copied().collect();
+        changes.sort_by_key(|r| r.time);
+        evidence.extend(changes.iter().map(|r| audit_evidence(r)));
         evidence.extend(alarm_evidence(inputs));
         if inputs.alarm.is_some_and(|a| {
             let a = a.to_lowercase();
@@ -579,9 +622,13 @@ fn capacity_limit(inputs: &Inputs<'_>) -> Option<Hypothesis> {
                 "capacity limit reached in group {}{}",
                 g.name,
                 if at_max {
-                    " (at max)"
+                    " (at max)".to_owned()
+                } else if still_scaling {
+                    " (still scaling out)".to_owned()
+                } else if grew {
+                    format!(" (scaled out since, by {by})")
                 } else {
-                    " (still scaling out)"
+                    " (no scale-out)".to_owned()
                 }
             ),
             confidence: confidence.min(0.99),
@@ -595,7 +642,10 @@ fn capacity_limit(inputs: &Inputs<'_>) -> Option<Hypothesis> {
     best
 }
 
-/// A listener's ingress rule was revoked, and requests stopped or were dropped.
+/// A listener's ingress rule was revoked, and requests stopped or were dropped. Of
+/// several revokes, the rule named is the one that admitted the clients now turned away
+/// (the last revoked rule that contains their addresses), not merely the last revoked:
+/// authorizing it again is what lets them back in.
 fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
     let window_start = Time::from_millis(
         inputs
@@ -603,19 +653,39 @@ fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
             .as_millis()
             .saturating_sub(inputs.baseline.as_millis()),
     );
-    let revoke = audits(inputs)
+    let revokes: Vec<&AuditRecord> = audits(inputs)
         .filter(|r| {
             r.action == "RevokeSecurityGroupIngress" && r.succeeded() && r.time >= window_start
         })
-        .last()?;
-    let listener = revoke
-        .target
-        .strip_prefix("listener/")
-        .unwrap_or(&revoke.target);
-    let cidr = revoke.after["cidr"]
-        .as_str()
-        .unwrap_or("0.0.0.0/0")
-        .to_owned();
+        .collect();
+    let listener_of = |r: &AuditRecord| {
+        r.target
+            .strip_prefix("listener/")
+            .unwrap_or(&r.target)
+            .to_owned()
+    };
+    let cidr_of = |r: &AuditRecord| r.after["cidr"].as_str().unwrap_or("0.0.0.0/0").to_owned();
+    let turned_away = |r: &AuditRecord| -> Vec<std::net::IpAddr> {
+        let listener = listener_of(r);
+        let Ok(cidr) = cidr_of(r).parse::<crate::lb::cidr::Cidr>() else {
+            return Vec::new();
+        };
+        inputs
+            .rejected_sources
+            .iter()
+            .filter(|(l, ip)| *l == listener && cidr.contains(*ip))
+            .map(|(_, ip)| *ip)
+            .collect()
+    };
+    let admitted = revokes
+        .iter()
+        .rev()
+        .find(|r| !turned_away(r).is_empty())
+        .copied();
+    let revoke = admitted.or(revokes.last().copied())?;
+    let listener = listener_of(revoke);
+    let listener = listener.as_str();
+    let cidr = cidr_of(revoke);
     let restored = audits(inputs).any(|r| {
         r.action == "AuthorizeSecurityGroupIngress"
             && r.succeeded()
@@ -630,6 +700,34 @@ fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
         .is_some_and(|(_, list)| !list.contains(&cidr));
     let mut confidence: f64 = 0.45;
     let mut evidence = vec![audit_evidence(revoke)];
+    let sources = turned_away(revoke);
+    if !sources.is_empty() {
+        let mut shown: Vec<String> = sources.iter().map(ToString::to_string).collect();
+        shown.dedup();
+        let others: Vec<String> = revokes
+            .iter()
+            .filter(|r| !std::ptr::eq(**r, revoke) && r.target == revoke.target)
+            .map(|r| cidr_of(r))
+            .filter(|c| *c != cidr)
+            .collect();
+        evidence.push(Evidence {
+            kind: EvidenceKind::Audit,
+            time: Some(revoke.time),
+            text: format!(
+                "the clients turned away ({}) were admitted by {cidr}{}",
+                shown.join(", "),
+                if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; the other rules revoked ({}) do not admit them",
+                        others.join(", ")
+                    )
+                }
+            ),
+            series: None,
+        });
+    }
     let dropped = lb_series(inputs, "RejectedConnectionCount");
     if dropped.sum() >= 1.0 {
         confidence += 0.3;
@@ -641,12 +739,16 @@ fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
     }
     let requests = lb_series(inputs, "RequestCount");
     let (m, now) = (requests.baseline_mean(), mean(&requests.values()));
-    if m >= 0.5 && now < m * 0.5 {
+    let fell = m >= 0.5 && now < m * 0.5;
+    if fell {
         confidence += 0.15;
         evidence.push(requests.evidence(format!(
             "RequestCount fell to {now:.2}/s from {m:.2}/s after the change"
         )));
     }
+    // A revoke that dropped no connection and cost no request explains nothing: it
+    // stays below the threshold however long it holds.
+    let harmless = dropped.sum() < 1.0 && !fell;
     if still {
         confidence += 0.1;
         evidence.push(Evidence {
@@ -665,7 +767,11 @@ fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
             "ingress rule {cidr} revoked on listener {listener} by {} at {}",
             revoke.actor, revoke.time
         ),
-        confidence: confidence.clamp(0.0, 0.99),
+        confidence: if harmless {
+            confidence.min(0.4)
+        } else {
+            confidence.clamp(0.0, 0.99)
+        },
         evidence,
         remedy: Remedy {
             text: format!("authorize {cidr} on listener {listener} again"),

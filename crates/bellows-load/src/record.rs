@@ -23,7 +23,7 @@ pub struct Second {
     /// Requests sent in this second (due, for an open loop).
     pub sent: u64,
     pub completed: u64,
-    /// 2xx and 3xx.
+    /// 1xx (a WebSocket upgrade's 101 Switching Protocols), 2xx and 3xx.
     pub ok: u64,
     pub status_4xx: u64,
     pub status_5xx: u64,
@@ -123,10 +123,13 @@ impl Recorder {
         row.completed += 1;
         match outcome {
             Outcome::Status(s) => {
+                // A WebSocket upgrade answers 101: a success, not a server error.
                 match s {
-                    200..=399 => row.ok += 1,
+                    100..=399 => row.ok += 1,
                     400..=499 => row.status_4xx += 1,
-                    _ => row.status_5xx += 1,
+                    500..=599 => row.status_5xx += 1,
+                    // Not a status HTTP defines: counted by code only.
+                    _ => {}
                 }
                 if s == 503 {
                     row.status_503 += 1;
@@ -410,5 +413,26 @@ mod tests {
         let csv = csv(&r.seconds);
         assert_eq!(csv.lines().count(), 4);
         assert!(csv.lines().nth(2).unwrap().starts_with("1,0,2,0,0,1,1,1,"));
+    }
+
+    #[test]
+    fn a_websocket_upgrade_is_a_success_not_a_5xx() {
+        let mut r = Recorder::new();
+        let ms = Duration::from_millis;
+        for _ in 0..5 {
+            r.record(ms(10), ms(1), Outcome::Status(101));
+        }
+        r.record(ms(20), ms(1), Outcome::Status(503));
+        r.finish(ms(900));
+        let s = &r.seconds[0];
+        assert_eq!((s.ok, s.status_5xx, s.status_503), (5, 1, 1), "{s:?}");
+        assert_eq!(r.statuses[&101], 5);
+        assert!(
+            csv(&r.seconds)
+                .lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("0,0,6,5,0,1,1,0,")
+        );
     }
 }

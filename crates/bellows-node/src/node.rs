@@ -222,6 +222,7 @@ pub async fn run(
         started,
         Ok(()),
     );
+    node.close_open_incidents("the run that opened it stopped", false, now);
     node.step();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -566,6 +567,8 @@ impl Node {
             serde_json::json!({ "instances": 0 }),
             Ok(()),
         );
+        let why = format!("stack `{}` stopped", self.stack.name);
+        self.close_open_incidents(&why, true, now);
         for id in self.draining.keys().cloned().collect::<Vec<_>>() {
             if let Some(timeout) = self.draining.remove(&id) {
                 self.provider.terminate(&id, timeout);

@@ -24,6 +24,7 @@ use tokio::io::AsyncWriteExt;
 use crate::access_log::Entry;
 use crate::http1::{BodyState, ClientIo, HeadError, RequestHead};
 use crate::targets::{InFlight, Target, TargetGroup};
+use crate::tunnel;
 use crate::upstream::{self, ExchangeError, Framing, Upstream, put_field};
 use crate::watch;
 use crate::{Listener, Shared, now};
@@ -963,10 +964,16 @@ async fn respond(
         // both ways; counted as outstanding (the caller's InFlight) while open.
         let (mut target_io, early) = up.into_parts();
         client.wbuf.extend_from_slice(&early);
+        // The response head is a view of the target's read buffer: both go before the
+        // tunnel, which keeps no buffer while idle (tunnel.rs).
+        drop((early, response));
         if client.flush_wbuf().await.is_ok() {
             let pending = client.take_read();
             if target_io.write_all(&pending).await.is_ok() {
-                let _ = tokio::io::copy_bidirectional(&mut client.io, &mut target_io).await;
+                drop(pending);
+                // An idle WebSocket keeps no buffer (tunnel.rs).
+                client.release_buffers();
+                tunnel::run(&mut client.io, &mut target_io).await;
             }
         }
         finish(conn, entry, responded, 0);

@@ -363,7 +363,15 @@ impl ClientIo {
         loop {
             if !self.rbuf.is_empty() {
                 if let Some((len, mut head)) = parse_request(&self.rbuf)? {
-                    head.raw = self.rbuf.split_to(len).freeze();
+                    let raw = self.rbuf.split_to(len).freeze();
+                    // A head is a view of the read buffer, which it keeps alive; an
+                    // upgrade's head lives as long as its tunnel, so it takes a copy of
+                    // its own and the buffer can go (tunnel.rs).
+                    head.raw = if head.upgrade {
+                        Bytes::copy_from_slice(&raw)
+                    } else {
+                        raw
+                    };
                     self.continue_owed = head.expect_continue;
                     return Ok(Some(head));
                 }
@@ -445,6 +453,13 @@ impl ClientIo {
     /// What the client sent past its last request (where a tunnel starts after a 101).
     pub fn take_read(&mut self) -> Bytes {
         self.rbuf.split().freeze()
+    }
+
+    /// Gives the read and write buffers' memory back, for a connection that has become a
+    /// tunnel and will read no more requests.
+    pub fn release_buffers(&mut self) {
+        self.rbuf = BytesMut::new();
+        self.wbuf = Vec::new();
     }
 }
 

@@ -16,6 +16,7 @@ mod http1;
 mod listener;
 pub mod metrics;
 pub mod targets;
+mod tunnel;
 mod upstream;
 mod watch;
 
@@ -85,7 +86,13 @@ pub(crate) struct Listener {
     pub port: u16,
     /// The port as an X-Forwarded-Port value.
     pub port_value: http::HeaderValue,
+    /// The last few distinct client addresses the allow-list turned away, newest last:
+    /// an investigation tells by them which revoked rule used to admit the clients.
+    pub rejected_sources: std::sync::Mutex<std::collections::VecDeque<std::net::IpAddr>>,
 }
+
+/// How many distinct turned-away addresses a listener remembers.
+pub(crate) const REJECTED_SOURCES: usize = 16;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -211,6 +218,7 @@ impl Proxy {
                 counters: ListenerCounters::default(),
                 port,
                 port_value: http::HeaderValue::from(port),
+                rejected_sources: std::sync::Mutex::default(),
             });
             listeners.insert(spec.name.clone(), l.clone());
             bound.push((socket, l));
@@ -415,6 +423,18 @@ impl Proxy {
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The client addresses each listener's allow-list turned away lately, as
+    /// (listener, address): what an investigation matches against revoked rules.
+    pub fn rejected_sources(&self) -> Vec<(String, std::net::IpAddr)> {
+        let mut out = Vec::new();
+        for (name, l) in &self.shared.listeners {
+            let recent = l.rejected_sources.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(recent.iter().map(|ip| (name.clone(), *ip)));
+        }
+        out.sort();
         out
     }
 

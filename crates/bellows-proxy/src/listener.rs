@@ -37,6 +37,19 @@ pub(crate) async fn serve(
             // A security group drops the packet; the closest a socket can come is to
             // reset the connection without a byte of answer.
             listener.counters.rejected_connections.fetch_add(1, Relaxed);
+            // Off the request path (a refused connection), so a short lock is fine.
+            {
+                let mut recent = listener
+                    .rejected_sources
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let ip = peer.ip();
+                recent.retain(|r| *r != ip);
+                recent.push_back(ip);
+                if recent.len() > crate::REJECTED_SOURCES {
+                    recent.pop_front();
+                }
+            }
             // Linger zero makes close send a reset at once; it cannot block here.
             #[allow(deprecated)]
             let _ = stream.set_linger(Some(Duration::ZERO));

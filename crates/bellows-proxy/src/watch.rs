@@ -107,6 +107,20 @@ impl Watch {
         self.waiting_since.store(coarse_now(), Relaxed);
     }
 
+    /// A tunnel wrote `wrote` bytes to the client and still has bytes it could not
+    /// take (`blocked`): a client that stops reading is a stalled write, as in a request.
+    pub fn tunnel_wrote(&self, wrote: usize, blocked: bool) {
+        let now = coarse_now();
+        if wrote > 0 {
+            self.last_write.store(now, Relaxed);
+        }
+        if !blocked {
+            self.stalled_since.store(0, Relaxed);
+        } else if wrote > 0 || self.stalled_since.load(Relaxed) == 0 {
+            self.stalled_since.store(now, Relaxed);
+        }
+    }
+
     /// Whether the connection has overstayed.
     pub fn expired(&self, header_timeout: Duration, idle_timeout: Duration) -> bool {
         let now = coarse_now();

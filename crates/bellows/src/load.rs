@@ -30,7 +30,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "STEPS")]
     pub steps: Option<String>,
     /// Open loop from a trace file: one count per line, line N = second N (gzipped is
-    /// fine), like ../shared/traces/.
+    /// fine), like traces/ in the repository.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Multiply the trace's counts by this.

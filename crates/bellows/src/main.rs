@@ -14,9 +14,11 @@ macro_rules! out {
 }
 
 mod commands;
+mod context;
 mod load;
 mod scenario;
 mod sim;
+mod stack_file;
 mod table;
 mod up;
 
@@ -36,14 +38,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "bellows", version, about, max_term_width = 100)]
 struct Cli {
-    /// The state directory (token, logs, database); overrides the stack file's.
-    #[arg(long, global = true, env = "BELLOWS_STATE_DIR", value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-    /// The control API's address: where `up` listens (instead of the stack file's), and
-    /// where the other commands find it (by default the address the running `up` wrote
-    /// into the state directory, else 127.0.0.1:9900).
-    #[arg(long, global = true, env = "BELLOWS_CONTROL", value_name = "ADDR")]
-    control: Option<SocketAddr>,
+    #[command(flatten)]
+    conn: context::Conn,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +49,8 @@ enum Command {
     /// Run a stack in the foreground until Ctrl-C or SIGTERM; with no FILE, the default
     /// stack: the IP tracker (examples/ip-tracker.toml) at http://127.0.0.1:8080/app-x7k9m2n8/.
     Up {
+        #[command(flatten)]
+        conn: context::Conn,
         /// The stack file.
         file: Option<PathBuf>,
         /// Do not turn instance types into cgroup limits, even where the host allows.
@@ -64,46 +62,71 @@ enum Command {
     },
     /// Check stack files; prints every problem as file:line:column: message, exit 2.
     Validate {
+        /// Stack files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// The running stack and its groups.
     Status {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// The instances of every group: state, health, address, CPU, memory.
     Instances {
+        #[command(flatten)]
+        conn: context::Conn,
         /// Only this group's instances.
         #[arg(long)]
         group: Option<String>,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
+        /// Print only the process ids of the instances that run, one a line (for `kill`).
+        #[arg(long, conflicts_with = "json")]
+        pids: bool,
     },
     /// Scaling activities, newest first: every launch and termination with its cause.
     Activities {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// Only this group's.
         #[arg(long)]
         group: Option<String>,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Set a group's desired capacity (and min or max); refused outside [min, max].
     Scale {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// The group, as named in the stack file (see `bellows status`).
         group: String,
+        /// The new desired capacity.
         #[arg(long)]
         desired: Option<u32>,
+        /// The new minimum size.
         #[arg(long)]
         min: Option<u32>,
+        /// The new maximum size.
         #[arg(long)]
         max: Option<u32>,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Replace every instance of a group in batches, like `aws autoscaling
     /// start-instance-refresh`; or show (`--status`) or cancel (`--cancel`) one.
     Refresh {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// The group whose instances are replaced.
         group: String,
         /// The share of desired capacity kept healthy and in service, 0 to 100.
         #[arg(long, default_value_t = 90)]
@@ -115,15 +138,20 @@ enum Command {
         /// Follow the refresh until it ends, with its progress.
         #[arg(long)]
         wait: bool,
+        /// Show the refresh under way (or the last one) instead of starting one.
         #[arg(long, conflicts_with = "cancel")]
         status: bool,
+        /// Cancel the refresh under way: no new batch starts.
         #[arg(long)]
         cancel: bool,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// List metric series, or query one metric's statistic over time (with a sparkline).
     Metrics {
+        #[command(flatten)]
+        conn: context::Conn,
         /// The namespace, like AWS/EC2, AWS/ApplicationELB, AWS/AutoScaling or yours.
         #[arg(long)]
         namespace: Option<String>,
@@ -136,22 +164,30 @@ enum Command {
         /// SampleCount, Average, Sum, Minimum, Maximum or a percentile like p99.
         #[arg(long, default_value = "Average")]
         stat: String,
+        /// The statistic's period, like 1s, 10s or 1m.
         #[arg(long, default_value = "1s")]
         period: String,
         /// How far back, like 5m or 1h.
         #[arg(long, default_value = "5m")]
         since: String,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Alarms with their state, reason and recent history.
     Alarms {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Change the running stack: validate FILE, show what differs, then swap it in
     /// without dropping a connection.
     Apply {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// The stack file to swap in.
         file: PathBuf,
         /// Only validate and show the difference.
         #[arg(long)]
@@ -159,12 +195,15 @@ enum Command {
         /// Apply without asking.
         #[arg(long, short)]
         yes: bool,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Look for the cause of a problem: ranked hypotheses with evidence and the command
     /// that fixes each. With --id, a stored investigation (one an alarm started).
     Investigate {
+        #[command(flatten)]
+        conn: context::Conn,
         /// How far back the symptom window starts.
         #[arg(long, default_value = "15m")]
         since: String,
@@ -174,36 +213,53 @@ enum Command {
         /// Show the stored investigation with this id (see `bellows incidents`).
         #[arg(long, conflicts_with_all = ["since", "alarm"])]
         id: Option<i64>,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Incidents (alarms that went to ALARM, with their investigation) and where their
     /// notifications and issues stand.
     Incidents {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Print the dashboard's address, with the control token in the link's fragment so
     /// that the page can make changes (the fragment never leaves the browser).
-    Dashboard,
+    Dashboard {
+        #[command(flatten)]
+        conn: context::Conn,
+    },
     /// Print `export` lines that point the `aws` CLI and SDKs at this stack's AWS
     /// endpoint: `eval "$(bellows aws-env)"`.
-    AwsEnv,
+    AwsEnv {
+        #[command(flatten)]
+        conn: context::Conn,
+    },
     /// The audit trail: every change, by whom, before and after (newest first).
     Audit {
+        #[command(flatten)]
+        conn: context::Conn,
         /// Only changes this recent, e.g. `15m`, `2h`.
         #[arg(long)]
         since: Option<String>,
         /// Only one resource (`group/web`) or a kind of them (`instance/`).
         #[arg(long)]
         target: Option<String>,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Webhook deliveries from the persistent outbox, with their status.
     Deliveries {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
@@ -211,14 +267,20 @@ enum Command {
     /// state and reason, requests in flight, and under anomaly mitigation whether each
     /// target is anomalous and the share of traffic it gets.
     Targets {
+        #[command(flatten)]
+        conn: context::Conn,
         /// Only this target group.
         #[arg(long)]
         target_group: Option<String>,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
     /// Every zone of the stack's groups: available or in an outage, and what runs there.
     Zones {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
     },
@@ -236,31 +298,48 @@ enum Command {
     },
     /// Run the stack file's smoke checks ([[checks]]) through the running load balancer.
     Check {
+        #[command(flatten)]
+        conn: context::Conn,
         /// The stack file the running `up` was started with (default: the default stack).
         file: Option<PathBuf>,
     },
     /// Terminate one instance; its group launches a replacement unless
     /// --decrement-desired lowers desired by one (never below min).
     Terminate {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// The instance id, like i-0123456789abcdef0 (see `bellows instances`).
         instance: String,
+        /// Lower desired by one instead of launching a replacement.
         #[arg(long)]
         decrement_desired: bool,
     },
     /// Mark an instance healthy or unhealthy (unhealthy gets it replaced), like
     /// set-instance-health.
     SetHealth {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// The instance id (see `bellows instances`).
         instance: String,
+        /// The new health: unhealthy gets the instance replaced.
         #[arg(value_parser = ["healthy", "unhealthy"])]
         health: String,
     },
     /// Protect an instance from scale-in, or with --off remove the protection.
     Protect {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// The instance id (see `bellows instances`).
         instance: String,
+        /// Remove the protection instead.
         #[arg(long)]
         off: bool,
     },
     /// An instance's standard output and error.
     Logs {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// The instance id (see `bellows instances`).
         instance: String,
         /// Keep printing what the instance writes until it stops.
         #[arg(long, short)]
@@ -303,6 +382,7 @@ enum Command {
         /// Compare the stacks side by side (implied by several files).
         #[arg(long)]
         compare: bool,
+        /// Print JSON instead of text (every field, unabridged).
         #[arg(long)]
         json: bool,
         /// Time the engine alone and print simulated seconds per wall second.
@@ -324,27 +404,86 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The flags that say where the running stack is, for the commands that talk to one.
+    fn conn(&self) -> Option<context::Conn> {
+        match self {
+            Command::Up { conn, .. }
+            | Command::Status { conn, .. }
+            | Command::Instances { conn, .. }
+            | Command::Activities { conn, .. }
+            | Command::Scale { conn, .. }
+            | Command::Refresh { conn, .. }
+            | Command::Metrics { conn, .. }
+            | Command::Alarms { conn, .. }
+            | Command::Apply { conn, .. }
+            | Command::Investigate { conn, .. }
+            | Command::Incidents { conn, .. }
+            | Command::Dashboard { conn }
+            | Command::AwsEnv { conn }
+            | Command::Audit { conn, .. }
+            | Command::Deliveries { conn, .. }
+            | Command::Targets { conn, .. }
+            | Command::Zones { conn, .. }
+            | Command::Check { conn, .. }
+            | Command::Terminate { conn, .. }
+            | Command::SetHealth { conn, .. }
+            | Command::Protect { conn, .. }
+            | Command::Logs { conn, .. }
+            | Command::Zone {
+                change: ZoneChange::Fail { conn, .. } | ZoneChange::Restore { conn, .. },
+            }
+            | Command::Ingress {
+                change: IngressChange::Revoke { conn, .. } | IngressChange::Authorize { conn, .. },
+            } => Some(conn.clone()),
+            Command::Scenario(args) => Some(args.conn.clone()),
+            Command::Validate { .. }
+            | Command::Sim { .. }
+            | Command::Load(_)
+            | Command::App { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum ZoneChange {
     /// The zone fails: its instances are killed and nothing is launched there.
     Fail {
         /// A zone some group lists (see `bellows zones`).
         zone: String,
+        #[command(flatten)]
+        conn: context::Conn,
     },
     /// The zone is back: the groups move instances into it one at a time, launching
     /// each before terminating one elsewhere.
     Restore {
         /// A zone in an outage.
         zone: String,
+        #[command(flatten)]
+        conn: context::Conn,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum IngressChange {
     /// Stop accepting connections from CIDR (connections are dropped, never answered).
-    Revoke { listener: String, cidr: String },
+    Revoke {
+        /// The listener, as named in the stack file (see `bellows status`).
+        listener: String,
+        /// The allow-list entry to remove, like 0.0.0.0/0 or 127.0.0.0/8.
+        cidr: String,
+        #[command(flatten)]
+        conn: context::Conn,
+    },
     /// Accept connections from CIDR again.
-    Authorize { listener: String, cidr: String },
+    Authorize {
+        /// The listener, as named in the stack file (see `bellows status`).
+        listener: String,
+        /// The allow-list entry to add, like 0.0.0.0/0 or 127.0.0.0/8.
+        cidr: String,
+        #[command(flatten)]
+        conn: context::Conn,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +496,7 @@ enum App {
     },
     /// GET / returns the private IP; POST / {"seconds": 60, "workers": 1} burns CPU.
     Stress {
+        /// Listen here instead of $PRIVATE_IP:$PORT (what an instance is given).
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
@@ -364,16 +504,19 @@ enum App {
     /// live over a WebSocket (MAX_USERS_PER_INSTANCE, BASE_PATH, HEARTBEAT_SECONDS,
     /// SESSION_TIMEOUT_SECONDS from the environment).
     IpTracker {
+        /// Listen here instead of $PRIVATE_IP:$PORT (what an instance is given).
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
     /// The candidates API of seeds/004: /gtg, GET/POST /candidate/NAME, /candidates.
     Candidates {
+        /// Listen here instead of $PRIVATE_IP:$PORT (what an instance is given).
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
     /// Answers with what it received (?sleep=MS to wait, /status/CODE, /ws echoes).
     Echo {
+        /// Listen here instead of $PRIVATE_IP:$PORT (what an instance is given).
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
@@ -413,25 +556,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ctx = commands::Context::new(cli.state_dir, cli.control);
+    let conn = cli.command.conn().unwrap_or_default().or(cli.conn);
+    let owned = context::Context::new(conn.state_dir, conn.control);
+    let ctx = &owned;
     let result = rt.block_on(async move {
         match cli.command {
             Command::Up {
                 file, no_cgroups, ..
-            } => up::up(&ctx, file, !no_cgroups).await,
-            Command::Validate { files } => Ok(up::validate(&files)),
-            Command::Status { json } => commands::status(&ctx, json).await,
-            Command::Instances { group, json } => commands::instances(&ctx, group, json).await,
-            Command::Activities { group, limit, json } => {
-                commands::activities(&ctx, group, limit, json).await
-            }
+            } => up::up(ctx, file, !no_cgroups).await,
+            Command::Validate { files, .. } => Ok(up::validate(&files)),
+            Command::Status { json, .. } => commands::status(ctx, json).await,
+            Command::Instances {
+                group, json, pids, ..
+            } => commands::instances(ctx, group, json, pids).await,
+            Command::Activities {
+                group, limit, json, ..
+            } => commands::activities(ctx, group, limit, json).await,
             Command::Scale {
                 group,
                 desired,
                 min,
                 max,
                 json,
-            } => commands::scale(&ctx, &group, min, max, desired, json).await,
+                ..
+            } => commands::scale(ctx, &group, min, max, desired, json).await,
             Command::Metrics {
                 namespace,
                 name,
@@ -440,22 +588,24 @@ fn main() -> ExitCode {
                 period,
                 since,
                 json,
+                ..
             } => {
                 commands::metrics(
-                    &ctx, namespace, name, dimensions, &stat, &period, &since, json,
+                    ctx, namespace, name, dimensions, &stat, &period, &since, json,
                 )
                 .await
             }
             Command::Terminate {
                 instance,
                 decrement_desired,
-            } => commands::terminate(&ctx, &instance, decrement_desired).await,
-            Command::SetHealth { instance, health } => {
-                commands::set_health(&ctx, &instance, &health).await
-            }
-            Command::Check { file } => commands::check(&ctx, file).await,
-            Command::Alarms { json } => commands::alarms(&ctx, json).await,
-            Command::Deliveries { json } => commands::deliveries(&ctx, json).await,
+                ..
+            } => commands::terminate(ctx, &instance, decrement_desired).await,
+            Command::SetHealth {
+                instance, health, ..
+            } => commands::set_health(ctx, &instance, &health).await,
+            Command::Check { file, .. } => commands::check(ctx, file).await,
+            Command::Alarms { json, .. } => commands::alarms(ctx, json).await,
+            Command::Deliveries { json, .. } => commands::deliveries(ctx, json).await,
             Command::Refresh {
                 group,
                 min_healthy_percentage,
@@ -464,6 +614,7 @@ fn main() -> ExitCode {
                 status,
                 cancel,
                 json,
+                ..
             } => {
                 let what = if cancel {
                     commands::RefreshAction::Cancel
@@ -475,55 +626,59 @@ fn main() -> ExitCode {
                         warmup,
                     }
                 };
-                commands::refresh(&ctx, &group, what, wait, json).await
+                commands::refresh(ctx, &group, what, wait, json).await
             }
-            Command::Dashboard => commands::dashboard(&ctx),
-            Command::AwsEnv => commands::aws_env(&ctx).await,
+            Command::Dashboard { .. } => commands::dashboard(ctx),
+            Command::AwsEnv { .. } => commands::aws_env(ctx).await,
             Command::Investigate {
                 since,
                 alarm,
                 id,
                 json,
-            } => commands::investigate(&ctx, &since, alarm, id, json).await,
-            Command::Incidents { json } => commands::incidents(&ctx, json).await,
+                ..
+            } => commands::investigate(ctx, &since, alarm, id, json).await,
+            Command::Incidents { json, .. } => commands::incidents(ctx, json).await,
             Command::Apply {
                 file,
                 dry_run,
                 yes,
                 json,
-            } => commands::apply(&ctx, &file, dry_run, yes, json).await,
+                ..
+            } => commands::apply(ctx, &file, dry_run, yes, json).await,
             Command::Audit {
                 since,
                 target,
                 limit,
                 json,
-            } => commands::audit(&ctx, since, target, limit, json).await,
-            Command::Targets { target_group, json } => {
-                commands::targets(&ctx, target_group, json).await
-            }
-            Command::Zones { json } => commands::zones(&ctx, json).await,
-            Command::Zone { change } => match change {
-                ZoneChange::Fail { zone } => commands::zone(&ctx, &zone, false).await,
-                ZoneChange::Restore { zone } => commands::zone(&ctx, &zone, true).await,
+                ..
+            } => commands::audit(ctx, since, target, limit, json).await,
+            Command::Targets {
+                target_group, json, ..
+            } => commands::targets(ctx, target_group, json).await,
+            Command::Zones { json, .. } => commands::zones(ctx, json).await,
+            Command::Zone { change, .. } => match change {
+                ZoneChange::Fail { zone, .. } => commands::zone(ctx, &zone, false).await,
+                ZoneChange::Restore { zone, .. } => commands::zone(ctx, &zone, true).await,
             },
-            Command::Ingress { change } => match change {
-                IngressChange::Revoke { listener, cidr } => {
-                    commands::ingress(&ctx, &listener, &cidr, false).await
+            Command::Ingress { change, .. } => match change {
+                IngressChange::Revoke { listener, cidr, .. } => {
+                    commands::ingress(ctx, &listener, &cidr, false).await
                 }
-                IngressChange::Authorize { listener, cidr } => {
-                    commands::ingress(&ctx, &listener, &cidr, true).await
+                IngressChange::Authorize { listener, cidr, .. } => {
+                    commands::ingress(ctx, &listener, &cidr, true).await
                 }
             },
-            Command::Protect { instance, off } => commands::protect(&ctx, &instance, !off).await,
+            Command::Protect { instance, off, .. } => commands::protect(ctx, &instance, !off).await,
             Command::Logs {
                 instance,
                 follow,
                 tail,
                 json,
-            } => commands::logs(&ctx, &instance, follow, tail, json).await,
+                ..
+            } => commands::logs(ctx, &instance, follow, tail, json).await,
             Command::Load(args) => load::load(*args).await,
-            Command::Scenario(args) => scenario::run(&ctx, args).await,
-            Command::App { app } => run_app(app).await,
+            Command::Scenario(args) => scenario::run(ctx, args).await,
+            Command::App { app, .. } => run_app(app).await,
             Command::Sim {
                 files,
                 trace,
@@ -536,6 +691,7 @@ fn main() -> ExitCode {
                 compare: _,
                 json,
                 bench,
+                ..
             } => sim::run(sim::Args {
                 files,
                 trace,
@@ -554,6 +710,20 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bellows: {e:#}");
+            // Unreachable, or refused for want of the token: say how the stack was looked
+            // for, which is what goes wrong when a command runs in another directory.
+            let lost = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<bellows_node::client::ClientError>(),
+                    Some(bellows_node::client::ClientError::Unreachable { .. })
+                ) || matches!(
+                    c.downcast_ref::<bellows_node::client::ClientError>(),
+                    Some(bellows_node::client::ClientError::Api(a)) if a.status == 401
+                )
+            });
+            if lost && let Some(why) = owned.diagnosis() {
+                eprintln!("bellows: {why}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -609,5 +779,101 @@ pub fn emit(args: std::fmt::Arguments<'_>) {
         }
         eprintln!("bellows: cannot write to stdout: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// Every subcommand, with its path from `bellows`.
+    fn walk(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name());
+            out.push((p.clone(), sub.clone()));
+            walk(sub, p, out);
+        }
+    }
+
+    #[test]
+    fn every_argument_and_flag_in_help_says_what_it_does() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = vec![("bellows".to_owned(), cmd.clone())];
+        walk(&cmd, "bellows".to_owned(), &mut all);
+        let mut bare = Vec::new();
+        for (path, c) in &all {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || id == "version" || a.is_hide_set() {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    bare.push(format!("{path}: {id}"));
+                }
+            }
+            if c.get_about().is_none() && path != "bellows" {
+                bare.push(format!("{path}: (the command itself)"));
+            }
+        }
+        assert!(
+            bare.is_empty(),
+            "arguments without a description in --help:\n{}",
+            bare.join("\n")
+        );
+    }
+
+    #[test]
+    fn state_dir_and_control_are_offered_only_where_they_do_something() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        walk(&cmd, "bellows".to_owned(), &mut all);
+        for (path, c) in all
+            .iter()
+            .filter(|(p, _)| !p.split(' ').any(|w| w == "help"))
+        {
+            let has = |id: &str| c.get_arguments().any(|a| a.get_id() == id);
+            let standalone = [
+                "bellows load",
+                "bellows sim",
+                "bellows validate",
+                "bellows app",
+            ]
+            .iter()
+            .any(|p| path == p || path.starts_with(&format!("{p} ")));
+            let groups =
+                ["bellows zone", "bellows ingress", "bellows app"].contains(&path.as_str());
+            if standalone || groups {
+                assert!(
+                    !has("state_dir") && !has("control"),
+                    "{path} lists --state-dir or --control, which it does not use"
+                );
+            } else {
+                assert!(
+                    has("state_dir") && has("control"),
+                    "{path} talks to a running stack but takes no --state-dir and --control"
+                );
+            }
+        }
+        // Before the subcommand still works, as scripts and the tests write it.
+        let cli = Cli::try_parse_from(["bellows", "--state-dir", "/tmp/x", "status"]).unwrap();
+        let conn = cli.command.conn().unwrap().or(cli.conn);
+        assert_eq!(
+            conn.state_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/x"))
+        );
+        let cli = Cli::try_parse_from(["bellows", "status", "--state-dir", "/tmp/y"]).unwrap();
+        let conn = cli.command.conn().unwrap().or(cli.conn);
+        assert_eq!(
+            conn.state_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/y"))
+        );
+        assert!(
+            Cli::try_parse_from(["bellows", "load", "http://127.0.0.1:1/", "--state-dir", "x"])
+                .is_err()
+        );
     }
 }

@@ -25,7 +25,7 @@ use bellows_node::api::{AlarmView, InstanceView, StatusView};
 use bellows_node::client::Client;
 use tokio::time::Instant;
 
-use crate::commands::Context;
+use crate::context::Context;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Name {
@@ -46,7 +46,11 @@ pub enum Name {
 
 #[derive(Debug, clap::Args)]
 pub struct ScenarioArgs {
+    /// The scenario to run.
     pub name: Name,
+    /// With --attach: where the running `bellows up` is.
+    #[command(flatten)]
+    pub conn: crate::context::Conn,
     /// Short periods (and for capacity and cpu a smaller group): what the tests run;
     /// the default is the workshop's pace.
     #[arg(long)]
@@ -124,6 +128,8 @@ pub struct Env {
     pub group: String,
     /// The first listener's name.
     pub listener: String,
+    /// The page or path the scenario loads (`--path`, else `/`).
+    pub path: String,
     own: Option<Own>,
     seen_activities: HashSet<String>,
     seen_transitions: HashSet<(String, bellows_core::Time)>,
@@ -180,6 +186,25 @@ impl Env {
             }
         }
         Some(report)
+    }
+
+    /// Takes in the alarm transitions and activities recorded so far without narrating
+    /// them, so that an attached scenario's timeline starts with what it does.
+    pub async fn prime(&mut self) -> anyhow::Result<()> {
+        let alarms: Vec<AlarmView> = self.client.get("/api/v1/alarms").await?;
+        let acts: Vec<Activity> = self.client.get("/api/v1/activities?limit=1000").await?;
+        for a in &alarms {
+            for h in &a.history {
+                self.seen_transitions.insert((a.name.clone(), h.time));
+            }
+        }
+        for a in &acts {
+            self.seen_activities.insert(a.id.clone());
+            if !matches!(a.status, bellows_core::group::ActivityStatus::InProgress) {
+                self.seen_activities.insert(format!("{}:done", a.id));
+            }
+        }
+        Ok(())
     }
 
     /// Reads the API and narrates what changed since the last poll.
@@ -295,9 +320,21 @@ impl Env {
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<Option<Snapshot>> {
         let group = self.group.clone();
         let end = Instant::now() + timeout;
+        let mut woken = false;
         loop {
             let snap = self.poll().await?;
             let n = snap.desired(&group);
+            if n == 0 && !woken {
+                // A group at 0 (min 0, scale from zero) starts an instance for the first
+                // request, which the load balancer holds until that instance serves.
+                woken = true;
+                self.say(format!(
+                    "group {group} has no instance: a request to http://{}{} starts one (scale from zero)",
+                    self.lb, self.path
+                ));
+                let (addr, path) = (self.lb.clone(), self.path.clone());
+                tokio::task::spawn_blocking(move || wake(&addr, &path));
+            }
             if n > 0 && snap.in_service(&group) >= n {
                 let targets: Vec<bellows_proxy::TargetView> =
                     self.client.get("/api/v1/targets").await?;
@@ -392,6 +429,21 @@ fn state(s: AlarmState) -> &'static str {
     }
 }
 
+/// One GET through the load balancer, answered or not: what wakes a group at 0.
+fn wake(addr: &str, path: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(40)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: bellows-scenario\r\n\r\n"
+    );
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+}
+
 /// A loopback network of its own for a started stack, so that scenarios run side by
 /// side (and beside the tests) never share instance addresses.
 fn network() -> String {
@@ -483,6 +535,7 @@ async fn env_for(client: Client) -> anyhow::Result<Env> {
         lb: listener.address.clone(),
         group: group.name.clone(),
         listener: listener.name.clone(),
+        path: "/".to_owned(),
         own: None,
         seen_activities: HashSet::new(),
         seen_transitions: HashSet::new(),
@@ -517,6 +570,13 @@ pub async fn run(ctx: &Context, a: ScenarioArgs) -> anyhow::Result<ExitCode> {
         start_own(title, a.stack.as_deref(), &stack_text).await?
     };
     env.short = a.short;
+    if let Some(p) = &a.path {
+        env.path = p.clone();
+    }
+    if a.attach {
+        // What happened before the scenario is not its timeline: mark it seen.
+        env.prime().await?;
+    }
     env.t0 = Instant::now();
     env.say(format!(
         "{title}: group `{}` behind listener `{}` at http://{}/",

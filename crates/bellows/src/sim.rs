@@ -39,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut stacks = Vec::new();
     for f in &args.files {
-        match crate::up::load_or_default(Some(f)) {
+        match crate::stack_file::load_or_default(Some(f)) {
             Ok(s) => stacks.push((label(f, &args.files), s)),
             Err(code) => return Ok(code),
         }

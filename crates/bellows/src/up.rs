@@ -7,62 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use bellows_core::stack::{self, Stack};
 use bellows_node::{NodeOptions, clock};
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::commands::{Context, DEFAULT_STATE_DIR};
-
-/// The stack `bellows up` runs when given no file.
-pub const DEFAULT_STACK: (&str, &str) = (
-    "examples/ip-tracker.toml",
-    include_str!("../../../examples/ip-tracker.toml"),
-);
-
-/// Reads and validates a stack file, printing every problem as `file:line:column: message`.
-fn load(path: &Path) -> Result<Stack, ExitCode> {
-    let name = path.display().to_string();
-    let src = match std::fs::read_to_string(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{name}: cannot read: {e}");
-            return Err(ExitCode::from(2));
-        }
-    };
-    parse(&name, &src)
-}
-
-pub fn parse(name: &str, src: &str) -> Result<Stack, ExitCode> {
-    let report = |errors: Vec<String>| {
-        for e in &errors {
-            eprintln!("{e}");
-        }
-        eprintln!(
-            "{name}: {} error{}",
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" }
-        );
-        ExitCode::from(2)
-    };
-    let stack = stack::parse(src)
-        .map_err(|diags| report(diags.iter().map(|d| d.render(name)).collect()))?;
-    // Named time zones are looked up in the system's database, which the core cannot read.
-    let zones = bellows_node::zones::unknown_zones(&stack);
-    if !zones.is_empty() {
-        return Err(report(
-            zones.into_iter().map(|z| format!("{name}: {z}")).collect(),
-        ));
-    }
-    Ok(stack)
-}
-
-/// The stack of `file`, or the default stack; problems are printed, with exit status 2.
-pub fn load_or_default(file: Option<&Path>) -> Result<Stack, ExitCode> {
-    match file {
-        Some(f) => load(f),
-        None => parse(DEFAULT_STACK.0, DEFAULT_STACK.1),
-    }
-}
+use crate::context::{Context, DEFAULT_STATE_DIR};
+use crate::stack_file::{DEFAULT_STACK, load, parse};
 
 pub fn validate(files: &[PathBuf]) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
@@ -81,6 +30,23 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
         }
     }
     code
+}
+
+/// Every client connection through the load balancer is two descriptors (the client's and
+/// the target's), so a soft limit of 1,024, the usual default, would cap it near 500
+/// connections. Raise the soft limit to the hard one, as nginx's `worker_rlimit_nofile`
+/// and Go's runtime do; instances inherit it.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
 }
 
 pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::Result<ExitCode> {
@@ -116,6 +82,7 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
     std::fs::write(state_dir.join("control"), format!("{control}\n"))?;
 
     init_tracing();
+    raise_fd_limit();
     out!("bellows up: stack {} from {source}", stack.name);
     out!(
         "  dashboard    http://{control}/  (`bellows dashboard` prints a link that can make changes)"

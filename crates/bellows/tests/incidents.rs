@@ -415,3 +415,108 @@ treat_missing_data = "notBreaching"
         );
     }
 }
+
+/// Two stacks run one after another in one directory share its state directory: the
+/// second's investigations and incidents are its own, and the first's incidents were
+/// closed when it stopped.
+#[test]
+fn a_stopped_stacks_incidents_are_closed_and_the_next_stack_is_not_blamed_for_its_changes() {
+    let (dir, network) = scratch();
+    let stack = |name: &str, alarm: &str| {
+        format!(
+            r#"
+[stack]
+name = "{name}"
+control = "127.0.0.1:0"
+instance_network = "{network}"
+
+[target_groups.web]
+[target_groups.web.health_check]
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = {{ forward = "web" }}
+ingress = ["127.0.0.0/8", "10.0.0.0/8"]
+
+[groups.web]
+min = 1
+max = 1
+target_groups = ["web"]
+
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+{alarm}"#
+        )
+    };
+    // The first stack: an alarm that is in ALARM at once, a webhook for its incidents,
+    // and an ingress rule revoked.
+    let port = free_port();
+    let got: Received = Arc::default();
+    let _receiver = receiver(port, got.clone());
+    let first = write_file(
+        &dir,
+        "first.toml",
+        &stack(
+            "first",
+            &(format!("[incidents]\nwebhook = \"http://127.0.0.1:{port}/hook\"\n")
+                + r#"
+[alarms.always]
+namespace = "AWS/AutoScaling"
+metric = "GroupDesiredCapacity"
+dimensions = { AutoScalingGroupName = "web" }
+statistic = "Maximum"
+period = "1s"
+evaluation_periods = 1
+comparison = ">="
+threshold = 0
+"#),
+        ),
+    );
+    let mut a = Up::start_file(&first, &dir);
+    a.wait_for("an open incident", Duration::from_secs(30), |u| {
+        u.json(&["incidents"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|i| i["resolved"].is_null()))
+    });
+    let revoked = a.cli(&["ingress", "revoke", "http", "10.0.0.0/8"]);
+    assert!(revoked.status.success());
+    a.signal("TERM");
+    assert_eq!(a.wait_exit(Duration::from_secs(30)), Some(0));
+    // Its incident was resolved when it stopped, not left open forever.
+    let b_stack = write_file(&dir, "second.toml", &stack("second", ""));
+    let b = Up::start_file(&b_stack, &dir);
+    let incidents = b.json(&["incidents"]);
+    let list = incidents.as_array().unwrap();
+    assert!(!list.is_empty(), "{incidents:#}");
+    assert!(
+        list.iter().all(|i| !i["resolved"].is_null()),
+        "the first stack's incident is closed: {incidents:#}"
+    );
+    // Closed by its stop, which told the webhook (the outbox delivers it, now or from
+    // the next run, as it survives restarts).
+    b.wait_for("the resolution delivered", Duration::from_secs(30), |_| {
+        got.lock().unwrap().iter().any(|r| {
+            r.3["event"] == "incident.resolved"
+                && r.3["why"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("`first` stopped"))
+        })
+    });
+    // The second stack, idle, is not blamed for the first one's revoke.
+    b.wait_for("in service", Duration::from_secs(20), |u| {
+        u.in_service().len() == 1
+    });
+    let report = b.json(&["investigate", "--since", "15m"]);
+    let blamed: Vec<&Value> = report["hypotheses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["cause"] == "ingress_revoked")
+        .collect();
+    assert!(blamed.is_empty(), "{report:#}");
+    drop(b);
+    drop(a);
+}

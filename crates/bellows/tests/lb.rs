@@ -195,6 +195,16 @@ fn websockets_are_proxied_and_count_as_outstanding() {
         let echoed = rt.block_on(ws.next()).unwrap().unwrap();
         assert_eq!(echoed.into_text().unwrap().as_str(), text);
     }
+    // Messages larger than the tunnel's scratch buffer and than the sockets hold at
+    // once cross whole, in order (the tunnel keeps what a side cannot take yet).
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    for _ in 0..3 {
+        rt.block_on(ws.send(Message::binary(big.clone()))).unwrap();
+    }
+    for _ in 0..3 {
+        let echoed = rt.block_on(ws.next()).unwrap().unwrap().into_data();
+        assert!(echoed == big, "a 2 MB message came back changed");
+    }
     let outstanding: u64 = up
         .targets()
         .iter()
@@ -876,4 +886,55 @@ fn weighted_random_shifts_traffic_off_a_failing_target_and_back() {
     let (failed, served) = send(600);
     assert_eq!(failed, 0);
     assert!((120..280).contains(&served), "it served {served} of 600");
+}
+
+/// `bellows up` raises its open-file limit to the hard limit: each connection through the
+/// load balancer takes two descriptors, and the usual soft limit of 1,024 would cap it
+/// near 500 connections.
+#[test]
+fn up_raises_its_open_file_limit_to_the_hard_limit() {
+    let (dir, network) = scratch();
+    let stack = write_file(
+        &dir,
+        "stack.toml",
+        &format!(
+            "[stack]\nname = \"fds\"\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n\n{}",
+            echo_stack(0, "", "", "")
+        ),
+    );
+    let state = dir.join("state");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Sn 512 && exec \"$@\"", "sh", BIN, "up"])
+        .arg(&stack)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(std::fs::File::create(dir.join("up.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let limits = |pid: u32| -> (String, String) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap_or_default()
+            .to_owned();
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (
+            f.get(3).unwrap_or(&"").to_string(),
+            f.get(4).unwrap_or(&"").to_string(),
+        )
+    };
+    let end = Instant::now() + Duration::from_secs(15);
+    while !state.join("control").exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (soft, hard) = limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(state.join("control").exists(), "bellows up did not start");
+    assert_ne!(soft, "512", "the soft limit was left as inherited");
+    assert_eq!(
+        soft, hard,
+        "the soft open-file limit is raised to the hard one"
+    );
 }

@@ -267,3 +267,73 @@ stop_timeout = "2s"
     assert!(out.contains("is group web's only zone"), "{out}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn ingress_attached_to_a_group_at_zero_wakes_it_names_the_admitting_rule_and_draws_its_chart() {
+    // A group at 0 that scales from zero, behind a listener that admits loopback twice
+    // over: by 127.0.0.0/8 and by 10.0.0.0/8, revoked in that order. The rule that
+    // admitted the scenario's requests is 127.0.0.0/8, not the last one revoked.
+    let up = Up::start(
+        "ingress-zero",
+        r#"
+[target_groups.web]
+[target_groups.web.health_check]
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = { forward = "web" }
+ingress = ["127.0.0.0/8", "10.0.0.0/8"]
+
+[groups.web]
+min = 0
+max = 1
+desired = 0
+target_groups = ["web"]
+
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+"#,
+    );
+    // Something recorded before the scenario: an instance launched and terminated.
+    let _ = up.cli(&["scale", "web", "--desired", "1"]);
+    up.wait_for("one in service", Duration::from_secs(20), |u| {
+        u.in_service().len() == 1
+    });
+    let earlier = up.in_service()[0]["id"].as_str().unwrap().to_owned();
+    let _ = up.cli(&["scale", "web", "--desired", "0"]);
+    up.wait_for("none left", Duration::from_secs(20), |u| {
+        u.instances().iter().all(|i| i["lifecycle"] == "Terminated")
+    });
+    let dir = scratch().0;
+    let chart = dir.join("ingress.svg");
+    let state = up.state.to_str().unwrap().to_owned();
+    let (code, out) = scenario(
+        &["--state-dir", &state],
+        "ingress",
+        &["--attach", "--chart", chart.to_str().unwrap()],
+        Duration::from_secs(90),
+    );
+    passes("ingress", code, &out);
+    assert!(out.contains("starts one (scale from zero)"), "{out}");
+    assert!(
+        out.contains("the revoked rule that admitted the requests from 127.0.0.1 (127.0.0.0/8)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`bellows ingress authorize http 127.0.0.0/8`"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&earlier),
+        "events from before the scenario are not replayed:\n{out}"
+    );
+    let svg = std::fs::read_to_string(&chart).expect("the chart is written");
+    assert!(
+        svg.starts_with("<svg") || svg.contains("<svg"),
+        "{svg:.200}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

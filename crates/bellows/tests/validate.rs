@@ -138,3 +138,70 @@ fn every_example_runs_as_it_is() {
         assert_eq!(up.wait_exit(std::time::Duration::from_secs(20)), Some(0));
     }
 }
+
+/// The CLI finds its stack through the state directory of the current directory: from
+/// another directory a change is refused for want of the token, and the command says
+/// where it looked instead of a bare 401; `dashboard` says why its link is read only.
+#[test]
+fn from_another_directory_the_cli_says_how_it_looked_for_the_stack() {
+    let up = Up::start("elsewhere", &echo_stack(1, ""));
+    let control = std::fs::read_to_string(up.state.join("control")).unwrap();
+    let (elsewhere, _) = scratch();
+    let out = Command::new(BIN)
+        .current_dir(&elsewhere)
+        .env_remove("BELLOWS_STATE_DIR")
+        .args(["--control", control.trim(), "apply", "--dry-run"])
+        .arg(&up.stack)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("state directory of the current directory"),
+        "{err}"
+    );
+    assert!(err.contains(".bellows"), "{err}");
+    assert!(err.contains("--state-dir"), "{err}");
+    let out = Command::new(BIN)
+        .current_dir(&elsewhere)
+        .env_remove("BELLOWS_STATE_DIR")
+        .env_remove("BELLOWS_CONTROL")
+        .arg("dashboard")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("read only"), "{err}");
+    assert!(
+        err.contains("state directory of the current directory"),
+        "{err}"
+    );
+    // With the state directory, the same commands work.
+    let ok = up.cli(&["apply", "--dry-run", up.stack.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let link = up.cli(&["dashboard"]);
+    assert!(String::from_utf8_lossy(&link.stdout).contains("#token="));
+    // The audit table fits an 80-column terminal; --json keeps every value whole.
+    let audit = Command::new(BIN)
+        .env("COLUMNS", "80")
+        .arg("--state-dir")
+        .arg(&up.state)
+        .arg("audit")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&audit.stdout);
+    assert!(table.contains("StartStack"), "{table}");
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    let whole = up.json(&["audit"]);
+    assert!(whole.to_string().contains("listeners"), "{whole}");
+    let _ = std::fs::remove_dir_all(elsewhere);
+}

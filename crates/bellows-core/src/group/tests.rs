@@ -809,3 +809,49 @@ fn rebalancing_leaves_protected_instances_and_takes_from_zones_no_longer_listed(
         "#]],
     );
 }
+
+#[test]
+fn a_zone_outage_before_its_instances_exits_launches_nothing_that_promises_a_termination() {
+    // Live, the node starts the outage and plans before the killed instances' exits
+    // arrive: what it launches then must not say it terminates an instance already dead.
+    let mut h = Harness::new("desired = 4\nzones = [\"a\", \"b\"]");
+    h.settle();
+    h.log.clear();
+    let _ = h.group.take_events();
+    assert!(h.group.set_zone_available("a", false));
+    let early = h.group.plan(h.now, &mut h.ids);
+    assert!(
+        early.iter().all(|c| !matches!(c, Command::Launch { .. })),
+        "nothing is launched before the instances in the zone are gone: {early:?}"
+    );
+    let in_a: Vec<InstanceId> = h
+        .group
+        .instances()
+        .filter(|i| i.zone == "a")
+        .map(|i| i.id.clone())
+        .collect();
+    for id in &in_a {
+        h.group.on_exited(id, h.now, "signal 9 (SIGKILL)");
+    }
+    h.settle_for(4);
+    let causes: Vec<String> = h
+        .group
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Activity { activity } if activity.kind == ActivityKind::Launch => {
+                Some(activity.cause)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!causes.is_empty(), "the lost instances are replaced");
+    for c in &causes {
+        assert!(!c.contains("once it is in service"), "{c}");
+        assert!(
+            c.contains("difference between desired and actual capacity"),
+            "{c}"
+        );
+    }
+    assert_eq!(h.group.live(), 4);
+}

@@ -14,6 +14,7 @@ struct World {
     groups: Vec<GroupNow>,
     logs: Vec<LogLine>,
     ingress: Vec<(String, Vec<String>)>,
+    rejected: Vec<(String, std::net::IpAddr)>,
 }
 
 fn at(s: u64) -> Time {
@@ -42,6 +43,7 @@ impl World {
                 "http".to_owned(),
                 vec!["0.0.0.0/0".to_owned(), "::/0".to_owned()],
             )],
+            rejected: Vec::new(),
         }
     }
 
@@ -131,6 +133,7 @@ impl World {
             log_errors: &self.logs,
             alarm,
             ingress: &self.ingress,
+            rejected_sources: &self.rejected,
         })
     }
 }
@@ -322,4 +325,109 @@ fn slower_responses_without_errors_are_a_slow_target() {
     let h = top(&r);
     assert_eq!(h.cause, Cause::SlowTarget, "{}", r.markdown());
     assert!(h.title.contains("without errors"));
+}
+
+#[test]
+fn of_several_revokes_the_rule_named_is_the_one_that_admitted_the_clients() {
+    // 0.0.0.0/0 admitted the clients; ::/0 and 10.0.0.0/8 were revoked after it, and
+    // authorizing either again would let no one back in.
+    let mut w = World::new().steady_but(&["RequestCount", "RejectedConnectionCount"]);
+    w.ingress[0].1 = vec![
+        "10.0.0.0/8".to_owned(),
+        "::/0".to_owned(),
+        "0.0.0.0/0".to_owned(),
+    ];
+    for s in SINCE..NOW {
+        w.lb("RequestCount", s, 0.0);
+        w.lb("RejectedConnectionCount", s, 4.0);
+    }
+    for (i, cidr) in ["0.0.0.0/0", "::/0", "10.0.0.0/8"].into_iter().enumerate() {
+        w.audit(
+            SINCE - 5 + i as u64,
+            "operator",
+            "RevokeSecurityGroupIngress",
+            "listener/http",
+            json!({"cidr": cidr}),
+        );
+    }
+    w.ingress[0].1.clear();
+    w.rejected = vec![("http".to_owned(), "127.0.0.1".parse().unwrap())];
+    let r = w.run(None);
+    let h = top(&r);
+    assert_eq!(h.cause, Cause::IngressRevoked, "{}", r.markdown());
+    assert_eq!(h.remedy.command, "bellows ingress authorize http 0.0.0.0/0");
+    assert!(h.title.contains("0.0.0.0/0"), "{}", h.title);
+    assert!(
+        r.markdown().contains("admitted by 0.0.0.0/0"),
+        "{}",
+        r.markdown()
+    );
+}
+
+#[test]
+fn an_operators_scale_out_is_named_and_a_group_at_desired_is_not_still_scaling_out() {
+    // Users were turned away; the operator set desired 2 (bellows scale web --desired 2),
+    // and both instances now serve.
+    let mut w = World::new().steady_but(&["HTTPCode_ELB_503_Count"]);
+    for s in SINCE..NOW {
+        w.lb(
+            "HTTPCode_ELB_503_Count",
+            s,
+            if s < SINCE + 60 { 3.0 } else { 0.0 },
+        );
+    }
+    w.events.push(Event::Audit {
+        record: AuditRecord {
+            time: at(SINCE + 30),
+            actor: "operator".to_owned(),
+            source: "cli".to_owned(),
+            action: "UpdateAutoScalingGroup".to_owned(),
+            target: "group/web".to_owned(),
+            before: json!({"desired": 1, "min": 1, "max": 4}),
+            after: json!({"desired": 2, "min": 1, "max": 4}),
+            result: "ok".to_owned(),
+        },
+    });
+    let r = w.run(None);
+    let h = r
+        .hypotheses
+        .iter()
+        .find(|h| h.cause == Cause::CapacityLimit)
+        .expect("a capacity hypothesis");
+    let md = r.markdown();
+    assert!(!h.title.contains("still scaling out"), "{}", h.title);
+    assert!(
+        h.title.contains("operator's change of capacity"),
+        "{}",
+        h.title
+    );
+    assert!(
+        h.evidence
+            .iter()
+            .any(|e| e.kind == EvidenceKind::Audit && e.text.contains("UpdateAutoScalingGroup")),
+        "{md}"
+    );
+    assert!(!md.contains("still scaling out"), "{md}");
+}
+
+#[test]
+fn a_revoke_that_dropped_nothing_is_not_a_likely_cause() {
+    // 10.0.0.0/8 revoked and still missing, but no connection was dropped and requests
+    // flowed as usual: the report must not blame it.
+    let mut w = World::new().steady();
+    w.ingress[0].1 = vec!["0.0.0.0/0".to_owned()];
+    w.audit(
+        SINCE + 10,
+        "operator",
+        "RevokeSecurityGroupIngress",
+        "listener/http",
+        json!({"cidr": "10.0.0.0/8"}),
+    );
+    let r = w.run(Some("cpu-high"));
+    assert!(r.likely().next().is_none(), "{}", r.markdown());
+    assert!(
+        r.markdown().contains("No metric left its baseline"),
+        "{}",
+        r.markdown()
+    );
 }

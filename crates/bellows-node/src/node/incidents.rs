@@ -49,9 +49,11 @@ impl Node {
         let from = Time::from_millis(now.as_millis().saturating_sub(since.as_millis()));
         let baseline = since.max(MIN_BASELINE);
         let history_from = Time::from_millis(from.as_millis().saturating_sub(baseline.as_millis()));
+        // Only this run's record: stacks started one after another in one directory
+        // share its state database, and an earlier stack's changes explain nothing here.
         let events = self
             .store
-            .events_since(history_from, 100_000)
+            .events_since(history_from.max(self.started), 100_000)
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let groups: Vec<GroupNow> = self
             .groups
@@ -99,6 +101,7 @@ impl Node {
             log_errors: &log_errors,
             alarm,
             ingress: &ingress,
+            rejected_sources: &self.proxy.rejected_sources(),
         }))
     }
 
@@ -249,11 +252,38 @@ impl Node {
                 return;
             }
         };
+        let why = format!("alarm `{alarm}` is OK again");
+        self.resolve(open, &why, true, now);
+    }
+
+    /// Resolves every incident still open: at a stop (the stack that opened them is
+    /// gone, so their alarms will never be OK again), telling their webhook and issue;
+    /// and at a start, what a previous run left open (after `kill -9`, say), quietly:
+    /// that run may have been another stack with other receivers, and this stack's
+    /// settings must not post to them.
+    pub(crate) fn close_open_incidents(&mut self, why: &str, notify: bool, now: Time) {
+        let open = match self.store.incidents(10_000) {
+            Ok(list) => list.into_iter().filter(|i| i.resolved.is_none()),
+            Err(e) => {
+                tracing::error!(error = %e, "incidents");
+                return;
+            }
+        };
+        for incident in open.collect::<Vec<_>>() {
+            self.resolve(incident, why, notify, now);
+        }
+    }
+
+    fn resolve(&mut self, open: crate::store::Incident, why: &str, notify: bool, now: Time) {
+        let alarm = open.alarm.clone();
         if let Err(e) = self.store.resolve_incident(open.id, now) {
             tracing::error!(error = %e, "cannot resolve an incident");
             return;
         }
-        tracing::info!(alarm, incident = open.id, "incident resolved");
+        tracing::info!(alarm, incident = open.id, why, "incident resolved");
+        if !notify {
+            return;
+        }
         let took = now.since(open.opened);
         if let Some(url) = self.stack.incidents.webhook.clone() {
             let body = serde_json::json!({
@@ -265,13 +295,14 @@ impl Node {
                 "title": open.title,
                 "time": now.to_string(),
                 "duration": took.to_string(),
+                "why": why,
             });
             self.deliver(open.id, "webhook", "POST", &url, &body, None, "notify", now);
         }
         if let Some(gh) = self.stack.incidents.github.clone() {
             let base = format!("{}/repos/{}/issues/{{number}}", gh.url, gh.repository);
             let comment = serde_json::json!({
-                "body": format!("Resolved: alarm `{alarm}` is OK again at {now}, {took} after it fired."),
+                "body": format!("Resolved: {why} at {now}, {took} after alarm `{alarm}` fired."),
             });
             self.deliver(
                 open.id,

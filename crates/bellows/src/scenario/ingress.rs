@@ -14,6 +14,20 @@ use bellows_proxy::ListenerView;
 
 use super::{Check, Env, ScenarioArgs, check};
 
+/// The chart when no load ran: the group's desired and in-service curves.
+fn write_capacity_chart(env: &Env, a: &ScenarioArgs) -> anyhow::Result<()> {
+    let (desired, in_service) = env.capacity_series();
+    super::write_chart(
+        a.chart.as_deref(),
+        "ingress: the group did not come into service",
+        &[bellows_load::chart::Panel {
+            title: "instances".into(),
+            series: vec![desired, in_service],
+            x_axis: None,
+        }],
+    )
+}
+
 pub fn stack(short: bool) -> String {
     format!(
         r#"
@@ -47,6 +61,7 @@ stop_timeout = "2s"
 pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> {
     let short = env.short;
     if env.wait_ready(Duration::from_secs(30)).await?.is_none() {
+        write_capacity_chart(env, a)?;
         return Ok(vec![check(
             false,
             "the group came into service within 30 s",
@@ -170,11 +185,21 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                 .to_owned()
         })
         .unwrap_or_default();
+    // The rule named must be the one that admitted this scenario's requests (they come
+    // from 127.0.0.1): authorizing another revoked rule again would let no one back in.
+    let client: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let named: Option<Cidr> = remedy
+        .strip_prefix(&format!("bellows ingress authorize {} ", env.listener))
+        .and_then(|c| c.trim().parse().ok());
+    let admits = named
+        .as_ref()
+        .is_some_and(|c| rules.contains(c) && c.contains(client));
     Ok(vec![
         check(
-            cause == "ingress_revoked" && remedy.starts_with("bellows ingress authorize"),
+            cause == "ingress_revoked" && admits,
             format!(
-                "the investigation names the revoked rule as the cause and `{remedy}` as the remedy (top cause: {cause})"
+                "the investigation names the revoked rule that admitted the requests from {client} ({}) as the cause and `{remedy}` as the remedy (top cause: {cause})",
+                named.map_or("none named".to_owned(), |c| c.to_string())
             ),
         ),
         check(
