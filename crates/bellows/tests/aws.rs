@@ -163,7 +163,7 @@ fn seed_001s_aws_commands_drive_the_running_stack() {
         if http(&lb, "GET", page, None).0 == 200 {
             answered += 1;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(1000));
     }
     assert_eq!(status, "Successful", "the refresh finished");
     let after: Vec<String> = up
@@ -171,8 +171,10 @@ fn seed_001s_aws_commands_drive_the_running_stack() {
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_owned())
         .collect();
+    // The page polled during the refresh can set off the seed's own scale-out alarm
+    // (more than 15 requests per target in a minute): there may be more than two now.
     assert!(
-        after.iter().all(|i| !before.contains(i)) && after.len() == 2,
+        after.iter().all(|i| !before.contains(i)) && after.len() >= 2,
         "every instance was replaced: {before:?} -> {after:?}"
     );
     eprintln!("the page answered 200 {answered} times during the refresh");
@@ -193,7 +195,9 @@ fn seed_001s_aws_commands_drive_the_running_stack() {
             "us-east-1",
         ],
     );
-    up.wait_for("2 healthy", Duration::from_secs(30), |u| u.healthy() == 2);
+    up.wait_for("the replacements healthy", Duration::from_secs(30), |u| {
+        u.healthy() >= after.len()
+    });
     let health = aws_json(
         &env,
         &[
