@@ -220,6 +220,31 @@ impl Alarm {
         Some(t)
     }
 
+    /// Sets the state by hand, as CloudWatch's SetAlarmState does: it holds until the
+    /// next period is evaluated, which decides again from the data. None when the
+    /// alarm already was in that state.
+    pub fn set_state(
+        &mut self,
+        state: AlarmState,
+        reason: String,
+        now: Time,
+    ) -> Option<Transition> {
+        if state == self.state {
+            return None;
+        }
+        let t = Transition {
+            alarm: self.spec.name.clone(),
+            time: now,
+            from: self.state,
+            to: state,
+            reason: reason.clone(),
+        };
+        self.state = state;
+        self.reason = reason;
+        self.since = now;
+        Some(t)
+    }
+
     /// The period index of `now`, to run repeated actions once per period.
     pub fn period_index(&self, now: Time) -> u64 {
         now.as_secs() / self.period_s()

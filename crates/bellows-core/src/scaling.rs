@@ -160,6 +160,17 @@ pub fn step_for(steps: &[Step], value: f64, threshold: f64) -> Option<&Step> {
     })
 }
 
+/// Why ExecutePolicy did nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExecuteError {
+    #[error("no policy {0}")]
+    NotFound(String),
+    #[error("policy {0} is in its cooldown")]
+    Cooldown(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// What the scaler did in one evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -270,6 +281,130 @@ impl Scaler {
             );
         }
         s
+    }
+
+    /// SetAlarmState: the alarm's new state and what its transition sets off (the
+    /// transition itself and its webhooks; its scaling actions run from the next
+    /// `evaluate` while it stays in ALARM, as they do for a computed one). None: no such
+    /// alarm.
+    pub fn set_alarm_state(
+        &mut self,
+        alarm: &str,
+        state: AlarmState,
+        reason: String,
+        now: Time,
+    ) -> Option<Vec<Outcome>> {
+        let a = self.alarms.get_mut(alarm)?;
+        let Some(t) = a.set_state(state, reason, now) else {
+            return Some(Vec::new());
+        };
+        let actions = match t.to {
+            AlarmState::Alarm => &a.spec.alarm_actions,
+            AlarmState::Ok => &a.spec.ok_actions,
+            AlarmState::InsufficientData => &a.spec.insufficient_data_actions,
+        };
+        let mut out: Vec<Outcome> = actions
+            .iter()
+            .filter_map(|x| x.strip_prefix("webhook:"))
+            .map(|w| Outcome::Webhook {
+                webhook: w.to_owned(),
+                transition: t.clone(),
+            })
+            .collect();
+        out.push(Outcome::Alarm(t));
+        Some(out)
+    }
+
+    /// ExecutePolicy: runs a simple or step policy now, as its alarm would. A simple
+    /// policy in its cooldown is refused when `honor_cooldown`; a step policy needs
+    /// the metric's value and the threshold it breached. Ok(None): the capacity is
+    /// already what the policy asks for.
+    pub fn execute_policy(
+        &mut self,
+        policy: &str,
+        groups: &mut impl GroupView,
+        now: Time,
+        honor_cooldown: bool,
+        metric_value: Option<f64>,
+        breach_threshold: Option<f64>,
+    ) -> Result<Option<Outcome>, ExecuteError> {
+        let p = self
+            .policies
+            .get(policy)
+            .ok_or_else(|| ExecuteError::NotFound(policy.to_owned()))?;
+        let group = p.spec.group.clone();
+        let g = groups
+            .group_mut(&group)
+            .ok_or_else(|| ExecuteError::NotFound(policy.to_owned()))?;
+        let cap = g.capacity();
+        let clamp = |n: i64| n.clamp(0, i64::from(u32::MAX)) as u32;
+        let wanted = match &p.spec.kind {
+            PolicyKind::Simple {
+                adjustment_type,
+                adjustment,
+                min_adjustment_magnitude,
+                ..
+            } => {
+                if honor_cooldown && now.as_secs() < p.cooldown_until.as_secs() {
+                    return Err(ExecuteError::Cooldown(policy.to_owned()));
+                }
+                clamp(adjusted(
+                    *adjustment_type,
+                    *adjustment,
+                    cap.desired,
+                    *min_adjustment_magnitude,
+                ))
+            }
+            PolicyKind::Step {
+                adjustment_type,
+                steps,
+                min_adjustment_magnitude,
+                ..
+            } => {
+                let (Some(value), Some(threshold)) = (metric_value, breach_threshold) else {
+                    return Err(ExecuteError::Invalid(
+                        "a step scaling policy needs MetricValue and BreachThreshold".to_owned(),
+                    ));
+                };
+                let step = step_for(steps, value, threshold).ok_or_else(|| {
+                    ExecuteError::Invalid(format!(
+                        "no step of policy {policy} covers {value} against the threshold {threshold}"
+                    ))
+                })?;
+                clamp(adjusted(
+                    *adjustment_type,
+                    step.adjustment,
+                    cap.desired,
+                    *min_adjustment_magnitude,
+                ))
+            }
+            _ => {
+                return Err(ExecuteError::Invalid(format!(
+                    "policy {policy} is not a simple or step scaling policy: only those can be executed"
+                )));
+            }
+        };
+        let to = wanted.clamp(cap.min, cap.max);
+        if to == cap.desired {
+            return Ok(None);
+        }
+        let cause = format!(
+            "At {now} policy {policy} was executed, changing the desired capacity from {} to {to}.",
+            cap.desired
+        );
+        g.set_capacity(None, None, Some(to), now, &cause)
+            .map_err(|e| ExecuteError::Invalid(e.to_string()))?;
+        if let Some(p) = self.policies.get_mut(policy)
+            && let PolicyKind::Simple { cooldown, .. } = p.spec.kind
+        {
+            p.cooldown_until = now + cooldown.unwrap_or(Duration::from_secs(300));
+        }
+        Ok(Some(Outcome::Scaled {
+            group,
+            policy: policy.to_owned(),
+            from: cap.desired,
+            to,
+        }))
     }
 
     pub fn policies(&self) -> impl Iterator<Item = &PolicySpec> {

@@ -21,7 +21,8 @@ use crate::lb::select::Algorithm;
 use crate::scaling::{PolicySpec, ScheduledAction};
 
 pub use parse::{
-    DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, MAX_GROUP_SIZE, default_health_check, parse,
+    DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, DEFAULT_REGION, MAX_GROUP_SIZE,
+    default_health_check, parse,
 };
 
 /// A problem found in a stack file, at a 1-based line and column.
@@ -49,6 +50,10 @@ pub struct Stack {
     pub state_dir: Option<String>,
     /// The loopback network instances get their private addresses from.
     pub instance_network: Ipv4Net,
+    /// The AWS region the AWS endpoint serves and its ARNs name (`us-east-1`).
+    pub region: String,
+    /// A key pair of the stack's own for the AWS endpoint (`[aws]`).
+    pub aws: Option<AwsKeySpec>,
     pub groups: Vec<GroupSpec>,
     pub target_groups: Vec<TargetGroupSpec>,
     pub listeners: Vec<ListenerSpec>,
@@ -62,6 +67,14 @@ pub struct Stack {
     pub simulation: SimulationSpec,
     /// Investigations started by alarms, and where incidents go.
     pub incidents: IncidentsSpec,
+}
+
+/// The `[aws]` table: the access key id AWS callers sign with, and the environment
+/// variable that holds its secret (read when bellows starts; never in the file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AwsKeySpec {
+    pub access_key_id: String,
+    pub secret_env: String,
 }
 
 /// The `[simulation]` section: a model of one group's instances for the simulator.

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod aws;
 pub mod cgroup;
 pub mod client;
 pub mod clock;

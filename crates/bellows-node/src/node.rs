@@ -53,6 +53,10 @@ pub struct NodeOptions {
     pub token: String,
     /// Set instance types as cgroup limits where the host allows.
     pub cgroups: bool,
+    /// The region the AWS endpoint serves and its ARNs name.
+    pub aws_region: String,
+    /// The key pairs the AWS endpoint accepts (see `aws::derived_credential`).
+    pub aws_credentials: Vec<bellows_aws::Credential>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,11 +152,19 @@ pub async fn run(
     let control = listener.local_addr()?;
     let (stop_api, api_stopped) = oneshot::channel::<()>();
     let (events, _) = broadcast::channel(1024);
+    let aws = crate::aws::AwsFace::new(
+        call_tx.clone(),
+        opts.token.clone(),
+        &opts.aws_region,
+        &opts.stack.name,
+        opts.aws_credentials.clone(),
+    );
     let router = api::router(api::ApiState::new(
         call_tx,
         opts.token.clone(),
         events.clone(),
-    ));
+    ))
+    .merge(crate::aws::router(std::sync::Arc::new(aws)));
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async {
@@ -413,7 +425,8 @@ impl Node {
             time: clock::now(),
             actor: actor.name.clone(),
             source: actor.source.clone(),
-            action: action.to_owned(),
+            // A caller that named its action (an AWS call) is recorded under that name.
+            action: actor.action.clone().unwrap_or_else(|| action.to_owned()),
             target,
             before,
             after,
@@ -727,6 +740,15 @@ impl Node {
             },
             now,
         );
+        self.on_outcomes(outcomes, now);
+        if now.as_secs().is_multiple_of(60) {
+            self.metrics.expire(now);
+        }
+    }
+
+    /// What the scaler decided (alarm transitions, webhooks, capacity changes): recorded,
+    /// queued and audited. Also what a SetAlarmState sets off.
+    pub(crate) fn on_outcomes(&mut self, outcomes: Vec<Outcome>, now: Time) {
         for o in outcomes {
             match o {
                 Outcome::Alarm(t) => {
@@ -806,9 +828,6 @@ impl Node {
                     );
                 }
             }
-        }
-        if now.as_secs().is_multiple_of(60) {
-            self.metrics.expire(now);
         }
     }
 

@@ -1,9 +1,10 @@
 //! The commands that talk to a running `bellows up` through its control API, one file
 //! per job: what the stack shows (`views`), what changes it (`changes`), what it
 //! measured (`metrics`), `apply`, the record (`investigate`: audit, investigations,
-//! incidents), `check` and `dashboard`.
+//! incidents), `check`, `dashboard` and `aws_env`.
 
 mod apply;
+mod aws_env;
 mod changes;
 mod check;
 mod dashboard;
@@ -12,6 +13,7 @@ mod metrics;
 mod views;
 
 pub use apply::apply;
+pub use aws_env::aws_env;
 pub use changes::{RefreshAction, ingress, protect, refresh, scale, set_health, terminate, zone};
 pub use check::check;
 pub use dashboard::dashboard;

@@ -232,6 +232,12 @@ enum Command {
         #[command(flatten)]
         conn: context::Conn,
     },
+    /// Print `export` lines that point the `aws` CLI and SDKs at this stack's AWS
+    /// endpoint: `eval "$(bellows aws-env)"`.
+    AwsEnv {
+        #[command(flatten)]
+        conn: context::Conn,
+    },
     /// The audit trail: every change, by whom, before and after (newest first).
     Audit {
         #[command(flatten)]
@@ -414,6 +420,7 @@ impl Command {
             | Command::Investigate { conn, .. }
             | Command::Incidents { conn, .. }
             | Command::Dashboard { conn }
+            | Command::AwsEnv { conn }
             | Command::Audit { conn, .. }
             | Command::Deliveries { conn, .. }
             | Command::Targets { conn, .. }
@@ -622,6 +629,7 @@ fn main() -> ExitCode {
                 commands::refresh(ctx, &group, what, wait, json).await
             }
             Command::Dashboard { .. } => commands::dashboard(ctx),
+            Command::AwsEnv { .. } => commands::aws_env(ctx).await,
             Command::Investigate {
                 since,
                 alarm,

@@ -127,12 +127,41 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
     out!("Press Ctrl-C to stop; every instance stops with bellows.");
 
     let exe = std::env::current_exe().context("cannot find the bellows binary")?;
+    // The AWS endpoint's key pair: the stack's own ([aws]), else one given in the
+    // environment, else the one derived from the token.
+    let given = match &stack.aws {
+        Some(aws) => {
+            let secret = std::env::var(&aws.secret_env).with_context(|| {
+                format!(
+                    "[aws] names the secret's variable {}, which is not set",
+                    aws.secret_env
+                )
+            })?;
+            Some((aws.access_key_id.clone(), secret))
+        }
+        None => match (
+            std::env::var(bellows_node::aws::ACCESS_KEY_ENV),
+            std::env::var(bellows_node::aws::SECRET_KEY_ENV),
+        ) {
+            (Ok(id), Ok(secret)) => Some((id, secret)),
+            (Ok(_), Err(_)) | (Err(_), Ok(_)) => anyhow::bail!(
+                "set both {} and {}, or neither",
+                bellows_node::aws::ACCESS_KEY_ENV,
+                bellows_node::aws::SECRET_KEY_ENV
+            ),
+            _ => None,
+        },
+    };
+    let aws_credentials = bellows_node::aws::credentials(&token, given);
+    let aws_region = stack.region.clone();
     let opts = NodeOptions {
         stack,
         state_dir: state_dir.clone(),
         exe,
         token,
         cgroups,
+        aws_region,
+        aws_credentials,
     };
     bellows_node::run(opts, listener, stop).await?;
     let _ = std::fs::remove_file(state_dir.join("control"));

@@ -558,3 +558,71 @@ fn predictive_reacts_to_the_spread_of_the_last_window_and_holds_it_to_scale_in()
     assert_eq!(rig.run(185..420, |_| 60.0), 3);
     assert_eq!(rig.run(420..560, |_| 60.0), 1);
 }
+
+#[test]
+fn execute_policy_runs_a_simple_or_step_policy_as_its_alarm_would() {
+    let (mut g, _) = groups(2);
+    let simple = PolicySpec {
+        name: "add-two".into(),
+        group: "web".into(),
+        kind: PolicyKind::Simple {
+            adjustment_type: AdjustmentType::ChangeInCapacity,
+            adjustment: 2,
+            cooldown: Some(Duration::from_secs(180)),
+            min_adjustment_magnitude: None,
+        },
+    };
+    let steps = PolicySpec {
+        name: "steps".into(),
+        group: "web".into(),
+        kind: PolicyKind::Step {
+            adjustment_type: AdjustmentType::ExactCapacity,
+            steps: vec![Step {
+                lower: Some(0.0),
+                upper: None,
+                adjustment: 9,
+            }],
+            min_adjustment_magnitude: None,
+            warmup: None,
+        },
+    };
+    let mut s = Scaler::new(vec![], vec![simple, steps], vec![], Time::default());
+    let now = Time::from_millis(1_000_000);
+    let out = s
+        .execute_policy("add-two", &mut g, now, true, None, None)
+        .unwrap();
+    assert!(
+        matches!(out, Some(Outcome::Scaled { from: 2, to: 4, .. })),
+        "{out:?}"
+    );
+    assert_eq!(desired(&g), 4);
+    // Within its cooldown: refused when honoured, run when not.
+    let later = Time::from_millis(1_060_000);
+    assert_eq!(
+        s.execute_policy("add-two", &mut g, later, true, None, None),
+        Err(ExecuteError::Cooldown("add-two".into()))
+    );
+    assert!(
+        s.execute_policy("add-two", &mut g, later, false, None, None)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(desired(&g), 6);
+    // A step policy needs the metric and the threshold it breached.
+    assert!(matches!(
+        s.execute_policy("steps", &mut g, later, false, None, None),
+        Err(ExecuteError::Invalid(_))
+    ));
+    s.execute_policy("steps", &mut g, later, false, Some(80.0), Some(70.0))
+        .unwrap();
+    assert_eq!(desired(&g), 9);
+    assert_eq!(
+        s.execute_policy("steps", &mut g, later, false, Some(80.0), Some(70.0)),
+        Ok(None),
+        "already at what it asks for"
+    );
+    assert_eq!(
+        s.execute_policy("nope", &mut g, later, false, None, None),
+        Err(ExecuteError::NotFound("nope".into()))
+    );
+}

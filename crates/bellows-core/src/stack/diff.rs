@@ -58,6 +58,8 @@ pub fn diff(old: &Stack, new: &Stack) -> Vec<Change> {
             "control": s.control,
             "state_dir": s.state_dir,
             "instance_network": s.instance_network,
+            "region": s.region,
+            "aws": s.aws,
         })
     };
     let fields = fields_of(&settings(old), &settings(new));

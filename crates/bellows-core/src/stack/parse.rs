@@ -8,9 +8,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::reader::{Cx, FromToml, Table};
 use super::{
-    CheckSpec, Diagnostic, GithubSpec, GroupSpec, HealthCheckSpec, HealthCheckType, IncidentsSpec,
-    InstanceType, Ipv4Net, LaunchTemplate, ListenerSpec, RESERVED_ENV, SimulationSpec, Stack,
-    Stickiness, TargetGroupSpec, TerminationPolicy, WebhookSpec,
+    AwsKeySpec, CheckSpec, Diagnostic, GithubSpec, GroupSpec, HealthCheckSpec, HealthCheckType,
+    IncidentsSpec, InstanceType, Ipv4Net, LaunchTemplate, ListenerSpec, RESERVED_ENV,
+    SimulationSpec, Stack, Stickiness, TargetGroupSpec, TerminationPolicy, WebhookSpec,
 };
 use crate::Duration;
 use crate::alarm::{AlarmSpec, Comparison, MissingData};
@@ -30,6 +30,22 @@ pub const DEFAULT_CONTROL: &str = "127.0.0.1:9900";
 pub const DEFAULT_INSTANCE_NETWORK: &str = "127.1.0.0/16";
 /// A group may not grow past this: every instance is a process on one machine.
 pub const MAX_GROUP_SIZE: i64 = 256;
+
+/// The region when `[stack]` names none.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Whether `s` looks like an AWS region name: lower-case words and a number joined by
+/// dashes (`us-east-1`, `eu-central-2`, `us-gov-west-1`).
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && s.len() <= 32
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
 
 /// Parses and validates a stack file, returning every problem it has.
 pub fn parse(src: &str) -> Result<Stack, Vec<Diagnostic>> {
@@ -59,15 +75,16 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         Some(v) => Table::from_value(cx, v, "stack".into()),
         None => None,
     };
-    let (name, control, state_dir, network) = match settings.as_mut() {
+    let (name, control, state_dir, network, region) = match settings.as_mut() {
         Some(t) => {
             let name = t.get::<Spanned<String>>(cx, "name");
             let control = t.get::<Spanned<String>>(cx, "control");
             let state_dir = t.get::<String>(cx, "state_dir");
             let network = t.get::<Spanned<String>>(cx, "instance_network");
-            (name, control, state_dir, network)
+            let region = t.get::<Spanned<String>>(cx, "region");
+            (name, control, state_dir, network, region)
         }
-        None => (None, None, None, None),
+        None => (None, None, None, None, None),
     };
     if let Some(t) = settings {
         t.finish(cx);
@@ -86,6 +103,53 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
     let instance_network = match network {
         Some(n) => parse_network(cx, &n),
         None => parse_network(cx, &Spanned::new(0..0, DEFAULT_INSTANCE_NETWORK.to_owned())),
+    };
+    let region = match region {
+        Some(r) => {
+            if !is_region(r.get_ref()) {
+                cx.error(
+                    r.span(),
+                    format!(
+                        "`stack.region`: `{}` is not a region name like us-east-1",
+                        r.get_ref()
+                    ),
+                );
+            }
+            r.into_inner()
+        }
+        None => DEFAULT_REGION.to_owned(),
+    };
+    let aws = match root.raw("aws") {
+        Some(v) => Table::from_value(cx, v, "aws".into()).and_then(|mut t| {
+            let id = t.require::<Spanned<String>>(cx, "access_key_id");
+            let env = t.require::<Spanned<String>>(cx, "secret_env");
+            t.finish(cx);
+            let (id, env) = (id?, env?);
+            let id_ok = (16..=128).contains(&id.get_ref().len())
+                && id.get_ref().bytes().all(|b| b.is_ascii_alphanumeric());
+            if !id_ok {
+                cx.error(
+                    id.span(),
+                    "`aws.access_key_id`: 16 to 128 letters and digits, like AKIAIOSFODNN7EXAMPLE",
+                );
+            }
+            let env_ok = !env.get_ref().is_empty()
+                && env
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !env_ok {
+                cx.error(
+                    env.span(),
+                    "`aws.secret_env`: the name of the environment variable that holds the secret (the secret itself never goes in the file)",
+                );
+            }
+            Some(AwsKeySpec {
+                access_key_id: id.into_inner(),
+                secret_env: env.into_inner(),
+            })
+        }),
+        None => None,
     };
 
     let mut target_groups = Vec::new();
@@ -267,6 +331,8 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         control: control?,
         state_dir,
         instance_network: instance_network?,
+        region,
+        aws,
         groups,
         target_groups,
         listeners,

@@ -118,7 +118,7 @@ boot_delay = "forever"
         expect![[r#"
             stack.toml:3:8: `Bad Name` is not a valid stack.name: use 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit
             stack.toml:4:11: `stack.control` is 0.0.0.0:9900, but the control API only listens on loopback (127.0.0.0/8 or ::1)
-            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, name, state_dir
+            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, name, region, state_dir
             stack.toml:8:8: `target_groups.tg.port` is 70000, must be from 1 to 65535
             stack.toml:11:11: `target_groups.tg.health_check.timeout` (3s) must be shorter than the interval (2s)
             stack.toml:12:21: `target_groups.tg.health_check.healthy_threshold` is 1, must be from 2 to 10
@@ -404,6 +404,38 @@ anomaly_mitigation = "yes"
             stack.toml:1:1: the stack has no group; add one as [groups.NAME] with a [groups.NAME.launch] table
             stack.toml:4:22: `target_groups.tg.anomaly_mitigation` needs `algorithm = "weighted_random"` (as on ALB)
             stack.toml:11:22: `target_groups.typo.anomaly_mitigation` must be true or false, found string
+        "#]],
+    );
+}
+
+#[test]
+fn region_and_aws_key_pair() {
+    let src = format!(
+        "[stack]\nregion = \"eu-west-3\"\n[aws]\naccess_key_id = \"AKIAWORKSHOP0000TEAM\"\nsecret_env = \"TEAM_AWS_SECRET\"\n{MINIMAL}"
+    );
+    let stack = parse(&src).unwrap();
+    assert_eq!(stack.region, "eu-west-3");
+    let aws = stack.aws.unwrap();
+    assert_eq!(
+        (aws.access_key_id.as_str(), aws.secret_env.as_str()),
+        ("AKIAWORKSHOP0000TEAM", "TEAM_AWS_SECRET")
+    );
+    assert_eq!(parse(MINIMAL).unwrap().region, "us-east-1");
+    check(
+        &format!(
+            "[stack]\nregion = \"Mars\"\n[aws]\naccess_key_id = \"short\"\nsecret_env = \"not a name\"\n{MINIMAL}"
+        ),
+        expect![[r#"
+            stack.toml:2:10: `stack.region`: `Mars` is not a region name like us-east-1
+            stack.toml:4:17: `aws.access_key_id`: 16 to 128 letters and digits, like AKIAIOSFODNN7EXAMPLE
+            stack.toml:5:14: `aws.secret_env`: the name of the environment variable that holds the secret (the secret itself never goes in the file)
+        "#]],
+    );
+    check(
+        &format!("[aws]\naccess_key_id = \"AKIAWORKSHOP0000TEAM\"\nsecret = \"x\"\n{MINIMAL}"),
+        expect![[r#"
+            stack.toml:1:1: missing key `secret_env` in [aws]
+            stack.toml:3:1: unknown key `secret` in [aws]; expected one of: access_key_id, secret_env
         "#]],
     );
 }

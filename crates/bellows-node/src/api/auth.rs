@@ -34,6 +34,7 @@ impl FromRequestParts<ApiState> for Operator {
                 Ok(Operator(Actor {
                     name: "operator".to_owned(),
                     source: source.to_owned(),
+                    action: None,
                 }))
             }
             Some(_) => Err(ApiError::new(

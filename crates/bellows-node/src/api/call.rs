@@ -94,6 +94,23 @@ pub enum Call {
     },
     /// The running stack, as the file it came from was understood.
     Stack(oneshot::Sender<serde_json::Value>),
+    /// Auto Scaling's ExecutePolicy: a simple or step policy, now.
+    ExecutePolicy {
+        policy: String,
+        honor_cooldown: bool,
+        metric_value: Option<f64>,
+        breach_threshold: Option<f64>,
+        actor: Actor,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// CloudWatch's SetAlarmState: the state holds until the alarm's next period.
+    SetAlarmState {
+        alarm: String,
+        state: bellows_core::alarm::AlarmState,
+        reason: String,
+        actor: Actor,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
     StartRefresh {
         group: String,
         min_healthy_percentage: Option<u32>,

@@ -19,6 +19,11 @@ use serde::{Deserialize, Serialize};
 pub struct Actor {
     pub name: String,
     pub source: String,
+    /// The action as the caller named it, when it did (the AWS face: a
+    /// `SetDesiredCapacity` is a capacity change that the audit trail records under
+    /// that name, as CloudTrail would).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 impl Actor {
@@ -27,6 +32,7 @@ impl Actor {
         Actor {
             name: "bellows".to_owned(),
             source: "bellows".to_owned(),
+            action: None,
         }
     }
 }

@@ -71,6 +71,32 @@ impl Node {
             } => {
                 let _ = reply.send(self.set_protection(&instance, protected, &actor, now));
             }
+            Call::ExecutePolicy {
+                policy,
+                honor_cooldown,
+                metric_value,
+                breach_threshold,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.execute_policy(
+                    &policy,
+                    honor_cooldown,
+                    metric_value,
+                    breach_threshold,
+                    &actor,
+                    now,
+                ));
+            }
+            Call::SetAlarmState {
+                alarm,
+                state,
+                reason,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.set_alarm_state(&alarm, state, reason, &actor, now));
+            }
             Call::Targets(reply) => {
                 let _ = reply.send(self.proxy.targets());
             }
@@ -770,4 +796,85 @@ fn group_named<'g>(
     groups
         .get_mut(name)
         .ok_or_else(|| ApiError::not_found(format!("no group named `{name}`")))
+}
+
+impl Node {
+    fn set_alarm_state(
+        &mut self,
+        alarm: &str,
+        state: bellows_core::alarm::AlarmState,
+        reason: String,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<(), ApiError> {
+        let before = self.scaler.alarms.get(alarm).map(|a| a.state);
+        let result = self
+            .scaler
+            .set_alarm_state(alarm, state, reason.clone(), now)
+            .ok_or_else(|| ApiError::not_found(format!("no alarm `{alarm}`")));
+        self.audit(
+            actor,
+            "SetAlarmState",
+            format!("alarm/{alarm}"),
+            serde_json::json!({ "state": before }),
+            serde_json::json!({ "state": state, "reason": reason }),
+            result.as_ref().map(|_| ()),
+        );
+        let outcomes = result?;
+        self.on_outcomes(outcomes, now);
+        Ok(())
+    }
+}
+
+impl Node {
+    fn execute_policy(
+        &mut self,
+        policy: &str,
+        honor_cooldown: bool,
+        metric_value: Option<f64>,
+        breach_threshold: Option<f64>,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<(), ApiError> {
+        use bellows_core::scaling::{ExecuteError, Outcome};
+        let before = self
+            .scaler
+            .policies()
+            .find(|p| p.name == policy)
+            .and_then(|p| self.groups.get(&p.group))
+            .map(|g| g.capacity());
+        let result = self
+            .scaler
+            .execute_policy(
+                policy,
+                &mut super::Groups {
+                    groups: &mut self.groups,
+                    warmups: &self.warmups,
+                },
+                now,
+                honor_cooldown,
+                metric_value,
+                breach_threshold,
+            )
+            .map_err(|e| match e {
+                ExecuteError::NotFound(_) => ApiError::not_found(e.to_string()),
+                ExecuteError::Cooldown(_) => ApiError::conflict("cooldown", e.to_string()),
+                ExecuteError::Invalid(_) => ApiError::bad_request(e.to_string()),
+            });
+        let after = match &result {
+            Ok(Some(Outcome::Scaled { group, to, .. })) => {
+                serde_json::json!({ "group": group, "desired": to })
+            }
+            _ => serde_json::Value::Null,
+        };
+        self.audit(
+            actor,
+            "ExecutePolicy",
+            format!("policy/{policy}"),
+            serde_json::json!(before),
+            after,
+            result.as_ref().map(|_| ()),
+        );
+        result.map(|_| ())
+    }
 }

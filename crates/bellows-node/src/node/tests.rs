@@ -82,6 +82,7 @@ fn operator() -> Actor {
     Actor {
         name: "operator".to_owned(),
         source: "cli".to_owned(),
+        action: None,
     }
 }
 

@@ -1,0 +1,255 @@
+//! The AWS face of the control address: `POST /` (Query, EC2, AWS JSON 1.0) and
+//! `POST /service/...` (Smithy RPC v2 CBOR), beside the JSON API.
+//!
+//! `bellows-aws` verifies the SigV4 signature and decodes the request; the handlers here
+//! turn it into the same [`Call`]s the JSON API sends the loop, and their answer into the
+//! action's output shape. Handlers never touch state, and every change carries an
+//! [`Actor`] whose source is `aws` and whose name is the signing access key id, so the
+//! audit trail shows it like any other change.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bellows_aws::arn::Names;
+use bellows_aws::{AwsError, Credential, Endpoint, Reply, Request, Service, Value};
+use ring::hmac;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{Actor, ApiError, Call};
+use crate::clock;
+
+mod autoscaling;
+mod cloudwatch;
+mod ec2;
+mod elbv2;
+mod sts;
+
+/// The largest AWS request body read (PutMetricData may carry up to 1 MB).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The region when the stack names none.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The key pair `bellows aws-env` prints: derived from the state directory's token, so
+/// it changes when the token does and is never stored anywhere itself.
+pub fn derived_credential(token: &str) -> Credential {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, token.trim().as_bytes());
+    let id = hmac::sign(&key, b"bellows aws access key id");
+    let secret = hmac::sign(&key, b"bellows aws secret access key");
+    let id: String = id.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let secret: String = secret.as_ref()[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Credential {
+        access_key_id: format!("AKIA{id}"),
+        secret_access_key: secret,
+    }
+}
+
+/// The variables through which a node started without a stack file's `[aws]` table
+/// takes a key pair of its own instead of the derived one.
+pub const ACCESS_KEY_ENV: &str = "BELLOWS_AWS_ACCESS_KEY_ID";
+pub const SECRET_KEY_ENV: &str = "BELLOWS_AWS_SECRET_ACCESS_KEY";
+
+/// The key pair the endpoint accepts: one given (both halves), else the derived one.
+pub fn credentials(token: &str, given: Option<(String, String)>) -> Vec<Credential> {
+    match given {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => vec![Credential {
+            access_key_id: id,
+            secret_access_key: secret,
+        }],
+        _ => vec![derived_credential(token)],
+    }
+}
+
+/// What the AWS face needs: the endpoint (region and keys), the stack's names, and the
+/// loop's mailbox.
+pub struct AwsFace {
+    endpoint: Endpoint,
+    names: Names,
+    stack_name: String,
+    calls: mpsc::Sender<Call>,
+    /// The operator's token, which custom metrics put through CloudWatch carry to the
+    /// loop (the signature has already proven the caller).
+    token: String,
+    requests: AtomicU64,
+    /// Mixed into request ids so that two runs do not repeat them.
+    run: u64,
+}
+
+impl AwsFace {
+    pub fn new(
+        calls: mpsc::Sender<Call>,
+        token: String,
+        region: &str,
+        stack_name: &str,
+        credentials: Vec<Credential>,
+    ) -> AwsFace {
+        AwsFace {
+            endpoint: Endpoint::new(region, credentials),
+            names: Names::new(region, stack_name),
+            stack_name: stack_name.to_owned(),
+            calls,
+            token,
+            requests: AtomicU64::new(0),
+            run: clock::now().as_millis() ^ (u64::from(std::process::id()) << 40),
+        }
+    }
+
+    /// A request id shaped like AWS's (a UUID).
+    fn request_id(&self) -> String {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let r = self.run;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            (r >> 32) as u32,
+            (r >> 16) as u16,
+            r & 0xfff,
+            (n >> 48) & 0xfff,
+            n & 0xffff_ffff_ffff
+        )
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Call) -> Result<T, AwsError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || AwsError::new(503, "ServiceUnavailable", "bellows is shutting down");
+        self.calls.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+}
+
+impl std::fmt::Debug for AwsFace {
+    // The token is a secret: it is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsFace")
+            .field("region", &self.endpoint.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One decoded call and who made it.
+pub(crate) struct Ctx<'a> {
+    face: &'a AwsFace,
+    call: &'a bellows_aws::Call,
+}
+
+impl Ctx<'_> {
+    fn input(&self) -> &bellows_aws::Input {
+        &self.call.input
+    }
+
+    fn names(&self) -> &Names {
+        &self.face.names
+    }
+
+    /// Who a change is recorded as: the access key, through `aws`, under the action's
+    /// AWS name.
+    fn actor(&self) -> Actor {
+        Actor {
+            name: self.call.access_key_id.clone(),
+            source: "aws".to_owned(),
+            action: Some(self.call.action.clone()),
+        }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Call) -> Result<T, AwsError> {
+        self.face.ask(make).await
+    }
+}
+
+/// An API error from the loop in the service's terms: `not_found` keeps its message with
+/// the code the service uses for it, a refused change is a validation error.
+fn from_api(e: ApiError, not_found_code: &str, invalid_code: &str) -> AwsError {
+    match e.status {
+        404 => AwsError::new(400, not_found_code, e.message),
+        503 => AwsError::new(503, "ServiceUnavailable", e.message),
+        s if s >= 500 => AwsError::new(500, "InternalFailure", e.message),
+        _ => AwsError::new(400, invalid_code, e.message),
+    }
+}
+
+/// The AWS routes, with their own body limit; merged into the control API's router.
+pub fn router(face: Arc<AwsFace>) -> Router {
+    Router::new()
+        .route("/", post(handle))
+        .route("/service/{*rest}", post(handle))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(face)
+}
+
+async fn handle(
+    State(face): State<Arc<AwsFace>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = face.request_id();
+    let req = Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &headers,
+        body: &body,
+    };
+    let now = (clock::now().as_millis() / 1000) as i64;
+    let call = match face.endpoint.accept(&req, now, &request_id) {
+        Ok(call) => call,
+        Err(reply) => {
+            tracing::info!(status = reply.status, request_id = %request_id, "aws request refused");
+            return into_response(reply);
+        }
+    };
+    let ctx = Ctx {
+        face: &face,
+        call: &call,
+    };
+    let result = dispatch(&ctx).await;
+    if let Err(e) = &result {
+        tracing::info!(service = call.service.signing_name(), action = %call.action, code = %e.code, key = %call.access_key_id, "aws call failed");
+    } else {
+        tracing::debug!(service = call.service.signing_name(), action = %call.action, key = %call.access_key_id, "aws call");
+    }
+    into_response(call.reply(result, &request_id))
+}
+
+async fn dispatch(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let action = ctx.call.action.as_str();
+    let answer = match ctx.call.service {
+        Service::Sts => sts::handle(ctx, action).await,
+        Service::AutoScaling => autoscaling::handle(ctx, action).await,
+        Service::Elbv2 => elbv2::handle(ctx, action).await,
+        Service::Ec2 => ec2::handle(ctx, action).await,
+        Service::CloudWatch => cloudwatch::handle(ctx, action).await,
+    };
+    answer.unwrap_or_else(|| Err(AwsError::invalid_action(action, ctx.call.service.title())))
+}
+
+fn into_response(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut headers = HeaderMap::new();
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            headers.insert(k, v);
+        }
+    }
+    (status, headers, reply.body).into_response()
+}
+
+/// Seconds since the epoch of a core time, for a timestamp member.
+fn time(t: bellows_core::Time) -> Value {
+    Value::Time(t.as_millis() as f64 / 1000.0)
+}

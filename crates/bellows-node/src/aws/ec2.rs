@@ -1,0 +1,439 @@
+//! EC2 (2016-11-15): each listener's ingress allow-list as a security group, the
+//! groups' instances, and the stack's zones. Member names are EC2's wire names
+//! (`groupId`, `ipPermissions`, lists as `<item>`).
+
+use bellows_aws::arn::ACCOUNT;
+use bellows_aws::{AwsError, Input, Value};
+use bellows_core::group::Lifecycle;
+use bellows_core::lb::cidr::Cidr;
+use bellows_proxy::ListenerView;
+
+use super::{Ctx, from_api, time};
+use crate::api::Call;
+
+pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
+    Some(match action {
+        "DescribeSecurityGroups" => describe_security_groups(ctx).await,
+        "AuthorizeSecurityGroupIngress" => ingress(ctx, true).await,
+        "RevokeSecurityGroupIngress" => ingress(ctx, false).await,
+        "DescribeInstances" => describe_instances(ctx).await,
+        "DescribeAvailabilityZones" => describe_zones(ctx).await,
+        _ => return None,
+    })
+}
+
+fn group_not_found(id: &str) -> AwsError {
+    AwsError::new(
+        400,
+        "InvalidGroup.NotFound",
+        format!("The security group '{id}' does not exist"),
+    )
+}
+
+fn invalid(message: impl Into<String>) -> AwsError {
+    AwsError::new(400, "InvalidParameterValue", message)
+}
+
+fn port_of(address: &str) -> i64 {
+    address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+fn permission(l: &ListenerView) -> Value {
+    let port = port_of(&l.address);
+    let (v4, v6): (Vec<&Cidr>, Vec<&Cidr>) =
+        l.ingress.iter().partition(|c| !c.to_string().contains(':'));
+    Value::object()
+        .with("ipProtocol", "tcp")
+        .with("fromPort", port)
+        .with("toPort", port)
+        .with("groups", Value::List(Vec::new()))
+        .with(
+            "ipRanges",
+            Value::List(
+                v4.iter()
+                    .map(|c| Value::object().with("cidrIp", c.to_string()))
+                    .collect(),
+            ),
+        )
+        .with(
+            "ipv6Ranges",
+            Value::List(
+                v6.iter()
+                    .map(|c| Value::object().with("cidrIpv6", c.to_string()))
+                    .collect(),
+            ),
+        )
+        .with("prefixListIds", Value::List(Vec::new()))
+}
+
+fn security_group(ctx: &Ctx<'_>, l: &ListenerView) -> Value {
+    let names = ctx.names();
+    let id = names.security_group_id(&l.name);
+    let egress = Value::object()
+        .with("ipProtocol", "-1")
+        .with("groups", Value::List(Vec::new()))
+        .with(
+            "ipRanges",
+            Value::List(vec![Value::object().with("cidrIp", "0.0.0.0/0")]),
+        )
+        .with("ipv6Ranges", Value::List(Vec::new()))
+        .with("prefixListIds", Value::List(Vec::new()));
+    Value::object()
+        .with("ownerId", ACCOUNT)
+        .with("groupName", l.name.as_str())
+        .with("groupId", id.as_str())
+        .with(
+            "groupDescription",
+            format!("Ingress allow-list of listener {} ({})", l.name, l.address),
+        )
+        .with("ipPermissions", Value::List(vec![permission(l)]))
+        .with("ipPermissionsEgress", Value::List(vec![egress]))
+        .with("vpcId", names.vpc_id())
+        .with(
+            "securityGroupArn",
+            format!("arn:aws:ec2:{}:{ACCOUNT}:security-group/{id}", names.region),
+        )
+        .with("tagSet", Value::List(Vec::new()))
+}
+
+/// Filters as EC2 takes them: (`group-name`, [values]).
+fn filters(input: &Input) -> Result<Vec<(String, Vec<String>)>, AwsError> {
+    input
+        .list("Filter")
+        .iter()
+        .map(|f| Ok((f.str("Name")?, f.strings("Value")?)))
+        .collect()
+}
+
+async fn describe_security_groups(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let ids = input.strings("GroupId")?;
+    let group_names = input.strings("GroupName")?;
+    let filters = filters(input)?;
+    let listeners = ctx.ask(Call::Listeners).await?;
+    let names = ctx.names();
+    for id in &ids {
+        if !listeners
+            .iter()
+            .any(|l| names.security_group_id(&l.name) == *id)
+        {
+            return Err(group_not_found(id));
+        }
+    }
+    for n in &group_names {
+        if !listeners.iter().any(|l| l.name == *n) {
+            return Err(AwsError::new(
+                400,
+                "InvalidGroup.NotFound",
+                format!("The security group '{n}' does not exist in default VPC"),
+            ));
+        }
+    }
+    let list: Vec<Value> = listeners
+        .iter()
+        .filter(|l| ids.is_empty() || ids.contains(&names.security_group_id(&l.name)))
+        .filter(|l| group_names.is_empty() || group_names.contains(&l.name))
+        .filter(|l| {
+            filters.iter().all(|(name, values)| match name.as_str() {
+                "group-name" => values.contains(&l.name),
+                "group-id" => values.contains(&names.security_group_id(&l.name)),
+                "vpc-id" => values.contains(&names.vpc_id()),
+                // A filter bellows does not know matches nothing, as AWS's would
+                // match no group that lacks the field.
+                _ => false,
+            })
+        })
+        .map(|l| security_group(ctx, l))
+        .collect();
+    Ok(Value::object().with("securityGroupInfo", Value::List(list)))
+}
+
+/// One permission of a rule change: protocol, ports, CIDRs.
+type Permission = (Option<String>, Option<i64>, Option<i64>, Vec<String>);
+
+/// The CIDRs a rule change names, whether given flat (`--protocol --port --cidr`) or as
+/// `IpPermissions`, checked against the listener's port.
+fn requested_cidrs(input: &Input, port: i64) -> Result<Vec<String>, AwsError> {
+    let mut perms: Vec<Permission> = Vec::new();
+    if let Some(cidr) = input.opt_str("CidrIp")? {
+        perms.push((
+            input.opt_str("IpProtocol")?,
+            input.opt_i64("FromPort")?,
+            input.opt_i64("ToPort")?,
+            vec![cidr],
+        ));
+    }
+    for p in input.list("IpPermissions") {
+        let mut cidrs = Vec::new();
+        for r in p.list("IpRanges") {
+            cidrs.push(r.str("CidrIp")?);
+        }
+        for r in p.list("Ipv6Ranges") {
+            cidrs.push(r.str("CidrIpv6")?);
+        }
+        if !p.list("Groups").is_empty() || !p.list("PrefixListIds").is_empty() {
+            return Err(invalid(
+                "bellows security groups hold CIDR rules only, not group or prefix-list references",
+            ));
+        }
+        perms.push((
+            p.opt_str("IpProtocol")?,
+            p.opt_i64("FromPort")?,
+            p.opt_i64("ToPort")?,
+            cidrs,
+        ));
+    }
+    if perms.is_empty() {
+        return Err(AwsError::new(
+            400,
+            "MissingParameter",
+            "The request must contain the parameter ipPermissions or cidrIp",
+        ));
+    }
+    let mut out = Vec::new();
+    for (protocol, from, to, cidrs) in perms {
+        match protocol.as_deref() {
+            Some("tcp" | "6") => {}
+            Some(p) => {
+                return Err(invalid(format!(
+                    "A listener's security group holds tcp rules only, not {p}"
+                )));
+            }
+            None => {
+                return Err(AwsError::new(
+                    400,
+                    "MissingParameter",
+                    "The request must contain the parameter ipProtocol",
+                ));
+            }
+        }
+        let (from, to) = (from.unwrap_or(port), to.or(from).unwrap_or(port));
+        if !(from..=to).contains(&port) {
+            return Err(invalid(format!(
+                "The listener behind this security group listens on port {port}; the rule names {from}-{to}"
+            )));
+        }
+        out.extend(cidrs);
+    }
+    Ok(out)
+}
+
+async fn ingress(ctx: &Ctx<'_>, authorize: bool) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let id = match (input.opt_str("GroupId")?, input.opt_str("GroupName")?) {
+        (Some(id), _) => id,
+        (None, Some(name)) => ctx.names().security_group_id(&name),
+        (None, None) => {
+            return Err(AwsError::new(
+                400,
+                "MissingParameter",
+                "The request must contain the parameter groupId",
+            ));
+        }
+    };
+    let listeners = ctx.ask(Call::Listeners).await?;
+    let names = ctx.names();
+    let Some(listener) = listeners
+        .iter()
+        .find(|l| names.security_group_id(&l.name) == id)
+    else {
+        return Err(group_not_found(&id));
+    };
+    let raw = requested_cidrs(input, port_of(&listener.address))?;
+    let mut cidrs = Vec::new();
+    for r in &raw {
+        let cidr: Cidr = r
+            .parse()
+            .map_err(|e| invalid(format!("CIDR block {r} is malformed: {e}")))?;
+        let present = listener.ingress.contains(&cidr);
+        if authorize && present {
+            return Err(AwsError::new(
+                400,
+                "InvalidPermission.Duplicate",
+                format!(
+                    "the specified rule \"peer: {r}, TCP, from port: {p}, to port: {p}, ALLOW\" already exists",
+                    p = port_of(&listener.address)
+                ),
+            ));
+        }
+        if !authorize && !present {
+            return Err(AwsError::new(
+                400,
+                "InvalidPermission.NotFound",
+                "The specified rule does not exist in this security group.",
+            ));
+        }
+        cidrs.push(cidr);
+    }
+    let mut rules = Vec::new();
+    for cidr in cidrs {
+        let actor = ctx.actor();
+        let name = listener.name.clone();
+        ctx.ask(|reply| Call::Ingress {
+            listener: name,
+            cidr,
+            authorize,
+            actor,
+            reply,
+        })
+        .await?
+        .map_err(|e| from_api(e, "InvalidGroup.NotFound", "InvalidParameterValue"))?;
+        let v6 = cidr.to_string().contains(':');
+        let port = port_of(&listener.address);
+        // A revoked rule's shape has no owner.
+        let owner = authorize.then_some(ACCOUNT);
+        rules.push(
+            Value::object()
+                .with(
+                    "securityGroupRuleId",
+                    format!(
+                        "sgr-{}",
+                        names.hex_id("sgr", &format!("{}/{cidr}", listener.name), 17)
+                    ),
+                )
+                .with("groupId", id.as_str())
+                .with("groupOwnerId", owner)
+                .with("isEgress", false)
+                .with("ipProtocol", "tcp")
+                .with("fromPort", port)
+                .with("toPort", port)
+                .with(if v6 { "cidrIpv6" } else { "cidrIpv4" }, cidr.to_string()),
+        );
+    }
+    let set = if authorize {
+        "securityGroupRuleSet"
+    } else {
+        "revokedSecurityGroupRuleSet"
+    };
+    Ok(Value::object()
+        .with("return", true)
+        .with(set, Value::List(rules)))
+}
+
+async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let ids = input.strings("InstanceId")?;
+    let filters = filters(input)?;
+    let instances = ctx.ask(Call::Instances).await?;
+    for id in &ids {
+        if !instances.iter().any(|i| i.id.to_string() == *id) {
+            return Err(AwsError::new(
+                400,
+                "InvalidInstanceID.NotFound",
+                format!("The instance ID '{id}' does not exist"),
+            ));
+        }
+    }
+    let names = ctx.names();
+    let list: Vec<Value> = instances
+        .iter()
+        .filter(|i| ids.is_empty() || ids.contains(&i.id.to_string()))
+        .filter(|i| {
+            filters.iter().all(|(name, values)| match name.as_str() {
+                "instance-state-name" => values.iter().any(|v| *v == state(i.lifecycle).1),
+                "availability-zone" => values.contains(&i.zone),
+                "instance-id" => values.contains(&i.id.to_string()),
+                "tag:aws:autoscaling:groupName" => values.contains(&i.group),
+                _ => false,
+            })
+        })
+        .map(|i| {
+            let (code, name) = state(i.lifecycle);
+            let ip = i.private_ip.clone().unwrap_or_default();
+            Value::object()
+                .with("instanceId", i.id.to_string())
+                .with("imageId", "ami-bellows")
+                .with(
+                    "instanceState",
+                    Value::object().with("code", code).with("name", name),
+                )
+                .with("privateDnsName", ip.clone())
+                .with("dnsName", "")
+                .with("instanceType", i.instance_type.as_str())
+                .with("launchTime", time(i.launched_at))
+                .with(
+                    "placement",
+                    Value::object()
+                        .with("availabilityZone", i.zone.as_str())
+                        .with("tenancy", "default"),
+                )
+                .with("subnetId", names.subnet_id(&i.zone))
+                .with("vpcId", names.vpc_id())
+                .with("privateIpAddress", ip)
+                .with("architecture", "x86_64")
+                .with(
+                    "tagSet",
+                    Value::List(vec![
+                        Value::object()
+                            .with("key", "aws:autoscaling:groupName")
+                            .with("value", i.group.as_str()),
+                    ]),
+                )
+        })
+        .collect();
+    // One reservation per instance, as Auto Scaling launches them.
+    let reservations: Vec<Value> = list
+        .into_iter()
+        .map(|inst| {
+            let id = inst
+                .get("instanceId")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Value::object()
+                .with(
+                    "reservationId",
+                    format!("r-{}", names.hex_id("reservation", &id, 17)),
+                )
+                .with("ownerId", ACCOUNT)
+                .with("groupSet", Value::List(Vec::new()))
+                .with("instancesSet", Value::List(vec![inst]))
+        })
+        .collect();
+    Ok(Value::object().with("reservationSet", Value::List(reservations)))
+}
+
+/// EC2's state code and name for an instance's lifecycle.
+fn state(l: Lifecycle) -> (i64, &'static str) {
+    match l {
+        Lifecycle::Pending => (0, "pending"),
+        Lifecycle::InService => (16, "running"),
+        Lifecycle::Terminating => (32, "shutting-down"),
+        Lifecycle::Terminated => (48, "terminated"),
+    }
+}
+
+async fn describe_zones(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let input = ctx.input();
+    let wanted = input.strings("ZoneName")?;
+    let zones = ctx.ask(Call::Zones).await?;
+    for z in &wanted {
+        if !zones.iter().any(|v| v.zone == *z) {
+            return Err(invalid(format!("Invalid availability zone: [{z}]")));
+        }
+    }
+    let region = ctx.names().region.clone();
+    let list: Vec<Value> = zones
+        .iter()
+        .filter(|z| wanted.is_empty() || wanted.contains(&z.zone))
+        .map(|z| {
+            Value::object()
+                .with("optInStatus", "opt-in-not-required")
+                .with("messageSet", Value::List(Vec::new()))
+                .with("regionName", region.as_str())
+                .with("zoneName", z.zone.as_str())
+                .with("zoneId", format!("bellows-{}", z.zone))
+                .with("groupName", region.as_str())
+                .with("networkBorderGroup", region.as_str())
+                .with("zoneType", "availability-zone")
+                .with(
+                    "zoneState",
+                    if z.available { "available" } else { "impaired" },
+                )
+        })
+        .collect();
+    Ok(Value::object().with("availabilityZoneInfo", Value::List(list)))
+}

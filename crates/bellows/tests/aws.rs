@@ -1,0 +1,508 @@
+//! End to end: the real `aws` CLI and boto3 against a running `examples/ip-tracker.toml`,
+//! signed with the key pair `bellows aws-env` prints.
+
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Stops the test with a clear message when a client is not installed: scripts/test
+/// installs them (`pip install awscli boto3`).
+fn need_clients() {
+    let aws = Command::new("aws").arg("--version").output();
+    assert!(
+        aws.as_ref().is_ok_and(|o| o.status.success()),
+        "the `aws` CLI is missing: run scripts/test, or `python3 -m pip install awscli boto3`"
+    );
+    let boto3 = Command::new("python3")
+        .args(["-c", "import boto3"])
+        .output();
+    assert!(
+        boto3.as_ref().is_ok_and(|o| o.status.success()),
+        "boto3 is missing: run scripts/test, or `python3 -m pip install awscli boto3`"
+    );
+}
+
+/// The example stack on ephemeral ports and a loopback network of its own, with one
+/// more alarm on a custom metric.
+fn tracker() -> Up {
+    let (dir, network) = scratch();
+    let stack = std::fs::read_to_string(root().join("examples/ip-tracker.toml"))
+        .unwrap()
+        .replace(":8080\"", ":0\"")
+        .replace(
+            "control = \"127.0.0.1:9900\"",
+            &format!("control = \"127.0.0.1:9900\"\ninstance_network = \"{network}\""),
+        )
+        + "\n[alarms.custom-orders]\nnamespace = \"Workshop\"\nmetric = \"Orders\"\nstatistic = \"Sum\"\n\
+           period = \"10s\"\nevaluation_periods = 1\ncomparison = \">\"\nthreshold = 5\n\
+           treat_missing_data = \"notBreaching\"\n\n[[groups.tracker.scheduled]]\nname = \"nightly\"\n\
+           cron = \"0 2 * * *\"\nmin = 1\n";
+    let file = write_file(&dir, "ip-tracker.toml", &stack);
+    let up = Up::start_file(&file, &dir);
+    up.wait_for("2 healthy", Duration::from_secs(30), |u| u.healthy() == 2);
+    up
+}
+
+/// The variables `bellows aws-env` prints, as (name, value).
+fn aws_env(up: &Up) -> Vec<(String, String)> {
+    let out = up.cli(&["aws-env"]);
+    assert!(out.status.success(), "aws-env: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let vars: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    for name in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    ] {
+        assert!(vars.iter().any(|(k, _)| k == name), "{name} in {text}");
+    }
+    vars
+}
+
+fn aws(env: &[(String, String)], args: &[&str]) -> Output {
+    Command::new("aws")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(args)
+        .output()
+        .expect("aws runs")
+}
+
+fn aws_ok(env: &[(String, String)], args: &[&str]) -> String {
+    let out = aws(env, args);
+    assert!(
+        out.status.success(),
+        "aws {}: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn aws_json(env: &[(String, String)], args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    serde_json::from_str(&aws_ok(env, &all)).unwrap()
+}
+
+/// Seed 001's workshop commands (`Important Commands`), with the stack's own names for
+/// the group, target group and port: the instance refresh, target health, the load
+/// balancer's security group found by `--query`, and the ingress rule revoked and
+/// authorized again.
+#[test]
+fn seed_001s_aws_commands_drive_the_running_stack() {
+    need_clients();
+    let up = tracker();
+    let env = aws_env(&up);
+    let page = "/app-x7k9m2n8/";
+    let lb = up.lb();
+    let port = lb.rsplit(':').next().unwrap().to_owned();
+    let before: Vec<String> = up
+        .in_service()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // Force Instance Refresh.
+    aws_ok(
+        &env,
+        &[
+            "autoscaling",
+            "start-instance-refresh",
+            "--auto-scaling-group-name",
+            "tracker",
+            "--preferences",
+            r#"{"MinHealthyPercentage": 0, "InstanceWarmup": 60}"#,
+            "--region",
+            "us-east-1",
+        ],
+    );
+    let start = Instant::now();
+    let mut answered = 0u32;
+    let mut status = String::new();
+    while start.elapsed() < Duration::from_secs(180) {
+        let r = aws_json(
+            &env,
+            &[
+                "autoscaling",
+                "describe-instance-refreshes",
+                "--auto-scaling-group-name",
+                "tracker",
+                "--region",
+                "us-east-1",
+            ],
+        );
+        status = r["InstanceRefreshes"][0]["Status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status == "Successful" {
+            break;
+        }
+        if http(&lb, "GET", page, None).0 == 200 {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    assert_eq!(status, "Successful", "the refresh finished");
+    let after: Vec<String> = up
+        .in_service()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    // The page polled during the refresh can set off the seed's own scale-out alarm
+    // (more than 15 requests per target in a minute): there may be more than two now.
+    assert!(
+        after.iter().all(|i| !before.contains(i)) && after.len() >= 2,
+        "every instance was replaced: {before:?} -> {after:?}"
+    );
+    eprintln!("the page answered 200 {answered} times during the refresh");
+
+    // Check Instance Health.
+    let tg = aws_ok(
+        &env,
+        &[
+            "elbv2",
+            "describe-target-groups",
+            "--names",
+            "tracker",
+            "--query",
+            "TargetGroups[0].TargetGroupArn",
+            "--output",
+            "text",
+            "--region",
+            "us-east-1",
+        ],
+    );
+    up.wait_for("the replacements healthy", Duration::from_secs(30), |u| {
+        u.healthy() >= after.len()
+    });
+    let health = aws_json(
+        &env,
+        &[
+            "elbv2",
+            "describe-target-health",
+            "--target-group-arn",
+            tg.trim(),
+            "--region",
+            "us-east-1",
+        ],
+    );
+    let listed: Vec<&str> = health["TargetHealthDescriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["TargetHealth"]["State"] == "healthy")
+        .map(|d| d["Target"]["Id"].as_str().unwrap())
+        .collect();
+    for id in &after {
+        assert!(
+            listed.contains(&id.as_str()),
+            "{id} is healthy in {health:#}"
+        );
+    }
+
+    // Break Service (Scenario 2).
+    let sg = aws_ok(
+        &env,
+        &[
+            "elbv2",
+            "describe-load-balancers",
+            "--names",
+            "ip-tracker",
+            "--query",
+            "LoadBalancers[0].SecurityGroups[0]",
+            "--output",
+            "text",
+            "--region",
+            "us-east-1",
+        ],
+    );
+    let sg = sg.trim();
+    assert!(sg.starts_with("sg-") && sg.len() == 20, "{sg}");
+    assert_eq!(http(&lb, "GET", page, None).0, 200);
+    aws_ok(
+        &env,
+        &[
+            "ec2",
+            "revoke-security-group-ingress",
+            "--group-id",
+            sg,
+            "--protocol",
+            "tcp",
+            "--port",
+            &port,
+            "--cidr",
+            "0.0.0.0/0",
+            "--region",
+            "us-east-1",
+        ],
+    );
+    let cut = std::panic::catch_unwind(|| http(&lb, "GET", page, None).0);
+    assert!(
+        !matches!(cut, Ok(200)),
+        "the listener no longer answers once the rule is revoked"
+    );
+
+    // The change is in the audit trail as the AWS call it was, by the access key.
+    let key = env
+        .iter()
+        .find(|(k, _)| k == "AWS_ACCESS_KEY_ID")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let audit = up.json(&["audit", "--limit", "200"]);
+    let record = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "RevokeSecurityGroupIngress")
+        .unwrap_or_else(|| panic!("no revoke in {audit:#}"));
+    assert_eq!(record["source"], "aws", "{record:#}");
+    assert_eq!(record["actor"], key.as_str(), "{record:#}");
+
+    // Restore Service.
+    aws_ok(
+        &env,
+        &[
+            "ec2",
+            "authorize-security-group-ingress",
+            "--group-id",
+            sg,
+            "--protocol",
+            "tcp",
+            "--port",
+            &port,
+            "--cidr",
+            "0.0.0.0/0",
+            "--region",
+            "us-east-1",
+        ],
+    );
+    assert_eq!(
+        http(&lb, "GET", page, None).0,
+        200,
+        "the listener answers again"
+    );
+}
+
+/// boto3 on every implemented action of every service, CloudWatch in each of its
+/// three protocols, the error cases with their codes, and every answer checked against
+/// botocore's model of its output shape (tests/aws/check.py).
+#[test]
+fn boto3_checks_every_service_and_cloudwatch_protocol() {
+    need_clients();
+    let up = tracker();
+    let env = aws_env(&up);
+    let out = Command::new("python3")
+        .arg(root().join("tests/aws/check.py"))
+        .args([
+            "--group",
+            "tracker",
+            "--target-group",
+            "tracker",
+            "--load-balancer",
+            "ip-tracker",
+            "--alarm",
+            "custom-orders",
+        ])
+        .env_remove("AWS_PROFILE")
+        .env("HOME", std::env::temp_dir())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("every check passed"), "{stdout}");
+}
+
+/// A wrong secret and an unknown key get AWS's 403 codes from the CLI too, and change
+/// nothing.
+#[test]
+fn the_cli_with_a_bad_key_gets_403_and_changes_nothing() {
+    need_clients();
+    let up = tracker();
+    let mut env = aws_env(&up);
+    for (k, v) in env.iter_mut() {
+        if k == "AWS_SECRET_ACCESS_KEY" {
+            *v = "not-the-secret".to_owned();
+        }
+    }
+    let out = aws(
+        &env,
+        &[
+            "autoscaling",
+            "set-desired-capacity",
+            "--auto-scaling-group-name",
+            "tracker",
+            "--desired-capacity",
+            "3",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("(SignatureDoesNotMatch)"),
+        "{err}"
+    );
+    for (k, v) in env.iter_mut() {
+        if k == "AWS_ACCESS_KEY_ID" {
+            *v = "AKIAUNKNOWNKEY000000".to_owned();
+        }
+    }
+    let out = aws(&env, &["sts", "get-caller-identity"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("(InvalidClientTokenId)"),
+        "{err}"
+    );
+    assert_eq!(
+        up.json(&["status"])["groups"][0]["desired"],
+        2,
+        "nothing changed"
+    );
+}
+
+/// A stack's own region and key pair (`[stack] region`, `[aws]`): `aws-env` prints them,
+/// the CLI signs with them, a request signed for another region is refused, and a
+/// change is audited under its AWS name with the stack's access key id.
+#[test]
+fn a_stacks_own_region_and_key_pair() {
+    need_clients();
+    let stack = format!(
+        "region = \"eu-west-3\"\n\n[aws]\naccess_key_id = \"AKIAWORKSHOP0000TEAM\"\nsecret_env = \"TEAM_AWS_SECRET\"\n{}",
+        echo_stack(1, "")
+    );
+    let secret = [("TEAM_AWS_SECRET", "team-secret-0123456789")];
+    let up = Up::start_with_env("team", &stack, &secret);
+    up.wait_for("1 in service", Duration::from_secs(20), |u| {
+        u.in_service().len() == 1
+    });
+    let out = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&up.state)
+        .arg("aws-env")
+        .env("TEAM_AWS_SECRET", secret[0].1)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("AWS_ACCESS_KEY_ID=AKIAWORKSHOP0000TEAM"),
+        "{text}"
+    );
+    assert!(
+        text.contains("AWS_SECRET_ACCESS_KEY=team-secret-0123456789"),
+        "{text}"
+    );
+    assert!(text.contains("AWS_DEFAULT_REGION=eu-west-3"), "{text}");
+    let env: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let arn = aws_ok(
+        &env,
+        &[
+            "autoscaling",
+            "describe-auto-scaling-groups",
+            "--query",
+            "AutoScalingGroups[0].AutoScalingGroupARN",
+            "--output",
+            "text",
+        ],
+    );
+    assert!(
+        arn.starts_with("arn:aws:autoscaling:eu-west-3:123456789012:autoScalingGroup:"),
+        "{arn}"
+    );
+    // The derived key pair is not accepted once the stack brings its own.
+    let derived = aws_env_without_secret(&up);
+    let out = aws(&derived, &["sts", "get-caller-identity"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(InvalidClientTokenId)"),
+        "{out:?}"
+    );
+    // Signed for us-east-1, as the seed's commands are: refused, and nothing changes.
+    let out = aws(
+        &env,
+        &[
+            "autoscaling",
+            "set-desired-capacity",
+            "--auto-scaling-group-name",
+            "web",
+            "--desired-capacity",
+            "2",
+            "--region",
+            "us-east-1",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(SignatureDoesNotMatch)"),
+        "{out:?}"
+    );
+    assert_eq!(up.json(&["status"])["groups"][0]["desired"], 1);
+    aws_ok(
+        &env,
+        &[
+            "autoscaling",
+            "set-desired-capacity",
+            "--auto-scaling-group-name",
+            "web",
+            "--desired-capacity",
+            "2",
+        ],
+    );
+    assert_eq!(up.json(&["status"])["groups"][0]["desired"], 2);
+    let audit = up.json(&["audit", "--limit", "50"]);
+    let record = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target"] == "group/web" && r["source"] == "aws")
+        .unwrap_or_else(|| panic!("no aws record in {audit:#}"));
+    assert_eq!(record["action"], "SetDesiredCapacity", "{record:#}");
+    assert_eq!(record["actor"], "AKIAWORKSHOP0000TEAM", "{record:#}");
+    assert!(
+        !up.log().contains("team-secret-0123456789"),
+        "the secret is never logged"
+    );
+}
+
+/// The key pair derived from the state directory's token, which the endpoint accepts
+/// only when the stack brings none of its own.
+fn aws_env_without_secret(up: &Up) -> Vec<(String, String)> {
+    let token = std::fs::read_to_string(up.state.join("token")).unwrap();
+    let c = bellows_node::aws::derived_credential(&token);
+    let endpoint = std::fs::read_to_string(up.state.join("control")).unwrap();
+    vec![
+        (
+            "AWS_ENDPOINT_URL".into(),
+            format!("http://{}", endpoint.trim()),
+        ),
+        ("AWS_ACCESS_KEY_ID".into(), c.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key),
+        ("AWS_DEFAULT_REGION".into(), "eu-west-3".into()),
+    ]
+}
