@@ -35,8 +35,9 @@ use crate::access_log::Entry;
 use crate::http1::{BodyState, ClientIo, HeadError, RequestHead};
 use crate::targets::{InFlight, Target, TargetGroup};
 use crate::tunnel;
-use crate::upstream::{self, ExchangeError, Framing, Upstream, put_field};
+use crate::upstream::{self, ExchangeError, Framing, Upstream};
 use crate::watch;
+use crate::wire::{put_chunk, put_field};
 use crate::{Listener, Shared, now};
 
 /// bellows' stickiness cookies, like ALB's AWSALB and AWSALBAPP.
@@ -519,7 +520,7 @@ async fn send_request(
     while let Some(data) = client.body(body).await.map_err(Failure::ClientBody)? {
         if chunked {
             framed.clear();
-            upstream::put_chunk(&mut framed, &data);
+            put_chunk(&mut framed, &data);
             up.send(&framed).await.map_err(exchange)?;
         } else {
             up.send(&data).await.map_err(exchange)?;
@@ -789,7 +790,7 @@ async fn respond(
             Some(Ok(data)) => {
                 sent += data.len() as u64;
                 let written = if rechunk {
-                    upstream::put_chunk(&mut client.wbuf, &data);
+                    put_chunk(&mut client.wbuf, &data);
                     client.flush_wbuf().await
                 } else {
                     client.write(&data).await

@@ -19,6 +19,7 @@ pub mod targets;
 mod tunnel;
 mod upstream;
 mod watch;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

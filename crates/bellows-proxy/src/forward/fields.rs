@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 
-use crate::upstream::put_field;
+use crate::wire::put_field;
 
 /// Fields that describe one connection, not the message: never passed on.
 const HOP_BY_HOP: [&str; 7] = [
