@@ -26,6 +26,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::AppError;
+use crate::clock::now_ms;
 
 /// Settings, from the environment as the seed's app reads them.
 #[derive(Debug, Clone)]
@@ -105,13 +106,6 @@ struct Tracker {
     instance: String,
     private_ip: String,
     zone: String,
-}
-
-#[allow(clippy::disallowed_methods)] // An app keeps its own wall-clock timestamps.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub fn store_path() -> PathBuf {

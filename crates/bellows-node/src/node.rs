@@ -583,8 +583,7 @@ impl Node {
             }
         }
         self.flush();
-        let deadline =
-            tokio::time::Instant::from_std(clock::instant()) + longest + Duration::from_secs(3);
+        let deadline = clock::after(longest + Duration::from_secs(3));
         while self.provider.running().next().is_some() {
             match tokio::time::timeout_at(deadline, proc_rx.recv()).await {
                 Ok(Some(event)) => self.on_proc(event),

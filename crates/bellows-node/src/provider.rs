@@ -320,10 +320,10 @@ async fn watch(
             }
             Some(timeout) = control.recv() => {
                 let _ = killpg(pgid, Signal::SIGTERM);
-                let deadline = tokio::time::Instant::now() + timeout;
+                let deadline = crate::clock::after(timeout);
                 kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
             }
-            _ = async { tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)).await }, if kill_at.is_some() => {
+            _ = async { tokio::time::sleep_until(kill_at.unwrap_or_else(|| crate::clock::after(Duration::ZERO))).await }, if kill_at.is_some() => {
                 let _ = killpg(pgid, Signal::SIGKILL);
                 kill_at = None;
             }

@@ -32,13 +32,14 @@ use choose::{choose, cookie, sticky_target};
 use fields::{connection_field, connection_listed, hop_by_hop, http_date, named, status_line};
 
 use crate::access_log::Entry;
+use crate::clock::{instant, now, since};
 use crate::http1::{BodyState, ClientIo, HeadError, RequestHead};
 use crate::targets::{InFlight, Target, TargetGroup};
 use crate::tunnel;
 use crate::upstream::{self, ExchangeError, Framing, Upstream};
 use crate::watch;
 use crate::wire::{put_chunk, put_field};
-use crate::{Listener, Shared, now};
+use crate::{Listener, Shared};
 
 /// bellows' stickiness cookies, like ALB's AWSALB and AWSALBAPP.
 pub const LB_COOKIE: &str = "BELLOWSLB";
@@ -58,11 +59,6 @@ pub(crate) struct Conn {
     pub peer_value: HeaderValue,
     pub listener: Arc<Listener>,
     pub shared: Arc<Shared>,
-}
-
-#[allow(clippy::disallowed_methods)] // The data plane measures its own latency.
-fn instant() -> Instant {
-    Instant::now()
 }
 
 thread_local! {
@@ -400,7 +396,7 @@ async fn own_answer(cx: &mut Ctx<'_>, client: &mut ClientIo, own: &Own<'_>) -> b
     c.processed_bytes.fetch_add(len, Relaxed);
     if let (Some(mut e), Some(log)) = (cx.entry.take(), &conn.shared.access_log) {
         e.elb_status = status.as_u16();
-        e.request_processing = cx.start.map(|s| s.elapsed().as_secs_f64());
+        e.request_processing = cx.start.map(|s| since(s).as_secs_f64());
         e.sent_bytes = len;
         e.error_reason = own.reason;
         log.write(e.line());
@@ -659,7 +655,7 @@ async fn forward(
                 break;
             }
         };
-        let target_time = sent.elapsed();
+        let target_time = since(sent);
         tg.response_time.record(target_time.as_micros() as u64);
         count_target(conn, &tg, response.status);
         if response.status.is_server_error() {
@@ -831,7 +827,7 @@ fn finish(cx: &mut Ctx<'_>, responded: Option<Instant>, bytes: u64) {
         .fetch_add(bytes, Relaxed);
     if let (Some(mut e), Some(log)) = (cx.entry.take(), &conn.shared.access_log) {
         e.sent_bytes = bytes;
-        e.response_processing = responded.map(|r| r.elapsed().as_secs_f64());
+        e.response_processing = responded.map(|r| since(r).as_secs_f64());
         log.write(e.line());
     }
 }

@@ -265,15 +265,17 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal();
     let progress = (!a.quiet).then(|| {
         let rec = running.recorder().clone();
-        let started = tokio::time::Instant::now();
+        let started = crate::clock::now();
         let every = Duration::from_secs(if tty { 1 } else { PLAIN_PROGRESS_SECS });
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let line =
-                    bellows_load::progress_line(&mut rec.lock().expect("lock"), started.elapsed());
+                let line = bellows_load::progress_line(
+                    &mut rec.lock().expect("lock"),
+                    crate::clock::since(started),
+                );
                 if tty {
                     eprint!("\r\x1b[2K{line}");
                 } else {

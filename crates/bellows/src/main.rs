@@ -13,6 +13,7 @@ macro_rules! out {
     };
 }
 
+mod clock;
 mod commands;
 mod context;
 mod load;

@@ -10,9 +10,10 @@ use bellows_core::lb::select::{Candidate, Pick, TargetState};
 use bellows_core::stack::Stickiness;
 
 use super::{APP_COOKIE, ElbError, LB_COOKIE, elb, random};
+use crate::clock::{instant, now};
 use crate::http1::RequestHead;
 use crate::targets::{Target, TargetGroup};
-use crate::{now, watch};
+use crate::watch;
 
 /// The sticky target named by the request's cookie, if it may still take traffic.
 pub(super) fn sticky_target(
@@ -105,11 +106,9 @@ pub(super) async fn choose(
                 // healthy (bounded by the queue and COLD_START_TIMEOUT), then go on.
                 let started = *deadline.get_or_insert_with(|| {
                     tg.counters.queued.fetch_add(1, Relaxed);
-                    tokio::time::Instant::now() + COLD_START_TIMEOUT
+                    instant() + COLD_START_TIMEOUT
                 });
-                if tokio::time::Instant::now() >= started
-                    || tg.queued.load(Relaxed) >= tg.spec.load().queue_size
-                {
+                if instant() >= started || tg.queued.load(Relaxed) >= tg.spec.load().queue_size {
                     tg.counters.queue_timeouts.fetch_add(1, Relaxed);
                     return Err(elb(503, "ColdStartTimeout"));
                 }
@@ -136,16 +135,14 @@ pub(super) async fn choose(
                 let spec = tg.spec.load();
                 let deadline = *deadline.get_or_insert_with(|| {
                     tg.counters.queued.fetch_add(1, Relaxed);
-                    tokio::time::Instant::now() + spec.queue_timeout.to_std()
+                    instant() + spec.queue_timeout.to_std()
                 });
-                if tg.queued.load(Relaxed) >= spec.queue_size
-                    && tokio::time::Instant::now() < deadline
-                {
+                if tg.queued.load(Relaxed) >= spec.queue_size && instant() < deadline {
                     // No room in the queue: refuse rather than pile up.
                     tg.counters.queue_timeouts.fetch_add(1, Relaxed);
                     return Err(elb(503, "QueueFull"));
                 }
-                let now = tokio::time::Instant::now();
+                let now = instant();
                 if now >= deadline {
                     tg.counters.queue_timeouts.fetch_add(1, Relaxed);
                     return Err(elb(503, "QueueTimeout"));
