@@ -115,25 +115,8 @@ fn seconds(flag: &str, s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-fn read_trace(path: &PathBuf, start: usize, limit: usize) -> anyhow::Result<Vec<f64>> {
-    let text = if path.extension().is_some_and(|e| e == "gz") {
-        let out = std::process::Command::new("gzip")
-            .arg("-dc")
-            .arg(path)
-            .output()
-            .with_context(|| format!("cannot run gzip -dc {}", path.display()))?;
-        if !out.status.success() {
-            anyhow::bail!(
-                "gzip -dc {}: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        String::from_utf8(out.stdout).context("the trace is not text")?
-    } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the trace {}", path.display()))?
-    };
+fn read_trace(path: &std::path::Path, start: usize, limit: usize) -> anyhow::Result<Vec<f64>> {
+    let text = crate::trace::read_to_string(path)?;
     let counts = schedule::parse_trace(&text, start, limit)?;
     if counts.is_empty() {
         anyhow::bail!(

@@ -21,6 +21,7 @@ mod scenario;
 mod sim;
 mod stack_file;
 mod table;
+mod trace;
 mod up;
 
 use std::net::SocketAddr;

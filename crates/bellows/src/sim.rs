@@ -4,7 +4,7 @@
 //! per-second timeline CSV and an SVG chart of demand, capacity, desired and in-service.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -162,24 +162,9 @@ fn seconds_arg(flag: &str, v: Option<&str>) -> anyhow::Result<Option<u64>> {
 /// gzipped. A bad line is reported as `FILE:LINE`.
 pub fn read_trace(path: &Path) -> anyhow::Result<Vec<u32>> {
     let name = path.display();
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("{name}: cannot read the trace"))?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic).unwrap_or(0);
-    drop(file);
-    let file =
-        std::fs::File::open(path).with_context(|| format!("{name}: cannot read the trace"))?;
-    let reader: Box<dyn BufRead> = if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::read::MultiGzDecoder::new(file),
-        ))
-    } else {
-        Box::new(BufReader::with_capacity(1 << 16, file))
-    };
+    let mut reader = crate::trace::open(path)?;
     let mut out = Vec::new();
     let mut line = String::new();
-    let mut reader = reader;
     let mut no = 0usize;
     loop {
         line.clear();
