@@ -383,6 +383,7 @@ impl Env {
                     .map(|p| (p.0, p.1 as f64))
                     .collect(),
                 step: true,
+                dashed: false,
             },
             Series {
                 name: "in service".into(),
@@ -393,6 +394,7 @@ impl Env {
                     .map(|p| (p.0, p.2 as f64))
                     .collect(),
                 step: true,
+                dashed: false,
             },
         )
     }

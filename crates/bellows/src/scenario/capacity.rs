@@ -256,6 +256,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                             .map(|r| (r.second as f64, r.status_503 as f64))
                             .collect(),
                         step: false,
+                        dashed: false,
                     },
                     Series {
                         name: "connected".into(),
@@ -265,6 +266,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                             .map(|r| (r.second as f64, r.connected as f64))
                             .collect(),
                         step: true,
+                        dashed: false,
                     },
                 ],
                 x_axis: None,
