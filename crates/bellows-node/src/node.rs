@@ -258,7 +258,19 @@ impl Node {
                 let Some(spec) = self.stack.group(&group) else {
                     return;
                 };
-                let token = random_token();
+                // Without a token of its own the instance could not put metrics, and a
+                // shared one (all zeros) would let it put them as another: the launch fails.
+                let token = match crate::token::random_hex::<16>() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let reason = e.to_string();
+                        tracing::error!(group = %group, instance = %instance, %reason, "launch failed");
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            g.on_launch_failed(&instance, now, &reason);
+                        }
+                        return;
+                    }
+                };
                 self.instance_tokens.insert(token.clone(), instance.clone());
                 let env = [
                     ("BELLOWS_API".to_owned(), format!("http://{}", self.control)),
@@ -657,16 +669,6 @@ fn log_event(event: &Event) {
         }
         _ => {}
     }
-}
-
-/// A random token from the operating system, as hex.
-fn random_token() -> String {
-    use std::io::Read as _;
-    let mut raw = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut raw);
-    }
-    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How long each group leaves a new instance out of its aggregate metrics (the core's
