@@ -674,7 +674,8 @@ fn log_event(event: &Event) {
 /// How long each group leaves a new instance out of its aggregate metrics (the core's
 /// rule, shared with the simulator).
 fn warmups(stack: &Stack) -> HashMap<String, Duration> {
-    bellows_core::scaling::instance_warmups(stack)
+    stack
+        .instance_warmups()
         .into_iter()
         .map(|(g, w)| (g, w.to_std()))
         .collect()
