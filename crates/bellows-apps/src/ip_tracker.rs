@@ -26,6 +26,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::AppError;
+use crate::clock::now_ms;
 
 /// Settings, from the environment as the seed's app reads them.
 #[derive(Debug, Clone)]
@@ -105,13 +106,6 @@ struct Tracker {
     instance: String,
     private_ip: String,
     zone: String,
-}
-
-#[allow(clippy::disallowed_methods)] // An app keeps its own wall-clock timestamps.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub fn store_path() -> PathBuf {
@@ -227,13 +221,14 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-fn new_session() -> String {
+/// A new session id from the operating system's generator. Apps know bellows only over
+/// HTTP, so this is the app's own; like bellows' tokens it fails rather than hand out
+/// an id of zeros that every visitor would share.
+fn new_session() -> std::io::Result<String> {
     use std::io::Read;
     let mut raw = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut raw);
-    }
-    raw.iter().map(|b| format!("{b:02x}")).collect()
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Tracker {
@@ -423,7 +418,17 @@ async fn page(State(t): State<Arc<Tracker>>, headers: HeaderMap) -> Response {
         )
             .into_response();
     }
-    let session = session_of(&headers).unwrap_or_else(new_session);
+    let session = match session_of(&headers).map_or_else(new_session, Ok) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make a session id");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot make a session id",
+            )
+                .into_response();
+        }
+    };
     let ip = client_ip(&headers);
     let (browser, os) = browser_and_os(&headers);
     let start = t.touch(&session, &ip, &browser, &os).await;

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod candidates;
+mod clock;
 pub mod echo;
 pub mod ip_tracker;
 pub mod seed;

@@ -91,11 +91,10 @@ async fn stress(State(busy): State<Busy>, body: Bytes) -> Response {
 }
 
 /// Keeps one core busy for `d`.
-#[allow(clippy::disallowed_methods)] // An app measures its own work; it is not the core.
 fn burn(d: Duration) {
-    let end = std::time::Instant::now() + d;
+    let end = crate::clock::instant() + d;
     let mut x: u64 = 1;
-    while std::time::Instant::now() < end {
+    while crate::clock::instant() < end {
         for _ in 0..10_000 {
             x = x
                 .wrapping_mul(6364136223846793005)

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Time;
 use crate::alarm::AlarmState;
-use crate::group::{Activity, Health, Lifecycle, Refresh};
 use crate::ids::InstanceId;
 use crate::lb::select::TargetState;
+use crate::records::{Activity, Health, Lifecycle, Refresh};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

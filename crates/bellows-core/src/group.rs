@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Capacity, Event};
 use crate::ids::{IdGen, InstanceId};
+pub use crate::records::{Activity, ActivityKind, ActivityStatus, Health, Lifecycle};
 use crate::stack::{GroupSpec, HealthCheckType, TerminationPolicy};
 use crate::{Duration, Time};
 
@@ -33,23 +34,6 @@ pub fn crash_loop_delay(attempt: u32) -> Duration {
 }
 /// AWS bills and chooses "closest to the next instance hour" against this.
 const BILLING_PERIOD_MS: u64 = 3_600_000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Lifecycle {
-    /// Launched: booting, running its setup script, or starting its command.
-    Pending,
-    /// Running its command and counted in the group's capacity.
-    InService,
-    /// Asked to stop; no longer counted.
-    Terminating,
-    Terminated,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Health {
-    Healthy,
-    Unhealthy,
-}
 
 /// Who reports an instance's health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,34 +64,6 @@ pub struct Instance {
     /// replacements this one continues (0 for a launch that replaces nothing of the kind).
     #[serde(skip)]
     pub crash_loop: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ActivityKind {
-    Launch,
-    Terminate,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ActivityStatus {
-    InProgress,
-    Successful,
-    Failed,
-}
-
-/// A scaling activity, as `aws autoscaling describe-scaling-activities` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Activity {
-    pub id: String,
-    pub group: String,
-    pub instance: InstanceId,
-    pub kind: ActivityKind,
-    pub description: String,
-    pub cause: String,
-    pub start: Time,
-    pub end: Option<Time>,
-    pub status: ActivityStatus,
-    pub status_message: Option<String>,
 }
 
 /// What the group wants done; the caller carries it out and reports back.
@@ -1096,7 +1052,8 @@ fn is_live(i: &Instance) -> bool {
 mod apply;
 mod elb;
 mod refresh;
-pub use refresh::{Refresh, RefreshSpec, RefreshStatus};
+pub use crate::records::{Refresh, RefreshStatus};
+pub use refresh::RefreshSpec;
 
 #[cfg(test)]
 mod tests;

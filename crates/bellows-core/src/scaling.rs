@@ -683,45 +683,6 @@ fn propose(
     }
 }
 
-/// How long each group leaves a new instance out of its aggregate metrics: its default
-/// instance warmup, else the longest warmup of its policies, else (with step or target
-/// tracking policies) its default cooldown, else none.
-pub fn instance_warmups(stack: &crate::stack::Stack) -> BTreeMap<String, Duration> {
-    stack
-        .groups
-        .iter()
-        .map(|g| {
-            let mine = || stack.policies.iter().filter(|p| p.group == g.name);
-            let from_policies = mine()
-                .filter_map(|p| match &p.kind {
-                    PolicyKind::Step { warmup, .. } | PolicyKind::TargetTracking { warmup, .. } => {
-                        *warmup
-                    }
-                    _ => None,
-                })
-                .max();
-            // As AWS: without a warmup anywhere, step and target tracking policies use
-            // the group's default cooldown as their instance warmup.
-            let dynamic = mine().any(|p| {
-                matches!(
-                    p.kind,
-                    PolicyKind::Step { .. } | PolicyKind::TargetTracking { .. }
-                )
-            });
-            let fallback = if dynamic {
-                g.default_cooldown
-            } else {
-                Duration::ZERO
-            };
-            let w = g
-                .default_instance_warmup
-                .or(from_policies)
-                .unwrap_or(fallback);
-            (g.name.clone(), w)
-        })
-        .collect()
-}
-
 /// Instances of a group still in their warmup: pending, or in service for less than it.
 pub fn warming_in(group: &Group, warmup: Duration, now: Time) -> u32 {
     group

@@ -21,9 +21,7 @@ use crate::group::{Command, Group};
 use crate::ids::{IdGen, InstanceId};
 use crate::lb::select::Algorithm;
 use crate::metrics::{MetricStore, SeriesKey, catalogue};
-use crate::scaling::{
-    GroupView, Outcome, Scaler, WarmMean, instance_warmups, is_warming, warming_in,
-};
+use crate::scaling::{GroupView, Outcome, Scaler, WarmMean, is_warming, warming_in};
 use crate::stack::Stack;
 use crate::{Duration, Time};
 
@@ -299,7 +297,8 @@ impl Sim {
             slo_s: s.slo.as_secs_f64(),
             max_in_flight,
         };
-        let warmup = instance_warmups(stack)
+        let warmup = stack
+            .instance_warmups()
             .get(&spec.name)
             .copied()
             .unwrap_or_default();

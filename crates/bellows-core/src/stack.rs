@@ -18,7 +18,7 @@ use crate::alarm::AlarmSpec;
 use crate::lb::cidr::Cidr;
 use crate::lb::rules::{Action, Rule};
 use crate::lb::select::Algorithm;
-use crate::scaling::{PolicySpec, ScheduledAction};
+use crate::scaling::{PolicyKind, PolicySpec, ScheduledAction};
 
 pub use parse::{
     DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, DEFAULT_REGION, MAX_GROUP_SIZE,
@@ -183,6 +183,43 @@ pub struct WebhookSpec {
 }
 
 impl Stack {
+    /// How long each group leaves a new instance out of its aggregate metrics: its default
+    /// instance warmup, else the longest warmup of its policies, else (with step or target
+    /// tracking policies) its default cooldown, else none.
+    pub fn instance_warmups(&self) -> BTreeMap<String, Duration> {
+        self.groups
+            .iter()
+            .map(|g| {
+                let mine = || self.policies.iter().filter(|p| p.group == g.name);
+                let from_policies = mine()
+                    .filter_map(|p| match &p.kind {
+                        PolicyKind::Step { warmup, .. }
+                        | PolicyKind::TargetTracking { warmup, .. } => *warmup,
+                        _ => None,
+                    })
+                    .max();
+                // As AWS: without a warmup anywhere, step and target tracking policies use
+                // the group's default cooldown as their instance warmup.
+                let dynamic = mine().any(|p| {
+                    matches!(
+                        p.kind,
+                        PolicyKind::Step { .. } | PolicyKind::TargetTracking { .. }
+                    )
+                });
+                let fallback = if dynamic {
+                    g.default_cooldown
+                } else {
+                    Duration::ZERO
+                };
+                let w = g
+                    .default_instance_warmup
+                    .or(from_policies)
+                    .unwrap_or(fallback);
+                (g.name.clone(), w)
+            })
+            .collect()
+    }
+
     pub fn group(&self, name: &str) -> Option<&GroupSpec> {
         self.groups.iter().find(|g| g.name == name)
     }

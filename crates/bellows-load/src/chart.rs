@@ -1,5 +1,6 @@
 //! Line charts as hand-written SVG: panels side by side, each with its own y axis, one
-//! x axis of seconds. Used by `bellows load --chart` and by the scenarios.
+//! x axis of seconds (or a panel's own). The one chart writer of bellows: used by
+//! `bellows load --chart`, the scenarios and `bellows sim --chart`.
 
 use std::fmt::Write as _;
 
@@ -12,6 +13,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// Draw as steps (a capacity), not straight segments (a rate).
     pub step: bool,
+    /// Draw dashed, to tell a wanted value (desired) from what is (in service).
+    pub dashed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +146,7 @@ pub fn svg(title: &str, xlabel: &str, panels: &[Panel]) -> String {
             esc(xlabel)
         );
         // Lines, and a legend along the top of the plot.
-        let mut lx = ox + 6.0;
+        let (mut lx, mut ly) = (ox + 6.0, TOP);
         for s in &p.series {
             let mut d = String::new();
             let mut prev: Option<(f64, f64)> = None;
@@ -161,23 +164,34 @@ pub fn svg(title: &str, xlabel: &str, panels: &[Panel]) -> String {
                 }
                 prev = Some((x, py(y)));
             }
+            let dash = if s.dashed {
+                r#" stroke-dasharray="4 3""#
+            } else {
+                ""
+            };
             if !d.is_empty() {
                 let _ = writeln!(
                     out,
-                    r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.6"/>"#,
+                    r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.6"{dash}/>"#,
                     s.color
                 );
+            }
+            // The legend wraps to another row rather than run past the plot.
+            let entry = 20.0 + 6.5 * s.name.chars().count() as f64;
+            if lx > ox + 6.0 && lx + entry > ox + PLOT_W {
+                lx = ox + 6.0;
+                ly += 14.0;
             }
             let _ = writeln!(
                 out,
                 r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="3" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-                TOP + 8.0,
+                ly + 8.0,
                 s.color,
                 lx + 13.0,
-                TOP + 12.0,
+                ly + 12.0,
                 esc(&s.name)
             );
-            lx += 20.0 + 6.5 * s.name.chars().count() as f64;
+            lx += entry;
         }
     }
     out.push_str("</svg>\n");
@@ -197,18 +211,21 @@ pub fn load_chart(title: &str, report: &crate::Report) -> String {
             color: "#2b8a3e",
             points: pts(&|r| r.ok as f64),
             step: false,
+            dashed: false,
         },
         Series {
             name: "4xx/5xx per s".into(),
             color: "#d9480f",
             points: pts(&|r| (r.status_4xx + r.status_5xx) as f64),
             step: false,
+            dashed: false,
         },
         Series {
             name: "errors per s".into(),
             color: "#862e9c",
             points: pts(&|r| r.errors as f64),
             step: false,
+            dashed: false,
         },
     ];
     if rows.iter().any(|r| r.connected > 0) {
@@ -217,6 +234,7 @@ pub fn load_chart(title: &str, report: &crate::Report) -> String {
             color: "#1c7ed6",
             points: pts(&|r| r.connected as f64),
             step: true,
+            dashed: false,
         });
     }
     let latency = vec![
@@ -225,12 +243,14 @@ pub fn load_chart(title: &str, report: &crate::Report) -> String {
             color: "#74c0fc",
             points: pts(&|r| r.p50_ms),
             step: false,
+            dashed: false,
         },
         Series {
             name: "p99 ms".into(),
             color: "#1864ab",
             points: pts(&|r| r.p99_ms),
             step: false,
+            dashed: false,
         },
     ];
     let mut panels = vec![
@@ -291,6 +311,7 @@ fn percentile_panel(summary: &crate::Summary) -> Option<Panel> {
             color: "#1864ab",
             points,
             step: false,
+            dashed: false,
         }],
         x_axis: Some(XAxis {
             label: "percentile".into(),
@@ -356,6 +377,7 @@ mod tests {
                     color: "#000",
                     points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 3.0)],
                     step: true,
+                    dashed: false,
                 }],
                 x_axis: None,
             }],

@@ -21,9 +21,9 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tokio::time::Instant;
 
-use crate::Ctx;
 use crate::http::{self, Failure, ResponseReader};
 use crate::record::{Outcome, Recorder};
+use crate::{Ctx, clock};
 
 /// How often in-flight requests are checked against the timeout, and paused
 /// connections resumed: a request times out up to this late.
@@ -194,7 +194,7 @@ impl Loop<'_> {
     pub fn run(&self, connections: usize) -> std::io::Result<()> {
         let mut poll = Poll::new()?;
         let mut events = Events::with_capacity(connections.clamp(16, 1024));
-        let now = Instant::now();
+        let now = clock::now();
         let mut slots: Vec<Slot> = (0..connections)
             .map(|_| Slot::new(self.ctx.template.head_only, now))
             .collect();
@@ -231,7 +231,7 @@ impl Loop<'_> {
                 }
             }
             let Wake { clock, mut rec, .. } = wake;
-            let now = clock.unwrap_or_else(Instant::now);
+            let now = clock.unwrap_or_else(clock::now);
             if now >= next_scan {
                 next_scan = now + SCAN;
                 for (i, slot) in slots.iter_mut().enumerate() {
@@ -282,7 +282,7 @@ impl Loop<'_> {
             clock,
             rec,
         } = wake;
-        let mut now = || *clock.insert(Instant::now());
+        let mut now = || *clock.insert(clock::now());
         if slot.phase == Phase::Connecting {
             match slot.connected() {
                 Ok(true) => slot.phase = Phase::Writing,

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chart;
+mod clock;
 mod closed;
 pub mod http;
 mod open;
@@ -93,7 +94,7 @@ impl Running {
     }
 
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        clock::since(self.started)
     }
 
     /// Asks the run to stop now (in-flight requests finish first).
@@ -145,7 +146,7 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
         return Err(Error::Usage("--max-connections must be at least 1".into()));
     }
     let recorder = Arc::new(Mutex::new(Recorder::new()));
-    let started = Instant::now();
+    let started = clock::now();
     let (stop, stopped) = watch::channel(false);
     let flag = Arc::new(AtomicBool::new(false));
     let ctx = Ctx {
@@ -204,7 +205,7 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
             }
         };
         let mut rec = ctx.rec.lock().expect("recorder lock");
-        rec.finish(ctx.started.elapsed());
+        rec.finish(clock::since(ctx.started));
         let completed = rec.completed();
         let summary = Summary {
             url: format!("http://{}{}", ctx.cfg.url.authority(), ctx.cfg.url.path),
@@ -265,7 +266,7 @@ impl Ctx {
     }
 
     pub fn record(&self, latency: Duration, outcome: Outcome) {
-        let at = self.started.elapsed();
+        let at = clock::since(self.started);
         self.rec
             .lock()
             .expect("recorder lock")
@@ -365,7 +366,7 @@ async fn closed_loop(ctx: &Ctx, connections: usize) -> Duration {
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
-    ctx.started.elapsed()
+    clock::since(ctx.started)
 }
 
 /// The live line: the last second's rate, errors so far, p50/p99 so far.
@@ -426,7 +427,7 @@ mod tests {
                             c.fetch_add(1, Ordering::SeqCst);
                             let window = *stall.lock().unwrap();
                             if let Some((from, to)) = window {
-                                let now = Instant::now();
+                                let now = clock::now();
                                 if now >= from && now < to {
                                     tokio::time::sleep_until(to).await;
                                 }
@@ -484,7 +485,7 @@ mod tests {
     async fn an_open_loop_counts_a_stall_against_every_request_it_delayed() {
         let stall = Arc::new(Mutex::new(None));
         let (url, count) = server(stall.clone()).await;
-        let now = Instant::now();
+        let now = clock::now();
         *stall.lock().unwrap() = Some((
             now + Duration::from_millis(500),
             now + Duration::from_millis(1000),
@@ -510,7 +511,7 @@ mod tests {
             r.summary.latency_ms
         );
         // A closed loop over one connection hides the stall in a single sample.
-        let now = Instant::now();
+        let now = clock::now();
         *stall.lock().unwrap() = Some((
             now + Duration::from_millis(300),
             now + Duration::from_millis(800),

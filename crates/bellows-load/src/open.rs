@@ -14,11 +14,11 @@ use mio::event::Event;
 use mio::{Events, Poll};
 use tokio::time::Instant;
 
-use crate::Ctx;
 use crate::closed::{Phase, SCAN, SPIN_POLLS, Slot, connect, poll_spinning};
 use crate::http::{self, Failure};
 use crate::record::{Outcome, Recorder};
 use crate::schedule::Plan;
+use crate::{Ctx, clock};
 
 /// What one open event loop needs of the run.
 #[derive(Debug)]
@@ -70,10 +70,10 @@ impl Loop<'_> {
             .map(|(_, d)| d)
             .peekable();
         let mut last = Duration::ZERO;
-        let mut next_scan = Instant::now();
+        let mut next_scan = clock::now();
         let mut empty = SPIN_POLLS;
         loop {
-            let now = Instant::now();
+            let now = clock::now();
             // Everything due by now goes out (or joins the line, behind those already
             // in it), under one lock.
             let mut rec: Option<MutexGuard<'_, Recorder>> = None;
@@ -123,7 +123,7 @@ impl Loop<'_> {
                     self.ready(&poll, &mut pool, i, ev, &mut scratch, &mut clock, &mut rec);
                 }
             }
-            let now = clock.unwrap_or_else(Instant::now);
+            let now = clock.unwrap_or_else(clock::now);
             if now >= next_scan {
                 next_scan = now + SCAN;
                 for i in 0..pool.slots.len() {
@@ -229,7 +229,7 @@ impl Loop<'_> {
         rec: &mut Option<MutexGuard<'r, Recorder>>,
     ) {
         let closed = ev.is_read_closed() || ev.is_error();
-        let mut now = || *clock.get_or_insert_with(Instant::now);
+        let mut now = || *clock.get_or_insert_with(clock::now);
         let slot = &mut pool.slots[i];
         match slot.phase {
             // An idle connection the server closed (its keep-alive timeout): gone.

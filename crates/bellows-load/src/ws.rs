@@ -11,13 +11,12 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::Ctx;
 use crate::http::{Conn, Failure};
 use crate::record::Outcome;
+use crate::{Ctx, clock};
 
 #[derive(Debug, Clone)]
 pub struct WsConfig {
@@ -90,7 +89,7 @@ pub(crate) async fn run(ctx: &Ctx, w: &WsConfig) -> (Duration, WsSummary) {
         }
         None => ctx.until_stopped().await,
     }
-    let elapsed = ctx.started.elapsed();
+    let elapsed = clock::since(ctx.started);
     // The clients end here, their sockets dropped (or closed, when stopped), still
     // counted as connected: the count at the end is the count when the run ended.
     tasks.abort_all();
@@ -119,13 +118,13 @@ fn set_connected(ctx: &Ctx, counters: &Counters, delta: i64) {
     ctx.rec
         .lock()
         .expect("recorder lock")
-        .set_connected(ctx.started.elapsed(), n);
+        .set_connected(clock::since(ctx.started), n);
 }
 
 async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
     while !ctx.stopping() {
         // The page: a session cookie (and the load balancer's stickiness cookie).
-        let t = Instant::now();
+        let t = clock::now();
         ctx.rec.lock().expect("recorder lock").sent(t - ctx.started);
         let page = tokio::time::timeout(ctx.cfg.timeout, async {
             let mut c = Conn::connect(ctx.addr).await?;
@@ -135,7 +134,7 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
         .unwrap_or(Err(Failure::Timeout));
         let cookies = match page {
             Ok(r) => {
-                ctx.record(t.elapsed(), Outcome::Status(r.status));
+                ctx.record(clock::since(t), Outcome::Status(r.status));
                 if r.status == 200 {
                     r.cookies
                 } else {
@@ -149,7 +148,7 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
                 }
             }
             Err(f) => {
-                ctx.record(t.elapsed(), Outcome::Failed(f));
+                ctx.record(clock::since(t), Outcome::Failed(f));
                 if !ctx.pause(w.retry).await {
                     return;
                 }
@@ -167,7 +166,7 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
             req.headers_mut()
                 .insert(tungstenite::http::header::COOKIE, v);
         }
-        let t = Instant::now();
+        let t = clock::now();
         ctx.rec.lock().expect("recorder lock").sent(t - ctx.started);
         let opened = tokio::time::timeout(ctx.cfg.timeout, async {
             let tcp = tokio::net::TcpStream::connect(ctx.addr).await?;
@@ -178,10 +177,10 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
         .await;
         match opened {
             Ok(Ok((mut socket, _))) => {
-                ctx.record(t.elapsed(), Outcome::Status(101));
+                ctx.record(clock::since(t), Outcome::Status(101));
                 counters.opened.fetch_add(1, Relaxed);
                 set_connected(ctx, counters, 1);
-                let mut beat = tokio::time::interval_at(Instant::now() + w.heartbeat, w.heartbeat);
+                let mut beat = tokio::time::interval_at(clock::now() + w.heartbeat, w.heartbeat);
                 loop {
                     tokio::select! {
                         _ = beat.tick() => {
@@ -219,12 +218,12 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
                         if s == 503 {
                             counters.turned_away.fetch_add(1, Relaxed);
                         }
-                        ctx.record(t.elapsed(), Outcome::Status(s));
+                        ctx.record(clock::since(t), Outcome::Status(s));
                     }
-                    None => ctx.record(t.elapsed(), Outcome::Failed(Failure::Reset)),
+                    None => ctx.record(clock::since(t), Outcome::Failed(Failure::Reset)),
                 }
             }
-            Err(_) => ctx.record(t.elapsed(), Outcome::Failed(Failure::Timeout)),
+            Err(_) => ctx.record(clock::since(t), Outcome::Failed(Failure::Timeout)),
         }
         if !ctx.pause(w.retry).await {
             return;

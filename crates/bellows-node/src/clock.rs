@@ -1,4 +1,5 @@
-//! The one place the live node reads the wall clock.
+//! The one place the live node reads the clock, wall or monotonic (`clippy.toml` bans
+//! it everywhere else, tokio's clock included).
 
 use bellows_core::Time;
 
@@ -15,4 +16,9 @@ pub fn now() -> Time {
 #[allow(clippy::disallowed_methods)]
 pub fn instant() -> std::time::Instant {
     std::time::Instant::now()
+}
+
+/// A deadline `after` from now, for tokio's timers.
+pub fn after(after: std::time::Duration) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(instant()) + after
 }

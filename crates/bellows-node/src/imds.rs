@@ -59,15 +59,6 @@ pub fn serve(meta: Metadata) -> std::io::Result<tokio::task::JoinHandle<()>> {
     }))
 }
 
-fn random_token() -> String {
-    use std::io::Read;
-    let mut raw = [0u8; 24];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut raw);
-    }
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// IMDSv2: `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`.
 async fn token(State(s): State<Arc<Imds>>, headers: HeaderMap) -> Response {
     // As EC2: a request that went through a proxy may not get a token.
@@ -85,7 +76,13 @@ async fn token(State(s): State<Arc<Imds>>, headers: HeaderMap) -> Response {
         )
             .into_response();
     };
-    let t = random_token();
+    let t = match crate::token::random_hex::<24>() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "no IMDSv2 token");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
+        }
+    };
     let mut tokens = s.tokens.lock().unwrap_or_else(|e| e.into_inner());
     let now = crate::clock::instant();
     tokens.retain(|_, exp| *exp > now);

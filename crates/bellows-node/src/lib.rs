@@ -20,6 +20,7 @@ pub mod provider;
 mod publish;
 pub mod shim;
 pub mod store;
+pub mod token;
 pub mod zones;
 
 pub use node::{NodeError, NodeOptions, run};

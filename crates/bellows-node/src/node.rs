@@ -269,7 +269,19 @@ impl Node {
                 let Some(spec) = self.stack.group(&group) else {
                     return;
                 };
-                let token = random_token();
+                // Without a token of its own the instance could not put metrics, and a
+                // shared one (all zeros) would let it put them as another: the launch fails.
+                let token = match crate::token::random_hex::<16>() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let reason = e.to_string();
+                        tracing::error!(group = %group, instance = %instance, %reason, "launch failed");
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            g.on_launch_failed(&instance, now, &reason);
+                        }
+                        return;
+                    }
+                };
                 self.instance_tokens.insert(token.clone(), instance.clone());
                 let env = [
                     ("BELLOWS_API".to_owned(), format!("http://{}", self.control)),
@@ -603,8 +615,7 @@ impl Node {
             }
         }
         self.flush();
-        let deadline =
-            tokio::time::Instant::from_std(clock::instant()) + longest + Duration::from_secs(3);
+        let deadline = clock::after(longest + Duration::from_secs(3));
         while self.provider.running().next().is_some() {
             match tokio::time::timeout_at(deadline, proc_rx.recv()).await {
                 Ok(Some(event)) => self.on_proc(event),
@@ -680,20 +691,11 @@ fn log_event(event: &Event) {
     }
 }
 
-/// A random token from the operating system, as hex.
-fn random_token() -> String {
-    use std::io::Read as _;
-    let mut raw = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut raw);
-    }
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// How long each group leaves a new instance out of its aggregate metrics (the core's
 /// rule, shared with the simulator).
 fn warmups(stack: &Stack) -> HashMap<String, Duration> {
-    bellows_core::scaling::instance_warmups(stack)
+    stack
+        .instance_warmups()
         .into_iter()
         .map(|(g, w)| (g, w.to_std()))
         .collect()

@@ -395,13 +395,13 @@ async fn watch(
                         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
                     }
                 }
-                let deadline = tokio::time::Instant::now() + timeout;
+                let deadline = crate::clock::after(timeout);
                 kill_at = Some(match kill_at {
                     Some((k, t)) if k <= deadline => (k, t),
                     _ => (deadline, timeout),
                 });
             }
-            _ = async { tokio::time::sleep_until(kill_at.map_or_else(tokio::time::Instant::now, |k| k.0)).await }, if kill_at.is_some() => {
+            _ = async { tokio::time::sleep_until(kill_at.map_or_else(|| crate::clock::after(Duration::ZERO), |k| k.0)).await }, if kill_at.is_some() => {
                 let timeout = kill_at.take().map(|k| k.1).unwrap_or_default();
                 forced = Some(timeout);
                 tracing::info!(instance = %id, stop_timeout = ?timeout, "still running after the stop timeout: SIGKILL to every process of the instance but its shim");

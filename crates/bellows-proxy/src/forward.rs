@@ -4,6 +4,11 @@
 //! Requests arrive parsed by http1.rs and go to targets over upstream.rs; a response
 //! is written to the client here, its head copied from the target's with the proxy's
 //! changes, in one write when its body came whole.
+//!
+//! Each phase takes the client's connection and one per-request context, [`Ctx`]: what
+//! the earlier phases learnt (the head, how much of the body was read, when it arrived)
+//! and the access log's line that every phase fills in, as pingora's phases share one
+//! `CTX`. The context lives on the request's stack: it costs no allocation.
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -11,23 +16,30 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bellows_core::ids::InstanceId;
 use bellows_core::lb::rules::{self, Action, FixedResponse, RequestView};
-use bellows_core::lb::select::{Candidate, Pick, TargetState};
 use bellows_core::stack::{ListenerSpec, Stickiness};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 use tokio::io::AsyncWriteExt;
 
+mod choose;
+mod fields;
+
+use choose::{choose, cookie, sticky_target};
+use fields::{connection_field, connection_listed, hop_by_hop, http_date, named, status_line};
+
 use crate::access_log::Entry;
+use crate::clock::{instant, now, since};
 use crate::http1::{BodyState, ClientIo, HeadError, RequestHead};
 use crate::targets::{InFlight, Target, TargetGroup};
 use crate::tunnel;
-use crate::upstream::{self, ExchangeError, Framing, Upstream, put_field};
+use crate::upstream::{self, ExchangeError, Framing, Upstream};
 use crate::watch;
-use crate::{Listener, Shared, now};
+use crate::wire::{put_chunk, put_field};
+use crate::{Listener, Shared};
 
 /// bellows' stickiness cookies, like ALB's AWSALB and AWSALBAPP.
 pub const LB_COOKIE: &str = "BELLOWSLB";
@@ -47,11 +59,6 @@ pub(crate) struct Conn {
     pub peer_value: HeaderValue,
     pub listener: Arc<Listener>,
     pub shared: Arc<Shared>,
-}
-
-#[allow(clippy::disallowed_methods)] // The data plane measures its own latency.
-fn instant() -> Instant {
-    Instant::now()
 }
 
 thread_local! {
@@ -154,6 +161,34 @@ fn html(status: StatusCode) -> Bytes {
     ))
 }
 
+/// One request's context, carried through every phase.
+struct Ctx<'a> {
+    conn: &'a Conn,
+    /// The request's head; none when it could not be read.
+    head: Option<&'a RequestHead>,
+    /// How much of the request's body has been read from the client.
+    body: BodyState,
+    /// The request id, passed to the target as X-Request-Id.
+    trace: &'a str,
+    /// When the request arrived, if the access log wants to know.
+    start: Option<Instant>,
+    /// The access log's line, filled in as the phases go (none when not logged).
+    entry: Option<Entry>,
+}
+
+impl Ctx<'_> {
+    /// Whether some of the request's body is still unread on the client connection.
+    fn unread_body(&self) -> bool {
+        self.body != BodyState::Done
+    }
+
+    fn log(&mut self, f: impl FnOnce(&mut Entry)) {
+        if let Some(e) = self.entry.as_mut() {
+            f(e);
+        }
+    }
+}
+
 /// A request head that could not be read: the load balancer's answer, and the
 /// connection closes.
 pub(crate) async fn refuse(conn: &Conn, client: &mut ClientIo, e: HeadError) {
@@ -161,7 +196,15 @@ pub(crate) async fn refuse(conn: &Conn, client: &mut ClientIo, e: HeadError) {
         status: e.status,
         reason: e.reason,
     };
-    own_answer(conn, client, None, false, None, None, &e.own()).await;
+    let mut cx = Ctx {
+        conn,
+        head: None,
+        body: BodyState::Done,
+        trace: "",
+        start: None,
+        entry: None,
+    };
+    own_answer(&mut cx, client, &e.own()).await;
 }
 
 /// Serves one request: the answer is written to the client. Whether the connection
@@ -178,7 +221,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
     // The clock is read for the access log only.
     let logged = spec.access_log && conn.shared.access_log.is_some();
     let start = logged.then(instant);
-    let mut entry = logged.then(|| Entry {
+    let entry = logged.then(|| Entry {
         time: now().to_string(),
         elb: conn.shared.stack.clone(),
         client: conn.peer.to_string(),
@@ -196,24 +239,22 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
         actions: "-",
         ..Entry::default()
     });
-    let mut body = if head.has_body() {
+    let body = if head.has_body() {
         head.body_state()
     } else {
         BodyState::Done
     };
+    let mut cx = Ctx {
+        conn,
+        head: Some(&head),
+        body,
+        trace: &trace,
+        start,
+        entry,
+    };
 
     if let Err(e) = check_limits(&head, &spec) {
-        return own_answer(
-            conn,
-            client,
-            Some(&head),
-            body != BodyState::Done,
-            entry,
-            start,
-            &e.own(),
-        )
-        .await
-            && body == BodyState::Done;
+        return own_answer(&mut cx, client, &e.own()).await && !cx.unread_body();
     }
     let view = View {
         head: &head,
@@ -223,9 +264,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
         Some(rule) => (Some(rule.priority), &rule.action),
         None => (None, &spec.default_action),
     };
-    if let Some(e) = entry.as_mut() {
-        e.rule_priority = priority;
-    }
+    cx.log(|e| e.rule_priority = priority);
     // The load balancer's own answer, unless the request goes to a target.
     let own = match action {
         Action::FixedResponse(FixedResponse {
@@ -233,9 +272,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
             content_type,
             body: fixed,
         }) => {
-            if let Some(e) = entry.as_mut() {
-                e.actions = "fixed-response";
-            }
+            cx.log(|e| e.actions = "fixed-response");
             Own {
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
                 reason: None,
@@ -245,9 +282,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
             }
         }
         Action::Redirect(r) => {
-            if let Some(e) = entry.as_mut() {
-                e.actions = "redirect";
-            }
+            cx.log(|e| e.actions = "redirect");
             let host = head.host().map_or("", rules::host_without_port);
             let location = r.location(
                 "http",
@@ -269,37 +304,20 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
             }
         }
         Action::Forward(groups) => {
-            if let Some(e) = entry.as_mut() {
-                e.actions = "forward";
-            }
+            cx.log(|e| e.actions = "forward");
             match rules::pick_weighted(groups, random())
                 .and_then(|n| conn.shared.groups.get(n).map(|tg| (n, tg.clone())))
             {
                 Some(tg) => {
-                    let request = Request {
-                        head: &head,
-                        trace: &trace,
-                        start,
-                    };
-                    let kept = forward(conn, tg, &request, client, &mut body, entry).await;
+                    let kept = forward(&mut cx, client, &head, tg).await;
                     // A body left unread would be taken for the next request: close.
-                    return kept && body == BodyState::Done;
+                    return kept && !cx.unread_body();
                 }
                 None => elb(500, "TargetGroupMissing").own(),
             }
         }
     };
-    let kept = own_answer(
-        conn,
-        client,
-        Some(&head),
-        body != BodyState::Done,
-        entry,
-        start,
-        &own,
-    )
-    .await;
-    kept && body == BodyState::Done
+    own_answer(&mut cx, client, &own).await && !cx.unread_body()
 }
 
 fn check_limits(head: &RequestHead, spec: &ListenerSpec) -> Result<(), ElbError> {
@@ -358,15 +376,8 @@ impl ElbError {
 /// connection may go on: the client asked to keep it, its request's body was read
 /// whole (else what is left of it would be taken for the next request: the answer
 /// says the connection closes), and the write went through.
-async fn own_answer(
-    conn: &Conn,
-    client: &mut ClientIo,
-    head: Option<&RequestHead>,
-    unread_body: bool,
-    entry: Option<Entry>,
-    start: Option<Instant>,
-    own: &Own<'_>,
-) -> bool {
+async fn own_answer(cx: &mut Ctx<'_>, client: &mut ClientIo, own: &Own<'_>) -> bool {
+    let (conn, head) = (cx.conn, cx.head);
     let status = own.status;
     let c = &conn.listener.counters;
     match status.as_u16() {
@@ -383,15 +394,15 @@ async fn own_answer(
     };
     let len = own.body.len() as u64;
     c.processed_bytes.fetch_add(len, Relaxed);
-    if let (Some(mut e), Some(log)) = (entry, &conn.shared.access_log) {
+    if let (Some(mut e), Some(log)) = (cx.entry.take(), &conn.shared.access_log) {
         e.elb_status = status.as_u16();
-        e.request_processing = start.map(|s| s.elapsed().as_secs_f64());
+        e.request_processing = cx.start.map(|s| since(s).as_secs_f64());
         e.sent_bytes = len;
         e.error_reason = own.reason;
         log.write(e.line());
     }
     // A request that could not be read ends its connection.
-    let keep = head.is_some_and(|h| h.keep_alive) && !unread_body;
+    let keep = head.is_some_and(|h| h.keep_alive) && !cx.unread_body();
     let w = &mut client.wbuf;
     status_line(
         w,
@@ -413,213 +424,11 @@ async fn own_answer(
     client.flush_wbuf().await.is_ok() && keep
 }
 
-fn status_line(w: &mut Vec<u8>, status: StatusCode, reason: &[u8]) {
-    w.extend_from_slice(b"HTTP/1.1 ");
-    w.extend_from_slice(status.as_str().as_bytes());
-    w.push(b' ');
-    w.extend_from_slice(reason);
-    w.extend_from_slice(b"\r\n");
-}
-
-/// Says whether the connection stays open, where the version's default does not.
-fn connection_field(w: &mut Vec<u8>, keep: bool, http10: bool) {
-    if !keep {
-        put_field(w, b"connection", b"close");
-    } else if http10 {
-        put_field(w, b"connection", b"keep-alive");
-    }
-}
-
-/// The sticky target named by the request's cookie, if it may still take traffic.
-fn sticky_target(
-    head: &RequestHead,
-    stickiness: &Stickiness,
-    tg: &TargetGroup,
-) -> Option<InstanceId> {
-    let name = if stickiness.app_cookie.is_some() {
-        APP_COOKIE
-    } else {
-        LB_COOKIE
-    };
-    let value = cookie(head, name)?;
-    InstanceId::parse(value).filter(|id| {
-        let targets = tg.targets.load();
-        let healthy_exists = targets
-            .iter()
-            .any(|t| t.load_state() == TargetState::Healthy);
-        targets.iter().any(|t| {
-            &t.instance == id
-                && !t.at_capacity()
-                && match t.load_state() {
-                    TargetState::Healthy => true,
-                    TargetState::Unhealthy => !healthy_exists,
-                    _ => false,
-                }
-        })
-    })
-}
-
-fn cookie<'h>(head: &'h RequestHead, name: &str) -> Option<&'h str> {
-    head.values("cookie")
-        .filter_map(|v| std::str::from_utf8(v).ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
-}
-
-/// Chooses a target: the sticky one if it may take the request, else by the group's
-/// algorithm, waiting in the group's queue while every target is at its limit.
-/// How long a request waits for a group to scale from zero.
-pub const COLD_START_TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn choose(
-    tg: &TargetGroup,
-    name: &str,
-    cold: &tokio::sync::mpsc::UnboundedSender<crate::ProxyEvent>,
-    sticky: Option<&InstanceId>,
-    exclude: &[InstanceId],
-) -> Result<Arc<Target>, ElbError> {
-    if let Some(id) = sticky.filter(|id| !exclude.contains(id))
-        && let Some(t) = tg.find(id)
-    {
-        return Ok(t);
-    }
-    let selection = tg.selection();
-    let mut deadline = None;
-    loop {
-        let targets = tg.targets.load();
-        let ex: Vec<usize> = targets
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| exclude.contains(&t.instance))
-            .map(|(i, _)| i)
-            .collect();
-        // The clock matters only to slow start.
-        let at = if selection.slow_start > bellows_core::Duration::ZERO {
-            now()
-        } else {
-            bellows_core::Time::default()
-        };
-        match selection.pick(
-            &targets,
-            at,
-            tg.counter.fetch_add(1, Relaxed),
-            random(),
-            &ex,
-        ) {
-            Pick::Target(i) => return Ok(targets[i].clone()),
-            Pick::NoTarget
-                if tg.cold_start
-                    && exclude.is_empty()
-                    && targets
-                        .iter()
-                        .all(|t| t.load_state() == TargetState::Initial) =>
-            {
-                // Scale from zero: ask for an instance, hold the request until one is
-                // healthy (bounded by the queue and COLD_START_TIMEOUT), then go on.
-                let started = *deadline.get_or_insert_with(|| {
-                    tg.counters.queued.fetch_add(1, Relaxed);
-                    tokio::time::Instant::now() + COLD_START_TIMEOUT
-                });
-                if tokio::time::Instant::now() >= started
-                    || tg.queued.load(Relaxed) >= tg.spec.load().queue_size
-                {
-                    tg.counters.queue_timeouts.fetch_add(1, Relaxed);
-                    return Err(elb(503, "ColdStartTimeout"));
-                }
-                let now_ms = watch::coarse_now();
-                let asked = tg.cold_start_asked.load(Relaxed);
-                if now_ms.saturating_sub(asked) > 1000
-                    && tg
-                        .cold_start_asked
-                        .compare_exchange(asked, now_ms, Relaxed, Relaxed)
-                        .is_ok()
-                {
-                    let _ = cold.send(crate::ProxyEvent::ColdStart {
-                        target_group: name.to_owned(),
-                    });
-                }
-                tg.queued.fetch_add(1, Relaxed);
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(250), tg.became_healthy.notified())
-                        .await;
-                tg.queued.fetch_sub(1, Relaxed);
-            }
-            Pick::NoTarget => return Err(elb(503, "NoHealthyTarget")),
-            Pick::AllBusy => {
-                let spec = tg.spec.load();
-                let deadline = *deadline.get_or_insert_with(|| {
-                    tg.counters.queued.fetch_add(1, Relaxed);
-                    tokio::time::Instant::now() + spec.queue_timeout.to_std()
-                });
-                if tg.queued.load(Relaxed) >= spec.queue_size
-                    && tokio::time::Instant::now() < deadline
-                {
-                    // No room in the queue: refuse rather than pile up.
-                    tg.counters.queue_timeouts.fetch_add(1, Relaxed);
-                    return Err(elb(503, "QueueFull"));
-                }
-                let now = tokio::time::Instant::now();
-                if now >= deadline {
-                    tg.counters.queue_timeouts.fetch_add(1, Relaxed);
-                    return Err(elb(503, "QueueTimeout"));
-                }
-                tg.queued.fetch_add(1, Relaxed);
-                let wait = (deadline - now).min(Duration::from_millis(100));
-                let _ = tokio::time::timeout(wait, tg.freed.notified()).await;
-                tg.queued.fetch_sub(1, Relaxed);
-            }
-        }
-    }
-}
-
-/// Fields that describe one connection, not the message: never passed on.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-fn named(name: &[u8], list: &[&str]) -> bool {
-    list.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
-}
-
-/// Whether a field is not passed on: hop-by-hop (the upgrade handshake's kept for a
-/// WebSocket), or named by the message's Connection field.
-fn hop_by_hop(name: &[u8], upgrade: bool, listed: &[&[u8]]) -> bool {
-    (named(name, &HOP_BY_HOP) && !(upgrade && named(name, &["connection", "upgrade"])))
-        || listed.iter().any(|l| name.eq_ignore_ascii_case(l))
-}
-
-/// The names a message's Connection fields list, beyond the ones with a meaning.
-fn connection_listed<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<&'a [u8]> {
-    fields
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-        .flat_map(|(_, v)| v.split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|n| !n.is_empty() && !named(n, &["close", "keep-alive", "upgrade"]))
-        .collect()
-}
-
-/// A request on its way to a target.
-struct Request<'a> {
-    head: &'a RequestHead,
-    trace: &'a str,
-    /// When it arrived, if the access log wants to know.
-    start: Option<Instant>,
-}
-
 /// The request head for the target, serialised once: origin-form whatever the
 /// client's URI named, hop-by-hop fields removed, X-Forwarded-* and the request id
 /// set, Host kept or taken from an absolute URI.
-fn request_head(req: &Request<'_>, conn: &Conn, chunked: bool) -> Vec<u8> {
-    let head = req.head;
+fn request_head(head: &RequestHead, cx: &Ctx<'_>, chunked: bool) -> Vec<u8> {
+    let conn = cx.conn;
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
@@ -670,7 +479,7 @@ fn request_head(req: &Request<'_>, conn: &Conn, chunked: bool) -> Vec<u8> {
         b"x-forwarded-port",
         conn.listener.port_value.as_bytes(),
     );
-    put_field(&mut out, b"x-request-id", req.trace.as_bytes());
+    put_field(&mut out, b"x-request-id", cx.trace.as_bytes());
     if chunked {
         put_field(&mut out, b"transfer-encoding", b"chunked");
     }
@@ -707,7 +516,7 @@ async fn send_request(
     while let Some(data) = client.body(body).await.map_err(Failure::ClientBody)? {
         if chunked {
             framed.clear();
-            upstream::put_chunk(&mut framed, &data);
+            put_chunk(&mut framed, &data);
             up.send(&framed).await.map_err(exchange)?;
         } else {
             up.send(&data).await.map_err(exchange)?;
@@ -722,18 +531,14 @@ async fn send_request(
 /// Forwards a request to a target of `tg` and writes its response to the client.
 /// Whether the client connection may go on.
 async fn forward(
-    conn: &Conn,
-    (tg_name, tg): (&str, Arc<TargetGroup>),
-    req: &Request<'_>,
+    cx: &mut Ctx<'_>,
     client: &mut ClientIo,
-    body: &mut BodyState,
-    mut entry: Option<Entry>,
+    head: &RequestHead,
+    (tg_name, tg): (&str, Arc<TargetGroup>),
 ) -> bool {
-    let head = req.head;
+    let conn = cx.conn;
     tg.counters.request_count.fetch_add(1, Relaxed);
-    if let Some(e) = entry.as_mut() {
-        e.target_group = Some(tg_name.to_owned());
-    }
+    cx.log(|e| e.target_group = Some(tg_name.to_owned()));
     let spec = tg.spec.load_full();
     let cookie_name = |s: &Stickiness| {
         if s.app_cookie.is_some() {
@@ -750,11 +555,11 @@ async fn forward(
         .stickiness
         .as_ref()
         .is_some_and(|s| cookie(head, cookie_name(s)).is_some());
-    let bodiless = *body == BodyState::Done;
+    let bodiless = !cx.unread_body();
     // Safe to send twice: an idempotent method and no body to replay.
     let retriable = bodiless && matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let chunked = head.chunked;
-    let up_head = request_head(req, conn, chunked);
+    let up_head = request_head(head, cx, chunked);
     let idle = conn.listener.spec.load().idle_timeout.to_std();
     let mut exclude: Vec<InstanceId> = Vec::new();
     let mut last_error = elb(502, "TargetConnectionError");
@@ -776,21 +581,13 @@ async fn forward(
                 }
                 Err(e) => {
                     count_elb(&tg, e.status);
-                    return own_answer(
-                        conn,
-                        client,
-                        Some(head),
-                        *body != BodyState::Done,
-                        entry,
-                        req.start,
-                        &e.own(),
-                    )
-                    .await;
+                    return own_answer(cx, client, &e.own()).await;
                 }
             };
         let inflight = InFlight::new(target.clone(), tg.clone());
         let sent = instant();
         let outcome = {
+            let body = &mut cx.body;
             let exchange = pin!(async {
                 let (mut up, reused) = target.connection().await.map_err(Failure::Connect)?;
                 send_request(&mut up, reused, &up_head, client, body, chunked).await?;
@@ -835,9 +632,7 @@ async fn forward(
                         tracing::debug!(target = %target.addr, error = %err, "malformed response");
                         last_error = elb(502, "TargetResponseMalformed");
                         target.errors.fetch_add(1, Relaxed);
-                        if let Some(e) = entry.as_mut() {
-                            e.target = Some(target.addr.to_string());
-                        }
+                        cx.log(|e| e.target = Some(target.addr.to_string()));
                         break;
                     }
                 };
@@ -856,25 +651,24 @@ async fn forward(
             Err(_) => {
                 last_error = elb(504, "TargetResponseTimeout");
                 target.errors.fetch_add(1, Relaxed);
-                if let Some(e) = entry.as_mut() {
-                    e.target = Some(target.addr.to_string());
-                }
+                cx.log(|e| e.target = Some(target.addr.to_string()));
                 break;
             }
         };
-        let target_time = sent.elapsed();
+        let target_time = since(sent);
         tg.response_time.record(target_time.as_micros() as u64);
         count_target(conn, &tg, response.status);
         if response.status.is_server_error() {
             target.errors.fetch_add(1, Relaxed);
         }
-        if let Some(e) = entry.as_mut() {
+        let start = cx.start;
+        cx.log(|e| {
             e.target = Some(target.addr.to_string());
             e.target_status = Some(response.status.as_u16());
             e.elb_status = response.status.as_u16();
-            e.request_processing = req.start.map(|s| sent.duration_since(s).as_secs_f64());
+            e.request_processing = start.map(|s| sent.duration_since(s).as_secs_f64());
             e.target_processing = Some(target_time.as_secs_f64());
-        }
+        });
         let set_cookie = spec.stickiness.as_ref().and_then(|s| {
             sticky_cookie(
                 &response,
@@ -889,21 +683,12 @@ async fn forward(
             response,
             set_cookie,
         };
-        let written = respond(conn, head, client, reply, entry).await;
+        let written = respond(cx, head, client, reply).await;
         drop(inflight);
         return written;
     }
     count_elb(&tg, last_error.status);
-    own_answer(
-        conn,
-        client,
-        Some(head),
-        *body != BodyState::Done,
-        entry,
-        req.start,
-        &last_error.own(),
-    )
-    .await
+    own_answer(cx, client, &last_error.own()).await
 }
 
 /// A target's response, to be written to the client.
@@ -919,11 +704,10 @@ struct Reply<'a> {
 /// A 101 turns the connection into a tunnel until either side closes it. Whether the
 /// client connection may go on.
 async fn respond(
-    conn: &Conn,
+    cx: &mut Ctx<'_>,
     head: &RequestHead,
     client: &mut ClientIo,
     reply: Reply<'_>,
-    entry: Option<Entry>,
 ) -> bool {
     let Reply {
         target,
@@ -957,7 +741,7 @@ async fn respond(
         connection_field(w, keep, head.http10);
     }
     w.extend_from_slice(b"\r\n");
-    let responded = entry.as_ref().map(|_| instant());
+    let responded = cx.entry.as_ref().map(|_| instant());
     let mut sent: u64 = 0;
     if switching {
         // A WebSocket: what the target sent after its handshake goes first, then bytes
@@ -976,7 +760,7 @@ async fn respond(
                 tunnel::run(&mut client.io, &mut target_io).await;
             }
         }
-        finish(conn, entry, responded, 0);
+        finish(cx, responded, 0);
         return false;
     }
     let whole = up.take_whole(&mut framing);
@@ -990,11 +774,11 @@ async fn respond(
         sent = data.len() as u64;
         client.wbuf.extend_from_slice(data);
         let ok = client.flush_wbuf().await.is_ok();
-        finish(conn, entry, responded, sent);
+        finish(cx, responded, sent);
         return ok && keep;
     }
     if client.flush_wbuf().await.is_err() {
-        finish(conn, entry, responded, 0);
+        finish(cx, responded, 0);
         return false;
     }
     loop {
@@ -1002,7 +786,7 @@ async fn respond(
             Some(Ok(data)) => {
                 sent += data.len() as u64;
                 let written = if rechunk {
-                    upstream::put_chunk(&mut client.wbuf, &data);
+                    put_chunk(&mut client.wbuf, &data);
                     client.flush_wbuf().await
                 } else {
                     client.write(&data).await
@@ -1030,19 +814,20 @@ async fn respond(
             }
         }
     }
-    finish(conn, entry, responded, sent);
+    finish(cx, responded, sent);
     keep
 }
 
 /// A forwarded request's last bookkeeping: bytes counted, the access log written.
-fn finish(conn: &Conn, entry: Option<Entry>, responded: Option<Instant>, bytes: u64) {
+fn finish(cx: &mut Ctx<'_>, responded: Option<Instant>, bytes: u64) {
+    let conn = cx.conn;
     conn.listener
         .counters
         .processed_bytes
         .fetch_add(bytes, Relaxed);
-    if let (Some(mut e), Some(log)) = (entry, &conn.shared.access_log) {
+    if let (Some(mut e), Some(log)) = (cx.entry.take(), &conn.shared.access_log) {
         e.sent_bytes = bytes;
-        e.response_processing = responded.map(|r| r.elapsed().as_secs_f64());
+        e.response_processing = responded.map(|r| since(r).as_secs_f64());
         log.write(e.line());
     }
 }
@@ -1095,34 +880,9 @@ fn count_elb(tg: &TargetGroup, status: StatusCode) {
     };
 }
 
-/// An HTTP date (RFC 9110 IMF-fixdate): `Sun, 22 Nov 2026 23:15:02 GMT`.
-fn http_date(t: bellows_core::Time) -> String {
-    // The core prints RFC 3339; rearrange its fields.
-    let iso = t.to_string();
-    let (y, m, d) = (&iso[0..4], &iso[5..7], &iso[8..10]);
-    let days = t.as_secs() / 86_400;
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][m.parse::<usize>().unwrap_or(1).clamp(1, 12) - 1];
-    format!("{weekday}, {d} {month} {y} {} GMT", &iso[11..19])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_dates() {
-        assert_eq!(
-            http_date(bellows_core::Time::from_millis(1_795_389_302_120)),
-            "Sun, 22 Nov 2026 23:15:02 GMT"
-        );
-        assert_eq!(
-            http_date(bellows_core::Time::from_millis(0)),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
-    }
 
     #[test]
     fn request_ids_are_distinct() {

@@ -14,8 +14,9 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 
+use crate::ProxyEvent;
+use crate::clock::now;
 use crate::targets::{Target, TargetGroup};
-use crate::{ProxyEvent, now};
 
 /// Checks `target` until it is removed or starts draining.
 pub(crate) async fn watch(

@@ -13,8 +13,8 @@ use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::upstream::{Chunk, Decoded, decode_chunk};
 use crate::watch::Watched;
+use crate::wire::{Chunk, Decoded, Span, decode_chunk, has_token};
 
 /// A request head may be this long (room for ALB's 64 KiB of headers and the request
 /// line); the exact limits are checked per request in forward.rs.
@@ -23,43 +23,6 @@ pub const MAX_HEAD: usize = 96 * 1024;
 const MAX_FIELDS: usize = 128;
 /// Room made in the read buffer before each read.
 const READ_SIZE: usize = 8 * 1024;
-
-/// A byte range of a request head.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Span {
-    start: u32,
-    end: u32,
-}
-
-impl Span {
-    /// Where `part` lies in `whole`; empty when it is not in it (an empty slice the
-    /// parser made up, say).
-    pub fn of(whole: &[u8], part: &[u8]) -> Span {
-        let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-        if start > whole.len() || part.len() > whole.len() - start {
-            return Span::default();
-        }
-        Span {
-            start: start as u32,
-            end: (start + part.len()) as u32,
-        }
-    }
-
-    fn sub(self, from: usize, to: usize) -> Span {
-        Span {
-            start: self.start + from as u32,
-            end: self.start + to as u32,
-        }
-    }
-
-    pub fn len(self) -> usize {
-        (self.end - self.start) as usize
-    }
-
-    pub fn in_(self, raw: &[u8]) -> &[u8] {
-        &raw[self.start as usize..self.end as usize]
-    }
-}
 
 /// A request head, its fields pointing into the bytes it arrived as.
 #[derive(Debug)]
@@ -99,15 +62,9 @@ fn bad(status: u16, reason: &'static str) -> HeadError {
     }
 }
 
-fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-}
-
 impl RequestHead {
     fn bytes(&self, s: Span) -> &[u8] {
-        &self.raw[s.start as usize..s.end as usize]
+        s.in_(&self.raw)
     }
 
     /// A span known to be UTF-8 (checked when parsed).
@@ -254,11 +211,7 @@ pub fn parse_request(buf: &BytesMut) -> Result<Option<(usize, RequestHead)>, Hea
         let origin = (end < rest.len()).then(|| target.sub(scheme.len() + end, target_text.len()));
         (origin, Some(authority))
     };
-    let query_at = origin.and_then(|o| {
-        std::str::from_utf8(&buf[o.start as usize..o.end as usize])
-            .ok()?
-            .find('?')
-    });
+    let query_at = origin.and_then(|o| std::str::from_utf8(o.in_(buf)).ok()?.find('?'));
     let http10 = req.version == Some(0);
     let mut head = RequestHead {
         raw: Bytes::new(),
@@ -547,7 +500,7 @@ mod tests {
     fn mangled_heads_never_panic() {
         // Every prefix, and 20,000 random mutations, of a request that uses every form.
         let valid = b"POST http://h:1/p/a?q=1&r HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, Upgrade, x-y\r\nUpgrade: websocket\r\nExpect: 100-continue\r\nCookie: a=b; BELLOWSLB=i-1\r\n\r\n";
-        let mut next = crate::upstream::rng(0x9E37_79B9_7F4A_7C15);
+        let mut next = crate::wire::rng(0x9E37_79B9_7F4A_7C15);
         let check = |bytes: &[u8]| {
             let buf = BytesMut::from(bytes);
             if let Ok(Some((n, mut h))) = parse_request(&buf) {

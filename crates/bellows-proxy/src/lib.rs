@@ -10,6 +10,7 @@
 
 mod access_log;
 mod anomaly;
+mod clock;
 mod forward;
 pub mod health;
 mod http1;
@@ -19,6 +20,7 @@ pub mod targets;
 mod tunnel;
 mod upstream;
 mod watch;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +30,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bellows_core::Time;
 use bellows_core::ids::InstanceId;
 use bellows_core::lb::cidr::Cidr;
 use bellows_core::lb::health::Reason;
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::access_log::AccessLog;
+use crate::clock::now;
 use crate::metrics::{ListenerCounters, quantile, sample};
 use crate::targets::{Target, TargetGroup};
 
@@ -107,15 +109,6 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone)]
 pub struct Proxy {
     shared: Arc<Shared>,
-}
-
-/// The wall clock, for slow start and logs.
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn now() -> Time {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Time::from_millis(d.as_millis() as u64)
 }
 
 /// A target as `bellows targets` shows it, like `describe-target-health`.
@@ -339,12 +332,11 @@ impl Proxy {
         let events = self.shared.events.clone();
         let instance = instance.clone();
         tokio::spawn(async move {
-            let start = tokio::time::Instant::now();
+            let start = clock::instant();
             // Each group lets go when the target is idle or its own delay has passed.
-            while draining
-                .iter()
-                .any(|(_, t, delay)| t.outstanding.load(Relaxed) > 0 && start.elapsed() < *delay)
-            {
+            while draining.iter().any(|(_, t, delay)| {
+                t.outstanding.load(Relaxed) > 0 && clock::since(start) < *delay
+            }) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let timed_out = draining

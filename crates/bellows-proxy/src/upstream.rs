@@ -11,12 +11,12 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::http1::Span;
+use crate::wire::{Chunk, Decoded, Span, decode_chunk, has_token};
 
 /// A response head longer than this, or with more fields, is malformed (502).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -40,19 +40,6 @@ pub enum Framing {
     Chunked(Chunk),
     /// Until the target closes the connection, which then cannot be reused.
     UntilClose,
-}
-
-/// Where a chunked body's decoder stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chunk {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside a chunk's data, this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after a chunk's data.
-    DataEnd,
-    /// After the last chunk: trailer fields up to an empty line.
-    Trailers,
 }
 
 /// Why an exchange failed.
@@ -235,100 +222,6 @@ impl Upstream {
     }
 }
 
-/// A step of the chunked decoder.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Decoded {
-    /// Bytes of a chunk's data, and the state after them.
-    Data(Chunk, Bytes),
-    /// A size line, a CRLF or a trailer field consumed: the state after it.
-    Moved(Chunk),
-    /// The empty line after the last chunk: the body is over.
-    End,
-}
-
-/// Decodes the next step of a chunked body at `state`; `None` when more bytes are
-/// needed (nothing is consumed then).
-pub(crate) fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<Option<Decoded>, String> {
-    let line = |buf: &BytesMut| match find_crlf(buf) {
-        Some(end) => Ok(Some(end)),
-        None if buf.len() > 4096 => Err("chunk line too long".to_owned()),
-        None => Ok(None),
-    };
-    Ok(Some(match state {
-        Chunk::Size => {
-            let Some(end) = line(buf)? else {
-                return Ok(None);
-            };
-            let text = &buf[..end];
-            // A size, then optional extensions after ';'.
-            let digits = text
-                .iter()
-                .position(|b| *b == b';')
-                .map_or(text, |i| &text[..i])
-                .trim_ascii();
-            let size = std::str::from_utf8(digits)
-                .ok()
-                .filter(|d| !d.is_empty() && d.len() <= 15)
-                .and_then(|d| u64::from_str_radix(d, 16).ok())
-                .ok_or_else(|| format!("bad chunk size {:?}", String::from_utf8_lossy(digits)))?;
-            buf.advance(end + 2);
-            Decoded::Moved(if size == 0 {
-                Chunk::Trailers
-            } else {
-                Chunk::Data(size)
-            })
-        }
-        Chunk::Data(n) => {
-            let take = (n as usize).min(buf.len());
-            if take == 0 {
-                return Ok(None);
-            }
-            let data = buf.split_to(take).freeze();
-            let left = n - take as u64;
-            Decoded::Data(
-                if left == 0 {
-                    Chunk::DataEnd
-                } else {
-                    Chunk::Data(left)
-                },
-                data,
-            )
-        }
-        Chunk::DataEnd => {
-            if buf.len() < 2 {
-                return Ok(None);
-            }
-            if &buf[..2] != b"\r\n" {
-                return Err("chunk data not followed by CRLF".into());
-            }
-            buf.advance(2);
-            Decoded::Moved(Chunk::Size)
-        }
-        Chunk::Trailers => {
-            // Trailer fields are dropped (as most proxies do); the empty line ends them.
-            let Some(end) = line(buf)? else {
-                return Ok(None);
-            };
-            buf.advance(end + 2);
-            if end == 0 {
-                Decoded::End
-            } else {
-                Decoded::Moved(Chunk::Trailers)
-            }
-        }
-    }))
-}
-
-fn find_crlf(b: &[u8]) -> Option<usize> {
-    b.windows(2).position(|w| w == b"\r\n")
-}
-
-fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-}
-
 /// Parses a response head at the start of `buf`: its length and the head, or `None`
 /// while it is incomplete.
 fn parse_head(
@@ -424,32 +317,6 @@ fn drop_length(buf: &[u8], fields: &mut Vec<(Span, Span)>) {
     fields.retain(|(n, _)| !n.in_(buf).eq_ignore_ascii_case(b"content-length"));
 }
 
-/// Appends one `name: value` line to a head.
-pub fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends a chunk of a chunked request body.
-pub fn put_chunk(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// A seeded xorshift generator, for the tests that mangle messages.
-#[cfg(test)]
-pub(crate) fn rng(mut seed: u64) -> impl FnMut() -> u64 {
-    move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,47 +387,9 @@ mod tests {
     }
 
     #[test]
-    fn chunked_bodies_decode_across_any_split() {
-        let body = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
-        for split in 0..body.len() {
-            let mut buf = BytesMut::from(&body[..split]);
-            let mut state = Chunk::Size;
-            let mut out = Vec::new();
-            let mut fed = split;
-            let mut ended = false;
-            for _ in 0..1000 {
-                match decode_chunk(&mut buf, state).unwrap() {
-                    Some(Decoded::Data(next, d)) => {
-                        out.extend_from_slice(&d);
-                        state = next;
-                    }
-                    Some(Decoded::Moved(next)) => state = next,
-                    Some(Decoded::End) => {
-                        ended = true;
-                        break;
-                    }
-                    None => {
-                        assert!(fed < body.len(), "stuck at {state:?} with everything fed");
-                        buf.extend_from_slice(&body[fed..]);
-                        fed = body.len();
-                    }
-                }
-            }
-            assert!(ended, "split {split}");
-            buf.extend_from_slice(&body[fed..]);
-            assert_eq!(out, b"Wikipedia in \r\n\r\nchunks.", "split {split}");
-            assert_eq!(
-                &buf[..],
-                b"NEXT",
-                "split {split}: what follows the body stays"
-            );
-        }
-    }
-
-    #[test]
     fn mangled_responses_never_panic() {
         let valid = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nWiki\r\n0\r\nt: 1\r\n\r\n";
-        let mut next = rng(0x2545_F491_4F6C_DD1D);
+        let mut next = crate::wire::rng(0x2545_F491_4F6C_DD1D);
         for round in 0..20_000 {
             let mut bytes = valid.to_vec();
             for _ in 0..1 + next() % 4 {
@@ -588,26 +417,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    fn bad_chunks_are_errors() {
-        for bad in ["zz\r\n", "\r\n", "4\r\nWikiXX", "1234567890abcdef0\r\n"] {
-            let mut buf = BytesMut::from(bad);
-            let mut state = Chunk::Size;
-            let mut failed = false;
-            for _ in 0..10 {
-                match decode_chunk(&mut buf, state) {
-                    Ok(Some(Decoded::Data(next, _) | Decoded::Moved(next))) => state = next,
-                    Ok(_) => break,
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            assert!(failed, "{bad:?}");
         }
     }
 }

@@ -28,7 +28,7 @@ static COARSE_MS: AtomicU64 = AtomicU64::new(0);
 
 pub fn coarse_now() -> u64 {
     match COARSE_MS.load(Relaxed) {
-        0 => crate::now().as_millis(),
+        0 => crate::clock::now().as_millis(),
         ms => ms,
     }
 }
@@ -38,7 +38,7 @@ pub(crate) async fn tick_clock() {
     let mut every = tokio::time::interval(Duration::from_millis(100));
     loop {
         every.tick().await;
-        COARSE_MS.store(crate::now().as_millis(), Relaxed);
+        COARSE_MS.store(crate::clock::now().as_millis(), Relaxed);
     }
 }
 

@@ -115,25 +115,8 @@ fn seconds(flag: &str, s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-fn read_trace(path: &PathBuf, start: usize, limit: usize) -> anyhow::Result<Vec<f64>> {
-    let text = if path.extension().is_some_and(|e| e == "gz") {
-        let out = std::process::Command::new("gzip")
-            .arg("-dc")
-            .arg(path)
-            .output()
-            .with_context(|| format!("cannot run gzip -dc {}", path.display()))?;
-        if !out.status.success() {
-            anyhow::bail!(
-                "gzip -dc {}: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        String::from_utf8(out.stdout).context("the trace is not text")?
-    } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the trace {}", path.display()))?
-    };
+fn read_trace(path: &std::path::Path, start: usize, limit: usize) -> anyhow::Result<Vec<f64>> {
+    let text = crate::trace::read_to_string(path)?;
     let counts = schedule::parse_trace(&text, start, limit)?;
     if counts.is_empty() {
         anyhow::bail!(
@@ -265,15 +248,17 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal();
     let progress = (!a.quiet).then(|| {
         let rec = running.recorder().clone();
-        let started = tokio::time::Instant::now();
+        let started = crate::clock::now();
         let every = Duration::from_secs(if tty { 1 } else { PLAIN_PROGRESS_SECS });
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let line =
-                    bellows_load::progress_line(&mut rec.lock().expect("lock"), started.elapsed());
+                let line = bellows_load::progress_line(
+                    &mut rec.lock().expect("lock"),
+                    crate::clock::since(started),
+                );
                 if tty {
                     eprint!("\r\x1b[2K{line}");
                 } else {

@@ -13,6 +13,7 @@ macro_rules! out {
     };
 }
 
+mod clock;
 mod commands;
 mod context;
 mod load;
@@ -20,6 +21,7 @@ mod scenario;
 mod sim;
 mod stack_file;
 mod table;
+mod trace;
 mod up;
 
 use std::net::SocketAddr;

@@ -141,7 +141,7 @@ pub struct Env {
 impl Env {
     /// Seconds since the scenario started.
     pub fn t(&self) -> f64 {
-        self.t0.elapsed().as_secs_f64()
+        crate::clock::since(self.t0).as_secs_f64()
     }
 
     /// One line of the timeline.
@@ -301,14 +301,14 @@ impl Env {
         mut tick: impl FnMut(&Env),
         mut ready: impl FnMut(&Snapshot) -> bool,
     ) -> anyhow::Result<Option<Snapshot>> {
-        let end = Instant::now() + timeout;
+        let end = crate::clock::now() + timeout;
         loop {
             let snap = self.poll().await?;
             tick(self);
             if ready(&snap) {
                 return Ok(Some(snap));
             }
-            if Instant::now() >= end {
+            if crate::clock::now() >= end {
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -319,7 +319,7 @@ impl Env {
     /// checks passed, so every one takes requests); false after `timeout`.
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<Option<Snapshot>> {
         let group = self.group.clone();
-        let end = Instant::now() + timeout;
+        let end = crate::clock::now() + timeout;
         let mut woken = false;
         loop {
             let snap = self.poll().await?;
@@ -346,7 +346,7 @@ impl Env {
                     return Ok(Some(snap));
                 }
             }
-            if Instant::now() >= end {
+            if crate::clock::now() >= end {
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -383,6 +383,7 @@ impl Env {
                     .map(|p| (p.0, p.1 as f64))
                     .collect(),
                 step: true,
+                dashed: false,
             },
             Series {
                 name: "in service".into(),
@@ -393,6 +394,7 @@ impl Env {
                     .map(|p| (p.0, p.2 as f64))
                     .collect(),
                 step: true,
+                dashed: false,
             },
         )
     }
@@ -483,7 +485,7 @@ async fn start_own(name: &str, stack: Option<&Path>, text: &str) -> anyhow::Resu
         .spawn()
         .context("cannot start bellows up")?;
     let mut own = Own { child, dir };
-    let end = Instant::now() + Duration::from_secs(20);
+    let end = crate::clock::now() + Duration::from_secs(20);
     let addr: SocketAddr = loop {
         if let Some(a) = std::fs::read_to_string(state.join("control"))
             .ok()
@@ -496,7 +498,7 @@ async fn start_own(name: &str, stack: Option<&Path>, text: &str) -> anyhow::Resu
             let _ = std::fs::remove_dir_all(&own.dir);
             anyhow::bail!("bellows up exited ({status}):\n{log}");
         }
-        if Instant::now() >= end {
+        if crate::clock::now() >= end {
             anyhow::bail!(
                 "bellows up did not start within 20 s; see {}",
                 own.dir.display()
@@ -530,7 +532,7 @@ async fn env_for(client: Client) -> anyhow::Result<Env> {
         .context("the stack has no group")?;
     Ok(Env {
         client,
-        t0: Instant::now(),
+        t0: crate::clock::now(),
         short: false,
         lb: listener.address.clone(),
         group: group.name.clone(),
@@ -577,7 +579,7 @@ pub async fn run(ctx: &Context, a: ScenarioArgs) -> anyhow::Result<ExitCode> {
         // What happened before the scenario is not its timeline: mark it seen.
         env.prime().await?;
     }
-    env.t0 = Instant::now();
+    env.t0 = crate::clock::now();
     env.say(format!(
         "{title}: group `{}` behind listener `{}` at http://{}/",
         env.group, env.listener, env.lb

@@ -3,8 +3,7 @@
 //! shows a progress bar on long runs, prints the summary side by side, and writes the
 //! per-second timeline CSV and an SVG chart of demand, capacity, desired and in-service.
 
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,6 +11,7 @@ use anyhow::{Context, bail};
 use bellows_core::Duration;
 use bellows_core::sim::{self, Options, Second, Summary};
 use bellows_core::stack::Stack;
+use bellows_load::chart::{self, Panel, Series, XAxis};
 
 use crate::table::Table;
 
@@ -162,24 +162,9 @@ fn seconds_arg(flag: &str, v: Option<&str>) -> anyhow::Result<Option<u64>> {
 /// gzipped. A bad line is reported as `FILE:LINE`.
 pub fn read_trace(path: &Path) -> anyhow::Result<Vec<u32>> {
     let name = path.display();
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("{name}: cannot read the trace"))?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic).unwrap_or(0);
-    drop(file);
-    let file =
-        std::fs::File::open(path).with_context(|| format!("{name}: cannot read the trace"))?;
-    let reader: Box<dyn BufRead> = if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::read::MultiGzDecoder::new(file),
-        ))
-    } else {
-        Box::new(BufReader::with_capacity(1 << 16, file))
-    };
+    let mut reader = crate::trace::open(path)?;
     let mut out = Vec::new();
     let mut line = String::new();
-    let mut reader = reader;
     let mut no = 0usize;
     loop {
         line.clear();
@@ -244,12 +229,11 @@ fn bar(name: &str, done: u64, total: u64) {
 
 /// Runs the engine alone (no CSV, no chart) and reports simulated seconds per wall
 /// second.
-#[allow(clippy::disallowed_methods)] // The benchmark measures wall time, in the shell.
 fn bench(stacks: &[(String, Stack)], window: &[u32], opts: &Options) -> anyhow::Result<ExitCode> {
     for (name, stack) in stacks {
-        let started = std::time::Instant::now();
+        let started = crate::clock::now();
         let summary = sim::run(stack, window, opts, &mut |_| {})?;
-        let wall = started.elapsed().as_secs_f64();
+        let wall = crate::clock::since(started).as_secs_f64();
         out!(
             "{name}: {} simulated seconds in {:.3} s wall: {:.0} simulated s per wall s ({} actions)",
             summary.seconds,
@@ -392,10 +376,11 @@ const COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
 ];
 
-/// Two panels sharing the time axis: requests/s with each stack's capacity, then
-/// instances (demand, and each stack's desired and in-service), stacks overlaid.
+/// Two panels on the same time axis (minutes, hours or days): requests/s with each
+/// stack's capacity, then instances (demand, and each stack's desired and in-service),
+/// stacks overlaid; drawn by the load generator's chart module, bellows' one.
 fn svg(results: &[(String, Summary, Chart)], per_point: usize, args: &Args, start: u64) -> String {
-    let mut results: Vec<(&String, Vec<[f64; 5]>)> = results
+    let results: Vec<(&String, Vec<[f64; 5]>)> = results
         .iter()
         .map(|(n, _, c)| {
             let mut points = c.points.clone();
@@ -405,17 +390,8 @@ fn svg(results: &[(String, Summary, Chart)], per_point: usize, args: &Args, star
             }
             (n, points)
         })
+        .filter(|(_, p)| !p.is_empty())
         .collect();
-    results.retain(|(_, p)| !p.is_empty());
-    let (w, h, left, right, top, gap) = (1240.0, 640.0, 70.0, 260.0, 40.0, 50.0);
-    let panel = (h - top - gap - 60.0) / 2.0;
-    let plot_w = w - left - right;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let title = format!(
         "bellows sim: {} x{} from {start}s",
         args.trace
@@ -423,56 +399,9 @@ fn svg(results: &[(String, Summary, Chart)], per_point: usize, args: &Args, star
             .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
         args.scale
     );
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="22" font-size="14">{}</text>"#,
-        escape(&title)
-    );
-    let Some((_, first)) = results.first() else {
-        s.push_str("</svg>\n");
-        return s;
-    };
-    let len = first.len();
+    let len = results.first().map_or(0, |(_, p)| p.len());
     let seconds = (len * per_point) as f64;
-    let x = |i: usize| left + plot_w * i as f64 / (len.max(2) - 1) as f64;
-    let max_of = |idx: &[usize]| {
-        results
-            .iter()
-            .flat_map(|(_, p)| p.iter().flat_map(|v| idx.iter().map(|&i| v[i])))
-            .fold(0.0f64, f64::max)
-            .max(1.0)
-    };
-    let panels = [
-        (top, max_of(&[0, 1]), "requests per second"),
-        (top + panel + gap, max_of(&[2, 3, 4]), "instances"),
-    ];
-    for (y0, ymax, label) in panels {
-        let _ = writeln!(
-            s,
-            r##"<rect x="{left}" y="{y0}" width="{plot_w}" height="{panel}" fill="none" stroke="#999"/>"##
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" transform="rotate(-90 {} {})" text-anchor="middle">{label}</text>"#,
-            18.0,
-            y0 + panel / 2.0,
-            18.0,
-            y0 + panel / 2.0
-        );
-        for k in 0..=4 {
-            let v = ymax * f64::from(k) / 4.0;
-            let y = y0 + panel - panel * f64::from(k) / 4.0;
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-                left + plot_w,
-                left - 6.0,
-                y + 4.0,
-                short(v)
-            );
-        }
-    }
-    // Time ticks in hours or days.
+    // Time ticks in minutes, hours or days, at most about ten.
     let (unit, name) = if seconds > 4.0 * 86400.0 {
         (86400.0, "d")
     } else if seconds > 4.0 * 3600.0 {
@@ -480,82 +409,52 @@ fn svg(results: &[(String, Summary, Chart)], per_point: usize, args: &Args, star
     } else {
         (60.0, "min")
     };
-    let ticks = (seconds / unit).floor().max(1.0);
-    let step = (ticks / 10.0).ceil().max(1.0);
-    let mut k = 0.0;
-    while k <= ticks {
-        let xx = left + plot_w * (k * unit / seconds).min(1.0);
-        let _ = writeln!(
-            s,
-            r#"<text x="{xx:.1}" y="{}" text-anchor="middle">{}{name}</text>"#,
-            h - 40.0,
-            k
-        );
-        k += step;
-    }
-    let line = |s: &mut String,
-                pts: &[[f64; 5]],
-                idx: usize,
-                y0: f64,
-                ymax: f64,
-                colour: &str,
-                dash: &str| {
-        let mut d = String::with_capacity(pts.len() * 14);
-        for (i, v) in pts.iter().enumerate() {
-            let y = y0 + panel - panel * (v[idx] / ymax).min(1.0);
-            let _ = write!(d, "{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, x(i), y);
-        }
-        let _ = writeln!(
-            s,
-            r#"<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.2" stroke-dasharray="{dash}"/>"#
-        );
+    let count = (seconds / unit).floor().max(1.0);
+    let step = (count / 10.0).ceil().max(1.0);
+    let ticks: Vec<(f64, String)> = (0..)
+        .map(|k| f64::from(k) * step)
+        .take_while(|k| *k <= count)
+        .map(|k| (k * unit, format!("{k}{name}")))
+        .collect();
+    let axis = XAxis {
+        label: "time".into(),
+        max: seconds.max(1.0),
+        ticks,
     };
-    let (y_req, req_max) = (panels[0].0, panels[0].1);
-    let (y_inst, inst_max) = (panels[1].0, panels[1].1);
-    line(&mut s, first, 0, y_req, req_max, "#444", "");
-    line(&mut s, first, 2, y_inst, inst_max, "#444", "");
-    let mut legend = vec![("#444".to_owned(), "demand".to_owned(), String::new())];
+    let series = |name: String, color: &'static str, pts: &[[f64; 5]], idx: usize, dashed| Series {
+        name,
+        color,
+        points: pts
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ((i * per_point) as f64, v[idx]))
+            .collect(),
+        step: false,
+        dashed,
+    };
+    let mut requests = Vec::new();
+    let mut instances = Vec::new();
+    if let Some((_, first)) = results.first() {
+        requests.push(series("demand".into(), "#444", first, 0, false));
+        instances.push(series("demand".into(), "#444", first, 2, false));
+    }
     for (i, (name, pts)) in results.iter().enumerate() {
         let c = COLOURS[i % COLOURS.len()];
-        line(&mut s, pts, 1, y_req, req_max, c, "");
-        line(&mut s, pts, 4, y_inst, inst_max, c, "");
-        line(&mut s, pts, 3, y_inst, inst_max, c, "4 3");
-        legend.push((
-            c.to_owned(),
-            format!("{name}: capacity / in service"),
-            String::new(),
-        ));
-        legend.push((c.to_owned(), format!("{name}: desired"), "4 3".to_owned()));
+        requests.push(series(format!("{name}: capacity"), c, pts, 1, false));
+        instances.push(series(format!("{name}: in service"), c, pts, 4, false));
+        instances.push(series(format!("{name}: desired"), c, pts, 3, true));
     }
-    // The legend, one entry a line, right of the plots.
-    let lx = left + plot_w + 16.0;
-    for (i, (c, text, dash)) in legend.into_iter().enumerate() {
-        let ly = top + 8.0 + 18.0 * i as f64;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{}" y="{}">{}</text>"#,
-            lx + 20.0,
-            lx + 26.0,
-            ly + 4.0,
-            escape(&text)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn short(v: f64) -> String {
-    if v >= 10_000.0 {
-        format!("{:.0}k", v / 1000.0)
-    } else if v >= 10.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let panels = [
+        Panel {
+            title: "requests per second".into(),
+            series: requests,
+            x_axis: Some(axis.clone()),
+        },
+        Panel {
+            title: "instances".into(),
+            series: instances,
+            x_axis: Some(axis),
+        },
+    ];
+    chart::svg(&title, "time", &panels)
 }

@@ -234,11 +234,7 @@ fn token(dir: &Path) -> anyhow::Result<String> {
             return Ok(t);
         }
     }
-    let mut raw = [0u8; 32];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut raw))
-        .context("cannot read /dev/urandom for a token")?;
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let token = bellows_node::token::random_hex::<32>()?;
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)

@@ -226,9 +226,11 @@ fn a_long_request_finishes_while_its_instance_drains() {
     let up = start("drain", 2, "", "");
     let lb = up.lb();
     // Protect nothing: find which instance takes the slow request, then scale in to it.
+    // The request outlasts, by far, the CLI calls and the wait for the draining state
+    // on a loaded machine; the test waits for its answer, not for a fixed time.
     let slow = {
         let lb = lb.clone();
-        std::thread::spawn(move || request(&lb, "GET", "/?sleep=2500", &[], ""))
+        std::thread::spawn(move || request(&lb, "GET", "/?sleep=8000", &[], ""))
     };
     let busy = up.target_with_outstanding(1, "the slow request in flight");
     let idle = up
@@ -241,8 +243,10 @@ fn a_long_request_finishes_while_its_instance_drains() {
         .to_owned();
     assert!(up.cli(&["protect", &idle]).status.success());
     assert!(up.cli(&["scale", "web", "--desired", "1"]).status.success());
-    up.wait_for("draining", Duration::from_secs(5), |u| {
-        u.targets().iter().any(|t| t["state"] == "draining")
+    up.wait_for("draining", Duration::from_secs(6), |u| {
+        u.targets()
+            .iter()
+            .any(|t| t["state"] == "draining" && t["instance"] == busy.as_str())
     });
     // A draining target gets no new request.
     for _ in 0..10 {
@@ -373,9 +377,10 @@ fn kill_under_load(name: &str, n: u32, victims: usize) {
     let up = start(name, n, "", "");
     let lb = up.lb();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (lb, stop) = (lb.clone(), stop.clone());
+            let (lb, stop, answered) = (lb.clone(), stop.clone(), answered.clone());
             std::thread::spawn(move || {
                 let (mut ok, mut failed) = (0u32, Vec::new());
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -385,17 +390,38 @@ fn kill_under_load(name: &str, n: u32, victims: usize) {
                     } else {
                         failed.push(status)
                     }
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 (ok, failed)
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(700));
-    for victim in &up.in_service()[..victims] {
+    let count = || answered.load(std::sync::atomic::Ordering::Relaxed);
+    // Events, not fixed times: the load is flowing, then the victims die, then the load
+    // balancer has seen them go and the clients have gone on through it for a while.
+    up.wait_for("the load to flow", Duration::from_secs(20), |_| {
+        count() >= 40
+    });
+    let victims: Vec<serde_json::Value> = up.in_service()[..victims].to_vec();
+    for victim in &victims {
         kill9(victim["pid"].as_u64().unwrap());
     }
     let t = Instant::now();
-    std::thread::sleep(Duration::from_millis(2000));
+    let before = count();
+    up.wait_for(
+        "the load balancer to see the victims go, under load",
+        Duration::from_secs(30),
+        |u| {
+            let targets = u.targets();
+            let gone = victims.iter().all(|v| {
+                targets
+                    .iter()
+                    .filter(|t| t["instance"] == v["id"])
+                    .all(|t| t["state"] != "healthy")
+            });
+            gone && count() >= before + 100
+        },
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;
     for w in workers {

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Command, Group, GroupError, Health, Lifecycle, is_live};
+use super::{Command, Group, GroupError, Health, Lifecycle, Refresh, RefreshStatus, is_live};
 use crate::event::Event;
 use crate::ids::{IdGen, InstanceId};
 use crate::{Duration, Time};
@@ -23,35 +23,6 @@ pub struct RefreshSpec {
     pub min_healthy_percentage: u32,
     /// How long a replacement must be in service before it counts as healthy capacity.
     pub warmup: Duration,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RefreshStatus {
-    InProgress,
-    Successful,
-    Cancelled,
-}
-
-/// A refresh's progress, as `describe-instance-refreshes` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Refresh {
-    pub id: String,
-    pub group: String,
-    pub status: RefreshStatus,
-    pub status_reason: String,
-    pub min_healthy_percentage: u32,
-    pub warmup: Duration,
-    pub start: Time,
-    pub end: Option<Time>,
-    /// How many instances the refresh replaces.
-    pub total: u32,
-    /// Old instances still to be taken out.
-    pub remaining: BTreeSet<InstanceId>,
-    /// Old instances skipped because they are protected from scale in.
-    pub skipped: BTreeSet<InstanceId>,
-    pub percentage_complete: u32,
-    /// Batches started so far.
-    pub batches: u32,
 }
 
 impl Group {

@@ -139,7 +139,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     let mut out_at: Option<f64> = None;
     let mut peak = d0;
     let mut found: Option<serde_json::Value> = None;
-    let start = tokio::time::Instant::now();
+    let start = crate::clock::now();
     let settled = loop {
         let snap = env.poll().await?;
         let elapsed = running.elapsed();
@@ -190,7 +190,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         {
             break true;
         }
-        if start.elapsed() >= bound {
+        if crate::clock::since(start) >= bound {
             break false;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -256,6 +256,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                             .map(|r| (r.second as f64, r.status_503 as f64))
                             .collect(),
                         step: false,
+                        dashed: false,
                     },
                     Series {
                         name: "connected".into(),
@@ -265,6 +266,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                             .map(|r| (r.second as f64, r.connected as f64))
                             .collect(),
                         step: true,
+                        dashed: false,
                     },
                 ],
                 x_axis: None,

@@ -118,8 +118,8 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     let mut last_cpu = 0.0;
     let bound_out = Duration::from_secs(if short { 50 } else { 180 });
     let mut out = None;
-    let end = tokio::time::Instant::now() + bound_out;
-    while tokio::time::Instant::now() < end {
+    let end = crate::clock::now() + bound_out;
+    while crate::clock::now() < end {
         let s = env.poll().await?;
         if env.t() - last_cpu >= 2.0 {
             env.say(cpu_line(env, &s));
@@ -148,9 +148,9 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     }
     // Scale in: back to where it started.
     let bound_in = Duration::from_secs(if short { 60 } else { 600 });
-    let end = tokio::time::Instant::now() + bound_in;
+    let end = crate::clock::now() + bound_in;
     let mut back = None;
-    while out.is_some() && tokio::time::Instant::now() < end {
+    while out.is_some() && crate::clock::now() < end {
         let s = env.poll().await?;
         if env.t() - last_cpu >= 2.0 {
             env.say(cpu_line(env, &s));
