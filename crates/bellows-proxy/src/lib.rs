@@ -11,6 +11,8 @@
 mod access_log;
 mod anomaly;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 mod http1;
 mod listener;
