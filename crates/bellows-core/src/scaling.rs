@@ -216,10 +216,9 @@ pub trait GroupView {
     /// Instances of the group still in their warmup.
     fn warming(&self, group: &str, now: Time) -> u32;
     /// Minutes east of UTC of a named time zone at `t` (for scheduled actions); the
-    /// core reads no time zone data itself. None: unknown zone.
-    fn utc_offset(&self, _zone: &str, _t: Time) -> Option<i32> {
-        None
-    }
+    /// core reads no time zone data itself. None: unknown zone. There is no default, so
+    /// that every driver of the scaler has to say where its offsets come from.
+    fn utc_offset(&self, zone: &str, t: Time) -> Option<i32>;
 }
 
 impl Scaler {

@@ -2,6 +2,7 @@
 //! month, day of week) with `*`, lists, ranges and steps, in UTC, a fixed offset, or a
 //! named (IANA) time zone whose offset the caller looks up: the core reads no tz data.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -175,6 +176,35 @@ impl Cron {
             && self.hours & (1 << hour) != 0
             && self.months & (1 << month) != 0
             && day_ok
+    }
+}
+
+/// The offsets of named zones over a span of time, as the caller read them from a time
+/// zone database: per zone, the offset in force from each instant on. The simulator
+/// takes one because it runs on a virtual clock and the core reads no tz data itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZoneTable {
+    zones: BTreeMap<String, Vec<(Time, i32)>>,
+}
+
+impl ZoneTable {
+    /// From `from` on (until a later entry), `zone` is `offset_minutes` east of UTC.
+    pub fn insert(&mut self, zone: &str, from: Time, offset_minutes: i32) {
+        let entries = self.zones.entry(zone.to_owned()).or_default();
+        let at = entries.partition_point(|(t, _)| *t <= from);
+        if at > 0 && entries[at - 1].0 == from {
+            entries[at - 1].1 = offset_minutes;
+        } else {
+            entries.insert(at, (from, offset_minutes));
+        }
+    }
+
+    /// Minutes east of UTC in `zone` at `t`; None for a zone not in the table or an
+    /// instant before its first entry.
+    pub fn offset(&self, zone: &str, t: Time) -> Option<i32> {
+        let entries = self.zones.get(zone)?;
+        let at = entries.partition_point(|(from, _)| *from <= t);
+        at.checked_sub(1).map(|i| entries[i].1)
     }
 }
 

@@ -22,6 +22,7 @@ use crate::ids::{IdGen, InstanceId};
 use crate::lb::select::Algorithm;
 use crate::metrics::{MetricStore, SeriesKey, catalogue};
 use crate::scaling::{GroupView, Outcome, Scaler, WarmMean, is_warming, warming_in};
+use crate::schedule::ZoneTable;
 use crate::stack::Stack;
 use crate::{Duration, Time};
 
@@ -51,6 +52,9 @@ pub struct Options {
     /// that times of day (scheduled actions, the predictive policy's days) follow the
     /// trace's. Second 0 is midnight UTC.
     pub start: u64,
+    /// Offsets of the named time zones of the stack's scheduled actions over the
+    /// window, looked up by the caller (the core reads no time zone data).
+    pub zones: ZoneTable,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             scale: 1.0,
             seed: None,
             start: 0,
+            zones: ZoneTable::default(),
         }
     }
 }
@@ -192,6 +197,7 @@ struct Sim {
     crash_per_s: f64,
     price_per_hour: f64,
     scaler: Scaler,
+    zones: ZoneTable,
     store: MetricStore,
     feeds: Vec<(Feed, SeriesKey)>,
     ids: IdGen,
@@ -233,6 +239,7 @@ struct View<'a> {
     groups: &'a mut BTreeMap<String, Group>,
     group: &'a str,
     warmup: Duration,
+    zones: &'a ZoneTable,
 }
 
 impl GroupView for View<'_> {
@@ -248,6 +255,9 @@ impl GroupView for View<'_> {
             Some(g) => warming_in(g, Duration::ZERO, now),
             None => 0,
         }
+    }
+    fn utc_offset(&self, zone: &str, t: Time) -> Option<i32> {
+        self.zones.offset(zone, t)
     }
 }
 
@@ -331,6 +341,7 @@ impl Sim {
             crash_per_s: s.crash_rate / 3600.0,
             price_per_hour: s.price_per_hour,
             scaler,
+            zones: opts.zones.clone(),
             store: MetricStore::default(),
             feeds,
             ids: IdGen::new(seed),
@@ -547,6 +558,7 @@ impl Sim {
                 groups: &mut self.groups,
                 group: &self.group,
                 warmup: self.warmup,
+                zones: &self.zones,
             },
             now,
         );

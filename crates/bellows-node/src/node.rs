@@ -725,6 +725,9 @@ impl ScalerGroups for Groups<'_> {
         };
         warming_in(g, self.warmups.get(group).copied().unwrap_or_default(), now)
     }
+    fn utc_offset(&self, zone: &str, t: Time) -> Option<i32> {
+        crate::zones::utc_offset(zone, t)
+    }
 }
 
 impl Node {

@@ -152,6 +152,19 @@ impl RequestHead {
     }
 }
 
+/// `parse_request` with the head's bytes copied into it, as a connection would split
+/// them off (for `fuzzing.rs`).
+pub(crate) fn parse_request_copied(
+    buf: &BytesMut,
+) -> Result<Option<(usize, RequestHead)>, HeadError> {
+    parse_request(buf).map(|o| {
+        o.map(|(n, mut h)| {
+            h.raw = Bytes::copy_from_slice(&buf[..n]);
+            (n, h)
+        })
+    })
+}
+
 /// Whether the request line ends in a well-formed HTTP version (then one not spoken
 /// here is a 505; anything else is a 400).
 fn names_a_version(buf: &[u8]) -> bool {

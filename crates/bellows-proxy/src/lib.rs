@@ -12,6 +12,8 @@ mod access_log;
 mod anomaly;
 mod clock;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 mod http1;
 mod listener;

@@ -312,6 +312,26 @@ fn parse_head(
     )))
 }
 
+/// Parses a response head as a connection would and reads all of it (for `fuzzing.rs`).
+pub(crate) fn fuzz_response_head(data: &[u8], method: &Method, upgrade: bool) {
+    let Ok(Some((len, mut head))) = parse_head(data, method, upgrade) else {
+        return;
+    };
+    assert!(len > 0 && len <= data.len());
+    head.raw = Bytes::copy_from_slice(&data[..len]);
+    let _ = head.reason();
+    for (name, value) in head.fields() {
+        assert!(name.len() + value.len() <= len);
+        assert!(
+            !(matches!(head.framing, Framing::Chunked(_) | Framing::UntilClose)
+                && head.status != StatusCode::SWITCHING_PROTOCOLS
+                && *method != Method::HEAD
+                && name.eq_ignore_ascii_case(b"content-length")),
+            "a coded body keeps no Content-Length to pass on"
+        );
+    }
+}
+
 /// Removes every Content-Length field (a coded body's length is not the one sent on).
 fn drop_length(buf: &[u8], fields: &mut Vec<(Span, Span)>) {
     fields.retain(|(n, _)| !n.in_(buf).eq_ignore_ascii_case(b"content-length"));

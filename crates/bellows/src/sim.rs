@@ -59,10 +59,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => len,
     };
     let window = &trace[start as usize..end as usize];
+    // The virtual clock runs from the epoch at the trace's second 0; named zones'
+    // offsets over the window come from the system's database, as live.
+    let zones = bellows_node::zones::table(
+        stacks.iter().map(|(_, s)| s),
+        bellows_core::Time::from_millis(start * 1000),
+        bellows_core::Time::from_millis(end * 1000),
+    );
     let opts = Options {
         scale: args.scale,
         seed: args.seed,
         start,
+        zones,
     };
 
     if args.bench {

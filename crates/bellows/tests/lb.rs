@@ -96,14 +96,17 @@ fn round_robin_splits_a_thousand_requests_evenly() {
     );
     assert_eq!(v["path"], "/x");
     assert_eq!(v["query"], "y=1");
-    // The access log has a line per request in ALB's order, and /metrics counts them.
-    let log = std::fs::read_to_string(up.state.join("access.log")).unwrap_or_default();
-    assert!(
-        log.lines().any(|l| l.starts_with("http ")
-            && l.contains("\"GET http://")
-            && l.contains(" 200 200 ")),
-        "{log:.300}"
-    );
+    // The access log has a line per request in ALB's order (written in batches, a few
+    // times a second), and /metrics counts them.
+    let logged = |u: &Up| {
+        std::fs::read_to_string(u.state.join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.starts_with("http ") && l.contains("\"GET http://") && l.contains(" 200 200 ")
+            })
+    };
+    up.wait_for("the access log's line", Duration::from_secs(5), logged);
     let control = std::fs::read_to_string(up.state.join("control")).unwrap();
     let (status, metrics) = http(control.trim(), "GET", "/metrics", None);
     assert_eq!(status, 200);

@@ -297,3 +297,52 @@ alarm_actions = ["webhook:ops"]
             .is_some_and(|d| d.iter().any(|d| !d["delivered"].is_null()))
     });
 }
+
+#[test]
+fn a_scheduled_action_in_a_named_zone_fires_at_its_local_minute() {
+    // The next minute on Paris's clock (the one after if this one ends too soon for
+    // bellows to be up): Paris is never at UTC's offset, so an action matched in the
+    // wrong zone, or in none, does not fire then.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minutes_ahead = if now_s % 60 > 45 { 2 } else { 1 };
+    let fire_at = (now_s / 60 + minutes_ahead) * 60;
+    let offset = bellows_node::zones::utc_offset(
+        "Europe/Paris",
+        bellows_core::Time::from_millis(fire_at * 1000),
+    )
+    .expect("the system's time zone database knows Europe/Paris");
+    assert_ne!(offset, 0);
+    let local = fire_at as i64 + i64::from(offset) * 60;
+    let (hour, minute) = (local.rem_euclid(86_400) / 3600, local.rem_euclid(3600) / 60);
+    let extra = format!(
+        "[[groups.web.scheduled]]\nname = \"paris\"\ncron = \"{minute} {hour} * * *\"\ntime_zone = \"Europe/Paris\"\ndesired = 2\n"
+    );
+    let up = Up::start("paris", &echo_stack(1, &extra));
+    let desired = |u: &Up| u.json(&["status"])["groups"][0]["desired"].as_u64();
+    assert_eq!(desired(&up), Some(1));
+    let waited = up.wait_for(
+        "the scheduled action to set desired 2",
+        Duration::from_secs(minutes_ahead * 60 + 30),
+        |u| desired(u) == Some(2),
+    );
+    let fired = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // The scaler runs once a second: the action fires in the first seconds of its
+    // minute, never before it (allowing a loaded machine 15 s).
+    assert!(
+        (fire_at..fire_at + 15).contains(&fired),
+        "fired at {fired}, its minute starts at {fire_at} (waited {waited:?})"
+    );
+    let activities = up.activities();
+    assert!(
+        activities.iter().any(|a| a["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("scheduled action paris"))),
+        "{activities:#?}"
+    );
+}

@@ -431,3 +431,32 @@ fn a_live_replay_and_the_simulator_take_the_same_scaling_actions() {
     // The seconds each action came after the trace started, for the record.
     eprintln!("live {live:?}\nsimulated {simulated:?}");
 }
+
+#[test]
+fn scheduled_actions_in_a_named_zone_run_on_its_clock() {
+    let (dir, _) = scratch();
+    // The virtual clock starts at the epoch: 1970-01-01, when Paris was at +01:00 all
+    // year, so 08:30 in Paris is 07:30 UTC.
+    let stack = write_file(
+        &dir,
+        "stack.toml",
+        "[stack]\nname = \"s\"\n[groups.web]\nmin = 1\nmax = 5\ndesired = 1\n\
+         [groups.web.launch]\ncommand = [\"bellows\", \"app\", \"echo\"]\n\
+         [[groups.web.scheduled]]\nname = \"morning\"\ncron = \"30 8 * * *\"\ntime_zone = \"Europe/Paris\"\ndesired = 3\n",
+    );
+    let trace = write_trace(&dir, &vec![5; 86_400]);
+    let (code, out, err) = sim(&[
+        stack.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let actions = &v[0]["summary"]["actions"];
+    assert_eq!(
+        actions,
+        &serde_json::json!([{ "t": 27_000, "policy": "morning", "from": 1, "to": 3 }]),
+        "{out}"
+    );
+}

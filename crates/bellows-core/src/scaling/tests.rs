@@ -56,6 +56,7 @@ fn steps_are_relative_to_the_threshold() {
 struct Groups {
     groups: BTreeMap<String, Group>,
     warming: u32,
+    zones: crate::schedule::ZoneTable,
 }
 
 impl GroupView for Groups {
@@ -67,6 +68,9 @@ impl GroupView for Groups {
     }
     fn warming(&self, _: &str, _: Time) -> u32 {
         self.warming
+    }
+    fn utc_offset(&self, zone: &str, t: Time) -> Option<i32> {
+        self.zones.offset(zone, t)
     }
 }
 
@@ -82,6 +86,7 @@ fn groups(desired: u32) -> (Groups, IdGen) {
         Groups {
             groups: [("web".to_owned(), g)].into(),
             warming: 0,
+            zones: Default::default(),
         },
         ids,
     )
@@ -367,6 +372,80 @@ fn scheduled_actions_run_at_their_minute() {
         }]
     );
     assert_eq!(g.groups["web"].capacity().min, 4);
+}
+
+/// Europe/Paris around its 2026 change to summer time (2026-03-29 01:00 UTC).
+fn paris_spring_2026() -> crate::schedule::ZoneTable {
+    let mut zones = crate::schedule::ZoneTable::default();
+    zones.insert("Europe/Paris", Time::from_millis(1_761_440_400_000), 60);
+    zones.insert("Europe/Paris", Time::from_millis(1_774_746_000_000), 120);
+    zones
+}
+
+#[test]
+fn zone_tables_give_the_offset_in_force() {
+    let zones = paris_spring_2026();
+    // (zone, seconds since the epoch, offset)
+    for (zone, t, want) in [
+        ("Europe/Paris", 1_761_440_399, None), // before the table
+        ("Europe/Paris", 1_761_440_400, Some(60)),
+        ("Europe/Paris", 1_774_745_999, Some(60)), // 2026-03-29 00:59:59 UTC
+        ("Europe/Paris", 1_774_746_000, Some(120)), // 01:00:00 UTC, 03:00 in Paris
+        ("Europe/Paris", 1_800_000_000, Some(120)),
+        ("America/New_York", 1_774_746_000, None),
+    ] {
+        assert_eq!(
+            zones.offset(zone, Time::from_millis(t * 1000)),
+            want,
+            "{zone} at {t}"
+        );
+    }
+}
+
+#[test]
+fn a_named_zone_schedule_follows_daylight_saving() {
+    let (mut g, _) = groups(2);
+    g.zones = paris_spring_2026();
+    let action = |name: &str, cron: &str, zone: &str, desired: u32| ScheduledAction {
+        name: name.into(),
+        group: "web".into(),
+        cron: Cron::parse(cron, zone).unwrap(),
+        min: None,
+        max: None,
+        desired: Some(desired),
+    };
+    let actions = vec![
+        action("morning", "30 8 * * *", "Europe/Paris", 5),
+        action("evening", "30 20 * * *", "Europe/Paris", 2),
+        // A zone the caller did not look up never matches (the node refuses such a
+        // stack when it starts).
+        action("nowhere", "* * * * *", "America/New_York", 9),
+    ];
+    // From 2026-03-28 00:00 UTC, two days minute by minute, across the change.
+    let start = 1_774_656_000u64;
+    let mut s = Scaler::new(vec![], vec![], actions, Time::from_millis(start * 1000));
+    let store = MetricStore::default();
+    let mut fired = Vec::new();
+    for minute in 1..=2 * 24 * 60 {
+        let t = start + minute * 60 + 5;
+        for o in s.evaluate(&store, &mut g, Time::from_millis(t * 1000)) {
+            if let Outcome::Scaled { policy, to, .. } = o {
+                fired.push((t - 5, policy, to));
+            }
+        }
+    }
+    // 08:30 and 20:30 in Paris: 07:30 and 19:30 UTC in winter, 06:30 and 18:30 after.
+    let want = [
+        (1_774_683_000, "morning", 5), // 2026-03-28 07:30 UTC
+        (1_774_726_200, "evening", 2), // 2026-03-28 19:30 UTC
+        (1_774_765_800, "morning", 5), // 2026-03-29 06:30 UTC
+        (1_774_809_000, "evening", 2), // 2026-03-29 18:30 UTC
+    ];
+    let want: Vec<(u64, String, u32)> = want
+        .iter()
+        .map(|(t, p, d)| (*t, (*p).to_owned(), *d))
+        .collect();
+    assert_eq!(fired, want);
 }
 
 fn requests() -> SeriesKey {

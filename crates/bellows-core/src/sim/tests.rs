@@ -35,6 +35,7 @@ fn run_all(src: &str, trace: &[u32], seed: Option<u64>) -> (Summary, Vec<Second>
             scale: 1.0,
             seed,
             start: 0,
+            ..Options::default()
         },
         &mut |r| rows.push(*r),
     )
@@ -205,4 +206,65 @@ fn invariants_hold_for_any_trace_and_policy() {
         .rng(quickcheck::Gen::new(1500))
         .tests(60)
         .quickcheck(invariants as fn(Vec<u16>, u8, u64) -> bool);
+}
+
+#[test]
+fn scheduled_actions_in_a_named_zone_follow_its_daylight_saving() {
+    let src = r#"
+[groups.web]
+min = 1
+max = 10
+desired = 1
+[groups.web.launch]
+command = ["bellows", "app", "echo"]
+[[groups.web.scheduled]]
+name = "morning"
+cron = "30 8 * * *"
+time_zone = "Europe/Paris"
+desired = 4
+[[groups.web.scheduled]]
+name = "evening"
+cron = "30 20 * * *"
+time_zone = "Europe/Paris"
+desired = 1
+"#;
+    let stack = parse(src).unwrap_or_else(|d| panic!("{d:?}"));
+    // Paris went from +01:00 to +02:00 at 2026-03-29 01:00 UTC.
+    let mut zones = ZoneTable::default();
+    zones.insert("Europe/Paris", Time::from_millis(1_761_440_400_000), 60);
+    zones.insert("Europe/Paris", Time::from_millis(1_774_746_000_000), 120);
+    // From 2026-03-28 06:00 UTC for 26 hours.
+    let start = 1_774_677_600;
+    let trace = vec![10; 26 * 3600];
+    let opts = Options {
+        start,
+        zones,
+        ..Options::default()
+    };
+    let s = run(&stack, &trace, &opts, &mut |_| {}).unwrap();
+    let got: Vec<(u64, &str, u32)> = s
+        .actions
+        .iter()
+        .map(|a| (a.t, a.policy.as_str(), a.to))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1_774_683_000, "morning", 4), // 2026-03-28 07:30 UTC, +01:00
+            (1_774_726_200, "evening", 1), // 19:30 UTC
+            (1_774_765_800, "morning", 4), // 2026-03-29 06:30 UTC, +02:00
+        ]
+    );
+    // Without the zone's offsets the actions cannot match: the caller must look them up.
+    let s = run(
+        &stack,
+        &trace,
+        &Options {
+            start,
+            ..Options::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(s.actions.is_empty(), "{:?}", s.actions);
 }

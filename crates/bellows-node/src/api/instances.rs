@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::Call;
 use super::auth::Operator;
-use super::json::Json;
+use super::json::{Json, RawBody};
 use super::types::*;
 use super::{ApiState, instance_id};
 
@@ -170,7 +170,7 @@ pub(super) async fn stress(
     State(s): State<ApiState>,
     Operator(actor): Operator,
     Path(id): Path<String>,
-    body: bytes::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let instance = instance_id(&id)?;
     if !body.is_empty() {
@@ -212,8 +212,10 @@ pub(super) async fn stress(
         })
         .await;
     if !(200..300).contains(&status) {
+        // The instance is there but would not stress (not the stress app, or a body it
+        // refuses): the caller's request cannot be carried out there, not a gateway fault.
         return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
+            StatusCode::CONFLICT,
             "instance_refused",
             format!("{target} answered {status}: {}", text.trim()),
         ));

@@ -44,20 +44,35 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let body = bytes::Bytes::from_request(req, state).await.map_err(|r| {
-            let status = r.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "bad_request"
-            };
-            ApiError::new(status, code, r.body_text())
-        })?;
+        let RawBody(body) = RawBody::from_request(req, state).await?;
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         }
         serde_json::from_slice(&body).map(Json).map_err(|e| {
             ApiError::bad_request(format!("the body is not what this call takes: {e}"))
         })
+    }
+}
+
+/// A body of any bytes whose rejections (too large, unreadable) are API errors, JSON like
+/// every other answer, rather than axum's plain text.
+pub(super) struct RawBody(pub(super) bytes::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        bytes::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|r| {
+                let status = r.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "bad_request"
+                };
+                ApiError::new(status, code, r.body_text())
+            })
     }
 }

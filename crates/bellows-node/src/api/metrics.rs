@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::ApiState;
 use super::Call;
+use super::json::RawBody;
 use super::types::*;
 
 pub(super) async fn alarms(
@@ -37,14 +38,21 @@ pub(super) async fn metrics_query(
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub(super) enum PutBody {
-    Many { metrics: Vec<MetricDatum> },
+    Many(Batch),
     One(MetricDatum),
+}
+
+/// `{"metrics": [...]}`, and nothing else beside it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Batch {
+    metrics: Vec<MetricDatum>,
 }
 
 pub(super) async fn put_metrics(
     State(s): State<ApiState>,
     headers: HeaderMap,
-    body: bytes::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     if !headers.contains_key(header::AUTHORIZATION) {
         return Err(ApiError::unauthorized(
@@ -61,7 +69,7 @@ pub(super) async fn put_metrics(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
     let data = match body {
-        PutBody::Many { metrics } => metrics,
+        PutBody::Many(Batch { metrics }) => metrics,
         PutBody::One(d) => vec![d],
     };
     if data.is_empty() || data.len() > 1000 {

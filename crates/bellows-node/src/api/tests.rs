@@ -247,6 +247,81 @@ async fn bad_bodies_get_400s_never_a_panic_and_nothing_reaches_the_node() {
     }
 }
 
+/// Requests the OpenAPI document allows get past validation (to the absent node's 503),
+/// and those it forbids do not: what schemathesis found both ways (scripts/api-check).
+#[tokio::test]
+async fn what_the_document_allows_is_taken_and_what_it_forbids_is_refused() {
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    for (method, uri, body, want) in [
+        // JSON Schema's integers include 2.0.
+        (
+            Method::PUT,
+            "/api/v1/groups/web/capacity",
+            r#"{"min": 2.0}"#,
+            unavailable,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/groups/web/capacity",
+            r#"{"desired": 2.5}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/groups/web/capacity",
+            "{}",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/v1/groups/web/refresh",
+            r#"{"min_healthy_percentage": 38.0, "warmup": null}"#,
+            unavailable,
+        ),
+        // A window outside 10 s to 3 h is taken at its bound.
+        (Method::GET, "/api/v1/investigate?since=5s", "", unavailable),
+        (
+            Method::GET,
+            "/api/v1/investigate?since=999999d",
+            "",
+            unavailable,
+        ),
+        (
+            Method::GET,
+            "/api/v1/investigate?since=",
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/api/v1/activities?limit=18446744073709551615",
+            "",
+            unavailable,
+        ),
+        // Nothing but `metrics` beside a batch.
+        (
+            Method::POST,
+            "/api/v1/metrics",
+            r#"{"metrics": [{"namespace": "App", "name": "m", "value": 1}], "x": 1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/v1/metrics",
+            r#"{"metrics": [{"namespace": "App", "name": "m", "value": 1}]}"#,
+            unavailable,
+        ),
+    ] {
+        let (status, answer) = call(method.clone(), uri, true, Body::from(body)).await;
+        assert_eq!(
+            status,
+            want,
+            "{method} {uri} {body}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+}
+
 /// The client shares the wire types with the server and nothing else, so that the two
 /// never import each other.
 #[test]

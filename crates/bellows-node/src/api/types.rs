@@ -268,9 +268,30 @@ impl ApiError {
 #[derive(Debug, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityRequest {
+    #[serde(default, deserialize_with = "whole")]
     pub min: Option<u32>,
+    #[serde(default, deserialize_with = "whole")]
     pub max: Option<u32>,
+    #[serde(default, deserialize_with = "whole")]
     pub desired: Option<u32>,
+}
+
+/// A count written `3` or `3.0`: JSON Schema, which the OpenAPI document follows, calls
+/// both integers, so both are taken; a fraction or a number out of range is refused.
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = match n.as_u64() {
+        Some(v) => u32::try_from(v).ok(),
+        None => n
+            .as_f64()
+            .filter(|v| v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(v))
+            .map(|v| v as u32),
+    };
+    whole.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("`{n}` is not a whole number from 0 to 4294967295"))
+    })
 }
 
 /// `POST /api/v1/instances/{id}/terminate`, like terminate-instance-in-auto-scaling-group.
@@ -300,6 +321,7 @@ pub struct ProtectionRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// Default 90.
+    #[serde(default, deserialize_with = "whole")]
     pub min_healthy_percentage: Option<u32>,
     /// A duration such as `30s`; default: the group's instance warmup.
     pub warmup: Option<String>,

@@ -676,12 +676,13 @@ impl Node {
                 "period: a whole number of seconds, at least 1s",
             ));
         }
-        // A read may not make the loop walk millions of periods.
-        if since.as_millis() / period.as_millis() > 86_400 {
-            return Err(ApiError::bad_request(
-                "at most 86400 datapoints a query: raise the period or shorten since",
-            ));
-        }
+        // A read may not make the loop walk millions of periods: a longer `since` gives
+        // the newest 86400 periods, as the OpenAPI document says.
+        let since = bellows_core::Duration::from_millis(
+            since
+                .as_millis()
+                .min(86_400u64.saturating_mul(period.as_millis())),
+        );
         let mut dims = BTreeMap::new();
         for pair in q
             .dimensions
@@ -729,10 +730,10 @@ impl Node {
             return Err(ApiError::unauthorized("the bearer token is not valid"));
         }
         for d in &data {
-            if d.namespace.is_empty()
-                || d.namespace.len() > 255
-                || d.name.is_empty()
-                || d.name.len() > 255
+            // Characters, as the OpenAPI document's maxLength counts them.
+            let chars = |s: &str| s.chars().count();
+            if !(1..=255).contains(&chars(&d.namespace))
+                || !(1..=255).contains(&chars(&d.name))
                 || d.dimensions.len() > 30
             {
                 return Err(ApiError::bad_request(
