@@ -209,6 +209,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // waits a bounded real time for the child's exec
     fn processes_are_found_by_their_environment() {
         let mark = format!("BELLOWS_TEST_MARK={}", std::process::id());
         let mut child = std::process::Command::new("sleep")
@@ -218,7 +219,14 @@ mod tests {
             .spawn()
             .expect("sleep is installed");
         let pid = child.id() as i32;
-        let found = with_environment(&["INSTANCE_ID=".to_owned(), mark.clone()]);
+        // `spawn` returns once the child has closed its exec pipe, a moment before the
+        // kernel has laid out the new environment: look again until it shows, boundedly.
+        let start = std::time::Instant::now();
+        let mut found = with_environment(&["INSTANCE_ID=".to_owned(), mark.clone()]);
+        while found.is_empty() && start.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = with_environment(&["INSTANCE_ID=".to_owned(), mark.clone()]);
+        }
         let not = with_environment(&["INSTANCE_ID=i-9999".to_owned(), mark]);
         let _ = child.kill();
         let _ = child.wait();

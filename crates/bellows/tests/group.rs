@@ -210,7 +210,7 @@ fn changes_need_the_token() {
     for (method, path, body, status) in [
         (
             "GET",
-            "/api/v1/metrics/query?namespace=AWS/EC2&name=CPUUtilization&since=1000d&period=1s",
+            "/api/v1/metrics/query?namespace=AWS/EC2&name=CPUUtilization&since=forever&period=1s",
             None,
             400,
         ),
