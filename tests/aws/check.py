@@ -7,8 +7,8 @@ missing field).
 
 Run with the variables `bellows aws-env` prints, and the stack's names:
 
-    python3 tests/aws/check.py --group tracker --target-group tracker \
-        --listener http --load-balancer ip-tracker --alarm custom-orders
+    python3 tests/aws/check.py --group ip-tracker-asg --target-group tracker \
+        --listener http --load-balancer ip-tracker-alb --alarm custom-orders
 
 Exits 0 when every check passed; prints each check as it goes.
 """
@@ -271,6 +271,15 @@ def autoscaling(a):
        "DescribeScalingActivities lists the launches")
     ok(code_of(c.describe_scaling_activities, AutoScalingGroupName="no-such-group") == ("ValidationError", 400),
        "an unknown group's activities: ValidationError")
+    one = c.describe_scaling_activities(AutoScalingGroupName=a.group, MaxRecords=1)
+    ok(len(one["Activities"]) == 1 and ("NextToken" in one) == (len(acts) > 1),
+       "DescribeScalingActivities pages by MaxRecords, with a NextToken when there is more")
+    paged = [x["ActivityId"] for p in c.get_paginator("describe_scaling_activities").paginate(
+        AutoScalingGroupName=a.group, PaginationConfig={"PageSize": 1}) for x in p["Activities"]]
+    ok({x["ActivityId"] for x in acts} <= set(paged) and len(paged) == len(set(paged)),
+       f"boto3's paginator walks every page ({len(paged)} activities one by one, {len(acts)} at once)")
+    e = code_of(c.describe_scaling_activities, AutoScalingGroupName=a.group, NextToken="made-up")
+    ok(e == ("InvalidNextToken", 400), f"a made-up NextToken: InvalidNextToken ({e})")
     desired = g["DesiredCapacity"]
     c.set_desired_capacity(AutoScalingGroupName=a.group, DesiredCapacity=desired)
     ok(True, "SetDesiredCapacity to the same capacity")
@@ -354,6 +363,10 @@ def elbv2(a):
        "an unknown listener: ListenerNotFound")
     rules = c.describe_rules(ListenerArn=listeners[0]["ListenerArn"])["Rules"]
     ok(any(r["IsDefault"] for r in rules), "DescribeRules has the default rule")
+    first = c.describe_rules(ListenerArn=listeners[0]["ListenerArn"], PageSize=1)
+    rest = c.describe_rules(ListenerArn=listeners[0]["ListenerArn"], PageSize=1, Marker=first["NextMarker"])
+    ok([r["RuleArn"] for r in first["Rules"] + rest["Rules"]] == [r["RuleArn"] for r in rules[:2]],
+       "DescribeRules pages by PageSize with Marker and NextMarker")
     tgs = c.describe_target_groups()["TargetGroups"]
     tg = next(t for t in tgs if t["TargetGroupName"] == a.target_group)
     ok(f":targetgroup/{a.target_group}/" in tg["TargetGroupArn"], f"the target group's ARN: {tg['TargetGroupArn']}")
@@ -371,14 +384,16 @@ def elbv2(a):
     ok(any(x["Key"] == "deregistration_delay.timeout_seconds" for x in attrs), "DescribeTargetGroupAttributes")
     attrs = c.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]
     ok(any(x["Key"] == "idle_timeout.timeout_seconds" for x in attrs), "DescribeLoadBalancerAttributes")
-    return lb["SecurityGroups"][0]
+    return lb["SecurityGroups"][0], listeners[0]["Port"]
 
 
-def ec2(a, sg):
+def ec2(a, sg, listener_port):
     c = client("ec2")
     groups = c.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
     perm = groups[0]["IpPermissions"][0]
     port = perm["FromPort"]
+    ok(port == perm["ToPort"] == listener_port,
+       f"the security group's rule names the listener's port as DescribeListeners gives it ({port})")
     ok(perm["IpProtocol"] == "tcp" and any(r["CidrIp"] == "0.0.0.0/0" for r in perm["IpRanges"]),
        "DescribeSecurityGroups shows the listener's allow-list")
     e = code_of(c.describe_security_groups, GroupIds=["sg-00000000000000000"])
@@ -477,6 +492,68 @@ def cloudwatch(a, protocol):
     ok(e == ("InvalidClientTokenId", 403), f"[{protocol}] an unknown key: 403 InvalidClientTokenId ({e})")
 
 
+def policy_arn(a, name):
+    c = client("autoscaling")
+    policies = c.describe_policies(AutoScalingGroupName=a.group)["ScalingPolicies"]
+    return next(p["PolicyARN"] for p in policies if p["PolicyName"] == name)
+
+
+def alarms_put(a, protocol):
+    """PutMetricAlarm creates and redefines an alarm that DescribeAlarms reads back as
+    written; DeleteAlarms removes it, all or none."""
+    c = client("cloudwatch", data_path=narrowed_data_path(protocol))
+    name = f"put-{protocol}"
+    arn = policy_arn(a, "add-two")
+    alarm = dict(
+        AlarmName=name, Namespace="Workshop", MetricName="Orders",
+        Dimensions=[{"Name": "Shop", "Value": protocol}], Statistic="Sum", Period=10,
+        EvaluationPeriods=3, DatapointsToAlarm=2, Threshold=1000.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
+        AlarmActions=[arn], Unit="Count",
+    )
+    c.put_metric_alarm(**alarm)
+    got = c.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    ok(len(got) == 1, f"[{protocol}] PutMetricAlarm creates {name}")
+    g = got[0] if got else {}
+    for key in ("Namespace", "MetricName", "Dimensions", "Statistic", "Period", "EvaluationPeriods",
+                "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions"):
+        ok(g.get(key) == alarm[key], f"[{protocol}] ... its {key} reads back as written ({g.get(key)!r})")
+    c.put_metric_alarm(**{**alarm, "Threshold": 2000.0})
+    g = c.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+    ok(g["Threshold"] == 2000.0, f"[{protocol}] PutMetricAlarm again redefines it")
+    p99 = {k: v for k, v in alarm.items() if k != "Statistic"}
+    c.put_metric_alarm(**{**p99, "AlarmName": name + "-p99", "ExtendedStatistic": "p99"})
+    g = c.describe_alarms(AlarmNames=[name + "-p99"])["MetricAlarms"]
+    ok(g and g[0].get("ExtendedStatistic") == "p99", f"[{protocol}] an alarm on a percentile")
+    bad_policy = arn.rsplit(":policyName/", 1)[0] + ":policyName/no-such-policy"
+    e = code_of(c.put_metric_alarm, **{**alarm, "AlarmActions": [bad_policy]})
+    ok(e == ("InvalidParameterValue", 400), f"[{protocol}] an action on an unknown policy: InvalidParameterValue ({e})")
+    e = code_of(c.put_metric_alarm, **{**alarm, "AlarmActions": ["not-an-arn"]})
+    ok(e == ("InvalidParameterValue", 400), f"[{protocol}] an action that is no ARN: InvalidParameterValue ({e})")
+    e = code_of(c.put_metric_alarm, **{**alarm, "DatapointsToAlarm": 4})
+    ok(e == ("InvalidParameterValue", 400), f"[{protocol}] more datapoints than periods: InvalidParameterValue ({e})")
+    e = code_of(c.put_metric_alarm, **{**alarm, "ComparisonOperator": "LessThanLowerOrGreaterThanUpperThreshold"})
+    ok(e == ("InvalidParameterValue", 400), f"[{protocol}] an anomaly band: InvalidParameterValue ({e})")
+    e = code_of(c.delete_alarms, AlarmNames=[name, "no-such-alarm"])
+    ok(e == ("ResourceNotFound", 404), f"[{protocol}] DeleteAlarms with an unknown name: ResourceNotFound ({e})")
+    ok(len(c.describe_alarms(AlarmNames=[name])["MetricAlarms"]) == 1, f"[{protocol}] ... and deletes none")
+    c.delete_alarms(AlarmNames=[name, name + "-p99"])
+    ok(c.describe_alarms(AlarmNames=[name, name + "-p99"])["MetricAlarms"] == [], f"[{protocol}] DeleteAlarms")
+
+
+def kept_for_restart(a):
+    """An alarm put and a file's alarm deleted, for the caller to find so after a restart."""
+    c = client("cloudwatch")
+    c.put_metric_alarm(
+        AlarmName="kept-by-aws", Namespace="Workshop", MetricName="Orders", Statistic="Sum",
+        Period=60, EvaluationPeriods=1, Threshold=12345.0, ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=[policy_arn(a, "add-two")],
+    )
+    c.delete_alarms(AlarmNames=["few-connections"])
+    names = [x["AlarmName"] for x in c.describe_alarms()["MetricAlarms"]]
+    ok("kept-by-aws" in names and "few-connections" not in names, "an alarm put, a file's alarm deleted")
+
+
 def signatures():
     for service, call in [
         ("sts", lambda c: c.get_caller_identity()),
@@ -520,12 +597,14 @@ def main():
     print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}")
     sts(a)
     autoscaling(a)
-    sg = elbv2(a)
-    ec2(a, sg)
+    sg, listener_port = elbv2(a)
+    ec2(a, sg, listener_port)
     for protocol in ("json", "query", "smithy-rpc-v2-cbor"):
         cloudwatch(a, protocol)
+        alarms_put(a, protocol)
     signatures()
     alarm_moves(a)
+    kept_for_restart(a)
     print(f"{CHECKED['answers']} answers and {CHECKED['elements']} elements checked against botocore's models")
     ok(CHECKED["answers"] > 50, "the shape checks saw the answers")
     if FAILURES:

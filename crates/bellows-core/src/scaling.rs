@@ -314,6 +314,27 @@ impl Scaler {
         Some(out)
     }
 
+    /// PutMetricAlarm: creates the alarm, or replaces its definition. An alarm given
+    /// the definition it has keeps its state and history; a changed one starts again
+    /// from INSUFFICIENT_DATA, as CloudWatch re-evaluates an updated alarm. Whether it
+    /// existed before.
+    pub fn put_alarm(&mut self, spec: AlarmSpec, now: Time) -> bool {
+        let existed = match self.alarms.get(&spec.name) {
+            Some(a) if a.spec == spec => return true,
+            Some(_) => true,
+            None => false,
+        };
+        self.last_run.remove(&spec.name);
+        self.alarms.insert(spec.name.clone(), Alarm::new(spec, now));
+        existed
+    }
+
+    /// DeleteAlarms: the alarm and what it last ran. Whether there was one.
+    pub fn remove_alarm(&mut self, name: &str) -> bool {
+        self.last_run.remove(name);
+        self.alarms.remove(name).is_some()
+    }
+
     /// ExecutePolicy: runs a simple or step policy now, as its alarm would. A simple
     /// policy in its cooldown is refused when `honor_cooldown`; a step policy needs
     /// the metric's value and the threshold it breached. Ok(None): the capacity is

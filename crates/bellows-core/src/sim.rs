@@ -325,7 +325,7 @@ impl Sim {
             .cloned()
             .collect();
         let scaler = Scaler::new(stack.alarms.clone(), policies, scheduled, at(opts.start));
-        let feeds = feeds(&scaler, &stack.name, &spec.name, tg_name);
+        let feeds = feeds(&scaler, &stack.load_balancer, &spec.name, tg_name);
         let seed = opts.seed.unwrap_or(s.seed);
         let mut groups = BTreeMap::new();
         groups.insert(spec.name.clone(), Group::new(spec));

@@ -52,6 +52,9 @@ pub struct Stack {
     pub instance_network: Ipv4Net,
     /// The AWS region the AWS endpoint serves and its ARNs name (`us-east-1`).
     pub region: String,
+    /// The name the AWS endpoint gives the stack's application load balancer: the
+    /// stack's name unless `[stack] load_balancer` names it (seed 001's `ip-tracker-alb`).
+    pub load_balancer: String,
     /// A key pair of the stack's own for the AWS endpoint (`[aws]`).
     pub aws: Option<AwsKeySpec>,
     pub groups: Vec<GroupSpec>,
@@ -414,9 +417,18 @@ pub struct ListenerSpec {
     /// Request bodies larger than this get a 413; none by default.
     pub max_body: Option<u64>,
     pub access_log: bool,
+    /// The port the AWS endpoint says the listener listens on, and that security group
+    /// rules name: the address's own port unless `aws_port` says otherwise (an ALB
+    /// listens on 80, which an unprivileged bellows cannot bind).
+    pub aws_port: Option<u16>,
 }
 
 impl ListenerSpec {
+    /// The port AWS callers know this listener by.
+    pub fn public_port(&self) -> u16 {
+        self.aws_port.unwrap_or(self.address.port())
+    }
+
     /// Every target group its rules and default action can forward to.
     pub fn target_groups(&self) -> impl Iterator<Item = &str> {
         self.rules

@@ -77,7 +77,8 @@ pub fn credentials(token: &str, given: Option<(String, String)>) -> Vec<Credenti
 pub struct AwsFace {
     endpoint: Endpoint,
     names: Names,
-    stack_name: String,
+    /// The application load balancer's name (`[stack] load_balancer`).
+    load_balancer: String,
     calls: mpsc::Sender<Call>,
     /// The operator's token, which custom metrics put through CloudWatch carry to the
     /// loop (the signature has already proven the caller).
@@ -93,12 +94,13 @@ impl AwsFace {
         token: String,
         region: &str,
         stack_name: &str,
+        load_balancer: &str,
         credentials: Vec<Credential>,
     ) -> AwsFace {
         AwsFace {
             endpoint: Endpoint::new(region, credentials),
             names: Names::new(region, stack_name),
-            stack_name: stack_name.to_owned(),
+            load_balancer: load_balancer.to_owned(),
             calls,
             token,
             requests: AtomicU64::new(0),
@@ -247,6 +249,77 @@ fn into_response(reply: Reply) -> Response {
         }
     }
     (status, headers, reply.body).into_response()
+}
+
+/// How a paginated action names its page: the size member and its bounds, and the
+/// token members in and out (`NextToken` for most, ELBv2's `Marker`/`NextMarker`).
+struct Paging {
+    size: &'static str,
+    default: usize,
+    max: usize,
+    token_in: &'static str,
+    token_out: &'static str,
+    /// The code of a token this endpoint did not hand out.
+    bad_token: &'static str,
+}
+
+const NEXT_TOKEN: Paging = Paging {
+    size: "MaxRecords",
+    default: 50,
+    max: 100,
+    token_in: "NextToken",
+    token_out: "NextToken",
+    bad_token: "InvalidNextToken",
+};
+
+/// One page of a listing, as AWS's paginated actions give them: at most the page size
+/// from where the caller's token says, with a token for the rest (the CLI and the SDKs'
+/// paginators follow it). A token is the offset of the next item, tagged so that one
+/// made up or from another listing's end is refused rather than read.
+fn page(
+    ctx: &Ctx<'_>,
+    paging: &Paging,
+    mut items: Vec<Value>,
+    out: &mut Value,
+    list: &str,
+) -> Result<(), AwsError> {
+    let input = ctx.input();
+    let size = match input.opt_i64(paging.size)? {
+        None => paging.default,
+        Some(n) if n >= 1 && n as usize <= paging.max => n as usize,
+        Some(n) => {
+            return Err(AwsError::new(
+                400,
+                "ValidationError",
+                format!(
+                    "The value {n} for {} is not valid: 1 to {}",
+                    paging.size, paging.max
+                ),
+            ));
+        }
+    };
+    let start = match input.opt_str(paging.token_in)? {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("bellows-page-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n > 0 && n < items.len())
+            .ok_or_else(|| {
+                AwsError::new(
+                    400,
+                    paging.bad_token,
+                    format!("The {} is not valid: {t}", paging.token_in),
+                )
+            })?,
+    };
+    let rest = items.split_off(start);
+    let more = rest.len() > size;
+    let shown: Vec<Value> = rest.into_iter().take(size).collect();
+    out.set(list, Value::List(shown));
+    if more {
+        out.set(paging.token_out, format!("bellows-page-{}", start + size));
+    }
+    Ok(())
 }
 
 /// Seconds since the epoch of a core time, for a timestamp member.

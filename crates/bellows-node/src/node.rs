@@ -157,6 +157,7 @@ pub async fn run(
         opts.token.clone(),
         &opts.aws_region,
         &opts.stack.name,
+        &opts.stack.load_balancer,
         opts.aws_credentials.clone(),
     );
     let router = api::router(api::ApiState::new(
@@ -174,18 +175,21 @@ pub async fn run(
     });
 
     let seed = now.as_millis() ^ (u64::from(std::process::id()) << 32);
-    let scaler_alarms = opts.stack.alarms.clone();
-    let scaler_policies = opts.stack.policies.clone();
-    let scaler_scheduled = opts.stack.scheduled.clone();
-    let warmups = warmups(&opts.stack);
+    // Alarms put or deleted through the AWS endpoint in an earlier run are kept.
+    let mut stack = opts.stack;
+    stack.alarms = store.restored_alarms(&stack)?;
+    let scaler_alarms = stack.alarms.clone();
+    let scaler_policies = stack.policies.clone();
+    let scaler_scheduled = stack.scheduled.clone();
+    let warmups = warmups(&stack);
     tokio::spawn(crate::outbox::run(opts.state_dir.join("state.db")));
     let mut groups = BTreeMap::new();
-    for g in &opts.stack.groups {
+    for g in &stack.groups {
         groups.insert(g.name.clone(), store.restored_group(g, now)?);
     }
     let mut node = Node {
         groups,
-        stack: opts.stack,
+        stack,
         zones_out: BTreeSet::new(),
         owner: HashMap::new(),
         ids: IdGen::new(seed),

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use bellows_core::alarm::AlarmSpec;
 use bellows_core::event::Event;
 use bellows_core::group::Activity;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -125,6 +126,13 @@ impl Store {
                  investigation INTEGER NOT NULL,
                  issue_number INTEGER,
                  issue_url TEXT
+             );
+             CREATE TABLE IF NOT EXISTS alarm_overrides (
+                 stack TEXT NOT NULL,
+                 name TEXT NOT NULL,
+                 file TEXT,
+                 current TEXT,
+                 PRIMARY KEY (stack, name)
              );
              CREATE TABLE IF NOT EXISTS group_capacity (
                  name TEXT PRIMARY KEY,
@@ -491,6 +499,92 @@ impl Store {
             "INSERT INTO group_capacity (name, file, current) VALUES (?1, ?2, ?2)
              ON CONFLICT (name) DO UPDATE SET file = excluded.file",
             params![spec.name, file],
+        )?;
+        Ok(())
+    }
+
+    /// An alarm put (`current`) or deleted (`None`) through the AWS endpoint, kept for
+    /// the next start together with what the stack file said of it then (`file`; the
+    /// first override of a name keeps the file's definition it replaced).
+    pub fn remember_alarm(
+        &mut self,
+        stack: &str,
+        name: &str,
+        file: Option<&AlarmSpec>,
+        current: Option<&AlarmSpec>,
+    ) -> Result<(), StoreError> {
+        let file = file.map(serde_json::to_string).transpose()?;
+        let current = current.map(serde_json::to_string).transpose()?;
+        self.conn.execute(
+            "INSERT INTO alarm_overrides (stack, name, file, current) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (stack, name) DO UPDATE SET current = excluded.current",
+            params![stack, name, file, current],
+        )?;
+        Ok(())
+    }
+
+    /// The stack's alarms as they start: the file's, with what was put or deleted
+    /// through the AWS endpoint in earlier runs, but for an alarm whose definition in
+    /// the file changed since (the file's then applies, as for capacity) and an
+    /// override whose actions name a policy or webhook the stack no longer has. An
+    /// override that no longer applies is forgotten.
+    pub fn restored_alarms(
+        &mut self,
+        stack: &bellows_core::stack::Stack,
+    ) -> Result<Vec<AlarmSpec>, StoreError> {
+        let rows: Vec<(String, Option<String>, Option<String>)> = self
+            .conn
+            .prepare("SELECT name, file, current FROM alarm_overrides WHERE stack = ?1")?
+            .query_map(params![stack.name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut alarms = stack.alarms.clone();
+        for (name, file, current) in rows {
+            let in_file = alarms.iter().position(|a| a.name == name);
+            let was: Option<serde_json::Value> =
+                file.as_deref().map(serde_json::from_str).transpose()?;
+            let now = in_file
+                .map(|i| serde_json::to_value(&alarms[i]))
+                .transpose()?;
+            let current: Option<AlarmSpec> =
+                current.as_deref().map(serde_json::from_str).transpose()?;
+            let acts = |a: &AlarmSpec| {
+                a.alarm_actions
+                    .iter()
+                    .chain(&a.ok_actions)
+                    .chain(&a.insufficient_data_actions)
+                    .all(|x| match x.strip_prefix("webhook:") {
+                        Some(w) => stack.webhooks.iter().any(|h| h.name == w),
+                        None => stack.policies.iter().any(|p| &p.name == x),
+                    })
+            };
+            if was != now || current.as_ref().is_some_and(|c| !acts(c)) {
+                tracing::info!(alarm = %name, "the stack file changed this alarm since it was put or deleted through the AWS endpoint: the file's applies");
+                self.conn.execute(
+                    "DELETE FROM alarm_overrides WHERE stack = ?1 AND name = ?2",
+                    params![stack.name, name],
+                )?;
+                continue;
+            }
+            match (in_file, current) {
+                (Some(i), Some(c)) => alarms[i] = c,
+                (None, Some(c)) => alarms.push(c),
+                (Some(i), None) => {
+                    alarms.remove(i);
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(alarms)
+    }
+
+    /// `bellows apply` took a new file: it is what the stack's alarms are, and what is
+    /// kept of the AWS endpoint's changes goes.
+    pub fn forget_alarm_overrides(&mut self, stack: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM alarm_overrides WHERE stack = ?1",
+            params![stack],
         )?;
         Ok(())
     }

@@ -223,7 +223,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
     let start = logged.then(instant);
     let entry = logged.then(|| Entry {
         time: now().to_string(),
-        elb: conn.shared.stack.clone(),
+        elb: conn.shared.load_balancer.clone(),
         client: conn.peer.to_string(),
         request: format!(
             "{} http://{}:{}{} {}",

@@ -100,7 +100,9 @@ pub(crate) const REJECTED_SOURCES: usize = 16;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub stack: String,
+    /// The load balancer's name (`[stack] load_balancer`): its metrics' `LoadBalancer`
+    /// dimension and the access log's `elb` field.
+    pub load_balancer: String,
     pub listeners: HashMap<String, Arc<Listener>>,
     pub groups: HashMap<String, Arc<TargetGroup>>,
     pub events: mpsc::UnboundedSender<ProxyEvent>,
@@ -155,6 +157,8 @@ pub struct GroupSnapshot {
 pub struct ListenerView {
     pub name: String,
     pub address: String,
+    /// The port AWS callers know it by (`aws_port`, else the bound one).
+    pub port: u16,
     pub ingress: Vec<Cidr>,
     pub target_groups: Vec<String>,
 }
@@ -219,7 +223,7 @@ impl Proxy {
             bound.push((socket, l));
         }
         let shared = Arc::new(Shared {
-            stack: stack.name.clone(),
+            load_balancer: stack.load_balancer.clone(),
             listeners,
             groups,
             events,
@@ -411,6 +415,7 @@ impl Proxy {
                 ListenerView {
                     name: name.clone(),
                     address: SocketAddr::new(spec.address.ip(), l.port).to_string(),
+                    port: spec.aws_port.unwrap_or(l.port),
                     ingress: l.ingress.load().to_vec(),
                     target_groups: tgs,
                 }
@@ -468,7 +473,7 @@ impl Proxy {
 
     /// Every counter in Prometheus' text format.
     pub fn render_prometheus(&self, out: &mut String) {
-        let lb = self.shared.stack.as_str();
+        let lb = self.shared.load_balancer.as_str();
         let mut names: Vec<&String> = self.shared.listeners.keys().collect();
         names.sort();
         for name in names {
@@ -571,7 +576,7 @@ impl Proxy {
             .collect();
         groups.sort_by(|a, b| a.name.cmp(&b.name));
         Snapshot {
-            load_balancer: self.shared.stack.clone(),
+            load_balancer: self.shared.load_balancer.clone(),
             listeners,
             groups,
         }

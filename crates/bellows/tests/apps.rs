@@ -458,7 +458,7 @@ fn past_the_limit(stack: &str) {
             "--name",
             "RejectedConnections",
             "--dimension",
-            "AutoScalingGroupName=tracker",
+            "AutoScalingGroupName=ip-tracker-asg",
             "--stat",
             "Sum",
             "--since",

@@ -146,6 +146,20 @@ fn tick(
     scaler.evaluate(store, g, Time::from_millis((s + 1) * 1000))
 }
 
+/// A simple policy on group `web` that changes capacity by `adjustment`.
+fn simple_policy(name: &str, adjustment: i64, cooldown_secs: u64) -> PolicySpec {
+    PolicySpec {
+        name: name.into(),
+        group: "web".into(),
+        kind: PolicyKind::Simple {
+            adjustment_type: AdjustmentType::ChangeInCapacity,
+            adjustment,
+            cooldown: Some(Duration::from_secs(cooldown_secs)),
+            min_adjustment_magnitude: None,
+        },
+    }
+}
+
 fn desired(g: &Groups) -> u32 {
     g.groups["web"].capacity().desired
 }
@@ -238,16 +252,7 @@ fn warming_instances_count_toward_desired_so_one_breach_gives_one_activity() {
 #[test]
 fn cooldown_blocks_a_second_simple_scaling() {
     let (mut g, _) = groups(2);
-    let policy = PolicySpec {
-        name: "simple".into(),
-        group: "web".into(),
-        kind: PolicyKind::Simple {
-            adjustment_type: AdjustmentType::ChangeInCapacity,
-            adjustment: 2,
-            cooldown: Some(Duration::from_secs(180)),
-            min_adjustment_magnitude: None,
-        },
-    };
+    let policy = simple_policy("simple", 2, 180);
     let mut s = Scaler::new(
         vec![alarm(
             "high",
@@ -641,16 +646,7 @@ fn predictive_reacts_to_the_spread_of_the_last_window_and_holds_it_to_scale_in()
 #[test]
 fn execute_policy_runs_a_simple_or_step_policy_as_its_alarm_would() {
     let (mut g, _) = groups(2);
-    let simple = PolicySpec {
-        name: "add-two".into(),
-        group: "web".into(),
-        kind: PolicyKind::Simple {
-            adjustment_type: AdjustmentType::ChangeInCapacity,
-            adjustment: 2,
-            cooldown: Some(Duration::from_secs(180)),
-            min_adjustment_magnitude: None,
-        },
-    };
+    let simple = simple_policy("add-two", 2, 180);
     let steps = PolicySpec {
         name: "steps".into(),
         group: "web".into(),
@@ -704,4 +700,45 @@ fn execute_policy_runs_a_simple_or_step_policy_as_its_alarm_would() {
         s.execute_policy("nope", &mut g, later, false, None, None),
         Err(ExecuteError::NotFound("nope".into()))
     );
+}
+
+#[test]
+fn a_put_alarm_keeps_its_state_unless_redefined_and_a_removed_one_runs_nothing() {
+    let (mut g, _) = groups(2);
+    let policy = simple_policy("simple", 1, 0);
+    let mut s = Scaler::new(vec![], vec![policy], vec![], Time::default());
+    let mut store = MetricStore::default();
+    let high = alarm(
+        "high",
+        Comparison::GreaterThanThreshold,
+        60.0,
+        1,
+        &["simple"],
+    );
+    assert!(!s.put_alarm(high.clone(), Time::default()), "a new alarm");
+    tick(&mut s, &mut store, &mut g, 100, 90.0);
+    assert_eq!(s.alarms["high"].state, AlarmState::Alarm);
+    assert_eq!(desired(&g), 3, "the new alarm ran its action");
+    // The same definition again: state and history stay.
+    assert!(s.put_alarm(high.clone(), Time::from_millis(101_500)));
+    assert_eq!(s.alarms["high"].state, AlarmState::Alarm);
+    // A changed threshold: evaluated again from the start.
+    let higher = alarm(
+        "high",
+        Comparison::GreaterThanThreshold,
+        95.0,
+        1,
+        &["simple"],
+    );
+    assert!(s.put_alarm(higher, Time::from_millis(101_600)));
+    assert_eq!(s.alarms["high"].state, AlarmState::InsufficientData);
+    tick(&mut s, &mut store, &mut g, 101, 90.0);
+    assert_eq!(s.alarms["high"].state, AlarmState::Ok, "90 is under 95");
+    assert!(s.remove_alarm("high"));
+    assert!(!s.remove_alarm("high"), "deleted once");
+    let before = desired(&g);
+    for sec in 102..110 {
+        tick(&mut s, &mut store, &mut g, sec, 99.0);
+    }
+    assert_eq!(desired(&g), before, "a deleted alarm scales nothing");
 }

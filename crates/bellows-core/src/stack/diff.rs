@@ -59,6 +59,8 @@ pub fn diff(old: &Stack, new: &Stack) -> Vec<Change> {
             "state_dir": s.state_dir,
             "instance_network": s.instance_network,
             "region": s.region,
+            // Named apart from the stack only when `[stack]` says so.
+            "load_balancer": (s.load_balancer != s.name).then_some(&s.load_balancer),
             "aws": s.aws,
         })
     };

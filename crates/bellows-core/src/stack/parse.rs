@@ -78,6 +78,7 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         state_dir: settings.state_dir,
         instance_network: settings.instance_network?,
         region: settings.region,
+        load_balancer: settings.load_balancer,
         aws: settings.aws,
         groups,
         target_groups,

@@ -118,7 +118,7 @@ boot_delay = "forever"
         expect![[r#"
             stack.toml:3:8: `Bad Name` is not a valid stack.name: use 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit
             stack.toml:4:11: `stack.control` is 0.0.0.0:9900, but the control API only listens on loopback (127.0.0.0/8 or ::1)
-            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, name, region, state_dir
+            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, load_balancer, name, region, state_dir
             stack.toml:8:8: `target_groups.tg.port` is 70000, must be from 1 to 65535
             stack.toml:11:11: `target_groups.tg.health_check.timeout` (3s) must be shorter than the interval (2s)
             stack.toml:12:21: `target_groups.tg.health_check.healthy_threshold` is 1, must be from 2 to 10
@@ -436,6 +436,33 @@ fn region_and_aws_key_pair() {
         expect![[r#"
             stack.toml:1:1: missing key `secret_env` in [aws]
             stack.toml:3:1: unknown key `secret` in [aws]; expected one of: access_key_id, secret_env
+        "#]],
+    );
+}
+
+#[test]
+fn the_aws_face_can_carry_the_seeds_names_and_ports() {
+    let listener = "[target_groups.tg]\n[listeners.http]\naddress = \"127.0.0.1:8080\"\ndefault = { forward = \"tg\" }\n";
+    let src = format!(
+        "[stack]\nname = \"ip-tracker\"\nload_balancer = \"ip-tracker-alb\"\n{listener}aws_port = 80\n{MINIMAL}"
+    );
+    let stack = parse(&src).unwrap();
+    assert_eq!(stack.load_balancer, "ip-tracker-alb");
+    assert_eq!(stack.listeners[0].public_port(), 80);
+    let plain = parse(&format!("[stack]\nname = \"shop\"\n{listener}{MINIMAL}")).unwrap();
+    assert_eq!(plain.load_balancer, "shop", "the stack's name by default");
+    assert_eq!(
+        plain.listeners[0].public_port(),
+        8080,
+        "the bound port by default"
+    );
+    check(
+        &format!(
+            "[stack]\nload_balancer = \"-ip_tracker-\"\n{listener}aws_port = 70000\n{MINIMAL}"
+        ),
+        expect![[r#"
+            stack.toml:2:17: `stack.load_balancer`: `-ip_tracker-` is not a load balancer name: 1 to 32 letters, digits and `-`, not starting or ending with `-`
+            stack.toml:7:12: `listeners.http.aws_port` is 70000, must be from 1 to 65535
         "#]],
     );
 }

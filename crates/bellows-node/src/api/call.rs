@@ -111,6 +111,18 @@ pub enum Call {
         actor: Actor,
         reply: oneshot::Sender<Result<(), ApiError>>,
     },
+    /// CloudWatch's PutMetricAlarm: an alarm created or redefined, kept across restarts.
+    PutAlarm {
+        spec: bellows_core::alarm::AlarmSpec,
+        actor: Actor,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// CloudWatch's DeleteAlarms: every alarm named must exist, or none is deleted.
+    DeleteAlarms {
+        names: Vec<String>,
+        actor: Actor,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
     StartRefresh {
         group: String,
         min_healthy_percentage: Option<u32>,

@@ -5,7 +5,7 @@ use bellows_core::group::{Activity, ActivityStatus, Health, Lifecycle, Refresh, 
 use bellows_core::ids::InstanceId;
 use bellows_core::scaling::{AdjustmentType, PolicyKind, PolicySpec, TrackedMetric};
 
-use super::{Ctx, from_api, time};
+use super::{Ctx, NEXT_TOKEN, Paging, from_api, page, time};
 use crate::api::{Call, GroupView, InstanceView, StatusView};
 
 pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
@@ -179,7 +179,9 @@ async fn describe_groups(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             )
         })
         .collect();
-    Ok(Value::object().with("AutoScalingGroups", Value::List(groups)))
+    let mut out = Value::object();
+    page(ctx, &NEXT_TOKEN, groups, &mut out, "AutoScalingGroups")?;
+    Ok(out)
 }
 
 async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
@@ -200,7 +202,9 @@ async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .with("ProtectedFromScaleIn", i.protected)
         })
         .collect();
-    Ok(Value::object().with("AutoScalingInstances", Value::List(list)))
+    let mut out = Value::object();
+    page(ctx, &NEXT_TOKEN, list, &mut out, "AutoScalingInstances")?;
+    Ok(out)
 }
 
 fn activity_value(ctx: &Ctx<'_>, a: &Activity) -> Value {
@@ -233,7 +237,6 @@ async fn describe_activities(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let input = ctx.input();
     let group = input.opt_str("AutoScalingGroupName")?;
     let ids = input.strings("ActivityIds")?;
-    let limit = input.opt_u32("MaxRecords")?.unwrap_or(100).clamp(1, 100) as usize;
     if let Some(g) = &group {
         let status = status(ctx).await?;
         if !status.groups.iter().any(|x| &x.name == g) {
@@ -243,7 +246,7 @@ async fn describe_activities(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let activities = ctx
         .ask(|reply| Call::Activities {
             group: group.clone(),
-            limit: if ids.is_empty() { limit } else { 10_000 },
+            limit: 10_000,
             reply,
         })
         .await?
@@ -251,10 +254,15 @@ async fn describe_activities(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let list: Vec<Value> = activities
         .iter()
         .filter(|a| ids.is_empty() || ids.contains(&a.id))
-        .take(limit)
         .map(|a| activity_value(ctx, a))
         .collect();
-    Ok(Value::object().with("Activities", Value::List(list)))
+    let mut out = Value::object();
+    let paging = Paging {
+        default: 100,
+        ..NEXT_TOKEN
+    };
+    page(ctx, &paging, list, &mut out, "Activities")?;
+    Ok(out)
 }
 
 async fn set_capacity(
@@ -662,7 +670,7 @@ fn policy_value(ctx: &Ctx<'_>, p: &PolicySpec, alarms: &[(String, Vec<String>)])
                     Value::object().with("PredefinedMetricType", "ASGAverageCPUUtilization"),
                 ),
                 TrackedMetric::AlbRequestCountPerTarget { target_group } => {
-                    let lb = names.load_balancer_arn(&ctx_stack_name(ctx));
+                    let lb = names.load_balancer_arn(&load_balancer_name(ctx));
                     let tg = names.target_group_arn(target_group);
                     let label = format!(
                         "{}/{}",
@@ -720,8 +728,8 @@ fn policy_value(ctx: &Ctx<'_>, p: &PolicySpec, alarms: &[(String, Vec<String>)])
 }
 
 /// The load balancer is named after the stack; the ARN seed is the stack's name too.
-fn ctx_stack_name(ctx: &Ctx<'_>) -> String {
-    ctx.face.stack_name.clone()
+fn load_balancer_name(ctx: &Ctx<'_>) -> String {
+    ctx.face.load_balancer.clone()
 }
 
 async fn describe_policies(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
@@ -767,7 +775,9 @@ async fn describe_policies(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                     .is_some_and(|t| types.contains(&t))
         })
         .collect();
-    Ok(Value::object().with("ScalingPolicies", Value::List(list)))
+    let mut out = Value::object();
+    page(ctx, &NEXT_TOKEN, list, &mut out, "ScalingPolicies")?;
+    Ok(out)
 }
 
 async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
@@ -810,7 +820,15 @@ async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .with("TimeZone", zone)
         })
         .collect();
-    Ok(Value::object().with("ScheduledUpdateGroupActions", Value::List(list)))
+    let mut out = Value::object();
+    page(
+        ctx,
+        &NEXT_TOKEN,
+        list,
+        &mut out,
+        "ScheduledUpdateGroupActions",
+    )?;
+    Ok(out)
 }
 
 async fn execute_policy(ctx: &Ctx<'_>) -> Result<Value, AwsError> {

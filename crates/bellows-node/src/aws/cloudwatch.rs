@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bellows_aws::{AwsError, Value};
 use bellows_core::alarm::AlarmState;
 
-use super::{Ctx, from_api, time};
+use super::{Ctx, NEXT_TOKEN, Paging, from_api, page, time};
 use crate::api::{Call, MetricDatum, MetricQuery};
 
 pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
@@ -18,6 +18,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "GetMetricStatistics" => get_metric_statistics(ctx).await,
         "GetMetricData" => get_metric_data(ctx).await,
         "SetAlarmState" => set_alarm_state(ctx).await,
+        "PutMetricAlarm" => put_metric_alarm(ctx).await,
+        "DeleteAlarms" => delete_alarms(ctx).await,
         _ => return None,
     })
 }
@@ -137,7 +139,15 @@ async fn list_metrics(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 )
         })
         .collect();
-    Ok(Value::object().with("Metrics", Value::List(list)))
+    let mut out = Value::object();
+    let paging = Paging {
+        size: "MaxRecords",
+        default: 500,
+        max: 500,
+        ..NEXT_TOKEN
+    };
+    page(ctx, &paging, list, &mut out, "Metrics")?;
+    Ok(out)
 }
 
 fn state(s: AlarmState) -> &'static str {
@@ -157,9 +167,10 @@ fn action_arn(ctx: &Ctx<'_>, stack: &serde_json::Value, action: &str) -> String 
     match group {
         Some(g) => ctx.names().policy_arn(g, action),
         None => format!(
-            "arn:aws:sns:{}:{}:{action}",
+            "arn:aws:sns:{}:{}:{}",
             ctx.names().region,
-            bellows_aws::arn::ACCOUNT
+            bellows_aws::arn::ACCOUNT,
+            action.strip_prefix("webhook:").unwrap_or(action)
         ),
     }
 }
@@ -254,9 +265,10 @@ async fn describe_alarms(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .with("TreatMissingData", missing)
         })
         .collect();
-    Ok(Value::object()
-        .with("MetricAlarms", Value::List(list))
-        .with("CompositeAlarms", Value::List(Vec::new())))
+    let mut out = Value::object();
+    page(ctx, &NEXT_TOKEN, list, &mut out, "MetricAlarms")?;
+    out.set("CompositeAlarms", Value::List(Vec::new()));
+    Ok(out)
 }
 
 async fn describe_alarm_history(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
@@ -265,7 +277,6 @@ async fn describe_alarm_history(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let kind = input.opt_str("HistoryItemType")?;
     let start = input.opt_time("StartDate")?;
     let end = input.opt_time("EndDate")?;
-    let limit = input.opt_u32("MaxRecords")?.unwrap_or(100).clamp(1, 100) as usize;
     if kind.as_deref().is_some_and(|k| k != "StateUpdate") {
         // bellows keeps state changes only: other kinds have no items.
         return Ok(Value::object().with("AlarmHistoryItems", Value::List(Vec::new())));
@@ -283,7 +294,6 @@ async fn describe_alarm_history(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     items.sort_by_key(|t| std::cmp::Reverse(t.time));
     let list: Vec<Value> = items
         .into_iter()
-        .take(limit)
         .map(|t| {
             let summary = format!("Alarm updated from {} to {}", state(t.from), state(t.to));
             let data = serde_json::json!({
@@ -300,7 +310,13 @@ async fn describe_alarm_history(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .with("HistoryData", data.to_string())
         })
         .collect();
-    Ok(Value::object().with("AlarmHistoryItems", Value::List(list)))
+    let mut out = Value::object();
+    let paging = Paging {
+        default: 100,
+        ..NEXT_TOKEN
+    };
+    page(ctx, &paging, list, &mut out, "AlarmHistoryItems")?;
+    Ok(out)
 }
 
 /// The most datapoints one answer carries, as CloudWatch's GetMetricStatistics allows.
@@ -532,6 +548,170 @@ async fn set_alarm_state(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     .map_err(|e| {
         if e.status == 404 {
             AwsError::new(404, "ResourceNotFound", format!("Alarm {alarm} not found"))
+        } else {
+            from_api(e, "ResourceNotFound", "InvalidParameterValue")
+        }
+    })?;
+    Ok(Value::Null)
+}
+
+/// An alarm action's ARN as the stack names it: a scaling policy by its name, an SNS
+/// topic as the webhook of that name.
+fn action_name(arn: &str) -> Result<String, AwsError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let bad = || invalid(format!("Invalid arn syntax: {arn}"));
+    if parts.len() != 6 || parts[0] != "arn" {
+        return Err(bad());
+    }
+    match parts[2] {
+        "autoscaling" => parts[5]
+            .rsplit_once(":policyName/")
+            .map(|(_, p)| p.to_owned())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(bad),
+        "sns" if !parts[5].is_empty() => Ok(format!("webhook:{}", parts[5])),
+        _ => Err(invalid(format!(
+            "The action {arn} is not one bellows runs: a scaling policy's ARN or an SNS topic named like one of the stack's webhooks"
+        ))),
+    }
+}
+
+/// PutMetricAlarm: a metric alarm (no metric math) on the stack's policies and
+/// webhooks, created or redefined, and kept when bellows starts again.
+async fn put_metric_alarm(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    use bellows_core::alarm::{AlarmSpec, Comparison, MissingData};
+    use bellows_core::metrics::{SeriesKey, Statistic};
+    let input = ctx.input();
+    let name = input.str("AlarmName")?;
+    if name.is_empty() || name.len() > 255 {
+        return Err(invalid("AlarmName must be 1 to 255 characters"));
+    }
+    if input.get("Metrics").is_some_and(|m| !m.items().is_empty())
+        || input.opt_str("ThresholdMetricId")?.is_some()
+    {
+        return Err(invalid(
+            "bellows alarms watch one metric: metric math and anomaly detection alarms (Metrics, ThresholdMetricId) are not supported",
+        ));
+    }
+    if input.opt_bool("ActionsEnabled")? == Some(false) {
+        return Err(invalid(
+            "bellows runs the actions of every alarm: ActionsEnabled must be true",
+        ));
+    }
+    let namespace = input.str("Namespace")?;
+    let metric_name = input.str("MetricName")?;
+    let dims = dimensions(input)?;
+    if dims.len() > 30 {
+        return Err(invalid("Dimensions holds at most 30 members"));
+    }
+    let statistic = match (input.opt_str("Statistic")?, input.opt_str("ExtendedStatistic")?) {
+        (Some(s), None) if !s.starts_with('p') => s.parse::<Statistic>().ok(),
+        (None, Some(s)) if s.starts_with('p') => s.parse::<Statistic>().ok(),
+        (Some(_), Some(_)) => {
+            return Err(AwsError::new(
+                400,
+                "InvalidParameterCombination",
+                "Statistic and ExtendedStatistic are mutually exclusive",
+            ));
+        }
+        (None, None) => {
+            return Err(AwsError::new(
+                400,
+                "MissingParameter",
+                "Statistic or ExtendedStatistic is required",
+            ));
+        }
+        _ => None,
+    }
+    .ok_or_else(|| {
+        invalid("Statistic must be SampleCount, Average, Sum, Minimum or Maximum; ExtendedStatistic a percentile like p99")
+    })?;
+    let period = input.i64("Period")?;
+    if !(1..=86_400).contains(&period) {
+        return Err(invalid(format!(
+            "The value {period} for parameter Period is not valid: 1 to 86400 seconds"
+        )));
+    }
+    let evaluation_periods = input.u32("EvaluationPeriods")?;
+    let datapoints = input
+        .opt_u32("DatapointsToAlarm")?
+        .unwrap_or(evaluation_periods);
+    if evaluation_periods == 0 || datapoints == 0 || datapoints > evaluation_periods {
+        return Err(invalid(
+            "EvaluationPeriods must be at least 1, and DatapointsToAlarm from 1 to EvaluationPeriods",
+        ));
+    }
+    if u64::from(evaluation_periods) * period as u64 > 7 * 86_400 {
+        return Err(invalid(
+            "Period multiplied by EvaluationPeriods must not exceed one week",
+        ));
+    }
+    let comparison = input.str("ComparisonOperator")?;
+    let comparison = Comparison::parse(&comparison).ok_or_else(|| {
+        invalid(format!(
+            "The value {comparison} for parameter ComparisonOperator is not valid: bellows takes GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanThreshold or LessThanOrEqualToThreshold"
+        ))
+    })?;
+    let threshold = input.f64("Threshold")?;
+    if !threshold.is_finite() {
+        return Err(invalid("Threshold must be a finite number"));
+    }
+    let treat_missing_data = match input.opt_str("TreatMissingData")?.as_deref() {
+        None | Some("missing") => MissingData::Missing,
+        Some("notBreaching") => MissingData::NotBreaching,
+        Some("breaching") => MissingData::Breaching,
+        Some("ignore") => MissingData::Ignore,
+        Some(other) => {
+            return Err(invalid(format!(
+                "The value {other} for parameter TreatMissingData is not valid: breaching, notBreaching, ignore or missing"
+            )));
+        }
+    };
+    let actions = |key: &str| -> Result<Vec<String>, AwsError> {
+        let arns = input.strings(key)?;
+        if arns.len() > 5 {
+            return Err(invalid(format!("{key} holds at most 5 actions")));
+        }
+        arns.iter().map(|a| action_name(a)).collect()
+    };
+    let dims: Vec<(&str, &str)> = dims.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let spec = AlarmSpec {
+        name: name.clone(),
+        metric: SeriesKey::new(&namespace, &metric_name, &dims),
+        statistic,
+        period: bellows_core::Duration::from_secs(period as u64),
+        evaluation_periods,
+        datapoints_to_alarm: datapoints,
+        comparison,
+        threshold,
+        treat_missing_data,
+        alarm_actions: actions("AlarmActions")?,
+        ok_actions: actions("OKActions")?,
+        insufficient_data_actions: actions("InsufficientDataActions")?,
+    };
+    let actor = ctx.actor();
+    ctx.ask(|reply| Call::PutAlarm { spec, actor, reply })
+        .await?
+        .map_err(|e| from_api(e, "ResourceNotFound", "InvalidParameterValue"))?;
+    Ok(Value::Null)
+}
+
+/// DeleteAlarms: up to 100 of the stack's alarms; if one is unknown, none goes.
+async fn delete_alarms(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let names = ctx.input().strings("AlarmNames")?;
+    if names.len() > 100 {
+        return Err(invalid("AlarmNames holds at most 100 names"));
+    }
+    let actor = ctx.actor();
+    ctx.ask(|reply| Call::DeleteAlarms {
+        names,
+        actor,
+        reply,
+    })
+    .await?
+    .map_err(|e| {
+        if e.status == 404 {
+            AwsError::new(404, "ResourceNotFound", e.message)
         } else {
             from_api(e, "ResourceNotFound", "InvalidParameterValue")
         }

@@ -8,7 +8,7 @@ use bellows_core::group::Lifecycle;
 use bellows_core::lb::cidr::Cidr;
 use bellows_proxy::ListenerView;
 
-use super::{Ctx, from_api, time};
+use super::{Ctx, Paging, from_api, page, time};
 use crate::api::Call;
 
 pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
@@ -34,16 +34,8 @@ fn invalid(message: impl Into<String>) -> AwsError {
     AwsError::new(400, "InvalidParameterValue", message)
 }
 
-fn port_of(address: &str) -> i64 {
-    address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
-}
-
 fn permission(l: &ListenerView) -> Value {
-    let port = port_of(&l.address);
+    let port = i64::from(l.port);
     let (v4, v6): (Vec<&Cidr>, Vec<&Cidr>) =
         l.ingress.iter().partition(|c| !c.to_string().contains(':'));
     Value::object()
@@ -243,7 +235,7 @@ async fn ingress(ctx: &Ctx<'_>, authorize: bool) -> Result<Value, AwsError> {
     else {
         return Err(group_not_found(&id));
     };
-    let raw = requested_cidrs(input, port_of(&listener.address))?;
+    let raw = requested_cidrs(input, i64::from(listener.port))?;
     let mut cidrs = Vec::new();
     for r in &raw {
         let cidr: Cidr = r
@@ -256,7 +248,7 @@ async fn ingress(ctx: &Ctx<'_>, authorize: bool) -> Result<Value, AwsError> {
                 "InvalidPermission.Duplicate",
                 format!(
                     "the specified rule \"peer: {r}, TCP, from port: {p}, to port: {p}, ALLOW\" already exists",
-                    p = port_of(&listener.address)
+                    p = i64::from(listener.port)
                 ),
             ));
         }
@@ -283,7 +275,7 @@ async fn ingress(ctx: &Ctx<'_>, authorize: bool) -> Result<Value, AwsError> {
         .await?
         .map_err(|e| from_api(e, "InvalidGroup.NotFound", "InvalidParameterValue"))?;
         let v6 = cidr.to_string().contains(':');
-        let port = port_of(&listener.address);
+        let port = i64::from(listener.port);
         // A revoked rule's shape has no owner.
         let owner = authorize.then_some(ACCOUNT);
         rules.push(
@@ -393,7 +385,17 @@ async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .with("instancesSet", Value::List(vec![inst]))
         })
         .collect();
-    Ok(Value::object().with("reservationSet", Value::List(reservations)))
+    let mut out = Value::object();
+    let paging = Paging {
+        size: "MaxResults",
+        default: 1000,
+        max: 1000,
+        token_in: "NextToken",
+        token_out: "nextToken",
+        bad_token: "InvalidParameterValue",
+    };
+    page(ctx, &paging, reservations, &mut out, "reservationSet")?;
+    Ok(out)
 }
 
 /// EC2's state code and name for an instance's lifecycle.

@@ -7,7 +7,17 @@ use bellows_aws::{AwsError, Value};
 use bellows_core::lb::rules::{Action, Rule};
 use bellows_core::lb::select::TargetState;
 
-use super::{Ctx, time};
+use super::{Ctx, Paging, page, time};
+
+/// ELBv2's paging: `PageSize` (1 to 400), `Marker` in and `NextMarker` out.
+const MARKER: Paging = Paging {
+    size: "PageSize",
+    default: 400,
+    max: 400,
+    token_in: "Marker",
+    token_out: "NextMarker",
+    bad_token: "ValidationError",
+};
 use crate::api::{Call, StatusView};
 
 pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
@@ -58,8 +68,11 @@ async fn snapshot(ctx: &Ctx<'_>) -> Result<Snapshot, AwsError> {
 }
 
 impl Snapshot {
+    /// The load balancer's name: `[stack] load_balancer`, the stack's name by default.
     fn lb(&self) -> &str {
-        &self.status.stack
+        self.stack["load_balancer"]
+            .as_str()
+            .unwrap_or(&self.status.stack)
     }
 
     fn zones(&self) -> Vec<String> {
@@ -221,7 +234,12 @@ fn listener_value(ctx: &Ctx<'_>, s: &Snapshot, l: &serde_json::Value) -> Value {
     Value::object()
         .with("ListenerArn", names.listener_arn(s.lb(), name))
         .with("LoadBalancerArn", names.load_balancer_arn(s.lb()))
-        .with("Port", port_of(l["address"].as_str().unwrap_or_default()))
+        .with(
+            "Port",
+            l["aws_port"]
+                .as_i64()
+                .unwrap_or_else(|| port_of(l["address"].as_str().unwrap_or_default())),
+        )
         .with("Protocol", "HTTP")
         .with(
             "DefaultActions",
@@ -266,7 +284,9 @@ async fn describe_listeners(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         .filter(|(arn, _)| arns.is_empty() || arns.contains(arn))
         .map(|(_, v)| v)
         .collect();
-    Ok(Value::object().with("Listeners", Value::List(list)))
+    let mut out = Value::object();
+    page(ctx, &MARKER, list, &mut out, "Listeners")?;
+    Ok(out)
 }
 
 fn conditions(rule: &Rule) -> Vec<Value> {
@@ -382,7 +402,9 @@ async fn describe_rules(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         .filter(|(arn, _)| rule_arns.is_empty() || rule_arns.contains(arn))
         .map(|(_, v)| v)
         .collect();
-    Ok(Value::object().with("Rules", Value::List(list)))
+    let mut out = Value::object();
+    page(ctx, &MARKER, list, &mut out, "Rules")?;
+    Ok(out)
 }
 
 fn matcher(tg: &serde_json::Value) -> String {
@@ -483,7 +505,9 @@ async fn describe_target_groups(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                     .is_some_and(|l| !l.items().is_empty())
         })
         .collect();
-    Ok(Value::object().with("TargetGroups", Value::List(list)))
+    let mut out = Value::object();
+    page(ctx, &MARKER, list, &mut out, "TargetGroups")?;
+    Ok(out)
 }
 
 /// The target group's name from its ARN, checked against the stack.

@@ -123,6 +123,9 @@ impl Node {
             }
         }
         self.stack = new;
+        if let Err(e) = self.store.forget_alarm_overrides(&self.stack.name) {
+            tracing::warn!(error = %e, "cannot forget the alarms put through the AWS endpoint");
+        }
         let result = serde_json::json!({
             "changes": changes,
             "applied": true,

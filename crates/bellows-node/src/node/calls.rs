@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bellows_core::Time;
+use bellows_core::alarm::AlarmSpec;
 use bellows_core::event::{Capacity, Event};
 use bellows_core::group::{Activity, Group, Health, HealthSource, Lifecycle, Refresh};
 use bellows_core::ids::InstanceId;
@@ -96,6 +97,16 @@ impl Node {
                 reply,
             } => {
                 let _ = reply.send(self.set_alarm_state(&alarm, state, reason, &actor, now));
+            }
+            Call::PutAlarm { spec, actor, reply } => {
+                let _ = reply.send(self.put_alarm(spec, &actor, now));
+            }
+            Call::DeleteAlarms {
+                names,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.delete_alarms(&names, &actor));
             }
             Call::Targets(reply) => {
                 let _ = reply.send(self.proxy.targets());
@@ -823,6 +834,116 @@ impl Node {
         );
         let outcomes = result?;
         self.on_outcomes(outcomes, now);
+        Ok(())
+    }
+
+    /// PutMetricAlarm: the alarm's actions must be the stack's policies or webhooks, and
+    /// the alarms a target tracking policy owns are its own. The stack's alarms, the
+    /// scaler and the state database all take it.
+    fn put_alarm(&mut self, spec: AlarmSpec, actor: &Actor, now: Time) -> Result<(), ApiError> {
+        let name = spec.name.clone();
+        let before = self.stack.alarms.iter().find(|a| a.name == name).cloned();
+        let result = self.check_alarm(&spec);
+        self.audit(
+            actor,
+            "PutMetricAlarm",
+            format!("alarm/{name}"),
+            serde_json::to_value(&before).unwrap_or_default(),
+            serde_json::to_value(&spec).unwrap_or_default(),
+            result.as_ref().map(|_| ()),
+        );
+        result?;
+        if let Err(e) =
+            self.store
+                .remember_alarm(&self.stack.name, &name, before.as_ref(), Some(&spec))
+        {
+            tracing::warn!(alarm = %name, error = %e, "cannot keep the alarm for the next start");
+        }
+        self.scaler.put_alarm(spec.clone(), now);
+        match self.stack.alarms.iter_mut().find(|a| a.name == name) {
+            Some(a) => *a = spec,
+            None => self.stack.alarms.push(spec),
+        }
+        Ok(())
+    }
+
+    fn check_alarm(&self, spec: &AlarmSpec) -> Result<(), ApiError> {
+        if self.is_owned_alarm(&spec.name) {
+            return Err(ApiError::bad_request(format!(
+                "alarm `{}` belongs to a target tracking policy, which manages it",
+                spec.name
+            )));
+        }
+        for action in spec
+            .alarm_actions
+            .iter()
+            .chain(&spec.ok_actions)
+            .chain(&spec.insufficient_data_actions)
+        {
+            let known = match action.strip_prefix("webhook:") {
+                Some(w) => self.stack.webhooks.iter().any(|h| h.name == w),
+                None => self.stack.policies.iter().any(|p| &p.name == action),
+            };
+            if !known {
+                return Err(ApiError::bad_request(format!(
+                    "alarm `{}`: the action `{action}` is none of the stack's policies or webhooks",
+                    spec.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// An alarm a target tracking policy created (and deletes with itself).
+    fn is_owned_alarm(&self, name: &str) -> bool {
+        self.scaler.alarms.contains_key(name) && !self.stack.alarms.iter().any(|a| a.name == name)
+    }
+
+    /// DeleteAlarms: all named, or none if one of them is not the stack's.
+    fn delete_alarms(&mut self, names: &[String], actor: &Actor) -> Result<(), ApiError> {
+        let missing: Vec<&str> = names
+            .iter()
+            .filter(|n| !self.stack.alarms.iter().any(|a| &a.name == *n))
+            .map(String::as_str)
+            .collect();
+        let result = if let Some(owned) = names.iter().find(|n| self.is_owned_alarm(n)) {
+            Err(ApiError::bad_request(format!(
+                "alarm `{owned}` belongs to a target tracking policy, which manages it"
+            )))
+        } else if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!(
+                "no alarm named {}",
+                missing.join(", ")
+            )))
+        };
+        for name in names {
+            let before = self.stack.alarms.iter().find(|a| &a.name == name);
+            let before = serde_json::to_value(before).unwrap_or_default();
+            self.audit(
+                actor,
+                "DeleteAlarms",
+                format!("alarm/{name}"),
+                before,
+                serde_json::Value::Null,
+                result.as_ref().map(|_| ()),
+            );
+        }
+        result?;
+        for name in names {
+            let Some(i) = self.stack.alarms.iter().position(|a| &a.name == name) else {
+                continue;
+            };
+            let before = self.stack.alarms.remove(i);
+            self.scaler.remove_alarm(name);
+            if let Err(e) = self
+                .store
+                .remember_alarm(&self.stack.name, name, Some(&before), None)
+            {
+                tracing::warn!(alarm = %name, error = %e, "cannot keep the deletion for the next start");
+            }
+        }
         Ok(())
     }
 }

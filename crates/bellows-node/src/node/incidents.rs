@@ -94,7 +94,7 @@ impl Node {
             now,
             since: from,
             baseline,
-            load_balancer: &self.stack.name,
+            load_balancer: &self.stack.load_balancer,
             metrics: &self.metrics,
             groups: &groups,
             events: &events,

@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::values::{check_name, duration_in, t_int};
+use super::values::{check_name, duration_in, int_in, t_int};
 use crate::Duration;
 use crate::lb::cidr::Cidr;
 use crate::lb::rules::{Action, Conditions, FixedResponse, Redirect, Rule, WeightedTargetGroup};
@@ -171,6 +171,7 @@ fn read_listener(
         },
         None => true,
     };
+    let aws_port = int_in(cx, t, "aws_port", 1, 65535).map(|p| p as u16);
     Some(ListenerSpec {
         name: name.to_owned(),
         address: address?,
@@ -181,6 +182,7 @@ fn read_listener(
         header_timeout,
         max_body,
         access_log,
+        aws_port,
     })
 }
 

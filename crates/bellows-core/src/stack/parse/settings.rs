@@ -17,6 +17,7 @@ pub(super) struct Settings {
     pub state_dir: Option<String>,
     pub instance_network: Option<Ipv4Net>,
     pub region: String,
+    pub load_balancer: String,
     pub aws: Option<AwsKeySpec>,
 }
 
@@ -25,16 +26,17 @@ pub(super) fn read(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Settings {
         Some(v) => Table::from_value(cx, v, "stack".into()),
         None => None,
     };
-    let (name, control, state_dir, network, region) = match settings.as_mut() {
+    let (name, control, state_dir, network, region, load_balancer) = match settings.as_mut() {
         Some(t) => {
             let name = t.get::<Spanned<String>>(cx, "name");
             let control = t.get::<Spanned<String>>(cx, "control");
             let state_dir = t.get::<String>(cx, "state_dir");
             let network = t.get::<Spanned<String>>(cx, "instance_network");
             let region = t.get::<Spanned<String>>(cx, "region");
-            (name, control, state_dir, network, region)
+            let load_balancer = t.get::<Spanned<String>>(cx, "load_balancer");
+            (name, control, state_dir, network, region, load_balancer)
         }
-        None => (None, None, None, None, None),
+        None => (None, None, None, None, None, None),
     };
     if let Some(t) = settings {
         t.finish(cx);
@@ -69,6 +71,21 @@ pub(super) fn read(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Settings {
         }
         None => DEFAULT_REGION.to_owned(),
     };
+    let load_balancer = match load_balancer {
+        Some(lb) => {
+            if !is_load_balancer_name(lb.get_ref()) {
+                cx.error(
+                    lb.span(),
+                    format!(
+                        "`stack.load_balancer`: `{}` is not a load balancer name: 1 to 32 letters, digits and `-`, not starting or ending with `-`",
+                        lb.get_ref()
+                    ),
+                );
+            }
+            lb.into_inner()
+        }
+        None => name.clone(),
+    };
     let aws = match root.raw("aws") {
         Some(v) => Table::from_value(cx, v, "aws".into()).and_then(|t| read_aws(cx, t)),
         None => None,
@@ -79,8 +96,18 @@ pub(super) fn read(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Settings {
         state_dir,
         instance_network,
         region,
+        load_balancer,
         aws,
     }
+}
+
+/// Whether `s` is a name ELBv2 takes for a load balancer.
+fn is_load_balancer_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 /// Whether `s` looks like an AWS region name: lower-case words and a number joined by
