@@ -9,6 +9,7 @@
 
 pub mod arn;
 pub mod cbor;
+pub mod dynamodb;
 mod error;
 pub mod form;
 mod json;

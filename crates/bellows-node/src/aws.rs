@@ -23,9 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Actor, ApiError, Call};
 use crate::clock;
+use crate::tables::{DynamoMetrics, Tables};
 
 mod autoscaling;
 mod cloudwatch;
+mod dynamodb;
 mod ec2;
 mod elbv2;
 mod sts;
@@ -85,6 +87,10 @@ pub struct AwsFace {
     requests: AtomicU64,
     /// Mixed into request ids so that two runs do not repeat them.
     run: u64,
+    /// DynamoDB's tables and items.
+    tables: Arc<Tables>,
+    /// What DynamoDB calls consumed, for the `AWS/DynamoDB` metrics.
+    dynamo_metrics: Arc<DynamoMetrics>,
 }
 
 impl AwsFace {
@@ -94,6 +100,8 @@ impl AwsFace {
         region: &str,
         stack_name: &str,
         credentials: Vec<Credential>,
+        tables: Arc<Tables>,
+        dynamo_metrics: Arc<DynamoMetrics>,
     ) -> AwsFace {
         AwsFace {
             endpoint: Endpoint::new(region, credentials),
@@ -103,6 +111,8 @@ impl AwsFace {
             token,
             requests: AtomicU64::new(0),
             run: clock::now().as_millis() ^ (u64::from(std::process::id()) << 40),
+            tables,
+            dynamo_metrics,
         }
     }
 
@@ -231,6 +241,7 @@ async fn dispatch(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         Service::Elbv2 => elbv2::handle(ctx, action).await,
         Service::Ec2 => ec2::handle(ctx, action).await,
         Service::CloudWatch => cloudwatch::handle(ctx, action).await,
+        Service::DynamoDb => dynamodb::handle(ctx, action).await,
     };
     answer.unwrap_or_else(|| Err(AwsError::invalid_action(action, ctx.call.service.title())))
 }

@@ -20,6 +20,7 @@ pub mod provider;
 mod publish;
 pub mod shim;
 pub mod store;
+pub mod tables;
 pub mod token;
 pub mod zones;
 

@@ -152,12 +152,19 @@ pub async fn run(
     let control = listener.local_addr()?;
     let (stop_api, api_stopped) = oneshot::channel::<()>();
     let (events, _) = broadcast::channel(1024);
+    let tables = std::sync::Arc::new(
+        crate::tables::Tables::open(&opts.state_dir.join("dynamodb.db"))
+            .map_err(|e| std::io::Error::other(format!("dynamodb.db: {e}")))?,
+    );
+    let dynamo_metrics = std::sync::Arc::new(crate::tables::DynamoMetrics::default());
     let aws = crate::aws::AwsFace::new(
         call_tx.clone(),
         opts.token.clone(),
         &opts.aws_region,
         &opts.stack.name,
         opts.aws_credentials.clone(),
+        tables.clone(),
+        dynamo_metrics.clone(),
     );
     let router = api::router(api::ApiState::new(
         call_tx,

@@ -1,0 +1,223 @@
+//! End to end: DynamoDB on the AWS endpoint, through real boto3 and the `aws` CLI, signed
+//! with the key pair `bellows aws-env` prints; and an acknowledged write surviving
+//! `kill -9` of bellows.
+
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Stops the test with a clear message when a client is missing: scripts/test
+/// installs them.
+fn need_clients() {
+    for (what, cmd, args) in [
+        ("the `aws` CLI", "aws", vec!["--version"]),
+        ("boto3", "python3", vec!["-c", "import boto3"]),
+    ] {
+        let out = Command::new(cmd).args(&args).output();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "{what} is missing: run scripts/test, or `python3 -m pip install awscli boto3`"
+        );
+    }
+}
+
+/// The variables `bellows aws-env` prints, as (name, value).
+fn aws_env(up: &Up) -> Vec<(String, String)> {
+    let out = up.cli(&["aws-env"]);
+    assert!(out.status.success(), "aws-env: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn python(env: &[(String, String)], args: &[&str]) -> Output {
+    Command::new("python3")
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env("HOME", std::env::temp_dir())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("python3 runs")
+}
+
+fn stack() -> Up {
+    let up = Up::start("ddb", &echo_stack(1, ""));
+    up.wait_for("1 in service", Duration::from_secs(20), |u| {
+        u.in_service().len() == 1
+    });
+    up
+}
+
+/// Every DynamoDB operation through boto3, against DynamoDB's documented answers
+/// (tests/aws/dynamodb.py); table changes are in the audit trail as AWS calls.
+#[test]
+fn boto3_checks_every_dynamodb_operation() {
+    need_clients();
+    let up = stack();
+    let env = aws_env(&up);
+    let out = python(&env, &[root().join("tests/aws/dynamodb.py").to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("every check passed"), "{stdout}");
+    let audit = up.json(&["audit", "--limit", "500"]);
+    let records = audit.as_array().unwrap();
+    for action in ["CreateTable", "UpdateTable", "DeleteTable"] {
+        let r = records
+            .iter()
+            .find(|r| r["action"] == action && r["source"] == "aws")
+            .unwrap_or_else(|| panic!("no {action} in {audit:#}"));
+        assert!(
+            r["target"].as_str().unwrap().starts_with("table/"),
+            "{r:#}"
+        );
+    }
+    // A refused CreateTable is recorded with its error too.
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "CreateTable" && r["result"] != "ok"),
+        "{audit:#}"
+    );
+}
+
+/// The `aws` CLI speaks the same DynamoDB: a table made, an item put with a condition,
+/// read back with its number exact, and the CLI's error for a failed condition.
+#[test]
+fn the_aws_cli_drives_dynamodb() {
+    need_clients();
+    let up = stack();
+    let env = aws_env(&up);
+    let aws = |args: &[&str]| {
+        Command::new("aws")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args)
+            .output()
+            .expect("aws runs")
+    };
+    let ok = |args: &[&str]| {
+        let out = aws(args);
+        assert!(out.status.success(), "aws {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&[
+        "dynamodb",
+        "create-table",
+        "--table-name",
+        "cli",
+        "--attribute-definitions",
+        "AttributeName=id,AttributeType=S",
+        "--key-schema",
+        "AttributeName=id,KeyType=HASH",
+        "--billing-mode",
+        "PAY_PER_REQUEST",
+    ]);
+    ok(&["dynamodb", "wait", "table-exists", "--table-name", "cli"]);
+    let item = r#"{"id":{"S":"a"},"n":{"N":"0.30000000000000000000000000000000000001"}}"#;
+    ok(&[
+        "dynamodb",
+        "put-item",
+        "--table-name",
+        "cli",
+        "--item",
+        item,
+        "--condition-expression",
+        "attribute_not_exists(id)",
+    ]);
+    let out = aws(&[
+        "dynamodb",
+        "put-item",
+        "--table-name",
+        "cli",
+        "--item",
+        item,
+        "--condition-expression",
+        "attribute_not_exists(id)",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("(ConditionalCheckFailedException)"),
+        "{err}"
+    );
+    let got: serde_json::Value = serde_json::from_str(&ok(&[
+        "dynamodb",
+        "get-item",
+        "--table-name",
+        "cli",
+        "--key",
+        r#"{"id":{"S":"a"}}"#,
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        got["Item"]["n"]["N"], "0.30000000000000000000000000000000000001",
+        "{got}"
+    );
+    let tables = ok(&["dynamodb", "list-tables", "--output", "text"]);
+    assert!(tables.contains("cli"), "{tables}");
+}
+
+/// A write DynamoDB acknowledged is on disk: bellows killed with SIGKILL right after
+/// the answer, started again on the same state directory, serves the item.
+#[test]
+fn an_acknowledged_write_survives_kill_9() {
+    need_clients();
+    let mut up = stack();
+    let env = aws_env(&up);
+    let put = r#"
+import boto3
+c = boto3.client("dynamodb")
+c.create_table(TableName="durable", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+               KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+for i in range(50):
+    c.put_item(TableName="durable", Item={"id": {"S": f"k{i}"}, "v": {"N": str(i)}})
+c.update_item(TableName="durable", Key={"id": {"S": "k49"}}, UpdateExpression="ADD v :x",
+              ExpressionAttributeValues={":x": {"N": "0.5"}})
+print("acknowledged")
+"#;
+    let out = python(&env, &["-c", put]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("acknowledged"),
+        "{out:?}"
+    );
+    // At once, with no chance to flush anything on the way out.
+    up.signal("KILL");
+    assert!(up.wait_exit(Duration::from_secs(10)).is_some());
+    up.restart(&[]);
+    up.wait_for("1 in service again", Duration::from_secs(30), |u| {
+        u.in_service().len() == 1
+    });
+    let env = aws_env(&up);
+    let get = r#"
+import boto3
+c = boto3.client("dynamodb")
+n = c.scan(TableName="durable", Select="COUNT")["Count"]
+v = c.get_item(TableName="durable", Key={"id": {"S": "k49"}}, ConsistentRead=True)["Item"]["v"]["N"]
+print(f"{n} {v}")
+"#;
+    let out = python(&env, &["-c", get]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "50 49.5",
+        "{out:?}"
+    );
+}
