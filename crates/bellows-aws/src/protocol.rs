@@ -136,6 +136,22 @@ pub struct Call {
     pub input: Input,
     /// Who signed it.
     pub access_key_id: String,
+    /// Whether the key is temporary (signed with its session token).
+    pub session: bool,
+}
+
+/// Temporary credentials: the secret, and the session token that must come with every
+/// request they sign (`X-Amz-Security-Token`).
+#[derive(Clone)]
+pub struct SessionSecret {
+    pub secret_access_key: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
 }
 
 impl Call {
@@ -192,11 +208,43 @@ impl Endpoint {
         now_seconds: i64,
         request_id: &str,
     ) -> Result<Call, Reply> {
+        self.accept_with(req, now_seconds, request_id, &|_| None)
+    }
+
+    /// Like `accept`, with temporary credentials too: `sessions` finds a temporary
+    /// key's secret and token. A request signed with one must carry its token.
+    pub fn accept_with(
+        &self,
+        req: &Request<'_>,
+        now_seconds: i64,
+        request_id: &str,
+        sessions: &dyn Fn(&str) -> Option<SessionSecret>,
+    ) -> Result<Call, Reply> {
         let route = route(req)
             .map_err(|(service, protocol, e)| encode_error(service, protocol, &e, request_id))?;
         let fail = |e: AwsError| encode_error(Some(route.service), route.protocol, &e, request_id);
-        let signed = sigv4::verify(req, |k| self.secret(k), &self.region, now_seconds)
+        let session = std::cell::RefCell::new(None);
+        let lookup = |k: &str| {
+            self.secret(k).or_else(|| {
+                let s = sessions(k)?;
+                let secret = s.secret_access_key.clone();
+                *session.borrow_mut() = Some(s);
+                Some(secret)
+            })
+        };
+        let signed = sigv4::verify(req, lookup, &self.region, now_seconds)
             .map_err(|e: AuthError| fail(AwsError::new(e.status(), e.code(), e.to_string())))?;
+        let session = session.into_inner();
+        if let Some(s) = &session {
+            let given = header(req, "x-amz-security-token").unwrap_or("");
+            if !sigv4::constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
+                return Err(fail(AwsError::new(
+                    403,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                )));
+            }
+        }
         if signed.service != route.service.signing_name() {
             return Err(fail(AwsError::new(
                 403,
@@ -261,6 +309,7 @@ impl Endpoint {
             action,
             input: Input::new(root, invalid, missing),
             access_key_id: signed.access_key_id,
+            session: session.is_some(),
         })
     }
 }

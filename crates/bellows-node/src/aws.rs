@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Actor, ApiError, Call};
 use crate::clock;
+use crate::sessions::{Session, Sessions};
 use crate::tables::{DynamoMetrics, Tables};
 
 mod autoscaling;
@@ -91,6 +92,8 @@ pub struct AwsFace {
     tables: Arc<Tables>,
     /// What DynamoDB calls consumed, for the `AWS/DynamoDB` metrics.
     dynamo_metrics: Arc<DynamoMetrics>,
+    /// Instances' temporary credentials.
+    sessions: Arc<Sessions>,
 }
 
 impl AwsFace {
@@ -102,6 +105,7 @@ impl AwsFace {
         credentials: Vec<Credential>,
         tables: Arc<Tables>,
         dynamo_metrics: Arc<DynamoMetrics>,
+        sessions: Arc<Sessions>,
     ) -> AwsFace {
         AwsFace {
             endpoint: Endpoint::new(region, credentials),
@@ -113,6 +117,7 @@ impl AwsFace {
             run: clock::now().as_millis() ^ (u64::from(std::process::id()) << 40),
             tables,
             dynamo_metrics,
+            sessions,
         }
     }
 
@@ -151,6 +156,8 @@ impl std::fmt::Debug for AwsFace {
 pub(crate) struct Ctx<'a> {
     face: &'a AwsFace,
     call: &'a bellows_aws::Call,
+    /// The instance's credentials the call was signed with, if it was.
+    session: Option<Session>,
 }
 
 impl Ctx<'_> {
@@ -213,16 +220,49 @@ async fn handle(
         body: &body,
     };
     let now = (clock::now().as_millis() / 1000) as i64;
-    let call = match face.endpoint.accept(&req, now, &request_id) {
+    let now_time = clock::now();
+    let sessions = |k: &str| {
+        face.sessions
+            .lookup(k, now_time)
+            .map(|s| bellows_aws::SessionSecret {
+                secret_access_key: s.secret_access_key,
+                token: s.token,
+            })
+    };
+    let call = match face.endpoint.accept_with(&req, now, &request_id, &sessions) {
         Ok(call) => call,
         Err(reply) => {
             tracing::info!(status = reply.status, request_id = %request_id, "aws request refused");
             return into_response(reply);
         }
     };
+    let session = if call.session {
+        face.sessions.lookup(&call.access_key_id, now_time)
+    } else {
+        None
+    };
+    // A role's credentials call only what the role allows.
+    if let Some(s) = &session {
+        let service = iam_prefix(call.service);
+        if !s.allows(service, &call.action) {
+            tracing::info!(service, action = %call.action, key = %call.access_key_id, instance = %s.instance, "aws call denied to an instance role");
+            let e = AwsError::new(
+                403,
+                "AccessDenied",
+                format!(
+                    "User: {} is not authorized to perform: {service}:{} because no identity-based policy allows the {service}:{} action",
+                    face.names.assumed_role_arn(&s.role, &s.instance),
+                    call.action,
+                    call.action
+                ),
+            );
+            return into_response(call.reply(Err(e), &request_id));
+        }
+    }
     let ctx = Ctx {
         face: &face,
         call: &call,
+        session,
     };
     let result = dispatch(&ctx).await;
     if let Err(e) = &result {
@@ -244,6 +284,14 @@ async fn dispatch(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         Service::DynamoDb => dynamodb::handle(ctx, action).await,
     };
     answer.unwrap_or_else(|| Err(AwsError::invalid_action(action, ctx.call.service.title())))
+}
+
+/// The service's name in IAM actions (CloudWatch signs as `monitoring`).
+fn iam_prefix(service: Service) -> &'static str {
+    match service {
+        Service::CloudWatch => "cloudwatch",
+        other => other.signing_name(),
+    }
 }
 
 fn into_response(reply: Reply) -> Response {

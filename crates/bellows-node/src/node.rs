@@ -99,6 +99,12 @@ struct Node {
     token: String,
     /// Each instance's metadata endpoint.
     metadata: HashMap<InstanceId, tokio::task::JoinHandle<()>>,
+    /// Instances' temporary credentials (their metadata endpoints hand them out).
+    sessions: std::sync::Arc<crate::sessions::Sessions>,
+    /// The region the AWS endpoint serves, which instances are told.
+    aws_region: String,
+    /// What DynamoDB calls consumed, published each second.
+    dynamo_metrics: std::sync::Arc<crate::tables::DynamoMetrics>,
     /// Every recorded event with its sequence number, for the API's event stream.
     events: broadcast::Sender<(i64, Event)>,
 }
@@ -157,6 +163,7 @@ pub async fn run(
             .map_err(|e| std::io::Error::other(format!("dynamodb.db: {e}")))?,
     );
     let dynamo_metrics = std::sync::Arc::new(crate::tables::DynamoMetrics::default());
+    let sessions = std::sync::Arc::new(crate::sessions::Sessions::default());
     let aws = crate::aws::AwsFace::new(
         call_tx.clone(),
         opts.token.clone(),
@@ -165,6 +172,7 @@ pub async fn run(
         opts.aws_credentials.clone(),
         tables.clone(),
         dynamo_metrics.clone(),
+        sessions.clone(),
     );
     let router = api::router(api::ApiState::new(
         call_tx,
@@ -210,6 +218,9 @@ pub async fn run(
         instance_tokens: HashMap::new(),
         token: opts.token.clone(),
         metadata: HashMap::new(),
+        sessions,
+        aws_region: opts.aws_region.clone(),
+        dynamo_metrics,
         events,
         state_dir: opts.state_dir,
         control,
@@ -290,9 +301,17 @@ impl Node {
                     }
                 };
                 self.instance_tokens.insert(token.clone(), instance.clone());
+                // The SDKs reach bellows' AWS endpoint, never the internet, and find
+                // their credentials behind the metadata endpoint.
                 let env = [
                     ("BELLOWS_API".to_owned(), format!("http://{}", self.control)),
                     ("BELLOWS_METRICS_TOKEN".to_owned(), token),
+                    (
+                        "AWS_ENDPOINT_URL".to_owned(),
+                        format!("http://{}", self.control),
+                    ),
+                    ("AWS_DEFAULT_REGION".to_owned(), self.aws_region.clone()),
+                    ("AWS_REGION".to_owned(), self.aws_region.clone()),
                 ];
                 match self.provider.launch(spec, &instance, &zone, &env) {
                     Ok(ip) => {
@@ -304,6 +323,9 @@ impl Node {
                             instance_type: spec.launch.instance_type.name.clone(),
                             group: group.clone(),
                             stack: self.stack.name.clone(),
+                            role: spec.role.name.clone(),
+                            allow: spec.role.allow.clone(),
+                            sessions: self.sessions.clone(),
                         };
                         // Bound now, well before the instance's command can start.
                         match crate::imds::serve(meta) {
@@ -411,6 +433,7 @@ impl Node {
         if let Some(task) = self.metadata.remove(id) {
             task.abort();
         }
+        self.sessions.forget(id.as_str());
         self.instance_tokens.retain(|_, i| i != id);
         self.provider.reap(id);
         self.proxy.remove(id);
@@ -849,6 +872,7 @@ impl Node {
         let instances = self.instances();
         publish::instances(&mut self.metrics, &instances, &self.warmups, now);
         publish::groups(&mut self.metrics, self.groups.values(), now);
+        publish::dynamodb(&mut self.metrics, &self.dynamo_metrics.take(), now);
         publish::load_balancer(
             &mut self.metrics,
             &mut self.deltas,

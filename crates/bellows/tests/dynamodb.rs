@@ -221,3 +221,127 @@ print(f"{n} {v}")
         "{out:?}"
     );
 }
+
+/// An instance finds its role's temporary credentials the EC2 way (boto3's default
+/// chain, through the metadata endpoint, IMDSv2), and they are scoped: DynamoDB, custom
+/// metrics and STS work, changes to the stack get `AccessDenied`. They are never logged,
+/// and die with the instance.
+#[test]
+fn an_instance_role_is_found_by_boto3_and_scoped() {
+    need_clients();
+    let (dir, _) = scratch();
+    let result = dir.join("result.json");
+    let script = root().join("tests/aws/instance_role.py");
+    let group = format!(
+        r#"
+[groups.worker]
+min = 1
+max = 3
+desired = 1
+zones = ["zone-a"]
+
+[groups.worker.launch]
+command = ["python3", "{}"]
+stop_timeout = "1s"
+env = {{ RESULT = "{}", HOME = "{}" }}
+"#,
+        script.display(),
+        result.display(),
+        dir.display()
+    );
+    let up = Up::start("roles", &group);
+    up.wait_for("the instance's result", Duration::from_secs(60), |_| {
+        result.exists()
+    });
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert!(out.get("error").is_none(), "{out:#}");
+    assert_eq!(out["method"], "iam-role", "{out:#}");
+    let key = out["key"].as_str().unwrap();
+    assert!(key.starts_with("ASIA") && out["has_token"] == true, "{out:#}");
+    assert_eq!(out["region"], "us-east-1", "{out:#}");
+    assert!(
+        out["endpoint"].as_str().unwrap().starts_with("http://127.0.0.1:"),
+        "{out:#}"
+    );
+    let instance = up.in_service()[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(out["item"], instance.as_str(), "{out:#}");
+    assert_eq!(out["metrics"], "allowed", "{out:#}");
+    assert_eq!(
+        out["identity"],
+        format!("arn:aws:sts::123456789012:assumed-role/worker-role/{instance}").as_str(),
+        "{out:#}"
+    );
+    assert_eq!(out["set_desired_capacity"], "AccessDenied 403", "{out:#}");
+    assert_eq!(out["revoke_ingress"], "AccessDenied 403", "{out:#}");
+    assert_eq!(out["set_alarm_state"], "AccessDenied 403", "{out:#}");
+    assert_eq!(up.json(&["status"])["groups"][0]["desired"], 1);
+
+    // The metadata endpoint as the SDK sees it: IMDSv2, the role, its credentials.
+    let ip = up.instances()[0]["private_ip"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let imds = format!("{ip}:1338");
+    let (status, headers, token) = request(
+        &imds,
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "60")],
+        "",
+    );
+    assert_eq!(status, 200, "{headers:?}");
+    let t = [("X-aws-ec2-metadata-token", token.as_str())];
+    let (_, _, role) = request(&imds, "GET", "/latest/meta-data/iam/security-credentials/", &t, "");
+    assert_eq!(role, "worker-role");
+    let (status, _, creds) = request(
+        &imds,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/worker-role",
+        &t,
+        "",
+    );
+    assert_eq!(status, 200);
+    let creds: serde_json::Value = serde_json::from_str(&creds).unwrap();
+    assert_eq!(creds["Code"], "Success");
+    assert_eq!(creds["AccessKeyId"], key, "the same credentials until rotation");
+    let secret = creds["SecretAccessKey"].as_str().unwrap().to_owned();
+    let session = creds["Token"].as_str().unwrap().to_owned();
+    assert!(creds["Expiration"].as_str().unwrap().ends_with('Z'));
+    let log = up.log();
+    assert!(
+        !log.contains(&secret) && !log.contains(&session),
+        "credentials are never logged"
+    );
+    // Without the session token the key is refused.
+    let control = std::fs::read_to_string(up.state.join("control")).unwrap();
+    let call = |token: &str| {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL".to_owned(), format!("http://{}", control.trim())),
+            ("AWS_ACCESS_KEY_ID".to_owned(), key.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), secret.clone()),
+            ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
+        ];
+        if !token.is_empty() {
+            env.push(("AWS_SESSION_TOKEN".to_owned(), token.to_owned()));
+        }
+        let out = python(
+            &env,
+            &[
+                "-c",
+                "import boto3\ntry:\n  boto3.client('dynamodb').list_tables(); print('allowed')\nexcept Exception as e:\n  print(e.response['Error']['Code'])",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(call(&session), "allowed");
+    assert_eq!(call(""), "UnrecognizedClientException");
+    // The instance goes: its credentials go with it.
+    up.kill_instance(&instance);
+    up.wait_for("the instance gone", Duration::from_secs(20), |u| {
+        !u.instances()
+            .iter()
+            .any(|i| i["id"] == instance.as_str() && i["lifecycle"] == "InService")
+    });
+    assert_eq!(call(&session), "UnrecognizedClientException");
+}

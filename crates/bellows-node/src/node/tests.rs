@@ -61,6 +61,9 @@ async fn node(stack: &str) -> (Node, broadcast::Receiver<(i64, Event)>) {
         instance_tokens: HashMap::new(),
         token: "token".to_owned(),
         metadata: HashMap::new(),
+        sessions: Default::default(),
+        aws_region: "us-east-1".to_owned(),
+        dynamo_metrics: Default::default(),
         events,
         stack,
     };
