@@ -75,6 +75,9 @@ fn boto3_checks_every_dynamodb_operation() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("every check passed"), "{stdout}");
+    let checks = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    eprintln!("{checks} DynamoDB checks passed");
+    assert!(checks >= 90, "every check ran: {stdout}");
     let audit = up.json(&["audit", "--limit", "500"]);
     let records = audit.as_array().unwrap();
     for action in ["CreateTable", "UpdateTable", "DeleteTable"] {
