@@ -98,7 +98,7 @@ impl Sessions {
             .max_by_key(|s| s.issued)
             .cloned();
         if let Some(s) = newest
-            && s.expires.since(now) >= ROTATE_BEFORE
+            && s.expires.since(now) > ROTATE_BEFORE
         {
             return Ok(s);
         }
