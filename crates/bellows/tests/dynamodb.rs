@@ -348,3 +348,74 @@ env = {{ RESULT = "{}", HOME = "{}" }}
     });
     assert_eq!(call(&session), "UnrecognizedClientException");
 }
+
+/// Seed 004's kind of app, a Flask service on boto3 and DynamoDB with no bellows in it
+/// (examples/apps/candidates-dynamodb), as the group of examples/flask-dynamodb.toml:
+/// the seed's validate.sh checks pass through the load balancer, and what one instance
+/// wrote the other reads.
+#[test]
+fn seed_004s_flask_app_runs_unchanged_on_dynamodb() {
+    need_clients();
+    let flask = Command::new("python3").args(["-c", "import flask"]).output();
+    assert!(
+        flask.is_ok_and(|o| o.status.success()),
+        "Flask is missing: run scripts/test, or `python3 -m pip install flask`"
+    );
+    let (dir, network) = scratch();
+    let repo = root().canonicalize().unwrap();
+    let text = std::fs::read_to_string(repo.join("examples/flask-dynamodb.toml"))
+        .unwrap()
+        .replace(":8080\"", ":0\"")
+        .replace(
+            "control = \"127.0.0.1:9900\"",
+            &format!("control = \"127.0.0.1:9900\"\ninstance_network = \"{network}\""),
+        )
+        .replace(" examples/", &format!(" {}/examples/", repo.display()))
+        .replace("\"examples/", &format!("\"{}/examples/", repo.display()));
+    let file = write_file(&dir, "flask-dynamodb.toml", &text);
+    let up = Up::start_file(&file, &dir);
+    up.wait_for("2 healthy targets", Duration::from_secs(120), |u| {
+        u.healthy() == 2
+    });
+    let lb = up.lb();
+    assert_eq!(
+        http(&lb, "GET", "/candidates", None),
+        (404, "Not Found".into()),
+        "an empty table"
+    );
+    let out = up.cli(&["check", file.to_str().unwrap()]);
+    let checked = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{checked}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["good to go", "insert", "verification", "candidate list"] {
+        assert!(checked.contains(&format!("✓ {name} passed")), "{checked}");
+    }
+    // Written through one instance, read through the other.
+    let instances = up.in_service();
+    let addr = |i: &serde_json::Value| format!("{}:5000", i["private_ip"].as_str().unwrap());
+    let (a, b) = (addr(&instances[0]), addr(&instances[1]));
+    assert_eq!(
+        http(&a, "POST", "/candidate/grace", None),
+        (200, "{\"CandidateName\":\"grace\"}\n".to_owned())
+    );
+    let (status, body) = http(&b, "GET", "/candidate/grace", None);
+    assert_eq!((status, body.trim()), (200, r#"{"CandidateName": "grace"}"#));
+    let (_, details) = http(&b, "GET", "/gtg?details=true", None);
+    assert!(
+        details.contains(instances[1]["id"].as_str().unwrap()),
+        "{details}"
+    );
+    // The table is the stack's: listed through the operator's own key pair.
+    let env = aws_env(&up);
+    let out = python(
+        &env,
+        &[
+            "-c",
+            "import boto3; print(boto3.client('dynamodb').scan(TableName='Candidates', Select='COUNT')['Count'])",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2", "{out:?}");
+}
