@@ -32,7 +32,11 @@ pub fn validation(message: impl Into<String>) -> AwsError {
 
 /// A table that is not there: what item operations answer.
 pub fn not_found() -> AwsError {
-    AwsError::new(400, "ResourceNotFoundException", "Requested resource not found")
+    AwsError::new(
+        400,
+        "ResourceNotFoundException",
+        "Requested resource not found",
+    )
 }
 
 /// What `DescribeTable` and `DeleteTable` answer for a table that is not there.
@@ -120,16 +124,19 @@ pub fn expressions(input: &Input) -> Result<Expressions, AwsError> {
     let text = |name: &str| input.opt_str(name);
     if let Some(t) = text("ConditionExpression")? {
         any = true;
-        out.condition = Some(expr::parse_condition("ConditionExpression", &t, &mut scope).map_err(validation)?);
+        out.condition =
+            Some(expr::parse_condition("ConditionExpression", &t, &mut scope).map_err(validation)?);
     }
     if let Some(t) = text("FilterExpression")? {
         any = true;
-        out.filter = Some(expr::parse_condition("FilterExpression", &t, &mut scope).map_err(validation)?);
+        out.filter =
+            Some(expr::parse_condition("FilterExpression", &t, &mut scope).map_err(validation)?);
     }
     if let Some(t) = text("KeyConditionExpression")? {
         any = true;
-        out.key_condition =
-            Some(expr::parse_condition("KeyConditionExpression", &t, &mut scope).map_err(validation)?);
+        out.key_condition = Some(
+            expr::parse_condition("KeyConditionExpression", &t, &mut scope).map_err(validation)?,
+        );
     }
     if let Some(t) = text("UpdateExpression")? {
         any = true;
@@ -222,7 +229,9 @@ pub fn check(cond: Option<&Cond>, item: Option<&Item>) -> Result<(), AwsError> {
 pub fn check_size(item: &Item) -> Result<usize, AwsError> {
     let size = attr::item_size(item);
     if size > MAX_ITEM_BYTES {
-        return Err(validation("Item size has exceeded the maximum allowed size"));
+        return Err(validation(
+            "Item size has exceeded the maximum allowed size",
+        ));
     }
     Ok(size)
 }

@@ -645,7 +645,10 @@ pub fn encode_error(
             let body = Value::object()
                 .with(
                     "__type",
-                    format!("com.amazonaws.dynamodb.v20120810#{}", dynamodb_shape(&e.code)),
+                    format!(
+                        "com.amazonaws.dynamodb.v20120810#{}",
+                        dynamodb_shape(&e.code)
+                    ),
                 )
                 .with("message", e.message.as_str());
             Reply {

@@ -75,6 +75,15 @@ pub fn credentials(token: &str, given: Option<(String, String)>) -> Vec<Credenti
     }
 }
 
+/// What the AWS face shares with the loop: DynamoDB's store and what its calls consumed,
+/// and instances' temporary credentials.
+#[derive(Debug, Clone)]
+pub struct DataPlane {
+    pub tables: Arc<Tables>,
+    pub dynamo_metrics: Arc<DynamoMetrics>,
+    pub sessions: Arc<Sessions>,
+}
+
 /// What the AWS face needs: the endpoint (region and keys), the stack's names, and the
 /// loop's mailbox.
 pub struct AwsFace {
@@ -103,9 +112,7 @@ impl AwsFace {
         region: &str,
         stack_name: &str,
         credentials: Vec<Credential>,
-        tables: Arc<Tables>,
-        dynamo_metrics: Arc<DynamoMetrics>,
-        sessions: Arc<Sessions>,
+        data: DataPlane,
     ) -> AwsFace {
         AwsFace {
             endpoint: Endpoint::new(region, credentials),
@@ -115,9 +122,9 @@ impl AwsFace {
             token,
             requests: AtomicU64::new(0),
             run: clock::now().as_millis() ^ (u64::from(std::process::id()) << 40),
-            tables,
-            dynamo_metrics,
-            sessions,
+            tables: data.tables,
+            dynamo_metrics: data.dynamo_metrics,
+            sessions: data.sessions,
         }
     }
 

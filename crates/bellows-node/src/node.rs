@@ -170,9 +170,11 @@ pub async fn run(
         &opts.aws_region,
         &opts.stack.name,
         opts.aws_credentials.clone(),
-        tables.clone(),
-        dynamo_metrics.clone(),
-        sessions.clone(),
+        crate::aws::DataPlane {
+            tables: tables.clone(),
+            dynamo_metrics: dynamo_metrics.clone(),
+            sessions: sessions.clone(),
+        },
     );
     let router = api::router(api::ApiState::new(
         call_tx,

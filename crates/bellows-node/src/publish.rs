@@ -194,7 +194,10 @@ pub fn dynamodb(store: &mut MetricStore, consumed: &crate::tables::Consumed, now
         if ms.is_empty() {
             continue;
         }
-        let dims = [("TableName", table.as_str()), ("Operation", operation.as_str())];
+        let dims = [
+            ("TableName", table.as_str()),
+            ("Operation", operation.as_str()),
+        ];
         store.put(
             &SeriesKey::new("AWS/DynamoDB", "SuccessfulRequestLatency", &dims),
             now,

@@ -15,6 +15,9 @@ use bellows_aws::dynamodb::table::KeyAttr;
 use bellows_aws::dynamodb::{self, Item, TableDef};
 use rusqlite::{Connection, OptionalExtension, params};
 
+/// An item's stored key: its partition key's bytes and its sort key's (empty without one).
+pub type Key = (Vec<u8>, Vec<u8>);
+
 /// The store of every table.
 #[derive(Debug)]
 pub struct Tables {
@@ -34,7 +37,7 @@ pub struct TableStats {
 #[derive(Debug)]
 pub struct Write {
     pub table: String,
-    pub key: (Vec<u8>, Vec<u8>),
+    pub key: Key,
     pub item: Option<(Item, usize)>,
 }
 
@@ -47,7 +50,11 @@ pub struct Page {
 }
 
 fn internal(e: impl std::fmt::Display) -> AwsError {
-    AwsError::new(500, "InternalServerError", format!("the table store failed: {e}"))
+    AwsError::new(
+        500,
+        "InternalServerError",
+        format!("the table store failed: {e}"),
+    )
 }
 
 impl Tables {
@@ -90,7 +97,11 @@ impl Tables {
     pub fn create(&self, def: &TableDef) -> Result<(), AwsError> {
         let conn = self.lock();
         let exists: Option<String> = conn
-            .query_row("SELECT name FROM tables WHERE name = ?1", [&def.name], |r| r.get(0))
+            .query_row(
+                "SELECT name FROM tables WHERE name = ?1",
+                [&def.name],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(internal)?;
         if exists.is_some() {
@@ -137,13 +148,15 @@ impl Tables {
             return Ok(None);
         };
         let (items, bytes) = counts(&tx, name).map_err(internal)?;
-        tx.execute("DELETE FROM items WHERE tbl = ?1", [name]).map_err(internal)?;
-        tx.execute("DELETE FROM tables WHERE name = ?1", [name]).map_err(internal)?;
+        tx.execute("DELETE FROM items WHERE tbl = ?1", [name])
+            .map_err(internal)?;
+        tx.execute("DELETE FROM tables WHERE name = ?1", [name])
+            .map_err(internal)?;
         tx.commit().map_err(internal)?;
         Ok(Some(TableStats { def, items, bytes }))
     }
 
-    pub fn get(&self, table: &str, key: &(Vec<u8>, Vec<u8>)) -> Result<Option<Item>, AwsError> {
+    pub fn get(&self, table: &str, key: &Key) -> Result<Option<Item>, AwsError> {
         get(&self.lock(), table, key)
     }
 
@@ -152,7 +165,7 @@ impl Tables {
     pub fn modify<T>(
         &self,
         table: &str,
-        key: &(Vec<u8>, Vec<u8>),
+        key: &Key,
         f: impl FnOnce(Option<&Item>) -> Result<(Option<(Item, usize)>, T), AwsError>,
     ) -> Result<T, AwsError> {
         let mut conn = self.lock();
@@ -178,7 +191,7 @@ impl Tables {
     pub fn scan(
         &self,
         table: &str,
-        after: Option<&(Vec<u8>, Vec<u8>)>,
+        after: Option<&Key>,
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page, AwsError> {
@@ -207,7 +220,8 @@ impl Tables {
                 break;
             }
             bytes += *size as usize;
-            page.items.push(dynamodb::decode_item(text).map_err(internal)?);
+            page.items
+                .push(dynamodb::decode_item(text).map_err(internal)?);
         }
         Ok(page)
     }
@@ -241,7 +255,7 @@ impl Tables {
     }
 }
 
-fn get(conn: &Connection, table: &str, key: &(Vec<u8>, Vec<u8>)) -> Result<Option<Item>, AwsError> {
+fn get(conn: &Connection, table: &str, key: &Key) -> Result<Option<Item>, AwsError> {
     let text: Option<String> = conn
         .query_row(
             "SELECT item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
@@ -250,20 +264,27 @@ fn get(conn: &Connection, table: &str, key: &(Vec<u8>, Vec<u8>)) -> Result<Optio
         )
         .optional()
         .map_err(internal)?;
-    text.map(|t| dynamodb::decode_item(&t).map_err(internal)).transpose()
+    text.map(|t| dynamodb::decode_item(&t).map_err(internal))
+        .transpose()
 }
 
 fn put(
     conn: &Connection,
     table: &str,
-    key: &(Vec<u8>, Vec<u8>),
+    key: &Key,
     item: Option<&(Item, usize)>,
 ) -> Result<(), AwsError> {
     match item {
         Some((item, size)) => conn.execute(
             "INSERT INTO items (tbl, pk, sk, item, size) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (tbl, pk, sk) DO UPDATE SET item = excluded.item, size = excluded.size",
-            params![table, key.0, key.1, dynamodb::encode_item(item), *size as i64],
+            params![
+                table,
+                key.0,
+                key.1,
+                dynamodb::encode_item(item),
+                *size as i64
+            ],
         ),
         None => conn.execute(
             "DELETE FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",

@@ -70,7 +70,10 @@ fn boto3_checks_every_dynamodb_operation() {
     need_clients();
     let up = stack();
     let env = aws_env(&up);
-    let out = python(&env, &[root().join("tests/aws/dynamodb.py").to_str().unwrap()]);
+    let out = python(
+        &env,
+        &[root().join("tests/aws/dynamodb.py").to_str().unwrap()],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -85,10 +88,7 @@ fn boto3_checks_every_dynamodb_operation() {
             .iter()
             .find(|r| r["action"] == action && r["source"] == "aws")
             .unwrap_or_else(|| panic!("no {action} in {audit:#}"));
-        assert!(
-            r["target"].as_str().unwrap().starts_with("table/"),
-            "{r:#}"
-        );
+        assert!(r["target"].as_str().unwrap().starts_with("table/"), "{r:#}");
     }
     // A refused CreateTable is recorded with its error too.
     assert!(
@@ -261,10 +261,16 @@ env = {{ RESULT = "{}", HOME = "{}" }}
     assert!(out.get("error").is_none(), "{out:#}");
     assert_eq!(out["method"], "iam-role", "{out:#}");
     let key = out["key"].as_str().unwrap();
-    assert!(key.starts_with("ASIA") && out["has_token"] == true, "{out:#}");
+    assert!(
+        key.starts_with("ASIA") && out["has_token"] == true,
+        "{out:#}"
+    );
     assert_eq!(out["region"], "us-east-1", "{out:#}");
     assert!(
-        out["endpoint"].as_str().unwrap().starts_with("http://127.0.0.1:"),
+        out["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
         "{out:#}"
     );
     let instance = up.in_service()[0]["id"].as_str().unwrap().to_owned();
@@ -295,7 +301,13 @@ env = {{ RESULT = "{}", HOME = "{}" }}
     );
     assert_eq!(status, 200, "{headers:?}");
     let t = [("X-aws-ec2-metadata-token", token.as_str())];
-    let (_, _, role) = request(&imds, "GET", "/latest/meta-data/iam/security-credentials/", &t, "");
+    let (_, _, role) = request(
+        &imds,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        &t,
+        "",
+    );
     assert_eq!(role, "worker-role");
     let (status, _, creds) = request(
         &imds,
@@ -307,7 +319,10 @@ env = {{ RESULT = "{}", HOME = "{}" }}
     assert_eq!(status, 200);
     let creds: serde_json::Value = serde_json::from_str(&creds).unwrap();
     assert_eq!(creds["Code"], "Success");
-    assert_eq!(creds["AccessKeyId"], key, "the same credentials until rotation");
+    assert_eq!(
+        creds["AccessKeyId"], key,
+        "the same credentials until rotation"
+    );
     let secret = creds["SecretAccessKey"].as_str().unwrap().to_owned();
     let session = creds["Token"].as_str().unwrap().to_owned();
     assert!(creds["Expiration"].as_str().unwrap().ends_with('Z'));
@@ -320,7 +335,10 @@ env = {{ RESULT = "{}", HOME = "{}" }}
     let control = std::fs::read_to_string(up.state.join("control")).unwrap();
     let call = |token: &str| {
         let mut env = vec![
-            ("AWS_ENDPOINT_URL".to_owned(), format!("http://{}", control.trim())),
+            (
+                "AWS_ENDPOINT_URL".to_owned(),
+                format!("http://{}", control.trim()),
+            ),
             ("AWS_ACCESS_KEY_ID".to_owned(), key.to_owned()),
             ("AWS_SECRET_ACCESS_KEY".to_owned(), secret.clone()),
             ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
@@ -356,7 +374,9 @@ env = {{ RESULT = "{}", HOME = "{}" }}
 #[test]
 fn seed_004s_flask_app_runs_unchanged_on_dynamodb() {
     need_clients();
-    let flask = Command::new("python3").args(["-c", "import flask"]).output();
+    let flask = Command::new("python3")
+        .args(["-c", "import flask"])
+        .output();
     assert!(
         flask.is_ok_and(|o| o.status.success()),
         "Flask is missing: run scripts/test, or `python3 -m pip install flask`"
@@ -402,7 +422,10 @@ fn seed_004s_flask_app_runs_unchanged_on_dynamodb() {
         (200, "{\"CandidateName\":\"grace\"}\n".to_owned())
     );
     let (status, body) = http(&b, "GET", "/candidate/grace", None);
-    assert_eq!((status, body.trim()), (200, r#"{"CandidateName": "grace"}"#));
+    assert_eq!(
+        (status, body.trim()),
+        (200, r#"{"CandidateName": "grace"}"#)
+    );
     let (_, details) = http(&b, "GET", "/gtg?details=true", None);
     assert!(
         details.contains(instances[1]["id"].as_str().unwrap()),

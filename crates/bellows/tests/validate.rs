@@ -124,11 +124,7 @@ fn every_example_runs_as_it_is() {
             // known by its server, which the load balancer never writes.
             let by_instance = header(&headers, "x-bellows-instance").is_some()
                 || header(&headers, "server").is_some_and(|s| s.starts_with("Werkzeug"));
-            assert!(
-                status < 500 && by_instance,
-                "{}: {status}",
-                file.display()
-            );
+            assert!(status < 500 && by_instance, "{}: {status}", file.display());
         }
         let desired: usize = stack
             .lines()

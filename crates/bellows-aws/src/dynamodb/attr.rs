@@ -95,7 +95,8 @@ impl Attr {
                 );
             }
         };
-        let set: Vec<&(String, Value)> = members.iter().filter(|(_, v)| *v != Value::Null).collect();
+        let set: Vec<&(String, Value)> =
+            members.iter().filter(|(_, v)| *v != Value::Null).collect();
         let (kind, inner) = match set[..] {
             [one] => (one.0.as_str(), &one.1),
             [] => {
@@ -113,11 +114,15 @@ impl Attr {
         };
         let text = |v: &Value| match v {
             Value::Str(s) => Ok(s.clone()),
-            _ => Err(format!("Start of structure or map found where not expected for {kind}")),
+            _ => Err(format!(
+                "Start of structure or map found where not expected for {kind}"
+            )),
         };
         let list = |v: &Value| match v {
             Value::List(items) => Ok(items.clone()),
-            _ => Err(format!("Unexpected value type for {kind}: a list is required")),
+            _ => Err(format!(
+                "Unexpected value type for {kind}: a list is required"
+            )),
         };
         Ok(match kind {
             "S" => Attr::S(text(inner)?),
@@ -159,7 +164,12 @@ impl Attr {
                     .iter()
                     .map(|v| text(v).and_then(|s| blob(&s)))
                     .collect::<Result<_, _>>()?;
-                Attr::Bs(sorted_set(items, "binary", |a, b| a.cmp(b), |b| STANDARD.encode(b))?)
+                Attr::Bs(sorted_set(
+                    items,
+                    "binary",
+                    |a, b| a.cmp(b),
+                    |b| STANDARD.encode(b),
+                )?)
             }
             other => {
                 return Err(format!(
@@ -180,9 +190,18 @@ impl Attr {
             Attr::Null => one("NULL", Value::Bool(true)),
             Attr::L(items) => one("L", Value::List(items.iter().map(Attr::to_value).collect())),
             Attr::M(m) => one("M", item_to_value(m)),
-            Attr::Ss(s) => one("SS", Value::List(s.iter().map(|s| Value::Str(s.clone())).collect())),
-            Attr::Ns(s) => one("NS", Value::List(s.iter().map(|n| Value::Str(n.to_string())).collect())),
-            Attr::Bs(s) => one("BS", Value::List(s.iter().map(|b| Value::Str(STANDARD.encode(b))).collect())),
+            Attr::Ss(s) => one(
+                "SS",
+                Value::List(s.iter().map(|s| Value::Str(s.clone())).collect()),
+            ),
+            Attr::Ns(s) => one(
+                "NS",
+                Value::List(s.iter().map(|n| Value::Str(n.to_string())).collect()),
+            ),
+            Attr::Bs(s) => one(
+                "BS",
+                Value::List(s.iter().map(|b| Value::Str(STANDARD.encode(b))).collect()),
+            ),
         }
     }
 
@@ -196,7 +215,10 @@ impl Attr {
             Attr::L(items) => 3 + items.iter().map(|a| a.size() + 1).sum::<usize>(),
             Attr::M(m) => 3 + m.iter().map(|(k, a)| k.len() + a.size() + 1).sum::<usize>(),
             Attr::Ss(s) => s.iter().map(String::len).sum(),
-            Attr::Ns(s) => s.iter().map(|n| n.significant_digits().div_ceil(2) + 1).sum(),
+            Attr::Ns(s) => s
+                .iter()
+                .map(|n| n.significant_digits().div_ceil(2) + 1)
+                .sum(),
             Attr::Bs(s) => s.iter().map(Vec::len).sum(),
         }
     }
@@ -248,7 +270,10 @@ fn sorted_set<T>(
     }
     let listed: Vec<String> = items.iter().map(&show).collect();
     items.sort_by(&cmp);
-    if items.windows(2).any(|w| cmp(&w[0], &w[1]) == Ordering::Equal) {
+    if items
+        .windows(2)
+        .any(|w| cmp(&w[0], &w[1]) == Ordering::Equal)
+    {
         return Err(format!(
             "One or more parameter values were invalid: Input collection [{}] contains duplicates.",
             listed.join(", ")
@@ -271,7 +296,11 @@ pub fn item_from_value(v: &Value) -> Result<Item, AttrError> {
 }
 
 pub fn item_to_value(item: &Item) -> Value {
-    Value::Map(item.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())
+    Value::Map(
+        item.iter()
+            .map(|(k, v)| (k.clone(), v.to_value()))
+            .collect(),
+    )
 }
 
 /// An item's size: each attribute's name and value.
@@ -349,21 +378,47 @@ mod tests {
 
     #[test]
     fn sets_are_sorted_and_refuse_duplicates_and_emptiness() {
-        assert_eq!(attr(r#"{"NS":["10","9","1e0"]}"#).unwrap(), attr(r#"{"NS":["1","9","10"]}"#).unwrap());
+        assert_eq!(
+            attr(r#"{"NS":["10","9","1e0"]}"#).unwrap(),
+            attr(r#"{"NS":["1","9","10"]}"#).unwrap()
+        );
         let e = attr(r#"{"SS":["a","a"]}"#).unwrap_err();
-        assert!(e.contains("Input collection [a, a] contains duplicates."), "{e}");
-        assert!(attr(r#"{"NS":["1","1.0"]}"#).unwrap_err().contains("duplicates"));
-        assert!(attr(r#"{"SS":[]}"#).unwrap_err().contains("may not be empty"));
+        assert!(
+            e.contains("Input collection [a, a] contains duplicates."),
+            "{e}"
+        );
+        assert!(
+            attr(r#"{"NS":["1","1.0"]}"#)
+                .unwrap_err()
+                .contains("duplicates")
+        );
+        assert!(
+            attr(r#"{"SS":[]}"#)
+                .unwrap_err()
+                .contains("may not be empty")
+        );
     }
 
     #[test]
     fn malformed_values_say_why() {
         assert!(attr("{}").unwrap_err().contains("empty"));
-        assert!(attr(r#"{"S":"a","N":"1"}"#).unwrap_err().contains("more than one"));
-        assert!(attr(r#"{"NULL":false}"#).unwrap_err().contains("value of true"));
+        assert!(
+            attr(r#"{"S":"a","N":"1"}"#)
+                .unwrap_err()
+                .contains("more than one")
+        );
+        assert!(
+            attr(r#"{"NULL":false}"#)
+                .unwrap_err()
+                .contains("value of true")
+        );
         assert!(attr(r#"{"N":"x"}"#).unwrap_err().contains("numeric"));
         assert!(attr(r#"{"B":"!!"}"#).unwrap_err().contains("Base64"));
-        assert!(attr(r#"{"Q":"x"}"#).unwrap_err().contains("unknown datatype"));
+        assert!(
+            attr(r#"{"Q":"x"}"#)
+                .unwrap_err()
+                .contains("unknown datatype")
+        );
         assert!(attr(r#"{"S":1}"#).is_err());
     }
 
@@ -373,8 +428,14 @@ mod tests {
         assert_eq!(n("1.0").key_bytes(), n("1").key_bytes());
         assert_ne!(Attr::S("1".into()).key_bytes(), n("1").key_bytes());
         assert_eq!(n("9").compare(&n("10")), Some(Ordering::Less));
-        assert_eq!(Attr::S("9".into()).compare(&Attr::S("10".into())), Some(Ordering::Greater));
-        assert_eq!(Attr::B(vec![0x80]).compare(&Attr::B(vec![0x01])), Some(Ordering::Greater));
+        assert_eq!(
+            Attr::S("9".into()).compare(&Attr::S("10".into())),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            Attr::B(vec![0x80]).compare(&Attr::B(vec![0x01])),
+            Some(Ordering::Greater)
+        );
         assert_eq!(n("1").compare(&Attr::S("1".into())), None);
     }
 }

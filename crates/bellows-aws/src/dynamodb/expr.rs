@@ -197,7 +197,11 @@ fn lex(kind: &str, s: &str) -> Result<Vec<Tok>, String> {
                 return Err(syntax(kind, &s[start..start + 1], s));
             }
             let t = s[start..i].to_owned();
-            out.push(if c == b'#' { Tok::Name(t) } else { Tok::Value(t) });
+            out.push(if c == b'#' {
+                Tok::Name(t)
+            } else {
+                Tok::Value(t)
+            });
             continue;
         }
         if c.is_ascii_digit() {
@@ -205,7 +209,9 @@ fn lex(kind: &str, s: &str) -> Result<Vec<Tok>, String> {
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
             }
-            let n = s[start..i].parse().map_err(|_| syntax(kind, &s[start..i], s))?;
+            let n = s[start..i]
+                .parse()
+                .map_err(|_| syntax(kind, &s[start..i], s))?;
             out.push(Tok::Int(n));
             continue;
         }
@@ -530,10 +536,16 @@ impl Parser<'_, '_> {
     fn set_value(&mut self) -> Result<SetValue, String> {
         let left = self.set_operand()?;
         if self.eat("+") {
-            return Ok(SetValue::Plus(Box::new(left), Box::new(self.set_operand()?)));
+            return Ok(SetValue::Plus(
+                Box::new(left),
+                Box::new(self.set_operand()?),
+            ));
         }
         if self.eat("-") {
-            return Ok(SetValue::Minus(Box::new(left), Box::new(self.set_operand()?)));
+            return Ok(SetValue::Minus(
+                Box::new(left),
+                Box::new(self.set_operand()?),
+            ));
         }
         Ok(left)
     }
@@ -591,7 +603,10 @@ impl Parser<'_, '_> {
         let paths: Vec<&Path> = actions
             .iter()
             .map(|a| match a {
-                Action::Set(p, _) | Action::Remove(p) | Action::Add(p, _) | Action::Delete(p, _) => p,
+                Action::Set(p, _)
+                | Action::Remove(p)
+                | Action::Add(p, _)
+                | Action::Delete(p, _) => p,
             })
             .collect();
         for (i, a) in paths.iter().enumerate() {
@@ -626,9 +641,7 @@ fn parse_with<'a, T>(
     f: impl for<'s> FnOnce(&mut Parser<'s, 'a>) -> Result<T, String>,
 ) -> Result<T, String> {
     if text.trim().is_empty() {
-        return Err(format!(
-            "Invalid {kind}: The expression can not be empty;"
-        ));
+        return Err(format!("Invalid {kind}: The expression can not be empty;"));
     }
     let toks = lex(kind, text)?;
     let mut p = Parser {
@@ -647,7 +660,11 @@ fn parse_with<'a, T>(
 
 /// A `ConditionExpression`, `FilterExpression` or `KeyConditionExpression`; `kind` names
 /// it in errors.
-pub fn parse_condition(kind: &'static str, text: &str, scope: &mut Scope<'_>) -> Result<Cond, String> {
+pub fn parse_condition(
+    kind: &'static str,
+    text: &str,
+    scope: &mut Scope<'_>,
+) -> Result<Cond, String> {
     parse_with(kind, text, scope, |p| p.condition())
 }
 
@@ -808,7 +825,8 @@ fn operand_type_error(op: &str, a: &Attr) -> String {
 fn set_value(item: &Item, v: &SetValue) -> Result<Attr, String> {
     match v {
         SetValue::Operand(o) => resolve(item, o).ok_or_else(|| {
-            "The provided expression refers to an attribute that does not exist in the item".to_owned()
+            "The provided expression refers to an attribute that does not exist in the item"
+                .to_owned()
         }),
         SetValue::IfNotExists(p, default) => match lookup(item, p) {
             Some(a) => Ok(a.clone()),
@@ -835,15 +853,20 @@ fn set_value(item: &Item, v: &SetValue) -> Result<Attr, String> {
 /// Writes `value` at `path`, creating a top-level attribute or a map member; a list
 /// index past the end appends.
 fn put(item: &mut Item, path: &Path, value: Attr) -> Result<(), String> {
-    let invalid = || "The document path provided in the update expression is invalid for update".to_owned();
+    let invalid =
+        || "The document path provided in the update expression is invalid for update".to_owned();
     let (last, parents) = path.0.split_last().ok_or_else(invalid)?;
     if parents.is_empty() {
-        let Step::Key(k) = last else { return Err(invalid()) };
+        let Step::Key(k) = last else {
+            return Err(invalid());
+        };
         item.insert(k.clone(), value);
         return Ok(());
     }
     let mut steps = parents.iter();
-    let Some(Step::Key(first)) = steps.next() else { return Err(invalid()) };
+    let Some(Step::Key(first)) = steps.next() else {
+        return Err(invalid());
+    };
     let mut cur = item.get_mut(first).ok_or_else(invalid)?;
     for step in steps {
         cur = match (step, cur) {
@@ -869,7 +892,9 @@ fn put(item: &mut Item, path: &Path, value: Attr) -> Result<(), String> {
 }
 
 fn remove(item: &mut Item, path: &Path) {
-    let Some((last, parents)) = path.0.split_last() else { return };
+    let Some((last, parents)) = path.0.split_last() else {
+        return;
+    };
     if parents.is_empty() {
         if let Step::Key(k) = last {
             item.remove(k);
@@ -877,8 +902,12 @@ fn remove(item: &mut Item, path: &Path) {
         return;
     }
     let mut steps = parents.iter();
-    let Some(Step::Key(first)) = steps.next() else { return };
-    let Some(mut cur) = item.get_mut(first) else { return };
+    let Some(Step::Key(first)) = steps.next() else {
+        return;
+    };
+    let Some(mut cur) = item.get_mut(first) else {
+        return;
+    };
     for step in steps {
         let next = match (step, cur) {
             (Step::Key(k), Attr::M(m)) => m.get_mut(k),
@@ -1006,16 +1035,24 @@ pub fn touched(actions: &[Action]) -> BTreeSet<String> {
 pub fn project(item: &Item, paths: &[Path]) -> Item {
     let mut out = Item::new();
     for path in paths {
-        let Some(value) = lookup(item, path) else { continue };
+        let Some(value) = lookup(item, path) else {
+            continue;
+        };
         let mut steps = path.0.iter();
-        let Some(Step::Key(first)) = steps.next() else { continue };
+        let Some(Step::Key(first)) = steps.next() else {
+            continue;
+        };
         let rest: Vec<&Step> = steps.collect();
         if rest.is_empty() {
             out.insert(first.clone(), value.clone());
             continue;
         }
-        let Some(source) = item.get(first) else { continue };
-        let slot = out.entry(first.clone()).or_insert_with(|| empty_like(source));
+        let Some(source) = item.get(first) else {
+            continue;
+        };
+        let slot = out
+            .entry(first.clone())
+            .or_insert_with(|| empty_like(source));
         graft(slot, source, &rest, value);
     }
     out
@@ -1030,7 +1067,9 @@ fn empty_like(a: &Attr) -> Attr {
 }
 
 fn graft(slot: &mut Attr, source: &Attr, rest: &[&Step], value: &Attr) {
-    let Some((step, more)) = rest.split_first() else { return };
+    let Some((step, more)) = rest.split_first() else {
+        return;
+    };
     match (step, slot, source) {
         (Step::Key(k), Attr::M(m), Attr::M(src)) => {
             let Some(inner) = src.get(k) else { return };

@@ -28,7 +28,12 @@ impl Decimal {
 
     pub fn from_i64(i: i64) -> Decimal {
         let neg = i < 0;
-        let digits = i.unsigned_abs().to_string().bytes().map(|b| b - b'0').collect();
+        let digits = i
+            .unsigned_abs()
+            .to_string()
+            .bytes()
+            .map(|b| b - b'0')
+            .collect();
         Decimal::normalised(neg, digits, 0)
     }
 
@@ -96,7 +101,9 @@ impl Decimal {
             return Ok(self);
         }
         if self.digits.len() > MAX_DIGITS {
-            return Err("Attempting to store more than 38 significant digits in a Number".to_owned());
+            return Err(
+                "Attempting to store more than 38 significant digits in a Number".to_owned(),
+            );
         }
         let adjusted = self.exp + self.digits.len() as i32 - 1;
         if adjusted > 125 {
@@ -130,7 +137,9 @@ impl Decimal {
         // A sum this wide has more than 38 significant digits: refuse it before
         // building a huge integer.
         if width(self).max(width(other)) > 2 * MAX_DIGITS + 2 {
-            return Err("Attempting to store more than 38 significant digits in a Number".to_owned());
+            return Err(
+                "Attempting to store more than 38 significant digits in a Number".to_owned(),
+            );
         }
         let a = self.aligned(exp);
         let b = other.aligned(exp);
@@ -195,8 +204,8 @@ fn add_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
 fn sub_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(a.len());
     let mut borrow = 0i8;
-    for i in 0..a.len() {
-        let mut d = a[i] as i8 - b.get(i).copied().unwrap_or(0) as i8 - borrow;
+    for (i, x) in a.iter().enumerate() {
+        let mut d = *x as i8 - b.get(i).copied().unwrap_or(0) as i8 - borrow;
         borrow = 0;
         if d < 0 {
             d += 10;
@@ -317,9 +326,13 @@ mod tests {
 
     #[test]
     fn refuses_what_dynamodb_refuses() {
-        for bad in ["", "abc", "1.2.3", "--1", "1e", "e5", ".", "NaN", "Infinity", "0x10"] {
+        for bad in [
+            "", "abc", "1.2.3", "--1", "1e", "e5", ".", "NaN", "Infinity", "0x10",
+        ] {
             assert!(
-                Decimal::parse(bad).unwrap_err().contains("cannot be converted"),
+                Decimal::parse(bad)
+                    .unwrap_err()
+                    .contains("cannot be converted"),
                 "{bad}"
             );
         }
@@ -331,7 +344,11 @@ mod tests {
         assert!(Decimal::parse("1e126").unwrap_err().contains("overflow"));
         assert!(Decimal::parse("1e-131").unwrap_err().contains("underflow"));
         assert!(Decimal::parse("1e-130").is_ok());
-        assert!(Decimal::parse("1e99999999").unwrap_err().contains("overflow"));
+        assert!(
+            Decimal::parse("1e99999999")
+                .unwrap_err()
+                .contains("overflow")
+        );
     }
 
     #[test]
@@ -342,10 +359,17 @@ mod tests {
         assert_eq!(n("-5").add(&n("3")).unwrap().to_string(), "-2");
         assert_eq!(n("999").add(&n("1")).unwrap().to_string(), "1000");
         assert_eq!(
-            n("99999999999999999999999999999999999999").sub(&n("1")).unwrap().to_string(),
+            n("99999999999999999999999999999999999999")
+                .sub(&n("1"))
+                .unwrap()
+                .to_string(),
             "99999999999999999999999999999999999998"
         );
-        assert!(n("99999999999999999999999999999999999999").add(&n("1")).is_ok());
+        assert!(
+            n("99999999999999999999999999999999999999")
+                .add(&n("1"))
+                .is_ok()
+        );
         assert!(
             n("1e30")
                 .add(&n("1e-30"))
@@ -363,7 +387,10 @@ mod tests {
             .collect();
         v.sort();
         let s: Vec<String> = v.iter().map(ToString::to_string).collect();
-        assert_eq!(s, ["-10.5", "-1", "-0.001", "0", "0.00001", "1.5", "2", "10"]);
+        assert_eq!(
+            s,
+            ["-10.5", "-1", "-0.001", "0", "0.00001", "1.5", "2", "10"]
+        );
         assert_eq!(n("1.0"), n("1"));
         assert_eq!(n("100").cmp(&n("1e2")), Ordering::Equal);
     }

@@ -247,15 +247,21 @@ impl TableDef {
         if self.billing_mode == "PAY_PER_REQUEST" {
             out.set(
                 "BillingModeSummary",
-                Value::object()
-                    .with("BillingMode", "PAY_PER_REQUEST")
-                    .with("LastUpdateToPayPerRequestDateTime", Value::Time(self.created)),
+                Value::object().with("BillingMode", "PAY_PER_REQUEST").with(
+                    "LastUpdateToPayPerRequestDateTime",
+                    Value::Time(self.created),
+                ),
             );
         }
         out
     }
 
-    fn key_value<'i>(&self, item: &'i Item, k: &KeyAttr, in_item: bool) -> Result<&'i Attr, String> {
+    fn key_value<'i>(
+        &self,
+        item: &'i Item,
+        k: &KeyAttr,
+        in_item: bool,
+    ) -> Result<&'i Attr, String> {
         let v = item.get(&k.name).ok_or_else(|| {
             if in_item {
                 format!(
@@ -286,7 +292,11 @@ impl TableDef {
         if empty {
             return Err(format!(
                 "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty {} value. Key: {}",
-                if k.scalar == Scalar::S { "string" } else { "binary" },
+                if k.scalar == Scalar::S {
+                    "string"
+                } else {
+                    "binary"
+                },
                 k.name
             ));
         }
@@ -369,7 +379,10 @@ impl TableDef {
                         if lo.compare(&hi) == Some(Ordering::Greater) {
                             return Err(format!(
                                 "Invalid KeyConditionExpression: The BETWEEN operator requires upper bound to be greater than or equal to lower bound; lower bound operand: AttributeValue: {{{}:{}}}, upper bound operand: AttributeValue: {{{}:{}}}",
-                                lo.type_name(), plain(&lo), hi.type_name(), plain(&hi)
+                                lo.type_name(),
+                                plain(&lo),
+                                hi.type_name(),
+                                plain(&hi)
                             ));
                         }
                         (n, RangeCond::Between(lo, hi))
@@ -418,12 +431,19 @@ impl TableDef {
             } else {
                 return Err(format!(
                     "Query condition missed key schema element: {}",
-                    if hash.is_none() { &self.hash.name } else { &name }
+                    if hash.is_none() {
+                        &self.hash.name
+                    } else {
+                        &name
+                    }
                 ));
             }
         }
         let hash = hash.ok_or_else(|| {
-            format!("Query condition missed key schema element: {}", self.hash.name)
+            format!(
+                "Query condition missed key schema element: {}",
+                self.hash.name
+            )
         })?;
         Ok(KeyCondition {
             partition: hash.key_bytes(),
@@ -469,7 +489,11 @@ fn flatten<'c>(c: &'c Cond, out: &mut Vec<&'c Cond>) -> Result<(), String> {
         }
         Cond::Or(..) | Cond::Not(..) => Err(format!(
             "Invalid operator used in KeyConditionExpression: {}",
-            if matches!(c, Cond::Or(..)) { "OR" } else { "NOT" }
+            if matches!(c, Cond::Or(..)) {
+                "OR"
+            } else {
+                "NOT"
+            }
         )),
         other => {
             out.push(other);

@@ -426,7 +426,10 @@ fn dynamodb_speaks_json_with_its_own_error_shape() {
         SECRET,
     );
     let call = ep.accept(&b.req(), NOW, "r").unwrap();
-    assert_eq!((call.service, call.protocol), (Service::DynamoDb, Protocol::Json));
+    assert_eq!(
+        (call.service, call.protocol),
+        (Service::DynamoDb, Protocol::Json)
+    );
     assert_eq!(call.action, "GetItem");
     let r = call.reply(Err(crate::dynamodb::conditional_failed()), "rid");
     assert_eq!(r.status, 400);
@@ -444,7 +447,11 @@ fn dynamodb_speaks_json_with_its_own_error_shape() {
         "wrong",
     );
     let r = ep.accept(&b.req(), NOW, "r").unwrap_err();
-    assert!(text(&r).contains("#InvalidSignatureException"), "{}", text(&r));
+    assert!(
+        text(&r).contains("#InvalidSignatureException"),
+        "{}",
+        text(&r)
+    );
     // Signed for another service: refused.
     let b = signed(
         "/",

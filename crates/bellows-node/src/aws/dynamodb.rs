@@ -10,7 +10,7 @@ use bellows_aws::{AwsError, Input, Value};
 use super::Ctx;
 use crate::api::Call;
 use crate::clock;
-use crate::tables::{Tables, Write};
+use crate::tables::{Key, Tables, Write};
 
 pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
     let known = [
@@ -40,27 +40,32 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
     let region = ctx.face.endpoint.region.clone();
     let action_owned = action.to_owned();
     let started = clock::instant();
-    let result = tokio::task::spawn_blocking(move || {
-        run(&tables, &region, &action_owned, &input)
-    })
-    .await
-    .unwrap_or_else(|e| Err(AwsError::new(500, "InternalServerError", e.to_string())));
+    let result = tokio::task::spawn_blocking(move || run(&tables, &region, &action_owned, &input))
+        .await
+        .unwrap_or_else(|e| Err(AwsError::new(500, "InternalServerError", e.to_string())));
     let (value, effect) = match result {
         Ok((v, effect)) => (Ok(v), effect),
         Err(e) => (Err(e), Effect::default()),
     };
-    let table = ctx.input().opt_str("TableName").ok().flatten().unwrap_or_default();
+    let table = ctx
+        .input()
+        .opt_str("TableName")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     if value.is_ok() {
         ctx.face.dynamo_metrics.record(
             &effect.units,
             &table,
             action,
-            started.elapsed().as_secs_f64() * 1000.0,
+            clock::instant().duration_since(started).as_secs_f64() * 1000.0,
         );
     }
     if matches!(action, "CreateTable" | "DeleteTable" | "UpdateTable") {
         let after = match &value {
-            Ok(v) => serde_json::from_slice(&bellows_aws::protocol::json_body(v)).unwrap_or_default(),
+            Ok(v) => {
+                serde_json::from_slice(&bellows_aws::protocol::json_body(v)).unwrap_or_default()
+            }
             Err(e) => serde_json::json!({ "error": e.code, "message": e.message }),
         };
         let actor = ctx.actor();
@@ -187,7 +192,9 @@ fn create_table(tables: &Tables, region: &str, input: &Input) -> Answer {
 
 fn describe_table(tables: &Tables, region: &str, input: &Input) -> Answer {
     let name = input.str("TableName")?;
-    let s = tables.stats(&name)?.ok_or_else(|| ddb::table_not_found(&name))?;
+    let s = tables
+        .stats(&name)?
+        .ok_or_else(|| ddb::table_not_found(&name))?;
     Ok((
         Value::object().with("Table", s.def.describe(region, "ACTIVE", s.items, s.bytes)),
         Effect::default(),
@@ -217,7 +224,9 @@ fn list_tables(tables: &Tables, input: &Input) -> Answer {
 
 fn delete_table(tables: &Tables, region: &str, input: &Input) -> Answer {
     let name = input.str("TableName")?;
-    let s = tables.delete(&name)?.ok_or_else(|| ddb::table_not_found(&name))?;
+    let s = tables
+        .delete(&name)?
+        .ok_or_else(|| ddb::table_not_found(&name))?;
     Ok((
         Value::object().with(
             "TableDescription",
@@ -229,7 +238,9 @@ fn delete_table(tables: &Tables, region: &str, input: &Input) -> Answer {
 
 fn update_table(tables: &Tables, region: &str, input: &Input) -> Answer {
     let name = input.str("TableName")?;
-    let s = tables.stats(&name)?.ok_or_else(|| ddb::table_not_found(&name))?;
+    let s = tables
+        .stats(&name)?
+        .ok_or_else(|| ddb::table_not_found(&name))?;
     let def = s.def.updated(input)?;
     tables.update(&def)?;
     Ok((
@@ -279,12 +290,15 @@ fn put_item(tables: &Tables, input: &Input) -> Answer {
     })?;
     let units = ddb::write_units(size);
     let mut out = Value::object();
-    attributes(&mut out, ddb::returned(&rv, old.as_ref(), None, &BTreeSet::new()));
+    attributes(
+        &mut out,
+        ddb::returned(&rv, old.as_ref(), None, &BTreeSet::new()),
+    );
     consumed(input, &name, units, &mut out)?;
     Ok((out, Effect::write(&name, units)))
 }
 
-fn key_of(def: &TableDef, input: &Input) -> Result<(Item, (Vec<u8>, Vec<u8>)), AwsError> {
+fn key_of(def: &TableDef, input: &Input) -> Result<(Item, Key), AwsError> {
     let key = ddb::item(input, "Key")?.ok_or_else(|| {
         validation("1 validation error detected: Value null at 'key' failed to satisfy constraint: Member must not be null")
     })?;
@@ -302,7 +316,9 @@ fn get_item(tables: &Tables, input: &Input) -> Answer {
     let (_, key) = key_of(&def, input)?;
     let consistent = input.opt_bool("ConsistentRead")?.unwrap_or(false);
     let item = tables.get(&name, &key)?;
-    let size = item.as_ref().map_or(0, bellows_aws::dynamodb::attr::item_size);
+    let size = item
+        .as_ref()
+        .map_or(0, bellows_aws::dynamodb::attr::item_size);
     let units = ddb::read_units(size, consistent);
     let mut out = Value::object();
     if let Some(item) = item {
@@ -321,9 +337,14 @@ fn update_item(tables: &Tables, input: &Input) -> Answer {
     let def = table(tables, &name)?;
     let exprs = ddb::expressions(input)?;
     if exprs.projection.is_some() || exprs.filter.is_some() {
-        return Err(validation("UpdateItem takes an UpdateExpression and a ConditionExpression"));
+        return Err(validation(
+            "UpdateItem takes an UpdateExpression and a ConditionExpression",
+        ));
     }
-    let rv = ddb::return_values(input, &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"])?;
+    let rv = ddb::return_values(
+        input,
+        &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
+    )?;
     let (key_item, key) = key_of(&def, input)?;
     let actions = exprs.update.unwrap_or_default();
     for a in &actions {
@@ -350,7 +371,10 @@ fn update_item(tables: &Tables, input: &Input) -> Answer {
     })?;
     let units = ddb::write_units(size);
     let mut out = Value::object();
-    attributes(&mut out, ddb::returned(&rv, old.as_ref(), Some(&new), &touched));
+    attributes(
+        &mut out,
+        ddb::returned(&rv, old.as_ref(), Some(&new), &touched),
+    );
     consumed(input, &name, units, &mut out)?;
     Ok((out, Effect::write(&name, units)))
 }
@@ -368,10 +392,15 @@ fn delete_item(tables: &Tables, input: &Input) -> Answer {
         ddb::check(exprs.condition.as_ref(), old)?;
         Ok((None, old.cloned()))
     })?;
-    let size = old.as_ref().map_or(0, bellows_aws::dynamodb::attr::item_size);
+    let size = old
+        .as_ref()
+        .map_or(0, bellows_aws::dynamodb::attr::item_size);
     let units = ddb::write_units(size);
     let mut out = Value::object();
-    attributes(&mut out, ddb::returned(&rv, old.as_ref(), None, &BTreeSet::new()));
+    attributes(
+        &mut out,
+        ddb::returned(&rv, old.as_ref(), None, &BTreeSet::new()),
+    );
     consumed(input, &name, units, &mut out)?;
     Ok((out, Effect::write(&name, units)))
 }
@@ -416,7 +445,10 @@ fn page_answer(
     let units = ddb::read_units(bytes, consistent);
     let mut out = Value::object();
     if !count_only {
-        out.set("Items", Value::List(items.iter().map(ddb::item_value).collect()));
+        out.set(
+            "Items",
+            Value::List(items.iter().map(ddb::item_value).collect()),
+        );
     }
     out.set("Count", items.len());
     out.set("ScannedCount", scanned_count);
@@ -445,7 +477,9 @@ fn query(tables: &Tables, input: &Input) -> Answer {
         validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
     })?;
     if exprs.condition.is_some() || exprs.update.is_some() {
-        return Err(validation("Query takes a KeyConditionExpression, a FilterExpression and a ProjectionExpression"));
+        return Err(validation(
+            "Query takes a KeyConditionExpression, a FilterExpression and a ProjectionExpression",
+        ));
     }
     let kc = def.key_condition(kc).map_err(validation)?;
     if let Some(f) = &exprs.filter {
@@ -464,12 +498,22 @@ fn query(tables: &Tables, input: &Input) -> Answer {
     }
     if let Some(start) = &start {
         def.key(start).map_err(|_| validation("The provided starting key is invalid: The provided key element does not match the schema"))?;
-        if start.get(&def.hash.name).map(bellows_aws::dynamodb::Attr::key_bytes) != Some(kc.partition.clone()) {
-            return Err(validation("The provided starting key is outside query boundaries based on provided conditions"));
+        if start
+            .get(&def.hash.name)
+            .map(bellows_aws::dynamodb::Attr::key_bytes)
+            != Some(kc.partition.clone())
+        {
+            return Err(validation(
+                "The provided starting key is outside query boundaries based on provided conditions",
+            ));
         }
         let pos = items.iter().position(|(i, _)| {
             let o = def.range_order(i, start);
-            if forward { o == std::cmp::Ordering::Greater } else { o == std::cmp::Ordering::Less }
+            if forward {
+                o == std::cmp::Ordering::Greater
+            } else {
+                o == std::cmp::Ordering::Less
+            }
         });
         items.drain(..pos.unwrap_or(items.len()));
         if def.range.is_none() {
@@ -518,12 +562,16 @@ fn scan(tables: &Tables, input: &Input) -> Answer {
         let total = input.opt_i64("TotalSegments")?.unwrap_or(1);
         let segment = input.opt_i64("Segment")?.unwrap_or(0);
         if total != 1 || segment != 0 {
-            return Err(validation("bellows scans in one segment: TotalSegments must be 1"));
+            return Err(validation(
+                "bellows scans in one segment: TotalSegments must be 1",
+            ));
         }
     }
     let exprs = ddb::expressions(input)?;
     if exprs.condition.is_some() || exprs.update.is_some() || exprs.key_condition.is_some() {
-        return Err(validation("Scan takes a FilterExpression and a ProjectionExpression"));
+        return Err(validation(
+            "Scan takes a FilterExpression and a ProjectionExpression",
+        ));
     }
     let limit = limit(input)?;
     let start = match ddb::item(input, "ExclusiveStartKey")? {
@@ -549,14 +597,18 @@ fn batch_get(tables: &Tables, input: &Input) -> Answer {
     let request = input.nested("RequestItems");
     let members = request.root().members().to_vec();
     if members.is_empty() {
-        return Err(validation("1 validation error detected: Value null at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1"));
+        return Err(validation(
+            "1 validation error detected: Value null at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
     }
     let total: usize = members
         .iter()
         .map(|(_, v)| v.get("Keys").map_or(0, |k| k.items().len()))
         .sum();
     if total > 100 {
-        return Err(validation("Too many items requested for the BatchGetItem call"));
+        return Err(validation(
+            "Too many items requested for the BatchGetItem call",
+        ));
     }
     let mut responses = Value::Map(Vec::new());
     let mut effect = Effect::default();
@@ -583,7 +635,9 @@ fn batch_get(tables: &Tables, input: &Input) -> Answer {
                 found.push(ddb::item_value(&item));
             }
         }
-        effect.units.push((name.clone(), ddb::read_units(bytes, consistent), 0.0));
+        effect
+            .units
+            .push((name.clone(), ddb::read_units(bytes, consistent), 0.0));
         responses.set(name, Value::List(found));
     }
     Ok((
@@ -598,7 +652,9 @@ fn batch_write(tables: &Tables, input: &Input) -> Answer {
     let request = input.nested("RequestItems");
     let members = request.root().members().to_vec();
     if members.is_empty() {
-        return Err(validation("1 validation error detected: Value null at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1"));
+        return Err(validation(
+            "1 validation error detected: Value null at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
     }
     let mut writes = Vec::new();
     let mut effect = Effect::default();
@@ -637,7 +693,10 @@ fn batch_write(tables: &Tables, input: &Input) -> Answer {
                     ));
                 }
             };
-            if writes.iter().any(|x: &Write| x.table == *name && x.key == key) {
+            if writes
+                .iter()
+                .any(|x: &Write| x.table == *name && x.key == key)
+            {
                 return Err(validation("Provided list of item keys contains duplicates"));
             }
             writes.push(Write {

@@ -9,7 +9,14 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
     Some(match action {
         "GetCallerIdentity" => Ok(match &ctx.session {
             Some(s) => Value::object()
-                .with("UserId", format!("AROA{}:{}", s.access_key_id.trim_start_matches("ASIA"), s.instance))
+                .with(
+                    "UserId",
+                    format!(
+                        "AROA{}:{}",
+                        s.access_key_id.trim_start_matches("ASIA"),
+                        s.instance
+                    ),
+                )
                 .with("Account", ACCOUNT)
                 .with("Arn", ctx.names().assumed_role_arn(&s.role, &s.instance)),
             None => Value::object()

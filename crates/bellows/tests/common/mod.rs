@@ -89,7 +89,14 @@ impl Up {
     /// Like `start_file`, with `up` (and so its instances) run in `cwd`, as a reader
     /// runs the examples from the repository's root.
     pub fn start_file_in(stack: &Path, dir: &Path, cwd: &Path) -> Up {
-        Up::spawn_in(stack, dir, &["--control", "127.0.0.1:0"], &[], &[], Some(cwd))
+        Up::spawn_in(
+            stack,
+            dir,
+            &["--control", "127.0.0.1:0"],
+            &[],
+            &[],
+            Some(cwd),
+        )
     }
 
     fn spawn(stack: &Path, dir: &Path, global: &[&str], env: &[(&str, &str)]) -> Up {

@@ -34,7 +34,10 @@ fn conditions_evaluate_as_dynamodb_documents() {
         ("age < :b AND age >= :a", true),
         ("age BETWEEN :a AND :b", true),
         ("age IN (:b, :a)", true),
-        ("attribute_exists(#n) AND attribute_not_exists(missing)", true),
+        (
+            "attribute_exists(#n) AND attribute_not_exists(missing)",
+            true,
+        ),
         ("begins_with(#n, :s)", true),
         ("contains(tags, :x)", true),
         ("contains(scores, :one)", true),
@@ -42,7 +45,10 @@ fn conditions_evaluate_as_dynamodb_documents() {
         ("attribute_type(tags, :t)", true),
         ("addr.city = :p", true),
         ("scores[1] = :z", true),
-        ("NOT age = :a OR (begins_with(#n, :s) AND flag = flag)", true),
+        (
+            "NOT age = :a OR (begins_with(#n, :s) AND flag = flag)",
+            true,
+        ),
         ("missing = :a", false),
         ("age = :s", false),
         ("age < :s", false),
@@ -60,7 +66,10 @@ fn conditions_evaluate_as_dynamodb_documents() {
 fn and_binds_tighter_than_or() {
     let v = r#"{":a":{"N":"1"},":b":{"N":"2"}}"#;
     // true OR (false AND false) is true; (true OR false) AND false would be false.
-    assert_eq!(holds("x = :a OR x = :b AND x = :b", r#"{"x":{"N":"1"}}"#, v), Ok(true));
+    assert_eq!(
+        holds("x = :a OR x = :b AND x = :b", r#"{"x":{"N":"1"}}"#, v),
+        Ok(true)
+    );
 }
 
 #[test]
@@ -69,7 +78,15 @@ fn undefined_and_malformed_expressions_are_refused() {
     assert!(e.contains("attribute name: #m"), "{e}");
     let e = holds("x = :nope", "{}", r#"{":a":{"N":"1"}}"#).unwrap_err();
     assert!(e.contains("attribute value: :nope"), "{e}");
-    for bad in ["x =", "= :a", "x = :a AND", "(x = :a", "x == :a", "frob(x)", "x = :a :a"] {
+    for bad in [
+        "x =",
+        "= :a",
+        "x = :a AND",
+        "(x = :a",
+        "x == :a",
+        "frob(x)",
+        "x = :a :a",
+    ] {
         let e = holds(bad, "{}", r#"{":a":{"N":"1"}}"#).unwrap_err();
         assert!(e.starts_with("Invalid ConditionExpression:"), "{bad}: {e}");
     }
@@ -84,7 +101,10 @@ fn unused_names_and_values_are_reported() {
     let mut scope = Scope::new(&n, &v);
     parse_condition("ConditionExpression", "#a = :x", &mut scope).unwrap();
     let e = scope.check_all_used().unwrap_err();
-    assert_eq!(e, "Value provided in ExpressionAttributeNames unused in expressions: keys: {#b}");
+    assert_eq!(
+        e,
+        "Value provided in ExpressionAttributeNames unused in expressions: keys: {#b}"
+    );
 }
 
 fn update(expr: &str, on: &str, values: &str) -> Result<Item, String> {
@@ -122,8 +142,16 @@ fn updates_set_remove_add_delete() {
     );
     let out = update("REMOVE l SET l[1] = :v", on, r#"{":v":{"S":"z"}}"#);
     assert!(out.unwrap_err().contains("overlap"), "l and l[1] overlap");
-    let out = update("REMOVE l[0], l[2] DELETE s :d", on, r#"{":d":{"SS":["a","b"]}}"#).unwrap();
-    assert_eq!(show(&out), r#"{"gone":{"S":"bye"},"id":{"S":"k"},"l":{"L":[{"S":"b"}]},"m":{"M":{"x":{"N":"1"}}},"n":{"N":"0.1"}}"#);
+    let out = update(
+        "REMOVE l[0], l[2] DELETE s :d",
+        on,
+        r#"{":d":{"SS":["a","b"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        show(&out),
+        r#"{"gone":{"S":"bye"},"id":{"S":"k"},"l":{"L":[{"S":"b"}]},"m":{"M":{"x":{"N":"1"}}},"n":{"N":"0.1"}}"#
+    );
 }
 
 #[test]
@@ -134,7 +162,10 @@ fn update_type_errors_and_paths() {
     let e = update("ADD s :v", on, r#"{":v":{"S":"a"}}"#).unwrap_err();
     assert!(e.contains("operator: ADD, operand type: STRING"), "{e}");
     let e = update("SET a.b = :one", on, r#"{":one":{"N":"1"}}"#).unwrap_err();
-    assert!(e.contains("document path provided in the update expression is invalid"), "{e}");
+    assert!(
+        e.contains("document path provided in the update expression is invalid"),
+        "{e}"
+    );
     let e = update("SET x = nothere", on, "{}").unwrap_err();
     assert!(e.contains("does not exist"), "{e}");
     let e = update("SET n = :one SET s = :one", on, r#"{":one":{"N":"1"}}"#).unwrap_err();

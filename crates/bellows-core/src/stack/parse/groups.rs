@@ -14,8 +14,8 @@ use crate::scaling::ScheduledAction;
 use crate::schedule::Cron;
 use crate::stack::reader::{Cx, FromToml, Table};
 use crate::stack::{
-    GroupSpec, HealthCheckType, INSTANCE_TYPES, InstanceType, LaunchTemplate, RESERVED_ENV, RoleSpec,
-    TargetGroupSpec, TerminationPolicy,
+    GroupSpec, HealthCheckType, INSTANCE_TYPES, InstanceType, LaunchTemplate, RESERVED_ENV,
+    RoleSpec, TargetGroupSpec, TerminationPolicy,
 };
 
 /// Every group; a stack needs at least one.
@@ -234,8 +234,7 @@ fn read_role(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> RoleSpec {
         Some(n) => {
             let ok = !n.get_ref().is_empty()
                 && n.get_ref().len() <= 64
-                && n
-                    .get_ref()
+                && n.get_ref()
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
             if !ok {
@@ -248,7 +247,14 @@ fn read_role(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> RoleSpec {
         }
         None => default.name,
     };
-    const SERVICES: [&str; 6] = ["autoscaling", "cloudwatch", "dynamodb", "ec2", "elasticloadbalancing", "sts"];
+    const SERVICES: [&str; 6] = [
+        "autoscaling",
+        "cloudwatch",
+        "dynamodb",
+        "ec2",
+        "elasticloadbalancing",
+        "sts",
+    ];
     let allow = match t.get::<Vec<Spanned<String>>>(cx, "allow") {
         Some(list) => {
             for rule in &list {
@@ -257,7 +263,10 @@ fn read_role(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> RoleSpec {
                     || r.split_once(':').is_some_and(|(svc, action)| {
                         SERVICES.contains(&svc)
                             && !action.is_empty()
-                            && action.trim_end_matches('*').bytes().all(|b| b.is_ascii_alphanumeric())
+                            && action
+                                .trim_end_matches('*')
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric())
                             && action.find('*').is_none_or(|i| i == action.len() - 1)
                     });
                 if !ok {
