@@ -103,6 +103,8 @@ struct Node {
     sessions: std::sync::Arc<crate::sessions::Sessions>,
     /// The region the AWS endpoint serves, which instances are told.
     aws_region: String,
+    /// DynamoDB's tables, for `bellows tables` (the AWS face writes them).
+    tables: std::sync::Arc<crate::tables::Tables>,
     /// What DynamoDB calls consumed, published each second.
     dynamo_metrics: std::sync::Arc<crate::tables::DynamoMetrics>,
     /// Every recorded event with its sequence number, for the API's event stream.
@@ -222,6 +224,7 @@ pub async fn run(
         metadata: HashMap::new(),
         sessions,
         aws_region: opts.aws_region.clone(),
+        tables,
         dynamo_metrics,
         events,
         state_dir: opts.state_dir,

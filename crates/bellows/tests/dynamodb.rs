@@ -100,11 +100,19 @@ fn boto3_checks_every_dynamodb_operation() {
 }
 
 /// The `aws` CLI speaks the same DynamoDB: a table made, an item put with a condition,
-/// read back with its number exact, and the CLI's error for a failed condition.
+/// read back with its number exact, and the CLI's error for a failed condition. The
+/// table shows in `bellows tables`, and its writes are `AWS/DynamoDB` metrics that an
+/// alarm of the stack reads.
 #[test]
 fn the_aws_cli_drives_dynamodb() {
     need_clients();
-    let up = stack();
+    let alarm = "\n[alarms.cli-writes]\nnamespace = \"AWS/DynamoDB\"\nmetric = \"ConsumedWriteCapacityUnits\"\n\
+                 dimensions = { TableName = \"cli\" }\nstatistic = \"Sum\"\nperiod = \"10s\"\n\
+                 evaluation_periods = 1\ncomparison = \">\"\nthreshold = 0\ntreat_missing_data = \"notBreaching\"\n";
+    let up = Up::start("ddb", &(echo_stack(1, "") + alarm));
+    up.wait_for("1 in service", Duration::from_secs(20), |u| {
+        u.in_service().len() == 1
+    });
     let env = aws_env(&up);
     let aws = |args: &[&str]| {
         Command::new("aws")
@@ -177,6 +185,31 @@ fn the_aws_cli_drives_dynamodb() {
     );
     let tables = ok(&["dynamodb", "list-tables", "--output", "text"]);
     assert!(tables.contains("cli"), "{tables}");
+
+    let listed = up.json(&["tables"]);
+    let t = &listed[0];
+    assert_eq!(t["name"], "cli", "{listed:#}");
+    assert_eq!(t["items"], 1, "{listed:#}");
+    assert_eq!(t["billing_mode"], "PAY_PER_REQUEST", "{listed:#}");
+    assert_eq!(t["key"][0], "id (S)", "{listed:#}");
+    let text = String::from_utf8(up.cli(&["tables"]).stdout).unwrap();
+    assert!(text.contains("cli") && text.contains("on demand"), "{text}");
+    up.wait_for("the write alarm", Duration::from_secs(30), |u| {
+        u.json(&["alarms"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "cli-writes" && a["state"] == "ALARM")
+    });
+    let series = up.json(&["metrics", "--namespace", "AWS/DynamoDB"]);
+    let text = series.to_string();
+    for name in [
+        "ConsumedWriteCapacityUnits",
+        "ConsumedReadCapacityUnits",
+        "SuccessfulRequestLatency",
+    ] {
+        assert!(text.contains(name), "{name} in {series:#}");
+    }
 }
 
 /// A write DynamoDB acknowledged is on disk: bellows killed with SIGKILL right after
