@@ -403,7 +403,7 @@ env = {{ RESULT = "{}", HOME = "{}" }}
 /// Seed 004's kind of app, a Flask service on boto3 and DynamoDB with no bellows in it
 /// (examples/apps/candidates-dynamodb), as the group of examples/flask-dynamodb.toml:
 /// the seed's validate.sh checks pass through the load balancer, and what one instance
-/// wrote the other reads.
+/// wrote the other reads, also after `kill -9` of the writer.
 #[test]
 fn seed_004s_flask_app_runs_unchanged_on_dynamodb() {
     need_clients();
@@ -464,6 +464,15 @@ fn seed_004s_flask_app_runs_unchanged_on_dynamodb() {
         details.contains(instances[1]["id"].as_str().unwrap()),
         "{details}"
     );
+    // The writer killed with SIGKILL right after the answer: the other still reads it.
+    assert_eq!(
+        http(&a, "POST", "/candidate/hopper", None).0,
+        200,
+        "acknowledged"
+    );
+    up.kill_instance(instances[0]["id"].as_str().unwrap());
+    let (status, body) = http(&b, "GET", "/candidate/hopper", None);
+    assert_eq!((status, body.trim()), (200, r#"{"CandidateName": "hopper"}"#));
     // The table is the stack's: listed through the operator's own key pair.
     let env = aws_env(&up);
     let out = python(
@@ -473,5 +482,5 @@ fn seed_004s_flask_app_runs_unchanged_on_dynamodb() {
             "import boto3; print(boto3.client('dynamodb').scan(TableName='Candidates', Select='COUNT')['Count'])",
         ],
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2", "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3", "{out:?}");
 }
