@@ -472,7 +472,10 @@ fn seed_004s_flask_app_runs_unchanged_on_dynamodb() {
     );
     up.kill_instance(instances[0]["id"].as_str().unwrap());
     let (status, body) = http(&b, "GET", "/candidate/hopper", None);
-    assert_eq!((status, body.trim()), (200, r#"{"CandidateName": "hopper"}"#));
+    assert_eq!(
+        (status, body.trim()),
+        (200, r#"{"CandidateName": "hopper"}"#)
+    );
     // The table is the stack's: listed through the operator's own key pair.
     let env = aws_env(&up);
     let out = python(

@@ -254,7 +254,16 @@ struct Parser<'s, 'a> {
     toks: Vec<Tok>,
     pos: usize,
     scope: &'s mut Scope<'a>,
+    /// How deep in parentheses, `NOT`s and functions: bounded, so that no input can
+    /// exhaust the stack.
+    depth: usize,
 }
+
+/// DynamoDB's limit on an expression's length.
+pub const MAX_EXPRESSION_BYTES: usize = 4096;
+
+/// How deeply an expression may nest.
+const MAX_DEPTH: usize = 64;
 
 fn is_kw(t: Option<&Tok>, kw: &str) -> bool {
     matches!(t, Some(Tok::Word(w)) if w.eq_ignore_ascii_case(kw))
@@ -416,12 +425,27 @@ impl Parser<'_, '_> {
         Ok(left)
     }
 
-    fn negation(&mut self) -> Result<Cond, String> {
-        if is_kw(self.peek(), "NOT") {
-            self.pos += 1;
-            return Ok(Cond::Not(Box::new(self.negation()?)));
+    fn deeper(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "Invalid {}: The expression nests more than {MAX_DEPTH} levels deep",
+                self.kind
+            ));
         }
-        self.primary()
+        Ok(())
+    }
+
+    fn negation(&mut self) -> Result<Cond, String> {
+        self.deeper()?;
+        let out = if is_kw(self.peek(), "NOT") {
+            self.pos += 1;
+            self.negation().map(|c| Cond::Not(Box::new(c)))
+        } else {
+            self.primary()
+        };
+        self.depth -= 1;
+        out
     }
 
     fn primary(&mut self) -> Result<Cond, String> {
@@ -500,6 +524,13 @@ impl Parser<'_, '_> {
     }
 
     fn set_operand(&mut self) -> Result<SetValue, String> {
+        self.deeper()?;
+        let out = self.set_operand_inner();
+        self.depth -= 1;
+        out
+    }
+
+    fn set_operand_inner(&mut self) -> Result<SetValue, String> {
         if let (Some(Tok::Word(w)), Some(Tok::Sym("("))) = (self.peek().cloned(), self.peek2()) {
             let f = w.to_ascii_lowercase();
             self.pos += 2;
@@ -643,6 +674,12 @@ fn parse_with<'a, T>(
     if text.trim().is_empty() {
         return Err(format!("Invalid {kind}: The expression can not be empty;"));
     }
+    if text.len() > MAX_EXPRESSION_BYTES {
+        return Err(format!(
+            "Invalid {kind}: Expression size has exceeded the maximum allowed size; expression size: {}",
+            text.len()
+        ));
+    }
     let toks = lex(kind, text)?;
     let mut p = Parser {
         kind,
@@ -650,6 +687,7 @@ fn parse_with<'a, T>(
         toks,
         pos: 0,
         scope,
+        depth: 0,
     };
     let out = f(&mut p)?;
     if p.peek().is_some() {

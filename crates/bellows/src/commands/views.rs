@@ -200,7 +200,9 @@ pub async fn tables(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("no DynamoDB tables (create one through the AWS endpoint: `eval \"$(bellows aws-env)\"`, then `aws dynamodb create-table ...`)");
+        println!(
+            "no DynamoDB tables (create one through the AWS endpoint: `eval \"$(bellows aws-env)\"`, then `aws dynamodb create-table ...`)"
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = Table::new(&["TABLE", "KEY", "BILLING", "ITEMS", "SIZE"]);

@@ -185,3 +185,66 @@ fn projections_keep_nested_structure() {
         r#"{"addr":{"M":{"city":{"S":"Paris"}}},"name":{"S":"Ada"},"scores":{"L":[{"N":"2"}]}}"#
     );
 }
+
+/// Any text, and any sequence of the grammar's own tokens, parses or is refused with a
+/// message: never a panic (expressions come straight off the wire).
+fn parse_all(text: &str) {
+    let n = names(&[("#n", "name"), ("#m", "m")]);
+    let v = item(r#"{":a":{"N":"1"},":s":{"S":"x"},":l":{"L":[]},":ss":{"SS":["a"]}}"#);
+    let doc = item(DOC);
+    let mut scope = Scope::new(&n, &v);
+    if let Ok(c) = parse_condition("ConditionExpression", text, &mut scope) {
+        let _ = eval(&c, &doc);
+    }
+    if let Ok(actions) = parse_update(text, &mut scope) {
+        let _ = apply(&actions, &doc);
+    }
+    if let Ok(paths) = parse_projection(text, &mut scope) {
+        let _ = project(&doc, &paths);
+    }
+}
+
+quickcheck::quickcheck! {
+    fn arbitrary_text_never_panics(text: String) -> bool {
+        parse_all(&text);
+        true
+    }
+
+    fn token_soup_never_panics(picks: Vec<u8>) -> bool {
+        const TOKENS: [&str; 36] = [
+            "SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN", "(", ")",
+            "[", "]", "0", "7", ",", ".", "=", "<>", "<", ">=", "+", "-", "#n", "#m", ":a",
+            ":s", ":l", ":ss", "age", "scores", "addr", "size", "if_not_exists",
+            "list_append", "attribute_exists",
+        ];
+        let text: Vec<&str> = picks.iter().map(|p| TOKENS[*p as usize % TOKENS.len()]).collect();
+        parse_all(&text.join(" "));
+        true
+    }
+}
+
+#[test]
+fn deep_or_long_expressions_are_refused_not_overflowed() {
+    let deep = format!("{}x = :a{}", "(".repeat(2000), ")".repeat(2000));
+    let e = holds(&deep, "{}", r#"{":a":{"N":"1"}}"#).unwrap_err();
+    assert!(e.contains("nests more than"), "{e}");
+    let nots = format!("{}x = :a", "NOT ".repeat(1000));
+    let e = holds(&nots, "{}", r#"{":a":{"N":"1"}}"#).unwrap_err();
+    assert!(
+        e.contains("Expression size has exceeded") || e.contains("nests"),
+        "{e}"
+    );
+    let appends = format!(
+        "SET x = {}:l{}",
+        "list_append(".repeat(200),
+        ", :l)".repeat(200)
+    );
+    let e = update(&appends, "{}", r#"{":l":{"L":[]}}"#).unwrap_err();
+    assert!(e.contains("nests more than"), "{e}");
+    let long = format!("x = :a{}", " OR x = :a".repeat(500));
+    let e = holds(&long, "{}", r#"{":a":{"N":"1"}}"#).unwrap_err();
+    assert!(
+        e.contains("Expression size has exceeded the maximum allowed size"),
+        "{e}"
+    );
+}
