@@ -543,3 +543,150 @@ impl RangeCond {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::dynamodb::attr::item_from_value;
+    use crate::dynamodb::expr::{Scope, parse_condition};
+    use crate::json;
+
+    fn input(j: &str) -> Input {
+        Input::new(
+            json::decode(j.as_bytes()).unwrap(),
+            "ValidationException",
+            "ValidationException",
+        )
+    }
+
+    fn orders() -> TableDef {
+        TableDef::from_create(
+            &input(
+                r#"{"TableName":"orders","BillingMode":"PAY_PER_REQUEST",
+                "AttributeDefinitions":[{"AttributeName":"pk","AttributeType":"S"},{"AttributeName":"sk","AttributeType":"N"}],
+                "KeySchema":[{"AttributeName":"pk","KeyType":"HASH"},{"AttributeName":"sk","KeyType":"RANGE"}]}"#,
+            ),
+            0.0,
+            "id".into(),
+        )
+        .unwrap()
+    }
+
+    fn key_condition(text: &str) -> Result<KeyCondition, String> {
+        let names = BTreeMap::new();
+        let values = item_from_value(
+            &json::decode(br#"{":p":{"S":"a"},":n":{"N":"1"},":m":{"N":"5"},":s":{"S":"x"}}"#)
+                .unwrap(),
+        )
+        .unwrap();
+        let mut scope = Scope::new(&names, &values);
+        let c = parse_condition("KeyConditionExpression", text, &mut scope)?;
+        orders().key_condition(&c)
+    }
+
+    #[test]
+    fn create_table_checks_its_schema() {
+        let def = orders();
+        assert_eq!(def.hash.name, "pk");
+        assert_eq!(def.range.as_ref().unwrap().scalar, Scalar::N);
+        for (j, want) in [
+            (
+                r#"{"TableName":"bad!","BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"}],"KeySchema":[{"AttributeName":"a","KeyType":"HASH"}]}"#,
+                "regular expression",
+            ),
+            (
+                r#"{"TableName":"tt","BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"}],"KeySchema":[{"AttributeName":"a","KeyType":"HASH"}]}"#,
+                "length greater than or equal to 3",
+            ),
+            (
+                r#"{"TableName":"ttt","BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"X"}],"KeySchema":[{"AttributeName":"a","KeyType":"HASH"}]}"#,
+                "[B, N, S]",
+            ),
+            (
+                r#"{"TableName":"ttt","BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"}],"KeySchema":[{"AttributeName":"b","KeyType":"HASH"}]}"#,
+                "not defined in AttributeDefinitions",
+            ),
+            (
+                r#"{"TableName":"ttt","BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"}],"KeySchema":[{"AttributeName":"a","KeyType":"RANGE"}]}"#,
+                "not a HASH key",
+            ),
+            (
+                r#"{"TableName":"ttt","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"}],"KeySchema":[{"AttributeName":"a","KeyType":"HASH"}]}"#,
+                "must both be specified",
+            ),
+            (
+                r#"{"TableName":"ttt","BillingMode":"PAY_PER_REQUEST","ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1},"AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"}],"KeySchema":[{"AttributeName":"a","KeyType":"HASH"}]}"#,
+                "can be specified when BillingMode is PAY_PER_REQUEST",
+            ),
+        ] {
+            let e = TableDef::from_create(&input(j), 0.0, "id".into()).unwrap_err();
+            assert_eq!(e.code, "ValidationException");
+            assert!(e.message.contains(want), "{j}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn key_conditions_read_one_partition_and_a_sort_key_range() {
+        let kc = key_condition("pk = :p AND sk BETWEEN :n AND :m").unwrap();
+        assert_eq!(kc.partition, Attr::S("a".into()).key_bytes());
+        let range = kc.range.unwrap();
+        let n = |s: &str| Attr::N(crate::dynamodb::number::Decimal::parse(s).unwrap());
+        assert!(range.matches(&n("1")) && range.matches(&n("5")) && !range.matches(&n("5.1")));
+        // Written the other way round, the comparison flips.
+        let kc = key_condition(":m > sk AND :p = pk").unwrap();
+        assert!(kc.range.unwrap().matches(&n("4.9")));
+        for (text, want) in [
+            ("sk = :n", "missed key schema element: pk"),
+            (
+                "pk = :p OR sk = :n",
+                "Invalid operator used in KeyConditionExpression: OR",
+            ),
+            ("pk < :p", "Query key condition not supported"),
+            (
+                "pk = :n",
+                "Condition parameter type does not match schema type",
+            ),
+            ("pk = :p AND other = :n", "missed key schema element: other"),
+            ("pk = :p AND begins_with(sk, :s)", "begins_with"),
+            (
+                "pk = :p AND sk BETWEEN :m AND :n",
+                "BETWEEN operator requires upper bound",
+            ),
+            ("pk = :p AND sk <> :n", "Query key condition not supported"),
+        ] {
+            let e = key_condition(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn keys_must_match_the_schema() {
+        let def = orders();
+        let item = |j: &str| item_from_value(&json::decode(j.as_bytes()).unwrap()).unwrap();
+        assert!(def.key(&item(r#"{"pk":{"S":"a"},"sk":{"N":"1"}}"#)).is_ok());
+        for (j, want) in [
+            (r#"{"pk":{"S":"a"}}"#, "does not match the schema"),
+            (
+                r#"{"pk":{"S":"a"},"sk":{"N":"1"},"x":{"S":"y"}}"#,
+                "does not match the schema",
+            ),
+            (
+                r#"{"pk":{"N":"1"},"sk":{"N":"1"}}"#,
+                "does not match the schema",
+            ),
+            (
+                r#"{"pk":{"S":""},"sk":{"N":"1"}}"#,
+                "empty string value. Key: pk",
+            ),
+        ] {
+            assert!(def.key(&item(j)).unwrap_err().contains(want), "{j}");
+        }
+        assert!(
+            def.item_key(&item(r#"{"pk":{"S":"a"}}"#))
+                .unwrap_err()
+                .contains("Missing the key sk in the item")
+        );
+    }
+}
