@@ -232,6 +232,42 @@ fails(lambda: ddb.put_item(TableName=S, Item={"name": {"S": "q"}}, ConditionExpr
                            ExpressionAttributeValues={":a": {"S": "1"}}),
       "ValidationException", "a syntax error", "Invalid ConditionExpression: Syntax error")
 
+# --- Concurrent writers: each conditional write is atomic ------------------------------
+
+import threading
+
+def adder():
+    c = boto3.client("dynamodb")
+    for _ in range(25):
+        c.update_item(TableName=S, Key={"name": {"S": "counter"}}, UpdateExpression="ADD hits :one",
+                      ExpressionAttributeValues={":one": {"N": "1"}})
+
+threads = [threading.Thread(target=adder) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+hits = ddb.get_item(TableName=S, Key={"name": {"S": "counter"}}, ConsistentRead=True)["Item"]["hits"]["N"]
+ok(hits == "200", f"8 clients x 25 concurrent ADDs count 200: {hits}")
+wins = []
+
+def claimer(i):
+    c = boto3.client("dynamodb")
+    try:
+        c.put_item(TableName=S, Item={"name": {"S": "lock"}, "owner": {"N": str(i)}},
+                   ConditionExpression="attribute_not_exists(#n)", ExpressionAttributeNames={"#n": "name"})
+        wins.append(i)
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "ConditionalCheckFailedException", e
+
+threads = [threading.Thread(target=claimer, args=(i,)) for i in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+owner = ddb.get_item(TableName=S, Key={"name": {"S": "lock"}})["Item"]["owner"]["N"]
+ok(len(wins) == 1 and owner == str(wins[0]), f"of 8 concurrent put-if-absent, exactly one wins: {wins}, owner {owner}")
+
 # --- Update expressions --------------------------------------------------------------
 
 people.put_item(Item={"name": "bo", "count": 1, "list": [1], "set": {"a"}, "gone": "x", "m": {"k": 1}})
