@@ -356,6 +356,26 @@ env = {{ RESULT = "{}", HOME = "{}" }}
         creds["AccessKeyId"], key,
         "the same credentials until rotation"
     );
+    // IMDSv1, no token: the same credentials.
+    let (status, _, v1) = request(
+        &imds,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/worker-role",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200);
+    let v1: serde_json::Value = serde_json::from_str(&v1).unwrap();
+    assert_eq!(v1["AccessKeyId"], key);
+    // A wrong token is refused, as EC2 does.
+    let (status, _, _) = request(
+        &imds,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/worker-role",
+        &[("X-aws-ec2-metadata-token", "not-a-token")],
+        "",
+    );
+    assert_eq!(status, 401);
     let secret = creds["SecretAccessKey"].as_str().unwrap().to_owned();
     let session = creds["Token"].as_str().unwrap().to_owned();
     assert!(creds["Expiration"].as_str().unwrap().ends_with('Z'));
