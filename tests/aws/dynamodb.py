@@ -268,6 +268,36 @@ for t in threads:
 owner = ddb.get_item(TableName=S, Key={"name": {"S": "lock"}})["Item"]["owner"]["N"]
 ok(len(wins) == 1 and owner == str(wins[0]), f"of 8 concurrent put-if-absent, exactly one wins: {wins}, owner {owner}")
 
+# --- Transactions ---------------------------------------------------------------------
+
+def transact():
+    return ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": S, "Item": {"name": {"S": "tx-new"}}, "ConditionExpression": "attribute_not_exists(#n)",
+                 "ExpressionAttributeNames": {"#n": "name"}}},
+        {"Update": {"TableName": S, "Key": {"name": {"S": "tx-count"}}, "UpdateExpression": "ADD n :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+        {"ConditionCheck": {"TableName": S, "Key": {"name": {"S": "ada"}}, "ConditionExpression": "attribute_exists(age)"}},
+        {"Delete": {"TableName": S, "Key": {"name": {"S": "tx-gone"}}}},
+    ])
+
+ddb.put_item(TableName=S, Item={"name": {"S": "tx-gone"}})
+transact()
+r = ddb.transact_get_items(TransactItems=[
+    {"Get": {"TableName": S, "Key": {"name": {"S": "tx-new"}}}},
+    {"Get": {"TableName": S, "Key": {"name": {"S": "tx-count"}}, "ProjectionExpression": "n"}},
+    {"Get": {"TableName": S, "Key": {"name": {"S": "tx-gone"}}}},
+])["Responses"]
+ok(r[0]["Item"] == {"name": {"S": "tx-new"}} and r[1]["Item"] == {"n": {"N": "1"}} and "Item" not in r[2],
+   f"TransactWriteItems: put, update and delete together; TransactGetItems reads them in order: {r}")
+fails(transact, "TransactionCanceledException", "the same transaction again: its put's condition fails",
+      "[ConditionalCheckFailed, None, None, None]")
+n = ddb.get_item(TableName=S, Key={"name": {"S": "tx-count"}})["Item"]["n"]["N"]
+ok(n == "1", f"a cancelled transaction writes nothing: the counter is still {n}")
+fails(lambda: ddb.transact_write_items(TransactItems=[
+    {"Put": {"TableName": S, "Item": {"name": {"S": "twice"}}}},
+    {"Delete": {"TableName": S, "Key": {"name": {"S": "twice"}}}}]),
+    "ValidationException", "two actions on one item", "multiple operations on one item")
+
 # --- Update expressions --------------------------------------------------------------
 
 people.put_item(Item={"name": "bo", "count": 1, "list": [1], "set": {"a"}, "gone": "x", "m": {"k": 1}})

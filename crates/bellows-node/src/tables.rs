@@ -177,6 +177,19 @@ impl Tables {
         Ok(out)
     }
 
+    /// Reads and writes of several items in one transaction (TransactWriteItems): `f`
+    /// reads and writes through the `Txn`; nothing is written unless it returns `Ok`.
+    pub fn transact<T>(
+        &self,
+        f: impl FnOnce(&Txn<'_>) -> Result<T, AwsError>,
+    ) -> Result<T, AwsError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(internal)?;
+        let out = f(&Txn { conn: &tx })?;
+        tx.commit().map_err(internal)?;
+        Ok(out)
+    }
+
     /// Every write of a batch in one transaction.
     pub fn write_all(&self, writes: &[Write]) -> Result<(), AwsError> {
         let mut conn = self.lock();
@@ -252,6 +265,27 @@ impl Tables {
             }
         }
         Ok(out)
+    }
+}
+
+/// One transaction's view of the items.
+#[derive(Debug)]
+pub struct Txn<'c> {
+    conn: &'c Connection,
+}
+
+impl Txn<'_> {
+    pub fn get(&self, table: &str, key: &Key) -> Result<Option<Item>, AwsError> {
+        get(self.conn, table, key)
+    }
+
+    pub fn put(
+        &self,
+        table: &str,
+        key: &Key,
+        item: Option<&(Item, usize)>,
+    ) -> Result<(), AwsError> {
+        put(self.conn, table, key, item)
     }
 }
 

@@ -27,6 +27,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "Scan",
         "BatchGetItem",
         "BatchWriteItem",
+        "TransactWriteItems",
+        "TransactGetItems",
         "DescribeEndpoints",
         "DescribeTimeToLive",
         "ListTagsOfResource",
@@ -122,6 +124,8 @@ fn run(tables: &Tables, region: &str, action: &str, input: &Input) -> Answer {
         "Scan" => scan(tables, input),
         "BatchGetItem" => batch_get(tables, input),
         "BatchWriteItem" => batch_write(tables, input),
+        "TransactWriteItems" => transact_write(tables, input),
+        "TransactGetItems" => transact_get(tables, input),
         "DescribeEndpoints" => Ok((
             Value::object().with(
                 "Endpoints",
@@ -347,20 +351,7 @@ fn update_item(tables: &Tables, input: &Input) -> Answer {
     )?;
     let (key_item, key) = key_of(&def, input)?;
     let actions = exprs.update.unwrap_or_default();
-    for a in &actions {
-        let path = match a {
-            ddb::Action::Set(p, _)
-            | ddb::Action::Remove(p)
-            | ddb::Action::Add(p, _)
-            | ddb::Action::Delete(p, _) => p,
-        };
-        if def.is_key(path.head()) {
-            return Err(validation(format!(
-                "One or more parameter values were invalid: Cannot update attribute {}. This attribute is part of the key",
-                path.head()
-            )));
-        }
-    }
+    check_not_key(&def, &actions)?;
     let touched = expr::touched(&actions);
     let (old, new, size) = tables.modify(&name, &key, |old| {
         ddb::check(exprs.condition.as_ref(), old)?;
@@ -377,6 +368,25 @@ fn update_item(tables: &Tables, input: &Input) -> Answer {
     );
     consumed(input, &name, units, &mut out)?;
     Ok((out, Effect::write(&name, units)))
+}
+
+/// An update may not touch the key.
+fn check_not_key(def: &TableDef, actions: &[ddb::Action]) -> Result<(), AwsError> {
+    for a in actions {
+        let path = match a {
+            ddb::Action::Set(p, _)
+            | ddb::Action::Remove(p)
+            | ddb::Action::Add(p, _)
+            | ddb::Action::Delete(p, _) => p,
+        };
+        if def.is_key(path.head()) {
+            return Err(validation(format!(
+                "One or more parameter values were invalid: Cannot update attribute {}. This attribute is part of the key",
+                path.head()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn delete_item(tables: &Tables, input: &Input) -> Answer {
@@ -716,6 +726,181 @@ fn batch_write(tables: &Tables, input: &Input) -> Answer {
     tables.write_all(&writes)?;
     Ok((
         Value::object().with("UnprocessedItems", Value::Map(Vec::new())),
+        effect,
+    ))
+}
+
+/// What one action of a TransactWriteItems does to its item.
+enum TxOp {
+    Check,
+    Put(Item, usize),
+    Delete,
+    Update(Vec<ddb::Action>, Item),
+}
+
+struct TxStep {
+    table: String,
+    key: Key,
+    condition: Option<ddb::Cond>,
+    op: TxOp,
+}
+
+fn transact_items(input: &Input) -> Result<Vec<Input>, AwsError> {
+    let items = input.list("TransactItems");
+    if items.is_empty() {
+        return Err(validation(
+            "1 validation error detected: Value null at 'transactItems' failed to satisfy constraint: Member must not be null",
+        ));
+    }
+    if items.len() > 100 {
+        return Err(validation(format!(
+            "1 validation error detected: Value '[{}]' at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100",
+            items.len()
+        )));
+    }
+    Ok(items)
+}
+
+/// TransactWriteItems: every condition checked, then every write, all in one
+/// transaction; one failed condition cancels them all.
+fn transact_write(tables: &Tables, input: &Input) -> Answer {
+    let mut steps: Vec<TxStep> = Vec::new();
+    for t in transact_items(input)? {
+        let kinds: Vec<&str> = ["ConditionCheck", "Put", "Delete", "Update"]
+            .into_iter()
+            .filter(|k| t.get(k).is_some())
+            .collect();
+        let [kind] = kinds[..] else {
+            return Err(validation(
+                "TransactItems can only contain one of Check, Put, Update or Delete",
+            ));
+        };
+        let inner = t.nested(kind);
+        let table_name = inner.str("TableName")?;
+        let def = table(tables, &table_name)?;
+        let exprs = ddb::expressions(&inner)?;
+        let (key, op) = match kind {
+            "Put" => {
+                let item =
+                    ddb::item(&inner, "Item")?.ok_or_else(|| validation("A Put needs an Item"))?;
+                let key = def.item_key(&item).map_err(validation)?;
+                let size = ddb::check_size(&item)?;
+                (key, TxOp::Put(item, size))
+            }
+            "Update" => {
+                let (key_item, key) = key_of(&def, &inner)?;
+                let actions = exprs
+                    .update
+                    .clone()
+                    .ok_or_else(|| validation("An Update needs an UpdateExpression"))?;
+                check_not_key(&def, &actions)?;
+                (key, TxOp::Update(actions, key_item))
+            }
+            "Delete" => (key_of(&def, &inner)?.1, TxOp::Delete),
+            _ => {
+                if exprs.condition.is_none() {
+                    return Err(validation("A ConditionCheck needs a ConditionExpression"));
+                }
+                (key_of(&def, &inner)?.1, TxOp::Check)
+            }
+        };
+        if steps.iter().any(|s| s.table == table_name && s.key == key) {
+            return Err(validation(
+                "Transaction request cannot include multiple operations on one item",
+            ));
+        }
+        steps.push(TxStep {
+            table: table_name,
+            key,
+            condition: exprs.condition,
+            op,
+        });
+    }
+    let effect = tables.transact(|tx| {
+        let mut olds = Vec::new();
+        let mut reasons = Vec::new();
+        for s in &steps {
+            let old = tx.get(&s.table, &s.key)?;
+            reasons.push(match ddb::check(s.condition.as_ref(), old.as_ref()) {
+                Ok(()) => "None",
+                Err(e) if e.code == "ConditionalCheckFailedException" => "ConditionalCheckFailed",
+                Err(e) => return Err(e),
+            });
+            olds.push(old);
+        }
+        if reasons.iter().any(|r| *r != "None") {
+            return Err(AwsError::new(
+                400,
+                "TransactionCanceledException",
+                format!(
+                    "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                    reasons.join(", ")
+                ),
+            ));
+        }
+        let mut effect = Effect::default();
+        for (s, old) in steps.iter().zip(olds) {
+            let new = match &s.op {
+                TxOp::Check => continue,
+                TxOp::Put(item, size) => Some((item.clone(), *size)),
+                TxOp::Delete => None,
+                TxOp::Update(actions, key_item) => {
+                    let base = old.unwrap_or_else(|| key_item.clone());
+                    let new = expr::apply(actions, &base).map_err(validation)?;
+                    let size = ddb::check_size(&new)?;
+                    Some((new, size))
+                }
+            };
+            // Transactions cost twice a plain write.
+            let units = 2.0 * ddb::write_units(new.as_ref().map_or(0, |(_, s)| *s));
+            effect.units.push((s.table.clone(), 0.0, units));
+            tx.put(&s.table, &s.key, new.as_ref())?;
+        }
+        Ok(effect)
+    })?;
+    Ok((Value::object(), effect))
+}
+
+/// TransactGetItems: every item read in one transaction.
+fn transact_get(tables: &Tables, input: &Input) -> Answer {
+    let mut gets = Vec::new();
+    for t in transact_items(input)? {
+        if t.get("Get").is_none() {
+            return Err(validation("TransactGetItems takes only Get actions"));
+        }
+        let inner = t.nested("Get");
+        let table_name = inner.str("TableName")?;
+        let def = table(tables, &table_name)?;
+        let exprs = ddb::expressions(&inner)?;
+        let key = key_of(&def, &inner)?.1;
+        gets.push((table_name, key, exprs.projection));
+    }
+    let (responses, effect) = tables.transact(|tx| {
+        let mut out = Vec::new();
+        let mut effect = Effect::default();
+        for (table_name, key, projection) in &gets {
+            let item = tx.get(table_name, key)?;
+            let size = item
+                .as_ref()
+                .map_or(0, bellows_aws::dynamodb::attr::item_size);
+            effect
+                .units
+                .push((table_name.clone(), 2.0 * ddb::read_units(size, true), 0.0));
+            out.push(match item {
+                None => Value::object(),
+                Some(i) => {
+                    let i = match projection {
+                        Some(p) => expr::project(&i, p),
+                        None => i,
+                    };
+                    Value::object().with("Item", ddb::item_value(&i))
+                }
+            });
+        }
+        Ok((out, effect))
+    })?;
+    Ok((
+        Value::object().with("Responses", Value::List(responses)),
         effect,
     ))
 }
