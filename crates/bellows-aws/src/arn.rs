@@ -147,6 +147,16 @@ impl Names {
         format!("arn:aws:iam::{ACCOUNT}:user/bellows")
     }
 
+    /// An instance's role session, as STS names it.
+    pub fn assumed_role_arn(&self, role: &str, instance: &str) -> String {
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{instance}")
+    }
+
+    /// An instance profile's ARN.
+    pub fn instance_profile_arn(&self, role: &str) -> String {
+        format!("arn:aws:iam::{ACCOUNT}:instance-profile/{role}")
+    }
+
     pub fn user_id(&self) -> String {
         format!("AIDA{}", self.hex_id("user", "bellows", 17).to_uppercase())
     }

@@ -9,6 +9,7 @@
 
 pub mod arn;
 pub mod cbor;
+pub mod dynamodb;
 mod error;
 pub mod form;
 mod json;
@@ -20,7 +21,7 @@ pub mod value;
 mod xml;
 
 pub use error::AwsError;
-pub use protocol::{Call, Endpoint, Protocol, Reply, Service};
+pub use protocol::{Call, Endpoint, Protocol, Reply, Service, SessionSecret};
 pub use sigv4::{Credential, Request};
 pub use time::{format as format_time, parse as parse_time};
 pub use value::{Input, Value};

@@ -23,15 +23,17 @@ pub enum Service {
     Ec2,
     CloudWatch,
     Sts,
+    DynamoDb,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::AutoScaling,
         Service::Elbv2,
         Service::Ec2,
         Service::CloudWatch,
         Service::Sts,
+        Service::DynamoDb,
     ];
 
     /// The name in the SigV4 credential scope.
@@ -42,6 +44,7 @@ impl Service {
             Service::Ec2 => "ec2",
             Service::CloudWatch => "monitoring",
             Service::Sts => "sts",
+            Service::DynamoDb => "dynamodb",
         }
     }
 
@@ -53,6 +56,7 @@ impl Service {
             Service::Ec2 => "2016-11-15",
             Service::CloudWatch => "2010-08-01",
             Service::Sts => "2011-06-15",
+            Service::DynamoDb => "2012-08-10",
         }
     }
 
@@ -64,6 +68,7 @@ impl Service {
             Service::Ec2 => "http://ec2.amazonaws.com/doc/2016-11-15/",
             Service::CloudWatch => "http://monitoring.amazonaws.com/doc/2010-08-01/",
             Service::Sts => "https://sts.amazonaws.com/doc/2011-06-15/",
+            Service::DynamoDb => "http://dynamodb.amazonaws.com/doc/2012-08-10/",
         }
     }
 
@@ -75,6 +80,7 @@ impl Service {
             Service::Ec2 => "EC2",
             Service::CloudWatch => "CloudWatch",
             Service::Sts => "STS",
+            Service::DynamoDb => "DynamoDB",
         }
     }
 
@@ -93,6 +99,7 @@ impl Service {
                 ("ValidationError", "ValidationError")
             }
             Service::Ec2 | Service::CloudWatch => ("InvalidParameterValue", "MissingParameter"),
+            Service::DynamoDb => ("ValidationException", "ValidationException"),
         }
     }
 }
@@ -104,7 +111,8 @@ pub enum Protocol {
     Query,
     /// EC2's dialect of Query.
     Ec2,
-    /// AWS JSON 1.0 with query-compatible errors (CloudWatch).
+    /// AWS JSON 1.0: with query-compatible errors for CloudWatch, DynamoDB's own
+    /// for DynamoDB.
     Json,
     /// Smithy RPC v2 CBOR (CloudWatch).
     Cbor,
@@ -128,6 +136,22 @@ pub struct Call {
     pub input: Input,
     /// Who signed it.
     pub access_key_id: String,
+    /// Whether the key is temporary (signed with its session token).
+    pub session: bool,
+}
+
+/// Temporary credentials: the secret, and the session token that must come with every
+/// request they sign (`X-Amz-Security-Token`).
+#[derive(Clone)]
+pub struct SessionSecret {
+    pub secret_access_key: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
 }
 
 impl Call {
@@ -184,11 +208,43 @@ impl Endpoint {
         now_seconds: i64,
         request_id: &str,
     ) -> Result<Call, Reply> {
+        self.accept_with(req, now_seconds, request_id, &|_| None)
+    }
+
+    /// Like `accept`, with temporary credentials too: `sessions` finds a temporary
+    /// key's secret and token. A request signed with one must carry its token.
+    pub fn accept_with(
+        &self,
+        req: &Request<'_>,
+        now_seconds: i64,
+        request_id: &str,
+        sessions: &dyn Fn(&str) -> Option<SessionSecret>,
+    ) -> Result<Call, Reply> {
         let route = route(req)
             .map_err(|(service, protocol, e)| encode_error(service, protocol, &e, request_id))?;
         let fail = |e: AwsError| encode_error(Some(route.service), route.protocol, &e, request_id);
-        let signed = sigv4::verify(req, |k| self.secret(k), &self.region, now_seconds)
+        let session = std::cell::RefCell::new(None);
+        let lookup = |k: &str| {
+            self.secret(k).or_else(|| {
+                let s = sessions(k)?;
+                let secret = s.secret_access_key.clone();
+                *session.borrow_mut() = Some(s);
+                Some(secret)
+            })
+        };
+        let signed = sigv4::verify(req, lookup, &self.region, now_seconds)
             .map_err(|e: AuthError| fail(AwsError::new(e.status(), e.code(), e.to_string())))?;
+        let session = session.into_inner();
+        if let Some(s) = &session {
+            let given = header(req, "x-amz-security-token").unwrap_or("");
+            if !sigv4::constant_time_eq(given.as_bytes(), s.token.as_bytes()) {
+                return Err(fail(AwsError::new(
+                    403,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                )));
+            }
+        }
         if signed.service != route.service.signing_name() {
             return Err(fail(AwsError::new(
                 403,
@@ -253,6 +309,7 @@ impl Endpoint {
             action,
             input: Input::new(root, invalid, missing),
             access_key_id: signed.access_key_id,
+            session: session.is_some(),
         })
     }
 }
@@ -294,6 +351,11 @@ fn route(req: &Request<'_>) -> Result<Route, RouteError> {
         return match target.split_once('.') {
             Some((CLOUDWATCH_TARGET, op)) if !op.is_empty() => Ok(Route {
                 service: Service::CloudWatch,
+                protocol: Protocol::Json,
+                action: Some(op.to_owned()),
+            }),
+            Some((crate::dynamodb::TARGET, op)) if !op.is_empty() => Ok(Route {
+                service: Service::DynamoDb,
                 protocol: Protocol::Json,
                 action: Some(op.to_owned()),
             }),
@@ -374,6 +436,17 @@ fn route(req: &Request<'_>) -> Result<Route, RouteError> {
             ),
         ))?,
     };
+    if service == Service::DynamoDb {
+        return Err((
+            Some(service),
+            Protocol::Json,
+            AwsError::new(
+                400,
+                "UnknownOperationException",
+                "DynamoDB speaks AWS JSON 1.0 with X-Amz-Target: DynamoDB_20120810.<Operation>",
+            ),
+        ));
+    }
     let protocol = if service == Service::Ec2 {
         Protocol::Ec2
     } else {
@@ -414,6 +487,11 @@ fn inflate(req: &Request<'_>) -> Result<Vec<u8>, AwsError> {
         ));
     }
     Ok(out)
+}
+
+/// A value as an AWS JSON 1.0 body (for records of what an answer said).
+pub fn json_body(v: &Value) -> Vec<u8> {
+    json::encode(v)
 }
 
 /// A successful answer.
@@ -502,6 +580,18 @@ fn cloudwatch_shape(code: &str) -> &str {
     }
 }
 
+/// DynamoDB's codes for what the endpoint refuses before a handler runs.
+fn dynamodb_shape(code: &str) -> &str {
+    match code {
+        "InvalidClientTokenId" => "UnrecognizedClientException",
+        "SignatureDoesNotMatch" => "InvalidSignatureException",
+        "MissingAuthenticationToken" => "MissingAuthenticationTokenException",
+        "InvalidAction" => "UnknownOperationException",
+        "AccessDenied" => "AccessDeniedException",
+        other => other,
+    }
+}
+
 /// A failed answer in the protocol's own shape.
 pub fn encode_error(
     service: Option<Service>,
@@ -549,6 +639,25 @@ pub fn encode_error(
                 status: e.status,
                 headers: vec![("content-type", "text/xml;charset=UTF-8".to_owned()), rid],
                 body: out.into_bytes(),
+            }
+        }
+        Protocol::Json if service == Some(Service::DynamoDb) => {
+            let body = Value::object()
+                .with(
+                    "__type",
+                    format!(
+                        "com.amazonaws.dynamodb.v20120810#{}",
+                        dynamodb_shape(&e.code)
+                    ),
+                )
+                .with("message", e.message.as_str());
+            Reply {
+                status: e.status,
+                headers: vec![
+                    ("content-type", "application/x-amz-json-1.0".to_owned()),
+                    rid,
+                ],
+                body: json::encode(&body),
             }
         }
         Protocol::Json | Protocol::Cbor => {

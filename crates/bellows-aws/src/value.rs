@@ -247,7 +247,7 @@ impl Input {
     }
 
     fn missing(&self, name: &str) -> AwsError {
-        let message = if self.missing_code == "ValidationError" {
+        let message = if self.missing_code.starts_with("Validation") {
             format!(
                 "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
                 lower_first(name)

@@ -280,6 +280,34 @@ pub struct GroupSpec {
     /// A request to a target group of this group while it has no instance launches one
     /// and is held until it is ready (Knative's activator; ALB cannot).
     pub scale_from_zero: bool,
+    /// The instance profile's role: what the temporary credentials an instance finds
+    /// behind its metadata endpoint may call (`[groups.NAME.role]`).
+    pub role: RoleSpec,
+}
+
+/// A group's instance role: its name and the `service:Action` patterns it allows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RoleSpec {
+    pub name: String,
+    pub allow: Vec<String>,
+}
+
+/// What a role allows when the stack says nothing: the stack's DynamoDB tables, custom
+/// metrics, and who am I; nothing that changes the stack.
+pub const DEFAULT_ROLE_ALLOW: [&str; 3] = [
+    "dynamodb:*",
+    "cloudwatch:PutMetricData",
+    "sts:GetCallerIdentity",
+];
+
+impl RoleSpec {
+    /// The role a group gets by default: `GROUP-role` with `DEFAULT_ROLE_ALLOW`.
+    pub fn default_for(group: &str) -> RoleSpec {
+        RoleSpec {
+            name: format!("{group}-role"),
+            allow: DEFAULT_ROLE_ALLOW.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
 }
 
 /// What EC2 calls a launch template and its user data.

@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { status: null, instances: [], targets: [], alarms: [], zones: [], refreshes: {}, range: 300 };
+const state = { status: null, instances: [], targets: [], alarms: [], zones: [], tables: [], refreshes: {}, range: 300 };
 
 // ---- the token -------------------------------------------------------------
 
@@ -304,6 +304,19 @@ $("#logs-close").addEventListener("click", () => {
   $("#logs").classList.add("hidden");
 });
 
+// ---- DynamoDB tables ---------------------------------------------------------
+
+function renderTables() {
+  const rows = state.tables.map((t) => el("tr", { "data-table": t.name },
+    el("td", {}, t.name),
+    el("td", {}, t.key.join(", ")),
+    el("td", {}, t.billing_mode === "PAY_PER_REQUEST" ? "on demand" : `${t.read_capacity} RCU / ${t.write_capacity} WCU`),
+    el("td", {}, String(t.items)),
+    el("td", {}, `${t.bytes} B`)));
+  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "none (made through the AWS endpoint)")));
+  $("#tables tbody").replaceChildren(...rows);
+}
+
 // ---- alarms, activities, audit ---------------------------------------------
 
 function renderAlarms() {
@@ -535,11 +548,11 @@ async function pollCharts() {
 
 async function poll() {
   try {
-    const [status, instances, targets, alarms, zones] = await Promise.all([
+    const [status, instances, targets, alarms, zones, tables] = await Promise.all([
       api("/api/v1/status"), api("/api/v1/instances"), api("/api/v1/targets"), api("/api/v1/alarms"),
-      api("/api/v1/zones"),
+      api("/api/v1/zones"), api("/api/v1/tables"),
     ]);
-    Object.assign(state, { status, instances, targets, alarms, zones });
+    Object.assign(state, { status, instances, targets, alarms, zones, tables });
     $("#stack").textContent = status.stack;
     $("#uptime").textContent = "up " + age(status.started_at) + " · pid " + status.pid;
     for (const g of status.groups) state.refreshes[g.name] = g.refresh;
@@ -549,6 +562,7 @@ async function poll() {
     if (!typing) renderGroups();
     renderInstances();
     renderAlarms();
+    renderTables();
   } catch (e) {
     $("#live").textContent = "bellows is not answering";
     $("#live").className = "pill bad";

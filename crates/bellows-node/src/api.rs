@@ -40,7 +40,7 @@ use events::events;
 use groups::{activities, cancel_refresh, refresh_status, set_capacity, start_refresh};
 use instances::{instances, logs, set_health, set_protection, stress, terminate};
 use metrics::{alarms, metrics, metrics_list, metrics_query, put_metrics};
-use network::{authorize, listeners, revoke, set_zone, targets, zones};
+use network::{authorize, listeners, revoke, set_zone, tables, targets, zones};
 use records::{audit, deliveries, incidents, investigate, investigation, investigations};
 use stack::{apply, stack, status};
 
@@ -109,6 +109,7 @@ pub fn routes() -> Router<ApiState> {
             axum::routing::post(revoke),
         )
         .route("/api/v1/zones", get(zones))
+        .route("/api/v1/tables", get(tables))
         .route("/api/v1/zones/{zone}", put(set_zone))
         .route("/metrics", get(metrics))
         .route("/api/v1/alarms", get(alarms))

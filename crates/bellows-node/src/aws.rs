@@ -23,9 +23,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Actor, ApiError, Call};
 use crate::clock;
+use crate::sessions::{Session, Sessions};
+use crate::tables::{DynamoMetrics, Tables};
 
 mod autoscaling;
 mod cloudwatch;
+mod dynamodb;
 mod ec2;
 mod elbv2;
 mod sts;
@@ -72,6 +75,15 @@ pub fn credentials(token: &str, given: Option<(String, String)>) -> Vec<Credenti
     }
 }
 
+/// What the AWS face shares with the loop: DynamoDB's store and what its calls consumed,
+/// and instances' temporary credentials.
+#[derive(Debug, Clone)]
+pub struct DataPlane {
+    pub tables: Arc<Tables>,
+    pub dynamo_metrics: Arc<DynamoMetrics>,
+    pub sessions: Arc<Sessions>,
+}
+
 /// What the AWS face needs: the endpoint (region and keys), the stack's names, and the
 /// loop's mailbox.
 pub struct AwsFace {
@@ -86,6 +98,12 @@ pub struct AwsFace {
     requests: AtomicU64,
     /// Mixed into request ids so that two runs do not repeat them.
     run: u64,
+    /// DynamoDB's tables and items.
+    tables: Arc<Tables>,
+    /// What DynamoDB calls consumed, for the `AWS/DynamoDB` metrics.
+    dynamo_metrics: Arc<DynamoMetrics>,
+    /// Instances' temporary credentials.
+    sessions: Arc<Sessions>,
 }
 
 impl AwsFace {
@@ -96,6 +114,7 @@ impl AwsFace {
         stack_name: &str,
         load_balancer: &str,
         credentials: Vec<Credential>,
+        data: DataPlane,
     ) -> AwsFace {
         AwsFace {
             endpoint: Endpoint::new(region, credentials),
@@ -105,6 +124,9 @@ impl AwsFace {
             token,
             requests: AtomicU64::new(0),
             run: clock::now().as_millis() ^ (u64::from(std::process::id()) << 40),
+            tables: data.tables,
+            dynamo_metrics: data.dynamo_metrics,
+            sessions: data.sessions,
         }
     }
 
@@ -143,6 +165,8 @@ impl std::fmt::Debug for AwsFace {
 pub(crate) struct Ctx<'a> {
     face: &'a AwsFace,
     call: &'a bellows_aws::Call,
+    /// The instance's credentials the call was signed with, if it was.
+    session: Option<Session>,
 }
 
 impl Ctx<'_> {
@@ -205,16 +229,49 @@ async fn handle(
         body: &body,
     };
     let now = (clock::now().as_millis() / 1000) as i64;
-    let call = match face.endpoint.accept(&req, now, &request_id) {
+    let now_time = clock::now();
+    let sessions = |k: &str| {
+        face.sessions
+            .lookup(k, now_time)
+            .map(|s| bellows_aws::SessionSecret {
+                secret_access_key: s.secret_access_key,
+                token: s.token,
+            })
+    };
+    let call = match face.endpoint.accept_with(&req, now, &request_id, &sessions) {
         Ok(call) => call,
         Err(reply) => {
             tracing::info!(status = reply.status, request_id = %request_id, "aws request refused");
             return into_response(reply);
         }
     };
+    let session = if call.session {
+        face.sessions.lookup(&call.access_key_id, now_time)
+    } else {
+        None
+    };
+    // A role's credentials call only what the role allows.
+    if let Some(s) = &session {
+        let service = iam_prefix(call.service);
+        if !s.allows(service, &call.action) {
+            tracing::info!(service, action = %call.action, key = %call.access_key_id, instance = %s.instance, "aws call denied to an instance role");
+            let e = AwsError::new(
+                403,
+                "AccessDenied",
+                format!(
+                    "User: {} is not authorized to perform: {service}:{} because no identity-based policy allows the {service}:{} action",
+                    face.names.assumed_role_arn(&s.role, &s.instance),
+                    call.action,
+                    call.action
+                ),
+            );
+            return into_response(call.reply(Err(e), &request_id));
+        }
+    }
     let ctx = Ctx {
         face: &face,
         call: &call,
+        session,
     };
     let result = dispatch(&ctx).await;
     if let Err(e) = &result {
@@ -233,8 +290,17 @@ async fn dispatch(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         Service::Elbv2 => elbv2::handle(ctx, action).await,
         Service::Ec2 => ec2::handle(ctx, action).await,
         Service::CloudWatch => cloudwatch::handle(ctx, action).await,
+        Service::DynamoDb => dynamodb::handle(ctx, action).await,
     };
     answer.unwrap_or_else(|| Err(AwsError::invalid_action(action, ctx.call.service.title())))
+}
+
+/// The service's name in IAM actions (CloudWatch signs as `monitoring`).
+fn iam_prefix(service: Service) -> &'static str {
+    match service {
+        Service::CloudWatch => "cloudwatch",
+        other => other.signing_name(),
+    }
 }
 
 fn into_response(reply: Reply) -> Response {

@@ -4,6 +4,10 @@
 //!
 //! Each instance has a listener of its own on `PRIVATE_IP:METADATA_PORT`: the address a
 //! request arrives on says which instance asks, with no trust in anything it sends.
+//!
+//! Under `iam/security-credentials/ROLE` it serves the instance profile's temporary
+//! credentials (`sessions.rs`), as EC2 does, so that the SDKs' default credential chain
+//! finds them with no configuration.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -28,6 +32,10 @@ pub struct Metadata {
     pub instance_type: String,
     pub group: String,
     pub stack: String,
+    /// The instance profile's role and what it may call.
+    pub role: String,
+    pub allow: Vec<String>,
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 #[derive(Debug)]
@@ -113,9 +121,10 @@ fn authorized(s: &Imds, headers: &HeaderMap) -> bool {
     }
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "ami-id",
     "hostname",
+    "iam/",
     "instance-id",
     "instance-type",
     "local-hostname",
@@ -162,7 +171,45 @@ async fn item(
         "placement/availability-zone" => m.zone.clone(),
         "placement/region" => "local".to_owned(),
         "tags/instance/aws:autoscaling:groupName" => m.group.clone(),
+        "iam" => "info\nsecurity-credentials/".to_owned(),
+        "iam/security-credentials" => m.role.clone(),
+        "iam/info" => {
+            let now = crate::clock::now();
+            serde_json::json!({
+                "Code": "Success",
+                "LastUpdated": iso(now),
+                "InstanceProfileArn": format!("arn:aws:iam::{}:instance-profile/{}", bellows_aws::arn::ACCOUNT, m.role),
+                "InstanceProfileId": format!("AIPA{}", m.instance_id.trim_start_matches("i-").to_uppercase()),
+            })
+            .to_string()
+        }
+        p if p.strip_prefix("iam/security-credentials/") == Some(m.role.as_str()) => {
+            let now = crate::clock::now();
+            match m.sessions.current(&m.instance_id, &m.role, &m.allow, now) {
+                Ok(c) => serde_json::json!({
+                    "Code": "Success",
+                    "LastUpdated": iso(c.issued),
+                    "Type": "AWS-HMAC",
+                    "AccessKeyId": c.access_key_id,
+                    "SecretAccessKey": c.secret_access_key,
+                    "Token": c.token,
+                    "Expiration": iso(c.expires),
+                })
+                .to_string(),
+                Err(e) => {
+                    tracing::error!(error = %e, "no instance credentials");
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                        .into_response();
+                }
+            }
+        }
         _ => return (StatusCode::NOT_FOUND, "Not Found").into_response(),
     };
     value.into_response()
+}
+
+/// A time as IMDS writes it: `2026-12-02T13:00:00Z`, whole seconds.
+fn iso(t: bellows_core::Time) -> String {
+    let s = bellows_core::Time::from_millis(t.as_secs() * 1000).to_string();
+    s.replace(".000Z", "Z")
 }

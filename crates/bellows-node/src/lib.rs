@@ -18,8 +18,10 @@ pub mod outbox;
 pub mod procfs;
 pub mod provider;
 mod publish;
+pub mod sessions;
 pub mod shim;
 pub mod store;
+pub mod tables;
 pub mod token;
 pub mod zones;
 

@@ -99,6 +99,14 @@ struct Node {
     token: String,
     /// Each instance's metadata endpoint.
     metadata: HashMap<InstanceId, tokio::task::JoinHandle<()>>,
+    /// Instances' temporary credentials (their metadata endpoints hand them out).
+    sessions: std::sync::Arc<crate::sessions::Sessions>,
+    /// The region the AWS endpoint serves, which instances are told.
+    aws_region: String,
+    /// DynamoDB's tables, for `bellows tables` (the AWS face writes them).
+    tables: std::sync::Arc<crate::tables::Tables>,
+    /// What DynamoDB calls consumed, published each second.
+    dynamo_metrics: std::sync::Arc<crate::tables::DynamoMetrics>,
     /// Every recorded event with its sequence number, for the API's event stream.
     events: broadcast::Sender<(i64, Event)>,
 }
@@ -152,6 +160,12 @@ pub async fn run(
     let control = listener.local_addr()?;
     let (stop_api, api_stopped) = oneshot::channel::<()>();
     let (events, _) = broadcast::channel(1024);
+    let tables = std::sync::Arc::new(
+        crate::tables::Tables::open(&opts.state_dir.join("dynamodb.db"))
+            .map_err(|e| std::io::Error::other(format!("dynamodb.db: {e}")))?,
+    );
+    let dynamo_metrics = std::sync::Arc::new(crate::tables::DynamoMetrics::default());
+    let sessions = std::sync::Arc::new(crate::sessions::Sessions::default());
     let aws = crate::aws::AwsFace::new(
         call_tx.clone(),
         opts.token.clone(),
@@ -159,6 +173,11 @@ pub async fn run(
         &opts.stack.name,
         &opts.stack.load_balancer,
         opts.aws_credentials.clone(),
+        crate::aws::DataPlane {
+            tables: tables.clone(),
+            dynamo_metrics: dynamo_metrics.clone(),
+            sessions: sessions.clone(),
+        },
     );
     let router = api::router(api::ApiState::new(
         call_tx,
@@ -207,6 +226,10 @@ pub async fn run(
         instance_tokens: HashMap::new(),
         token: opts.token.clone(),
         metadata: HashMap::new(),
+        sessions,
+        aws_region: opts.aws_region.clone(),
+        tables,
+        dynamo_metrics,
         events,
         state_dir: opts.state_dir,
         control,
@@ -287,9 +310,17 @@ impl Node {
                     }
                 };
                 self.instance_tokens.insert(token.clone(), instance.clone());
+                // The SDKs reach bellows' AWS endpoint, never the internet, and find
+                // their credentials behind the metadata endpoint.
                 let env = [
                     ("BELLOWS_API".to_owned(), format!("http://{}", self.control)),
                     ("BELLOWS_METRICS_TOKEN".to_owned(), token),
+                    (
+                        "AWS_ENDPOINT_URL".to_owned(),
+                        format!("http://{}", self.control),
+                    ),
+                    ("AWS_DEFAULT_REGION".to_owned(), self.aws_region.clone()),
+                    ("AWS_REGION".to_owned(), self.aws_region.clone()),
                 ];
                 match self.provider.launch(spec, &instance, &zone, &env) {
                     Ok(ip) => {
@@ -301,6 +332,9 @@ impl Node {
                             instance_type: spec.launch.instance_type.name.clone(),
                             group: group.clone(),
                             stack: self.stack.name.clone(),
+                            role: spec.role.name.clone(),
+                            allow: spec.role.allow.clone(),
+                            sessions: self.sessions.clone(),
                         };
                         // Bound now, well before the instance's command can start.
                         match crate::imds::serve(meta) {
@@ -408,6 +442,7 @@ impl Node {
         if let Some(task) = self.metadata.remove(id) {
             task.abort();
         }
+        self.sessions.forget(id.as_str());
         self.instance_tokens.retain(|_, i| i != id);
         self.provider.reap(id);
         self.proxy.remove(id);
@@ -846,6 +881,7 @@ impl Node {
         let instances = self.instances();
         publish::instances(&mut self.metrics, &instances, &self.warmups, now);
         publish::groups(&mut self.metrics, self.groups.values(), now);
+        publish::dynamodb(&mut self.metrics, &self.dynamo_metrics.take(), now);
         publish::load_balancer(
             &mut self.metrics,
             &mut self.deltas,

@@ -172,6 +172,40 @@ pub fn instances(
     }
 }
 
+/// What DynamoDB calls consumed in the last second (AWS/DynamoDB): capacity units per
+/// table, and the mean latency per table and operation. Nothing when nothing was called,
+/// as DynamoDB publishes only for requests.
+pub fn dynamodb(store: &mut MetricStore, consumed: &crate::tables::Consumed, now: Time) {
+    use bellows_core::metrics::SeriesKey;
+    for (table, (read, write)) in &consumed.units {
+        let dims = [("TableName", table.as_str())];
+        store.put(
+            &SeriesKey::new("AWS/DynamoDB", "ConsumedReadCapacityUnits", &dims),
+            now,
+            *read,
+        );
+        store.put(
+            &SeriesKey::new("AWS/DynamoDB", "ConsumedWriteCapacityUnits", &dims),
+            now,
+            *write,
+        );
+    }
+    for ((table, operation), ms) in &consumed.latency {
+        if ms.is_empty() {
+            continue;
+        }
+        let dims = [
+            ("TableName", table.as_str()),
+            ("Operation", operation.as_str()),
+        ];
+        store.put(
+            &SeriesKey::new("AWS/DynamoDB", "SuccessfulRequestLatency", &dims),
+            now,
+            ms.iter().sum::<f64>() / ms.len() as f64,
+        );
+    }
+}
+
 /// Each group's capacity and instance counts (AWS/AutoScaling).
 pub fn groups<'g>(store: &mut MetricStore, groups: impl Iterator<Item = &'g Group>, now: Time) {
     for g in groups {

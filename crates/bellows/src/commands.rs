@@ -19,7 +19,7 @@ pub use check::check;
 pub use dashboard::dashboard;
 pub use investigate::{audit, incidents, investigate};
 pub use metrics::{alarms, deliveries, metrics};
-pub use views::{activities, instances, logs, status, targets, zones};
+pub use views::{activities, instances, logs, status, tables, targets, zones};
 
 use serde::Serialize;
 

@@ -278,6 +278,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// DynamoDB's tables (made through the AWS endpoint): key, billing, items and size.
+    Tables {
+        #[command(flatten)]
+        conn: context::Conn,
+        /// Print JSON instead of text (every field, unabridged).
+        #[arg(long)]
+        json: bool,
+    },
     /// Every zone of the stack's groups: available or in an outage, and what runs there.
     Zones {
         #[command(flatten)]
@@ -427,6 +435,7 @@ impl Command {
             | Command::Deliveries { conn, .. }
             | Command::Targets { conn, .. }
             | Command::Zones { conn, .. }
+            | Command::Tables { conn, .. }
             | Command::Check { conn, .. }
             | Command::Terminate { conn, .. }
             | Command::SetHealth { conn, .. }
@@ -658,6 +667,7 @@ fn main() -> ExitCode {
                 target_group, json, ..
             } => commands::targets(ctx, target_group, json).await,
             Command::Zones { json, .. } => commands::zones(ctx, json).await,
+            Command::Tables { json, .. } => commands::tables(ctx, json).await,
             Command::Zone { change, .. } => match change {
                 ZoneChange::Fail { zone, .. } => commands::zone(ctx, &zone, false).await,
                 ZoneChange::Restore { zone, .. } => commands::zone(ctx, &zone, true).await,

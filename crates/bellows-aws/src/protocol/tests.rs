@@ -371,9 +371,9 @@ fn unknown_versions_paths_and_targets_get_400_never_5xx() {
     assert!(text(&r).contains("<Code>NoSuchVersion</Code>"));
     let b = signed(
         "/",
-        &[("x-amz-target", "DynamoDB_20120810.ListTables")],
+        &[("x-amz-target", "Kinesis_20131202.ListStreams")],
         b"{}".to_vec(),
-        "dynamodb",
+        "kinesis",
         SECRET,
     );
     assert_eq!(ep.accept(&b.req(), NOW, "r").unwrap_err().status, 400);
@@ -413,4 +413,52 @@ fn an_unimplemented_action_is_invalid_action_in_every_protocol() {
         assert_eq!(r.status, 400, "{protocol:?}");
         assert!(!r.body.is_empty());
     }
+}
+
+#[test]
+fn dynamodb_speaks_json_with_its_own_error_shape() {
+    let ep = endpoint();
+    let b = signed(
+        "/",
+        &[("x-amz-target", "DynamoDB_20120810.GetItem")],
+        br#"{"TableName":"t","Key":{"id":{"S":"a"}}}"#.to_vec(),
+        "dynamodb",
+        SECRET,
+    );
+    let call = ep.accept(&b.req(), NOW, "r").unwrap();
+    assert_eq!(
+        (call.service, call.protocol),
+        (Service::DynamoDb, Protocol::Json)
+    );
+    assert_eq!(call.action, "GetItem");
+    let r = call.reply(Err(crate::dynamodb::conditional_failed()), "rid");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        String::from_utf8(r.body).unwrap(),
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#
+    );
+    assert!(!r.headers.iter().any(|(k, _)| *k == "x-amzn-query-error"));
+    // A wrong secret is DynamoDB's own code, not the Query one.
+    let b = signed(
+        "/",
+        &[("x-amz-target", "DynamoDB_20120810.ListTables")],
+        b"{}".to_vec(),
+        "dynamodb",
+        "wrong",
+    );
+    let r = ep.accept(&b.req(), NOW, "r").unwrap_err();
+    assert!(
+        text(&r).contains("#InvalidSignatureException"),
+        "{}",
+        text(&r)
+    );
+    // Signed for another service: refused.
+    let b = signed(
+        "/",
+        &[("x-amz-target", "DynamoDB_20120810.ListTables")],
+        b"{}".to_vec(),
+        "monitoring",
+        SECRET,
+    );
+    assert_eq!(ep.accept(&b.req(), NOW, "r").unwrap_err().status, 403);
 }

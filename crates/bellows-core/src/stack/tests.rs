@@ -466,3 +466,32 @@ fn the_aws_face_can_carry_the_seeds_names_and_ports() {
         "#]],
     );
 }
+
+#[test]
+fn a_groups_role_names_what_its_instances_may_call() {
+    let base = "[groups.web]\nmin = 1\nmax = 3\n[groups.web.launch]\ncommand = [\"x\"]\n";
+    let stack = parse(base).unwrap();
+    assert_eq!(stack.groups[0].role, RoleSpec::default_for("web"));
+    assert_eq!(stack.groups[0].role.name, "web-role");
+    let stack = parse(&format!(
+        "{base}[groups.web.role]\nname = \"app\"\nallow = [\"dynamodb:*\", \"ec2:Describe*\", \"*\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(stack.groups[0].role.name, "app");
+    assert_eq!(
+        stack.groups[0].role.allow,
+        ["dynamodb:*", "ec2:Describe*", "*"]
+    );
+    check(
+        &format!(
+            "{base}[groups.web.role]\nname = \"no spaces\"\nallow = [\"s3:GetObject\", \"dynamodb\", \"ec2:*Describe\"]\nextra = 1\n"
+        ),
+        expect![[r#"
+            stack.toml:7:8: `groups.web.role.name` must be 1 to 64 of letters, digits and +=,.@_- (an IAM role name)
+            stack.toml:8:10: `groups.web.role.allow`: "s3:GetObject" is not SERVICE:Action (a trailing * allowed), with SERVICE one of autoscaling, cloudwatch, dynamodb, ec2, elasticloadbalancing, sts
+            stack.toml:8:26: `groups.web.role.allow`: "dynamodb" is not SERVICE:Action (a trailing * allowed), with SERVICE one of autoscaling, cloudwatch, dynamodb, ec2, elasticloadbalancing, sts
+            stack.toml:8:38: `groups.web.role.allow`: "ec2:*Describe" is not SERVICE:Action (a trailing * allowed), with SERVICE one of autoscaling, cloudwatch, dynamodb, ec2, elasticloadbalancing, sts
+            stack.toml:9:1: unknown key `extra` in [groups.web.role]; expected one of: allow, name
+        "#]],
+    );
+}

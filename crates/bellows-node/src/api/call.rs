@@ -61,6 +61,8 @@ pub enum Call {
         reply: oneshot::Sender<Result<IngressChange, ApiError>>,
     },
     Zones(oneshot::Sender<Vec<ZoneView>>),
+    /// DynamoDB's tables with their item counts and sizes.
+    Tables(oneshot::Sender<Result<Vec<TableView>, ApiError>>),
     SetZone {
         zone: String,
         available: bool,

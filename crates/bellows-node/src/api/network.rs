@@ -59,6 +59,13 @@ pub(super) async fn revoke(
     ingress(s, actor, listener, body, false).await
 }
 
+/// DynamoDB's tables of the stack, with item counts and sizes.
+pub(super) async fn tables(
+    State(s): State<ApiState>,
+) -> Result<axum::Json<Vec<TableView>>, ApiError> {
+    s.ask(Call::Tables).await?.map(axum::Json)
+}
+
 pub(super) async fn zones(
     State(s): State<ApiState>,
 ) -> Result<axum::Json<Vec<ZoneView>>, ApiError> {

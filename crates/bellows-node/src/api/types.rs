@@ -144,6 +144,20 @@ pub struct IngressRequest {
     pub cidr: String,
 }
 
+/// A DynamoDB table of the stack, as `bellows tables` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableView {
+    pub name: String,
+    /// `PROVISIONED` or `PAY_PER_REQUEST`.
+    pub billing_mode: String,
+    /// The partition key and, if any, the sort key: `name (TYPE)`.
+    pub key: Vec<String>,
+    pub items: i64,
+    pub bytes: i64,
+    pub read_capacity: i64,
+    pub write_capacity: i64,
+}
+
 /// A zone: whether it is in an outage, and what runs there.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ZoneView {

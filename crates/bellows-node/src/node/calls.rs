@@ -146,6 +146,9 @@ impl Node {
             Call::PutMetrics { token, data, reply } => {
                 let _ = reply.send(self.put_metrics(token, data, now));
             }
+            Call::Tables(reply) => {
+                let _ = reply.send(self.tables_view());
+            }
             Call::Deliveries(reply) => {
                 let _ = reply.send(
                     self.store

@@ -30,6 +30,8 @@ async fn node(stack: &str) -> (Node, broadcast::Receiver<(i64, Event)>) {
     .unwrap();
     let (events, rx) = broadcast::channel(64);
     let now = Time::from_millis(1_000_000);
+    let tables =
+        std::sync::Arc::new(crate::tables::Tables::open(&state_dir.join("dynamodb.db")).unwrap());
     let node = Node {
         groups: stack
             .groups
@@ -61,6 +63,10 @@ async fn node(stack: &str) -> (Node, broadcast::Receiver<(i64, Event)>) {
         instance_tokens: HashMap::new(),
         token: "token".to_owned(),
         metadata: HashMap::new(),
+        sessions: Default::default(),
+        aws_region: "us-east-1".to_owned(),
+        dynamo_metrics: Default::default(),
+        tables,
         events,
         stack,
     };

@@ -6,9 +6,32 @@ use std::collections::BTreeMap;
 use bellows_core::group::Lifecycle;
 
 use super::Node;
-use crate::api::{self, GroupView, InstanceView, StatusView};
+use crate::api::{self, ApiError, GroupView, InstanceView, StatusView, TableView};
 
 impl Node {
+    /// `GET /api/v1/tables`: DynamoDB's tables with their counts and sizes.
+    pub(super) fn tables_view(&self) -> Result<Vec<TableView>, ApiError> {
+        let all = self
+            .tables
+            .all()
+            .map_err(|e| ApiError::internal(e.message))?;
+        Ok(all
+            .into_iter()
+            .map(|t| TableView {
+                key: std::iter::once(&t.def.hash)
+                    .chain(t.def.range.as_ref())
+                    .map(|k| format!("{} ({})", k.name, k.scalar.name()))
+                    .collect(),
+                name: t.def.name,
+                billing_mode: t.def.billing_mode,
+                items: t.items,
+                bytes: t.bytes,
+                read_capacity: t.def.read_capacity,
+                write_capacity: t.def.write_capacity,
+            })
+            .collect())
+    }
+
     /// Every metric in Prometheus' text format: the proxy's, the groups', the metric
     /// store's newest second, the alarms' states and the instances' usage.
     pub(super) fn prometheus(&self) -> String {

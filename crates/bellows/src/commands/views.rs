@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use bellows_core::group::{Activity, ActivityStatus};
-use bellows_node::api::{InstanceView, StatusView, ZoneView};
+use bellows_node::api::{InstanceView, StatusView, TableView, ZoneView};
 use bellows_node::clock;
 use bellows_proxy::TargetView;
 
@@ -187,6 +187,37 @@ pub async fn targets(
             x.reason.as_ref().map_or("-".to_owned(), |r| {
                 format!("{} ({})", r.code, r.description)
             }),
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn tables(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
+    let list: Vec<TableView> = ctx.client().get("/api/v1/tables").await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!(
+            "no DynamoDB tables (create one through the AWS endpoint: `eval \"$(bellows aws-env)\"`, then `aws dynamodb create-table ...`)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&["TABLE", "KEY", "BILLING", "ITEMS", "SIZE"]);
+    for v in &list {
+        let billing = if v.billing_mode == "PAY_PER_REQUEST" {
+            "on demand".to_owned()
+        } else {
+            format!("{} RCU / {} WCU", v.read_capacity, v.write_capacity)
+        };
+        t.row(vec![
+            v.name.clone(),
+            v.key.join(", "),
+            billing,
+            v.items.to_string(),
+            format!("{} B", v.bytes),
         ]);
     }
     t.print();

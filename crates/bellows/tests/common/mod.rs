@@ -86,6 +86,19 @@ impl Up {
         Up::spawn(stack, dir, &["--control", "127.0.0.1:0"], &[])
     }
 
+    /// Like `start_file`, with `up` (and so its instances) run in `cwd`, as a reader
+    /// runs the examples from the repository's root.
+    pub fn start_file_in(stack: &Path, dir: &Path, cwd: &Path) -> Up {
+        Up::spawn_in(
+            stack,
+            dir,
+            &["--control", "127.0.0.1:0"],
+            &[],
+            &[],
+            Some(cwd),
+        )
+    }
+
     fn spawn(stack: &Path, dir: &Path, global: &[&str], env: &[(&str, &str)]) -> Up {
         Up::spawn_flags(stack, dir, global, env, &[])
     }
@@ -97,13 +110,28 @@ impl Up {
         env: &[(&str, &str)],
         flags: &[&str],
     ) -> Up {
+        Up::spawn_in(stack, dir, global, env, flags, None)
+    }
+
+    fn spawn_in(
+        stack: &Path,
+        dir: &Path,
+        global: &[&str],
+        env: &[(&str, &str)],
+        flags: &[&str],
+        cwd: Option<&Path>,
+    ) -> Up {
         let state = dir.join("state");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("up.log"))
             .unwrap();
-        let child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
+        let child = cmd
             .envs(env.iter().copied())
             .args(global)
             .arg("up")

@@ -15,7 +15,7 @@ use crate::schedule::Cron;
 use crate::stack::reader::{Cx, FromToml, Table};
 use crate::stack::{
     GroupSpec, HealthCheckType, INSTANCE_TYPES, InstanceType, LaunchTemplate, RESERVED_ENV,
-    TargetGroupSpec, TerminationPolicy,
+    RoleSpec, TargetGroupSpec, TerminationPolicy,
 };
 
 /// Every group; a stack needs at least one.
@@ -172,6 +172,16 @@ fn read_group(
     )
     .unwrap_or(TerminationPolicy::Default);
     let scale_from_zero = read_bool(cx, t, "scale_from_zero").unwrap_or(true);
+    let role = match t.raw("role") {
+        Some(v) => Table::from_value(cx, v, format!("{}.role", t.path))
+            .map(|mut r| {
+                let role = read_role(cx, &mut r, name);
+                r.finish(cx);
+                role
+            })
+            .unwrap_or_else(|| RoleSpec::default_for(name)),
+        None => RoleSpec::default_for(name),
+    };
     // Read with the other top-level tables, once the groups are known.
     let _ = t.raw("scheduled");
     let tg_refs = t
@@ -211,7 +221,69 @@ fn read_group(
         termination_policy,
         target_groups: tg_refs.into_iter().map(Spanned::into_inner).collect(),
         scale_from_zero,
+        role,
     })
+}
+
+/// `[groups.NAME.role]`: `name` (a role name) and `allow`, a list of `service:Action`
+/// patterns (`dynamodb:*`, `ec2:Describe*`, `cloudwatch:PutMetricData`).
+fn read_role(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> RoleSpec {
+    let default = RoleSpec::default_for(group);
+    let path = t.path.clone();
+    let name = match t.get::<Spanned<String>>(cx, "name") {
+        Some(n) => {
+            let ok = !n.get_ref().is_empty()
+                && n.get_ref().len() <= 64
+                && n.get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+            if !ok {
+                cx.error(
+                    n.span(),
+                    format!("`{path}.name` must be 1 to 64 of letters, digits and +=,.@_- (an IAM role name)"),
+                );
+            }
+            n.into_inner()
+        }
+        None => default.name,
+    };
+    const SERVICES: [&str; 6] = [
+        "autoscaling",
+        "cloudwatch",
+        "dynamodb",
+        "ec2",
+        "elasticloadbalancing",
+        "sts",
+    ];
+    let allow = match t.get::<Vec<Spanned<String>>>(cx, "allow") {
+        Some(list) => {
+            for rule in &list {
+                let r = rule.get_ref();
+                let ok = r == "*"
+                    || r.split_once(':').is_some_and(|(svc, action)| {
+                        SERVICES.contains(&svc)
+                            && !action.is_empty()
+                            && action
+                                .trim_end_matches('*')
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric())
+                            && action.find('*').is_none_or(|i| i == action.len() - 1)
+                    });
+                if !ok {
+                    cx.error(
+                        rule.span(),
+                        format!(
+                            "`{path}.allow`: \"{r}\" is not SERVICE:Action (a trailing * allowed), with SERVICE one of {}",
+                            SERVICES.join(", ")
+                        ),
+                    );
+                }
+            }
+            list.into_iter().map(Spanned::into_inner).collect()
+        }
+        None => default.allow,
+    };
+    RoleSpec { name, allow }
 }
 
 fn read_launch(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<LaunchTemplate> {
