@@ -1,0 +1,1 @@
+//! HCL as `terraform fmt` writes it.

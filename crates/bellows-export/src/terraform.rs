@@ -1,0 +1,1 @@
+//! `bellows export terraform`.
