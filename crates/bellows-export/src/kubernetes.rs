@@ -290,15 +290,13 @@ fn probes(
     } else if cx.w.at.has(&at) && hc.matcher != [(200, 399)] {
         cx.w.warn(&at, format!("target group `{}`: matcher \"{}\" is narrower than an httpGet probe, which passes on any of 200-399", tg.name, matcher.join(",")));
     }
-    let port = if knative { json!(null) } else { json!("http") };
-    let get = |port: &Value| {
-        let mut m = Map::new();
-        m.insert("path".into(), json!(hc.path));
-        if !port.is_null() {
-            m.insert("port".into(), port.clone());
-        }
-        Value::Object(m)
+    // Knative probes name the container's port by number.
+    let port = if knative {
+        json!(g.launch.port)
+    } else {
+        json!("http")
     };
+    let get = |port: &Value| json!({ "path": hc.path, "port": port });
     let period = secs(hc.interval).max(1);
     let timeout = secs(hc.timeout).max(1);
     c.insert(
@@ -577,7 +575,7 @@ fn tracked(
         TrackedMetric::AsgAverageCpuUtilization => Some(Scaler::Cpu(target)),
         TrackedMetric::AlbRequestCountPerTarget { target_group } => {
             let per_second = target / period;
-            cx.w.warn(&policy_path(p, "metric"), format!("policy `{}`: the request rate becomes a KEDA Prometheus trigger at {} requests per second per pod ({} per {}s); its query is a placeholder for your gateway's request metric and {PROMETHEUS} for your Prometheus", p.name, number(per_second), number(target), number(period)));
+            cx.w.warn(&policy_path(p, "metric"), format!("policy `{}`: the request rate becomes a KEDA Prometheus trigger at {} requests per second per pod ({} per {}s); its query is a placeholder for your gateway's request metric and {PROMETHEUS} for your Prometheus", p.name, threshold(per_second), number(target), number(period)));
             Some(Scaler::Keda(prometheus(
                 &format!(
                     "sum(rate(gateway_http_requests_total{{service=\"{}\"}}[1m]))",
@@ -635,14 +633,19 @@ fn snake(s: &str) -> String {
     out
 }
 
-fn prometheus(query: &str, threshold: f64, per_pod: bool) -> Value {
+/// A threshold to four decimals: 2 per minute is 0.0333 per second.
+fn threshold(x: f64) -> String {
+    number((x * 10_000.0).round() / 10_000.0)
+}
+
+fn prometheus(query: &str, threshold_value: f64, per_pod: bool) -> Value {
     json!({
         "type": "prometheus",
         "metricType": if per_pod { "AverageValue" } else { "Value" },
         "metadata": {
             "serverAddress": PROMETHEUS,
             "query": query,
-            "threshold": number(threshold),
+            "threshold": threshold(threshold_value),
         },
     })
 }
@@ -693,7 +696,7 @@ fn alarm_driven(cx: &mut Cx<'_, '_>, p: &PolicySpec) -> Vec<Scaler> {
             a.threshold
         };
         let per_pod = a.metric.name.ends_with("PerTarget");
-        cx.w.warn(&at, format!("alarm `{}`: {}/{} becomes a KEDA Prometheus trigger{}; its query is a placeholder for the metric as your Prometheus names it", a.name, a.metric.namespace, a.metric.name, if summed { format!(" at {} per second ({} per {}s)", number(threshold), number(a.threshold), number(period)) } else { String::new() }));
+        cx.w.warn(&at, format!("alarm `{}`: {}/{} becomes a KEDA Prometheus trigger{}; its query is a placeholder for the metric as your Prometheus names it", a.name, a.metric.namespace, a.metric.name, if summed { format!(" at {} per second ({} per {}s)", self::threshold(threshold), number(a.threshold), number(period)) } else { String::new() }));
         triggers.push(Scaler::Keda(prometheus(
             &promql(&a.metric.name, &a.statistic, &a.metric.dimensions),
             threshold,

@@ -16,6 +16,7 @@ macro_rules! out {
 mod clock;
 mod commands;
 mod context;
+mod export;
 mod load;
 mod scenario;
 mod sim;
@@ -399,6 +400,13 @@ enum Command {
     /// a stack of its own or a running `up` (--attach): a narrated timeline and a
     /// verdict; exit 0 on pass, 1 on fail.
     Scenario(scenario::ScenarioArgs),
+    /// Write the stack for the engines that run fleets: Kubernetes manifests or AWS
+    /// Terraform. Every setting that does not carry over is a warning with the stack
+    /// file's file:line:column.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// Run one of the sample applications (what instances run).
     App {
         #[command(subcommand)]
@@ -440,11 +448,48 @@ impl Command {
             } => Some(conn.clone()),
             Command::Scenario(args) => Some(args.conn.clone()),
             Command::Validate { .. }
+            | Command::Export { .. }
             | Command::Sim { .. }
             | Command::Load(_)
             | Command::App { .. } => None,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportTarget {
+    /// Per group a Deployment, PodDisruptionBudget and autoscaler (HPA, KEDA
+    /// ScaledObject or Knative Service); per target group a Service; per listener a
+    /// Gateway API Gateway and HTTPRoutes. One YAML file each in DIR, or all to stdout.
+    Kubernetes {
+        /// The stack file.
+        file: PathBuf,
+        /// The container image every group runs (it must hold the launch command).
+        #[arg(long)]
+        image: String,
+        /// Write one file per group, target group and listener here.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// The Gateways' gatewayClassName.
+        #[arg(long, default_value = "default", value_name = "NAME")]
+        gateway_class: String,
+        /// Fail (exit 1, nothing written) when any setting does not carry over.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Terraform for AWS (hashicorp/aws): load balancer, listeners and rules, target
+    /// groups, security groups, launch template, auto scaling group, policies,
+    /// scheduled actions and alarms; VPC, subnets and image id are variables.
+    Terraform {
+        /// The stack file.
+        file: PathBuf,
+        /// Write main.tf here (stdout without it).
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Fail (exit 1, nothing written) when any value is clamped or dropped.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -681,6 +726,34 @@ fn main() -> ExitCode {
             Command::Load(args) => load::load(*args).await,
             Command::Scenario(args) => scenario::run(ctx, args).await,
             Command::App { app, .. } => run_app(app).await,
+            Command::Export { target } => match target {
+                ExportTarget::Kubernetes {
+                    file,
+                    image,
+                    output,
+                    gateway_class,
+                    strict,
+                } => export::kubernetes(
+                    export::Target {
+                        file,
+                        output,
+                        strict,
+                    },
+                    bellows_export::kubernetes::Options {
+                        image,
+                        gateway_class,
+                    },
+                ),
+                ExportTarget::Terraform {
+                    file,
+                    output,
+                    strict,
+                } => export::terraform(export::Target {
+                    file,
+                    output,
+                    strict,
+                }),
+            },
             Command::Sim {
                 files,
                 trace,
