@@ -106,6 +106,7 @@ pub fn export(stack: &Stack, src: &str, opts: &Options) -> Export {
         ));
     }
     unexported(&mut cx);
+    crate::check_ports(&mut cx.w, stack);
     let mut notes = cx.groups.notes;
     notes.extend(cx.services.notes);
     notes.extend(cx.listeners.notes);
@@ -290,9 +291,9 @@ fn probes(
     } else if cx.w.at.has(&at) && hc.matcher != [(200, 399)] {
         cx.w.warn(&at, format!("target group `{}`: matcher \"{}\" is narrower than an httpGet probe, which passes on any of 200-399", tg.name, matcher.join(",")));
     }
-    // Knative probes name the container's port by number.
-    let port = if knative {
-        json!(g.launch.port)
+    // Health checks go to the target group's port, as in bellows and ALB.
+    let port = if knative || tg.port != g.launch.port {
+        json!(tg.port)
     } else {
         json!("http")
     };
@@ -791,7 +792,7 @@ fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) -> Vec<Value> {
     );
     spec.insert(
         "ports".into(),
-        json!([{ "name": "http", "port": tg.port, "targetPort": "http", "protocol": "TCP" }]),
+        json!([{ "name": "http", "port": tg.port, "targetPort": tg.port, "protocol": "TCP" }]),
     );
     if let Some(s) = &tg.stickiness {
         let timeout = secs(s.duration).clamp(1, 86_400);

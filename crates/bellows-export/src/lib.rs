@@ -75,6 +75,21 @@ impl<'s> Warnings<'s> {
     }
 }
 
+/// Warns where a target group's port is not the launch port of a group registered
+/// into it: bellows, ALB and the export send traffic to the target group's port.
+pub(crate) fn check_ports(w: &mut Warnings<'_>, stack: &bellows_core::stack::Stack) {
+    for tg in &stack.target_groups {
+        for g in stack.groups.iter().filter(|g| g.target_groups.contains(&tg.name)) {
+            if g.launch.port != tg.port {
+                w.warn(
+                    &[locate::Seg::Key("target_groups"), locate::Seg::Key(&tg.name), locate::Seg::Key("port")],
+                    format!("target group `{}` sends traffic to port {}, but group `{}` listens on {} (its launch port)", tg.name, tg.port, g.name, g.launch.port),
+                );
+            }
+        }
+    }
+}
+
 /// Formats a number as the shortest text that reads back the same, without a
 /// trailing `.0` for whole numbers.
 pub(crate) fn number(x: f64) -> String {

@@ -126,10 +126,136 @@ fn strict_export_fails_on_a_warning_and_names_its_place() {
     assert!(t.contains("ip-tracker.toml:23:1: warning: listener `http` default action: a fixed response (404)"), "{t}");
     assert!(t.contains("with --strict: nothing written"), "{t}");
     assert!(!out.exists());
-    // A stack whose every setting carries over exports under --strict.
+    // A stack whose every setting carries over exports under --strict (the simulator's
+    // example registers port 8000 but launches on 5000: that is warned about).
+    let clean = dir.join("hpa.toml");
+    let src = std::fs::read_to_string(repo().join("examples/sim/hpa.toml")).unwrap();
+    std::fs::write(&clean, src.replace("port = 8000", "port = 5000")).unwrap();
     let o = run(Command::new(BIN)
         .args(["export", "kubernetes", "--strict", "--image", "x:1"])
-        .arg(repo().join("examples/sim/hpa.toml")));
+        .arg(&clean));
     assert!(o.status.success(), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("kind: \"HorizontalPodAutoscaler\""));
+}
+
+/// The directory that holds Terraform's mirrored `registry.terraform.io/hashicorp/aws`:
+/// the CLI configuration's filesystem mirror or plugin cache, then the directories
+/// Terraform itself searches, then a shallow search of the usual install places.
+fn provider_mirror() -> PathBuf {
+    let has_aws = |d: &Path| d.join("registry.terraform.io/hashicorp/aws").is_dir();
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    let configs = [
+        std::env::var_os("TF_CLI_CONFIG_FILE").map(PathBuf::from),
+        Some(home.join(".terraformrc")),
+    ];
+    for c in configs.into_iter().flatten() {
+        let Ok(text) = std::fs::read_to_string(&c) else { continue };
+        // `path = "..."` in a filesystem_mirror block, or `plugin_cache_dir = "..."`.
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some((k, v)) = line.split_once('=')
+                && matches!(k.trim(), "path" | "plugin_cache_dir")
+            {
+                candidates.push(PathBuf::from(v.trim().trim_matches('"')));
+            }
+        }
+    }
+    if let Some(d) = std::env::var_os("TF_PLUGIN_CACHE_DIR") {
+        candidates.push(PathBuf::from(d));
+    }
+    candidates.extend([
+        home.join(".terraform.d/plugins"),
+        home.join(".local/share/terraform/plugins"),
+        PathBuf::from("/usr/local/share/terraform/plugins"),
+        PathBuf::from("/usr/share/terraform/plugins"),
+    ]);
+    if let Some(d) = candidates.iter().find(|d| has_aws(d)) {
+        return d.clone();
+    }
+    for root in ["/opt", "/usr/local", "/usr/share", "/var/lib"] {
+        let Ok(entries) = std::fs::read_dir(root) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if has_aws(&p) {
+                return p;
+            }
+            if let Ok(inner) = std::fs::read_dir(&p) {
+                if let Some(d) = inner.flatten().map(|e| e.path()).find(|d| has_aws(d)) {
+                    return d;
+                }
+            }
+        }
+    }
+    panic!(
+        "no Terraform provider mirror with registry.terraform.io/hashicorp/aws was found \
+         (looked in the CLI configuration, {candidates:?} and under /opt, /usr/local, /usr/share, /var/lib)"
+    );
+}
+
+fn terraform(dir: &Path, args: &[&str], config: &Path) -> Output {
+    run(Command::new("terraform")
+        .args(args)
+        .current_dir(dir)
+        .env("TF_CLI_CONFIG_FILE", config)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1"))
+}
+
+#[test]
+fn terraform_export_of_every_example_validates_offline_and_is_formatted() {
+    let (dir, _) = scratch();
+    let mirror = provider_mirror();
+    // A configuration of our own: nothing but the mirror, so nothing is downloaded.
+    let config = dir.join("terraformrc");
+    std::fs::write(
+        &config,
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/hashicorp/aws\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/*/*\"]\n  }}\n}}\n",
+            mirror.display()
+        ),
+    )
+    .unwrap();
+    for stack in examples() {
+        let out = dir.join(stack.file_stem().unwrap());
+        let o = run(Command::new(BIN).args(["export", "terraform", "-o"]).arg(&out).arg(&stack));
+        assert!(o.status.success(), "{}: {}", stack.display(), text(&o));
+        let main = std::fs::read_to_string(out.join("main.tf")).unwrap();
+        assert!(main.contains("resource \"aws_autoscaling_group\""), "{main}");
+        let o = terraform(&out, &["init", "-backend=false", "-input=false", "-no-color"], &config);
+        assert!(o.status.success(), "{}: terraform init:\n{}", stack.display(), text(&o));
+        let o = terraform(&out, &["validate", "-no-color"], &config);
+        assert!(
+            o.status.success() && text(&o).contains("The configuration is valid"),
+            "{}: terraform validate:\n{}\n{main}",
+            stack.display(),
+            text(&o)
+        );
+        let o = terraform(&out, &["fmt", "-check", "-diff", "-no-color"], &config);
+        assert!(o.status.success(), "{}: terraform fmt -check:\n{}", stack.display(), text(&o));
+    }
+}
+
+#[test]
+fn strict_terraform_export_fails_on_a_clamped_value() {
+    let (dir, _) = scratch();
+    let src = std::fs::read_to_string(repo().join("examples/mp2-load-balancing.toml")).unwrap();
+    let stack = dir.join("fast.toml");
+    let fast = src
+        .replace("interval = \"5s\"", "interval = \"1s\"")
+        .replace("timeout = \"2s\"", "timeout = \"500ms\"");
+    std::fs::write(&stack, fast).unwrap();
+    let line = src.lines().position(|l| l.starts_with("interval = ")).unwrap() + 1;
+    let o = run(Command::new(BIN).args(["export", "terraform", "--strict"]).arg(&stack));
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!("fast.toml:{line}:1: warning: target group `seed`: health check interval 1s becomes 5s")),
+        "{t}"
+    );
+    let o = run(Command::new(BIN)
+        .args(["export", "terraform", "--strict"])
+        .arg(repo().join("examples/mp2-load-balancing.toml")));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("resource \"aws_lb\" \"main\""));
 }
