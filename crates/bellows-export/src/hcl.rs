@@ -187,9 +187,7 @@ fn body(out: &mut String, items: &[Item], indent: usize) {
         match &items[i] {
             Item::Attr(_, v) if !is_multiline(v) => {
                 let start = i;
-                while i < items.len()
-                    && matches!(&items[i], Item::Attr(_, v) if !is_multiline(v))
-                {
+                while i < items.len() && matches!(&items[i], Item::Attr(_, v) if !is_multiline(v)) {
                     i += 1;
                 }
                 if !first {
@@ -270,10 +268,16 @@ mod tests {
             .attr("subnets", raw("var.subnet_ids"))
             .attr(
                 "tags",
-                Expr::Map(vec![("Name".into(), "x".into()), ("a b".into(), 1u64.into())]),
+                Expr::Map(vec![
+                    ("Name".into(), "x".into()),
+                    ("a b".into(), 1u64.into()),
+                ]),
             )
             .attr("idle_timeout", 60u64)
-            .block(Block::new("lifecycle", &[]).attr("ignore_changes", Expr::List(vec![raw("desired_capacity")])));
+            .block(
+                Block::new("lifecycle", &[])
+                    .attr("ignore_changes", Expr::List(vec![raw("desired_capacity")])),
+            );
         let want = r#"resource "aws_lb" "main" {
   name     = "web"
   internal = false

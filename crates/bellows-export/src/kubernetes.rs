@@ -171,11 +171,7 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) -> Vec<Value> {
         );
     }
     for s in cx.stack.scheduled.iter().filter(|s| s.group == g.name) {
-        let at = [
-            Seg::Key("groups"),
-            Seg::Key(&g.name),
-            Seg::Key("scheduled"),
-        ];
+        let at = [Seg::Key("groups"), Seg::Key(&g.name), Seg::Key("scheduled")];
         cx.w.warn(&at, format!("scheduled action `{}` (cron \"{}\") is not exported: a KEDA cron trigger is a window with a floor, not a change at a point in time", s.name, s.cron));
     }
 
@@ -391,7 +387,10 @@ fn deployment(cx: &mut Cx<'_, '_>, g: &GroupSpec, name: &str, replicas: bool) ->
         );
     }
     pod.insert("containers".into(), json!([Value::Object(c)]));
-    pod.insert("volumes".into(), json!([{ "name": "data", "emptyDir": {} }]));
+    pod.insert(
+        "volumes".into(),
+        json!([{ "name": "data", "emptyDir": {} }]),
+    );
     let mut spec = Map::new();
     if replicas {
         spec.insert("replicas".into(), json!(g.desired));
@@ -685,7 +684,9 @@ fn alarm_driven(cx: &mut Cx<'_, '_>, p: &PolicySpec) -> Vec<Scaler> {
             cx.w.warn(&at, format!("alarm `{}` ({} {}) scales out on a low value; it has no autoscaler counterpart", a.name, a.metric.name, a.comparison.symbol()));
             continue;
         }
-        if a.metric.name == "CPUUtilization" && a.metric.dimensions.contains_key("AutoScalingGroupName") {
+        if a.metric.name == "CPUUtilization"
+            && a.metric.dimensions.contains_key("AutoScalingGroupName")
+        {
             triggers.push(Scaler::Cpu(a.threshold));
             continue;
         }
@@ -722,16 +723,21 @@ fn knative_service(cx: &mut Cx<'_, '_>, g: &GroupSpec, p: &PolicySpec, k: &KpaSp
     ann.insert(a("class"), json!("kpa.autoscaling.knative.dev"));
     ann.insert(a("metric"), json!("rps"));
     ann.insert(a("target"), json!(number(k.target)));
-    ann.insert(a("target-utilization-percentage"), json!(pct(k.utilization)));
+    ann.insert(
+        a("target-utilization-percentage"),
+        json!(pct(k.utilization)),
+    );
     ann.insert(a("window"), json!(format!("{}s", secs(k.stable_window))));
     ann.insert(
         a("panic-window-percentage"),
         json!(number(
-            (k.panic_window.as_secs_f64() / k.stable_window.as_secs_f64().max(1.0) * 100.0)
-                .round()
+            (k.panic_window.as_secs_f64() / k.stable_window.as_secs_f64().max(1.0) * 100.0).round()
         )),
     );
-    ann.insert(a("panic-threshold-percentage"), json!(pct(k.panic_threshold)));
+    ann.insert(
+        a("panic-threshold-percentage"),
+        json!(pct(k.panic_threshold)),
+    );
     ann.insert(a("min-scale"), json!(g.min.to_string()));
     ann.insert(a("max-scale"), json!(g.max.to_string()));
     ann.insert(a("initial-scale"), json!(g.desired.to_string()));
@@ -770,15 +776,23 @@ fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) -> Vec<Value> {
         );
     }
     if tg.slow_start.as_millis() > 0 {
-        cx.w.warn(&tg_path(tg, "slow_start"), format!("target group `{}`: slow start has no Gateway API or Service equivalent", tg.name));
+        cx.w.warn(
+            &tg_path(tg, "slow_start"),
+            format!(
+                "target group `{}`: slow start has no Gateway API or Service equivalent",
+                tg.name
+            ),
+        );
     }
     if let Some(n) = tg.max_connections {
         cx.w.warn(&tg_path(tg, "max_connections"), format!("target group `{}`: max_connections = {n} and its queue (queue_size {}, queue_timeout {}) have no Kubernetes equivalent", tg.name, tg.queue_size, tg.queue_timeout));
     }
     if let Some(kn) = cx.knative.get(&tg.name) {
-        let served_elsewhere = cx.stack.groups.iter().any(|g| {
-            g.target_groups.contains(&tg.name) && cx.groups.name(&g.name) != *kn
-        });
+        let served_elsewhere = cx
+            .stack
+            .groups
+            .iter()
+            .any(|g| g.target_groups.contains(&tg.name) && cx.groups.name(&g.name) != *kn);
         if served_elsewhere {
             cx.w.warn(&tg_path(tg, "port"), format!("target group `{}` is served by a Knative group and others; its traffic goes to the Knative Service `{kn}` only", tg.name));
         }
@@ -869,7 +883,10 @@ fn listener(cx: &mut Cx<'_, '_>, l: &ListenerSpec) -> Vec<Value> {
         }
     }
     if let Some(rule) = action(cx, l, None, &l.default_action) {
-        by_hosts.entry(Vec::new()).or_default().push(Value::Object(rule));
+        by_hosts
+            .entry(Vec::new())
+            .or_default()
+            .push(Value::Object(rule));
     }
     let mut docs = vec![gateway];
     let mut n = 0;
@@ -1050,7 +1067,10 @@ fn action(
                     Ok(n) => {
                         f.insert("port".into(), json!(n));
                     }
-                    Err(_) => cx.w.warn(&at("redirect"), format!("{what}: redirect port \"{p}\" is not a number and is dropped")),
+                    Err(_) => cx.w.warn(
+                        &at("redirect"),
+                        format!("{what}: redirect port \"{p}\" is not a number and is dropped"),
+                    ),
                 }
             }
             if let Some(p) = placeholder(&rd.path, "/#{path}") {
@@ -1063,7 +1083,10 @@ fn action(
                 cx.w.warn(&at("redirect"), format!("{what}: redirect templates like #{{host}} inside a value have no Gateway API equivalent; the text is kept as written"));
             }
             if rd.query.as_deref().is_some_and(|q| q != "#{query}") {
-                cx.w.warn(&at("redirect"), format!("{what}: a redirect's query has no Gateway API field and is dropped"));
+                cx.w.warn(
+                    &at("redirect"),
+                    format!("{what}: a redirect's query has no Gateway API field and is dropped"),
+                );
             }
             let status = if matches!(rd.status, 301 | 302) {
                 rd.status
@@ -1078,7 +1101,18 @@ fn action(
             );
         }
         Action::FixedResponse(fr) => {
-            cx.w.warn(&at("fixed_response"), format!("{what}: a fixed response ({}) has no Gateway API equivalent and is dropped{}", fr.status, if r.is_none() { "; unmatched requests get the Gateway's own 404" } else { "" }));
+            cx.w.warn(
+                &at("fixed_response"),
+                format!(
+                    "{what}: a fixed response ({}) has no Gateway API equivalent and is dropped{}",
+                    fr.status,
+                    if r.is_none() {
+                        "; unmatched requests get the Gateway's own 404"
+                    } else {
+                        ""
+                    }
+                ),
+            );
             return None;
         }
     }

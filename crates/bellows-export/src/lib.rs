@@ -79,7 +79,11 @@ impl<'s> Warnings<'s> {
 /// into it: bellows, ALB and the export send traffic to the target group's port.
 pub(crate) fn check_ports(w: &mut Warnings<'_>, stack: &bellows_core::stack::Stack) {
     for tg in &stack.target_groups {
-        for g in stack.groups.iter().filter(|g| g.target_groups.contains(&tg.name)) {
+        for g in stack
+            .groups
+            .iter()
+            .filter(|g| g.target_groups.contains(&tg.name))
+        {
             if g.launch.port != tg.port {
                 w.warn(
                     &[locate::Seg::Key("target_groups"), locate::Seg::Key(&tg.name), locate::Seg::Key("port")],

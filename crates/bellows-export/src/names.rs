@@ -75,7 +75,8 @@ impl Namer {
             i += 1;
         }
         if n != name {
-            self.notes.push(format!("{} `{name}` is named `{n}`", self.kind));
+            self.notes
+                .push(format!("{} `{name}` is named `{n}`", self.kind));
         }
         self.taken.insert(n.clone(), name.to_owned());
         n
@@ -100,6 +101,9 @@ mod tests {
         assert_eq!(namer.name("a_b"), "a-b");
         assert_eq!(namer.name("a-b"), "a-b-2");
         assert_eq!(namer.name("a_b"), "a-b");
-        assert_eq!(namer.notes, ["group `a_b` is named `a-b`", "group `a-b` is named `a-b-2`"]);
+        assert_eq!(
+            namer.notes,
+            ["group `a_b` is named `a-b`", "group `a-b` is named `a-b-2`"]
+        );
     }
 }

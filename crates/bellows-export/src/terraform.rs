@@ -22,7 +22,13 @@ use crate::{Export, Warnings, number, secs};
 fn ident(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.starts_with(|c: char| c.is_ascii_digit()) {
         format!("n{s}")
@@ -133,7 +139,12 @@ fn header(cx: &mut Cx<'_, '_>) {
 fn aws_name(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], what: &str, name: &str) -> String {
     let n = crate::names::shorten(name, 32, false);
     if n != name {
-        cx.w.warn(at, format!("{what} `{name}` is named `{n}` in AWS (at most 32 letters, digits and hyphens)"));
+        cx.w.warn(
+            at,
+            format!(
+                "{what} `{name}` is named `{n}` in AWS (at most 32 letters, digits and hyphens)"
+            ),
+        );
     }
     n
 }
@@ -142,22 +153,39 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
     let s = cx.stack;
     let name = aws_name(cx, &path("stack.name"), "load balancer", &s.name);
     let mut sg = Block::new("resource", &["aws_security_group", "lb"])
-        .attr("name_prefix", format!("{}-lb-", crate::names::shorten(&s.name, 20, false)))
-        .attr("description", format!("The load balancer of stack {}", s.name))
+        .attr(
+            "name_prefix",
+            format!("{}-lb-", crate::names::shorten(&s.name, 20, false)),
+        )
+        .attr(
+            "description",
+            format!("The load balancer of stack {}", s.name),
+        )
         .attr("vpc_id", raw("var.vpc_id"));
     sg.push(crate::hcl::Item::Block(
         Block::new("lifecycle", &[]).attr("create_before_destroy", true),
     ));
     cx.blocks.push(sg);
     for l in &s.listeners {
-        let at = [Seg::Key("listeners"), Seg::Key(&l.name), Seg::Key("ingress")];
+        let at = [
+            Seg::Key("listeners"),
+            Seg::Key(&l.name),
+            Seg::Key("ingress"),
+        ];
         for (i, cidr) in l.ingress.iter().enumerate() {
             let c = cidr.to_string();
-            let family = if c.contains(':') { "cidr_ipv6" } else { "cidr_ipv4" };
+            let family = if c.contains(':') {
+                "cidr_ipv6"
+            } else {
+                "cidr_ipv4"
+            };
             cx.blocks.push(
                 Block::new(
                     "resource",
-                    &["aws_vpc_security_group_ingress_rule", &format!("{}_{i}", ident(&l.name))],
+                    &[
+                        "aws_vpc_security_group_ingress_rule",
+                        &format!("{}_{i}", ident(&l.name)),
+                    ],
                 )
                 .attr("security_group_id", raw("aws_security_group.lb.id"))
                 .attr("description", format!("listener {} from {c}", l.name))
@@ -170,16 +198,25 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
         let _ = at;
     }
     cx.blocks.push(
-        Block::new("resource", &["aws_vpc_security_group_egress_rule", "lb_to_instances"])
-            .attr("security_group_id", raw("aws_security_group.lb.id"))
-            .attr("referenced_security_group_id", raw("aws_security_group.instances.id"))
-            .attr("ip_protocol", "tcp")
-            .attr("from_port", 1u64)
-            .attr("to_port", 65535u64),
+        Block::new(
+            "resource",
+            &["aws_vpc_security_group_egress_rule", "lb_to_instances"],
+        )
+        .attr("security_group_id", raw("aws_security_group.lb.id"))
+        .attr(
+            "referenced_security_group_id",
+            raw("aws_security_group.instances.id"),
+        )
+        .attr("ip_protocol", "tcp")
+        .attr("from_port", 1u64)
+        .attr("to_port", 65535u64),
     );
     cx.blocks.push(
         Block::new("resource", &["aws_security_group", "instances"])
-            .attr("name_prefix", format!("{}-instances-", crate::names::shorten(&s.name, 20, false)))
+            .attr(
+                "name_prefix",
+                format!("{}-instances-", crate::names::shorten(&s.name, 20, false)),
+            )
             .attr("description", format!("The instances of stack {}", s.name))
             .attr("vpc_id", raw("var.vpc_id")),
     );
@@ -188,19 +225,31 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
     ports.dedup();
     for p in ports {
         cx.blocks.push(
-            Block::new("resource", &["aws_vpc_security_group_ingress_rule", &format!("instances_{p}")])
-                .attr("security_group_id", raw("aws_security_group.instances.id"))
-                .attr("referenced_security_group_id", raw("aws_security_group.lb.id"))
-                .attr("ip_protocol", "tcp")
-                .attr("from_port", u64::from(p))
-                .attr("to_port", u64::from(p)),
+            Block::new(
+                "resource",
+                &[
+                    "aws_vpc_security_group_ingress_rule",
+                    &format!("instances_{p}"),
+                ],
+            )
+            .attr("security_group_id", raw("aws_security_group.instances.id"))
+            .attr(
+                "referenced_security_group_id",
+                raw("aws_security_group.lb.id"),
+            )
+            .attr("ip_protocol", "tcp")
+            .attr("from_port", u64::from(p))
+            .attr("to_port", u64::from(p)),
         );
     }
     cx.blocks.push(
-        Block::new("resource", &["aws_vpc_security_group_egress_rule", "instances_all"])
-            .attr("security_group_id", raw("aws_security_group.instances.id"))
-            .attr("cidr_ipv4", "0.0.0.0/0")
-            .attr("ip_protocol", "-1"),
+        Block::new(
+            "resource",
+            &["aws_vpc_security_group_egress_rule", "instances_all"],
+        )
+        .attr("security_group_id", raw("aws_security_group.instances.id"))
+        .attr("cidr_ipv4", "0.0.0.0/0")
+        .attr("ip_protocol", "-1"),
     );
     // One load balancer; bellows' listeners are its listeners. Its idle timeout is the
     // load balancer's, so listeners that differ are warned about.
@@ -214,7 +263,13 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
         for key in ["header_timeout", "max_body"] {
             let at = [Seg::Key("listeners"), Seg::Key(&l.name), Seg::Key(key)];
             if cx.w.at.has(&at) {
-                cx.w.warn(&at, format!("listener `{}`: {key} has no ALB setting and is not exported", l.name));
+                cx.w.warn(
+                    &at,
+                    format!(
+                        "listener `{}`: {key} has no ALB setting and is not exported",
+                        l.name
+                    ),
+                );
             }
         }
     }
@@ -223,7 +278,10 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
             .attr("name", name)
             .attr("internal", false)
             .attr("load_balancer_type", "application")
-            .attr("security_groups", Expr::List(vec![raw("aws_security_group.lb.id")]))
+            .attr(
+                "security_groups",
+                Expr::List(vec![raw("aws_security_group.lb.id")]),
+            )
             .attr("subnets", raw("var.subnet_ids"))
             .attr("idle_timeout", idle.clamp(1, 4000)),
     );
@@ -233,8 +291,11 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
 fn clamp(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], what: &str, d: Duration, lo: u64, hi: u64) -> u64 {
     let s = secs(d);
     let c = s.clamp(lo, hi);
-    if c != s || d.as_millis() % 1000 != 0 {
-        cx.w.warn(at, format!("{what} {d} becomes {c}s (AWS allows {lo}-{hi} s)"));
+    if c != s || !d.as_millis().is_multiple_of(1000) {
+        cx.w.warn(
+            at,
+            format!("{what} {d} becomes {c}s (AWS allows {lo}-{hi} s)"),
+        );
     }
     c
 }
@@ -246,10 +307,29 @@ fn tg_at<'a>(tg: &'a TargetGroupSpec, keys: &[&'a str]) -> Vec<Seg<'a>> {
 }
 
 fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) {
-    let name = aws_name(cx, &[Seg::Key("target_groups"), Seg::Key(&tg.name)], "target group", &tg.name);
+    let name = aws_name(
+        cx,
+        &[Seg::Key("target_groups"), Seg::Key(&tg.name)],
+        "target group",
+        &tg.name,
+    );
     let hc = &tg.health_check;
-    let interval = clamp(cx, &tg_at(tg, &["health_check", "interval"]), &format!("target group `{}`: health check interval", tg.name), hc.interval, 5, 300);
-    let mut timeout = clamp(cx, &tg_at(tg, &["health_check", "timeout"]), &format!("target group `{}`: health check timeout", tg.name), hc.timeout, 2, 120);
+    let interval = clamp(
+        cx,
+        &tg_at(tg, &["health_check", "interval"]),
+        &format!("target group `{}`: health check interval", tg.name),
+        hc.interval,
+        5,
+        300,
+    );
+    let mut timeout = clamp(
+        cx,
+        &tg_at(tg, &["health_check", "timeout"]),
+        &format!("target group `{}`: health check timeout", tg.name),
+        hc.timeout,
+        2,
+        120,
+    );
     if timeout >= interval {
         timeout = interval - 1;
         cx.w.warn(&tg_at(tg, &["health_check", "timeout"]), format!("target group `{}`: health check timeout becomes {timeout}s (AWS needs it below the interval, {interval}s)", tg.name));
@@ -260,18 +340,37 @@ fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) {
     } else {
         let c = slow.clamp(30, 900);
         if c != slow {
-            cx.w.warn(&tg_at(tg, &["slow_start"]), format!("target group `{}`: slow_start {} becomes {c}s (AWS allows 0 or 30-900 s)", tg.name, tg.slow_start));
+            cx.w.warn(
+                &tg_at(tg, &["slow_start"]),
+                format!(
+                    "target group `{}`: slow_start {} becomes {c}s (AWS allows 0 or 30-900 s)",
+                    tg.name, tg.slow_start
+                ),
+            );
         }
         c
     };
-    let dereg = clamp(cx, &tg_at(tg, &["deregistration_delay"]), &format!("target group `{}`: deregistration_delay", tg.name), tg.deregistration_delay, 0, 3600);
+    let dereg = clamp(
+        cx,
+        &tg_at(tg, &["deregistration_delay"]),
+        &format!("target group `{}`: deregistration_delay", tg.name),
+        tg.deregistration_delay,
+        0,
+        3600,
+    );
     if let Some(n) = tg.max_connections {
         cx.w.warn(&tg_at(tg, &["max_connections"]), format!("target group `{}`: max_connections = {n} and its queue (queue_size {}, queue_timeout {}) have no ALB counterpart and are not exported", tg.name, tg.queue_size, tg.queue_timeout));
     }
     let matcher: Vec<String> = hc
         .matcher
         .iter()
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect();
     let algorithm = match tg.algorithm {
         Algorithm::RoundRobin => "round_robin",
@@ -306,10 +405,24 @@ fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) {
             .attr("matcher", matcher.join(",")),
     );
     if let Some(st) = &tg.stickiness {
-        let d = clamp(cx, &tg_at(tg, &["stickiness", "duration"]), &format!("target group `{}`: stickiness duration", tg.name), st.duration, 1, 604_800);
+        let d = clamp(
+            cx,
+            &tg_at(tg, &["stickiness", "duration"]),
+            &format!("target group `{}`: stickiness duration", tg.name),
+            st.duration,
+            1,
+            604_800,
+        );
         let mut s = Block::new("stickiness", &[])
             .attr("enabled", true)
-            .attr("type", if st.app_cookie.is_some() { "app_cookie" } else { "lb_cookie" })
+            .attr(
+                "type",
+                if st.app_cookie.is_some() {
+                    "app_cookie"
+                } else {
+                    "lb_cookie"
+                },
+            )
             .attr("cookie_duration", d);
         if let Some(c) = &st.app_cookie {
             s = s.attr("cookie_name", c.as_str());
@@ -349,7 +462,11 @@ fn redirect(kind: &str, r: &Redirect) -> Block {
         ("query", &r.query),
     ] {
         if let Some(v) = v {
-            let v = if k == "protocol" && !v.starts_with("#{") { v.to_uppercase() } else { v.clone() };
+            let v = if k == "protocol" && !v.starts_with("#{") {
+                v.to_uppercase()
+            } else {
+                v.clone()
+            };
             rd = rd.attr(k, v);
         }
     }
@@ -368,7 +485,14 @@ fn fixed(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], kind: &str, f: &FixedResponse) -> 
     let ct = if CONTENT_TYPES.contains(&f.content_type.as_str()) {
         f.content_type.clone()
     } else {
-        cx.w.warn(at, format!("fixed response content type \"{}\" becomes text/plain (ALB allows {})", f.content_type, CONTENT_TYPES.join(", ")));
+        cx.w.warn(
+            at,
+            format!(
+                "fixed response content type \"{}\" becomes text/plain (ALB allows {})",
+                f.content_type,
+                CONTENT_TYPES.join(", ")
+            ),
+        );
         "text/plain".to_owned()
     };
     let mut body = f.body.clone();
@@ -395,7 +519,11 @@ fn action(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], kind: &str, a: &Action) -> Block 
 
 fn listener(cx: &mut Cx<'_, '_>, l: &ListenerSpec) {
     let id = ident(&l.name);
-    let at = [Seg::Key("listeners"), Seg::Key(&l.name), Seg::Key("default")];
+    let at = [
+        Seg::Key("listeners"),
+        Seg::Key(&l.name),
+        Seg::Key("default"),
+    ];
     let default = action(cx, &at, "default_action", &l.default_action);
     cx.blocks.push(
         Block::new("resource", &["aws_lb_listener", &id])
@@ -416,20 +544,38 @@ fn rule(cx: &mut Cx<'_, '_>, l: &ListenerSpec, r: &Rule) {
         Seg::Key("rules"),
         Seg::Where("priority", i64::from(r.priority)),
     ];
-    let mut b = Block::new("resource", &["aws_lb_listener_rule", &format!("{}_{}", ident(&l.name), r.priority)])
-        .attr("listener_arn", raw(format!("aws_lb_listener.{}.arn", ident(&l.name))))
-        .attr("priority", r.priority);
+    let mut b = Block::new(
+        "resource",
+        &[
+            "aws_lb_listener_rule",
+            &format!("{}_{}", ident(&l.name), r.priority),
+        ],
+    )
+    .attr(
+        "listener_arn",
+        raw(format!("aws_lb_listener.{}.arn", ident(&l.name))),
+    )
+    .attr("priority", r.priority);
     b = b.block(action(cx, &at, "action", &r.action));
     let c = &r.conditions;
     let list = |v: &[String]| Expr::List(v.iter().map(|s| s.as_str().into()).collect());
     if !c.paths.is_empty() {
-        b = b.block(Block::new("condition", &[]).block(Block::new("path_pattern", &[]).attr("values", list(&c.paths))));
+        b = b.block(
+            Block::new("condition", &[])
+                .block(Block::new("path_pattern", &[]).attr("values", list(&c.paths))),
+        );
     }
     if !c.hosts.is_empty() {
-        b = b.block(Block::new("condition", &[]).block(Block::new("host_header", &[]).attr("values", list(&c.hosts))));
+        b = b.block(
+            Block::new("condition", &[])
+                .block(Block::new("host_header", &[]).attr("values", list(&c.hosts))),
+        );
     }
     if !c.methods.is_empty() {
-        b = b.block(Block::new("condition", &[]).block(Block::new("http_request_method", &[]).attr("values", list(&c.methods))));
+        b = b.block(
+            Block::new("condition", &[])
+                .block(Block::new("http_request_method", &[]).attr("values", list(&c.methods))),
+        );
     }
     for (h, values) in &c.headers {
         b = b.block(
@@ -442,7 +588,10 @@ fn rule(cx: &mut Cx<'_, '_>, l: &ListenerSpec, r: &Rule) {
     }
     if !c.source_ips.is_empty() {
         let ips: Vec<String> = c.source_ips.iter().map(ToString::to_string).collect();
-        b = b.block(Block::new("condition", &[]).block(Block::new("source_ip", &[]).attr("values", list(&ips))));
+        b = b.block(
+            Block::new("condition", &[])
+                .block(Block::new("source_ip", &[]).attr("values", list(&ips))),
+        );
     }
     cx.blocks.push(b);
 }
@@ -454,9 +603,15 @@ fn user_data(g: &GroupSpec) -> String {
     for (k, v) in &g.launch.env {
         out.push_str(&format!("export {k}={}\n", sh(v)));
     }
-    out.push_str(&format!("export PORT={}\nexport GROUP={}\n", g.launch.port, sh(&g.name)));
+    out.push_str(&format!(
+        "export PORT={}\nexport GROUP={}\n",
+        g.launch.port,
+        sh(&g.name)
+    ));
     out.push_str("export PRIVATE_IP=0.0.0.0\n");
-    out.push_str("export INSTANCE_ID=\"$(cat /var/lib/cloud/data/instance-id 2>/dev/null || hostname)\"\n");
+    out.push_str(
+        "export INSTANCE_ID=\"$(cat /var/lib/cloud/data/instance-id 2>/dev/null || hostname)\"\n",
+    );
     out.push_str("export BELLOWS_DATA_DIR=/var/lib/bellows\nmkdir -p \"$BELLOWS_DATA_DIR\"\n");
     if let Some(setup) = &g.launch.setup {
         out.push_str(setup);
@@ -485,7 +640,13 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
         it.name.clone()
     };
     if g.launch.boot_delay.as_millis() > 0 {
-        cx.w.warn(&group_at(g, &["launch", "boot_delay"]), format!("group `{}`: boot_delay imitates a virtual machine's boot; EC2 boots for real", g.name));
+        cx.w.warn(
+            &group_at(g, &["launch", "boot_delay"]),
+            format!(
+                "group `{}`: boot_delay imitates a virtual machine's boot; EC2 boots for real",
+                g.name
+            ),
+        );
     }
     if cx.w.at.has(&group_at(g, &["launch", "stop_timeout"])) {
         cx.w.warn(&group_at(g, &["launch", "stop_timeout"]), format!("group `{}`: stop_timeout has no launch template setting (a lifecycle hook on termination is the counterpart)", g.name));
@@ -495,11 +656,23 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
     }
     cx.blocks.push(
         Block::new("resource", &["aws_launch_template", &id])
-            .attr("name_prefix", format!("{}-", crate::names::shorten(&g.name, 100, false)))
+            .attr(
+                "name_prefix",
+                format!("{}-", crate::names::shorten(&g.name, 100, false)),
+            )
             .attr("image_id", raw("var.image_id"))
             .attr("instance_type", instance_type)
-            .attr("vpc_security_group_ids", Expr::List(vec![raw("aws_security_group.instances.id")]))
-            .attr("user_data", raw(format!("base64encode({})", crate::hcl::quote(&user_data(g))))),
+            .attr(
+                "vpc_security_group_ids",
+                Expr::List(vec![raw("aws_security_group.instances.id")]),
+            )
+            .attr(
+                "user_data",
+                raw(format!(
+                    "base64encode({})",
+                    crate::hcl::quote(&user_data(g))
+                )),
+            ),
     );
     let scaled = cx.stack.policies.iter().any(|p| p.group == g.name)
         || cx.stack.scheduled.iter().any(|s| s.group == g.name);
@@ -510,27 +683,52 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
         .attr("max_size", g.max)
         .attr("desired_capacity", g.desired)
         .attr("vpc_zone_identifier", raw("var.subnet_ids"))
-        .attr("health_check_type", match g.health_check_type {
-            HealthCheckType::Ec2 => "EC2",
-            HealthCheckType::Elb => "ELB",
-        })
-        .attr("health_check_grace_period", secs(g.health_check_grace_period))
+        .attr(
+            "health_check_type",
+            match g.health_check_type {
+                HealthCheckType::Ec2 => "EC2",
+                HealthCheckType::Elb => "ELB",
+            },
+        )
+        .attr(
+            "health_check_grace_period",
+            secs(g.health_check_grace_period),
+        )
         .attr("default_cooldown", secs(g.default_cooldown))
-        .opt("default_instance_warmup", g.default_instance_warmup.map(secs))
+        .opt(
+            "default_instance_warmup",
+            g.default_instance_warmup.map(secs),
+        )
         .attr("target_group_arns", Expr::List(tgs));
     match g.termination_policy {
         TerminationPolicy::Default => {}
-        TerminationPolicy::OldestInstance => b = b.attr("termination_policies", Expr::List(vec!["OldestInstance".into()])),
-        TerminationPolicy::NewestInstance => b = b.attr("termination_policies", Expr::List(vec!["NewestInstance".into()])),
+        TerminationPolicy::OldestInstance => {
+            b = b.attr(
+                "termination_policies",
+                Expr::List(vec!["OldestInstance".into()]),
+            )
+        }
+        TerminationPolicy::NewestInstance => {
+            b = b.attr(
+                "termination_policies",
+                Expr::List(vec!["NewestInstance".into()]),
+            )
+        }
     }
     b = b.block(
         Block::new("launch_template", &[])
             .attr("id", raw(format!("aws_launch_template.{id}.id")))
-            .attr("version", raw(format!("aws_launch_template.{id}.latest_version"))),
+            .attr(
+                "version",
+                raw(format!("aws_launch_template.{id}.latest_version")),
+            ),
     );
     if scaled {
         // The policies own the desired capacity: an apply must not reset it.
-        b = b.block(Block::new("lifecycle", &[]).attr("ignore_changes", Expr::List(vec![raw("desired_capacity")])));
+        b = b.block(
+            Block::new("lifecycle", &[])
+                .attr("ignore_changes", Expr::List(vec![raw("desired_capacity")])),
+        );
     }
     cx.blocks.push(b);
     for s in cx.stack.scheduled.iter().filter(|s| s.group == g.name) {
@@ -548,14 +746,23 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
             }
         };
         cx.blocks.push(
-            Block::new("resource", &["aws_autoscaling_schedule", &format!("{id}_{}", ident(&s.name))])
-                .attr("scheduled_action_name", s.name.as_str())
-                .attr("autoscaling_group_name", raw(format!("aws_autoscaling_group.{id}.name")))
-                .attr("recurrence", s.cron.to_string())
-                .attr("time_zone", time_zone)
-                .opt("min_size", s.min)
-                .opt("max_size", s.max)
-                .opt("desired_capacity", s.desired),
+            Block::new(
+                "resource",
+                &[
+                    "aws_autoscaling_schedule",
+                    &format!("{id}_{}", ident(&s.name)),
+                ],
+            )
+            .attr("scheduled_action_name", s.name.as_str())
+            .attr(
+                "autoscaling_group_name",
+                raw(format!("aws_autoscaling_group.{id}.name")),
+            )
+            .attr("recurrence", s.cron.to_string())
+            .attr("time_zone", time_zone)
+            .opt("min_size", s.min)
+            .opt("max_size", s.max)
+            .opt("desired_capacity", s.desired),
         );
     }
 }
@@ -589,7 +796,12 @@ fn policy(cx: &mut Cx<'_, '_>, p: &PolicySpec) {
         .attr("name", p.name.as_str())
         .attr("autoscaling_group_name", raw(group));
     match &p.kind {
-        PolicyKind::Simple { adjustment_type: t, adjustment, cooldown, min_adjustment_magnitude } => {
+        PolicyKind::Simple {
+            adjustment_type: t,
+            adjustment,
+            cooldown,
+            min_adjustment_magnitude,
+        } => {
             b = b
                 .attr("policy_type", "SimpleScaling")
                 .attr("adjustment_type", adjustment_type(*t))
@@ -599,7 +811,12 @@ fn policy(cx: &mut Cx<'_, '_>, p: &PolicySpec) {
                 b = b.opt("min_adjustment_magnitude", *min_adjustment_magnitude);
             }
         }
-        PolicyKind::Step { adjustment_type: t, steps, min_adjustment_magnitude, warmup } => {
+        PolicyKind::Step {
+            adjustment_type: t,
+            steps,
+            min_adjustment_magnitude,
+            warmup,
+        } => {
             b = b
                 .attr("policy_type", "StepScaling")
                 .attr("adjustment_type", adjustment_type(*t))
@@ -617,12 +834,21 @@ fn policy(cx: &mut Cx<'_, '_>, p: &PolicySpec) {
                 );
             }
         }
-        PolicyKind::TargetTracking { metric, target, disable_scale_in, warmup, period } => {
+        PolicyKind::TargetTracking {
+            metric,
+            target,
+            disable_scale_in,
+            warmup,
+            period,
+        } => {
             let mut tt = Block::new("target_tracking_configuration", &[]);
             let mut target = *target;
             match metric {
                 TrackedMetric::AsgAverageCpuUtilization => {
-                    tt = tt.block(Block::new("predefined_metric_specification", &[]).attr("predefined_metric_type", "ASGAverageCPUUtilization"));
+                    tt = tt.block(
+                        Block::new("predefined_metric_specification", &[])
+                            .attr("predefined_metric_type", "ASGAverageCPUUtilization"),
+                    );
                 }
                 TrackedMetric::AlbRequestCountPerTarget { target_group } => {
                     let per_minute = target * 60.0 / period.as_secs_f64().max(1.0);
@@ -636,22 +862,44 @@ fn policy(cx: &mut Cx<'_, '_>, p: &PolicySpec) {
                             .attr("resource_label", raw(format!("\"${{aws_lb.main.arn_suffix}}/${{aws_lb_target_group.{}.arn_suffix}}\"", ident(target_group)))),
                     );
                 }
-                TrackedMetric::Custom { metric, statistic: st } => {
+                TrackedMetric::Custom {
+                    metric,
+                    statistic: st,
+                } => {
                     let (key, value) = statistic(st);
                     if key == "extended_statistic" {
-                        cx.w.warn(&policy_at(p, "statistic"), format!("policy `{}`: target tracking on a percentile becomes Average", p.name));
+                        cx.w.warn(
+                            &policy_at(p, "statistic"),
+                            format!(
+                                "policy `{}`: target tracking on a percentile becomes Average",
+                                p.name
+                            ),
+                        );
                     }
                     let mut c = Block::new("customized_metric_specification", &[])
                         .attr("metric_name", metric.name.as_str())
                         .attr("namespace", metric.namespace.as_str())
-                        .attr("statistic", if key == "statistic" { value } else { "Average".to_owned() });
+                        .attr(
+                            "statistic",
+                            if key == "statistic" {
+                                value
+                            } else {
+                                "Average".to_owned()
+                            },
+                        );
                     for (k, v) in &metric.dimensions {
-                        c = c.block(Block::new("metric_dimension", &[]).attr("name", k.as_str()).attr("value", dimension(k, v)));
+                        c = c.block(
+                            Block::new("metric_dimension", &[])
+                                .attr("name", k.as_str())
+                                .attr("value", dimension(k, v)),
+                        );
                     }
                     tt = tt.block(c);
                 }
             }
-            tt = tt.attr("target_value", target).attr("disable_scale_in", *disable_scale_in);
+            tt = tt
+                .attr("target_value", target)
+                .attr("disable_scale_in", *disable_scale_in);
             b = b
                 .attr("policy_type", "TargetTrackingScaling")
                 .opt("estimated_instance_warmup", warmup.map(secs))
@@ -663,7 +911,13 @@ fn policy(cx: &mut Cx<'_, '_>, p: &PolicySpec) {
                 PolicyKind::Kpa(_) => "Knative's KPA (`bellows export kubernetes` carries it)",
                 _ => "bellows' predictive policy (AWS's predictive scaling forecasts differently)",
             };
-            cx.w.warn(&policy_at(p, "type"), format!("policy `{}`: {what} has no EC2 Auto Scaling equivalent and is not exported", p.name));
+            cx.w.warn(
+                &policy_at(p, "type"),
+                format!(
+                    "policy `{}`: {what} has no EC2 Auto Scaling equivalent and is not exported",
+                    p.name
+                ),
+            );
             return;
         }
     }
@@ -681,18 +935,26 @@ fn dimension(key: &str, value: &str) -> Expr {
 }
 
 fn alarm(cx: &mut Cx<'_, '_>, a: &AlarmSpec) {
-    let at = |k: &'static str| -> Vec<Seg<'_>> { vec![Seg::Key("alarms"), Seg::Key(&a.name), Seg::Key(k)] };
+    let at = |k: &'static str| -> Vec<Seg<'_>> {
+        vec![Seg::Key("alarms"), Seg::Key(&a.name), Seg::Key(k)]
+    };
     let p = secs(a.period).max(1);
     let period = match p {
         10 | 20 | 30 => p,
         p if p < 10 => 10,
         p if p < 15 => 10,
         p if p < 25 => 20,
-        p if p < 60 => if p <= 45 { 30 } else { 60 },
+        p if p < 60 => {
+            if p <= 45 {
+                30
+            } else {
+                60
+            }
+        }
         p => p.div_ceil(60) * 60,
     };
     let mut threshold = a.threshold;
-    if period != p || a.period.as_millis() % 1000 != 0 {
+    if period != p || !a.period.as_millis().is_multiple_of(1000) {
         let summed = matches!(a.statistic, Statistic::Sum | Statistic::SampleCount);
         if summed {
             threshold = a.threshold * period as f64 / p as f64;
@@ -702,7 +964,13 @@ fn alarm(cx: &mut Cx<'_, '_>, a: &AlarmSpec) {
     let mut evaluations = a.evaluation_periods;
     if u64::from(evaluations) * period > 86_400 {
         evaluations = (86_400 / period) as u32;
-        cx.w.warn(&at("evaluation_periods"), format!("alarm `{}`: {} periods of {period}s exceed a day; {evaluations} are evaluated", a.name, a.evaluation_periods));
+        cx.w.warn(
+            &at("evaluation_periods"),
+            format!(
+                "alarm `{}`: {} periods of {period}s exceed a day; {evaluations} are evaluated",
+                a.name, a.evaluation_periods
+            ),
+        );
     }
     let comparison = match a.comparison {
         Comparison::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
@@ -721,10 +989,13 @@ fn alarm(cx: &mut Cx<'_, '_>, a: &AlarmSpec) {
         for x in list {
             if let Some(hook) = x.strip_prefix("webhook:") {
                 cx.w.warn(&at(key), format!("alarm `{}`: the action webhook:{hook} is not exported (an SNS topic is its counterpart)", a.name));
-            } else if let Some(pol) = cx.stack.policies.iter().find(|p| &p.name == x) {
-                if matches!(pol.kind, PolicyKind::Simple { .. } | PolicyKind::Step { .. }) {
-                    v.push(raw(format!("aws_autoscaling_policy.{}.arn", ident(x))));
-                }
+            } else if let Some(pol) = cx.stack.policies.iter().find(|p| &p.name == x)
+                && matches!(
+                    pol.kind,
+                    PolicyKind::Simple { .. } | PolicyKind::Step { .. }
+                )
+            {
+                v.push(raw(format!("aws_autoscaling_policy.{}.arn", ident(x))));
             }
         }
         Expr::List(v)
@@ -739,20 +1010,26 @@ fn alarm(cx: &mut Cx<'_, '_>, a: &AlarmSpec) {
         .iter()
         .map(|(k, v)| (k.clone(), dimension(k, v)))
         .collect();
-    let mut b = Block::new("resource", &["aws_cloudwatch_metric_alarm", &ident(&a.name)])
-        .attr("alarm_name", a.name.as_str())
-        .attr("namespace", a.metric.namespace.as_str())
-        .attr("metric_name", a.metric.name.as_str())
-        .attr(stat_key, stat)
-        .attr("period", period)
-        .attr("evaluation_periods", evaluations)
-        .attr("datapoints_to_alarm", a.datapoints_to_alarm.min(evaluations))
-        .attr("comparison_operator", comparison)
-        .attr("threshold", threshold)
-        .attr("treat_missing_data", missing)
-        .attr("alarm_actions", alarm_actions)
-        .attr("ok_actions", ok_actions)
-        .attr("insufficient_data_actions", insufficient);
+    let mut b = Block::new(
+        "resource",
+        &["aws_cloudwatch_metric_alarm", &ident(&a.name)],
+    )
+    .attr("alarm_name", a.name.as_str())
+    .attr("namespace", a.metric.namespace.as_str())
+    .attr("metric_name", a.metric.name.as_str())
+    .attr(stat_key, stat)
+    .attr("period", period)
+    .attr("evaluation_periods", evaluations)
+    .attr(
+        "datapoints_to_alarm",
+        a.datapoints_to_alarm.min(evaluations),
+    )
+    .attr("comparison_operator", comparison)
+    .attr("threshold", threshold)
+    .attr("treat_missing_data", missing)
+    .attr("alarm_actions", alarm_actions)
+    .attr("ok_actions", ok_actions)
+    .attr("insufficient_data_actions", insufficient);
     if !dims.is_empty() {
         b = b.attr("dimensions", Expr::Map(dims));
     }

@@ -20,10 +20,7 @@ pub fn document(v: &Value) -> String {
 
 /// Several documents separated by `---`.
 pub fn stream(docs: &[Value]) -> String {
-    docs.iter()
-        .map(document)
-        .collect::<Vec<_>>()
-        .join("---\n")
+    docs.iter().map(document).collect::<Vec<_>>().join("---\n")
 }
 
 fn scalar(v: &Value) -> String {

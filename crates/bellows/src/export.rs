@@ -65,7 +65,8 @@ fn finish(t: &Target, export: Export, separator: &str) -> Result<ExitCode> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             for (file, text) in &export.files {
                 let path = dir.join(file);
-                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             eprintln!(
                 "{name}: wrote {} file{} to {}",

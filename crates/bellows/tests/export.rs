@@ -4,6 +4,9 @@
 //! Knative) and Terraform with the hashicorp/aws provider (`terraform validate`).
 //! A missing tool fails the test: scripts/test installs them.
 
+// The shared helpers (tests/common) measure real time.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -67,13 +70,24 @@ fn kubernetes_export_of_every_example_passes_the_schemas() {
     for stack in examples() {
         let out = dir.join(stack.file_stem().unwrap());
         let o = run(Command::new(BIN)
-            .args(["export", "kubernetes", "--image", "registry.example/bellows:1", "-o"])
+            .args([
+                "export",
+                "kubernetes",
+                "--image",
+                "registry.example/bellows:1",
+                "-o",
+            ])
             .arg(&out)
             .arg(&stack));
         assert!(o.status.success(), "{}: {}", stack.display(), text(&o));
         // Twice the same: the output can be committed and diffed.
         let again = run(Command::new(BIN)
-            .args(["export", "kubernetes", "--image", "registry.example/bellows:1"])
+            .args([
+                "export",
+                "kubernetes",
+                "--image",
+                "registry.example/bellows:1",
+            ])
             .arg(&stack));
         let joined: Vec<String> = files_in(&out)
             .iter()
@@ -92,10 +106,20 @@ fn kubernetes_export_of_every_example_passes_the_schemas() {
         );
         all.extend(files_in(&out));
     }
-    let o = run(Command::new("kubernetes-validate").arg("--strict").args(&all));
+    let o = run(Command::new("kubernetes-validate")
+        .arg("--strict")
+        .args(&all));
     let report = text(&o);
-    assert!(o.status.success(), "kubernetes-validate --strict:\n{report}");
-    for kind in ["deployment", "service", "poddisruptionbudget", "horizontalpodautoscaler"] {
+    assert!(
+        o.status.success(),
+        "kubernetes-validate --strict:\n{report}"
+    );
+    for kind in [
+        "deployment",
+        "service",
+        "poddisruptionbudget",
+        "horizontalpodautoscaler",
+    ] {
         assert!(
             report.contains(&format!("passed for resource {kind}/")),
             "no {kind} was validated:\n{report}"
@@ -107,8 +131,16 @@ fn kubernetes_export_of_every_example_passes_the_schemas() {
         .args(&all));
     let report = text(&o);
     assert!(o.status.success(), "CRD schemas:\n{report}");
-    for kind in ["Gateway", "HTTPRoute", "ScaledObject", "serving.knative.dev/v1 Service"] {
-        assert!(report.contains(&format!("{kind} ")), "no {kind} was validated:\n{report}");
+    for kind in [
+        "Gateway",
+        "HTTPRoute",
+        "ScaledObject",
+        "serving.knative.dev/v1 Service",
+    ] {
+        assert!(
+            report.contains(&format!("{kind} ")),
+            "no {kind} was validated:\n{report}"
+        );
     }
 }
 
@@ -123,7 +155,12 @@ fn strict_export_fails_on_a_warning_and_names_its_place() {
         .arg(&stack));
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
-    assert!(t.contains("ip-tracker.toml:23:1: warning: listener `http` default action: a fixed response (404)"), "{t}");
+    assert!(
+        t.contains(
+            "ip-tracker.toml:23:1: warning: listener `http` default action: a fixed response (404)"
+        ),
+        "{t}"
+    );
     assert!(t.contains("with --strict: nothing written"), "{t}");
     assert!(!out.exists());
     // A stack whose every setting carries over exports under --strict (the simulator's
@@ -150,7 +187,9 @@ fn provider_mirror() -> PathBuf {
         Some(home.join(".terraformrc")),
     ];
     for c in configs.into_iter().flatten() {
-        let Ok(text) = std::fs::read_to_string(&c) else { continue };
+        let Ok(text) = std::fs::read_to_string(&c) else {
+            continue;
+        };
         // `path = "..."` in a filesystem_mirror block, or `plugin_cache_dir = "..."`.
         for line in text.lines() {
             let line = line.trim();
@@ -174,16 +213,18 @@ fn provider_mirror() -> PathBuf {
         return d.clone();
     }
     for root in ["/opt", "/usr/local", "/usr/share", "/var/lib"] {
-        let Ok(entries) = std::fs::read_dir(root) else { continue };
+        let Ok(entries) = std::fs::read_dir(root) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if has_aws(&p) {
                 return p;
             }
-            if let Ok(inner) = std::fs::read_dir(&p) {
-                if let Some(d) = inner.flatten().map(|e| e.path()).find(|d| has_aws(d)) {
-                    return d;
-                }
+            if let Ok(inner) = std::fs::read_dir(&p)
+                && let Some(d) = inner.flatten().map(|e| e.path()).find(|d| has_aws(d))
+            {
+                return d;
             }
         }
     }
@@ -218,12 +259,27 @@ fn terraform_export_of_every_example_validates_offline_and_is_formatted() {
     .unwrap();
     for stack in examples() {
         let out = dir.join(stack.file_stem().unwrap());
-        let o = run(Command::new(BIN).args(["export", "terraform", "-o"]).arg(&out).arg(&stack));
+        let o = run(Command::new(BIN)
+            .args(["export", "terraform", "-o"])
+            .arg(&out)
+            .arg(&stack));
         assert!(o.status.success(), "{}: {}", stack.display(), text(&o));
         let main = std::fs::read_to_string(out.join("main.tf")).unwrap();
-        assert!(main.contains("resource \"aws_autoscaling_group\""), "{main}");
-        let o = terraform(&out, &["init", "-backend=false", "-input=false", "-no-color"], &config);
-        assert!(o.status.success(), "{}: terraform init:\n{}", stack.display(), text(&o));
+        assert!(
+            main.contains("resource \"aws_autoscaling_group\""),
+            "{main}"
+        );
+        let o = terraform(
+            &out,
+            &["init", "-backend=false", "-input=false", "-no-color"],
+            &config,
+        );
+        assert!(
+            o.status.success(),
+            "{}: terraform init:\n{}",
+            stack.display(),
+            text(&o)
+        );
         let o = terraform(&out, &["validate", "-no-color"], &config);
         assert!(
             o.status.success() && text(&o).contains("The configuration is valid"),
@@ -232,7 +288,12 @@ fn terraform_export_of_every_example_validates_offline_and_is_formatted() {
             text(&o)
         );
         let o = terraform(&out, &["fmt", "-check", "-diff", "-no-color"], &config);
-        assert!(o.status.success(), "{}: terraform fmt -check:\n{}", stack.display(), text(&o));
+        assert!(
+            o.status.success(),
+            "{}: terraform fmt -check:\n{}",
+            stack.display(),
+            text(&o)
+        );
     }
 }
 
@@ -245,12 +306,20 @@ fn strict_terraform_export_fails_on_a_clamped_value() {
         .replace("interval = \"5s\"", "interval = \"1s\"")
         .replace("timeout = \"2s\"", "timeout = \"500ms\"");
     std::fs::write(&stack, fast).unwrap();
-    let line = src.lines().position(|l| l.starts_with("interval = ")).unwrap() + 1;
-    let o = run(Command::new(BIN).args(["export", "terraform", "--strict"]).arg(&stack));
+    let line = src
+        .lines()
+        .position(|l| l.starts_with("interval = "))
+        .unwrap()
+        + 1;
+    let o = run(Command::new(BIN)
+        .args(["export", "terraform", "--strict"])
+        .arg(&stack));
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
-        t.contains(&format!("fast.toml:{line}:1: warning: target group `seed`: health check interval 1s becomes 5s")),
+        t.contains(&format!(
+            "fast.toml:{line}:1: warning: target group `seed`: health check interval 1s becomes 5s"
+        )),
         "{t}"
     );
     let o = run(Command::new(BIN)

@@ -10,7 +10,12 @@ fn opts() -> Options {
 fn run(src: &str) -> (Export, String) {
     let stack = bellows_core::stack::parse(src).expect("a valid stack");
     let e = export(&stack, src, &opts());
-    let all = e.files.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>().join("---\n");
+    let all = e
+        .files
+        .iter()
+        .map(|(_, d)| d.as_str())
+        .collect::<Vec<_>>()
+        .join("---\n");
     (e, all)
 }
 
@@ -38,7 +43,10 @@ fn an_hpa_policy_becomes_an_hpa_and_the_deployment_leaves_replicas_to_it() {
     assert!(all.contains("stabilizationWindowSeconds: 300"), "{all}");
     assert_eq!(e.files[0].0, "group-web.yaml");
     // Requests and limits from t2.micro (1 vCPU, 1 GiB).
-    assert!(all.contains("cpu: \"1\"") && all.contains("memory: \"1024Mi\""), "{all}");
+    assert!(
+        all.contains("cpu: \"1\"") && all.contains("memory: \"1024Mi\""),
+        "{all}"
+    );
     assert!(warnings(&e).is_empty(), "{:?}", warnings(&e));
 }
 
@@ -50,15 +58,24 @@ fn without_an_autoscaler_the_deployment_keeps_its_replicas() {
     // Health check interval 5 s, thresholds 2 and 2; EC2 health: no liveness probe.
     assert!(all.contains("readinessProbe:\n"), "{all}");
     assert!(!all.contains("livenessProbe"), "{all}");
-    assert!(all.contains("topologyKey: \"topology.kubernetes.io/zone\""), "{all}");
+    assert!(
+        all.contains("topologyKey: \"topology.kubernetes.io/zone\""),
+        "{all}"
+    );
     assert!(all.contains("maxUnavailable: 1"), "{all}");
 }
 
 #[test]
 fn kpa_becomes_a_knative_service_and_routes_go_to_it() {
     let (e, all) = run(KPA);
-    assert!(all.contains("apiVersion: \"serving.knative.dev/v1\""), "{all}");
-    assert!(all.contains("autoscaling.knative.dev/target: \"70\""), "{all}");
+    assert!(
+        all.contains("apiVersion: \"serving.knative.dev/v1\""),
+        "{all}"
+    );
+    assert!(
+        all.contains("autoscaling.knative.dev/target: \"70\""),
+        "{all}"
+    );
     assert!(!all.contains("kind: \"Deployment\""), "{all}");
     assert!(e.files.iter().all(|(n, _)| !n.starts_with("target-group-")));
     assert!(all.contains("- name: \"web\"\n      port: 80\n"), "{all}");
@@ -68,9 +85,15 @@ fn kpa_becomes_a_knative_service_and_routes_go_to_it() {
 fn unsupported_settings_are_warned_at_their_place_in_the_file() {
     let (e, _) = run(PREDICTIVE);
     let w = warnings(&e);
-    let line = PREDICTIVE.lines().position(|l| l.starts_with("type = \"predictive\"")).unwrap() + 1;
+    let line = PREDICTIVE
+        .lines()
+        .position(|l| l.starts_with("type = \"predictive\""))
+        .unwrap()
+        + 1;
     assert!(
-        w.iter().any(|x| x.starts_with(&format!("s.toml:{line}:1: warning: policy `predictive`: the predictive policy"))),
+        w.iter().any(|x| x.starts_with(&format!(
+            "s.toml:{line}:1: warning: policy `predictive`: the predictive policy"
+        ))),
         "{w:?}"
     );
 
@@ -89,8 +112,14 @@ fn unsupported_settings_are_warned_at_their_place_in_the_file() {
     // Every warning points into the file.
     assert!(e.warnings.iter().all(|x| x.line > 1), "{w}");
     // ALB's per-minute count is a per-second threshold for KEDA.
-    assert!(all.contains("kind: \"ScaledObject\"") && all.contains("threshold: \"0.25\""), "{all}");
-    assert!(all.contains("type: \"PathPrefix\"\n        value: \"/app-x7k9m2n8\""), "{all}");
+    assert!(
+        all.contains("kind: \"ScaledObject\"") && all.contains("threshold: \"0.25\""),
+        "{all}"
+    );
+    assert!(
+        all.contains("type: \"PathPrefix\"\n        value: \"/app-x7k9m2n8\""),
+        "{all}"
+    );
     assert!(all.contains("preStop:\n"), "{all}");
     assert!(all.contains("terminationGracePeriodSeconds: 40"), "{all}");
 }
@@ -107,7 +136,10 @@ fn cpu_alarms_of_simple_policies_become_an_hpa_with_a_liveness_probe_for_elb_hea
 
 #[test]
 fn names_are_made_valid_and_reported() {
-    let src = hpa().replace("[groups.web]", "[groups.Web_1]").replace("[groups.web.launch]", "[groups.Web_1.launch]").replace("group = \"web\"", "group = \"Web_1\"");
+    let src = hpa()
+        .replace("[groups.web]", "[groups.Web_1]")
+        .replace("[groups.web.launch]", "[groups.Web_1.launch]")
+        .replace("group = \"web\"", "group = \"Web_1\"");
     // Upper case is refused by the stack file itself; underscores are not.
     assert!(bellows_core::stack::parse(&src).is_err());
     let src = src.replace("Web_1", "web_1");
@@ -118,7 +150,13 @@ fn names_are_made_valid_and_reported() {
 
 #[test]
 fn rules_become_matches_with_weights_and_host_routes() {
-    let src = format!("{}\n{}", hpa().replace("[listeners.http]\naddress = \"127.0.0.1:8080\"\ndefault = {{ forward = \"web\" }}", ""), r#"
+    let src = format!(
+        "{}\n{}",
+        hpa().replace(
+            "[listeners.http]\naddress = \"127.0.0.1:8080\"\ndefault = {{ forward = \"web\" }}",
+            ""
+        ),
+        r#"
 [target_groups.canary]
 port = 8001
 
@@ -134,15 +172,28 @@ priority = 7
 host = "admin.example.com"
 source_ip = "10.0.0.0/8"
 redirect = { status = 301, protocol = "https", port = "443" }
-"#);
+"#
+    );
     let (e, all) = run(&src);
-    assert!(all.contains("weight: 9") && all.contains("weight: 1"), "{all}");
-    assert!(all.contains("type: \"RegularExpression\"\n        value: \"^/v.$\""), "{all}");
-    assert!(all.contains("hostnames:\n  - \"admin.example.com\""), "{all}");
+    assert!(
+        all.contains("weight: 9") && all.contains("weight: 1"),
+        "{all}"
+    );
+    assert!(
+        all.contains("type: \"RegularExpression\"\n        value: \"^/v.$\""),
+        "{all}"
+    );
+    assert!(
+        all.contains("hostnames:\n  - \"admin.example.com\""),
+        "{all}"
+    );
     assert!(all.contains("statusCode: 301"), "{all}");
     assert_eq!(all.matches("method: \"GET\"").count(), 2, "{all}");
     let w = warnings(&e).join("\n");
-    assert!(w.contains("source_ip condition has no Gateway API match"), "{w}");
+    assert!(
+        w.contains("source_ip condition has no Gateway API match"),
+        "{w}"
+    );
     assert!(w.contains("rule priorities do not carry over"), "{w}");
 }
 

@@ -8,7 +8,11 @@ fn run(src: &str) -> (Export, String) {
 }
 
 fn warnings(e: &Export) -> String {
-    e.warnings.iter().map(|w| w.render("s.toml")).collect::<Vec<_>>().join("\n")
+    e.warnings
+        .iter()
+        .map(|w| w.render("s.toml"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 const TRACKER: &str = include_str!("../../../../examples/ip-tracker.toml");
@@ -47,26 +51,64 @@ fn the_ip_tracker_maps_one_to_one() {
 #[test]
 fn values_outside_aws_ranges_are_clamped_and_warned_at_their_place() {
     let src = FLASK
-        .replace("path = \"/gtg\"", "path = \"/gtg\"\ninterval = \"2s\"\ntimeout = \"1s\"")
-        .replace("port = 5000\n", "port = 5000\nslow_start = \"10s\"\nmax_connections = 5\n")
-        .replace("period = \"30s\"\nevaluation_periods = 2", "period = \"45s\"\nevaluation_periods = 2")
-        .replace("[target_groups.candidates]", "[target_groups.candidates-with-a-name-far-too-long]")
-        .replace("[target_groups.candidates.health_check]", "[target_groups.candidates-with-a-name-far-too-long.health_check]")
-        .replace("forward = \"candidates\"", "forward = \"candidates-with-a-name-far-too-long\"")
-        .replace("target_groups = [\"candidates\"]", "target_groups = [\"candidates-with-a-name-far-too-long\"]");
+        .replace(
+            "path = \"/gtg\"",
+            "path = \"/gtg\"\ninterval = \"2s\"\ntimeout = \"1s\"",
+        )
+        .replace(
+            "port = 5000\n",
+            "port = 5000\nslow_start = \"10s\"\nmax_connections = 5\n",
+        )
+        .replace(
+            "period = \"30s\"\nevaluation_periods = 2",
+            "period = \"45s\"\nevaluation_periods = 2",
+        )
+        .replace(
+            "[target_groups.candidates]",
+            "[target_groups.candidates-with-a-name-far-too-long]",
+        )
+        .replace(
+            "[target_groups.candidates.health_check]",
+            "[target_groups.candidates-with-a-name-far-too-long.health_check]",
+        )
+        .replace(
+            "forward = \"candidates\"",
+            "forward = \"candidates-with-a-name-far-too-long\"",
+        )
+        .replace(
+            "target_groups = [\"candidates\"]",
+            "target_groups = [\"candidates-with-a-name-far-too-long\"]",
+        );
     let (e, tf) = run(&src);
     let w = warnings(&e);
     let line = |needle: &str| src.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
     for (at, msg) in [
-        (line("interval = \"2s\""), "health check interval 2s becomes 5s (AWS allows 5-300 s)"),
-        (line("timeout = \"1s\""), "health check timeout 1s becomes 2s"),
-        (line("slow_start"), "slow_start 10s becomes 30s (AWS allows 0 or 30-900 s)"),
+        (
+            line("interval = \"2s\""),
+            "health check interval 2s becomes 5s (AWS allows 5-300 s)",
+        ),
+        (
+            line("timeout = \"1s\""),
+            "health check timeout 1s becomes 2s",
+        ),
+        (
+            line("slow_start"),
+            "slow_start 10s becomes 30s (AWS allows 0 or 30-900 s)",
+        ),
         (line("max_connections"), "max_connections = 5 and its queue"),
         (line("period = \"45s\""), "period 45s becomes 30s"),
     ] {
-        assert!(w.contains(&format!("s.toml:{at}:1: warning: ")) && w.contains(msg), "{at}: {msg} in\n{w}");
+        assert!(
+            w.contains(&format!("s.toml:{at}:1: warning: ")) && w.contains(msg),
+            "{at}: {msg} in\n{w}"
+        );
     }
-    assert!(w.contains("target group `candidates-with-a-name-far-too-long` is named `candidates-with-a-name-"), "{w}");
+    assert!(
+        w.contains(
+            "target group `candidates-with-a-name-far-too-long` is named `candidates-with-a-name-"
+        ),
+        "{w}"
+    );
     assert!(tf.contains("interval            = 5\n"), "{tf}");
     assert!(tf.contains("slow_start                    = 30\n"), "{tf}");
 }
@@ -74,7 +116,11 @@ fn values_outside_aws_ranges_are_clamped_and_warned_at_their_place() {
 #[test]
 fn policies_aws_has_not_are_named() {
     let (e, tf) = run(&hpa());
-    assert!(warnings(&e).contains("policy `hpa`: Kubernetes' HPA"), "{}", warnings(&e));
+    assert!(
+        warnings(&e).contains("policy `hpa`: Kubernetes' HPA"),
+        "{}",
+        warnings(&e)
+    );
     assert!(!tf.contains("aws_autoscaling_policy"), "{tf}");
     // A policy, even one not exported, still owns the desired capacity.
     assert!(tf.contains("ignore_changes = [desired_capacity]"), "{tf}");
@@ -89,5 +135,9 @@ fn request_count_targets_are_per_minute() {
     let (e, tf) = run(&src);
     assert!(tf.contains("target_value     = 300"), "{tf}");
     assert!(tf.contains("resource_label         = \"${aws_lb.main.arn_suffix}/${aws_lb_target_group.web.arn_suffix}\""), "{tf}");
-    assert!(warnings(&e).contains("5 requests per target per 1s becomes 300 per minute"), "{}", warnings(&e));
+    assert!(
+        warnings(&e).contains("5 requests per target per 1s becomes 300 per minute"),
+        "{}",
+        warnings(&e)
+    );
 }
