@@ -28,6 +28,9 @@ pub struct Options {
     pub image: String,
     /// The Gateway's `gatewayClassName`.
     pub gateway_class: String,
+    /// Listeners as Ingresses for the AWS Load Balancer Controller instead of Gateway
+    /// API objects (`--ingress eks`).
+    pub eks: bool,
 }
 
 /// The label every object of the stack carries, and pods' own labels.
@@ -763,10 +766,11 @@ fn tg_path<'a>(tg: &'a TargetGroupSpec, key: &'a str) -> Vec<Seg<'a>> {
 
 fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) -> Vec<Value> {
     let name = cx.services.name(&tg.name);
-    if tg.algorithm != Algorithm::RoundRobin {
+    let eks = cx.opts.eks;
+    if tg.algorithm != Algorithm::RoundRobin && !eks {
         cx.w.warn(&tg_path(tg, "algorithm"), format!("target group `{}`: algorithm {:?} does not carry over; the Gateway's implementation picks endpoints its own way", tg.name, tg.algorithm));
     }
-    if tg.anomaly_mitigation {
+    if tg.anomaly_mitigation && !(eks && tg.algorithm == Algorithm::WeightedRandom) {
         cx.w.warn(
             &tg_path(tg, "anomaly_mitigation"),
             format!(
@@ -775,7 +779,7 @@ fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) -> Vec<Value> {
             ),
         );
     }
-    if tg.slow_start.as_millis() > 0 {
+    if tg.slow_start.as_millis() > 0 && !eks {
         cx.w.warn(
             &tg_path(tg, "slow_start"),
             format!(
@@ -808,7 +812,7 @@ fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) -> Vec<Value> {
         "ports".into(),
         json!([{ "name": "http", "port": tg.port, "targetPort": tg.port, "protocol": "TCP" }]),
     );
-    if let Some(s) = &tg.stickiness {
+    if let Some(s) = tg.stickiness.as_ref().filter(|_| !eks) {
         let timeout = secs(s.duration).clamp(1, 86_400);
         spec.insert("sessionAffinity".into(), json!("ClientIP"));
         spec.insert(
@@ -817,10 +821,14 @@ fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) -> Vec<Value> {
         );
         cx.w.warn(&tg_path(tg, "stickiness"), format!("target group `{}`: cookie stickiness becomes the Service's ClientIP affinity ({timeout}s), which most Gateway implementations bypass; Gateway API session persistence is experimental", tg.name));
     }
+    let mut meta = metadata(cx, &name);
+    if eks {
+        meta["annotations"] = Value::Object(eks::service_annotations(tg));
+    }
     vec![json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(cx, &name),
+        "metadata": meta,
         "spec": spec,
     })]
 }
@@ -841,6 +849,9 @@ fn rule_path<'a>(l: &'a ListenerSpec, r: &Rule, key: &'a str) -> Vec<Seg<'a>> {
 
 fn listener(cx: &mut Cx<'_, '_>, l: &ListenerSpec) -> Vec<Value> {
     let name = cx.listeners.name(&l.name);
+    if cx.opts.eks {
+        return eks::ingress(cx, l, &name);
+    }
     let open: Vec<String> = l.ingress.iter().map(ToString::to_string).collect();
     if open != ["0.0.0.0/0", "::/0"] && open != ["0.0.0.0/0"] {
         cx.w.warn(&listener_path(l, "ingress"), format!("listener `{}`: the ingress list ({}) has no Gateway API field; use loadBalancerSourceRanges on the Gateway's Service or a NetworkPolicy", l.name, open.join(", ")));
@@ -1140,6 +1151,8 @@ fn unexported(cx: &mut Cx<'_, '_>) {
         );
     }
 }
+
+mod eks;
 
 #[cfg(test)]
 mod tests;

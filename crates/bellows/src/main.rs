@@ -456,6 +456,12 @@ impl Command {
     }
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum IngressKind {
+    Gateway,
+    Eks,
+}
+
 #[derive(Debug, Subcommand)]
 enum ExportTarget {
     /// Per group a Deployment, PodDisruptionBudget and autoscaler (HPA, KEDA
@@ -473,6 +479,10 @@ enum ExportTarget {
         /// The Gateways' gatewayClassName.
         #[arg(long, default_value = "default", value_name = "NAME")]
         gateway_class: String,
+        /// `gateway` (Gateway API), or `eks`: an Ingress per listener with the AWS Load
+        /// Balancer Controller's annotations, which keep ALB's behaviour.
+        #[arg(long, value_enum, default_value = "gateway")]
+        ingress: IngressKind,
         /// Fail (exit 1, nothing written) when any setting does not carry over.
         #[arg(long)]
         strict: bool,
@@ -732,6 +742,7 @@ fn main() -> ExitCode {
                     image,
                     output,
                     gateway_class,
+                    ingress,
                     strict,
                 } => export::kubernetes(
                     export::Target {
@@ -742,6 +753,7 @@ fn main() -> ExitCode {
                     bellows_export::kubernetes::Options {
                         image,
                         gateway_class,
+                        eks: matches!(ingress, IngressKind::Eks),
                     },
                 ),
                 ExportTarget::Terraform {

@@ -105,6 +105,30 @@ fn kubernetes_export_of_every_example_passes_the_schemas() {
             stack.display()
         );
         all.extend(files_in(&out));
+        // The EKS flavour: an Ingress for the AWS Load Balancer Controller.
+        let eks = dir.join(format!(
+            "{}-eks",
+            stack.file_stem().unwrap().to_string_lossy()
+        ));
+        let o = run(Command::new(BIN)
+            .args([
+                "export",
+                "kubernetes",
+                "--ingress",
+                "eks",
+                "--image",
+                "registry.example/bellows:1",
+                "-o",
+            ])
+            .arg(&eks)
+            .arg(&stack));
+        assert!(
+            o.status.success(),
+            "{} --ingress eks: {}",
+            stack.display(),
+            text(&o)
+        );
+        all.extend(files_in(&eks));
     }
     let o = run(Command::new("kubernetes-validate")
         .arg("--strict")

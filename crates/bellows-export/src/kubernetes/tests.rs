@@ -4,6 +4,7 @@ fn opts() -> Options {
     Options {
         image: "registry.example/bellows:1".to_owned(),
         gateway_class: "example".to_owned(),
+        eks: false,
     }
 }
 
@@ -201,5 +202,40 @@ redirect = { status = 301, protocol = "https", port = "443" }
 fn output_is_deterministic() {
     for src in [&hpa() as &str, KPA, PREDICTIVE, TRACKER, FLASK] {
         assert_eq!(run(src).1, run(src).1);
+    }
+}
+
+#[test]
+fn the_eks_ingress_keeps_albs_behaviour() {
+    let stack = bellows_core::stack::parse(TRACKER).unwrap();
+    let e = export(
+        &stack,
+        TRACKER,
+        &Options {
+            eks: true,
+            ..opts()
+        },
+    );
+    let all = e
+        .files
+        .iter()
+        .map(|(_, d)| d.as_str())
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let w = warnings(&e).join("\n");
+    for needle in [
+        "kind: \"Ingress\"",
+        "alb.ingress.kubernetes.io/target-group-attributes: \"deregistration_delay.timeout_seconds=30,load_balancing.algorithm.type=least_outstanding_requests,stickiness.enabled=true,stickiness.type=lb_cookie,stickiness.lb_cookie.duration_seconds=86400\"",
+        "alb.ingress.kubernetes.io/healthcheck-path: \"/app-x7k9m2n8/health\"",
+        "path: \"/app-x7k9m2n8/*\"",
+        "alb.ingress.kubernetes.io/actions.default-action: \"{\\\"fixedResponseConfig\\\"",
+        "name: \"use-annotation\"",
+    ] {
+        assert!(all.contains(needle), "{needle} in\n{all}");
+    }
+    assert!(!all.contains("Gateway"), "{all}");
+    // What the controller carries is no longer warned about.
+    for gone in ["fixed response", "stickiness", "algorithm"] {
+        assert!(!w.contains(gone), "{gone} in\n{w}");
     }
 }
