@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod hcl;
+pub mod import;
 pub mod kubernetes;
 mod locate;
 pub mod names;

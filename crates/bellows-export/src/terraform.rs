@@ -758,7 +758,15 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
                 "autoscaling_group_name",
                 raw(format!("aws_autoscaling_group.{id}.name")),
             )
-            .attr("recurrence", s.cron.to_string())
+            .attr(
+                "recurrence",
+                s.cron
+                    .to_string()
+                    .split_whitespace()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .attr("time_zone", time_zone)
             .opt("min_size", s.min)
             .opt("max_size", s.max)

@@ -82,3 +82,60 @@ fn finish(t: &Target, export: Export, separator: &str) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `bellows import terraform DIR [-o STACK]`: every `.tf` of DIR, in name order.
+pub fn import_terraform(dir: &Path, output: Option<&Path>) -> Result<ExitCode> {
+    let mut sources = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tf"))
+        .collect();
+    entries.sort();
+    if entries.is_empty() {
+        eprintln!("{}: no .tf file", dir.display());
+        return Ok(ExitCode::from(2));
+    }
+    for p in entries {
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        sources.push(bellows_export::import::Source {
+            name: p.display().to_string(),
+            text,
+        });
+    }
+    let stack_name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "imported".to_owned());
+    let imported = match bellows_export::import::import(&sources, &stack_name) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for w in &imported.warnings {
+        eprintln!("{w}");
+    }
+    let name = output.map_or_else(
+        || "(imported stack)".to_owned(),
+        |p| p.display().to_string(),
+    );
+    // What is written must be a stack `bellows up` accepts.
+    if stack_file::parse(&name, &imported.stack).is_err() {
+        eprintln!("{name}: the imported stack is not valid (above); it is printed as it is:");
+        out!("{}", imported.stack.trim_end());
+        return Ok(ExitCode::from(2));
+    }
+    match output {
+        Some(p) => {
+            std::fs::write(p, &imported.stack)
+                .with_context(|| format!("writing {}", p.display()))?;
+            eprintln!("{}: wrote {name}", dir.display());
+        }
+        None => out!("{}", imported.stack.trim_end()),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -407,6 +407,11 @@ enum Command {
         #[command(subcommand)]
         target: ExportTarget,
     },
+    /// Write a stack file from what another tool describes: a Terraform directory.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Run one of the sample applications (what instances run).
     App {
         #[command(subcommand)]
@@ -449,11 +454,28 @@ impl Command {
             Command::Scenario(args) => Some(args.conn.clone()),
             Command::Validate { .. }
             | Command::Export { .. }
+            | Command::Import { .. }
             | Command::Sim { .. }
             | Command::Load(_)
             | Command::App { .. } => None,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportSource {
+    /// Every .tf file of DIR: variables' defaults, locals and simple expressions are
+    /// evaluated; the load balancer, target groups, listeners and rules, launch
+    /// templates, auto scaling groups, policies, schedules and alarms become the stack;
+    /// every module, data source, resource or argument left out is a warning with its
+    /// file:line:column.
+    Terraform {
+        /// The Terraform directory.
+        dir: PathBuf,
+        /// Write the stack file here (stdout without it).
+        #[arg(short = 'o', long, value_name = "STACK")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -736,6 +758,9 @@ fn main() -> ExitCode {
             Command::Load(args) => load::load(*args).await,
             Command::Scenario(args) => scenario::run(ctx, args).await,
             Command::App { app, .. } => run_app(app).await,
+            Command::Import {
+                source: ImportSource::Terraform { dir, output },
+            } => export::import_terraform(&dir, output.as_deref()),
             Command::Export { target } => match target {
                 ExportTarget::Kubernetes {
                     file,

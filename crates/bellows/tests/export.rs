@@ -352,3 +352,48 @@ fn strict_terraform_export_fails_on_a_clamped_value() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("resource \"aws_lb\" \"main\""));
 }
+
+#[test]
+fn import_terraform_of_every_exported_example_gives_a_valid_stack() {
+    let (dir, _) = scratch();
+    for stack in examples() {
+        let stem = stack.file_stem().unwrap().to_string_lossy().into_owned();
+        let tf = dir.join(&stem);
+        let o = run(Command::new(BIN)
+            .args(["export", "terraform", "-o"])
+            .arg(&tf)
+            .arg(&stack));
+        assert!(o.status.success(), "{}", text(&o));
+        let back = dir.join(format!("{stem}.toml"));
+        let o = run(Command::new(BIN)
+            .args(["import", "terraform"])
+            .arg(&tf)
+            .arg("-o")
+            .arg(&back));
+        let t = text(&o);
+        assert!(o.status.success(), "{}: {t}", stack.display());
+        // Left out, each with its place: the network (security groups, subnets).
+        assert!(
+            t.contains("main.tf:") && t.contains(": warning: resource aws_security_group.lb"),
+            "{t}"
+        );
+        let o = run(Command::new(BIN).arg("validate").arg(&back));
+        assert!(o.status.success(), "{}: {}", back.display(), text(&o));
+        let groups = std::fs::read_to_string(&back)
+            .unwrap()
+            .matches("\n[groups.")
+            .count();
+        assert!(groups >= 1, "{}", back.display());
+    }
+    // Not HCL: an error with its place, exit 2.
+    let bad = dir.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("main.tf"),
+        "resource \"aws_lb\" \"x\" {\n  name = \n",
+    )
+    .unwrap();
+    let o = run(Command::new(BIN).args(["import", "terraform"]).arg(&bad));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("main.tf:"), "{}", text(&o));
+}
