@@ -558,6 +558,7 @@ fn hpa_behavior(cx: &mut Cx<'_, '_>, p: &PolicySpec, h: &HpaSpec) -> Value {
         json!(secs(h.scale_down_window)),
     );
     if h.tolerance != d.tolerance {
+        cx.w.warn(&policy_path(p, "tolerance"), format!("policy `{}`: a tolerance of one HPA's own ({}) needs Kubernetes 1.35 or later (HPAConfigurableTolerance); older clusters use the controller's 0.1", p.name, number(h.tolerance)));
         // Per-direction tolerance (HPAConfigurableTolerance, Kubernetes 1.35 and later).
         up.insert("tolerance".into(), json!(number(h.tolerance)));
         down.insert("tolerance".into(), json!(number(h.tolerance)));

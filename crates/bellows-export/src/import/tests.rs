@@ -247,3 +247,22 @@ fn a_file_that_is_not_hcl_is_an_error_with_its_place() {
     .unwrap_err();
     assert!(e.starts_with("bad.tf:"), "{e}");
 }
+
+#[test]
+fn any_prefix_of_a_terraform_file_imports_or_errors_without_panicking() {
+    let src = include_str!("../../../../examples/ip-tracker.toml");
+    let stack = bellows_core::stack::parse(src).unwrap();
+    let tf = crate::terraform::export(&stack, src).files.remove(0).1;
+    let mut cuts = 0;
+    for (i, _) in tf.char_indices().step_by(7) {
+        let _ = import(
+            &[Source {
+                name: "main.tf".into(),
+                text: tf[..i].to_owned(),
+            }],
+            "x",
+        );
+        cuts += 1;
+    }
+    assert!(cuts > 500, "{cuts}");
+}

@@ -239,3 +239,30 @@ fn the_eks_ingress_keeps_albs_behaviour() {
         assert!(!w.contains(gone), "{gone} in\n{w}");
     }
 }
+
+#[test]
+fn hpa_windows_and_tolerance_carry_over_and_cluster_wide_settings_are_warned() {
+    let src = hpa().replace(
+        "target = 50",
+        "target = 50\ntolerance = 0.05\nsync_period = \"30s\"\nscale_down_window = \"2m\"",
+    );
+    let (e, all) = run(&src);
+    assert!(all.contains("tolerance: \"0.05\""), "{all}");
+    assert!(all.contains("stabilizationWindowSeconds: 120"), "{all}");
+    let w = warnings(&e).join("\n");
+    let line = |k: &str| src.lines().position(|l| l.starts_with(k)).unwrap() + 1;
+    assert!(
+        w.contains(&format!(
+            "s.toml:{}:1: warning: policy `hpa`: sync_period 30s",
+            line("sync_period")
+        )),
+        "{w}"
+    );
+    assert!(
+        w.contains(&format!(
+            "s.toml:{}:1: warning: policy `hpa`: a tolerance",
+            line("tolerance")
+        )),
+        "{w}"
+    );
+}
