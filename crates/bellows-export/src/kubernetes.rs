@@ -8,7 +8,9 @@ use bellows_core::alarm::{AlarmSpec, Comparison};
 use bellows_core::lb::rules::{Action, Conditions, Rule};
 use bellows_core::lb::select::Algorithm;
 use bellows_core::metrics::Statistic;
-use bellows_core::scaling::{HpaSpec, KpaSpec, PolicyKind, PolicySpec, TrackedMetric};
+use bellows_core::scaling::{
+    HpaSpec, KpaSpec, PolicyKind, PolicySpec, ScheduledAction, TrackedMetric,
+};
 use bellows_core::stack::{
     GroupSpec, HealthCheckType, ListenerSpec, Stack, TargetGroupSpec, TerminationPolicy,
 };
@@ -173,15 +175,11 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) -> Vec<Value> {
             ),
         );
     }
-    for s in cx.stack.scheduled.iter().filter(|s| s.group == g.name) {
-        let at = [Seg::Key("groups"), Seg::Key(&g.name), Seg::Key("scheduled")];
-        cx.w.warn(&at, format!("scheduled action `{}` (cron \"{}\") is not exported: a KEDA cron trigger is a window with a floor, not a change at a point in time", s.name, s.cron));
-    }
-
     let kpa = policies.iter().find_map(|p| match &p.kind {
         PolicyKind::Kpa(k) => Some((*p, k)),
         _ => None,
     });
+    let cron = scheduled(cx, g, kpa.is_none());
     if let Some((p, k)) = kpa {
         for other in policies.iter().filter(|o| o.name != p.name) {
             cx.w.warn(&policy_path(other, "type"), format!("policy `{}` is not exported: group `{}` scales with the Knative policy `{}`, which owns its scale", other.name, g.name, p.name));
@@ -189,7 +187,7 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) -> Vec<Value> {
         return vec![knative_service(cx, g, p, k)];
     }
 
-    let mut autoscaler = autoscaler(cx, g, &name, &policies);
+    let mut autoscaler = autoscaler(cx, g, &name, &policies, cron);
     let mut deployment = deployment(cx, g, &name, autoscaler.is_none());
     let pdb = json!({
         "apiVersion": "policy/v1",
@@ -202,6 +200,97 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) -> Vec<Value> {
         docs.push(a);
     }
     docs
+}
+
+/// Scheduled actions as KEDA cron triggers: an action that raises the floor above the
+/// group's min starts a window that the next action lowering it again ends (KEDA's
+/// cron trigger is a window with a floor, not a change at a point in time).
+fn scheduled(cx: &mut Cx<'_, '_>, g: &GroupSpec, exported: bool) -> Vec<Value> {
+    let list: Vec<&ScheduledAction> = cx
+        .stack
+        .scheduled
+        .iter()
+        .filter(|s| s.group == g.name)
+        .collect();
+    let at = |i: usize, key: &'static str| {
+        vec![
+            Seg::Key("groups"),
+            Seg::Key(&g.name),
+            Seg::Key("scheduled"),
+            Seg::Index(i),
+            Seg::Key(key),
+        ]
+    };
+    let floor = |s: &ScheduledAction| s.desired.or(s.min).unwrap_or(g.min);
+    let mut triggers = Vec::new();
+    let mut paired = vec![false; list.len()];
+    for (i, s) in list.iter().enumerate() {
+        if s.max.is_some() {
+            cx.w.warn(
+                &at(i, "max"),
+                format!(
+                    "scheduled action `{}`: a scheduled max has no KEDA counterpart",
+                    s.name
+                ),
+            );
+        }
+        if !exported || floor(s) <= g.min {
+            continue;
+        }
+        let end = list
+            .iter()
+            .enumerate()
+            .skip(i + 1)
+            .chain(list.iter().enumerate().take(i))
+            .find(|(_, e)| floor(e) <= g.min);
+        let Some((j, e)) = end else {
+            continue;
+        };
+        let (Some(zone), Some(end_zone)) = (time_zone(&s.cron), time_zone(&e.cron)) else {
+            continue;
+        };
+        if zone != end_zone {
+            continue;
+        }
+        paired[i] = true;
+        paired[j] = true;
+        let fields = |c: &bellows_core::schedule::Cron| {
+            c.to_string()
+                .split_whitespace()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        cx.w.warn(&at(i, "cron"), format!("scheduled actions `{}` and `{}` become a KEDA cron window from \"{}\" to \"{}\" with a floor of {} replicas", s.name, e.name, fields(&s.cron), fields(&e.cron), floor(s)));
+        triggers.push(json!({
+            "type": "cron",
+            "metadata": {
+                "timezone": zone,
+                "start": fields(&s.cron),
+                "end": fields(&e.cron),
+                "desiredReplicas": floor(s).to_string(),
+            },
+        }));
+    }
+    for (i, s) in list.iter().enumerate() {
+        if !paired[i] {
+            cx.w.warn(&at(i, "cron"), format!("scheduled action `{}` (cron \"{}\") is not exported: a KEDA cron trigger needs a window, from an action raising the floor above min to one lowering it, in one time zone", s.name, s.cron));
+        }
+    }
+    triggers
+}
+
+/// An IANA zone for KEDA's `timezone`.
+fn time_zone(c: &bellows_core::schedule::Cron) -> Option<String> {
+    match c.zone() {
+        bellows_core::schedule::Zone::Named(n) => Some(n.clone()),
+        bellows_core::schedule::Zone::Fixed(0) => Some("Etc/UTC".to_owned()),
+        bellows_core::schedule::Zone::Fixed(m) if m % 60 == 0 => {
+            let h = -m / 60;
+            Some(format!("Etc/GMT{}{h}", if h > 0 { "+" } else { "" }))
+        }
+        bellows_core::schedule::Zone::Fixed(_) => None,
+    }
 }
 
 fn policy_path<'a>(p: &'a PolicySpec, key: &'a str) -> Vec<Seg<'a>> {
@@ -427,8 +516,9 @@ fn autoscaler(
     g: &GroupSpec,
     name: &str,
     policies: &[&PolicySpec],
+    cron: Vec<Value>,
 ) -> Option<Value> {
-    let mut scalers = Vec::new();
+    let mut scalers: Vec<Scaler> = cron.into_iter().map(Scaler::Keda).collect();
     let mut behavior: Option<Value> = None;
     for p in policies {
         match &p.kind {

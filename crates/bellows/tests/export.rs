@@ -18,7 +18,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Every example stack of the repository.
+/// Every example stack of the repository, and tests/export/everything.toml.
 fn examples() -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in ["examples", "examples/sim"] {
@@ -31,6 +31,8 @@ fn examples() -> Vec<PathBuf> {
     }
     out.sort();
     assert!(out.len() >= 8, "examples: {out:?}");
+    // And one stack with every setting the exporters map or warn about.
+    out.push(repo().join("crates/bellows/tests/export/everything.toml"));
     out
 }
 

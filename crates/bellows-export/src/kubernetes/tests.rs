@@ -266,3 +266,42 @@ fn hpa_windows_and_tolerance_carry_over_and_cluster_wide_settings_are_warned() {
         "{w}"
     );
 }
+
+#[test]
+fn scheduled_actions_become_a_keda_cron_window() {
+    let src = format!(
+        "{}{}",
+        hpa(),
+        r#"
+[[groups.web.scheduled]]
+name = "morning"
+cron = "0 8 * * 1-5"
+time_zone = "Europe/Paris"
+min = 4
+max = 30
+
+[[groups.web.scheduled]]
+name = "evening"
+cron = "0 20 * * 1-5"
+time_zone = "Europe/Paris"
+min = 1
+"#
+    );
+    let (e, all) = run(&src);
+    assert!(all.contains("kind: \"ScaledObject\""), "{all}");
+    assert!(all.contains("start: \"0 8 * * 1-5\""), "{all}");
+    assert!(all.contains("end: \"0 20 * * 1-5\""), "{all}");
+    assert!(all.contains("desiredReplicas: \"4\""), "{all}");
+    assert!(all.contains("timezone: \"Europe/Paris\""), "{all}");
+    // The HPA's CPU target rides along as a KEDA cpu trigger.
+    assert!(all.contains("type: \"cpu\""), "{all}");
+    let w = warnings(&e).join("\n");
+    let line = src.lines().position(|l| l == "max = 30").unwrap() + 1;
+    assert!(
+        w.contains(&format!(
+            "s.toml:{line}:1: warning: scheduled action `morning`: a scheduled max"
+        )),
+        "{w}"
+    );
+    assert!(w.contains("become a KEDA cron window"), "{w}");
+}
