@@ -188,6 +188,28 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) -> Vec<Value> {
     }
 
     let mut autoscaler = autoscaler(cx, g, &name, &policies, cron);
+    if autoscaler.is_some() {
+        for (key, what) in [
+            (
+                "default_cooldown",
+                "the autoscaler's scale-down stabilization window is the counterpart",
+            ),
+            (
+                "default_instance_warmup",
+                "the HPA leaves out pods not yet ready (the controller's --horizontal-pod-autoscaler-cpu-initialization-period)",
+            ),
+        ] {
+            if cx.w.at.has(&group_path(g, key)) {
+                cx.w.warn(
+                    &group_path(g, key),
+                    format!(
+                        "group `{}`: {key} does not carry over per group; {what}",
+                        g.name
+                    ),
+                );
+            }
+        }
+    }
     let mut deployment = deployment(cx, g, &name, autoscaler.is_none());
     let pdb = json!({
         "apiVersion": "policy/v1",
@@ -947,7 +969,7 @@ fn listener(cx: &mut Cx<'_, '_>, l: &ListenerSpec) -> Vec<Value> {
     if open != ["0.0.0.0/0", "::/0"] && open != ["0.0.0.0/0"] {
         cx.w.warn(&listener_path(l, "ingress"), format!("listener `{}`: the ingress list ({}) has no Gateway API field; use loadBalancerSourceRanges on the Gateway's Service or a NetworkPolicy", l.name, open.join(", ")));
     }
-    for key in ["idle_timeout", "header_timeout", "max_body"] {
+    for key in ["idle_timeout", "header_timeout", "max_body", "access_log"] {
         if cx.w.at.has(&listener_path(l, key)) {
             cx.w.warn(&listener_path(l, key), format!("listener `{}`: {key} has no Gateway API field (each implementation has its own)", l.name));
         }

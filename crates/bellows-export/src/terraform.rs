@@ -260,6 +260,14 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
         }
     }
     for l in &s.listeners {
+        let log = [
+            Seg::Key("listeners"),
+            Seg::Key(&l.name),
+            Seg::Key("access_log"),
+        ];
+        if l.access_log && cx.w.at.has(&log) {
+            cx.w.warn(&log, format!("listener `{}`: ALB access logs need an S3 bucket (the load balancer's access_logs block); not exported", l.name));
+        }
         for key in ["header_timeout", "max_body"] {
             let at = [Seg::Key("listeners"), Seg::Key(&l.name), Seg::Key(key)];
             if cx.w.at.has(&at) {

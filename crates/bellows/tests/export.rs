@@ -193,7 +193,11 @@ fn strict_export_fails_on_a_warning_and_names_its_place() {
     // example registers port 8000 but launches on 5000: that is warned about).
     let clean = dir.join("hpa.toml");
     let src = std::fs::read_to_string(repo().join("examples/sim/hpa.toml")).unwrap();
-    std::fs::write(&clean, src.replace("port = 8000", "port = 5000")).unwrap();
+    // (and its default_instance_warmup is the controller's flag in Kubernetes).
+    let src = src
+        .replace("port = 8000", "port = 5000")
+        .replace("default_instance_warmup = \"60s\"\n", "");
+    std::fs::write(&clean, src).unwrap();
     let o = run(Command::new(BIN)
         .args(["export", "kubernetes", "--strict", "--image", "x:1"])
         .arg(&clean));

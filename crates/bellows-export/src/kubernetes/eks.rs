@@ -196,6 +196,9 @@ pub(super) fn ingress(cx: &mut Cx<'_, '_>, l: &ListenerSpec, name: &str) -> Vec<
         put("ip-address-type", "dualstack".to_owned());
     }
     put("inbound-cidrs", cidrs.join(","));
+    if l.access_log && cx.w.at.has(&listener_path(l, "access_log")) {
+        cx.w.warn(&listener_path(l, "access_log"), format!("listener `{}`: ALB access logs need an S3 bucket (load-balancer-attributes access_logs.s3.*); not exported", l.name));
+    }
     for key in ["header_timeout", "max_body"] {
         if cx.w.at.has(&listener_path(l, key)) {
             cx.w.warn(

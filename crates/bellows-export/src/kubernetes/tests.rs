@@ -48,7 +48,13 @@ fn an_hpa_policy_becomes_an_hpa_and_the_deployment_leaves_replicas_to_it() {
         all.contains("cpu: \"1\"") && all.contains("memory: \"1024Mi\""),
         "{all}"
     );
-    assert!(warnings(&e).is_empty(), "{:?}", warnings(&e));
+    // The one setting that does not carry over: the group's warmup.
+    let w = warnings(&e);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("default_instance_warmup does not carry over"),
+        "{w:?}"
+    );
 }
 
 #[test]
