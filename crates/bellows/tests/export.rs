@@ -403,3 +403,61 @@ fn import_terraform_of_every_exported_example_gives_a_valid_stack() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("main.tf:"), "{}", text(&o));
 }
+
+#[test]
+fn a_stack_imported_from_exported_terraform_runs_and_serves() {
+    use std::io::{Read, Write};
+    let (dir, network) = scratch();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let src = std::fs::read_to_string(repo().join("examples/mp2-load-balancing.toml")).unwrap();
+    let original = dir.join("original.toml");
+    std::fs::write(
+        &original,
+        src.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let tf = dir.join("tf");
+    let o = run(Command::new(BIN)
+        .args(["export", "terraform", "-o"])
+        .arg(&tf)
+        .arg(&original));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(Command::new(BIN).args(["import", "terraform"]).arg(&tf));
+    assert!(o.status.success(), "{}", text(&o));
+    // What only bellows has (its control address, its loopback network) is not in
+    // Terraform: this machine's are added.
+    let imported = String::from_utf8(o.stdout).unwrap().replace(
+        "[stack]\n",
+        &format!("[stack]\ninstance_network = \"{network}\"\n"),
+    );
+    let stack = dir.join("imported.toml");
+    std::fs::write(&stack, imported).unwrap();
+    let up = common::Up::start_file(&stack, &dir);
+    up.wait_for(
+        "both instances in service",
+        std::time::Duration::from_secs(30),
+        |u| u.in_service().len() == 2,
+    );
+    // Through the load balancer, once the targets pass their health checks.
+    let get = || {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let start = std::time::Instant::now();
+    let mut answer = get();
+    while !answer.starts_with("HTTP/1.1 200")
+        && start.elapsed() < std::time::Duration::from_secs(30)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        answer = get();
+    }
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}\n{}", up.log());
+}
