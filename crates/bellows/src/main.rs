@@ -16,6 +16,7 @@ macro_rules! out {
 mod clock;
 mod commands;
 mod context;
+mod export;
 mod load;
 mod scenario;
 mod sim;
@@ -407,6 +408,18 @@ enum Command {
     /// a stack of its own or a running `up` (--attach): a narrated timeline and a
     /// verdict; exit 0 on pass, 1 on fail.
     Scenario(scenario::ScenarioArgs),
+    /// Write the stack for the engines that run fleets: Kubernetes manifests or AWS
+    /// Terraform. Every setting that does not carry over is a warning with the stack
+    /// file's file:line:column.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
+    /// Write a stack file from what another tool describes: a Terraform directory.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Run one of the sample applications (what instances run).
     App {
         #[command(subcommand)]
@@ -449,11 +462,75 @@ impl Command {
             } => Some(conn.clone()),
             Command::Scenario(args) => Some(args.conn.clone()),
             Command::Validate { .. }
+            | Command::Export { .. }
+            | Command::Import { .. }
             | Command::Sim { .. }
             | Command::Load(_)
             | Command::App { .. } => None,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportSource {
+    /// Every .tf file of DIR: variables' defaults, locals and simple expressions are
+    /// evaluated; the load balancer, target groups, listeners and rules, launch
+    /// templates, auto scaling groups, policies, schedules and alarms become the stack;
+    /// every module, data source, resource or argument left out is a warning with its
+    /// file:line:column.
+    Terraform {
+        /// The Terraform directory.
+        dir: PathBuf,
+        /// Write the stack file here (stdout without it).
+        #[arg(short = 'o', long, value_name = "STACK")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum IngressKind {
+    Gateway,
+    Eks,
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportTarget {
+    /// Per group a Deployment, PodDisruptionBudget and autoscaler (HPA, KEDA
+    /// ScaledObject or Knative Service); per target group a Service; per listener a
+    /// Gateway API Gateway and HTTPRoutes. One YAML file each in DIR, or all to stdout.
+    Kubernetes {
+        /// The stack file.
+        file: PathBuf,
+        /// The container image every group runs (it must hold the launch command).
+        #[arg(long)]
+        image: String,
+        /// Write one file per group, target group and listener here.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// The Gateways' gatewayClassName.
+        #[arg(long, default_value = "default", value_name = "NAME")]
+        gateway_class: String,
+        /// `gateway` (Gateway API), or `eks`: an Ingress per listener with the AWS Load
+        /// Balancer Controller's annotations, which keep ALB's behaviour.
+        #[arg(long, value_enum, default_value = "gateway")]
+        ingress: IngressKind,
+        /// Fail (exit 1, nothing written) when any setting does not carry over.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Terraform for AWS (hashicorp/aws): load balancer, listeners and rules, target
+    /// groups, security groups, launch template, auto scaling group, policies,
+    /// scheduled actions and alarms; VPC, subnets and image id are variables.
+    Terraform {
+        /// The stack file.
+        file: PathBuf,
+        /// Write main.tf here (stdout without it).
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Fail (exit 1, nothing written) when any value is clamped or dropped.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -691,6 +768,39 @@ fn main() -> ExitCode {
             Command::Load(args) => load::load(*args).await,
             Command::Scenario(args) => scenario::run(ctx, args).await,
             Command::App { app, .. } => run_app(app).await,
+            Command::Import {
+                source: ImportSource::Terraform { dir, output },
+            } => export::import_terraform(&dir, output.as_deref()),
+            Command::Export { target } => match target {
+                ExportTarget::Kubernetes {
+                    file,
+                    image,
+                    output,
+                    gateway_class,
+                    ingress,
+                    strict,
+                } => export::kubernetes(
+                    export::Target {
+                        file,
+                        output,
+                        strict,
+                    },
+                    bellows_export::kubernetes::Options {
+                        image,
+                        gateway_class,
+                        eks: matches!(ingress, IngressKind::Eks),
+                    },
+                ),
+                ExportTarget::Terraform {
+                    file,
+                    output,
+                    strict,
+                } => export::terraform(export::Target {
+                    file,
+                    output,
+                    strict,
+                }),
+            },
             Command::Sim {
                 files,
                 trace,

@@ -1,0 +1,1056 @@
+//! `bellows export terraform`: the stack as hashicorp/aws resources in one `main.tf`.
+//! The stack file is modelled on ALB, EC2 Auto Scaling and CloudWatch, so most of it
+//! maps one to one; values outside AWS's ranges are clamped and warned about with
+//! their place in the stack file, and what AWS has no counterpart for is named.
+
+use bellows_core::Duration;
+use bellows_core::alarm::{AlarmSpec, Comparison, MissingData};
+use bellows_core::lb::rules::{Action, FixedResponse, Redirect, Rule, WeightedTargetGroup};
+use bellows_core::lb::select::Algorithm;
+use bellows_core::metrics::Statistic;
+use bellows_core::scaling::{AdjustmentType, PolicyKind, PolicySpec, TrackedMetric};
+use bellows_core::schedule::Zone;
+use bellows_core::stack::{
+    GroupSpec, HealthCheckType, ListenerSpec, Stack, TargetGroupSpec, TerminationPolicy,
+};
+
+use crate::hcl::{Block, Expr, file, raw};
+use crate::locate::{Seg, path};
+use crate::{Export, Warnings, number, secs};
+
+/// A Terraform identifier for a stack name (they may start with a digit; these not).
+fn ident(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("n{s}")
+    } else {
+        s
+    }
+}
+
+struct Cx<'a, 's> {
+    stack: &'a Stack,
+    w: Warnings<'s>,
+    blocks: Vec<Block>,
+}
+
+/// Exports the stack; `src` is the stack file's text, for the warnings' places.
+pub fn export(stack: &Stack, src: &str) -> Export {
+    let mut cx = Cx {
+        stack,
+        w: Warnings::new(src),
+        blocks: Vec::new(),
+    };
+    header(&mut cx);
+    crate::check_ports(&mut cx.w, stack);
+    load_balancer(&mut cx);
+    for tg in &stack.target_groups {
+        target_group(&mut cx, tg);
+    }
+    for l in &stack.listeners {
+        listener(&mut cx, l);
+    }
+    for g in &stack.groups {
+        group(&mut cx, g);
+    }
+    for p in &stack.policies {
+        policy(&mut cx, p);
+    }
+    for a in &stack.alarms {
+        alarm(&mut cx, a);
+    }
+    for h in &stack.webhooks {
+        cx.w.warn(&path(&format!("webhooks.{}", h.name)), format!("webhook `{}` is not exported: an SNS topic with an HTTPS subscription is AWS's counterpart", h.name));
+    }
+    Export {
+        files: vec![("main.tf".to_owned(), file(&cx.blocks))],
+        warnings: cx.w.finish(),
+        notes: Vec::new(),
+    }
+}
+
+fn variable(name: &str, ty: &str, description: &str, default: Option<Expr>) -> Block {
+    Block::new("variable", &[name])
+        .attr("type", raw(ty))
+        .attr("description", description)
+        .opt("default", default)
+}
+
+fn header(cx: &mut Cx<'_, '_>) {
+    let s = cx.stack;
+    cx.blocks.push(
+        Block::new("terraform", &[])
+            .attr("required_version", ">= 1.5")
+            .block(Block::new("required_providers", &[]).attr(
+                "aws",
+                Expr::Map(vec![
+                    ("source".into(), "hashicorp/aws".into()),
+                    ("version".into(), ">= 5.0".into()),
+                ]),
+            )),
+    );
+    cx.blocks.push(variable(
+        "region",
+        "string",
+        "The AWS region.",
+        Some(s.region.as_str().into()),
+    ));
+    cx.blocks.push(variable(
+        "vpc_id",
+        "string",
+        "The VPC the load balancer, target groups and instances are in.",
+        None,
+    ));
+    let zones: Vec<&str> = s
+        .groups
+        .first()
+        .map(|g| g.zones.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    cx.blocks.push(variable(
+        "subnet_ids",
+        "list(string)",
+        &format!(
+            "Subnets in at least two availability zones (the stack's zones: {}).",
+            zones.join(", ")
+        ),
+        None,
+    ));
+    cx.blocks.push(variable(
+        "image_id",
+        "string",
+        "The AMI instances boot; it must hold the launch commands (bellows for `bellows app ...`).",
+        None,
+    ));
+    cx.blocks
+        .push(Block::new("provider", &["aws"]).attr("region", raw("var.region")));
+}
+
+/// AWS's names for load balancers and target groups: at most 32 letters, digits and
+/// hyphens, not starting or ending with a hyphen.
+fn aws_name(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], what: &str, name: &str) -> String {
+    let n = crate::names::shorten(name, 32, false);
+    if n != name {
+        cx.w.warn(
+            at,
+            format!(
+                "{what} `{name}` is named `{n}` in AWS (at most 32 letters, digits and hyphens)"
+            ),
+        );
+    }
+    n
+}
+
+fn load_balancer(cx: &mut Cx<'_, '_>) {
+    let s = cx.stack;
+    let name = aws_name(cx, &path("stack.name"), "load balancer", &s.name);
+    let mut sg = Block::new("resource", &["aws_security_group", "lb"])
+        .attr(
+            "name_prefix",
+            format!("{}-lb-", crate::names::shorten(&s.name, 20, false)),
+        )
+        .attr(
+            "description",
+            format!("The load balancer of stack {}", s.name),
+        )
+        .attr("vpc_id", raw("var.vpc_id"));
+    sg.push(crate::hcl::Item::Block(
+        Block::new("lifecycle", &[]).attr("create_before_destroy", true),
+    ));
+    cx.blocks.push(sg);
+    for l in &s.listeners {
+        let at = [
+            Seg::Key("listeners"),
+            Seg::Key(&l.name),
+            Seg::Key("ingress"),
+        ];
+        for (i, cidr) in l.ingress.iter().enumerate() {
+            let c = cidr.to_string();
+            let family = if c.contains(':') {
+                "cidr_ipv6"
+            } else {
+                "cidr_ipv4"
+            };
+            cx.blocks.push(
+                Block::new(
+                    "resource",
+                    &[
+                        "aws_vpc_security_group_ingress_rule",
+                        &format!("{}_{i}", ident(&l.name)),
+                    ],
+                )
+                .attr("security_group_id", raw("aws_security_group.lb.id"))
+                .attr("description", format!("listener {} from {c}", l.name))
+                .attr(family, c)
+                .attr("ip_protocol", "tcp")
+                .attr("from_port", u64::from(l.address.port()))
+                .attr("to_port", u64::from(l.address.port())),
+            );
+        }
+        let _ = at;
+    }
+    cx.blocks.push(
+        Block::new(
+            "resource",
+            &["aws_vpc_security_group_egress_rule", "lb_to_instances"],
+        )
+        .attr("security_group_id", raw("aws_security_group.lb.id"))
+        .attr(
+            "referenced_security_group_id",
+            raw("aws_security_group.instances.id"),
+        )
+        .attr("ip_protocol", "tcp")
+        .attr("from_port", 1u64)
+        .attr("to_port", 65535u64),
+    );
+    cx.blocks.push(
+        Block::new("resource", &["aws_security_group", "instances"])
+            .attr(
+                "name_prefix",
+                format!("{}-instances-", crate::names::shorten(&s.name, 20, false)),
+            )
+            .attr("description", format!("The instances of stack {}", s.name))
+            .attr("vpc_id", raw("var.vpc_id")),
+    );
+    let mut ports: Vec<u16> = s.groups.iter().map(|g| g.launch.port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    for p in ports {
+        cx.blocks.push(
+            Block::new(
+                "resource",
+                &[
+                    "aws_vpc_security_group_ingress_rule",
+                    &format!("instances_{p}"),
+                ],
+            )
+            .attr("security_group_id", raw("aws_security_group.instances.id"))
+            .attr(
+                "referenced_security_group_id",
+                raw("aws_security_group.lb.id"),
+            )
+            .attr("ip_protocol", "tcp")
+            .attr("from_port", u64::from(p))
+            .attr("to_port", u64::from(p)),
+        );
+    }
+    cx.blocks.push(
+        Block::new(
+            "resource",
+            &["aws_vpc_security_group_egress_rule", "instances_all"],
+        )
+        .attr("security_group_id", raw("aws_security_group.instances.id"))
+        .attr("cidr_ipv4", "0.0.0.0/0")
+        .attr("ip_protocol", "-1"),
+    );
+    // One load balancer; bellows' listeners are its listeners. Its idle timeout is the
+    // load balancer's, so listeners that differ are warned about.
+    let idle = s.listeners.first().map_or(60, |l| secs(l.idle_timeout));
+    for l in s.listeners.iter().skip(1) {
+        if secs(l.idle_timeout) != idle {
+            cx.w.warn(&[Seg::Key("listeners"), Seg::Key(&l.name), Seg::Key("idle_timeout")], format!("listener `{}`: idle_timeout is the load balancer's in AWS, set once ({idle}s, the first listener's)", l.name));
+        }
+    }
+    for l in &s.listeners {
+        let log = [
+            Seg::Key("listeners"),
+            Seg::Key(&l.name),
+            Seg::Key("access_log"),
+        ];
+        if l.access_log && cx.w.at.has(&log) {
+            cx.w.warn(&log, format!("listener `{}`: ALB access logs need an S3 bucket (the load balancer's access_logs block); not exported", l.name));
+        }
+        for key in ["header_timeout", "max_body"] {
+            let at = [Seg::Key("listeners"), Seg::Key(&l.name), Seg::Key(key)];
+            if cx.w.at.has(&at) {
+                cx.w.warn(
+                    &at,
+                    format!(
+                        "listener `{}`: {key} has no ALB setting and is not exported",
+                        l.name
+                    ),
+                );
+            }
+        }
+    }
+    cx.blocks.push(
+        Block::new("resource", &["aws_lb", "main"])
+            .attr("name", name)
+            .attr("internal", false)
+            .attr("load_balancer_type", "application")
+            .attr(
+                "security_groups",
+                Expr::List(vec![raw("aws_security_group.lb.id")]),
+            )
+            .attr("subnets", raw("var.subnet_ids"))
+            .attr("idle_timeout", idle.clamp(1, 4000)),
+    );
+}
+
+/// Clamps seconds into [lo, hi], warning at `at` when it changes.
+fn clamp(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], what: &str, d: Duration, lo: u64, hi: u64) -> u64 {
+    let s = secs(d);
+    let c = s.clamp(lo, hi);
+    if c != s || !d.as_millis().is_multiple_of(1000) {
+        cx.w.warn(
+            at,
+            format!("{what} {d} becomes {c}s (AWS allows {lo}-{hi} s)"),
+        );
+    }
+    c
+}
+
+fn tg_at<'a>(tg: &'a TargetGroupSpec, keys: &[&'a str]) -> Vec<Seg<'a>> {
+    let mut v = vec![Seg::Key("target_groups"), Seg::Key(&tg.name)];
+    v.extend(keys.iter().map(|k| Seg::Key(k)));
+    v
+}
+
+fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) {
+    let name = aws_name(
+        cx,
+        &[Seg::Key("target_groups"), Seg::Key(&tg.name)],
+        "target group",
+        &tg.name,
+    );
+    let hc = &tg.health_check;
+    let interval = clamp(
+        cx,
+        &tg_at(tg, &["health_check", "interval"]),
+        &format!("target group `{}`: health check interval", tg.name),
+        hc.interval,
+        5,
+        300,
+    );
+    let mut timeout = clamp(
+        cx,
+        &tg_at(tg, &["health_check", "timeout"]),
+        &format!("target group `{}`: health check timeout", tg.name),
+        hc.timeout,
+        2,
+        120,
+    );
+    if timeout >= interval {
+        timeout = interval - 1;
+        cx.w.warn(&tg_at(tg, &["health_check", "timeout"]), format!("target group `{}`: health check timeout becomes {timeout}s (AWS needs it below the interval, {interval}s)", tg.name));
+    }
+    let slow = secs(tg.slow_start);
+    let slow_start = if slow == 0 {
+        0
+    } else {
+        let c = slow.clamp(30, 900);
+        if c != slow {
+            cx.w.warn(
+                &tg_at(tg, &["slow_start"]),
+                format!(
+                    "target group `{}`: slow_start {} becomes {c}s (AWS allows 0 or 30-900 s)",
+                    tg.name, tg.slow_start
+                ),
+            );
+        }
+        c
+    };
+    let dereg = clamp(
+        cx,
+        &tg_at(tg, &["deregistration_delay"]),
+        &format!("target group `{}`: deregistration_delay", tg.name),
+        tg.deregistration_delay,
+        0,
+        3600,
+    );
+    if let Some(n) = tg.max_connections {
+        cx.w.warn(&tg_at(tg, &["max_connections"]), format!("target group `{}`: max_connections = {n} and its queue (queue_size {}, queue_timeout {}) have no ALB counterpart and are not exported", tg.name, tg.queue_size, tg.queue_timeout));
+    }
+    let matcher: Vec<String> = hc
+        .matcher
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    let algorithm = match tg.algorithm {
+        Algorithm::RoundRobin => "round_robin",
+        Algorithm::LeastOutstandingRequests => "least_outstanding_requests",
+        Algorithm::WeightedRandom => "weighted_random",
+    };
+    let mut b = Block::new("resource", &["aws_lb_target_group", &ident(&tg.name)])
+        .attr("name", name)
+        .attr("port", u64::from(tg.port))
+        .attr("protocol", "HTTP")
+        .attr("vpc_id", raw("var.vpc_id"))
+        .attr("target_type", "instance")
+        .attr("deregistration_delay", dereg.to_string())
+        .attr("slow_start", slow_start)
+        .attr("load_balancing_algorithm_type", algorithm);
+    if tg.algorithm == Algorithm::WeightedRandom {
+        b = b.attr(
+            "load_balancing_anomaly_mitigation",
+            if tg.anomaly_mitigation { "on" } else { "off" },
+        );
+    }
+    b = b.block(
+        Block::new("health_check", &[])
+            .attr("enabled", true)
+            .attr("path", hc.path.as_str())
+            .attr("protocol", "HTTP")
+            .attr("port", "traffic-port")
+            .attr("interval", interval)
+            .attr("timeout", timeout)
+            .attr("healthy_threshold", hc.healthy_threshold)
+            .attr("unhealthy_threshold", hc.unhealthy_threshold)
+            .attr("matcher", matcher.join(",")),
+    );
+    if let Some(st) = &tg.stickiness {
+        let d = clamp(
+            cx,
+            &tg_at(tg, &["stickiness", "duration"]),
+            &format!("target group `{}`: stickiness duration", tg.name),
+            st.duration,
+            1,
+            604_800,
+        );
+        let mut s = Block::new("stickiness", &[])
+            .attr("enabled", true)
+            .attr(
+                "type",
+                if st.app_cookie.is_some() {
+                    "app_cookie"
+                } else {
+                    "lb_cookie"
+                },
+            )
+            .attr("cookie_duration", d);
+        if let Some(c) = &st.app_cookie {
+            s = s.attr("cookie_name", c.as_str());
+        }
+        b = b.block(s);
+    }
+    cx.blocks.push(b);
+}
+
+fn tg_arn(name: &str) -> Expr {
+    raw(format!("aws_lb_target_group.{}.arn", ident(name)))
+}
+
+fn forward(kind: &str, groups: &[WeightedTargetGroup]) -> Block {
+    let b = Block::new(kind, &[]).attr("type", "forward");
+    if let [one] = groups {
+        return b.attr("target_group_arn", tg_arn(&one.target_group));
+    }
+    let mut f = Block::new("forward", &[]);
+    for g in groups {
+        f = f.block(
+            Block::new("target_group", &[])
+                .attr("arn", tg_arn(&g.target_group))
+                .attr("weight", g.weight),
+        );
+    }
+    b.block(f)
+}
+
+fn redirect(kind: &str, r: &Redirect) -> Block {
+    let mut rd = Block::new("redirect", &[]).attr("status_code", format!("HTTP_{}", r.status));
+    for (k, v) in [
+        ("protocol", &r.protocol),
+        ("host", &r.host),
+        ("port", &r.port),
+        ("path", &r.path),
+        ("query", &r.query),
+    ] {
+        if let Some(v) = v {
+            let v = if k == "protocol" && !v.starts_with("#{") {
+                v.to_uppercase()
+            } else {
+                v.clone()
+            };
+            rd = rd.attr(k, v);
+        }
+    }
+    Block::new(kind, &[]).attr("type", "redirect").block(rd)
+}
+
+const CONTENT_TYPES: [&str; 5] = [
+    "text/plain",
+    "text/css",
+    "text/html",
+    "application/javascript",
+    "application/json",
+];
+
+fn fixed(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], kind: &str, f: &FixedResponse) -> Block {
+    let ct = if CONTENT_TYPES.contains(&f.content_type.as_str()) {
+        f.content_type.clone()
+    } else {
+        cx.w.warn(
+            at,
+            format!(
+                "fixed response content type \"{}\" becomes text/plain (ALB allows {})",
+                f.content_type,
+                CONTENT_TYPES.join(", ")
+            ),
+        );
+        "text/plain".to_owned()
+    };
+    let mut body = f.body.clone();
+    if body.len() > 1024 {
+        cx.w.warn(at, "a fixed response body is cut to ALB's 1024 bytes");
+        body.truncate(body.floor_char_boundary(1024));
+    }
+    Block::new(kind, &[]).attr("type", "fixed-response").block(
+        Block::new("fixed_response", &[])
+            .attr("content_type", ct)
+            .attr("message_body", body)
+            .attr("status_code", f.status.to_string()),
+    )
+}
+
+/// An action block: `kind` is `default_action` on a listener, `action` on a rule.
+fn action(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], kind: &str, a: &Action) -> Block {
+    match a {
+        Action::Forward(g) => forward(kind, g),
+        Action::Redirect(r) => redirect(kind, r),
+        Action::FixedResponse(f) => fixed(cx, at, kind, f),
+    }
+}
+
+fn listener(cx: &mut Cx<'_, '_>, l: &ListenerSpec) {
+    let id = ident(&l.name);
+    let at = [
+        Seg::Key("listeners"),
+        Seg::Key(&l.name),
+        Seg::Key("default"),
+    ];
+    let default = action(cx, &at, "default_action", &l.default_action);
+    cx.blocks.push(
+        Block::new("resource", &["aws_lb_listener", &id])
+            .attr("load_balancer_arn", raw("aws_lb.main.arn"))
+            .attr("port", u64::from(l.address.port()))
+            .attr("protocol", "HTTP")
+            .block(default),
+    );
+    for r in &l.rules {
+        rule(cx, l, r);
+    }
+}
+
+fn rule(cx: &mut Cx<'_, '_>, l: &ListenerSpec, r: &Rule) {
+    let at = [
+        Seg::Key("listeners"),
+        Seg::Key(&l.name),
+        Seg::Key("rules"),
+        Seg::Where("priority", i64::from(r.priority)),
+    ];
+    let mut b = Block::new(
+        "resource",
+        &[
+            "aws_lb_listener_rule",
+            &format!("{}_{}", ident(&l.name), r.priority),
+        ],
+    )
+    .attr(
+        "listener_arn",
+        raw(format!("aws_lb_listener.{}.arn", ident(&l.name))),
+    )
+    .attr("priority", r.priority);
+    b = b.block(action(cx, &at, "action", &r.action));
+    let c = &r.conditions;
+    let list = |v: &[String]| Expr::List(v.iter().map(|s| s.as_str().into()).collect());
+    if !c.paths.is_empty() {
+        b = b.block(
+            Block::new("condition", &[])
+                .block(Block::new("path_pattern", &[]).attr("values", list(&c.paths))),
+        );
+    }
+    if !c.hosts.is_empty() {
+        b = b.block(
+            Block::new("condition", &[])
+                .block(Block::new("host_header", &[]).attr("values", list(&c.hosts))),
+        );
+    }
+    if !c.methods.is_empty() {
+        b = b.block(
+            Block::new("condition", &[])
+                .block(Block::new("http_request_method", &[]).attr("values", list(&c.methods))),
+        );
+    }
+    for (h, values) in &c.headers {
+        b = b.block(
+            Block::new("condition", &[]).block(
+                Block::new("http_header", &[])
+                    .attr("http_header_name", h.as_str())
+                    .attr("values", list(values)),
+            ),
+        );
+    }
+    if !c.source_ips.is_empty() {
+        let ips: Vec<String> = c.source_ips.iter().map(ToString::to_string).collect();
+        b = b.block(
+            Block::new("condition", &[])
+                .block(Block::new("source_ip", &[]).attr("values", list(&ips))),
+        );
+    }
+    cx.blocks.push(b);
+}
+
+/// The user data: bellows' instance environment, the setup script, then the command.
+fn user_data(g: &GroupSpec) -> String {
+    let sh = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut out = String::from("#!/bin/sh\nset -e\n");
+    for (k, v) in &g.launch.env {
+        out.push_str(&format!("export {k}={}\n", sh(v)));
+    }
+    out.push_str(&format!(
+        "export PORT={}\nexport GROUP={}\n",
+        g.launch.port,
+        sh(&g.name)
+    ));
+    out.push_str("export PRIVATE_IP=0.0.0.0\n");
+    out.push_str(
+        "export INSTANCE_ID=\"$(cat /var/lib/cloud/data/instance-id 2>/dev/null || hostname)\"\n",
+    );
+    out.push_str("export BELLOWS_DATA_DIR=/var/lib/bellows\nmkdir -p \"$BELLOWS_DATA_DIR\"\n");
+    if let Some(setup) = &g.launch.setup {
+        out.push_str(setup);
+        if !setup.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    let cmd: Vec<String> = g.launch.command.iter().map(|a| sh(a)).collect();
+    out.push_str(&format!("exec {}\n", cmd.join(" ")));
+    out
+}
+
+fn group_at<'a>(g: &'a GroupSpec, keys: &[&'a str]) -> Vec<Seg<'a>> {
+    let mut v = vec![Seg::Key("groups"), Seg::Key(&g.name)];
+    v.extend(keys.iter().map(|k| Seg::Key(k)));
+    v
+}
+
+fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
+    let id = ident(&g.name);
+    let it = &g.launch.instance_type;
+    let instance_type = if it.name == "custom" {
+        cx.w.warn(&group_at(g, &["launch", "instance_type"]), format!("group `{}`: a custom instance type ({} vCPU, {} MiB) becomes t3.micro; choose an EC2 type", g.name, number(it.vcpu), it.memory_mib));
+        "t3.micro".to_owned()
+    } else {
+        it.name.clone()
+    };
+    if g.launch.boot_delay.as_millis() > 0 {
+        cx.w.warn(
+            &group_at(g, &["launch", "boot_delay"]),
+            format!(
+                "group `{}`: boot_delay imitates a virtual machine's boot; EC2 boots for real",
+                g.name
+            ),
+        );
+    }
+    if cx.w.at.has(&group_at(g, &["launch", "stop_timeout"])) {
+        cx.w.warn(&group_at(g, &["launch", "stop_timeout"]), format!("group `{}`: stop_timeout has no launch template setting (a lifecycle hook on termination is the counterpart)", g.name));
+    }
+    if g.min == 0 && g.scale_from_zero && !g.target_groups.is_empty() {
+        cx.w.warn(&group_at(g, &["min"]), format!("group `{}`: scale from zero (a request held while an instance starts) has no ALB counterpart", g.name));
+    }
+    cx.blocks.push(
+        Block::new("resource", &["aws_launch_template", &id])
+            .attr(
+                "name_prefix",
+                format!("{}-", crate::names::shorten(&g.name, 100, false)),
+            )
+            .attr("image_id", raw("var.image_id"))
+            .attr("instance_type", instance_type)
+            .attr(
+                "vpc_security_group_ids",
+                Expr::List(vec![raw("aws_security_group.instances.id")]),
+            )
+            .attr(
+                "user_data",
+                raw(format!(
+                    "base64encode({})",
+                    crate::hcl::quote(&user_data(g))
+                )),
+            ),
+    );
+    let scaled = cx.stack.policies.iter().any(|p| p.group == g.name)
+        || cx.stack.scheduled.iter().any(|s| s.group == g.name);
+    let tgs: Vec<Expr> = g.target_groups.iter().map(|t| tg_arn(t)).collect();
+    let mut b = Block::new("resource", &["aws_autoscaling_group", &id])
+        .attr("name", g.name.as_str())
+        .attr("min_size", g.min)
+        .attr("max_size", g.max)
+        .attr("desired_capacity", g.desired)
+        .attr("vpc_zone_identifier", raw("var.subnet_ids"))
+        .attr(
+            "health_check_type",
+            match g.health_check_type {
+                HealthCheckType::Ec2 => "EC2",
+                HealthCheckType::Elb => "ELB",
+            },
+        )
+        .attr(
+            "health_check_grace_period",
+            secs(g.health_check_grace_period),
+        )
+        .attr("default_cooldown", secs(g.default_cooldown))
+        .opt(
+            "default_instance_warmup",
+            g.default_instance_warmup.map(secs),
+        )
+        .attr("target_group_arns", Expr::List(tgs));
+    match g.termination_policy {
+        TerminationPolicy::Default => {}
+        TerminationPolicy::OldestInstance => {
+            b = b.attr(
+                "termination_policies",
+                Expr::List(vec!["OldestInstance".into()]),
+            )
+        }
+        TerminationPolicy::NewestInstance => {
+            b = b.attr(
+                "termination_policies",
+                Expr::List(vec!["NewestInstance".into()]),
+            )
+        }
+    }
+    b = b.block(
+        Block::new("launch_template", &[])
+            .attr("id", raw(format!("aws_launch_template.{id}.id")))
+            .attr(
+                "version",
+                raw(format!("aws_launch_template.{id}.latest_version")),
+            ),
+    );
+    if scaled {
+        // The policies own the desired capacity: an apply must not reset it.
+        b = b.block(
+            Block::new("lifecycle", &[])
+                .attr("ignore_changes", Expr::List(vec![raw("desired_capacity")])),
+        );
+    }
+    cx.blocks.push(b);
+    for s in cx.stack.scheduled.iter().filter(|s| s.group == g.name) {
+        let time_zone = match s.cron.zone() {
+            Zone::Named(n) => n.clone(),
+            Zone::Fixed(0) => "Etc/UTC".to_owned(),
+            Zone::Fixed(m) if m % 60 == 0 => {
+                // Etc/GMT's sign is inverted: Etc/GMT-2 is two hours east of UTC.
+                let h = -m / 60;
+                format!("Etc/GMT{}{h}", if h > 0 { "+" } else { "" })
+            }
+            Zone::Fixed(m) => {
+                cx.w.warn(&group_at(g, &["scheduled"]), format!("scheduled action `{}`: a fixed offset of {m} minutes has no IANA zone; UTC is used", s.name));
+                "Etc/UTC".to_owned()
+            }
+        };
+        cx.blocks.push(
+            Block::new(
+                "resource",
+                &[
+                    "aws_autoscaling_schedule",
+                    &format!("{id}_{}", ident(&s.name)),
+                ],
+            )
+            .attr("scheduled_action_name", s.name.as_str())
+            .attr(
+                "autoscaling_group_name",
+                raw(format!("aws_autoscaling_group.{id}.name")),
+            )
+            .attr(
+                "recurrence",
+                s.cron
+                    .to_string()
+                    .split_whitespace()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+            .attr("time_zone", time_zone)
+            .opt("min_size", s.min)
+            .opt("max_size", s.max)
+            .opt("desired_capacity", s.desired),
+        );
+    }
+}
+
+fn adjustment_type(t: AdjustmentType) -> &'static str {
+    match t {
+        AdjustmentType::ChangeInCapacity => "ChangeInCapacity",
+        AdjustmentType::ExactCapacity => "ExactCapacity",
+        AdjustmentType::PercentChangeInCapacity => "PercentChangeInCapacity",
+    }
+}
+
+fn policy_at<'a>(p: &'a PolicySpec, key: &'a str) -> Vec<Seg<'a>> {
+    vec![Seg::Key("policies"), Seg::Key(&p.name), Seg::Key(key)]
+}
+
+fn statistic(s: &Statistic) -> (&'static str, String) {
+    match s {
+        Statistic::SampleCount => ("statistic", "SampleCount".into()),
+        Statistic::Average => ("statistic", "Average".into()),
+        Statistic::Sum => ("statistic", "Sum".into()),
+        Statistic::Minimum => ("statistic", "Minimum".into()),
+        Statistic::Maximum => ("statistic", "Maximum".into()),
+        Statistic::Percentile(p) => ("extended_statistic", format!("p{}", number(*p))),
+    }
+}
+
+fn policy(cx: &mut Cx<'_, '_>, p: &PolicySpec) {
+    let group = format!("aws_autoscaling_group.{}.name", ident(&p.group));
+    let mut b = Block::new("resource", &["aws_autoscaling_policy", &ident(&p.name)])
+        .attr("name", p.name.as_str())
+        .attr("autoscaling_group_name", raw(group));
+    match &p.kind {
+        PolicyKind::Simple {
+            adjustment_type: t,
+            adjustment,
+            cooldown,
+            min_adjustment_magnitude,
+        } => {
+            b = b
+                .attr("policy_type", "SimpleScaling")
+                .attr("adjustment_type", adjustment_type(*t))
+                .attr("scaling_adjustment", *adjustment)
+                .opt("cooldown", cooldown.map(secs));
+            if *t == AdjustmentType::PercentChangeInCapacity {
+                b = b.opt("min_adjustment_magnitude", *min_adjustment_magnitude);
+            }
+        }
+        PolicyKind::Step {
+            adjustment_type: t,
+            steps,
+            min_adjustment_magnitude,
+            warmup,
+        } => {
+            b = b
+                .attr("policy_type", "StepScaling")
+                .attr("adjustment_type", adjustment_type(*t))
+                .attr("metric_aggregation_type", "Average")
+                .opt("estimated_instance_warmup", warmup.map(secs));
+            if *t == AdjustmentType::PercentChangeInCapacity {
+                b = b.opt("min_adjustment_magnitude", *min_adjustment_magnitude);
+            }
+            for s in steps {
+                b = b.block(
+                    Block::new("step_adjustment", &[])
+                        .opt("metric_interval_lower_bound", s.lower.map(number))
+                        .opt("metric_interval_upper_bound", s.upper.map(number))
+                        .attr("scaling_adjustment", s.adjustment),
+                );
+            }
+        }
+        PolicyKind::TargetTracking {
+            metric,
+            target,
+            disable_scale_in,
+            warmup,
+            period,
+        } => {
+            let mut tt = Block::new("target_tracking_configuration", &[]);
+            let mut target = *target;
+            match metric {
+                TrackedMetric::AsgAverageCpuUtilization => {
+                    tt = tt.block(
+                        Block::new("predefined_metric_specification", &[])
+                            .attr("predefined_metric_type", "ASGAverageCPUUtilization"),
+                    );
+                }
+                TrackedMetric::AlbRequestCountPerTarget { target_group } => {
+                    let per_minute = target * 60.0 / period.as_secs_f64().max(1.0);
+                    if secs(*period) != 60 {
+                        cx.w.warn(&policy_at(p, "target"), format!("policy `{}`: {} requests per target per {} becomes {} per minute (AWS counts ALBRequestCountPerTarget per minute)", p.name, number(target), period, number((per_minute * 100.0).round() / 100.0)));
+                    }
+                    target = (per_minute * 100.0).round() / 100.0;
+                    tt = tt.block(
+                        Block::new("predefined_metric_specification", &[])
+                            .attr("predefined_metric_type", "ALBRequestCountPerTarget")
+                            .attr("resource_label", raw(format!("\"${{aws_lb.main.arn_suffix}}/${{aws_lb_target_group.{}.arn_suffix}}\"", ident(target_group)))),
+                    );
+                }
+                TrackedMetric::Custom {
+                    metric,
+                    statistic: st,
+                } => {
+                    let (key, value) = statistic(st);
+                    if key == "extended_statistic" {
+                        cx.w.warn(
+                            &policy_at(p, "statistic"),
+                            format!(
+                                "policy `{}`: target tracking on a percentile becomes Average",
+                                p.name
+                            ),
+                        );
+                    }
+                    let mut c = Block::new("customized_metric_specification", &[])
+                        .attr("metric_name", metric.name.as_str())
+                        .attr("namespace", metric.namespace.as_str())
+                        .attr(
+                            "statistic",
+                            if key == "statistic" {
+                                value
+                            } else {
+                                "Average".to_owned()
+                            },
+                        );
+                    for (k, v) in &metric.dimensions {
+                        c = c.block(
+                            Block::new("metric_dimension", &[])
+                                .attr("name", k.as_str())
+                                .attr("value", dimension(k, v)),
+                        );
+                    }
+                    tt = tt.block(c);
+                }
+            }
+            tt = tt
+                .attr("target_value", target)
+                .attr("disable_scale_in", *disable_scale_in);
+            b = b
+                .attr("policy_type", "TargetTrackingScaling")
+                .opt("estimated_instance_warmup", warmup.map(secs))
+                .block(tt);
+        }
+        PolicyKind::Hpa(_) | PolicyKind::Kpa(_) | PolicyKind::Predictive(_) => {
+            let what = match &p.kind {
+                PolicyKind::Hpa(_) => "Kubernetes' HPA (`bellows export kubernetes` carries it)",
+                PolicyKind::Kpa(_) => "Knative's KPA (`bellows export kubernetes` carries it)",
+                _ => "bellows' predictive policy (AWS's predictive scaling forecasts differently)",
+            };
+            cx.w.warn(
+                &policy_at(p, "type"),
+                format!(
+                    "policy `{}`: {what} has no EC2 Auto Scaling equivalent and is not exported",
+                    p.name
+                ),
+            );
+            return;
+        }
+    }
+    cx.blocks.push(b);
+}
+
+/// A dimension value: the stack's own objects by reference, others as written.
+fn dimension(key: &str, value: &str) -> Expr {
+    match key {
+        "AutoScalingGroupName" => raw(format!("aws_autoscaling_group.{}.name", ident(value))),
+        "TargetGroup" => raw(format!("aws_lb_target_group.{}.arn_suffix", ident(value))),
+        "LoadBalancer" => raw("aws_lb.main.arn_suffix"),
+        _ => value.into(),
+    }
+}
+
+fn alarm(cx: &mut Cx<'_, '_>, a: &AlarmSpec) {
+    let at = |k: &'static str| -> Vec<Seg<'_>> {
+        vec![Seg::Key("alarms"), Seg::Key(&a.name), Seg::Key(k)]
+    };
+    let p = secs(a.period).max(1);
+    let period = match p {
+        10 | 20 | 30 => p,
+        p if p < 10 => 10,
+        p if p < 15 => 10,
+        p if p < 25 => 20,
+        p if p < 60 => {
+            if p <= 45 {
+                30
+            } else {
+                60
+            }
+        }
+        p => p.div_ceil(60) * 60,
+    };
+    let mut threshold = a.threshold;
+    if period != p || !a.period.as_millis().is_multiple_of(1000) {
+        let summed = matches!(a.statistic, Statistic::Sum | Statistic::SampleCount);
+        if summed {
+            threshold = a.threshold * period as f64 / p as f64;
+        }
+        cx.w.warn(&at("period"), format!("alarm `{}`: period {} becomes {period}s (CloudWatch allows 10, 20, 30 s or a multiple of 60){}", a.name, a.period, if summed { format!(", and its threshold on a sum {} becomes {}", number(a.threshold), number(threshold)) } else { String::new() }));
+    }
+    let mut evaluations = a.evaluation_periods;
+    if u64::from(evaluations) * period > 86_400 {
+        evaluations = (86_400 / period) as u32;
+        cx.w.warn(
+            &at("evaluation_periods"),
+            format!(
+                "alarm `{}`: {} periods of {period}s exceed a day; {evaluations} are evaluated",
+                a.name, a.evaluation_periods
+            ),
+        );
+    }
+    let comparison = match a.comparison {
+        Comparison::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+        Comparison::GreaterThanThreshold => "GreaterThanThreshold",
+        Comparison::LessThanThreshold => "LessThanThreshold",
+        Comparison::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+    };
+    let missing = match a.treat_missing_data {
+        MissingData::Missing => "missing",
+        MissingData::NotBreaching => "notBreaching",
+        MissingData::Breaching => "breaching",
+        MissingData::Ignore => "ignore",
+    };
+    let mut actions = |list: &[String], key: &'static str| -> Expr {
+        let mut v = Vec::new();
+        for x in list {
+            if let Some(hook) = x.strip_prefix("webhook:") {
+                cx.w.warn(&at(key), format!("alarm `{}`: the action webhook:{hook} is not exported (an SNS topic is its counterpart)", a.name));
+            } else if let Some(pol) = cx.stack.policies.iter().find(|p| &p.name == x)
+                && matches!(
+                    pol.kind,
+                    PolicyKind::Simple { .. } | PolicyKind::Step { .. }
+                )
+            {
+                v.push(raw(format!("aws_autoscaling_policy.{}.arn", ident(x))));
+            }
+        }
+        Expr::List(v)
+    };
+    let alarm_actions = actions(&a.alarm_actions, "alarm_actions");
+    let ok_actions = actions(&a.ok_actions, "ok_actions");
+    let insufficient = actions(&a.insufficient_data_actions, "insufficient_data_actions");
+    let (stat_key, stat) = statistic(&a.statistic);
+    let dims: Vec<(String, Expr)> = a
+        .metric
+        .dimensions
+        .iter()
+        .map(|(k, v)| (k.clone(), dimension(k, v)))
+        .collect();
+    let mut b = Block::new(
+        "resource",
+        &["aws_cloudwatch_metric_alarm", &ident(&a.name)],
+    )
+    .attr("alarm_name", a.name.as_str())
+    .attr("namespace", a.metric.namespace.as_str())
+    .attr("metric_name", a.metric.name.as_str())
+    .attr(stat_key, stat)
+    .attr("period", period)
+    .attr("evaluation_periods", evaluations)
+    .attr(
+        "datapoints_to_alarm",
+        a.datapoints_to_alarm.min(evaluations),
+    )
+    .attr("comparison_operator", comparison)
+    .attr("threshold", threshold)
+    .attr("treat_missing_data", missing)
+    .attr("alarm_actions", alarm_actions)
+    .attr("ok_actions", ok_actions)
+    .attr("insufficient_data_actions", insufficient);
+    if !dims.is_empty() {
+        b = b.attr("dimensions", Expr::Map(dims));
+    }
+    cx.blocks.push(b);
+}
+
+#[cfg(test)]
+mod tests;
