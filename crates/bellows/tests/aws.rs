@@ -287,6 +287,31 @@ fn seed_001s_aws_commands_drive_the_running_stack() {
         .unwrap_or_else(|| panic!("no revoke in {audit:#}"));
     assert_eq!(record["source"], "aws", "{record:#}");
     assert_eq!(record["actor"], key.as_str(), "{record:#}");
+    // An investigation finds the rule revoked through the AWS endpoint as it finds one
+    // revoked with `bellows ingress revoke`, and names the access key that did it.
+    let report = up.json(&["investigate", "--since", "5m"]);
+    let revoked = report["hypotheses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["cause"] == "ingress_revoked")
+        .unwrap_or_else(|| panic!("no ingress_revoked hypothesis in {report:#}"));
+    assert!(
+        revoked["title"].as_str().unwrap().contains(key.as_str()),
+        "{revoked:#}"
+    );
+    assert!(
+        revoked["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "audit"
+                && e["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("(aws) RevokeSecurityGroupIngress")),
+        "{revoked:#}"
+    );
 
     // Restore Service.
     aws_ok(
@@ -343,7 +368,17 @@ fn boto3_checks_every_service_and_cloudwatch_protocol() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("every check passed"), "{stdout}");
 
-    // What PutMetricAlarm and DeleteAlarms did is there again after a restart.
+    // What PutMetricAlarm and DeleteAlarms did is there again after a restart, and the
+    // same objects have the same ARNs.
+    let arns = |env: &[(String, String)]| {
+        let groups = aws_json(env, &["autoscaling", "describe-auto-scaling-groups"]);
+        let lbs = aws_json(env, &["elbv2", "describe-load-balancers"]);
+        (
+            groups["AutoScalingGroups"][0]["AutoScalingGroupARN"].clone(),
+            lbs["LoadBalancers"][0]["LoadBalancerArn"].clone(),
+        )
+    };
+    let before = arns(&env);
     up.signal("INT");
     assert!(
         up.wait_exit(Duration::from_secs(60)).is_some(),
@@ -351,6 +386,13 @@ fn boto3_checks_every_service_and_cloudwatch_protocol() {
     );
     up.restart(&["--control", "127.0.0.1:0"]);
     let env = aws_env(&up);
+    assert_eq!(arns(&env), before, "the same ARNs after a restart");
+    assert!(
+        before
+            .0
+            .as_str()
+            .is_some_and(|a| a.ends_with(":autoScalingGroupName/ip-tracker-asg"))
+    );
     let alarms = aws_json(&env, &["cloudwatch", "describe-alarms"]);
     let names: Vec<&str> = alarms["MetricAlarms"]
         .as_array()

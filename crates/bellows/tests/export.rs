@@ -183,7 +183,7 @@ fn strict_export_fails_on_a_warning_and_names_its_place() {
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
         t.contains(
-            "ip-tracker.toml:23:1: warning: listener `http` default action: a fixed response (404)"
+            "ip-tracker.toml:26:1: warning: listener `http` default action: a fixed response (404)"
         ),
         "{t}"
     );
