@@ -151,7 +151,13 @@ fn aws_name(cx: &mut Cx<'_, '_>, at: &[Seg<'_>], what: &str, name: &str) -> Stri
 
 fn load_balancer(cx: &mut Cx<'_, '_>) {
     let s = cx.stack;
-    let name = aws_name(cx, &path("stack.name"), "load balancer", &s.name);
+    // The load balancer's name as the AWS face gives it (`[stack] load_balancer`).
+    let at = if s.load_balancer == s.name {
+        path("stack.name")
+    } else {
+        path("stack.load_balancer")
+    };
+    let name = aws_name(cx, &at, "load balancer", &s.load_balancer);
     let mut sg = Block::new("resource", &["aws_security_group", "lb"])
         .attr(
             "name_prefix",

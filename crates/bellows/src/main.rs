@@ -963,6 +963,8 @@ mod tests {
                 "bellows sim",
                 "bellows validate",
                 "bellows app",
+                "bellows export",
+                "bellows import",
             ]
             .iter()
             .any(|p| path == p || path.starts_with(&format!("{p} ")));
