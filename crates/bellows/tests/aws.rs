@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,23 +15,6 @@ use serde_json::Value;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Stops the test with a clear message when a client is not installed: scripts/test
-/// installs them (`pip install awscli boto3`).
-fn need_clients() {
-    let aws = Command::new("aws").arg("--version").output();
-    assert!(
-        aws.as_ref().is_ok_and(|o| o.status.success()),
-        "the `aws` CLI is missing: run scripts/test, or `python3 -m pip install awscli boto3`"
-    );
-    let boto3 = Command::new("python3")
-        .args(["-c", "import boto3"])
-        .output();
-    assert!(
-        boto3.as_ref().is_ok_and(|o| o.status.success()),
-        "boto3 is missing: run scripts/test, or `python3 -m pip install awscli boto3`"
-    );
 }
 
 /// The example stack on ephemeral ports and a loopback network of its own, with one
@@ -53,39 +36,6 @@ fn tracker() -> Up {
     let up = Up::start_file(&file, &dir);
     up.wait_for("2 healthy", Duration::from_secs(30), |u| u.healthy() == 2);
     up
-}
-
-/// The variables `bellows aws-env` prints, as (name, value).
-fn aws_env(up: &Up) -> Vec<(String, String)> {
-    let out = up.cli(&["aws-env"]);
-    assert!(out.status.success(), "aws-env: {out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let vars: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    for name in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_DEFAULT_REGION",
-    ] {
-        assert!(vars.iter().any(|(k, _)| k == name), "{name} in {text}");
-    }
-    vars
-}
-
-fn aws(env: &[(String, String)], args: &[&str]) -> Output {
-    Command::new("aws")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .args(args)
-        .output()
-        .expect("aws runs")
 }
 
 fn aws_ok(env: &[(String, String)], args: &[&str]) -> String {

@@ -17,34 +17,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Stops the test with a clear message when a client is missing: scripts/test
-/// installs them.
-fn need_clients() {
-    for (what, cmd, args) in [
-        ("the `aws` CLI", "aws", vec!["--version"]),
-        ("boto3", "python3", vec!["-c", "import boto3"]),
-    ] {
-        let out = Command::new(cmd).args(&args).output();
-        assert!(
-            out.as_ref().is_ok_and(|o| o.status.success()),
-            "{what} is missing: run scripts/test, or `python3 -m pip install awscli boto3`"
-        );
-    }
-}
-
-/// The variables `bellows aws-env` prints, as (name, value).
-fn aws_env(up: &Up) -> Vec<(String, String)> {
-    let out = up.cli(&["aws-env"]);
-    assert!(out.status.success(), "aws-env: {out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 fn python(env: &[(String, String)], args: &[&str]) -> Output {
     Command::new("python3")
         .args(args)
@@ -114,16 +86,7 @@ fn the_aws_cli_drives_dynamodb() {
         u.in_service().len() == 1
     });
     let env = aws_env(&up);
-    let aws = |args: &[&str]| {
-        Command::new("aws")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", std::env::temp_dir())
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .args(args)
-            .output()
-            .expect("aws runs")
-    };
+    let aws = |args: &[&str]| aws(&env, args);
     let ok = |args: &[&str]| {
         let out = aws(args);
         assert!(out.status.success(), "aws {args:?}: {out:?}");
