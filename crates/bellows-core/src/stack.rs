@@ -314,7 +314,13 @@ impl RoleSpec {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LaunchTemplate {
     /// The program and its arguments. A first element `bellows` means this very binary.
+    /// Empty when `user_data` is the program.
     pub command: Vec<String>,
+    /// EC2's user data, decoded: when set, it is the instance's program (a script, or a
+    /// `#cloud-config` document), run as cloud-init runs it.
+    pub user_data: Option<String>,
+    /// The image id a launch template names, recorded as given.
+    pub image_id: Option<String>,
     pub env: BTreeMap<String, String>,
     /// A shell script run before the command, like EC2 user data.
     pub setup: Option<String>,

@@ -191,8 +191,12 @@ impl Provider {
             }),
             None => InstanceCgroup::default(),
         };
-        let mut command: Vec<OsString> = launch.command.iter().map(OsString::from).collect();
-        if command[0] == "bellows" {
+        let mut command: Vec<OsString> = match &launch.user_data {
+            // User data is the program, run by the shell.
+            Some(script) => vec!["/bin/sh".into(), "-c".into(), script.into()],
+            None => launch.command.iter().map(OsString::from).collect(),
+        };
+        if command.first().is_some_and(|c| c == "bellows") {
             command[0] = self.exe.clone().into();
         }
         let log = self.log_path(id);

@@ -23,7 +23,6 @@ impl Node {
         actor: &Actor,
         now: Time,
     ) -> Result<serde_json::Value, ApiError> {
-        use bellows_core::stack::diff::{self, Op};
         let invalid = |lines: Vec<String>| {
             ApiError::new_public(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -39,6 +38,20 @@ impl Node {
                 zones.into_iter().map(|z| format!("{file}: {z}")).collect(),
             ));
         }
+        self.apply_stack(new, dry_run, actor, now)
+    }
+
+    /// Takes `new` as the running stack, whichever face it came from (a stack file, or
+    /// the AWS endpoint's resources): what a running stack cannot take is refused as a
+    /// whole, the rest is applied at once and audited.
+    pub(super) fn apply_stack(
+        &mut self,
+        new: bellows_core::stack::Stack,
+        dry_run: bool,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<serde_json::Value, ApiError> {
+        use bellows_core::stack::diff::{self, Op};
         let changes = diff::diff(&self.stack, &new);
         let refused = diff::refused(&self.stack, &new, &changes);
         let plan = serde_json::json!({ "changes": changes, "applied": false });

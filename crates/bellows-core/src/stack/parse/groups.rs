@@ -288,8 +288,22 @@ fn read_role(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> RoleSpec {
 
 fn read_launch(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<LaunchTemplate> {
     let path = t.path.clone();
-    let command = t.require::<Vec<Spanned<String>>>(cx, "command");
-    if let Some(c) = &command
+    let user_data = t.get::<String>(cx, "user_data");
+    let command = if user_data.is_some() {
+        if t.raw("command").is_some() {
+            cx.error(
+                t.span(),
+                format!("`{path}` has both `command` and `user_data`: give one program"),
+            );
+            return None;
+        }
+        Some(Vec::new())
+    } else {
+        t.require::<Vec<Spanned<String>>>(cx, "command")
+    };
+    let image_id = t.get::<String>(cx, "image_id");
+    if user_data.is_none()
+        && let Some(c) = &command
         && (c.is_empty() || c[0].get_ref().is_empty())
     {
         cx.error(
@@ -319,6 +333,8 @@ fn read_launch(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<LaunchTemplate>
     .unwrap_or(Duration::from_secs(10));
     Some(LaunchTemplate {
         command: command?.into_iter().map(Spanned::into_inner).collect(),
+        user_data,
+        image_id,
         env: env?,
         setup,
         instance_type: instance_type?,
