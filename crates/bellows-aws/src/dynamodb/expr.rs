@@ -757,13 +757,14 @@ fn resolve(item: &Item, o: &Operand) -> Option<Attr> {
     }
 }
 
-/// Whether an item (an empty one when there is none) meets a condition. Comparisons of
-/// values of different types, or with a missing attribute, are false.
+/// Whether an item (an empty one when there is none) meets a condition. Order
+/// comparisons of values of different types, or with a missing attribute, are false; a
+/// missing attribute is not equal (`<>`) to anything, as in DynamoDB.
 pub fn eval(cond: &Cond, item: &Item) -> Result<bool, String> {
     Ok(match cond {
         Cond::Cmp(a, op, b) => {
             let (Some(a), Some(b)) = (resolve(item, a), resolve(item, b)) else {
-                return Ok(false);
+                return Ok(*op == Cmp::Ne);
             };
             match op {
                 Cmp::Eq => a == b,
