@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{AuditRecord, Event};
 use crate::group::{ActivityStatus, Lifecycle};
 use crate::lb::select::TargetState;
+use crate::metrics::catalogue::{self as metric, Metric};
 use crate::metrics::{MetricStore, SeriesKey, Statistic};
 use crate::{Duration, Time};
 
@@ -330,24 +331,21 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
-fn lb_series(inputs: &Inputs<'_>, name: &str) -> Window {
+/// The IP tracker's own metrics (seeds 000 and 001), which it publishes itself.
+const APP_NAMESPACE: &str = "IPTracker";
+const APP_REJECTED: &str = "RejectedConnections";
+const APP_USERS: &str = "ActiveUsers";
+
+fn lb_series(inputs: &Inputs<'_>, m: Metric) -> Window {
     Window::read(
         inputs,
-        SeriesKey::new(
-            "AWS/ApplicationELB",
-            name,
-            &[("LoadBalancer", inputs.load_balancer)],
-        ),
+        m.key(&[("LoadBalancer", inputs.load_balancer)]),
         Statistic::Sum,
     )
 }
 
-fn tg_series(inputs: &Inputs<'_>, name: &str, tg: &str, stat: Statistic) -> Window {
-    Window::read(
-        inputs,
-        SeriesKey::new("AWS/ApplicationELB", name, &[("TargetGroup", tg)]),
-        stat,
-    )
+fn tg_series(inputs: &Inputs<'_>, m: Metric, tg: &str, stat: Statistic) -> Window {
+    Window::read(inputs, m.key(&[("TargetGroup", tg)]), stat)
 }
 
 fn group_series(
@@ -365,27 +363,23 @@ fn group_series(
 }
 
 fn group_cpu(inputs: &Inputs<'_>, group: &str) -> Window {
-    group_series(
-        inputs,
-        "AWS/EC2",
-        "CPUUtilization",
-        group,
-        Statistic::Average,
-    )
+    let m = metric::CPU_UTILIZATION;
+    group_series(inputs, m.namespace, m.name, group, Statistic::Average)
 }
 
 /// Series that left their own baseline: counts that appeared or grew past three standard
 /// deviations, and the request rate falling to a fifth of its usual.
 fn anomalies(inputs: &Inputs<'_>) -> Vec<Evidence> {
     let mut out = Vec::new();
-    for name in [
-        "HTTPCode_ELB_5XX_Count",
-        "HTTPCode_ELB_503_Count",
-        "HTTPCode_Target_5XX_Count",
-        "RejectedConnectionCount",
-        "TargetConnectionErrorCount",
+    for m in [
+        metric::ELB_5XX,
+        metric::ELB_503,
+        metric::TARGET_5XX,
+        metric::REJECTED_CONNECTION_COUNT,
+        metric::TARGET_CONNECTION_ERROR_COUNT,
     ] {
-        let w = lb_series(inputs, name);
+        let name = m.name;
+        let w = lb_series(inputs, m);
         let (m, sd, values) = (w.baseline_mean(), w.baseline_sd(), w.values());
         let now = mean(&values);
         if w.sum() >= 3.0 && now > m + 3.0 * sd.max(0.1) {
@@ -395,7 +389,7 @@ fn anomalies(inputs: &Inputs<'_>) -> Vec<Evidence> {
             )));
         }
     }
-    let requests = lb_series(inputs, "RequestCount");
+    let requests = lb_series(inputs, metric::REQUEST_COUNT);
     let (m, now) = (requests.baseline_mean(), mean(&requests.values()));
     if m >= 1.0 && now < m * 0.2 {
         out.push(requests.evidence(format!(
@@ -412,7 +406,7 @@ fn anomalies(inputs: &Inputs<'_>) -> Vec<Evidence> {
             )));
         }
         for tg in &g.target_groups {
-            let rt = tg_series(inputs, "TargetResponseTime", tg, Statistic::Average);
+            let rt = tg_series(inputs, metric::TARGET_RESPONSE_TIME, tg, Statistic::Average);
             let (m, sd, now) = (rt.baseline_mean(), rt.baseline_sd(), mean(&rt.values()));
             if !rt.window.is_empty() && m > 0.0 && now > 3.0 * m && now > m + 3.0 * sd {
                 out.push(rt.evidence(format!(
@@ -470,17 +464,11 @@ fn alarm_evidence(inputs: &Inputs<'_>) -> Vec<Evidence> {
 /// More users or requests than the instances admit: 503s or the app's rejections, while
 /// the group cannot grow (at max) or has not grown yet (cooldown, launches under way).
 fn capacity_limit(inputs: &Inputs<'_>) -> Option<Hypothesis> {
-    let e503 = lb_series(inputs, "HTTPCode_ELB_503_Count");
-    let t5xx = lb_series(inputs, "HTTPCode_Target_5XX_Count");
+    let e503 = lb_series(inputs, metric::ELB_503);
+    let t5xx = lb_series(inputs, metric::TARGET_5XX);
     let mut best: Option<Hypothesis> = None;
     for g in inputs.groups {
-        let app = group_series(
-            inputs,
-            "IPTracker",
-            "RejectedConnections",
-            &g.name,
-            Statistic::Sum,
-        );
+        let app = group_series(inputs, APP_NAMESPACE, APP_REJECTED, &g.name, Statistic::Sum);
         let rejected = e503.sum() + t5xx.sum() + app.sum();
         if rejected < 1.0 {
             continue;
@@ -501,8 +489,8 @@ fn capacity_limit(inputs: &Inputs<'_>) -> Option<Hypothesis> {
         if let Some(limit) = g.max_users_per_instance {
             let users = group_series(
                 inputs,
-                "IPTracker",
-                "ActiveUsers",
+                APP_NAMESPACE,
+                APP_USERS,
                 &g.name,
                 Statistic::Maximum,
             );
@@ -730,7 +718,7 @@ fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
             series: None,
         });
     }
-    let dropped = lb_series(inputs, "RejectedConnectionCount");
+    let dropped = lb_series(inputs, metric::REJECTED_CONNECTION_COUNT);
     if dropped.sum() >= 1.0 {
         confidence += 0.3;
         evidence.push(dropped.evidence(format!(
@@ -739,7 +727,7 @@ fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
             dropped.first_above(0.0).map(|t| t.to_string()).unwrap_or_default()
         )));
     }
-    let requests = lb_series(inputs, "RequestCount");
+    let requests = lb_series(inputs, metric::REQUEST_COUNT);
     let (m, now) = (requests.baseline_mean(), mean(&requests.values()));
     let fell = m >= 0.5 && now < m * 0.5;
     if fell {
@@ -1058,11 +1046,11 @@ fn cpu_saturation(inputs: &Inputs<'_>) -> Option<Hypothesis> {
 
 /// Responses slowed down without errors: a target is slow, not failing.
 fn slow_target(inputs: &Inputs<'_>) -> Option<Hypothesis> {
-    let errors = lb_series(inputs, "HTTPCode_Target_5XX_Count").sum()
-        + lb_series(inputs, "HTTPCode_ELB_5XX_Count").sum();
+    let errors =
+        lb_series(inputs, metric::TARGET_5XX).sum() + lb_series(inputs, metric::ELB_5XX).sum();
     for g in inputs.groups {
         for tg in &g.target_groups {
-            let rt = tg_series(inputs, "TargetResponseTime", tg, Statistic::Average);
+            let rt = tg_series(inputs, metric::TARGET_RESPONSE_TIME, tg, Statistic::Average);
             let (m, sd, now) = (rt.baseline_mean(), rt.baseline_sd(), mean(&rt.values()));
             if rt.window.len() < 5 || m <= 0.0 || now < 3.0 * m || now < m + 3.0 * sd {
                 continue;
