@@ -56,6 +56,18 @@ enum Command {
         conn: context::Conn,
         /// The stack file.
         file: Option<PathBuf>,
+        /// Start with no listener, target group or group: the stack takes everything
+        /// later through `bellows apply` or the AWS endpoint.
+        #[arg(long, conflicts_with = "file")]
+        empty: bool,
+        /// With --empty: the stack's name (a stack file applied later names the same).
+        #[arg(
+            long,
+            requires = "empty",
+            value_name = "NAME",
+            default_value = "bellows"
+        )]
+        name: String,
         /// Do not turn instance types into cgroup limits, even where the host allows.
         #[arg(long)]
         no_cgroups: bool,
@@ -650,8 +662,12 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Up {
-                file, no_cgroups, ..
-            } => up::up(ctx, file, !no_cgroups).await,
+                file,
+                empty,
+                name,
+                no_cgroups,
+                ..
+            } => up::up(ctx, file, empty.then_some(name), !no_cgroups).await,
             Command::Validate { files, .. } => Ok(up::validate(&files)),
             Command::Status { json, .. } => commands::status(ctx, json).await,
             Command::Instances {

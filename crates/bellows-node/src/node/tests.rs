@@ -43,6 +43,8 @@ async fn node(stack: &str) -> (Node, broadcast::Receiver<(i64, Event)>) {
         ids: IdGen::new(1),
         provider,
         proxy,
+        deleting: BTreeMap::new(),
+        started_empty: false,
         draining: HashMap::new(),
         stopping: false,
         store: Store::open(&state_dir.join("state.db")).unwrap(),
