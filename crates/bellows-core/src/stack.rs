@@ -73,6 +73,30 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// This stack on another instance network (`127.X.Y.0/N`, 8 <= N <= 30, as a stack
+    /// file's `instance_network`), or as it is for `None`.
+    pub fn with_instance_network(mut self, network: Option<&str>) -> Result<Stack, String> {
+        let Some(text) = network else {
+            return Ok(self);
+        };
+        let net = text
+            .split_once('/')
+            .and_then(|(a, p)| {
+                Some(Ipv4Net {
+                    addr: a.parse::<Ipv4Addr>().ok()?,
+                    prefix: p.parse::<u8>().ok()?,
+                })
+            })
+            .filter(|n| n.addr.octets()[0] == 127 && (8..=30).contains(&n.prefix))
+            .ok_or_else(|| {
+                format!(
+                    "instance network `{text}`: use a loopback network like 127.1.0.0/16 (prefix 8 to 30)"
+                )
+            })?;
+        self.instance_network = net;
+        Ok(self)
+    }
+
     /// A stack with a name and nothing else: no listener, target group or group (what
     /// `bellows up --empty` runs, to take everything later through `bellows apply` or
     /// the AWS endpoint). Every setting has the stack file's default; the load

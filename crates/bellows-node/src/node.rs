@@ -57,8 +57,9 @@ pub struct NodeOptions {
     pub aws_region: String,
     /// The key pairs the AWS endpoint accepts (see `aws::derived_credential`).
     pub aws_credentials: Vec<bellows_aws::Credential>,
-    /// Started with `bellows up --empty`: the stack's control address and state
-    /// directory are the command line's, and a stack file applied later may name others.
+    /// Started with `bellows up --empty`: the stack's control address, state directory
+    /// and instance network are the command line's, and a stack file applied later may
+    /// name others.
     pub empty: bool,
 }
 

@@ -68,6 +68,10 @@ enum Command {
             default_value = "bellows"
         )]
         name: String,
+        /// With --empty: the loopback network instances get their addresses from
+        /// (default 127.1.0.0/16, as in a stack file).
+        #[arg(long, requires = "empty", value_name = "CIDR")]
+        instance_network: Option<String>,
         /// Do not turn instance types into cgroup limits, even where the host allows.
         #[arg(long)]
         no_cgroups: bool,
@@ -665,9 +669,13 @@ fn main() -> ExitCode {
                 file,
                 empty,
                 name,
+                instance_network,
                 no_cgroups,
                 ..
-            } => up::up(ctx, file, empty.then_some(name), !no_cgroups).await,
+            } => {
+                let empty = empty.then_some((name, instance_network));
+                up::up(ctx, file, empty, !no_cgroups).await
+            }
             Command::Validate { files, .. } => Ok(up::validate(&files)),
             Command::Status { json, .. } => commands::status(ctx, json).await,
             Command::Instances {

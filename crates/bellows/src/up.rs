@@ -49,22 +49,24 @@ fn raise_fd_limit() {
     }
 }
 
-/// `bellows up`: the stack `file`, else the empty stack named `empty` (`--empty`),
-/// else the built-in default.
+/// `bellows up`: the stack `file`, else the empty stack `empty` names (`--empty`, its
+/// name and instance network), else the built-in default.
 pub async fn up(
     ctx: &Context,
     file: Option<PathBuf>,
-    empty: Option<String>,
+    empty: Option<(String, Option<String>)>,
     cgroups: bool,
 ) -> anyhow::Result<ExitCode> {
     let (source, stack) = match (&file, &empty) {
-        (None, Some(name)) => match bellows_core::stack::Stack::empty(name) {
+        (None, Some((name, network))) => match bellows_core::stack::Stack::empty(name)
+            .and_then(|s| s.with_instance_network(network.as_deref()))
+        {
             Ok(s) => (
                 "--empty (no listener, target group or group yet)".to_owned(),
                 s,
             ),
             Err(e) => {
-                eprintln!("bellows up --empty --name {name}: {e}");
+                eprintln!("bellows up --empty: {e}");
                 return Ok(ExitCode::from(2));
             }
         },

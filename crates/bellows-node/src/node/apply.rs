@@ -54,10 +54,12 @@ impl Node {
     ) -> Result<serde_json::Value, ApiError> {
         use bellows_core::stack::diff::{self, Op};
         if self.started_empty {
-            // Where a node started with `up --empty` listens and keeps its state came
-            // from its command line; a file's own say only where it is started.
+            // Where a node started with `up --empty` listens, keeps its state and
+            // places its instances came from its command line; a file's own say so
+            // only where the file is started.
             new.control = self.stack.control;
             new.state_dir.clone_from(&self.stack.state_dir);
+            new.instance_network = self.stack.instance_network;
         }
         let changes = diff::diff(&self.stack, &new);
         let mut refused = diff::refused(&self.stack, &new, &changes);
