@@ -1,6 +1,9 @@
 //! A running stack takes listeners, target groups and groups that come and go
 //! (`bellows apply`), and a node started empty takes a whole stack file.
 
+// End-to-end tests measure real time.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::net::TcpStream;
