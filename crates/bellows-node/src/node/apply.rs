@@ -94,7 +94,7 @@ impl Node {
                     for id in ids {
                         let _ = g.set_protected(&id, false, now);
                     }
-                    let why = format!("{who}, deleting the group");
+                    let why = format!("{actor} (bellows apply: the group is deleted)");
                     if let Err(e) = g.set_capacity(Some(0), Some(0), Some(0), now, &why) {
                         let error =
                             ApiError::conflict("change", format!("group `{}`: {e}", c.name));
