@@ -4,7 +4,8 @@
 //! The items are not the loop's state: the AWS face reads and writes them here
 //! directly, on a blocking thread, one transaction at a time behind a mutex, so that a
 //! conditional write's read and write see no other write between them. Items are stored
-//! under their key's bytes (`Attr::key_bytes`), the item itself as its wire JSON.
+//! under their key's bytes (`Attr::key_bytes`, which sort as the keys do, so that a
+//! query reads its page in order from the index), the item itself as its wire JSON.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -39,6 +40,16 @@ pub struct Write {
     pub table: String,
     pub key: Key,
     pub item: Option<(Item, usize)>,
+}
+
+/// Which page of a partition a query reads: the direction, the sort key it starts
+/// after, and its size in items and about in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryPage<'a> {
+    pub forward: bool,
+    pub after: Option<&'a [u8]>,
+    pub limit: usize,
+    pub max_bytes: usize,
 }
 
 /// A page of a scan or a query, before any filter.
@@ -83,8 +94,10 @@ impl Tables {
                  item TEXT NOT NULL,
                  size INTEGER NOT NULL,
                  PRIMARY KEY (tbl, pk, sk)
-             ) WITHOUT ROWID;",
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS store_format (version INTEGER NOT NULL);",
         )?;
+        upgrade(&conn)?;
         Ok(Tables {
             conn: Mutex::new(conn),
         })
@@ -239,20 +252,58 @@ impl Tables {
         Ok(page)
     }
 
-    /// Every item of one partition.
-    pub fn partition(&self, table: &str, pk: &[u8]) -> Result<Vec<(Item, usize)>, AwsError> {
+    /// One page of a partition in sort-key order (`forward`, or backward), after the
+    /// sort key `after` when given: the items `keep` accepts (a key condition on the sort
+    /// key), up to `limit` of them and about `max_bytes`. Rows are read one at a time from
+    /// the index, so a page costs its own size, not its partition's.
+    pub fn query(
+        &self,
+        table: &str,
+        pk: &[u8],
+        page: QueryPage<'_>,
+        mut keep: impl FnMut(&Item) -> bool,
+    ) -> Result<(Vec<(Item, usize)>, bool), AwsError> {
+        let QueryPage {
+            forward,
+            after,
+            limit,
+            max_bytes,
+        } = page;
         let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT item, size FROM items WHERE tbl = ?1 AND pk = ?2")
-            .map_err(internal)?;
-        let rows: Vec<(String, i64)> = stmt
-            .query_map(params![table, pk], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(internal)?
-            .collect::<Result<_, _>>()
-            .map_err(internal)?;
-        rows.into_iter()
-            .map(|(t, s)| Ok((dynamodb::decode_item(&t).map_err(internal)?, s as usize)))
-            .collect()
+        let sql = match (forward, after.is_some()) {
+            (true, true) => {
+                "SELECT item, size FROM items WHERE tbl = ?1 AND pk = ?2 AND sk > ?3 ORDER BY sk"
+            }
+            (true, false) => "SELECT item, size FROM items WHERE tbl = ?1 AND pk = ?2 ORDER BY sk",
+            (false, true) => {
+                "SELECT item, size FROM items WHERE tbl = ?1 AND pk = ?2 AND sk < ?3 ORDER BY sk DESC"
+            }
+            (false, false) => {
+                "SELECT item, size FROM items WHERE tbl = ?1 AND pk = ?2 ORDER BY sk DESC"
+            }
+        };
+        let mut stmt = conn.prepare(sql).map_err(internal)?;
+        let mut rows = match after {
+            Some(sk) => stmt.query(params![table, pk, sk]),
+            None => stmt.query(params![table, pk]),
+        }
+        .map_err(internal)?;
+        let (mut out, mut bytes) = (Vec::new(), 0);
+        while let Some(row) = rows.next().map_err(internal)? {
+            if out.len() == limit || bytes >= max_bytes {
+                return Ok((out, true));
+            }
+            let text: String = row.get(0).map_err(internal)?;
+            let size: i64 = row.get(1).map_err(internal)?;
+            let item = dynamodb::decode_item(&text).map_err(internal)?;
+            if keep(&item) {
+                bytes += size as usize;
+                out.push((item, size as usize));
+            }
+        }
+        // A page that filled up exactly still says there may be more, as DynamoDB does.
+        let full = out.len() == limit;
+        Ok((out, full))
     }
 
     /// Every table with its counts, for `bellows tables` and the metrics.
@@ -358,6 +409,55 @@ fn write_def(conn: &Connection, def: &TableDef) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The stored form of keys this build writes. 1: numbers as `Decimal::order_bytes`
+/// (before, as their text, which does not sort as the numbers do).
+const STORE_FORMAT: i64 = 1;
+
+/// Brings a store written by an earlier build to `STORE_FORMAT`, in one transaction:
+/// the keys of tables with a number in their key are stored again from their items.
+fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let version: Option<i64> = conn
+        .query_row("SELECT version FROM store_format", [], |r| r.get(0))
+        .optional()?;
+    if version == Some(STORE_FORMAT) {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    let names: Vec<String> = tx
+        .prepare("SELECT name FROM tables")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for name in names {
+        let Some(def) = read_def(&tx, &name)? else {
+            continue;
+        };
+        let numeric = |k: &KeyAttr| k.scalar == Scalar::N;
+        if !(numeric(&def.hash) || def.range.as_ref().is_some_and(numeric)) {
+            continue;
+        }
+        let rows: Vec<(Vec<u8>, Vec<u8>, String)> = tx
+            .prepare("SELECT pk, sk, item FROM items WHERE tbl = ?1")?
+            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let bad = |e: String| rusqlite::Error::ToSqlConversionFailure(e.into());
+        for (pk, sk, text) in rows {
+            let item = dynamodb::decode_item(&text).map_err(|e| bad(e.to_string()))?;
+            let (npk, nsk) = def.item_key(&item).map_err(bad)?;
+            tx.execute(
+                "UPDATE items SET pk = ?4, sk = ?5 WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+                params![name, pk, sk, npk, nsk],
+            )?;
+        }
+        tracing::info!(table = %name, "the table's keys are stored in the new form");
+    }
+    tx.execute("DELETE FROM store_format", [])?;
+    tx.execute(
+        "INSERT INTO store_format (version) VALUES (?1)",
+        [STORE_FORMAT],
+    )?;
+    tx.commit()
+}
+
 fn read_def(conn: &Connection, name: &str) -> rusqlite::Result<Option<TableDef>> {
     conn.query_row(
         "SELECT name, hash_name, hash_type, range_name, range_type, billing, rcu, wcu, created, id
@@ -425,5 +525,108 @@ impl DynamoMetrics {
     /// Everything recorded since the last call.
     pub fn take(&self) -> Consumed {
         std::mem::take(&mut *self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def() -> TableDef {
+        TableDef {
+            name: "scores".into(),
+            hash: KeyAttr {
+                name: "player".into(),
+                scalar: Scalar::S,
+            },
+            range: Some(KeyAttr {
+                name: "points".into(),
+                scalar: Scalar::N,
+            }),
+            billing_mode: "PAY_PER_REQUEST".into(),
+            read_capacity: 0,
+            write_capacity: 0,
+            created: 0.0,
+            id: "t".into(),
+        }
+    }
+
+    fn item(points: &str) -> Item {
+        dynamodb::decode_item(&format!(
+            r#"{{"player": {{"S": "ada"}}, "points": {{"N": "{points}"}}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn points(page: &[(Item, usize)]) -> Vec<String> {
+        page.iter()
+            .map(|(i, _)| match &i["points"] {
+                dynamodb::Attr::N(n) => n.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn bounds(forward: bool, after: Option<&[u8]>, limit: usize) -> QueryPage<'_> {
+        QueryPage {
+            forward,
+            after,
+            limit,
+            max_bytes: usize::MAX,
+        }
+    }
+
+    #[test]
+    fn a_partition_pages_in_number_order_and_an_old_store_is_upgraded() {
+        let dir = std::env::temp_dir().join(format!("bellows-tables-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dynamodb.db");
+        let t = Tables::open(&path).unwrap();
+        let d = def();
+        t.create(&d).unwrap();
+        // Written the way an earlier build did: a number key as its text (which sorts
+        // 10 before 9 and -1 before -5).
+        {
+            let conn = t.lock();
+            for p in ["9", "10", "-1", "-5", "0.5", "100"] {
+                let i = item(p);
+                let mut sk = b"N".to_vec();
+                sk.extend(p.as_bytes());
+                conn.execute(
+                    "INSERT INTO items (tbl, pk, sk, item, size) VALUES ('scores', ?1, ?2, ?3, 10)",
+                    params![b"Sada".to_vec(), sk, dynamodb::encode_item(&i)],
+                )
+                .unwrap();
+            }
+            conn.execute("DELETE FROM store_format", []).unwrap();
+        }
+        drop(t);
+        let t = Tables::open(&path).unwrap();
+        let pk = b"Sada".to_vec();
+        let (all, more) = t
+            .query("scores", &pk, bounds(true, None, 100), |_| true)
+            .unwrap();
+        assert_eq!(points(&all), ["-5", "-1", "0.5", "9", "10", "100"]);
+        assert!(!more);
+        // Every key is found under its new form.
+        let key = d.item_key(&item("10")).unwrap();
+        assert!(t.get("scores", &key).unwrap().is_some());
+        // Pages of two, backward, each after the last one's key; a filter that skips.
+        let (page, more) = t
+            .query("scores", &pk, bounds(false, None, 2), |_| true)
+            .unwrap();
+        assert_eq!(
+            (points(&page), more),
+            (vec!["100".into(), "10".into()], true)
+        );
+        let after = d.item_key(&page[1].0).unwrap().1;
+        let (page, _) = t
+            .query("scores", &pk, bounds(false, Some(&after), 2), |i| {
+                i["points"] != item("0.5")["points"]
+            })
+            .unwrap();
+        assert_eq!(points(&page), ["9", "-1"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -239,7 +239,7 @@ impl Attr {
     pub fn key_bytes(&self) -> Vec<u8> {
         let (tag, body): (u8, Vec<u8>) = match self {
             Attr::S(s) => (b'S', s.as_bytes().to_vec()),
-            Attr::N(n) => (b'N', n.to_string().into_bytes()),
+            Attr::N(n) => (b'N', n.order_bytes()),
             Attr::B(b) => (b'B', b.clone()),
             // Only scalars are keys; anything else never meets a key.
             other => (b'?', other.type_name().as_bytes().to_vec()),
@@ -437,5 +437,44 @@ mod tests {
             Some(Ordering::Greater)
         );
         assert_eq!(n("1").compare(&Attr::S("1".into())), None);
+    }
+
+    #[test]
+    fn number_keys_sort_as_the_numbers_do() {
+        let n = |s: &str| Attr::N(Decimal::parse(s).unwrap());
+        let mut values: Vec<&str> = vec![
+            "-1e125",
+            "-12345.678",
+            "-100",
+            "-99.5",
+            "-10",
+            "-9",
+            "-1.55",
+            "-1.5",
+            "-1",
+            "-0.5",
+            "-1e-130",
+            "0",
+            "1e-130",
+            "0.01",
+            "0.5",
+            "1",
+            "1.5",
+            "1.55",
+            "9",
+            "10",
+            "99.5",
+            "100",
+            "12345.678",
+            "99999999999999999999999999999999999999",
+            "1e125",
+        ];
+        let want = values.clone();
+        values.reverse();
+        values.sort_by_key(|v| n(v).key_bytes());
+        assert_eq!(values, want);
+        for w in want.windows(2) {
+            assert_eq!(n(w[0]).compare(&n(w[1])), Some(Ordering::Less), "{w:?}");
+        }
     }
 }

@@ -498,56 +498,31 @@ fn query(tables: &Tables, input: &Input) -> Answer {
     let limit = limit(input)?;
     let forward = input.opt_bool("ScanIndexForward")?.unwrap_or(true);
     let start = ddb::item(input, "ExclusiveStartKey")?;
-    let mut items = tables.partition(&name, &kc.partition)?;
-    if let (Some(r), Some(range)) = (&def.range, &kc.range) {
-        items.retain(|(i, _)| i.get(&r.name).is_some_and(|v| range.matches(v)));
-    }
-    items.sort_by(|a, b| def.range_order(&a.0, &b.0));
-    if !forward {
-        items.reverse();
-    }
-    if let Some(start) = &start {
-        def.key(start).map_err(|_| validation("The provided starting key is invalid: The provided key element does not match the schema"))?;
-        if start
-            .get(&def.hash.name)
-            .map(bellows_aws::dynamodb::Attr::key_bytes)
-            != Some(kc.partition.clone())
-        {
-            return Err(validation(
-                "The provided starting key is outside query boundaries based on provided conditions",
-            ));
-        }
-        let pos = items.iter().position(|(i, _)| {
-            let o = def.range_order(i, start);
-            if forward {
-                o == std::cmp::Ordering::Greater
-            } else {
-                o == std::cmp::Ordering::Less
+    let after = match &start {
+        None => None,
+        Some(start) => {
+            let (pk, sk) = def.key(start).map_err(|_| validation("The provided starting key is invalid: The provided key element does not match the schema"))?;
+            if pk != kc.partition {
+                return Err(validation(
+                    "The provided starting key is outside query boundaries based on provided conditions",
+                ));
             }
-        });
-        items.drain(..pos.unwrap_or(items.len()));
-        if def.range.is_none() {
-            items.clear();
+            Some(sk)
         }
-    }
-    let (page, more) = take_page(items, limit);
+    };
+    let range = def.range.as_ref().zip(kc.range.as_ref());
+    let (page, more) = tables.query(
+        &name,
+        &kc.partition,
+        crate::tables::QueryPage {
+            forward,
+            after: after.as_deref(),
+            limit,
+            max_bytes: ddb::MAX_PAGE_BYTES,
+        },
+        |item| range.is_none_or(|(r, cond)| item.get(&r.name).is_some_and(|v| cond.matches(v))),
+    )?;
     page_answer(&def, input, &exprs, page, more)
-}
-
-/// Up to `limit` items and about 1 MB, and whether any are left.
-fn take_page(items: Vec<(Item, usize)>, limit: usize) -> (Vec<(Item, usize)>, bool) {
-    let total = items.len();
-    let mut out = Vec::new();
-    let mut bytes = 0;
-    for (item, size) in items {
-        if out.len() == limit || bytes >= ddb::MAX_PAGE_BYTES {
-            break;
-        }
-        bytes += size;
-        out.push((item, size));
-    }
-    let more = out.len() < total || out.len() == limit;
-    (out, more)
 }
 
 /// A filter may not name the key attributes of a query.
