@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::client::Http;
 use crate::clock;
+use crate::http::Http;
 use crate::store::Store;
 
 /// The longest wait between two attempts.

@@ -433,7 +433,7 @@ fn state(s: AlarmState) -> &'static str {
 
 /// One GET through the load balancer, answered or not: what wakes a group at 0.
 async fn wake(addr: String, path: String) {
-    let _ = bellows_node::client::Http::new()
+    let _ = bellows_node::http::Http::new()
         .exchange(
             "GET",
             &format!("http://{addr}{path}"),

@@ -187,7 +187,7 @@ pub(super) async fn stress(
         .find(|i| i.id == instance && i.lifecycle == Lifecycle::InService)
         .and_then(|i| i.private_ip.map(|ip| format!("{ip}:{}", i.port)))
         .ok_or_else(|| ApiError::not_found(format!("no instance `{id}` in service")))?;
-    let answer = crate::client::Http::new()
+    let answer = crate::http::Http::new()
         .exchange(
             "POST",
             &format!("http://{target}/"),

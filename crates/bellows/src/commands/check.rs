@@ -15,7 +15,7 @@ pub async fn check(ctx: &Context, file: Option<PathBuf>) -> anyhow::Result<ExitC
         return Ok(ExitCode::SUCCESS);
     }
     let listeners: Vec<bellows_proxy::ListenerView> = ctx.client().get("/api/v1/listeners").await?;
-    let http = bellows_node::client::Http::new();
+    let http = bellows_node::http::Http::new();
     let mut failed = 0;
     for c in &stack.checks {
         let listener = match &c.listener {
