@@ -30,7 +30,7 @@ use crate::tables::{DynamoMetrics, Tables};
 mod autoscaling;
 mod cloudwatch;
 mod dynamodb;
-mod ec2;
+pub(crate) mod ec2;
 mod elbv2;
 mod sts;
 
@@ -194,7 +194,6 @@ impl Ctx<'_> {
     }
 
     /// Reads the AWS resource records in the loop.
-    #[allow(dead_code)] // until the handlers over the records land
     async fn read<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Resources) -> Result<T, AwsError> + Send + 'static,
@@ -206,7 +205,6 @@ impl Ctx<'_> {
 
     /// Changes the AWS resource records in the loop, as this call's actor: the loop
     /// applies what they then describe, audits it, and rolls back what fails.
-    #[allow(dead_code)] // until the handlers over the records land
     async fn change<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut Resources) -> Result<T, AwsError> + Send + 'static,
