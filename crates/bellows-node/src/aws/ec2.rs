@@ -19,6 +19,8 @@ mod groups;
 mod network;
 pub(crate) mod shared;
 pub(crate) mod templates;
+#[cfg(test)]
+mod tests;
 
 use shared::Env;
 
