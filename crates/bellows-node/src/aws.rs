@@ -23,13 +23,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Actor, ApiError, Call};
 use crate::clock;
+use crate::resources::Resources;
 use crate::sessions::{Session, Sessions};
 use crate::tables::{DynamoMetrics, Tables};
 
 mod autoscaling;
 mod cloudwatch;
 mod dynamodb;
-mod ec2;
+pub(crate) mod ec2;
 mod elbv2;
 mod sts;
 
@@ -191,11 +192,40 @@ impl Ctx<'_> {
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Call) -> Result<T, AwsError> {
         self.face.ask(make).await
     }
+
+    /// Reads the AWS resource records in the loop.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Resources) -> Result<T, AwsError> + Send + 'static,
+    ) -> Result<T, AwsError> {
+        let (call, answer) = Resources::call(None, move |r: &mut Resources| op(r));
+        self.send(call).await?;
+        answer.await
+    }
+
+    /// Changes the AWS resource records in the loop, as this call's actor: the loop
+    /// applies what they then describe, audits it, and rolls back what fails.
+    async fn change<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Resources) -> Result<T, AwsError> + Send + 'static,
+    ) -> Result<T, AwsError> {
+        let (call, answer) = Resources::call(Some(self.actor()), op);
+        self.send(call).await?;
+        answer.await
+    }
+
+    async fn send(&self, call: Call) -> Result<(), AwsError> {
+        self.face
+            .calls
+            .send(call)
+            .await
+            .map_err(|_| AwsError::new(503, "ServiceUnavailable", "bellows is shutting down"))
+    }
 }
 
 /// An API error from the loop in the service's terms: `not_found` keeps its message with
 /// the code the service uses for it, a refused change is a validation error.
-fn from_api(e: ApiError, not_found_code: &str, invalid_code: &str) -> AwsError {
+pub(crate) fn from_api(e: ApiError, not_found_code: &str, invalid_code: &str) -> AwsError {
     match e.status {
         404 => AwsError::new(400, not_found_code, e.message),
         503 => AwsError::new(503, "ServiceUnavailable", e.message),

@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod procfs;
 pub mod provider;
 mod publish;
+pub mod resources;
 pub mod sessions;
 pub mod shim;
 pub mod store;

@@ -38,6 +38,7 @@ use crate::store::{Store, StoreError};
 mod apply;
 mod calls;
 mod incidents;
+mod resources;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -118,6 +119,8 @@ struct Node {
     dynamo_metrics: std::sync::Arc<crate::tables::DynamoMetrics>,
     /// Every recorded event with its sequence number, for the API's event stream.
     events: broadcast::Sender<(i64, Event)>,
+    /// What the AWS endpoint created (VPCs, subnets, launch templates, ...).
+    resources: crate::resources::Resources,
 }
 
 /// Runs the stack until `shutdown` completes, then stops every instance and returns.
@@ -206,6 +209,8 @@ pub async fn run(
     // Alarms put or deleted through the AWS endpoint in an earlier run are kept.
     let mut stack = opts.stack;
     stack.alarms = store.restored_alarms(&stack)?;
+    let resources =
+        crate::resources::Resources::open(&opts.state_dir.join("state.db"), &stack.name)?;
     let scaler_alarms = stack.alarms.clone();
     let scaler_policies = stack.policies.clone();
     let scaler_scheduled = stack.scheduled.clone();
@@ -242,6 +247,7 @@ pub async fn run(
         tables,
         dynamo_metrics,
         events,
+        resources,
         state_dir: opts.state_dir,
         control,
         cgroups: enforced,

@@ -149,6 +149,13 @@ impl Store {
                  next_attempt INTEGER NOT NULL,
                  delivered INTEGER,
                  last_error TEXT
+             );
+             CREATE TABLE IF NOT EXISTS aws_resources (
+                 stack TEXT NOT NULL,
+                 kind TEXT NOT NULL,
+                 id TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 PRIMARY KEY (stack, kind, id)
              );",
         )?;
         // Outbox columns added after the first release: HTTP method, the environment
@@ -501,6 +508,55 @@ impl Store {
             params![spec.name, file],
         )?;
         Ok(())
+    }
+
+    /// An AWS resource record (a VPC, a load balancer, ...) created or changed through
+    /// the AWS endpoint. A changed record keeps its place in the creation order.
+    pub fn put_resource(
+        &mut self,
+        stack: &str,
+        kind: &str,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO aws_resources (stack, kind, id, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (stack, kind, id) DO UPDATE SET body = excluded.body",
+            params![stack, kind, id, serde_json::to_string(body)?],
+        )?;
+        Ok(())
+    }
+
+    /// An AWS resource record deleted; deleting one that is not there is no error.
+    pub fn delete_resource(&mut self, stack: &str, kind: &str, id: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM aws_resources WHERE stack = ?1 AND kind = ?2 AND id = ?3",
+            params![stack, kind, id],
+        )?;
+        Ok(())
+    }
+
+    /// The stack's AWS resource records as `(kind, id, body)`, in creation order.
+    pub fn resources(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, id, body FROM aws_resources WHERE stack = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map(params![stack], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, id, body) = row?;
+            out.push((kind, id, serde_json::from_str(&body)?));
+        }
+        Ok(out)
     }
 
     /// An alarm put (`current`) or deleted (`None`) through the AWS endpoint, kept for
@@ -870,6 +926,62 @@ mod tests {
                 .len(),
             1
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn resources_read_back_in_creation_order_per_stack() {
+        let dir =
+            std::env::temp_dir().join(format!("bellows-store-resources-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            let vpc = serde_json::json!({ "vpcId": "vpc-1", "cidrBlock": "10.0.0.0/16" });
+            store.put_resource("web", "vpc", "vpc-1", &vpc).unwrap();
+            store
+                .put_resource("web", "subnet", "subnet-1", &serde_json::json!({ "n": 1 }))
+                .unwrap();
+            store
+                .put_resource("web", "subnet", "subnet-2", &serde_json::json!({ "n": 2 }))
+                .unwrap();
+            store
+                .put_resource("other", "vpc", "vpc-9", &serde_json::json!({}))
+                .unwrap();
+            // A change keeps the record's place; a deletion of what is not there is fine.
+            store
+                .put_resource(
+                    "web",
+                    "vpc",
+                    "vpc-1",
+                    &serde_json::json!({ "changed": true }),
+                )
+                .unwrap();
+            store.delete_resource("web", "subnet", "subnet-1").unwrap();
+            store
+                .delete_resource("web", "subnet", "subnet-404")
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let got = store.resources("web").unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "vpc".to_owned(),
+                    "vpc-1".to_owned(),
+                    serde_json::json!({ "changed": true })
+                ),
+                (
+                    "subnet".to_owned(),
+                    "subnet-2".to_owned(),
+                    serde_json::json!({ "n": 2 })
+                ),
+            ]
+        );
+        assert_eq!(store.resources("other").unwrap().len(), 1);
+        assert!(store.resources("none").unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -179,6 +179,15 @@ pub enum Call {
         seq: i64,
         reply: oneshot::Sender<Result<Vec<(i64, Event)>, ApiError>>,
     },
+    /// An operation on the AWS resource records (see `resources.rs`), run in the loop.
+    /// With an actor it may change them: then the loop applies what the records now
+    /// describe and audits the change; if that fails, the records are rolled back and
+    /// the call answers the failure.
+    Resources {
+        actor: Option<Actor>,
+        op: crate::resources::ResourceOp,
+        reply: oneshot::Sender<Result<Box<dyn std::any::Any + Send>, bellows_aws::AwsError>>,
+    },
     /// The instance's log file, and whether the instance still runs.
     Log {
         instance: InstanceId,

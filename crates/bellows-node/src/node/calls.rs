@@ -250,6 +250,9 @@ impl Node {
                         .map_err(|e| ApiError::internal(e.to_string())),
                 );
             }
+            Call::Resources { actor, op, reply } => {
+                let _ = reply.send(self.on_resources(actor, op, now));
+            }
             Call::Log { instance, reply } => {
                 let path = self.provider.log_path(&instance);
                 let running = self.provider.is_running(&instance);

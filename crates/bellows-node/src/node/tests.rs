@@ -52,6 +52,8 @@ async fn node_of(stack: Stack) -> (Node, broadcast::Receiver<(i64, Event)>) {
         draining: HashMap::new(),
         stopping: false,
         store: Store::open(&state_dir.join("state.db")).unwrap(),
+        resources: crate::resources::Resources::open(&state_dir.join("state.db"), &stack.name)
+            .unwrap(),
         started: now,
         state_dir,
         control: "127.0.0.1:1".parse().unwrap(),
@@ -246,6 +248,57 @@ command = ["x"]
             "group/web".to_owned()
         )]
     );
+    let _ = std::fs::remove_dir_all(&node.state_dir);
+}
+
+#[tokio::test]
+async fn a_resource_change_is_audited_a_failed_one_rolled_back_and_a_read_changes_nothing() {
+    use crate::resources::Resources;
+    let (mut node, mut rx) = node(STACK).await;
+    let actor = Actor {
+        name: "AKIATEST".to_owned(),
+        source: "aws".to_owned(),
+        action: Some("CreateVpc".to_owned()),
+    };
+    let (call, answer) = Resources::call(Some(actor.clone()), |r: &mut Resources| {
+        r.put("vpc", "vpc-1", serde_json::json!({ "vpcId": "vpc-1" }))?;
+        Ok(7u32)
+    });
+    node.on_call(call);
+    assert_eq!(answer.await.unwrap(), 7);
+    // A failed change leaves nothing behind.
+    let (call, answer) = Resources::call(Some(actor), |r: &mut Resources| -> Result<(), _> {
+        r.put("vpc", "vpc-2", serde_json::json!({}))?;
+        Err(bellows_aws::AwsError::new(400, "DependencyViolation", "no"))
+    });
+    node.on_call(call);
+    assert_eq!(answer.await.unwrap_err().code, "DependencyViolation");
+    // A read that changes is refused and undone.
+    let (call, answer) = Resources::call(None, |r: &mut Resources| {
+        r.delete("vpc", "vpc-1")?;
+        Ok(())
+    });
+    node.on_call(call);
+    assert_eq!(answer.await.unwrap_err().status, 500);
+    let (call, answer) = Resources::call(None, |r: &mut Resources| {
+        Ok(r.all().iter().map(|r| r.id.clone()).collect::<Vec<_>>())
+    });
+    node.on_call(call);
+    assert_eq!(answer.await.unwrap(), ["vpc-1"]);
+    node.flush();
+    let audits: Vec<String> = recorded(&mut rx)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Audit { record } => Some(format!(
+                "{} {} {} {}",
+                record.source, record.action, record.target, record.result
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(audits, ["aws CreateVpc aws/vpc/vpc-1 ok"]);
+    let kept = Resources::open(&node.state_dir.join("state.db"), "loop").unwrap();
+    assert_eq!(kept.all().len(), 1);
     let _ = std::fs::remove_dir_all(&node.state_dir);
 }
 
