@@ -118,7 +118,7 @@ boot_delay = "forever"
         expect![[r#"
             stack.toml:3:8: `Bad Name` is not a valid stack.name: use 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit
             stack.toml:4:11: `stack.control` is 0.0.0.0:9900, but the control API only listens on loopback (127.0.0.0/8 or ::1)
-            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, load_balancer, name, region, state_dir
+            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, load_balancer, name, namespace_network, region, state_dir
             stack.toml:8:8: `target_groups.tg.port` is 70000, must be from 1 to 65535
             stack.toml:11:11: `target_groups.tg.health_check.timeout` (3s) must be shorter than the interval (2s)
             stack.toml:12:21: `target_groups.tg.health_check.healthy_threshold` is 1, must be from 2 to 10
