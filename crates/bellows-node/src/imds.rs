@@ -2,8 +2,9 @@
 //! on its own private address, so an app that reads IMDS works unchanged. Instances get
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT`, which the AWS SDKs honour.
 //!
-//! Each instance has a listener of its own on `PRIVATE_IP:METADATA_PORT`: the address a
-//! request arrives on says which instance asks, with no trust in anything it sends.
+//! Each instance has a listener of its own on `PRIVATE_IP:METADATA_PORT` (in a network
+//! namespace, on the host end of its veth): the address a request arrives on says which
+//! instance asks, with no trust in anything it sends.
 //!
 //! Under `iam/security-credentials/ROLE` it serves the instance profile's temporary
 //! credentials (`sessions.rs`), as EC2 does, so that the SDKs' default credential chain
@@ -45,10 +46,10 @@ struct Imds {
     tokens: Mutex<HashMap<String, Instant>>,
 }
 
-/// Serves one instance's metadata until the returned task is aborted.
-pub fn serve(meta: Metadata) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener =
-        std::net::TcpListener::bind(SocketAddr::new(meta.private_ip.into(), METADATA_PORT))?;
+/// Serves one instance's metadata on `listen` (its private address, or in a network
+/// namespace the host end of its veth) until the returned task is aborted.
+pub fn serve(meta: Metadata, listen: Ipv4Addr) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = std::net::TcpListener::bind(SocketAddr::new(listen.into(), METADATA_PORT))?;
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let state = Arc::new(Imds {

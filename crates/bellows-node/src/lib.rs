@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod client;
 pub mod clock;
 pub mod imds;
+pub mod netns;
 mod node;
 pub mod outbox;
 pub mod procfs;

@@ -1,0 +1,230 @@
+//! Instances from user data, as EC2 runs them: a `#!` script and a `#cloud-config`
+//! runcmd, each instance in a network namespace of its own, binding 0.0.0.0:PORT.
+//! Network namespaces need root, which CI has: these tests fail, loudly, without it.
+
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Up, http};
+
+fn need_root_and_ip() {
+    let uid = Command::new("id").arg("-u").output().expect("id runs");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "per-instance network namespaces need root: run this test as root (CI does)"
+    );
+    assert!(
+        Command::new("ip")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "`ip` (iproute2) is missing: scripts/test installs it"
+    );
+}
+
+/// A network of its own for each test process, inside 10.214.0.0/15.
+fn network(second: u32) -> String {
+    format!("10.{}.{}.0/24", 214 + second, std::process::id() % 250)
+}
+
+/// The host's links with an address in `net` (the host ends of the test's veths).
+fn links_in(net: &str) -> BTreeSet<String> {
+    let prefix = net.rsplit_once('.').unwrap().0.to_owned() + ".";
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("inet {prefix}")))
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
+}
+
+fn all_links() -> String {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const SERVER: &str = r#"#!/usr/bin/env python3
+import http.server, os, urllib.request, urllib.error
+
+IID = os.environ["INSTANCE_ID"]
+MD = os.environ["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+AWS = os.environ["AWS_ENDPOINT_URL"]
+
+def status(req):
+    try:
+        return str(urllib.request.urlopen(req, timeout=3).status)
+    except urllib.error.HTTPError as e:
+        return str(e.code)
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/meta":
+            body = urllib.request.urlopen(MD + "latest/meta-data/local-ipv4", timeout=3).read().decode()
+        elif self.path == "/aws":
+            post = urllib.request.Request(AWS + "/", data=b"Action=DescribeAlarms&Version=2010-08-01", method="POST")
+            body = status(post) + " " + status(AWS + "/api/v1/status")
+        else:
+            body = IID
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+fn stack(net: &str, user_data: &str) -> String {
+    format!(
+        r#"namespace_network = "{net}"
+
+[target_groups.web.health_check]
+path = "/health"
+interval = "1s"
+
+[listeners.http]
+address = "127.0.0.1:0"
+default = {{ forward = "web" }}
+
+[groups.web]
+min = 0
+max = 4
+desired = 2
+zones = ["zone-a", "zone-b"]
+target_groups = ["web"]
+
+[groups.web.launch]
+user_data = '''
+{user_data}'''
+stop_timeout = "2s"
+"#
+    )
+}
+
+#[test]
+fn user_data_scripts_bind_all_addresses_in_namespaces_of_their_own() {
+    need_root_and_ip();
+    let net = network(0);
+    let mut up = Up::start("netns", &stack(&net, SERVER));
+    up.wait_for("two healthy instances", Duration::from_secs(30), |u| {
+        u.healthy() == 2
+    });
+    let instances = up.in_service();
+    assert_eq!(instances.len(), 2);
+    let prefix = net.rsplit_once('.').unwrap().0.to_owned() + ".";
+    let mut ids = BTreeSet::new();
+    let mut addrs = BTreeSet::new();
+    let mut pids = Vec::new();
+    for i in &instances {
+        let ip = i["private_ip"].as_str().unwrap();
+        assert!(ip.starts_with(&prefix), "{ip} is not in {net}");
+        addrs.insert(ip.to_owned());
+        ids.insert(i["id"].as_str().unwrap().to_owned());
+        pids.push(i["pid"].as_u64().unwrap() as u32);
+    }
+    assert_eq!(addrs.len(), 2, "each instance has its own address");
+    // Both answer behind the load balancer.
+    let lb = up.lb();
+    let mut seen = BTreeSet::new();
+    for _ in 0..40 {
+        let (code, body) = http(&lb, "GET", "/", None);
+        assert_eq!(code, 200, "{body}");
+        seen.insert(body);
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ids, "requests answered by both instances");
+    // The metadata endpoint, reached from inside, knows the instance's own address.
+    let (code, local) = http(&lb, "GET", "/meta", None);
+    assert_eq!(code, 200);
+    assert!(addrs.contains(&local), "{local} not one of {addrs:?}");
+    // The AWS endpoint is reachable from inside (an unsigned call is refused as AWS
+    // refuses it), the control API is not.
+    let (code, aws) = http(&lb, "GET", "/aws", None);
+    assert_eq!(code, 200);
+    let (aws_call, control) = aws.split_once(' ').unwrap();
+    assert!(
+        aws_call.starts_with('4'),
+        "the AWS endpoint answers an unsigned call with an AWS error: {aws}"
+    );
+    assert_eq!(
+        control, "404",
+        "the control API is not served into the namespace"
+    );
+    // Its log says where it is, and `bellows logs` shows it.
+    let id = ids.iter().next().unwrap();
+    let logs = up.cli(&["logs", id]);
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        text.contains("network namespace: eth0"),
+        "bellows logs {id}: {text}"
+    );
+    let veths = links_in(&net);
+    assert_eq!(veths.len(), 2, "a veth host end per instance: {veths:?}");
+    // Stopped, nothing is left: no process, no veth.
+    up.signal("TERM");
+    assert!(
+        up.wait_exit(Duration::from_secs(20)).is_some(),
+        "bellows stops"
+    );
+    for pid in pids {
+        assert!(!common::alive(pid), "instance process {pid} is left");
+    }
+    let links = all_links();
+    for v in &veths {
+        assert!(!links.contains(v.as_str()), "veth {v} is left: {links}");
+    }
+    assert!(links_in(&net).is_empty(), "addresses of {net} are left");
+}
+
+#[test]
+fn cloud_config_runcmd_runs_in_order() {
+    need_root_and_ip();
+    let net = network(1);
+    let config = r#"#cloud-config
+package_update: true
+runcmd:
+  - echo first step
+  - [ echo, "argv form" ]
+  - exec python3 -m http.server --bind 0.0.0.0 "$PORT"
+"#;
+    let text = stack(&net, config).replace("path = \"/health\"", "path = \"/\"");
+    let mut up = Up::start("cloudcfg", &text);
+    up.wait_for("two healthy instances", Duration::from_secs(30), |u| {
+        u.healthy() == 2
+    });
+    let lb = up.lb();
+    let (code, _) = http(&lb, "GET", "/", None);
+    assert_eq!(code, 200);
+    let id = up.in_service()[0]["id"].as_str().unwrap().to_owned();
+    let logs = up.cli(&["logs", &id]);
+    let text = String::from_utf8_lossy(&logs.stdout).into_owned();
+    let first = text.find("first step").expect("runcmd's first command ran");
+    let second = text.find("argv form").expect("runcmd's argv command ran");
+    assert!(first < second, "in order: {text}");
+    let veths = links_in(&net);
+    up.signal("TERM");
+    assert!(
+        up.wait_exit(Duration::from_secs(20)).is_some(),
+        "bellows stops"
+    );
+    let links = all_links();
+    for v in &veths {
+        assert!(!links.contains(v.as_str()), "veth {v} is left: {links}");
+    }
+}
