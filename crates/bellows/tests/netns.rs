@@ -75,6 +75,9 @@ class H(http.server.BaseHTTPRequestHandler):
         elif self.path == "/aws":
             post = urllib.request.Request(AWS + "/", data=b"Action=DescribeAlarms&Version=2010-08-01", method="POST")
             body = status(post) + " " + status(AWS + "/api/v1/status")
+        elif self.path == "/boto":
+            import boto3
+            body = boto3.client("sts").get_caller_identity()["Arn"]
         else:
             body = IID
         data = body.encode()
@@ -118,6 +121,7 @@ stop_timeout = "2s"
 #[test]
 fn user_data_scripts_bind_all_addresses_in_namespaces_of_their_own() {
     need_root_and_ip();
+    common::need_clients();
     let net = network(0);
     let mut up = Up::start("netns", &stack(&net, SERVER));
     up.wait_for("two healthy instances", Duration::from_secs(30), |u| {
@@ -166,6 +170,10 @@ fn user_data_scripts_bind_all_addresses_in_namespaces_of_their_own() {
         control, "404",
         "the control API is not served into the namespace"
     );
+    // boto3 in the instance finds the endpoint and its role's credentials.
+    let (code, arn) = http(&lb, "GET", "/boto", None);
+    assert_eq!(code, 200, "{arn}");
+    assert!(arn.contains("web-role"), "{arn}");
     // Its log says where it is, and `bellows logs` shows it.
     let id = ids.iter().next().unwrap();
     let logs = up.cli(&["logs", id]);
