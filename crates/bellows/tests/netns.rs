@@ -75,6 +75,8 @@ class H(http.server.BaseHTTPRequestHandler):
         elif self.path == "/aws":
             post = urllib.request.Request(AWS + "/", data=b"Action=DescribeAlarms&Version=2010-08-01", method="POST")
             body = status(post) + " " + status(AWS + "/api/v1/status")
+        elif self.path.startswith("/peer-md/"):
+            body = status("http://" + self.path[9:] + ":1338/latest/meta-data/instance-id")
         elif self.path == "/boto":
             import boto3
             body = boto3.client("sts").get_caller_identity()["Arn"]
@@ -169,6 +171,23 @@ fn user_data_scripts_bind_all_addresses_in_namespaces_of_their_own() {
     assert_eq!(
         control, "404",
         "the control API is not served into the namespace"
+    );
+    // Another instance's metadata endpoint, routable from here, does not answer.
+    let ips: Vec<&String> = addrs.iter().collect();
+    let other_host = {
+        let ip: std::net::Ipv4Addr = ips[1].parse().unwrap();
+        std::net::Ipv4Addr::from(u32::from(ip) - 1)
+    };
+    let (code, peer) = http(
+        &format!("{}:5000", ips[0]),
+        "GET",
+        &format!("/peer-md/{other_host}"),
+        None,
+    );
+    assert_eq!(
+        (code, peer.as_str()),
+        (200, "403"),
+        "another instance's metadata"
     );
     // boto3 in the instance finds the endpoint and its role's credentials.
     let (code, arn) = http(&lb, "GET", "/boto", None);
