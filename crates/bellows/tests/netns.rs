@@ -255,3 +255,97 @@ runcmd:
         assert!(!links.contains(v.as_str()), "veth {v} is left: {links}");
     }
 }
+
+#[test]
+fn kill_9_of_bellows_leaves_no_namespace_veth_or_process() {
+    need_root_and_ip();
+    let net = network(2);
+    let up = Up::start("netns-kill", &stack(&net, SERVER));
+    up.wait_for("two healthy instances", Duration::from_secs(30), |u| {
+        u.healthy() == 2
+    });
+    let pids: Vec<u32> = up
+        .in_service()
+        .iter()
+        .map(|i| i["pid"].as_u64().unwrap() as u32)
+        .collect();
+    let veths = links_in(&net);
+    assert_eq!(veths.len(), 2, "{veths:?}");
+    common::kill9(u64::from(up.child.id()));
+    // Each shim sees its lifeline close and stops its instance; the namespace, and its
+    // veth pair, go with the instance's last process.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(15)
+        && (pids.iter().any(|p| common::alive(*p)) || !links_in(&net).is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in pids {
+        assert!(!common::alive(pid), "instance process {pid} is left");
+    }
+    let links = all_links();
+    for v in &veths {
+        assert!(!links.contains(v.as_str()), "veth {v} is left: {links}");
+    }
+}
+
+#[test]
+fn user_data_bellows_does_not_run_is_refused_with_its_line() {
+    let (dir, _) = common::scratch();
+    let config = "#cloud-config\nruncmd:\n  - echo hi\npackages:\n  - nginx\n";
+    let file = common::write_file(
+        &dir,
+        "stack.toml",
+        &format!(
+            "[groups.web]\nmin = 1\nmax = 1\n\n[groups.web.launch]\nuser_data = '''\n{config}'''\n"
+        ),
+    );
+    let out = Command::new(common::BIN)
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("user_data`: #cloud-config line 4: bellows does not support `packages`"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failing_user_data_script_ends_the_instance_as_a_command_would() {
+    need_root_and_ip();
+    let net = network(3);
+    let up = Up::start(
+        "netns-fail",
+        &stack(&net, "#!/bin/sh\necho broken-user-data >&2\nexit 3\n"),
+    );
+    up.wait_for(
+        "an activity with the script's exit",
+        Duration::from_secs(20),
+        |u| {
+            u.activities()
+                .iter()
+                .any(|a| a.to_string().contains("exit status 3"))
+        },
+    );
+    let dead = up
+        .activities()
+        .into_iter()
+        .find(|a| a.to_string().contains("exit status 3"))
+        .unwrap();
+    let id = dead.to_string();
+    let id = id
+        .split("i-")
+        .nth(1)
+        .map(|r| format!("i-{}", &r[..17]))
+        .expect("the activity names its instance");
+    let logs = up.cli(&["logs", &id]);
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        text.contains("broken-user-data"),
+        "bellows logs {id}: {text}"
+    );
+}
