@@ -349,3 +349,28 @@ fn a_failing_user_data_script_ends_the_instance_as_a_command_would() {
         "bellows logs {id}: {text}"
     );
 }
+
+/// `network = "host"` (and the fallback without root): user data on a loopback address
+/// of its own, binding `$PRIVATE_IP`.
+#[test]
+fn user_data_on_the_hosts_network_binds_its_private_address() {
+    let net = network(4);
+    let script = "#!/bin/sh\nexec python3 -m http.server --bind \"$PRIVATE_IP\" \"$PORT\"\n";
+    let text = stack(&net, script)
+        .replace("path = \"/health\"", "path = \"/\"")
+        .replace(
+            "stop_timeout = \"2s\"",
+            "stop_timeout = \"2s\"\nnetwork = \"host\"",
+        );
+    let up = Up::start("userdata-host", &text);
+    up.wait_for("two healthy instances", Duration::from_secs(30), |u| {
+        u.healthy() == 2
+    });
+    for i in up.in_service() {
+        let ip = i["private_ip"].as_str().unwrap();
+        assert!(ip.starts_with("127."), "{ip} is a loopback address");
+    }
+    assert!(links_in(&net).is_empty(), "no veth on the host's network");
+    let (code, _) = http(&up.lb(), "GET", "/", None);
+    assert_eq!(code, 200);
+}
