@@ -99,10 +99,13 @@ impl Pool {
         for b in state_dir.as_os_str().as_encoded_bytes() {
             h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
         }
+        let slots = slots.min(1 << 20) as u32;
         Pool {
             base,
-            slots: slots.min(1 << 20) as u32,
-            next: 0,
+            slots,
+            // Two nodes on one machine (tests in parallel) start apart in the range, so
+            // they seldom reach for the same /30 at the same moment.
+            next: h % slots,
             in_use: HashSet::new(),
             tag: format!("{:04x}", (h ^ (h >> 16)) & 0xffff),
         }
@@ -225,13 +228,13 @@ mod tests {
         let mut pool = Pool::new(net, Path::new("/tmp/state"));
         let a = pool.take().unwrap();
         let b = pool.take().unwrap();
-        assert_eq!(
-            (a.host, a.instance),
-            ("10.213.0.1".parse().unwrap(), "10.213.0.2".parse().unwrap())
-        );
-        assert_eq!(
-            (b.host, b.instance),
-            ("10.213.0.5".parse().unwrap(), "10.213.0.6".parse().unwrap())
+        // A /30 each: the host end first, the instance second, the next /30 after.
+        let (h, i) = (u32::from(a.host), u32::from(a.instance));
+        assert_eq!((h % 4, i), (1, h + 1));
+        assert!((h & 0xffff_0000) == u32::from(Ipv4Addr::new(10, 213, 0, 0)));
+        assert!(
+            u32::from(b.host) == h + 4 || u32::from(b.host) == 0x0ad5_0001,
+            "{b:?}"
         );
         assert!(a.host_dev.len() <= 15 && a.peer_dev.len() <= 15);
         assert!(a.host_dev.starts_with(&pool.prefix()) && a.host_dev.ends_with('h'));
