@@ -220,6 +220,27 @@ fn network_hosts_skip_network_and_broadcast() {
     assert_eq!(hosts, ["127.9.0.1", "127.9.0.2"]);
 }
 
+#[test]
+fn namespace_network_and_launch_network() {
+    let ok = parse(
+        "[stack]\nnamespace_network = \"10.9.0.0/24\"\n[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\nuser_data = \"#!/bin/sh\\nexit 0\\n\"\nnetwork = \"namespace\"\n",
+    )
+    .unwrap();
+    assert_eq!(ok.namespace_network.to_string(), "10.9.0.0/24");
+    assert_eq!(ok.groups[0].launch.network, NetworkMode::Namespace);
+    let default =
+        parse("[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\ncommand = [\"x\"]\n").unwrap();
+    assert_eq!(default.namespace_network.to_string(), "10.213.0.0/16");
+    assert_eq!(default.groups[0].launch.network, NetworkMode::Auto);
+    check(
+        "[stack]\nnamespace_network = \"8.8.8.0/24\"\n[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\ncommand = [\"x\"]\nnetwork = \"bridge\"\n",
+        expect![[r#"
+            stack.toml:2:21: `stack.namespace_network` 8.8.8.0/24 must be a private network (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16) with a prefix from /8 to /30
+            stack.toml:8:11: `groups.w.launch.network` must be "auto", "namespace" or "host", found "bridge"
+        "#]],
+    );
+}
+
 const WEB: &str = r#"
 [target_groups.web]
 port = 8000
@@ -492,27 +513,6 @@ fn a_groups_role_names_what_its_instances_may_call() {
             stack.toml:8:26: `groups.web.role.allow`: "dynamodb" is not SERVICE:Action (a trailing * allowed), with SERVICE one of autoscaling, cloudwatch, dynamodb, ec2, elasticloadbalancing, sts
             stack.toml:8:38: `groups.web.role.allow`: "ec2:*Describe" is not SERVICE:Action (a trailing * allowed), with SERVICE one of autoscaling, cloudwatch, dynamodb, ec2, elasticloadbalancing, sts
             stack.toml:9:1: unknown key `extra` in [groups.web.role]; expected one of: allow, name
-        "#]],
-    );
-}
-
-#[test]
-fn namespace_network_and_launch_network() {
-    let ok = parse(
-        "[stack]\nnamespace_network = \"10.9.0.0/24\"\n[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\nuser_data = \"#!/bin/sh\\nexit 0\\n\"\nnetwork = \"namespace\"\n",
-    )
-    .unwrap();
-    assert_eq!(ok.namespace_network.to_string(), "10.9.0.0/24");
-    assert_eq!(ok.groups[0].launch.network, NetworkMode::Namespace);
-    let default =
-        parse("[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\ncommand = [\"x\"]\n").unwrap();
-    assert_eq!(default.namespace_network.to_string(), "10.213.0.0/16");
-    assert_eq!(default.groups[0].launch.network, NetworkMode::Auto);
-    check(
-        "[stack]\nnamespace_network = \"8.8.8.0/24\"\n[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\ncommand = [\"x\"]\nnetwork = \"bridge\"\n",
-        expect![[r#"
-            stack.toml:2:21: `stack.namespace_network` 8.8.8.0/24 must be a private network (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16) with a prefix from /8 to /30
-            stack.toml:8:11: `groups.w.launch.network` must be "auto", "namespace" or "host", found "bridge"
         "#]],
     );
 }
