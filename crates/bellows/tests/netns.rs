@@ -28,7 +28,7 @@ fn need_root_and_ip() {
     );
 }
 
-/// A network of its own for each test process, inside 10.214.0.0/15.
+/// A network of its own for each test (10.214-218) and test process (the pid).
 fn network(second: u32) -> String {
     format!("10.{}.{}.0/24", 214 + second, std::process::id() % 250)
 }
