@@ -713,3 +713,88 @@ impl AddrPool {
         self.in_use.remove(&ip);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(dir: &Path) -> Provider {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let net = |a: &str, p| Ipv4Net {
+            addr: a.parse().unwrap(),
+            prefix: p,
+        };
+        Provider::new(
+            "/bin/false".into(),
+            dir,
+            net("127.250.0.0", 24),
+            net("10.250.0.0", 24),
+            "127.0.0.1:9".parse().unwrap(),
+            None,
+            tx,
+        )
+        .unwrap()
+    }
+
+    fn group(launch: &str) -> GroupSpec {
+        let src = format!("[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\n{launch}\n");
+        bellows_core::stack::parse(&src).unwrap().groups.remove(0)
+    }
+
+    #[test]
+    fn namespaces_for_user_data_by_default_and_never_without_root() {
+        let dir = std::env::temp_dir().join(format!("bellows-provider-{}", std::process::id()));
+        let mut p = provider(&dir);
+        let script = group("user_data = \"#!/bin/sh\\nexit 0\\n\"");
+        let command = group("command = [\"x\"]");
+        let host = group("user_data = \"exit 0\"\nnetwork = \"host\"");
+        let asked = group("command = [\"x\"]\nnetwork = \"namespace\"");
+        p.no_netns = None;
+        assert!(p.wants_namespace(&script));
+        assert!(!p.wants_namespace(&command));
+        assert!(!p.wants_namespace(&host));
+        assert!(p.wants_namespace(&asked));
+        // Without root: the host's network, said once.
+        p.no_netns = Some("bellows does not run as root".into());
+        assert!(!p.wants_namespace(&script) && p.warned_no_netns);
+        assert!(!p.wants_namespace(&asked));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn user_data_is_written_and_run_as_cloud_init_runs_it() {
+        let dir = std::env::temp_dir().join(format!("bellows-userdata-{}", std::process::id()));
+        let p = provider(&dir);
+        let inst = dir.join("instances/i-1");
+        let argv = |g: &GroupSpec| p.program(g, &inst).unwrap();
+        let script = argv(&group(
+            "user_data = \"#!/usr/bin/env python3\\nprint(1)\\n\"",
+        ));
+        assert_eq!(script, vec![OsString::from(inst.join("user-data"))]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(inst.join("user-data"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "executable");
+        let shell = argv(&group("user_data = \"echo hi\""));
+        assert_eq!(
+            shell,
+            vec![OsString::from("/bin/sh"), inst.join("user-data").into()]
+        );
+        let config = argv(&group(
+            "user_data = \"#cloud-config\\nruncmd:\\n  - echo a\\n  - [echo, b c]\\n\"",
+        ));
+        assert_eq!(
+            config,
+            vec![OsString::from("/bin/sh"), inst.join("runcmd").into()]
+        );
+        assert_eq!(
+            std::fs::read_to_string(inst.join("runcmd")).unwrap(),
+            "#!/bin/sh\necho a\necho 'b c'\n"
+        );
+        let command = argv(&group("command = [\"bellows\", \"app\", \"echo\"]"));
+        assert_eq!(command[0], OsString::from("/bin/false"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
