@@ -77,6 +77,11 @@ class H(http.server.BaseHTTPRequestHandler):
             body = status(post) + " " + status(AWS + "/api/v1/status")
         elif self.path.startswith("/peer-md/"):
             body = status("http://" + self.path[9:] + ":1338/latest/meta-data/instance-id")
+        elif self.path == "/metric":
+            put = urllib.request.Request(os.environ["BELLOWS_API"] + "/api/v1/metrics", method="POST",
+                data=b'{"namespace": "App", "name": "Users", "value": 7}',
+                headers={"Authorization": "Bearer " + os.environ["BELLOWS_METRICS_TOKEN"], "Content-Type": "application/json"})
+            body = status(put)
         elif self.path == "/boto":
             import boto3
             body = boto3.client("sts").get_caller_identity()["Arn"]
@@ -189,6 +194,8 @@ fn user_data_scripts_bind_all_addresses_in_namespaces_of_their_own() {
         (200, "403"),
         "another instance's metadata"
     );
+    // Its own metrics go through its face too.
+    assert_eq!(http(&lb, "GET", "/metric", None), (200, "200".to_owned()));
     // boto3 in the instance finds the endpoint and its role's credentials.
     let (code, arn) = http(&lb, "GET", "/boto", None);
     assert_eq!(code, 200, "{arn}");
