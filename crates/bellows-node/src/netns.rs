@@ -63,6 +63,18 @@ pub fn unavailable() -> Option<String> {
     if ip_binary().is_none() {
         return Some("`ip` (iproute2) is not installed".to_owned());
     }
+    // Root in a container may lack them: unshare needs CAP_SYS_ADMIN, veths CAP_NET_ADMIN.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_NET_ADMIN: u64 = 1 << 12;
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    if caps & (CAP_NET_ADMIN | CAP_SYS_ADMIN) != CAP_NET_ADMIN | CAP_SYS_ADMIN {
+        return Some("bellows runs as root without CAP_SYS_ADMIN and CAP_NET_ADMIN".to_owned());
+    }
     None
 }
 
