@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod sim;
 pub mod stack;
 pub mod time;
+pub mod userdata;
 
 pub use duration::Duration;
 pub use time::Time;

@@ -50,6 +50,9 @@ pub struct Stack {
     pub state_dir: Option<String>,
     /// The loopback network instances get their private addresses from.
     pub instance_network: Ipv4Net,
+    /// The private network whose /30s instances in network namespaces get: the host's
+    /// end of the veth pair takes the first address, the instance the second.
+    pub namespace_network: Ipv4Net,
     /// The AWS region the AWS endpoint serves and its ARNs name (`us-east-1`).
     pub region: String,
     /// The name the AWS endpoint gives the stack's application load balancer: the
@@ -403,6 +406,23 @@ pub struct LaunchTemplate {
     pub port: u16,
     /// How long a terminating instance has between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
+    /// Whether each instance gets a network namespace of its own (`network`).
+    pub network: NetworkMode,
+}
+
+/// An instance's network: `[groups.NAME.launch] network`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A namespace for instances whose program is user data, when bellows runs as
+    /// root; the host's network (a loopback address of its own) otherwise.
+    #[default]
+    Auto,
+    /// A network namespace of its own with a veth pair, on an address from
+    /// `[stack] namespace_network` (bellows must run as root; else as `host`).
+    Namespace,
+    /// The host's network, on a loopback address of its own from `instance_network`.
+    Host,
 }
 
 /// The environment variables bellows sets for every instance itself.

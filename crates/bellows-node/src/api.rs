@@ -148,6 +148,18 @@ pub fn router(state: ApiState) -> Router {
     close(routes().with_state(state))
 }
 
+/// What an instance in a network namespace reaches on the host end of its veth, beside
+/// its metadata: the AWS endpoint (`aws`) and putting metrics with its own token, and
+/// nothing else of the control API.
+pub fn instance_face(state: ApiState, aws: Router) -> Router {
+    close(
+        Router::new()
+            .route("/api/v1/metrics", axum::routing::post(put_metrics))
+            .with_state(state)
+            .merge(aws),
+    )
+}
+
 /// Ends a router of every face of the control port: what no route takes is the API's
 /// JSON 404, and no body is read past `MAX_BODY`.
 pub fn close(faces: Router) -> Router {

@@ -2,8 +2,9 @@
 //! on its own private address, so an app that reads IMDS works unchanged. Instances get
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT`, which the AWS SDKs honour.
 //!
-//! Each instance has a listener of its own on `PRIVATE_IP:METADATA_PORT`: the address a
-//! request arrives on says which instance asks, with no trust in anything it sends.
+//! Each instance has a listener of its own on `PRIVATE_IP:METADATA_PORT` (in a network
+//! namespace, on the host end of its veth): the address a request arrives on says which
+//! instance asks, with no trust in anything it sends.
 //!
 //! Under `iam/security-credentials/ROLE` it serves the instance profile's temporary
 //! credentials (`sessions.rs`), as EC2 does, so that the SDKs' default credential chain
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -45,10 +46,13 @@ struct Imds {
     tokens: Mutex<HashMap<String, Instant>>,
 }
 
-/// Serves one instance's metadata until the returned task is aborted.
-pub fn serve(meta: Metadata) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener =
-        std::net::TcpListener::bind(SocketAddr::new(meta.private_ip.into(), METADATA_PORT))?;
+/// Serves one instance's metadata on `listen` (its private address, or in a network
+/// namespace the host end of its veth) until the returned task is aborted. On a veth's
+/// host end only the instance's own address is answered: another namespace's instance
+/// could route there too.
+pub fn serve(meta: Metadata, listen: Ipv4Addr) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let only_from = (listen != meta.private_ip).then_some(meta.private_ip);
+    let listener = std::net::TcpListener::bind(SocketAddr::new(listen.into(), METADATA_PORT))?;
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let state = Arc::new(Imds {
@@ -61,9 +65,23 @@ pub fn serve(meta: Metadata) -> std::io::Result<tokio::task::JoinHandle<()>> {
         .route("/latest/meta-data/", get(index))
         .route("/latest/meta-data/{*path}", get(item))
         .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found") })
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                  req: axum::extract::Request,
+                  next: axum::middleware::Next| async move {
+                if only_from.is_some_and(|ip| peer.ip() != std::net::IpAddr::V4(ip)) {
+                    return (StatusCode::FORBIDDEN, "Forbidden").into_response();
+                }
+                next.run(req).await
+            },
+        ));
     Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     }))
 }
 

@@ -14,6 +14,7 @@ pub mod client;
 pub mod clock;
 pub mod http;
 pub mod imds;
+pub mod netns;
 mod node;
 pub mod outbox;
 pub mod procfs;

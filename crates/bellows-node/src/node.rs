@@ -107,8 +107,11 @@ struct Node {
     /// Per-instance tokens that may put custom metrics (and do nothing else).
     instance_tokens: HashMap<String, InstanceId>,
     token: String,
-    /// Each instance's metadata endpoint.
-    metadata: HashMap<InstanceId, tokio::task::JoinHandle<()>>,
+    /// Each instance's metadata endpoint (and in a namespace its instance face).
+    metadata: HashMap<InstanceId, Vec<tokio::task::JoinHandle<()>>>,
+    /// What an instance in a network namespace reaches of bellows on its veth's host
+    /// end: the AWS endpoint and putting its metrics (`api::instance_face`).
+    instance_face: axum::Router,
     /// Instances' temporary credentials (their metadata endpoints hand them out).
     sessions: std::sync::Arc<crate::sessions::Sessions>,
     /// The region the AWS endpoint serves, which instances are told.
@@ -162,14 +165,16 @@ pub async fn run(
     }
     let (call_tx, mut call_rx) = mpsc::channel(256);
     let enforced = cgroups.is_some();
+    let control = listener.local_addr()?;
     let provider = Provider::new(
         opts.exe.clone(),
         &opts.state_dir,
         opts.stack.instance_network,
+        opts.stack.namespace_network,
+        control,
         cgroups,
         proc_tx,
     )?;
-    let control = listener.local_addr()?;
     let (stop_api, api_stopped) = oneshot::channel::<()>();
     let (events, _) = broadcast::channel(1024);
     let tables = std::sync::Arc::new(
@@ -191,12 +196,10 @@ pub async fn run(
             sessions: sessions.clone(),
         },
     );
-    let router = api::router(api::ApiState::new(
-        call_tx,
-        opts.token.clone(),
-        events.clone(),
-    ))
-    .merge(crate::aws::router(std::sync::Arc::new(aws)));
+    let aws = std::sync::Arc::new(aws);
+    let api_state = api::ApiState::new(call_tx, opts.token.clone(), events.clone());
+    let instance_face = api::instance_face(api_state.clone(), crate::aws::router(aws.clone()));
+    let router = api::router(api_state).merge(crate::aws::router(aws));
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async {
@@ -242,6 +245,7 @@ pub async fn run(
         instance_tokens: HashMap::new(),
         token: opts.token.clone(),
         metadata: HashMap::new(),
+        instance_face,
         sessions,
         aws_region: opts.aws_region.clone(),
         tables,
@@ -332,19 +336,17 @@ impl Node {
                 self.instance_tokens.insert(token.clone(), instance.clone());
                 // The SDKs reach bellows' AWS endpoint, never the internet, and find
                 // their credentials behind the metadata endpoint.
+                // (`BELLOWS_API` and `AWS_ENDPOINT_URL` come from the provider, which
+                // knows where the instance reaches bellows.)
                 let env = [
-                    ("BELLOWS_API".to_owned(), format!("http://{}", self.control)),
                     ("BELLOWS_METRICS_TOKEN".to_owned(), token),
-                    (
-                        "AWS_ENDPOINT_URL".to_owned(),
-                        format!("http://{}", self.control),
-                    ),
                     ("AWS_DEFAULT_REGION".to_owned(), self.aws_region.clone()),
                     ("AWS_REGION".to_owned(), self.aws_region.clone()),
                 ];
                 match self.provider.launch(spec, &instance, &zone, &env) {
-                    Ok(ip) => {
-                        tracing::info!(group = %group, instance = %instance, zone = %zone, address = %format!("{ip}:{}", spec.launch.port), "launching");
+                    Ok(launched) => {
+                        let ip = launched.ip;
+                        tracing::info!(group = %group, instance = %instance, zone = %zone, address = %format!("{ip}:{}", spec.launch.port), namespace = launched.namespace, "launching");
                         let meta = crate::imds::Metadata {
                             instance_id: instance.to_string(),
                             private_ip: ip,
@@ -357,14 +359,22 @@ impl Node {
                             sessions: self.sessions.clone(),
                         };
                         // Bound now, well before the instance's command can start.
-                        match crate::imds::serve(meta) {
-                            Ok(task) => {
-                                self.metadata.insert(instance.clone(), task);
-                            }
+                        let mut tasks = Vec::new();
+                        match crate::imds::serve(meta, launched.host) {
+                            Ok(task) => tasks.push(task),
                             Err(e) => {
                                 tracing::warn!(instance = %instance, error = %e, "no metadata endpoint for this instance")
                             }
                         }
+                        if launched.namespace {
+                            match self.serve_instance_face(launched.host) {
+                                Ok(task) => tasks.push(task),
+                                Err(e) => {
+                                    tracing::warn!(instance = %instance, error = %e, "no AWS endpoint for this instance")
+                                }
+                            }
+                        }
+                        self.metadata.insert(instance.clone(), tasks);
                         self.owner.insert(instance, group);
                     }
                     Err(reason) => {
@@ -395,6 +405,21 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Serves an instance in a network namespace the AWS endpoint (and putting its
+    /// metrics) on the host end of its veth, at the control port's number.
+    fn serve_instance_face(
+        &self,
+        host: std::net::Ipv4Addr,
+    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let listener = std::net::TcpListener::bind((host, self.control.port()))?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let face = self.instance_face.clone();
+        Ok(tokio::spawn(async move {
+            let _ = axum::serve(listener, face).await;
+        }))
     }
 
     /// Records the groups' new events in the store.
@@ -475,7 +500,7 @@ impl Node {
 
     /// An instance's process is gone: its address, cgroups and targets go with it.
     fn forget(&mut self, id: &InstanceId) {
-        if let Some(task) = self.metadata.remove(id) {
+        for task in self.metadata.remove(id).unwrap_or_default() {
             task.abort();
         }
         self.sessions.forget(id.as_str());

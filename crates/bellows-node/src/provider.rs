@@ -12,7 +12,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bellows_core::ids::InstanceId;
-use bellows_core::stack::{GroupSpec, Ipv4Net};
+use bellows_core::stack::{GroupSpec, Ipv4Net, NetworkMode};
+use bellows_core::userdata::{self, UserData};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -49,10 +50,27 @@ pub struct Usage {
     pub processes: usize,
 }
 
+/// Where a launched instance is, and where it reaches bellows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched {
+    /// The instance's private address: the load balancer and health checks connect
+    /// to it.
+    pub ip: Ipv4Addr,
+    /// The address bellows serves the instance on (its metadata endpoint, and in a
+    /// namespace the AWS endpoint): the host end of its veth, else `ip` itself.
+    pub host: Ipv4Addr,
+    /// In a network namespace of its own.
+    pub namespace: bool,
+}
+
 #[derive(Debug)]
 struct Proc {
     group: String,
     ip: Ipv4Addr,
+    /// The instance's veth pair and /30, in a namespace.
+    slot: Option<crate::netns::Slot>,
+    /// The instance's directory (its user data), removed with it.
+    dir: PathBuf,
     port: u16,
     pgid: i32,
     pid: Option<u32>,
@@ -83,6 +101,15 @@ pub struct Provider {
     data: PathBuf,
     cgroups: Option<Cgroups>,
     addrs: AddrPool,
+    /// The namespaces' /30s, and why there are none (not root, no `ip`).
+    slots: crate::netns::Pool,
+    no_netns: Option<String>,
+    /// Said once: instances that would have had a namespace run on the host.
+    warned_no_netns: bool,
+    instances: PathBuf,
+    /// The control port, which instances on the host reach as it is and instances in a
+    /// namespace on the host end of their veth (the AWS endpoint only).
+    control: std::net::SocketAddr,
     procs: HashMap<InstanceId, Proc>,
     events: mpsc::UnboundedSender<ProcEvent>,
     ticks_per_second: u64,
@@ -98,19 +125,39 @@ impl Provider {
         exe: PathBuf,
         state_dir: &Path,
         network: Ipv4Net,
+        namespace_network: Ipv4Net,
+        control: std::net::SocketAddr,
         cgroups: Option<Cgroups>,
         events: mpsc::UnboundedSender<ProcEvent>,
     ) -> std::io::Result<Provider> {
         let logs = state_dir.join("logs");
         let data = state_dir.join("data");
+        let instances = state_dir.join("instances");
         std::fs::create_dir_all(&logs)?;
         std::fs::create_dir_all(&data)?;
+        std::fs::create_dir_all(&instances)?;
+        let no_netns = crate::netns::unavailable();
+        let slots = crate::netns::Pool::new(namespace_network, &std::path::absolute(state_dir)?);
+        if no_netns.is_none() {
+            let swept = crate::netns::sweep(&slots.prefix());
+            if swept > 0 {
+                tracing::warn!(
+                    veths = swept,
+                    "removed veth pairs an earlier run of this state directory left"
+                );
+            }
+        }
         let provider = Provider {
             exe,
             logs,
             data: std::path::absolute(data)?,
             cgroups,
             addrs: AddrPool::new(network),
+            slots,
+            no_netns,
+            warned_no_netns: false,
+            instances: std::path::absolute(instances)?,
+            control,
             procs: HashMap::new(),
             events,
             ticks_per_second: procfs::clock_ticks_per_second(),
@@ -173,17 +220,99 @@ impl Provider {
         self.procs.contains_key(id)
     }
 
-    /// Starts an instance of `spec` in `zone`. Returns its private address, or why it
-    /// could not start.
+    /// Whether an instance of this template gets a network namespace of its own: asked
+    /// for (`network = "namespace"`), or by default for user data; never without root.
+    fn wants_namespace(&mut self, spec: &GroupSpec) -> bool {
+        let launch = &spec.launch;
+        let wanted = match launch.network {
+            NetworkMode::Host => false,
+            NetworkMode::Namespace => true,
+            NetworkMode::Auto => launch.user_data.is_some(),
+        };
+        match &self.no_netns {
+            None => wanted,
+            Some(reason) => {
+                if wanted && !self.warned_no_netns {
+                    self.warned_no_netns = true;
+                    tracing::warn!(group = %spec.name, %reason, "no network namespaces: instances run on the host's network, each on a loopback address of its own; a program must bind $PRIVATE_IP:$PORT, not 0.0.0.0:$PORT");
+                }
+                false
+            }
+        }
+    }
+
+    /// The program of an instance: its command, or its user data run as cloud-init runs
+    /// it, written to the instance's directory first.
+    fn program(&self, spec: &GroupSpec, dir: &Path) -> Result<Vec<OsString>, String> {
+        let launch = &spec.launch;
+        let Some(text) = &launch.user_data else {
+            let mut command: Vec<OsString> = launch.command.iter().map(OsString::from).collect();
+            if command.first().is_some_and(|c| c == "bellows") {
+                command[0] = self.exe.clone().into();
+            }
+            return Ok(command);
+        };
+        let kind = userdata::classify(text)?;
+        let write = |name: &str, body: &str, mode: u32| -> Result<PathBuf, String> {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join(name);
+            std::fs::write(&path, body)
+                .and_then(|()| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                })
+                .map_err(|e| format!("cannot write the user data to {}: {e}", path.display()))?;
+            Ok(path)
+        };
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot make the instance's directory {}: {e}",
+                dir.display()
+            )
+        })?;
+        Ok(match kind {
+            // Executed directly: the kernel runs its `#!` interpreter.
+            UserData::Script => vec![write("user-data", text, 0o755)?.into()],
+            UserData::Shell => vec!["/bin/sh".into(), write("user-data", text, 0o644)?.into()],
+            UserData::CloudConfig { script } => {
+                write("user-data", text, 0o644)?;
+                vec!["/bin/sh".into(), write("runcmd", &script, 0o755)?.into()]
+            }
+        })
+    }
+
+    /// Starts an instance of `spec` in `zone`. Returns where it is, or why it could not
+    /// start.
     pub fn launch(
         &mut self,
         spec: &GroupSpec,
         id: &InstanceId,
         zone: &str,
         extra_env: &[(String, String)],
-    ) -> Result<Ipv4Addr, String> {
+    ) -> Result<Launched, String> {
         let launch = &spec.launch;
-        let ip = self.addrs.take(launch.port)?;
+        let dir = self.instances.join(id.as_str());
+        let command = self.program(spec, &dir)?;
+        let slot = if self.wants_namespace(spec) {
+            let slot = self.slots.take()?;
+            if let Err(e) = crate::netns::create(&slot) {
+                self.slots.release(slot.index);
+                return Err(format!("cannot make the instance's network: {e}"));
+            }
+            Some(slot)
+        } else {
+            None
+        };
+        let ip = match &slot {
+            Some(s) => s.instance,
+            None => self.addrs.take(launch.port)?,
+        };
+        let host = slot.as_ref().map_or(ip, |s| s.host);
+        // Where the instance reaches bellows: the control port as it is on the host;
+        // from a namespace the instance's own face on the host end of its veth.
+        let bellows = match &slot {
+            Some(s) => format!("http://{}:{}", s.host, self.control.port()),
+            None => format!("http://{}", self.control),
+        };
         let cgroup = match &self.cgroups {
             Some(cg) => cg.create(id.as_str(), launch.instance_type.vcpu, launch.instance_type.memory_mib).unwrap_or_else(|e| {
                 tracing::warn!(instance = %id, error = %e, "no resource limits for this instance");
@@ -191,14 +320,6 @@ impl Provider {
             }),
             None => InstanceCgroup::default(),
         };
-        let mut command: Vec<OsString> = match &launch.user_data {
-            // User data is the program, run by the shell.
-            Some(script) => vec!["/bin/sh".into(), "-c".into(), script.into()],
-            None => launch.command.iter().map(OsString::from).collect(),
-        };
-        if command.first().is_some_and(|c| c == "bellows") {
-            command[0] = self.exe.clone().into();
-        }
         let log = self.log_path(id);
         let args = ShimArgs {
             log: log.clone(),
@@ -206,6 +327,11 @@ impl Provider {
             stop_timeout: launch.stop_timeout.to_std(),
             setup: launch.setup.clone(),
             cgroups: cgroup.dirs.clone(),
+            netns: slot.as_ref().map(|s| shim::Netns {
+                peer_dev: s.peer_dev.clone(),
+                instance: s.instance,
+                host: s.host,
+            }),
             command,
         };
         let mut cmd = Command::new(&self.exe);
@@ -236,14 +362,17 @@ impl Provider {
             .env("BELLOWS_DATA_DIR", &self.data)
             .env(
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-                format!("http://{ip}:{}/", crate::imds::METADATA_PORT),
+                format!("http://{host}:{}/", crate::imds::METADATA_PORT),
             )
+            .env("BELLOWS_API", &bellows)
+            .env("AWS_ENDPOINT_URL", &bellows)
             .envs(extra_env.iter().map(|(k, v)| (k, v)));
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                self.addrs.release(ip);
+                self.release(ip, slot.as_ref());
                 cgroup.remove();
+                let _ = std::fs::remove_dir_all(&dir);
                 return Err(format!(
                     "cannot start the instance shim {}: {e}",
                     self.exe.display()
@@ -256,9 +385,9 @@ impl Provider {
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         tokio::spawn(watch(
-            child,
-            stdout,
+            (child, stdout),
             control_rx,
+            slot.as_ref().map(|s| s.peer_dev.clone()),
             id.clone(),
             cgroup.clone(),
             self.data.clone(),
@@ -269,6 +398,8 @@ impl Provider {
             Proc {
                 group: spec.name.clone(),
                 ip,
+                slot,
+                dir,
                 port: launch.port,
                 pgid,
                 pid: None,
@@ -281,7 +412,23 @@ impl Provider {
                 usage: Usage::default(),
             },
         );
-        Ok(ip)
+        Ok(Launched {
+            ip,
+            host,
+            namespace: host != ip,
+        })
+    }
+
+    fn release(&mut self, ip: Ipv4Addr, slot: Option<&crate::netns::Slot>) {
+        match slot {
+            Some(s) => {
+                // Gone already when its namespace died with the instance; not when
+                // the peer never got there.
+                crate::netns::remove(&s.host_dev);
+                self.slots.release(s.index);
+            }
+            None => self.addrs.release(ip),
+        }
     }
 
     /// The instance's command runs as `pid`.
@@ -301,7 +448,8 @@ impl Provider {
     /// Forgets an instance whose shim has exited: its address and cgroups are freed.
     pub fn reap(&mut self, id: &InstanceId) {
         if let Some(p) = self.procs.remove(id) {
-            self.addrs.release(p.ip);
+            self.release(p.ip, p.slot.as_ref());
+            let _ = std::fs::remove_dir_all(&p.dir);
             p.cgroup.remove();
             tracing::debug!(instance = %id, group = %p.group, log = %p.log.display(), "reaped");
         }
@@ -359,11 +507,12 @@ impl Provider {
 /// timeout, SIGKILL to every process of the instance but the shim, which then sweeps
 /// its own tree and reports. The shim outlives its tree, never the reverse; whatever is
 /// left when it is gone (it was killed itself) is swept from the cgroup, or found by its
-/// environment where there are no cgroups.
+/// environment where there are no cgroups. In a network namespace, it moves the veth
+/// peer in when the shim says it has its namespace.
 async fn watch(
-    mut child: Child,
-    stdout: tokio::process::ChildStdout,
+    (mut child, stdout): (Child, tokio::process::ChildStdout),
     mut control: mpsc::UnboundedReceiver<Duration>,
+    peer_dev: Option<String>,
     id: InstanceId,
     cgroup: InstanceCgroup,
     data: PathBuf,
@@ -382,6 +531,25 @@ async fn watch(
                 let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
                 let event = match word {
                     "running" => ProcEvent::Running { instance: id.clone(), pid: rest.parse().unwrap_or(0) },
+                    // The shim has its namespace: the veth peer goes in (the shim waits
+                    // for it, and fails the launch if it never comes).
+                    "netns" => {
+                        if let (Some(dev), Some(ip)) = (&peer_dev, crate::netns::ip_binary()) {
+                            let moved = Command::new(ip)
+                                .args(crate::netns::move_command(dev, shim as u32))
+                                .stdin(Stdio::null())
+                                .stdout(Stdio::null())
+                                .stderr(Stdio::piped())
+                                .output()
+                                .await;
+                            match moved {
+                                Ok(o) if o.status.success() => {}
+                                Ok(o) => tracing::warn!(instance = %id, error = %String::from_utf8_lossy(&o.stderr).trim(), "cannot move the veth into the instance's namespace"),
+                                Err(e) => tracing::warn!(instance = %id, error = %e, "cannot move the veth into the instance's namespace"),
+                            }
+                        }
+                        continue;
+                    }
                     "setup-failed" => { ended = true; ProcEvent::LaunchFailed { instance: id.clone(), reason: rest.to_owned() } }
                     "exited" => {
                         ended = true;
@@ -543,5 +711,90 @@ impl AddrPool {
 
     fn release(&mut self, ip: Ipv4Addr) {
         self.in_use.remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(dir: &Path) -> Provider {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let net = |a: &str, p| Ipv4Net {
+            addr: a.parse().unwrap(),
+            prefix: p,
+        };
+        Provider::new(
+            "/bin/false".into(),
+            dir,
+            net("127.250.0.0", 24),
+            net("10.250.0.0", 24),
+            "127.0.0.1:9".parse().unwrap(),
+            None,
+            tx,
+        )
+        .unwrap()
+    }
+
+    fn group(launch: &str) -> GroupSpec {
+        let src = format!("[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\n{launch}\n");
+        bellows_core::stack::parse(&src).unwrap().groups.remove(0)
+    }
+
+    #[test]
+    fn namespaces_for_user_data_by_default_and_never_without_root() {
+        let dir = std::env::temp_dir().join(format!("bellows-provider-{}", std::process::id()));
+        let mut p = provider(&dir);
+        let script = group("user_data = \"#!/bin/sh\\nexit 0\\n\"");
+        let command = group("command = [\"x\"]");
+        let host = group("user_data = \"exit 0\"\nnetwork = \"host\"");
+        let asked = group("command = [\"x\"]\nnetwork = \"namespace\"");
+        p.no_netns = None;
+        assert!(p.wants_namespace(&script));
+        assert!(!p.wants_namespace(&command));
+        assert!(!p.wants_namespace(&host));
+        assert!(p.wants_namespace(&asked));
+        // Without root: the host's network, said once.
+        p.no_netns = Some("bellows does not run as root".into());
+        assert!(!p.wants_namespace(&script) && p.warned_no_netns);
+        assert!(!p.wants_namespace(&asked));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn user_data_is_written_and_run_as_cloud_init_runs_it() {
+        let dir = std::env::temp_dir().join(format!("bellows-userdata-{}", std::process::id()));
+        let p = provider(&dir);
+        let inst = dir.join("instances/i-1");
+        let argv = |g: &GroupSpec| p.program(g, &inst).unwrap();
+        let script = argv(&group(
+            "user_data = \"#!/usr/bin/env python3\\nprint(1)\\n\"",
+        ));
+        assert_eq!(script, vec![OsString::from(inst.join("user-data"))]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(inst.join("user-data"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "executable");
+        let shell = argv(&group("user_data = \"echo hi\""));
+        assert_eq!(
+            shell,
+            vec![OsString::from("/bin/sh"), inst.join("user-data").into()]
+        );
+        let config = argv(&group(
+            "user_data = \"#cloud-config\\nruncmd:\\n  - echo a\\n  - [echo, b c]\\n\"",
+        ));
+        assert_eq!(
+            config,
+            vec![OsString::from("/bin/sh"), inst.join("runcmd").into()]
+        );
+        assert_eq!(
+            std::fs::read_to_string(inst.join("runcmd")).unwrap(),
+            "#!/bin/sh\necho a\necho 'b c'\n"
+        );
+        let command = argv(&group("command = [\"bellows\", \"app\", \"echo\"]"));
+        assert_eq!(command[0], OsString::from("/bin/false"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -38,7 +38,18 @@ pub struct ShimArgs {
     pub stop_timeout: Duration,
     pub setup: Option<String>,
     pub cgroups: Vec<PathBuf>,
+    /// A network namespace of its own: the veth peer bellows moves in, the instance's
+    /// address and the host end's (`netns.rs`).
+    pub netns: Option<Netns>,
     pub command: Vec<OsString>,
+}
+
+/// The shim's side of an instance's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Netns {
+    pub peer_dev: String,
+    pub instance: std::net::Ipv4Addr,
+    pub host: std::net::Ipv4Addr,
 }
 
 impl ShimArgs {
@@ -59,6 +70,10 @@ impl ShimArgs {
         for c in &self.cgroups {
             a.push("--cgroup".into());
             a.push(c.clone().into());
+        }
+        if let Some(n) = &self.netns {
+            a.push("--netns".into());
+            a.push(format!("{},{},{}", n.peer_dev, n.instance, n.host).into());
         }
         a.push("--".into());
         a.extend(self.command.iter().cloned());
@@ -90,6 +105,18 @@ impl ShimArgs {
                 }
                 Some("--setup") => out.setup = Some(value.to_string_lossy().into_owned()),
                 Some("--cgroup") => out.cgroups.push(value.clone().into()),
+                Some("--netns") => {
+                    let v = value.to_string_lossy();
+                    let parts: Vec<&str> = v.split(',').collect();
+                    let [dev, instance, host] = parts[..] else {
+                        return Err("bad --netns".to_owned());
+                    };
+                    out.netns = Some(Netns {
+                        peer_dev: dev.to_owned(),
+                        instance: instance.parse().map_err(|_| "bad --netns address")?,
+                        host: host.parse().map_err(|_| "bad --netns address")?,
+                    });
+                }
                 _ => return Err(format!("unknown shim flag {}", flag.to_string_lossy())),
             }
         }
@@ -109,6 +136,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return 2;
         }
     };
+    // A network of its own, unshared while the shim is one thread, so that every
+    // thread and process of the instance is in it and it dies with them.
+    if args.netns.is_some()
+        && let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+    {
+        report(&format!(
+            "setup-failed cannot make a network namespace: {e}"
+        ));
+        return 1;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -186,6 +223,20 @@ async fn run(args: ShimArgs) -> i32 {
             _ = hup.recv() => {}
         }
     };
+
+    if let Some(n) = &args.netns {
+        // bellows moves the veth peer in once it hears this.
+        report("netns");
+        if let Err(e) = join_network(n).await {
+            note(&mut log, &e);
+            report(&format!("setup-failed {e}"));
+            return 1;
+        }
+        note(
+            &mut log,
+            &format!("network namespace: eth0 {}/30 via {}", n.instance, n.host),
+        );
+    }
 
     // Boot, then user data.
     tokio::select! {
@@ -276,6 +327,31 @@ async fn run(args: ShimArgs) -> i32 {
     }
 }
 
+/// Waits (a bounded time) for the veth peer to arrive in the shim's namespace, then sets
+/// the namespace's network up.
+async fn join_network(n: &Netns) -> Result<(), String> {
+    let ip = crate::netns::ip_binary().ok_or("`ip` (iproute2) is not installed")?;
+    let mut arrived = false;
+    for _ in 0..1000 {
+        if nix::net::if_::if_nametoindex(n.peer_dev.as_str()).is_ok() {
+            arrived = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if !arrived {
+        return Err(format!(
+            "the instance's network interface {} never reached its namespace",
+            n.peer_dev
+        ));
+    }
+    let commands = crate::netns::inside_commands(&n.peer_dev, n.instance, n.host);
+    tokio::task::spawn_blocking(move || crate::netns::ip_batch(ip, &commands))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot set up the instance's network: {e}"))
+}
+
 /// SIGTERM to everyone else in the group and below, SIGKILL after the timeout.
 async fn stop_group(child: &mut tokio::process::Child, timeout: Duration) {
     signal_rest(Signal::SIGTERM);
@@ -341,6 +417,11 @@ mod tests {
             stop_timeout: Duration::from_secs(10),
             setup: Some("echo hi -- there".into()),
             cgroups: vec!["/sys/fs/cgroup/cpu/x".into()],
+            netns: Some(Netns {
+                peer_dev: "bw12340000ai".into(),
+                instance: "10.213.0.2".parse().unwrap(),
+                host: "10.213.0.1".parse().unwrap(),
+            }),
             command: vec!["app".into(), "--".into(), "--flag".into()],
         };
         assert_eq!(ShimArgs::from_args(a.to_args()), Ok(a));

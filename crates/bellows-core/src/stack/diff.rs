@@ -58,6 +58,7 @@ pub fn diff(old: &Stack, new: &Stack) -> Vec<Change> {
             "control": s.control,
             "state_dir": s.state_dir,
             "instance_network": s.instance_network,
+            "namespace_network": s.namespace_network,
             "region": s.region,
             // Named apart from the stack only when `[stack]` says so.
             "load_balancer": (s.load_balancer != s.name).then_some(&s.load_balancer),

@@ -23,6 +23,8 @@ pub use target_groups::default_health_check;
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:9900";
 /// Instances' private addresses come from here unless the stack file says otherwise.
 pub const DEFAULT_INSTANCE_NETWORK: &str = "127.1.0.0/16";
+/// The private network instances in network namespaces get their /30s from.
+pub const DEFAULT_NAMESPACE_NETWORK: &str = "10.213.0.0/16";
 /// A group may not grow past this: every instance is a process on one machine.
 pub const MAX_GROUP_SIZE: i64 = 256;
 /// The region when `[stack]` names none.
@@ -77,6 +79,7 @@ fn read_stack(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Option<Stack> {
         control: settings.control?,
         state_dir: settings.state_dir,
         instance_network: settings.instance_network?,
+        namespace_network: settings.namespace_network?,
         region: settings.region,
         load_balancer: settings.load_balancer,
         aws: settings.aws,

@@ -118,7 +118,7 @@ boot_delay = "forever"
         expect![[r#"
             stack.toml:3:8: `Bad Name` is not a valid stack.name: use 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit
             stack.toml:4:11: `stack.control` is 0.0.0.0:9900, but the control API only listens on loopback (127.0.0.0/8 or ::1)
-            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, load_balancer, name, region, state_dir
+            stack.toml:5:1: unknown key `colour` in [stack]; expected one of: control, instance_network, load_balancer, name, namespace_network, region, state_dir
             stack.toml:8:8: `target_groups.tg.port` is 70000, must be from 1 to 65535
             stack.toml:11:11: `target_groups.tg.health_check.timeout` (3s) must be shorter than the interval (2s)
             stack.toml:12:21: `target_groups.tg.health_check.healthy_threshold` is 1, must be from 2 to 10
@@ -218,6 +218,27 @@ fn network_hosts_skip_network_and_broadcast() {
     };
     let hosts: Vec<_> = net.hosts().map(|a| a.to_string()).collect();
     assert_eq!(hosts, ["127.9.0.1", "127.9.0.2"]);
+}
+
+#[test]
+fn namespace_network_and_launch_network() {
+    let ok = parse(
+        "[stack]\nnamespace_network = \"10.9.0.0/24\"\n[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\nuser_data = \"#!/bin/sh\\nexit 0\\n\"\nnetwork = \"namespace\"\n",
+    )
+    .unwrap();
+    assert_eq!(ok.namespace_network.to_string(), "10.9.0.0/24");
+    assert_eq!(ok.groups[0].launch.network, NetworkMode::Namespace);
+    let default =
+        parse("[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\ncommand = [\"x\"]\n").unwrap();
+    assert_eq!(default.namespace_network.to_string(), "10.213.0.0/16");
+    assert_eq!(default.groups[0].launch.network, NetworkMode::Auto);
+    check(
+        "[stack]\nnamespace_network = \"8.8.8.0/24\"\n[groups.w]\nmin = 1\nmax = 1\n[groups.w.launch]\ncommand = [\"x\"]\nnetwork = \"bridge\"\n",
+        expect![[r#"
+            stack.toml:2:21: `stack.namespace_network` 8.8.8.0/24 must be a private network (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16) with a prefix from /8 to /30
+            stack.toml:8:11: `groups.w.launch.network` must be "auto", "namespace" or "host", found "bridge"
+        "#]],
+    );
 }
 
 const WEB: &str = r#"

@@ -82,6 +82,8 @@ fn the_openapi_document_describes_every_route_and_nothing_else() {
         .filter_map(|rest| rest.split('"').next())
         .collect();
     routed.sort_unstable();
+    // `instance_face` routes `/api/v1/metrics` again, for instances in namespaces.
+    routed.dedup();
     let doc = openapi();
     let paths = doc["paths"].as_object().unwrap();
     let mut documented: Vec<&str> = paths

@@ -28,6 +28,8 @@ async fn node_of(stack: Stack) -> (Node, broadcast::Receiver<(i64, Event)>) {
         PathBuf::from("/bin/false"),
         &state_dir,
         stack.instance_network,
+        stack.namespace_network,
+        "127.0.0.1:9".parse().unwrap(),
         None,
         proc_tx,
     )
@@ -71,6 +73,7 @@ async fn node_of(stack: Stack) -> (Node, broadcast::Receiver<(i64, Event)>) {
         instance_tokens: HashMap::new(),
         token: "token".to_owned(),
         metadata: HashMap::new(),
+        instance_face: axum::Router::new(),
         sessions: Default::default(),
         aws_region: "us-east-1".to_owned(),
         dynamo_metrics: Default::default(),

@@ -14,8 +14,8 @@ use crate::policy::ScheduledAction;
 use crate::schedule::Cron;
 use crate::stack::reader::{Cx, FromToml, Table};
 use crate::stack::{
-    GroupSpec, HealthCheckType, INSTANCE_TYPES, InstanceType, LaunchTemplate, RESERVED_ENV,
-    RoleSpec, TargetGroupSpec, TerminationPolicy,
+    GroupSpec, HealthCheckType, INSTANCE_TYPES, InstanceType, LaunchTemplate, NetworkMode,
+    RESERVED_ENV, RoleSpec, TargetGroupSpec, TerminationPolicy,
 };
 
 /// Every group; a stack needs at least one.
@@ -301,7 +301,27 @@ fn read_launch(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<LaunchTemplate>
     } else {
         t.require::<Vec<Spanned<String>>>(cx, "command")
     };
+    if let Some(text) = &user_data
+        && let Err(e) = crate::userdata::classify(text)
+    {
+        cx.error(t.span(), format!("`{path}.user_data`: {e}"));
+    }
     let image_id = t.get::<String>(cx, "image_id");
+    let network = match t.get::<Spanned<String>>(cx, "network") {
+        None => NetworkMode::Auto,
+        Some(v) => match v.get_ref().as_str() {
+            "auto" => NetworkMode::Auto,
+            "namespace" => NetworkMode::Namespace,
+            "host" => NetworkMode::Host,
+            other => {
+                cx.error(
+                    v.span(),
+                    format!("`{path}.network` must be \"auto\", \"namespace\" or \"host\", found \"{other}\""),
+                );
+                NetworkMode::Auto
+            }
+        },
+    };
     if user_data.is_none()
         && let Some(c) = &command
         && (c.is_empty() || c[0].get_ref().is_empty())
@@ -341,6 +361,7 @@ fn read_launch(cx: &mut Cx<'_>, t: &mut Table<'_, '_>) -> Option<LaunchTemplate>
         boot_delay,
         port,
         stop_timeout,
+        network,
     })
 }
 

@@ -6,7 +6,7 @@ use core::net::{Ipv4Addr, SocketAddr};
 use toml::Spanned;
 
 use super::values::check_name;
-use super::{DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, DEFAULT_REGION};
+use super::{DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, DEFAULT_NAMESPACE_NETWORK, DEFAULT_REGION};
 use crate::stack::reader::{Cx, Table};
 use crate::stack::{AwsKeySpec, Ipv4Net};
 
@@ -16,6 +16,7 @@ pub(super) struct Settings {
     pub control: Option<SocketAddr>,
     pub state_dir: Option<String>,
     pub instance_network: Option<Ipv4Net>,
+    pub namespace_network: Option<Ipv4Net>,
     pub region: String,
     pub load_balancer: String,
     pub aws: Option<AwsKeySpec>,
@@ -26,18 +27,28 @@ pub(super) fn read(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Settings {
         Some(v) => Table::from_value(cx, v, "stack".into()),
         None => None,
     };
-    let (name, control, state_dir, network, region, load_balancer) = match settings.as_mut() {
-        Some(t) => {
-            let name = t.get::<Spanned<String>>(cx, "name");
-            let control = t.get::<Spanned<String>>(cx, "control");
-            let state_dir = t.get::<String>(cx, "state_dir");
-            let network = t.get::<Spanned<String>>(cx, "instance_network");
-            let region = t.get::<Spanned<String>>(cx, "region");
-            let load_balancer = t.get::<Spanned<String>>(cx, "load_balancer");
-            (name, control, state_dir, network, region, load_balancer)
-        }
-        None => (None, None, None, None, None, None),
-    };
+    let (name, control, state_dir, network, region, load_balancer, ns_network) =
+        match settings.as_mut() {
+            Some(t) => {
+                let name = t.get::<Spanned<String>>(cx, "name");
+                let control = t.get::<Spanned<String>>(cx, "control");
+                let state_dir = t.get::<String>(cx, "state_dir");
+                let network = t.get::<Spanned<String>>(cx, "instance_network");
+                let region = t.get::<Spanned<String>>(cx, "region");
+                let load_balancer = t.get::<Spanned<String>>(cx, "load_balancer");
+                let ns_network = t.get::<Spanned<String>>(cx, "namespace_network");
+                (
+                    name,
+                    control,
+                    state_dir,
+                    network,
+                    region,
+                    load_balancer,
+                    ns_network,
+                )
+            }
+            None => (None, None, None, None, None, None, None),
+        };
     if let Some(t) = settings {
         t.finish(cx);
     }
@@ -56,6 +67,10 @@ pub(super) fn read(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Settings {
         Some(n) => parse_network(cx, &n),
         None => parse_network(cx, &Spanned::new(0..0, DEFAULT_INSTANCE_NETWORK.to_owned())),
     };
+    let namespace_network = parse_namespace_network(
+        cx,
+        &ns_network.unwrap_or_else(|| Spanned::new(0..0, DEFAULT_NAMESPACE_NETWORK.to_owned())),
+    );
     let region = match region {
         Some(r) => {
             if !is_region(r.get_ref()) {
@@ -95,6 +110,7 @@ pub(super) fn read(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Settings {
         control,
         state_dir,
         instance_network,
+        namespace_network,
         region,
         load_balancer,
         aws,
@@ -187,6 +203,29 @@ fn parse_network(cx: &mut Cx<'_>, v: &Spanned<String>) -> Option<Ipv4Net> {
         }
         None => {
             cx.error(v.span(), format!("`stack.instance_network` must be a network like \"127.1.0.0/16\", found \"{text}\""));
+            None
+        }
+    }
+}
+
+/// `stack.namespace_network`: a private range (10/8, 172.16/12, 192.168/16) with room
+/// for at least one /30.
+fn parse_namespace_network(cx: &mut Cx<'_>, v: &Spanned<String>) -> Option<Ipv4Net> {
+    let text = v.get_ref();
+    let parsed = text.split_once('/').and_then(|(a, p)| {
+        Some(Ipv4Net {
+            addr: a.parse::<Ipv4Addr>().ok()?,
+            prefix: p.parse::<u8>().ok().filter(|p| *p <= 32)?,
+        })
+    });
+    match parsed {
+        Some(net) if net.addr.is_private() && (8..=30).contains(&net.prefix) => Some(net),
+        Some(_) => {
+            cx.error(v.span(), format!("`stack.namespace_network` {text} must be a private network (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16) with a prefix from /8 to /30"));
+            None
+        }
+        None => {
+            cx.error(v.span(), format!("`stack.namespace_network` must be a network like \"10.213.0.0/16\", found \"{text}\""));
             None
         }
     }
