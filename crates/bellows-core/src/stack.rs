@@ -21,8 +21,8 @@ use crate::lb::select::Algorithm;
 use crate::policy::{PolicyKind, PolicySpec, ScheduledAction};
 
 pub use parse::{
-    DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, DEFAULT_REGION, MAX_GROUP_SIZE,
-    default_health_check, parse,
+    DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, DEFAULT_NAMESPACE_NETWORK, DEFAULT_REGION,
+    MAX_GROUP_SIZE, default_health_check, parse,
 };
 
 /// A problem found in a stack file, at a 1-based line and column.
@@ -117,19 +117,36 @@ impl Stack {
                 "`{name}` is not a valid stack name: use 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit"
             ));
         }
-        let (addr, prefix) = DEFAULT_INSTANCE_NETWORK
-            .split_once('/')
-            .unwrap_or(("127.1.0.0", "16"));
+        let net = |text: &str, fallback: Ipv4Net| -> Ipv4Net {
+            text.split_once('/')
+                .and_then(|(a, p)| {
+                    Some(Ipv4Net {
+                        addr: a.parse().ok()?,
+                        prefix: p.parse().ok()?,
+                    })
+                })
+                .unwrap_or(fallback)
+        };
         Ok(Stack {
             name: name.to_owned(),
             control: DEFAULT_CONTROL
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9900))),
             state_dir: None,
-            instance_network: Ipv4Net {
-                addr: addr.parse().unwrap_or(Ipv4Addr::new(127, 1, 0, 0)),
-                prefix: prefix.parse().unwrap_or(16),
-            },
+            instance_network: net(
+                DEFAULT_INSTANCE_NETWORK,
+                Ipv4Net {
+                    addr: Ipv4Addr::new(127, 1, 0, 0),
+                    prefix: 16,
+                },
+            ),
+            namespace_network: net(
+                DEFAULT_NAMESPACE_NETWORK,
+                Ipv4Net {
+                    addr: Ipv4Addr::new(10, 213, 0, 0),
+                    prefix: 16,
+                },
+            ),
             region: DEFAULT_REGION.to_owned(),
             load_balancer: name.to_owned(),
             aws: None,
