@@ -194,7 +194,6 @@ impl Ctx<'_> {
     }
 
     /// Reads the AWS resource records in the loop.
-    #[allow(dead_code)] // until the handlers over the records land
     async fn read<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Resources) -> Result<T, AwsError> + Send + 'static,
@@ -206,7 +205,6 @@ impl Ctx<'_> {
 
     /// Changes the AWS resource records in the loop, as this call's actor: the loop
     /// applies what they then describe, audits it, and rolls back what fails.
-    #[allow(dead_code)] // until the handlers over the records land
     async fn change<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut Resources) -> Result<T, AwsError> + Send + 'static,
@@ -423,4 +421,52 @@ fn page(
 /// Seconds since the epoch of a core time, for a timestamp member.
 fn time(t: bellows_core::Time) -> Value {
     Value::Time(t.as_millis() as f64 / 1000.0)
+}
+
+/// A wire value as JSON, for a record's body (form values stay strings).
+pub(crate) fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Float(f) => J::from(*f),
+        Value::Str(s) => J::String(s.clone()),
+        Value::Blob(b) => J::String(String::from_utf8_lossy(b).into_owned()),
+        Value::Time(t) => J::from(*t),
+        Value::List(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Struct(m) | Value::Map(m) => {
+            J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+    }
+}
+
+/// A record's body as a wire value: members named `...Time` are timestamps, and members
+/// whose name starts with `_` are the record's own (kept out of answers).
+pub(crate) fn from_json(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        J::String(s) => Value::Str(s.clone()),
+        J::Array(items) => Value::List(items.iter().map(from_json).collect()),
+        J::Object(m) => Value::Struct(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('_'))
+                .map(|(k, v)| {
+                    let value = match v {
+                        J::Number(n) if k.ends_with("Time") => {
+                            Value::Time(n.as_f64().unwrap_or(0.0))
+                        }
+                        other => from_json(other),
+                    };
+                    (k.clone(), value)
+                })
+                .collect(),
+        ),
+    }
 }

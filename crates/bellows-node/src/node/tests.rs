@@ -70,6 +70,7 @@ async fn node(stack: &str) -> (Node, broadcast::Receiver<(i64, Event)>) {
         dynamo_metrics: Default::default(),
         tables,
         events,
+        base: stack.clone(),
         stack,
     };
     (node, rx)

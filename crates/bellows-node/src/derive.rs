@@ -1,0 +1,557 @@
+//! The running stack from the base stack and the AWS resource records: target groups,
+//! load balancers with their listeners and rules, Auto Scaling groups, their policies
+//! and scheduled actions become the stack's own, so that the loop runs (and diffs, and
+//! audits) them exactly as it runs a stack file's.
+//!
+//! The record bodies are in the AWS face's output shapes (ELBv2 and Auto Scaling
+//! PascalCase, EC2 camelCase); see `aws/elbv2.rs`, `aws/autoscaling.rs` and
+//! `aws/ec2.rs`.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use bellows_core::Duration;
+use bellows_core::lb::cidr::Cidr;
+use bellows_core::lb::rules::{
+    Action, Conditions, FixedResponse, Redirect, Rule, WeightedTargetGroup,
+};
+use bellows_core::lb::select::Algorithm;
+use bellows_core::scaling::{AdjustmentType, PolicyKind, PolicySpec, Step, TrackedMetric};
+use bellows_core::stack::{
+    GroupSpec, HealthCheckSpec, HealthCheckType, InstanceType, LaunchTemplate, ListenerSpec,
+    RoleSpec, Stack, Stickiness, TargetGroupSpec, TerminationPolicy,
+};
+use serde_json::Value;
+
+use crate::resources::Resources;
+
+/// The image id prefix that names a built-in app: `bellows-app-NAME` is `bellows app NAME`.
+pub const APP_IMAGE_PREFIX: &str = "bellows-app-";
+
+/// The stack the loop runs: `base` with what the records describe added. Alarms are
+/// left as `base` has them (the AWS endpoint's alarms are kept by the store already).
+pub fn derive(base: &Stack, records: &Resources) -> Result<Stack, String> {
+    let mut stack = base.clone();
+    let tg_names: BTreeMap<String, String> = records
+        .of("target_group")
+        .map(|r| (r.id.clone(), str_of(&r.body, "TargetGroupName")))
+        .collect();
+    for r in records.of("target_group") {
+        stack.target_groups.push(target_group(&r.body)?);
+    }
+    for lb in records.of("load_balancer") {
+        let lb_name = str_of(&lb.body, "LoadBalancerName");
+        let ip: Ipv4Addr = str_of(&lb.body, "DNSName")
+            .parse()
+            .map_err(|_| format!("load balancer {lb_name}: its DNSName is not an address"))?;
+        let groups: Vec<String> = strings(&lb.body["SecurityGroups"]);
+        for l in records
+            .of("listener")
+            .filter(|l| l.body["LoadBalancerArn"] == lb.id.as_str())
+        {
+            let port = int(&l.body["Port"]).unwrap_or(80) as u16;
+            let mut rules: Vec<Rule> = records
+                .of("rule")
+                .filter(|r| r.body["ListenerArn"] == l.id.as_str())
+                .map(|r| rule(&r.body, &tg_names))
+                .collect::<Result<_, _>>()?;
+            rules.sort_by_key(|r| r.priority);
+            let default_action = l.body["DefaultActions"]
+                .as_array()
+                .and_then(|a| a.first())
+                .map(|a| action(a, &tg_names))
+                .transpose()?
+                .ok_or_else(|| format!("listener {}: no default action", l.id))?;
+            let idle = lb.body["Attributes"]["idle_timeout.timeout_seconds"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(60);
+            stack.listeners.push(ListenerSpec {
+                name: format!("{lb_name}-{port}"),
+                address: SocketAddr::new(ip.into(), port),
+                ingress: ingress(records, &groups, port),
+                rules,
+                default_action,
+                idle_timeout: Duration::from_secs(idle),
+                header_timeout: Duration::from_secs(60),
+                max_body: None,
+                access_log: false,
+                aws_port: None,
+            });
+        }
+    }
+    for g in records.of("auto_scaling_group") {
+        stack.groups.push(group(records, &g.body, &tg_names)?);
+    }
+    for p in records.of("policy") {
+        stack.policies.push(policy(&p.body, &tg_names)?);
+    }
+    Ok(stack)
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    match &v[key] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A number that may be written as a string (Query forms are all strings).
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn float(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn secs(v: &Value, default: u64) -> Duration {
+    Duration::from_secs(int(v).map_or(default, |n| n.max(0) as u64))
+}
+
+/// `200`, `200,202` or `200-299` as inclusive ranges.
+pub fn matcher_ranges(code: &str) -> Result<Vec<(u16, u16)>, String> {
+    code.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+                (Ok(a), Ok(b)) if a <= b && (100..600).contains(&a) && b < 600 => Ok((a, b)),
+                _ => Err(format!(
+                    "the matcher {code} is not status codes like 200 or 200-299"
+                )),
+            }
+        })
+        .collect()
+}
+
+fn target_group(b: &Value) -> Result<TargetGroupSpec, String> {
+    let name = str_of(b, "TargetGroupName");
+    let attr = |k: &str| b["Attributes"][k].as_str().unwrap_or_default().to_owned();
+    let sticky = attr("stickiness.enabled") == "true";
+    let stickiness = sticky.then(|| {
+        if attr("stickiness.type") == "app_cookie" {
+            Stickiness {
+                app_cookie: Some(attr("stickiness.app_cookie.cookie_name")),
+                duration: Duration::from_secs(
+                    attr("stickiness.app_cookie.duration_seconds")
+                        .parse()
+                        .unwrap_or(86_400),
+                ),
+            }
+        } else {
+            Stickiness {
+                app_cookie: None,
+                duration: Duration::from_secs(
+                    attr("stickiness.lb_cookie.duration_seconds")
+                        .parse()
+                        .unwrap_or(86_400),
+                ),
+            }
+        }
+    });
+    let algorithm = match attr("load_balancing.algorithm.type").as_str() {
+        "least_outstanding_requests" => Algorithm::LeastOutstandingRequests,
+        "weighted_random" => Algorithm::WeightedRandom,
+        _ => Algorithm::RoundRobin,
+    };
+    Ok(TargetGroupSpec {
+        port: int(&b["Port"]).unwrap_or(80) as u16,
+        health_check: HealthCheckSpec {
+            path: b["HealthCheckPath"].as_str().unwrap_or("/").to_owned(),
+            interval: secs(&b["HealthCheckIntervalSeconds"], 30),
+            timeout: secs(&b["HealthCheckTimeoutSeconds"], 5),
+            healthy_threshold: int(&b["HealthyThresholdCount"]).unwrap_or(5) as u32,
+            unhealthy_threshold: int(&b["UnhealthyThresholdCount"]).unwrap_or(2) as u32,
+            matcher: matcher_ranges(b["Matcher"]["HttpCode"].as_str().unwrap_or("200"))
+                .map_err(|e| format!("target group {name}: {e}"))?,
+        },
+        algorithm,
+        anomaly_mitigation: attr("load_balancing.algorithm.anomaly_mitigation") == "on",
+        stickiness,
+        slow_start: Duration::from_secs(attr("slow_start.duration_seconds").parse().unwrap_or(0)),
+        deregistration_delay: Duration::from_secs(
+            attr("deregistration_delay.timeout_seconds")
+                .parse()
+                .unwrap_or(300),
+        ),
+        max_connections: None,
+        queue_size: 0,
+        queue_timeout: Duration::from_secs(0),
+        name,
+    })
+}
+
+/// An ELBv2 action (as a record keeps it) as the load balancer's.
+fn action(a: &Value, tg_names: &BTreeMap<String, String>) -> Result<Action, String> {
+    let tg = |arn: &str| {
+        tg_names
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| format!("target group {arn} not found"))
+    };
+    match a["Type"].as_str().unwrap_or_default() {
+        "forward" => {
+            let mut groups = Vec::new();
+            if let Some(list) = a["ForwardConfig"]["TargetGroups"].as_array() {
+                for g in list {
+                    groups.push(WeightedTargetGroup {
+                        target_group: tg(g["TargetGroupArn"].as_str().unwrap_or_default())?,
+                        weight: int(&g["Weight"]).unwrap_or(1) as u32,
+                    });
+                }
+            }
+            if groups.is_empty() {
+                groups.push(WeightedTargetGroup {
+                    target_group: tg(a["TargetGroupArn"].as_str().unwrap_or_default())?,
+                    weight: 1,
+                });
+            }
+            Ok(Action::Forward(groups))
+        }
+        "redirect" => {
+            let r = &a["RedirectConfig"];
+            let part = |k: &str| r[k].as_str().map(str::to_owned);
+            let status = r["StatusCode"]
+                .as_str()
+                .and_then(|s| s.strip_prefix("HTTP_"))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(302);
+            Ok(Action::Redirect(Redirect {
+                status,
+                protocol: part("Protocol").filter(|p| p != "#{protocol}"),
+                host: part("Host").filter(|p| p != "#{host}"),
+                port: part("Port").filter(|p| p != "#{port}"),
+                path: part("Path").filter(|p| p != "/#{path}"),
+                query: part("Query").filter(|p| p != "#{query}"),
+            }))
+        }
+        "fixed-response" => {
+            let f = &a["FixedResponseConfig"];
+            Ok(Action::FixedResponse(FixedResponse {
+                status: int(&f["StatusCode"]).unwrap_or(200) as u16,
+                content_type: f["ContentType"].as_str().unwrap_or("text/plain").to_owned(),
+                body: f["MessageBody"].as_str().unwrap_or_default().to_owned(),
+            }))
+        }
+        other => Err(format!("bellows cannot run actions of type {other:?}")),
+    }
+}
+
+fn rule(b: &Value, tg_names: &BTreeMap<String, String>) -> Result<Rule, String> {
+    let priority = int(&b["Priority"]).unwrap_or(1) as u32;
+    let mut c = Conditions::default();
+    for cond in b["Conditions"].as_array().into_iter().flatten() {
+        let values = |key: &str| {
+            let v = strings(&cond[key]["Values"]);
+            if v.is_empty() {
+                strings(&cond["Values"])
+            } else {
+                v
+            }
+        };
+        match cond["Field"].as_str().unwrap_or_default() {
+            "path-pattern" => c.paths.extend(values("PathPatternConfig")),
+            "host-header" => c.hosts.extend(values("HostHeaderConfig")),
+            "http-request-method" => c.methods.extend(values("HttpRequestMethodConfig")),
+            "http-header" => c.headers.push((
+                str_of(&cond["HttpHeaderConfig"], "HttpHeaderName"),
+                strings(&cond["HttpHeaderConfig"]["Values"]),
+            )),
+            "source-ip" => {
+                for ip in values("SourceIpConfig") {
+                    c.source_ips
+                        .push(ip.parse().map_err(|e| format!("{ip}: {e}"))?);
+                }
+            }
+            other => return Err(format!("bellows cannot match rule conditions on {other:?}")),
+        }
+    }
+    let action = b["Actions"]
+        .as_array()
+        .and_then(|a| a.first())
+        .map(|a| action(a, tg_names))
+        .transpose()?
+        .ok_or_else(|| format!("rule {priority}: no action"))?;
+    Ok(Rule {
+        priority,
+        conditions: c,
+        action,
+    })
+}
+
+/// A security group's ingress rules for tcp on `port`, as CIDRs: what a listener on that
+/// port admits. No security group admits everyone, as a stack file's listener does.
+fn ingress(records: &Resources, groups: &[String], port: u16) -> Vec<Cidr> {
+    let any: Cidr = "0.0.0.0/0".parse().expect("a CIDR");
+    if groups.is_empty() {
+        return vec![any];
+    }
+    let mut out: Vec<Cidr> = Vec::new();
+    for id in groups {
+        let Some(sg) = records.get("security_group", id) else {
+            continue;
+        };
+        for p in sg["ipPermissions"].as_array().into_iter().flatten() {
+            let proto = str_of(p, "ipProtocol");
+            let from = int(&p["fromPort"]).unwrap_or(0);
+            let to = int(&p["toPort"]).unwrap_or(65535);
+            let covers = proto == "-1"
+                || proto == "all"
+                || ((proto == "tcp" || proto == "6") && (from..=to).contains(&i64::from(port)));
+            if !covers {
+                continue;
+            }
+            for r in p["ipRanges"].as_array().into_iter().flatten() {
+                if let Ok(c) = str_of(r, "cidrIp").parse::<Cidr>()
+                    && !out.contains(&c)
+                {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a launch template version says an instance is: (user data, image, type).
+fn launch_data(
+    records: &Resources,
+    spec: &Value,
+) -> Result<(Option<String>, Option<String>, Option<String>), String> {
+    let id = spec["LaunchTemplateId"].as_str().unwrap_or_default();
+    let name = spec["LaunchTemplateName"].as_str().unwrap_or_default();
+    let lt = records
+        .of("launch_template")
+        .find(|r| {
+            (!id.is_empty() && r.id == id)
+                || (!name.is_empty() && r.body["launchTemplateName"] == name)
+        })
+        .ok_or_else(|| format!("launch template {id}{name} not found"))?;
+    let version = spec["Version"].as_str().unwrap_or("$Default");
+    let number = match version {
+        "$Latest" => int(&lt.body["latestVersionNumber"]),
+        "$Default" | "" => int(&lt.body["defaultVersionNumber"]),
+        n => n.parse().ok(),
+    }
+    .unwrap_or(1);
+    let data = lt.body["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| int(&v["versionNumber"]) == Some(number))
+        .map(|v| v["launchTemplateData"].clone())
+        .ok_or_else(|| format!("launch template {} has no version {number}", lt.id))?;
+    let user_data = match data["userData"].as_str() {
+        Some(b64) if !b64.is_empty() => {
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| format!("launch template {}: user data is not base64", lt.id))?;
+            Some(String::from_utf8_lossy(&raw).into_owned())
+        }
+        _ => None,
+    };
+    let opt = |k: &str| data[k].as_str().map(str::to_owned);
+    Ok((user_data, opt("imageId"), opt("instanceType")))
+}
+
+fn group(
+    records: &Resources,
+    b: &Value,
+    tg_names: &BTreeMap<String, String>,
+) -> Result<GroupSpec, String> {
+    let name = str_of(b, "AutoScalingGroupName");
+    let (user_data, image_id, instance_type) =
+        launch_data(records, &b["LaunchTemplate"]).map_err(|e| format!("group {name}: {e}"))?;
+    let target_groups: Vec<String> = strings(&b["TargetGroupARNs"])
+        .iter()
+        .filter_map(|arn| tg_names.get(arn).cloned())
+        .collect();
+    // Instances listen on their target group's port, as the template's program must.
+    let port = target_groups
+        .first()
+        .and_then(|t| {
+            records
+                .of("target_group")
+                .find(|r| r.body["TargetGroupName"] == t.as_str())
+                .and_then(|r| int(&r.body["Port"]))
+        })
+        .unwrap_or(80) as u16;
+    let command = match (&user_data, image_id.as_deref()) {
+        (None, Some(img)) if img.starts_with(APP_IMAGE_PREFIX) => vec![
+            "bellows".to_owned(),
+            "app".to_owned(),
+            img[APP_IMAGE_PREFIX.len()..].to_owned(),
+        ],
+        (None, _) => {
+            return Err(format!(
+                "group {name}: its launch template has no user data to run (or an image id {APP_IMAGE_PREFIX}NAME)"
+            ));
+        }
+        _ => Vec::new(),
+    };
+    let instance_type = match instance_type {
+        Some(t) => InstanceType::named(&t)
+            .ok_or_else(|| format!("group {name}: bellows does not know instance type {t}"))?,
+        None => InstanceType::named("t2.micro").expect("a known type"),
+    };
+    let mut zones: Vec<String> = Vec::new();
+    for subnet in b["VPCZoneIdentifier"]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let zone = records
+            .get("subnet", subnet)
+            .and_then(|s| s["availabilityZone"].as_str().map(str::to_owned))
+            .ok_or_else(|| format!("group {name}: subnet {subnet} not found"))?;
+        if !zones.contains(&zone) {
+            zones.push(zone);
+        }
+    }
+    if zones.is_empty() {
+        zones = strings(&b["AvailabilityZones"]);
+    }
+    if zones.is_empty() {
+        return Err(format!(
+            "group {name}: give VPCZoneIdentifier or AvailabilityZones"
+        ));
+    }
+    let termination_policy = match strings(&b["TerminationPolicies"])
+        .first()
+        .map(String::as_str)
+    {
+        Some("OldestInstance") => TerminationPolicy::OldestInstance,
+        Some("NewestInstance") => TerminationPolicy::NewestInstance,
+        _ => TerminationPolicy::Default,
+    };
+    Ok(GroupSpec {
+        launch: LaunchTemplate {
+            command,
+            user_data,
+            image_id,
+            env: BTreeMap::new(),
+            setup: None,
+            instance_type,
+            boot_delay: Duration::ZERO,
+            port,
+            stop_timeout: Duration::from_secs(10),
+        },
+        min: int(&b["MinSize"]).unwrap_or(0) as u32,
+        max: int(&b["MaxSize"]).unwrap_or(0) as u32,
+        desired: int(&b["DesiredCapacity"]).unwrap_or(0) as u32,
+        zones,
+        health_check_type: if b["HealthCheckType"] == "ELB" {
+            HealthCheckType::Elb
+        } else {
+            HealthCheckType::Ec2
+        },
+        health_check_grace_period: secs(&b["HealthCheckGracePeriod"], 300),
+        default_cooldown: secs(&b["DefaultCooldown"], 300),
+        default_instance_warmup: int(&b["DefaultInstanceWarmup"])
+            .map(|n| Duration::from_secs(n.max(0) as u64)),
+        termination_policy,
+        target_groups,
+        scale_from_zero: false,
+        role: RoleSpec::default_for(&name),
+        name,
+    })
+}
+
+fn adjustment_type(b: &Value) -> AdjustmentType {
+    match b["AdjustmentType"].as_str() {
+        Some("ExactCapacity") => AdjustmentType::ExactCapacity,
+        Some("PercentChangeInCapacity") => AdjustmentType::PercentChangeInCapacity,
+        _ => AdjustmentType::ChangeInCapacity,
+    }
+}
+
+fn policy(b: &Value, tg_names: &BTreeMap<String, String>) -> Result<PolicySpec, String> {
+    let name = str_of(b, "PolicyName");
+    let group = str_of(b, "AutoScalingGroupName");
+    let warmup = int(&b["EstimatedInstanceWarmup"]).map(|n| Duration::from_secs(n.max(0) as u64));
+    let kind = match b["PolicyType"].as_str().unwrap_or("SimpleScaling") {
+        "SimpleScaling" => PolicyKind::Simple {
+            adjustment_type: adjustment_type(b),
+            adjustment: int(&b["ScalingAdjustment"]).unwrap_or(0),
+            cooldown: int(&b["Cooldown"]).map(|n| Duration::from_secs(n.max(0) as u64)),
+            min_adjustment_magnitude: int(&b["MinAdjustmentMagnitude"]),
+        },
+        "StepScaling" => PolicyKind::Step {
+            adjustment_type: adjustment_type(b),
+            steps: b["StepAdjustments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| Step {
+                    lower: float(&s["MetricIntervalLowerBound"]),
+                    upper: float(&s["MetricIntervalUpperBound"]),
+                    adjustment: int(&s["ScalingAdjustment"]).unwrap_or(0),
+                })
+                .collect(),
+            min_adjustment_magnitude: int(&b["MinAdjustmentMagnitude"]),
+            warmup,
+        },
+        "TargetTrackingScaling" => {
+            let t = &b["TargetTrackingConfiguration"];
+            let p = &t["PredefinedMetricSpecification"];
+            let metric = match p["PredefinedMetricType"].as_str() {
+                Some("ASGAverageCPUUtilization") => TrackedMetric::AsgAverageCpuUtilization,
+                Some("ALBRequestCountPerTarget") => {
+                    // The label ends in `targetgroup/NAME/ID`.
+                    let label = p["ResourceLabel"].as_str().unwrap_or_default();
+                    let tg = label
+                        .rsplit_once("targetgroup/")
+                        .map(|(_, rest)| format!("targetgroup/{rest}"))
+                        .and_then(|suffix| {
+                            tg_names
+                                .iter()
+                                .find(|(arn, _)| arn.ends_with(&suffix))
+                                .map(|(_, n)| n.clone())
+                        })
+                        .ok_or_else(|| {
+                            format!("policy {name}: no target group in the resource label {label}")
+                        })?;
+                    TrackedMetric::AlbRequestCountPerTarget { target_group: tg }
+                }
+                other => {
+                    return Err(format!(
+                        "policy {name}: bellows tracks ASGAverageCPUUtilization and ALBRequestCountPerTarget, not {other:?}"
+                    ));
+                }
+            };
+            PolicyKind::TargetTracking {
+                metric,
+                target: float(&t["TargetValue"]).unwrap_or(50.0),
+                disable_scale_in: t["DisableScaleIn"] == true || t["DisableScaleIn"] == "true",
+                warmup,
+                period: Duration::from_secs(60),
+            }
+        }
+        other => return Err(format!("policy {name}: bellows has no policy type {other}")),
+    };
+    Ok(PolicySpec { name, group, kind })
+}
