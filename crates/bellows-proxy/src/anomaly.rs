@@ -13,8 +13,8 @@ use bellows_core::lb::select::{Algorithm, TargetState};
 
 use crate::targets::TargetGroup;
 
-/// Runs for the proxy's life; idle while the group's settings leave mitigation off
-/// (an apply may turn it on or off).
+/// Runs for the target group's life (until an apply removes it); idle while the
+/// group's settings leave mitigation off (an apply may turn it on or off).
 pub(crate) async fn watch(tg: Arc<TargetGroup>) {
     let mut detector = Detector::default();
     let mut last: HashMap<InstanceId, (u64, u64)> = HashMap::new();
@@ -22,6 +22,9 @@ pub(crate) async fn watch(tg: Arc<TargetGroup>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        if tg.retired.load(Relaxed) {
+            return;
+        }
         let spec = tg.spec.load();
         let targets = tg.targets.load();
         if !(spec.anomaly_mitigation && spec.algorithm == Algorithm::WeightedRandom) {

@@ -219,7 +219,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
         .map(str::to_owned)
         .unwrap_or_else(request_id);
     // The clock is read for the access log only.
-    let logged = spec.access_log && conn.shared.access_log.is_some();
+    let logged = spec.access_log && conn.shared.access_log.get().is_some();
     let start = logged.then(instant);
     let entry = logged.then(|| Entry {
         time: now().to_string(),
@@ -306,7 +306,7 @@ pub(crate) async fn serve(conn: &Conn, head: RequestHead, client: &mut ClientIo)
         Action::Forward(groups) => {
             cx.log(|e| e.actions = "forward");
             match rules::pick_weighted(groups, random())
-                .and_then(|n| conn.shared.groups.get(n).map(|tg| (n, tg.clone())))
+                .and_then(|n| conn.shared.groups.load().get(n).map(|tg| (n, tg.clone())))
             {
                 Some(tg) => {
                     let kept = forward(&mut cx, client, &head, tg).await;
@@ -394,7 +394,7 @@ async fn own_answer(cx: &mut Ctx<'_>, client: &mut ClientIo, own: &Own<'_>) -> b
     };
     let len = own.body.len() as u64;
     c.processed_bytes.fetch_add(len, Relaxed);
-    if let (Some(mut e), Some(log)) = (cx.entry.take(), &conn.shared.access_log) {
+    if let (Some(mut e), Some(log)) = (cx.entry.take(), conn.shared.access_log.get()) {
         e.elb_status = status.as_u16();
         e.request_processing = cx.start.map(|s| since(s).as_secs_f64());
         e.sent_bytes = len;
@@ -825,7 +825,7 @@ fn finish(cx: &mut Ctx<'_>, responded: Option<Instant>, bytes: u64) {
         .counters
         .processed_bytes
         .fetch_add(bytes, Relaxed);
-    if let (Some(mut e), Some(log)) = (cx.entry.take(), &conn.shared.access_log) {
+    if let (Some(mut e), Some(log)) = (cx.entry.take(), conn.shared.access_log.get()) {
         e.sent_bytes = bytes;
         e.response_processing = responded.map(|r| since(r).as_secs_f64());
         log.write(e.line());

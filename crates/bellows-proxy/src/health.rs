@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::time::Duration;
 
 use bellows_core::lb::health::CheckResult;
@@ -18,15 +18,48 @@ use crate::ProxyEvent;
 use crate::clock::now;
 use crate::targets::{Target, TargetGroup};
 
-/// Checks `target` until it is removed or starts draining.
-pub(crate) async fn watch(
+/// Starts checking `target` unless a check task already runs for it. The task ends
+/// when the target is removed or drains, or its group stops receiving traffic or is
+/// removed; a group that is used again starts it again.
+pub(crate) fn start(
     group: String,
     tg: Arc<TargetGroup>,
     target: Arc<Target>,
     events: mpsc::UnboundedSender<ProxyEvent>,
 ) {
+    if target.checking.swap(true, AcqRel) {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            watch(&group, &tg, &target, &events).await;
+            target.checking.store(false, Release);
+            // Used again between the task's last look and now: go on checking, unless
+            // another task has just been started.
+            if !wanted(&tg, &target) || target.checking.swap(true, AcqRel) {
+                return;
+            }
+        }
+    });
+}
+
+/// Whether `target` should be checked now.
+fn wanted(tg: &TargetGroup, target: &Target) -> bool {
+    tg.used.load(Acquire)
+        && !tg.retired.load(Acquire)
+        && !target.removed.load(Relaxed)
+        && target.load_state() != TargetState::Draining
+}
+
+/// Checks `target` for as long as it is `wanted`.
+async fn watch(
+    group: &str,
+    tg: &TargetGroup,
+    target: &Target,
+    events: &mpsc::UnboundedSender<ProxyEvent>,
+) {
     loop {
-        if target.removed.load(Relaxed) || target.load_state() == TargetState::Draining {
+        if !wanted(tg, target) {
             return;
         }
         let spec = tg.spec.load_full();
@@ -48,21 +81,29 @@ pub(crate) async fn watch(
             continue;
         }
         let change = {
+            // Under the tracker's lock, which `Proxy::commit` takes to mark a target
+            // unused, so that a check that ran meanwhile cannot undo it.
             let mut h = target.health.lock().unwrap_or_else(|e| e.into_inner());
+            if !wanted(tg, target) {
+                // Unused, removed or draining while the check ran: its result is moot.
+                return;
+            }
             let before = h.state;
-            h.observe(&result, hc.healthy_threshold, hc.unhealthy_threshold)
-                .map(|to| (before, to, h.reason.clone()))
+            let change = h
+                .observe(&result, hc.healthy_threshold, hc.unhealthy_threshold)
+                .map(|to| (before, to, h.reason.clone()));
+            if let Some((_, to, _)) = &change {
+                target.set_state(*to, now());
+            }
+            change
         };
-        if let Some((from, to, reason)) = change
-            && !target.removed.load(Relaxed)
-        {
-            target.set_state(to, now());
+        if let Some((from, to, reason)) = change {
             if to == TargetState::Healthy {
                 tg.became_healthy.notify_waiters();
             }
             tracing::debug!(target_group = %group, instance = %target.instance, ?from, ?to, "target health");
             let _ = events.send(ProxyEvent::TargetHealth {
-                target_group: group.clone(),
+                target_group: group.to_owned(),
                 instance: target.instance.clone(),
                 from,
                 to,

@@ -1,5 +1,9 @@
 //! Accepting connections: the ingress allow-list, connection counting, and each
 //! connection's loop of requests (http1.rs) under the watchdog that stops abuse.
+//!
+//! A listener that an apply removes (or moves to another address) is stopped: it
+//! accepts no more, its socket closes, and each of its connections closes once its
+//! request in flight is answered (an idle one at once).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +22,17 @@ pub(crate) async fn serve(
     listener: Arc<Listener>,
     shared: Arc<Shared>,
 ) {
+    let mut stop = listener.stop.subscribe();
     loop {
-        let (stream, peer) = match socket.accept().await {
+        if *stop.borrow_and_update() {
+            // Dropping the socket closes it: new connections are refused.
+            return;
+        }
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            _ = stop.changed() => continue,
+        };
+        let (stream, peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: wait a moment rather than spin.
@@ -70,6 +83,7 @@ async fn connection(
 ) {
     listener.counters.active_connections.fetch_add(1, Relaxed);
     let spec = listener.spec.load_full();
+    let mut stop = listener.stop.subscribe();
     let watch = Watch::new();
     let peer_value = HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or(HeaderValue::from_static("unknown"));
@@ -96,7 +110,7 @@ async fn connection(
             watch.begin();
             let keep = forward::serve(&conn, head, &mut client).await;
             watch.end();
-            if !keep {
+            if !keep || listener.stopped() {
                 break;
             }
         }
@@ -110,6 +124,16 @@ async fn connection(
             _ = tick.tick() => {
                 if watch.expired(spec.header_timeout.to_std(), spec.idle_timeout.to_std()) {
                     // Slowloris, or idle past the idle timeout: close.
+                    break;
+                }
+                if listener.stopped() && watch.idle() {
+                    break;
+                }
+            }
+            Ok(()) = stop.changed(), if !*stop.borrow() => {
+                // The listener is gone: an idle connection closes now, a busy one once
+                // its request is answered (the loop above looks after each).
+                if watch.idle() {
                     break;
                 }
             }

@@ -21,6 +21,17 @@ pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 use crate::metrics::{Histogram, TargetGroupCounters};
 
+/// Marks a target's health `unused`, as ALB shows a target of a group no listener
+/// forwards to.
+pub(crate) fn set_unused(health: &mut HealthTracker) {
+    health.state = TargetState::Unused;
+    health.reason = Some(Reason {
+        code: "Target.NotInUse".into(),
+        description: "Target group is not configured to receive traffic from the load balancer"
+            .into(),
+    });
+}
+
 /// One registered target.
 #[derive(Debug)]
 pub struct Target {
@@ -40,6 +51,8 @@ pub struct Target {
     pub anomalous: AtomicBool,
     pub health: Mutex<HealthTracker>,
     pub removed: AtomicBool,
+    /// A health check task runs for it (`health::start` starts at most one).
+    pub checking: AtomicBool,
     pub registered_at: Time,
     max_connections: Option<u32>,
     /// Idle keep-alive connections to the target, most recently used last.
@@ -80,13 +93,7 @@ impl Target {
     ) -> Target {
         let mut health = HealthTracker::default();
         if !used {
-            health.state = TargetState::Unused;
-            health.reason = Some(Reason {
-                code: "Target.NotInUse".into(),
-                description:
-                    "Target group is not configured to receive traffic from the load balancer"
-                        .into(),
-            });
+            set_unused(&mut health);
         }
         Target {
             instance,
@@ -102,6 +109,7 @@ impl Target {
             anomalous: AtomicBool::new(false),
             health: Mutex::new(health),
             removed: AtomicBool::new(false),
+            checking: AtomicBool::new(false),
             registered_at: now,
             max_connections,
             idle: Mutex::new(Vec::new()),
@@ -186,11 +194,14 @@ pub struct TargetGroup {
     pub queued: AtomicU32,
     pub counters: TargetGroupCounters,
     pub response_time: Histogram,
-    /// Whether any listener forwards to it; targets of an unused group are `unused`.
-    pub used: bool,
+    /// Whether any listener forwards to it; targets of an unused group are `unused`
+    /// and have no health checks. An apply may change it (`Proxy::commit`).
+    pub used: AtomicBool,
     /// A group behind this target group scales from zero: with no target at all, a
     /// request asks for an instance and waits for it.
-    pub cold_start: bool,
+    pub cold_start: AtomicBool,
+    /// Removed from the load balancer: its tasks (anomaly watcher, health checks) end.
+    pub retired: AtomicBool,
     /// Wakes requests waiting for a cold start when a target turns healthy.
     pub became_healthy: Notify,
     /// When a cold start was last asked for (ms), so a burst asks once.
@@ -209,8 +220,9 @@ impl TargetGroup {
             queued: AtomicU32::new(0),
             counters: TargetGroupCounters::default(),
             response_time: Histogram::default(),
-            used,
-            cold_start: false,
+            used: AtomicBool::new(used),
+            cold_start: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             became_healthy: Notify::new(),
             cold_start_asked: AtomicU64::new(0),
             reconfigured: Notify::new(),

@@ -121,6 +121,11 @@ impl Watch {
         }
     }
 
+    /// Waiting for a next request, none of whose bytes have come.
+    pub fn idle(&self) -> bool {
+        self.waiting_since.load(Relaxed) != 0 && !self.partial.load(Relaxed)
+    }
+
     /// Whether the connection has overstayed.
     pub fn expired(&self, header_timeout: Duration, idle_timeout: Duration) -> bool {
         let now = coarse_now();

@@ -144,13 +144,23 @@ impl Node {
                 Op::Remove => {}
             }
         }
+        // Then the load balancer's new and moved listeners are bound: an address that
+        // cannot be had refuses the whole change, before anything changed.
+        let prepared = match self.proxy.prepare(&new) {
+            Ok(p) => p,
+            Err(e) => {
+                let error = ApiError::conflict("change", e.to_string());
+                self.audit_apply(actor, plan, Err(&error));
+                return Err(error);
+            }
+        };
         self.groups = groups;
         let new_ingress: Vec<String> = changes
             .iter()
             .filter(|c| c.kind == "listener" && c.touches("ingress"))
             .map(|c| c.name.clone())
             .collect();
-        self.proxy.reconfigure(&new, &new_ingress);
+        self.proxy.commit(prepared, &new, &new_ingress);
         if changes
             .iter()
             .any(|c| matches!(c.kind, "alarm" | "policy" | "scheduled"))

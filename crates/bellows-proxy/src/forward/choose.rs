@@ -96,7 +96,7 @@ pub(super) async fn choose(
         ) {
             Pick::Target(i) => return Ok(targets[i].clone()),
             Pick::NoTarget
-                if tg.cold_start
+                if tg.cold_start.load(Relaxed)
                     && exclude.is_empty()
                     && targets
                         .iter()
