@@ -423,24 +423,6 @@ fn time(t: bellows_core::Time) -> Value {
     Value::Time(t.as_millis() as f64 / 1000.0)
 }
 
-/// A wire value as JSON, for a record's body (form values stay strings).
-pub(crate) fn to_json(v: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        Value::Null => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Float(f) => J::from(*f),
-        Value::Str(s) => J::String(s.clone()),
-        Value::Blob(b) => J::String(String::from_utf8_lossy(b).into_owned()),
-        Value::Time(t) => J::from(*t),
-        Value::List(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Struct(m) | Value::Map(m) => {
-            J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
-        }
-    }
-}
-
 /// A record's body as a wire value: members named `...Time` are timestamps, and members
 /// whose name starts with `_` are the record's own (kept out of answers).
 pub(crate) fn from_json(v: &serde_json::Value) -> Value {
