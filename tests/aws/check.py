@@ -417,7 +417,7 @@ def ec2(a, sg, listener_port):
     ok(e == ("InvalidInstanceID.NotFound", 400), "an unknown instance: InvalidInstanceID.NotFound")
     zones = c.describe_availability_zones()["AvailabilityZones"]
     ok(len(zones) >= 1 and all(z["State"] == "available" for z in zones), "DescribeAvailabilityZones")
-    e = code_of(c.describe_vpcs)
+    e = code_of(c.describe_key_pairs)
     ok(e == ("InvalidAction", 400), "EC2 action not implemented: InvalidAction")
 
 

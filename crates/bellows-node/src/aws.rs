@@ -30,7 +30,7 @@ use crate::tables::{DynamoMetrics, Tables};
 mod autoscaling;
 mod cloudwatch;
 mod dynamodb;
-mod ec2;
+pub(crate) mod ec2;
 mod elbv2;
 mod sts;
 

@@ -1,6 +1,9 @@
-//! EC2 (2016-11-15): each listener's ingress allow-list as a security group, the
-//! groups' instances, and the stack's zones. Member names are EC2's wire names
-//! (`groupId`, `ipPermissions`, lists as `<item>`).
+//! EC2 (2016-11-15): the VPCs, subnets, security groups, internet gateways, route
+//! tables and launch templates made through it, as records (`ec2/network.rs`,
+//! `ec2/groups.rs`, `ec2/templates.rs`, what they share in `ec2/shared.rs`); besides
+//! them each listener's ingress allow-list of a stack file as a security group of its
+//! own, the groups' instances, and the region's zones. Member names are EC2's wire
+//! names (`groupId`, `ipPermissions`, lists as `<item>`).
 
 use bellows_aws::arn::ACCOUNT;
 use bellows_aws::{AwsError, Input, Value};
@@ -10,16 +13,132 @@ use bellows_proxy::ListenerView;
 
 use super::{Ctx, Paging, from_api, page, time};
 use crate::api::Call;
+use crate::resources::Resources;
+
+mod groups;
+mod network;
+pub(crate) mod shared;
+pub(crate) mod templates;
+
+use shared::Env;
+
+/// A handler of records that reads.
+type Read = fn(&Resources, &Input) -> Result<Value, AwsError>;
+/// A handler of records that changes them.
+type Change = fn(&mut Resources, &Input, &Env) -> Result<Value, AwsError>;
 
 pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
+    let read: Option<Read> = match action {
+        "DescribeVpcs" => Some(network::describe_vpcs),
+        "DescribeVpcAttribute" => Some(network::describe_vpc_attribute),
+        "DescribeSubnets" => Some(network::describe_subnets),
+        "DescribeInternetGateways" => Some(network::describe_internet_gateways),
+        "DescribeRouteTables" => Some(network::describe_route_tables),
+        "DescribeNetworkAcls" => Some(network::describe_network_acls),
+        "DescribeTags" => Some(shared::describe_tags),
+        _ => None,
+    };
+    if let Some(f) = read {
+        let input = ctx.input().clone();
+        return Some(ctx.read(move |r| f(r, &input)).await);
+    }
+    let change: Option<Change> = match action {
+        "CreateVpc" => Some(network::create_vpc),
+        "DeleteVpc" => Some(|r, i, _| network::delete_vpc(r, i)),
+        "ModifyVpcAttribute" => Some(|r, i, _| network::modify_vpc_attribute(r, i)),
+        "CreateSubnet" => Some(network::create_subnet),
+        "DeleteSubnet" => Some(|r, i, _| network::delete_subnet(r, i)),
+        "ModifySubnetAttribute" => Some(|r, i, _| network::modify_subnet_attribute(r, i)),
+        "CreateInternetGateway" => Some(|r, i, _| network::create_internet_gateway(r, i)),
+        "AttachInternetGateway" => Some(|r, i, _| network::attach_internet_gateway(r, i, true)),
+        "DetachInternetGateway" => Some(|r, i, _| network::attach_internet_gateway(r, i, false)),
+        "DeleteInternetGateway" => Some(|r, i, _| network::delete_internet_gateway(r, i)),
+        "CreateRouteTable" => Some(|r, i, _| network::create_route_table(r, i)),
+        "DeleteRouteTable" => Some(|r, i, _| network::delete_route_table(r, i)),
+        "CreateRoute" => Some(|r, i, _| network::create_route(r, i)),
+        "DeleteRoute" => Some(|r, i, _| network::delete_route(r, i)),
+        "AssociateRouteTable" => Some(|r, i, _| network::associate_route_table(r, i)),
+        "DisassociateRouteTable" => Some(|r, i, _| network::disassociate_route_table(r, i)),
+        "CreateSecurityGroup" => Some(groups::create),
+        "DeleteSecurityGroup" => Some(|r, i, _| groups::delete(r, i)),
+        "AuthorizeSecurityGroupEgress" => Some(|r, i, e| groups::authorize(r, i, true, e)),
+        "RevokeSecurityGroupEgress" => Some(|r, i, _| groups::revoke(r, i, true)),
+        "CreateTags" => Some(|r, i, _| shared::create_tags(r, i)),
+        "DeleteTags" => Some(|r, i, _| shared::delete_tags(r, i)),
+        "CreateLaunchTemplate" => Some(templates::create),
+        "CreateLaunchTemplateVersion" => Some(templates::create_version),
+        "ModifyLaunchTemplate" => Some(|r, i, _| templates::modify(r, i)),
+        "DeleteLaunchTemplate" => Some(|r, i, _| templates::delete(r, i)),
+        _ => None,
+    };
+    if let Some(f) = change {
+        return Some(change_records(ctx, f).await);
+    }
     Some(match action {
         "DescribeSecurityGroups" => describe_security_groups(ctx).await,
         "AuthorizeSecurityGroupIngress" => ingress(ctx, true).await,
         "RevokeSecurityGroupIngress" => ingress(ctx, false).await,
+        "DescribeSecurityGroupRules" => {
+            let input = ctx.input().clone();
+            match ctx.read(move |r| groups::describe_rules(r, &input)).await {
+                Ok(list) => paged(ctx, list, "securityGroupRuleSet"),
+                Err(e) => Err(e),
+            }
+        }
+        "DescribeLaunchTemplates" => {
+            let input = ctx.input().clone();
+            match ctx.read(move |r| templates::describe(r, &input)).await {
+                Ok(list) => paged(ctx, list, "launchTemplates"),
+                Err(e) => Err(e),
+            }
+        }
+        "DescribeLaunchTemplateVersions" => {
+            let input = ctx.input().clone();
+            match ctx
+                .read(move |r| templates::describe_versions(r, &input))
+                .await
+            {
+                Ok(list) => paged(ctx, list, "launchTemplateVersionSet"),
+                Err(e) => Err(e),
+            }
+        }
+        "DescribeAccountAttributes" => network::describe_account_attributes(ctx.input()),
         "DescribeInstances" => describe_instances(ctx).await,
         "DescribeAvailabilityZones" => describe_zones(ctx).await,
         _ => return None,
     })
+}
+
+/// One page of a record listing, as EC2's `MaxResults`/`NextToken` take it.
+fn paged(ctx: &Ctx<'_>, list: Vec<Value>, member: &str) -> Result<Value, AwsError> {
+    let paging = Paging {
+        size: "MaxResults",
+        default: 1000,
+        max: 1000,
+        token_in: "NextToken",
+        token_out: "nextToken",
+        bad_token: "InvalidParameterValue",
+    };
+    let mut out = Value::object();
+    page(ctx, &paging, list, &mut out, member)?;
+    Ok(out)
+}
+
+/// What the handlers in the loop are told: the region, its zones, the time.
+async fn env(ctx: &Ctx<'_>) -> Result<Env, AwsError> {
+    let region = ctx.names().region.clone();
+    let zones = zones(ctx).await?.into_iter().map(|(z, _)| z).collect();
+    Ok(Env {
+        region,
+        zones,
+        now: shared::iso(crate::clock::now().as_millis() as f64 / 1000.0),
+    })
+}
+
+async fn change_records(ctx: &Ctx<'_>, f: Change) -> Result<Value, AwsError> {
+    let input = ctx.input().clone();
+    let env = env(ctx).await?;
+    ctx.change(move |r| f(r, &input, &env)).await
 }
 
 fn group_not_found(id: &str) -> AwsError {
@@ -92,55 +211,73 @@ fn security_group(ctx: &Ctx<'_>, l: &ListenerView) -> Value {
         .with("tagSet", Value::List(Vec::new()))
 }
 
-/// Filters as EC2 takes them: (`group-name`, [values]).
-fn filters(input: &Input) -> Result<Vec<(String, Vec<String>)>, AwsError> {
-    input
-        .list("Filter")
-        .iter()
-        .map(|f| Ok((f.str("Name")?, f.strings("Value")?)))
-        .collect()
-}
-
 async fn describe_security_groups(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let input = ctx.input();
     let ids = input.strings("GroupId")?;
     let group_names = input.strings("GroupName")?;
-    let filters = filters(input)?;
+    let filters = shared::filters(input)?;
     let listeners = ctx.ask(Call::Listeners).await?;
     let names = ctx.names();
-    for id in &ids {
-        if !listeners
-            .iter()
-            .any(|l| names.security_group_id(&l.name) == *id)
-        {
-            return Err(group_not_found(id));
-        }
-    }
-    for n in &group_names {
-        if !listeners.iter().any(|l| l.name == *n) {
-            return Err(AwsError::new(
-                400,
-                "InvalidGroup.NotFound",
-                format!("The security group '{n}' does not exist in default VPC"),
-            ));
-        }
-    }
-    let list: Vec<Value> = listeners
+    // A listener's own group (a stack file's allow-list) or a record.
+    let listener_ids: Vec<String> = listeners
         .iter()
-        .filter(|l| ids.is_empty() || ids.contains(&names.security_group_id(&l.name)))
-        .filter(|l| group_names.is_empty() || group_names.contains(&l.name))
-        .filter(|l| {
-            filters.iter().all(|(name, values)| match name.as_str() {
-                "group-name" => values.contains(&l.name),
-                "group-id" => values.contains(&names.security_group_id(&l.name)),
-                "vpc-id" => values.contains(&names.vpc_id()),
-                // A filter bellows does not know matches nothing, as AWS's would
-                // match no group that lacks the field.
-                _ => false,
-            })
-        })
-        .map(|l| security_group(ctx, l))
+        .map(|l| names.security_group_id(&l.name))
         .collect();
+    let (own_ids, record_ids): (Vec<String>, Vec<String>) = ids
+        .iter()
+        .cloned()
+        .partition(|id| listener_ids.contains(id));
+    let (own_names, record_names): (Vec<String>, Vec<String>) = group_names
+        .iter()
+        .cloned()
+        .partition(|n| listeners.iter().any(|l| l.name == *n));
+    let by_name = (!record_names.is_empty()).then(|| record_names.clone());
+    let (ri, rn, rf) = (record_ids.clone(), record_names.clone(), filters.clone());
+    let records = if (ids.is_empty() && group_names.is_empty())
+        || !record_ids.is_empty()
+        || by_name.is_some()
+    {
+        ctx.read(move |r| {
+            for n in &rn {
+                if !r
+                    .of(shared::SECURITY_GROUP)
+                    .any(|g| g.body["groupName"] == n.as_str())
+                {
+                    return Err(AwsError::new(
+                        400,
+                        "InvalidGroup.NotFound",
+                        format!("The security group '{n}' does not exist in default VPC"),
+                    ));
+                }
+            }
+            groups::describe(r, &ri, &rn, &rf)
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
+    let own_wanted =
+        (ids.is_empty() && group_names.is_empty()) || !own_ids.is_empty() || !own_names.is_empty();
+    let mut list: Vec<Value> = if own_wanted {
+        listeners
+            .iter()
+            .filter(|l| ids.is_empty() || own_ids.contains(&names.security_group_id(&l.name)))
+            .filter(|l| group_names.is_empty() || own_names.contains(&l.name))
+            .filter(|l| {
+                filters.iter().all(|(name, values)| match name.as_str() {
+                    "group-name" => values.contains(&l.name),
+                    "group-id" => values.contains(&names.security_group_id(&l.name)),
+                    "vpc-id" => values.contains(&names.vpc_id()),
+                    // A filter a listener's group has no value for matches none of them.
+                    _ => false,
+                })
+            })
+            .map(|l| security_group(ctx, l))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    list.extend(records);
     Ok(Value::object().with("securityGroupInfo", Value::List(list)))
 }
 
@@ -216,6 +353,14 @@ fn requested_cidrs(input: &Input, port: i64) -> Result<Vec<String>, AwsError> {
 
 async fn ingress(ctx: &Ctx<'_>, authorize: bool) -> Result<Value, AwsError> {
     let input = ctx.input();
+    let probe = input.clone();
+    if ctx.read(move |r| groups::is_record(r, &probe)).await? {
+        return if authorize {
+            change_records(ctx, |r, i, e| groups::authorize(r, i, false, e)).await
+        } else {
+            change_records(ctx, |r, i, _| groups::revoke(r, i, false)).await
+        };
+    }
     let id = match (input.opt_str("GroupId")?, input.opt_str("GroupName")?) {
         (Some(id), _) => id,
         (None, Some(name)) => ctx.names().security_group_id(&name),
@@ -309,7 +454,7 @@ async fn ingress(ctx: &Ctx<'_>, authorize: bool) -> Result<Value, AwsError> {
 async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let input = ctx.input();
     let ids = input.strings("InstanceId")?;
-    let filters = filters(input)?;
+    let filters = shared::filters(input)?;
     let instances = ctx.ask(Call::Instances).await?;
     for id in &ids {
         if !instances.iter().any(|i| i.id.to_string() == *id) {
@@ -408,34 +553,79 @@ fn state(l: Lifecycle) -> (i64, &'static str) {
     }
 }
 
+/// The zones subnets may be placed in, with whether each is available: the region's
+/// as AWS names them, then the stack's own (`zone-a`) that are not among them.
+async fn zones(ctx: &Ctx<'_>) -> Result<Vec<(String, bool)>, AwsError> {
+    let stack = ctx.ask(Call::Zones).await?;
+    let region = ctx.names().region.clone();
+    let mut out: Vec<(String, bool)> = network::region_zones(&region)
+        .into_iter()
+        .map(|z| {
+            let up = stack
+                .iter()
+                .find(|v| v.zone == z)
+                .is_none_or(|v| v.available);
+            (z, up)
+        })
+        .collect();
+    for v in stack {
+        if !out.iter().any(|(z, _)| *z == v.zone) {
+            out.push((v.zone, v.available));
+        }
+    }
+    Ok(out)
+}
+
 async fn describe_zones(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let input = ctx.input();
     let wanted = input.strings("ZoneName")?;
-    let zones = ctx.ask(Call::Zones).await?;
+    let wanted_ids = input.strings("ZoneId")?;
+    let filters = shared::filters(input)?;
+    let zones = zones(ctx).await?;
+    let region = ctx.names().region.clone();
     for z in &wanted {
-        if !zones.iter().any(|v| v.zone == *z) {
+        if !zones.iter().any(|(v, _)| v == z) {
             return Err(invalid(format!("Invalid availability zone: [{z}]")));
         }
     }
-    let region = ctx.names().region.clone();
-    let list: Vec<Value> = zones
-        .iter()
-        .filter(|z| wanted.is_empty() || wanted.contains(&z.zone))
-        .map(|z| {
-            Value::object()
-                .with("optInStatus", "opt-in-not-required")
-                .with("messageSet", Value::List(Vec::new()))
-                .with("regionName", region.as_str())
-                .with("zoneName", z.zone.as_str())
-                .with("zoneId", format!("bellows-{}", z.zone))
-                .with("groupName", region.as_str())
-                .with("networkBorderGroup", region.as_str())
-                .with("zoneType", "availability-zone")
-                .with(
-                    "zoneState",
-                    if z.available { "available" } else { "impaired" },
-                )
-        })
-        .collect();
+    let mut list = Vec::new();
+    for (z, up) in &zones {
+        let id = network::zone_id(&region, z);
+        if !wanted.is_empty() && !wanted.contains(z) {
+            continue;
+        }
+        if !wanted_ids.is_empty() && !wanted_ids.contains(&id) {
+            continue;
+        }
+        let state = if *up { "available" } else { "impaired" };
+        let body = serde_json::json!({
+            "optInStatus": "opt-in-not-required",
+            "messageSet": [],
+            "regionName": region,
+            "zoneName": z,
+            "zoneId": id,
+            "groupName": region,
+            "networkBorderGroup": region,
+            "zoneType": "availability-zone",
+            "zoneState": state,
+        });
+        let keep = shared::passes(&filters, &body, |name| {
+            let member = match name {
+                "zone-name" => "zoneName",
+                "zone-id" => "zoneId",
+                "state" => "zoneState",
+                "region-name" => "regionName",
+                "group-name" => "groupName",
+                "zone-type" => "zoneType",
+                "opt-in-status" => "optInStatus",
+                "network-border-group" => "networkBorderGroup",
+                _ => return None,
+            };
+            Some(shared::one(&body, member))
+        })?;
+        if keep {
+            list.push(shared::wire(&body));
+        }
+    }
     Ok(Value::object().with("availabilityZoneInfo", Value::List(list)))
 }
