@@ -300,38 +300,18 @@ fn rule(b: &Value, tg_names: &BTreeMap<String, String>) -> Result<Rule, String> 
     })
 }
 
-/// A security group's ingress rules for tcp on `port`, as CIDRs: what a listener on that
-/// port admits. No security group admits everyone, as a stack file's listener does.
+/// A load balancer's security groups' ingress rules for tcp on `port`, as CIDRs: what a
+/// listener on that port admits. No security group admits everyone, as a stack file's
+/// listener does.
 fn ingress(records: &Resources, groups: &[String], port: u16) -> Vec<Cidr> {
-    let any: Cidr = "0.0.0.0/0".parse().expect("a CIDR");
     if groups.is_empty() {
-        return vec![any];
+        return vec!["0.0.0.0/0".parse().expect("a CIDR")];
     }
-    let mut out: Vec<Cidr> = Vec::new();
-    for id in groups {
-        let Some(sg) = records.get("security_group", id) else {
-            continue;
-        };
-        for p in sg["ipPermissions"].as_array().into_iter().flatten() {
-            let proto = str_of(p, "ipProtocol");
-            let from = int(&p["fromPort"]).unwrap_or(0);
-            let to = int(&p["toPort"]).unwrap_or(65535);
-            let covers = proto == "-1"
-                || proto == "all"
-                || ((proto == "tcp" || proto == "6") && (from..=to).contains(&i64::from(port)));
-            if !covers {
-                continue;
-            }
-            for r in p["ipRanges"].as_array().into_iter().flatten() {
-                if let Ok(c) = str_of(r, "cidrIp").parse::<Cidr>()
-                    && !out.contains(&c)
-                {
-                    out.push(c);
-                }
-            }
-        }
-    }
-    out
+    records
+        .ingress_cidrs(groups, port)
+        .iter()
+        .filter_map(|c| c.parse::<Cidr>().ok())
+        .collect()
 }
 
 /// What a launch template version says an instance is: (user data, image, type).
@@ -339,41 +319,16 @@ fn launch_data(
     records: &Resources,
     spec: &Value,
 ) -> Result<(Option<String>, Option<String>, Option<String>), String> {
-    let id = spec["LaunchTemplateId"].as_str().unwrap_or_default();
-    let name = spec["LaunchTemplateName"].as_str().unwrap_or_default();
-    let lt = records
-        .of("launch_template")
-        .find(|r| {
-            (!id.is_empty() && r.id == id)
-                || (!name.is_empty() && r.body["launchTemplateName"] == name)
-        })
-        .ok_or_else(|| format!("launch template {id}{name} not found"))?;
+    let template = spec["LaunchTemplateId"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .or_else(|| spec["LaunchTemplateName"].as_str())
+        .unwrap_or_default();
     let version = spec["Version"].as_str().unwrap_or("$Default");
-    let number = match version {
-        "$Latest" => int(&lt.body["latestVersionNumber"]),
-        "$Default" | "" => int(&lt.body["defaultVersionNumber"]),
-        n => n.parse().ok(),
-    }
-    .unwrap_or(1);
-    let data = lt.body["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|v| int(&v["versionNumber"]) == Some(number))
-        .map(|v| v["launchTemplateData"].clone())
-        .ok_or_else(|| format!("launch template {} has no version {number}", lt.id))?;
-    let user_data = match data["userData"].as_str() {
-        Some(b64) if !b64.is_empty() => {
-            use base64::Engine as _;
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|_| format!("launch template {}: user data is not base64", lt.id))?;
-            Some(String::from_utf8_lossy(&raw).into_owned())
-        }
-        _ => None,
-    };
-    let opt = |k: &str| data[k].as_str().map(str::to_owned);
-    Ok((user_data, opt("imageId"), opt("instanceType")))
+    let v = records
+        .launch_version(template, version)
+        .map_err(|e| e.message)?;
+    Ok((v.user_data, v.image_id, v.instance_type))
 }
 
 fn group(
@@ -425,8 +380,7 @@ fn group(
         .filter(|s| !s.is_empty())
     {
         let zone = records
-            .get("subnet", subnet)
-            .and_then(|s| s["availabilityZone"].as_str().map(str::to_owned))
+            .subnet_zone(subnet)
             .ok_or_else(|| format!("group {name}: subnet {subnet} not found"))?;
         if !zones.contains(&zone) {
             zones.push(zone);
