@@ -1215,3 +1215,70 @@ pub(super) async fn tags_of(
         .await?;
     Ok(tags.into_iter().map(|t| t.map(|t| from_json(&t))).collect())
 }
+
+/// DescribeCapacityReservation: bellows reserves no capacity, so a load balancer's
+/// reservation is always empty.
+pub(super) async fn describe_capacity_reservation(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let arn = ctx.input().str("LoadBalancerArn")?;
+    let known = ctx.read(move |r| Ok(r.contains(LB, &arn))).await?;
+    if !known {
+        return Err(lb_not_found());
+    }
+    Ok(Value::object()
+        .with("DecreaseRequestsRemaining", 3i64)
+        .with("CapacityReservationState", Value::List(Vec::new())))
+}
+
+/// An HTTP listener's attributes as AWS starts them.
+const LISTENER_ATTRIBUTES: [(&str, &str); 1] = [("routing.http.response.server.enabled", "true")];
+
+pub(super) async fn describe_listener_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let arn = ctx.input().str("ListenerArn")?;
+    let attrs = ctx
+        .read(move |r| {
+            let b = r.get(LISTENER, &arn).ok_or_else(listener_not_found)?;
+            let mut attrs = defaults(&LISTENER_ATTRIBUTES);
+            if let Some(m) = b["Attributes"].as_object() {
+                for (k, v) in m {
+                    attrs[k] = v.clone();
+                }
+            }
+            Ok(attrs)
+        })
+        .await?;
+    Ok(Value::object().with("Attributes", attribute_list(&attrs)))
+}
+
+pub(super) async fn modify_listener_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let arn = ctx.input().str("ListenerArn")?;
+    let pairs = attributes_in(ctx.input())?;
+    for (k, v) in &pairs {
+        if !k.starts_with("routing.http.") {
+            return Err(invalid(format!("Attribute key '{k}' is not recognized")));
+        }
+        if k.ends_with(".enabled") && v != "true" && v != "false" {
+            return Err(invalid(format!("'{v}' is not a valid value for {k}")));
+        }
+    }
+    let attrs = ctx
+        .change(move |r| {
+            let mut body = r
+                .get(LISTENER, &arn)
+                .cloned()
+                .ok_or_else(listener_not_found)?;
+            let before = body.clone();
+            if !body["Attributes"].is_object() {
+                body["Attributes"] = defaults(&LISTENER_ATTRIBUTES);
+            }
+            for (k, v) in pairs {
+                body["Attributes"][k] = J::String(v);
+            }
+            let attrs = body["Attributes"].clone();
+            if body != before {
+                r.put(LISTENER, &arn, body)?;
+            }
+            Ok(attrs)
+        })
+        .await?;
+    Ok(Value::object().with("Attributes", attribute_list(&attrs)))
+}
