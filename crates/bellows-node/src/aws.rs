@@ -439,16 +439,18 @@ pub(crate) fn from_json(v: &serde_json::Value) -> Value {
         J::Object(m) => Value::Struct(
             m.iter()
                 .filter(|(k, _)| !k.starts_with('_'))
-                .map(|(k, v)| {
-                    let value = match v {
-                        J::Number(n) if k.ends_with("Time") => {
-                            Value::Time(n.as_f64().unwrap_or(0.0))
-                        }
-                        other => from_json(other),
-                    };
-                    (k.clone(), value)
-                })
+                .map(|(k, v)| (k.clone(), member_from_json(k, v)))
                 .collect(),
         ),
+    }
+}
+
+/// A record's member `key` as a wire value (a `...Time` member is a timestamp).
+pub(crate) fn member_from_json(key: &str, v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Number(n) if key.ends_with("Time") => {
+            Value::Time(n.as_f64().unwrap_or(0.0))
+        }
+        other => from_json(other),
     }
 }

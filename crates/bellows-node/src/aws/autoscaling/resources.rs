@@ -8,7 +8,7 @@ use bellows_aws::{AwsError, Input, Value};
 use serde_json::{Value as J, json};
 
 use super::{group_not_found, validation};
-use crate::aws::{Ctx, from_json};
+use crate::aws::{Ctx, from_json, member_from_json};
 use crate::resources::Resources;
 
 pub(super) const GROUP: &str = "auto_scaling_group";
@@ -335,7 +335,7 @@ pub(super) fn overlay(live: Value, record: &J) -> Value {
         "AvailabilityZones",
     ] {
         if !record[key].is_null() {
-            v.set(key, from_json(&record[key]));
+            v.set(key, member_from_json(key, &record[key]));
         }
     }
     v
