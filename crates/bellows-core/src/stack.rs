@@ -72,6 +72,78 @@ pub struct Stack {
     pub incidents: IncidentsSpec,
 }
 
+impl Stack {
+    /// This stack on another instance network (`127.X.Y.0/N`, 8 <= N <= 30, as a stack
+    /// file's `instance_network`), or as it is for `None`.
+    pub fn with_instance_network(mut self, network: Option<&str>) -> Result<Stack, String> {
+        let Some(text) = network else {
+            return Ok(self);
+        };
+        let net = text
+            .split_once('/')
+            .and_then(|(a, p)| {
+                Some(Ipv4Net {
+                    addr: a.parse::<Ipv4Addr>().ok()?,
+                    prefix: p.parse::<u8>().ok()?,
+                })
+            })
+            .filter(|n| n.addr.octets()[0] == 127 && (8..=30).contains(&n.prefix))
+            .ok_or_else(|| {
+                format!(
+                    "instance network `{text}`: use a loopback network like 127.1.0.0/16 (prefix 8 to 30)"
+                )
+            })?;
+        self.instance_network = net;
+        Ok(self)
+    }
+
+    /// A stack with a name and nothing else: no listener, target group or group (what
+    /// `bellows up --empty` runs, to take everything later through `bellows apply` or
+    /// the AWS endpoint). Every setting has the stack file's default; the load
+    /// balancer is named after the stack. A stack *file* still needs a group. Refuses a
+    /// name a stack file would refuse.
+    pub fn empty(name: &str) -> Result<Stack, String> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && name.as_bytes()[0].is_ascii_alphanumeric();
+        if !ok {
+            return Err(format!(
+                "`{name}` is not a valid stack name: use 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit"
+            ));
+        }
+        let (addr, prefix) = DEFAULT_INSTANCE_NETWORK
+            .split_once('/')
+            .unwrap_or(("127.1.0.0", "16"));
+        Ok(Stack {
+            name: name.to_owned(),
+            control: DEFAULT_CONTROL
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9900))),
+            state_dir: None,
+            instance_network: Ipv4Net {
+                addr: addr.parse().unwrap_or(Ipv4Addr::new(127, 1, 0, 0)),
+                prefix: prefix.parse().unwrap_or(16),
+            },
+            region: DEFAULT_REGION.to_owned(),
+            load_balancer: name.to_owned(),
+            aws: None,
+            groups: Vec::new(),
+            target_groups: Vec::new(),
+            listeners: Vec::new(),
+            alarms: Vec::new(),
+            policies: Vec::new(),
+            scheduled: Vec::new(),
+            webhooks: Vec::new(),
+            checks: Vec::new(),
+            simulation: SimulationSpec::default(),
+            incidents: IncidentsSpec::default(),
+        })
+    }
+}
+
 /// The `[aws]` table: the access key id AWS callers sign with, and the environment
 /// variable that holds its secret (read when bellows starts; never in the file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -58,6 +58,10 @@ pub struct NodeOptions {
     pub aws_region: String,
     /// The key pairs the AWS endpoint accepts (see `aws::derived_credential`).
     pub aws_credentials: Vec<bellows_aws::Credential>,
+    /// Started with `bellows up --empty`: the stack's control address, state directory
+    /// and instance network are the command line's, and a stack file applied later may
+    /// name others.
+    pub empty: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,11 @@ struct Node {
     ids: IdGen,
     provider: Provider,
     proxy: Proxy,
+    /// Groups an apply removed whose instances are still stopping, with their last
+    /// spec; they leave `groups` once no instance is left (`forget_deleted_groups`).
+    deleting: BTreeMap<String, bellows_core::stack::GroupSpec>,
+    /// Started empty (`NodeOptions::empty`).
+    started_empty: bool,
     /// Instances being deregistered before they are stopped: their stop timeout.
     draining: HashMap<InstanceId, Duration>,
     /// Shutting down: instances stop at once, without draining.
@@ -227,6 +236,8 @@ pub async fn run(
         ids: IdGen::new(seed),
         provider,
         proxy,
+        deleting: BTreeMap::new(),
+        started_empty: opts.empty,
         draining: HashMap::new(),
         stopping: false,
         store,
@@ -299,6 +310,9 @@ impl Node {
             }
         }
         self.flush();
+        if !self.deleting.is_empty() {
+            self.forget_deleted_groups();
+        }
     }
 
     fn execute(&mut self, command: Command, now: Time) {
@@ -374,6 +388,7 @@ impl Node {
                 let stop_timeout = self
                     .stack
                     .group(&group)
+                    .or_else(|| self.deleting.get(&group))
                     .map_or(Duration::from_secs(10), |s| s.launch.stop_timeout.to_std());
                 if self.provider.is_running(&instance) {
                     if !self.stopping && self.proxy.deregister(&instance) {
@@ -421,22 +436,9 @@ impl Node {
                 self.provider.set_running(&id, pid);
                 g.on_running(&id, now);
                 // In service: registered into its target groups.
-                if let (Some(spec), Some(info)) =
-                    (self.stack.group(&group), self.provider.info(&id))
-                {
-                    let zone = g.instance(&id).map(|i| i.zone.clone()).unwrap_or_default();
-                    for tg in &spec.target_groups {
-                        let port = self
-                            .stack
-                            .target_group(tg)
-                            .map_or(spec.launch.port, |t| t.port);
-                        self.proxy.register(
-                            tg,
-                            &id,
-                            std::net::SocketAddr::new(info.ip.into(), port),
-                            &zone,
-                        );
-                    }
+                if let Some(spec) = self.stack.group(&group) {
+                    let tgs = spec.target_groups.clone();
+                    self.register_targets(&group, &id, &tgs);
                 }
             }
             ProcEvent::LaunchFailed { reason, .. } => {
@@ -449,6 +451,34 @@ impl Node {
                 g.on_exited(&id, now, &status);
                 self.forget(&id);
             }
+        }
+    }
+
+    /// Registers a running instance of `group` in each of `target_groups` (on the
+    /// target group's port, else the launch template's) where it is not a target yet.
+    fn register_targets(&mut self, group: &str, id: &InstanceId, target_groups: &[String]) {
+        let (Some(spec), Some(info), Some(g)) = (
+            self.stack.group(group),
+            self.provider.info(id),
+            self.groups.get(group),
+        ) else {
+            return;
+        };
+        let zone = g.instance(id).map(|i| i.zone.clone()).unwrap_or_default();
+        for tg in target_groups {
+            if self.proxy.is_registered(tg, id) {
+                continue;
+            }
+            let port = self
+                .stack
+                .target_group(tg)
+                .map_or(spec.launch.port, |t| t.port);
+            self.proxy.register(
+                tg,
+                id,
+                std::net::SocketAddr::new(info.ip.into(), port),
+                &zone,
+            );
         }
     }
 
@@ -655,7 +685,7 @@ impl Node {
                 .filter(|i| matches!(i.lifecycle, Lifecycle::Pending | Lifecycle::InService))
                 .map(|i| i.id.clone())
                 .collect();
-            if let Some(spec) = self.stack.group(&name) {
+            if let Some(spec) = self.stack.group(&name).or_else(|| self.deleting.get(&name)) {
                 longest = longest.max(spec.launch.stop_timeout.to_std());
             }
             for id in live {

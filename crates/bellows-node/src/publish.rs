@@ -2,7 +2,7 @@
 //! names: instances' CPU and memory (AWS/EC2), groups' capacity (AWS/AutoScaling), and
 //! the load balancer's counters as per-second deltas (AWS/ApplicationELB).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bellows_core::Time;
@@ -120,6 +120,26 @@ pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapsh
                 }
             }
         }
+    }
+    deltas.forget_gone(snap);
+}
+
+impl Deltas {
+    /// Listeners and target groups an apply removed leave no counters behind, so one
+    /// added again under the same name starts afresh.
+    fn forget_gone(&mut self, snap: &Snapshot) {
+        let listeners: HashSet<&str> = snap.listeners.iter().map(|(n, _)| n.as_str()).collect();
+        let groups: HashSet<&str> = snap.groups.iter().map(|g| g.name.as_str()).collect();
+        self.last.retain(|key, _| {
+            let mut parts = key.splitn(3, '/');
+            match (parts.next(), parts.next()) {
+                (Some("l"), Some(name)) => listeners.contains(name),
+                (Some("g"), Some(name)) => groups.contains(name),
+                _ => true,
+            }
+        });
+        self.buckets
+            .retain(|name, _| groups.contains(name.as_str()));
     }
 }
 

@@ -800,6 +800,7 @@ impl Proxy {
 /// Requests in flight to it finish.
 fn retire(tg: &TargetGroup) {
     tg.retired.store(true, Release);
+    tg.cold_start.store(false, Relaxed);
     let targets = tg.targets.swap(Arc::new(Vec::new()));
     for t in targets.iter() {
         t.removed.store(true, Relaxed);

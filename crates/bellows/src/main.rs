@@ -56,6 +56,22 @@ enum Command {
         conn: context::Conn,
         /// The stack file.
         file: Option<PathBuf>,
+        /// Start with no listener, target group or group: the stack takes everything
+        /// later through `bellows apply` or the AWS endpoint.
+        #[arg(long, conflicts_with = "file")]
+        empty: bool,
+        /// With --empty: the stack's name (a stack file applied later names the same).
+        #[arg(
+            long,
+            requires = "empty",
+            value_name = "NAME",
+            default_value = "bellows"
+        )]
+        name: String,
+        /// With --empty: the loopback network instances get their addresses from
+        /// (default 127.1.0.0/16, as in a stack file).
+        #[arg(long, requires = "empty", value_name = "CIDR")]
+        instance_network: Option<String>,
         /// Do not turn instance types into cgroup limits, even where the host allows.
         #[arg(long)]
         no_cgroups: bool,
@@ -650,8 +666,16 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Up {
-                file, no_cgroups, ..
-            } => up::up(ctx, file, !no_cgroups).await,
+                file,
+                empty,
+                name,
+                instance_network,
+                no_cgroups,
+                ..
+            } => {
+                let empty = empty.then_some((name, instance_network));
+                up::up(ctx, file, empty, !no_cgroups).await
+            }
             Command::Validate { files, .. } => Ok(up::validate(&files)),
             Command::Status { json, .. } => commands::status(ctx, json).await,
             Command::Instances {

@@ -49,13 +49,32 @@ fn raise_fd_limit() {
     }
 }
 
-pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::Result<ExitCode> {
-    let (source, stack) = match &file {
-        Some(f) => match load(f) {
+/// `bellows up`: the stack `file`, else the empty stack `empty` names (`--empty`, its
+/// name and instance network), else the built-in default.
+pub async fn up(
+    ctx: &Context,
+    file: Option<PathBuf>,
+    empty: Option<(String, Option<String>)>,
+    cgroups: bool,
+) -> anyhow::Result<ExitCode> {
+    let (source, stack) = match (&file, &empty) {
+        (None, Some((name, network))) => match bellows_core::stack::Stack::empty(name)
+            .and_then(|s| s.with_instance_network(network.as_deref()))
+        {
+            Ok(s) => (
+                "--empty (no listener, target group or group yet)".to_owned(),
+                s,
+            ),
+            Err(e) => {
+                eprintln!("bellows up --empty: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        (Some(f), _) => match load(f) {
             Ok(s) => (f.display().to_string(), s),
             Err(code) => return Ok(code),
         },
-        None => match parse(DEFAULT_STACK.0, DEFAULT_STACK.1) {
+        (None, None) => match parse(DEFAULT_STACK.0, DEFAULT_STACK.1) {
             Ok(s) => (format!("{} (built in)", DEFAULT_STACK.0), s),
             Err(code) => return Ok(code),
         },
@@ -123,6 +142,12 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
         state_dir.display(),
         state_dir.join("logs").display()
     );
+    if empty.is_some() {
+        out!(
+            "  empty        add everything with `bellows apply FILE` (a stack named {}) or through the AWS endpoint (`bellows aws-env`)",
+            stack.name
+        );
+    }
     out!("  try          bellows instances, bellows activities, bellows scale GROUP --desired N");
     out!("Press Ctrl-C to stop; every instance stops with bellows.");
 
@@ -162,6 +187,7 @@ pub async fn up(ctx: &Context, file: Option<PathBuf>, cgroups: bool) -> anyhow::
         cgroups,
         aws_region,
         aws_credentials,
+        empty: empty.is_some(),
     };
     bellows_node::run(opts, listener, stop).await?;
     let _ = std::fs::remove_file(state_dir.join("control"));

@@ -393,15 +393,15 @@ fn apply_changes_the_algorithm_and_health_check_under_load_without_a_failed_requ
     assert!(String::from_utf8_lossy(&again.stdout).contains("no changes"));
 
     // What a running stack cannot take is refused as a whole, and says why.
-    let moved = write_file(
+    let renamed = write_file(
         &up.dir,
-        "moved.toml",
-        &changed.replace("address = \"127.0.0.1:0\"", "address = \"127.0.0.1:1\""),
+        "renamed.toml",
+        &changed.replace("name = \"apply\"", "name = \"other\""),
     );
-    let out = up.cli(&["apply", moved.to_str().unwrap(), "--yes"]);
+    let out = up.cli(&["apply", renamed.to_str().unwrap(), "--yes"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("its address cannot change"), "{err}");
+    assert!(err.contains("[stack] name cannot change"), "{err}");
     // A broken file: every problem with its position, and nothing sent.
     let broken = write_file(
         &up.dir,

@@ -107,8 +107,10 @@ pub fn diff(old: &Stack, new: &Stack) -> Vec<Change> {
     out
 }
 
-/// Why a running stack cannot take these changes (empty: it can). Listeners and target
-/// groups are bound and wired at start; the stack's own settings name its state.
+/// Why a running stack cannot take these changes (empty: it can). Listeners, target
+/// groups and groups are added, changed and removed at run time (a listener's address
+/// too: the load balancer binds the new one first); what names the stack's state or
+/// how bellows was started does not change while it runs.
 pub fn unsupported(changes: &[Change]) -> Vec<String> {
     let mut why = Vec::new();
     for c in changes {
@@ -121,26 +123,8 @@ pub fn unsupported(changes: &[Change]) -> Vec<String> {
                     ));
                 }
             }
-            ("listener" | "target_group", Op::Add | Op::Remove) => why.push(format!(
-                "{} `{}` cannot be {} while the stack runs (restart bellows with the new file)",
-                c.kind.replace('_', " "),
-                c.name,
-                if c.op == Op::Add { "added" } else { "removed" }
-            )),
-            ("listener", Op::Modify) if c.touches("address") => why.push(format!(
-                "listener `{}`: its address cannot change while the stack runs",
-                c.name
-            )),
-            ("group", Op::Remove) => why.push(format!(
-                "group `{}` cannot be removed while the stack runs: scale it to 0 instead",
-                c.name
-            )),
             ("group", Op::Modify) if c.touches("scale_from_zero") => why.push(format!(
                 "group `{}`: scale_from_zero cannot change while it runs",
-                c.name
-            )),
-            ("group", Op::Modify) if c.touches("target_groups") => why.push(format!(
-                "group `{}`: its target groups cannot change while it runs (its instances are registered)",
                 c.name
             )),
             _ => {}
@@ -149,34 +133,11 @@ pub fn unsupported(changes: &[Change]) -> Vec<String> {
     why
 }
 
-/// What a running stack cannot take from `new`: the changes `unsupported` names, and a
-/// target group that would start or stop receiving traffic (its targets' health checks
-/// and states are set up for one or the other when they register).
-pub fn refused(old: &Stack, new: &Stack, changes: &[Change]) -> Vec<String> {
-    let mut why = unsupported(changes);
-    let used = |s: &Stack| -> std::collections::BTreeSet<String> {
-        s.listeners
-            .iter()
-            .flat_map(|l| l.target_groups())
-            .map(str::to_owned)
-            .collect()
-    };
-    let (before, after) = (used(old), used(new));
-    for tg in after.difference(&before) {
-        if old.target_groups.iter().any(|t| &t.name == tg) {
-            why.push(format!(
-                "target group `{tg}` would start receiving traffic: restart bellows with the new file"
-            ));
-        }
-    }
-    for tg in before.difference(&after) {
-        if new.target_groups.iter().any(|t| &t.name == tg) {
-            why.push(format!(
-                "target group `{tg}` would stop receiving traffic: restart bellows with the new file"
-            ));
-        }
-    }
-    why
+/// What a running stack cannot take from `new`: the changes `unsupported` names. (A
+/// target group that starts or stops receiving traffic is taken: its targets' health
+/// checks start or stop.)
+pub fn refused(_old: &Stack, _new: &Stack, changes: &[Change]) -> Vec<String> {
+    unsupported(changes)
 }
 
 fn named<T: Serialize>(
@@ -332,7 +293,6 @@ command = ["bellows", "app", "echo"]
         assert!(!text.contains("refused"), "{text}");
         expect_test::expect![[r#"
             Modify listener http: address="127.0.0.1:8080"->"127.0.0.1:8081"
-            refused: listener `http`: its address cannot change while the stack runs
         "#]]
         .assert_eq(&changed("127.0.0.1:8080", "127.0.0.1:8081"));
         expect_test::expect![[r#"
@@ -348,7 +308,8 @@ command = ["bellows", "app", "echo"]
     }
 
     #[test]
-    fn a_target_group_that_would_start_receiving_traffic_is_refused() {
+    fn listeners_target_groups_and_groups_come_and_go_and_only_the_stacks_own_settings_are_refused()
+    {
         let two = BASE.replace(
             "[listeners.http]",
             "[target_groups.canary]\n\n[listeners.http]",
@@ -359,13 +320,50 @@ command = ["bellows", "app", "echo"]
             "default = { forward = \"canary\" }",
         ))
         .unwrap();
-        let why = refused(&a, &b, &diff(&a, &b));
+        assert_eq!(refused(&a, &b, &diff(&a, &b)), Vec::<String>::new());
+        // A second listener, target group and group, all at once.
+        let more = BASE.to_owned()
+            + r#"
+[target_groups.api]
+
+[listeners.api]
+address = "127.0.0.1:8081"
+default = { forward = "api" }
+
+[groups.api]
+min = 1
+max = 1
+target_groups = ["api", "web"]
+
+[groups.api.launch]
+command = ["bellows", "app", "echo"]
+"#;
+        let m = parse(&more).unwrap();
+        let base = parse(BASE).unwrap();
+        let there = diff(&base, &m);
+        let ops: Vec<String> = there
+            .iter()
+            .map(|c| format!("{:?} {} {}", c.op, c.kind, c.name))
+            .collect();
         assert_eq!(
-            why,
-            [
-                "target group `canary` would start receiving traffic: restart bellows with the new file",
-                "target group `web` would stop receiving traffic: restart bellows with the new file"
-            ]
+            ops,
+            ["Add group api", "Add target_group api", "Add listener api"]
+        );
+        assert!(unsupported(&there).is_empty());
+        let back = diff(&m, &base);
+        assert!(back.iter().all(|c| c.op == Op::Remove), "{back:?}");
+        assert!(unsupported(&back).is_empty());
+        // A group's target groups change; scale_from_zero still cannot.
+        let text = changed("target_groups = [\"web\"]", "target_groups = []");
+        assert!(
+            text.starts_with("Modify group web: target_groups"),
+            "{text}"
+        );
+        assert!(!text.contains("refused"), "{text}");
+        let text = changed("desired = 2", "desired = 2\nscale_from_zero = false");
+        assert!(
+            text.contains("refused: group `web`: scale_from_zero cannot change while it runs"),
+            "{text}"
         );
     }
 }

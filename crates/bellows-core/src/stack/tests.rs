@@ -495,3 +495,22 @@ fn a_groups_role_names_what_its_instances_may_call() {
         "#]],
     );
 }
+
+#[test]
+fn an_empty_stack_has_a_name_and_the_files_defaults_and_nothing_else() {
+    let e = Stack::empty("shop").unwrap();
+    let from_file = parse(
+        "[stack]\nname = \"shop\"\n[groups.web]\nmin = 0\nmax = 1\n[groups.web.launch]\ncommand = [\"x\"]\n",
+    )
+    .unwrap();
+    let mut without_groups = from_file.clone();
+    without_groups.groups.clear();
+    without_groups.simulation = e.simulation.clone();
+    assert_eq!(e, without_groups);
+    assert!(e.groups.is_empty() && e.listeners.is_empty() && e.target_groups.is_empty());
+    assert!(
+        Stack::empty("Shop!")
+            .unwrap_err()
+            .contains("not a valid stack name")
+    );
+}

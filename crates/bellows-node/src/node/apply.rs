@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use bellows_core::Time;
-use bellows_core::group::Group;
+use bellows_core::group::{Group, Lifecycle};
+use bellows_core::ids::InstanceId;
 use bellows_core::scaling::Scaler;
 
 use super::{Node, warmups};
@@ -84,15 +85,29 @@ impl Node {
 
     fn apply_from(
         &mut self,
-        new: bellows_core::stack::Stack,
+        mut new: bellows_core::stack::Stack,
         dry_run: bool,
         actor: &Actor,
         now: Time,
         face: Face,
     ) -> Result<serde_json::Value, ApiError> {
         use bellows_core::stack::diff::{self, Op};
+        if self.started_empty {
+            // Where a node started with `up --empty` listens, keeps its state and
+            // places its instances came from its command line; a file's own say so
+            // only where the file is started.
+            new.control = self.stack.control;
+            new.state_dir.clone_from(&self.stack.state_dir);
+            new.instance_network = self.stack.instance_network;
+        }
         let changes = diff::diff(&self.stack, &new);
-        let refused = diff::refused(&self.stack, &new, &changes);
+        let mut refused = diff::refused(&self.stack, &new, &changes);
+        if self.started_empty && self.stack.name != new.name {
+            refused.push(format!(
+                "this node started empty as stack `{}`: start it with `bellows up --empty --name {}` to take this stack",
+                self.stack.name, new.name
+            ));
+        }
         let plan = serde_json::json!({ "changes": changes, "applied": false });
         if !refused.is_empty() {
             let error = ApiError::conflict("change", refused.join("; "));
@@ -111,11 +126,44 @@ impl Node {
         };
         let mut groups = self.groups.clone();
         let mut versions = BTreeMap::new();
+        let mut deleted = Vec::new();
         for c in changes.iter().filter(|c| c.kind == "group") {
+            if c.op == Op::Remove {
+                // As DeleteAutoScalingGroup with ForceDelete: every instance is
+                // terminated (protected or not, drained first), then the group is gone.
+                if let Some(g) = groups.get_mut(&c.name) {
+                    let ids: Vec<_> = g.instances().map(|i| i.id.clone()).collect();
+                    for id in ids {
+                        let _ = g.set_protected(&id, false, now);
+                    }
+                    let why = format!("{actor} (bellows apply: the group is deleted)");
+                    if let Err(e) = g.set_capacity(Some(0), Some(0), Some(0), now, &why) {
+                        let error =
+                            ApiError::conflict("change", format!("group `{}`: {e}", c.name));
+                        self.audit_apply(actor, plan, Err(&error));
+                        return Err(error);
+                    }
+                }
+                if let Some(spec) = self.stack.group(&c.name) {
+                    deleted.push(spec.clone());
+                }
+                continue;
+            }
             let Some(spec) = new.group(&c.name) else {
                 continue;
             };
             match c.op {
+                Op::Add if self.deleting.contains_key(&c.name) => {
+                    let error = ApiError::conflict(
+                        "change",
+                        format!(
+                            "group `{}` is still being deleted (its instances are stopping): apply again once they are gone",
+                            c.name
+                        ),
+                    );
+                    self.audit_apply(actor, plan, Err(&error));
+                    return Err(error);
+                }
                 Op::Add => {
                     let mut g = Group::new(spec);
                     for zone in &self.zones_out {
@@ -144,6 +192,28 @@ impl Node {
                 Op::Remove => {}
             }
         }
+        // The running instances of groups whose target groups change, as (group,
+        // target groups added, target groups left).
+        let moved: Vec<(String, Vec<String>, Vec<String>)> = changes
+            .iter()
+            .filter(|c| c.kind == "group" && c.op == Op::Modify && c.touches("target_groups"))
+            .filter_map(|c| {
+                let (old, spec) = (self.stack.group(&c.name)?, new.group(&c.name)?);
+                let added = spec
+                    .target_groups
+                    .iter()
+                    .filter(|t| !old.target_groups.contains(t))
+                    .cloned()
+                    .collect();
+                let left = old
+                    .target_groups
+                    .iter()
+                    .filter(|t| !spec.target_groups.contains(t))
+                    .cloned()
+                    .collect();
+                Some((c.name.clone(), added, left))
+            })
+            .collect();
         // Then the load balancer's new and moved listeners are bound: an address that
         // cannot be had refuses the whole change, before anything changed.
         let prepared = match self.proxy.prepare(&new) {
@@ -161,6 +231,9 @@ impl Node {
             .map(|c| c.name.clone())
             .collect();
         self.proxy.commit(prepared, &new, &new_ingress);
+        for spec in deleted {
+            self.deleting.insert(spec.name.clone(), spec);
+        }
         if changes
             .iter()
             .any(|c| matches!(c.kind, "alarm" | "policy" | "scheduled"))
@@ -188,6 +261,10 @@ impl Node {
             }
         }
         self.stack = new;
+        for (group, added, left) in moved {
+            self.move_targets(&group, &added, &left);
+        }
+        self.forget_deleted_groups();
         // A new stack file's alarms replace what the AWS endpoint put; a change through
         // the AWS endpoint keeps them.
         if face == Face::File
@@ -203,6 +280,47 @@ impl Node {
         self.audit_apply(actor, result.clone(), Ok(()));
         tracing::info!(changes = changes.len(), by = %actor, "applied a new stack");
         Ok(result)
+    }
+
+    /// A group's target groups changed: its instances in service are registered in
+    /// the ones `added` and deregistered, draining, from the ones it `left` (those
+    /// removed from the stack have let go of their targets already).
+    fn move_targets(&mut self, group: &str, added: &[String], left: &[String]) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let serving: Vec<InstanceId> = g
+            .instances()
+            .filter(|i| i.lifecycle == Lifecycle::InService && !self.draining.contains_key(&i.id))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in serving {
+            for tg in left {
+                if self.proxy.deregister_from(tg, &id) {
+                    tracing::info!(%group, instance = %id, target_group = %tg, "deregistering from a target group the group no longer names");
+                }
+            }
+            self.register_targets(group, &id, added);
+        }
+    }
+
+    /// Groups deleted by an apply leave the loop once no instance of theirs is left,
+    /// not even a process still stopping.
+    pub(super) fn forget_deleted_groups(&mut self) {
+        let gone: Vec<String> = self
+            .deleting
+            .keys()
+            .filter(|name| {
+                self.groups.get(*name).is_none_or(|g| g.live() == 0)
+                    && !self.owner.values().any(|g| g == *name)
+            })
+            .cloned()
+            .collect();
+        for name in gone {
+            self.deleting.remove(&name);
+            self.groups.remove(&name);
+            tracing::info!(group = %name, "group deleted");
+        }
     }
 
     /// The audit record of an apply: the plan, and whether it was applied.

@@ -7,9 +7,13 @@ use crate::api::Call;
 
 /// A node over `stack`, recording into a fresh state directory, and the event stream.
 async fn node(stack: &str) -> (Node, broadcast::Receiver<(i64, Event)>) {
+    node_of(bellows_core::stack::parse(stack).unwrap_or_else(|d| panic!("{d:?}"))).await
+}
+
+/// A node over a stack built in code (`Stack::empty`).
+async fn node_of(stack: Stack) -> (Node, broadcast::Receiver<(i64, Event)>) {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let stack = bellows_core::stack::parse(stack).unwrap_or_else(|d| panic!("{d:?}"));
     let state_dir = std::env::temp_dir().join(format!(
         "bellows-node-test-{}-{}",
         std::process::id(),
@@ -43,6 +47,8 @@ async fn node(stack: &str) -> (Node, broadcast::Receiver<(i64, Event)>) {
         ids: IdGen::new(1),
         provider,
         proxy,
+        deleting: BTreeMap::new(),
+        started_empty: false,
         draining: HashMap::new(),
         stopping: false,
         store: Store::open(&state_dir.join("state.db")).unwrap(),
@@ -295,4 +301,54 @@ async fn a_resource_change_is_audited_a_failed_one_rolled_back_and_a_read_change
     let kept = Resources::open(&node.state_dir.join("state.db"), "loop").unwrap();
     assert_eq!(kept.all().len(), 1);
     let _ = std::fs::remove_dir_all(&node.state_dir);
+/// A stack named `loop` with a listener on a free port, its target group, and group
+/// `web` (desired 0) behind it.
+const SERVED: &str = r#"
+[stack]
+name = "loop"
+[target_groups.web]
+[listeners.http]
+address = "127.0.0.1:0"
+default = { forward = "web" }
+[groups.web]
+min = 0
+max = 2
+desired = 0
+target_groups = ["web"]
+[groups.web.launch]
+command = ["x"]
+"#;
+
+#[tokio::test]
+async fn an_empty_node_takes_a_stack_and_gives_it_all_back() {
+    let mut empty = Stack::empty("loop").unwrap();
+    empty.control = "127.0.0.1:1".parse().unwrap();
+    let (mut node, _rx) = node_of(empty.clone()).await;
+    node.started_empty = true;
+    let now = Time::from_millis(1_000_000);
+    // A file's own control address gives way to the node's command line.
+    let served = bellows_core::stack::parse(SERVED).unwrap();
+    assert_ne!(served.control, node.stack.control);
+    let applied = node.apply_stack(served, false, &operator(), now).unwrap();
+    assert_eq!(applied["applied"], true, "{applied}");
+    assert_eq!(node.proxy.listener_addrs().len(), 1);
+    assert!(node.groups.contains_key("web"));
+    assert_eq!(node.stack.control, empty.control);
+
+    // Another name is refused, saying how to start the node for it.
+    let other = bellows_core::stack::parse(&SERVED.replace("\"loop\"", "\"other\"")).unwrap();
+    let err = node
+        .apply_stack(other, false, &operator(), now)
+        .unwrap_err();
+    assert!(
+        err.message.contains("bellows up --empty --name other"),
+        "{}",
+        err.message
+    );
+
+    // Back to nothing: the listener closes, the group (without instances) is gone.
+    node.apply_stack(empty, false, &operator(), now).unwrap();
+    assert!(node.proxy.listener_addrs().is_empty());
+    assert!(node.groups.is_empty());
+    assert!(node.deleting.is_empty());
 }

@@ -99,6 +99,39 @@ impl Up {
         )
     }
 
+    /// Starts `bellows up --empty --name NAME` (no listener, target group or group) on
+    /// an ephemeral control port and a loopback network of its own. `stack` is where a
+    /// test may write the file it applies.
+    pub fn start_empty(name: &str) -> Up {
+        let (dir, network) = scratch();
+        let state = dir.join("state");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("up.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["--control", "127.0.0.1:0", "up", "--empty", "--name", name])
+            .args(["--instance-network", &network])
+            .arg("--state-dir")
+            .arg(&state)
+            .env("RUST_LOG", "info")
+            .stdout(log)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bellows starts");
+        let up = Up {
+            child,
+            stack: dir.join("stack.toml"),
+            dir,
+            state,
+        };
+        up.wait_for("the control API", Duration::from_secs(15), |u| {
+            u.state.join("control").exists()
+        });
+        up
+    }
+
     fn spawn(stack: &Path, dir: &Path, global: &[&str], env: &[(&str, &str)]) -> Up {
         Up::spawn_flags(stack, dir, global, env, &[])
     }
