@@ -301,6 +301,8 @@ async fn a_resource_change_is_audited_a_failed_one_rolled_back_and_a_read_change
     let kept = Resources::open(&node.state_dir.join("state.db"), "loop").unwrap();
     assert_eq!(kept.all().len(), 1);
     let _ = std::fs::remove_dir_all(&node.state_dir);
+}
+
 /// A stack named `loop` with a listener on a free port, its target group, and group
 /// `web` (desired 0) behind it.
 const SERVED: &str = r#"
