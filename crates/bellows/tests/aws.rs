@@ -541,3 +541,54 @@ fn aws_env_without_secret(up: &Up) -> Vec<(String, String)> {
         ("AWS_DEFAULT_REGION".into(), "eu-west-3".into()),
     ]
 }
+
+/// boto3 on the EC2 records (tests/aws/ec2.py): a VPC with subnets, a security group
+/// with rules, an internet gateway, a route table and a launch template with two
+/// versions are created, read back the same after bellows restarts, and deleted; every
+/// answer is checked against botocore's model, and each change is audited as `aws`.
+#[test]
+fn ec2_records_through_boto3_survive_a_restart() {
+    need_clients();
+    let mut up = Up::start("ec2-records", &echo_stack(0, ""));
+    let ids = up.dir.join("ids.json");
+    let run = |env: &[(String, String)], phase: &str| {
+        let out = Command::new("python3")
+            .arg(root().join("tests/aws/ec2.py"))
+            .arg(phase)
+            .arg(&ids)
+            .env_remove("AWS_PROFILE")
+            .env("HOME", std::env::temp_dir())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{phase}:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("every check passed"), "{phase}: {stdout}");
+    };
+    run(&aws_env(&up), "create");
+    up.signal("INT");
+    assert!(
+        up.wait_exit(Duration::from_secs(60)).is_some(),
+        "bellows stops"
+    );
+    up.restart(&[]);
+    run(&aws_env(&up), "delete");
+    let audit = up.json(&["audit", "--limit", "1000"]);
+    let records = audit.as_array().unwrap();
+    assert!(
+        records.iter().any(|r| r["action"] == "CreateVpc"
+            && r["source"] == "aws"
+            && r["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("aws/vpc/vpc-"))
+            && r["result"] == "ok"),
+        "{audit:#}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "DeleteLaunchTemplate" && r["source"] == "aws"),
+        "{audit:#}"
+    );
+}

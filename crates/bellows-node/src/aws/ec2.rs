@@ -19,6 +19,8 @@ mod groups;
 mod network;
 pub(crate) mod shared;
 pub(crate) mod templates;
+#[cfg(test)]
+mod tests;
 
 use shared::Env;
 
@@ -103,6 +105,10 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
             }
         }
         "DescribeAccountAttributes" => network::describe_account_attributes(ctx.input()),
+        // Instances here have no network interfaces of their own to list (Terraform
+        // looks for ones left behind before it deletes a subnet or a security group).
+        "DescribeNetworkInterfaces" => shared::filters(ctx.input())
+            .map(|_| Value::object().with("networkInterfaceSet", Value::List(Vec::new()))),
         "DescribeInstances" => describe_instances(ctx).await,
         "DescribeAvailabilityZones" => describe_zones(ctx).await,
         _ => return None,

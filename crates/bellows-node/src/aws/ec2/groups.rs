@@ -368,7 +368,27 @@ pub fn revoke(r: &mut Resources, input: &Input, egress: bool) -> Result<Value, A
     let mut revoked = Vec::new();
     for rid in gone {
         if let Some(b) = r.delete(RULE, &rid)? {
-            revoked.push(wire(&b));
+            // The revoked rule's own shape: a referenced group by its id alone.
+            let mut out = Value::object();
+            for m in [
+                "securityGroupRuleId",
+                "groupId",
+                "isEgress",
+                "ipProtocol",
+                "fromPort",
+                "toPort",
+                "cidrIpv4",
+                "cidrIpv6",
+                "prefixListId",
+                "description",
+            ] {
+                out.set(m, wire(&b[m]));
+            }
+            out.set(
+                "referencedGroupId",
+                wire(&b["referencedGroupInfo"]["groupId"]),
+            );
+            revoked.push(out);
         }
     }
     Ok(Value::object()

@@ -49,9 +49,22 @@ pub fn wire(v: &J) -> Value {
         J::Object(members) => {
             let mut out = Value::object();
             for (k, v) in members {
-                if !k.starts_with('_') {
-                    out.set(k, wire(v));
+                if k.starts_with('_') {
+                    continue;
                 }
+                // A launch template's network interface lists its groups as
+                // `<groupId>` items, the one list of EC2's data that is not `<item>`.
+                if k == "groupSet"
+                    && let J::Array(ids) = v
+                {
+                    let items = ids
+                        .iter()
+                        .map(|i| ("groupId".to_owned(), wire(i)))
+                        .collect();
+                    out.set(k, Value::Struct(items));
+                    continue;
+                }
+                out.set(k, wire(v));
             }
             out
         }
@@ -377,6 +390,13 @@ pub fn select(
 ) -> Result<Vec<J>, AwsError> {
     for id in ids {
         need(r, kind, id)?;
+    }
+    // A filter this kind has not is refused, whether or not there is a record to try.
+    for (name, _) in filters {
+        let tag = name.starts_with("tag:") || name == "tag-key" || name == "tag-value";
+        if !tag && values(&J::Null, name).is_none() {
+            return Err(invalid(format!("The filter '{name}' is invalid")));
+        }
     }
     let mut out = Vec::new();
     for rec in r.of(kind) {
