@@ -4,6 +4,9 @@
 //! changes in place, plans empty after each apply, and is destroyed with no instance
 //! process left. Terraform's own debug log is kept (its path printed) when a test fails.
 
+// Tests time real processes.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
