@@ -329,13 +329,9 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     );
 
     // Destroy: nothing left running.
-    tf.ok(&[
-        "destroy",
-        "-auto-approve",
-        "-input=false",
-        "-var",
-        "desired_capacity=2",
-    ]);
+    let mut args = vec!["destroy", "-auto-approve", "-input=false"];
+    args.extend_from_slice(&v2);
+    tf.ok(&args);
     up.wait_for("no instance left", Duration::from_secs(30), |u| {
         instance_pids(u).is_empty() && pids.iter().all(|p| !alive(*p))
     });
