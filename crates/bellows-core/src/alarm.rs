@@ -92,6 +92,16 @@ pub struct AlarmSpec {
     pub alarm_actions: Vec<String>,
     pub ok_actions: Vec<String>,
     pub insufficient_data_actions: Vec<String>,
+    /// `AlarmDescription`, as the AWS endpoint was given it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether `datapoints_to_alarm` was given (AWS answers it only then).
+    #[serde(default = "yes")]
+    pub datapoints_given: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A state change of an alarm, with the datapoints that caused it.

@@ -179,6 +179,8 @@ impl Scaler {
                         alarm_actions: vec![p.name.clone()],
                         ok_actions: vec![],
                         insufficient_data_actions: vec![],
+                        description: None,
+                        datapoints_given: true,
                     };
                     s.alarms.insert(name, Alarm::new(spec, now));
                 }

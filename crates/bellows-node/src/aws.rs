@@ -422,3 +422,35 @@ fn page(
 fn time(t: bellows_core::Time) -> Value {
     Value::Time(t.as_millis() as f64 / 1000.0)
 }
+
+/// A record's body as a wire value: members named `...Time` are timestamps, and members
+/// whose name starts with `_` are the record's own (kept out of answers).
+pub(crate) fn from_json(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        J::String(s) => Value::Str(s.clone()),
+        J::Array(items) => Value::List(items.iter().map(from_json).collect()),
+        J::Object(m) => Value::Struct(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('_'))
+                .map(|(k, v)| (k.clone(), member_from_json(k, v)))
+                .collect(),
+        ),
+    }
+}
+
+/// A record's member `key` as a wire value (a `...Time` member is a timestamp).
+pub(crate) fn member_from_json(key: &str, v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Number(n) if key.ends_with("Time") => {
+            Value::Time(n.as_f64().unwrap_or(0.0))
+        }
+        other => from_json(other),
+    }
+}

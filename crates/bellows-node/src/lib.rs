@@ -12,6 +12,7 @@ pub mod aws;
 pub mod cgroup;
 pub mod client;
 pub mod clock;
+pub mod derive;
 pub mod http;
 pub mod imds;
 pub mod netns;

@@ -124,6 +124,9 @@ struct Node {
     events: broadcast::Sender<(i64, Event)>,
     /// What the AWS endpoint created (VPCs, subnets, launch templates, ...).
     resources: crate::resources::Resources,
+    /// The stack the node was started with (or last `bellows apply`), without what the
+    /// AWS resource records add to it.
+    base: Stack,
 }
 
 /// Runs the stack until `shutdown` completes, then stops every instance and returns.
@@ -154,12 +157,19 @@ pub async fn run(
     };
     let (proc_tx, mut proc_rx) = mpsc::unbounded_channel();
     let (proxy_tx, mut proxy_rx) = mpsc::unbounded_channel();
-    let proxy = Proxy::start(
-        &opts.stack,
-        Some(&opts.state_dir.join("access.log")),
-        proxy_tx,
-    )
-    .await?;
+    // What the AWS endpoint made in earlier runs runs again: the stack is the base stack
+    // and the records, derived before anything starts.
+    let resources =
+        crate::resources::Resources::open(&opts.state_dir.join("state.db"), &opts.stack.name)?;
+    let base = opts.stack.clone();
+    let derived = match crate::derive::derive(&base, &resources) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "the AWS resources do not make a stack: running the base stack alone");
+            base.clone()
+        }
+    };
+    let proxy = Proxy::start(&derived, Some(&opts.state_dir.join("access.log")), proxy_tx).await?;
     for (name, addr) in proxy.listener_addrs() {
         tracing::info!(listener = %name, url = %format!("http://{addr}/"), "load balancer listening");
     }
@@ -210,10 +220,8 @@ pub async fn run(
 
     let seed = now.as_millis() ^ (u64::from(std::process::id()) << 32);
     // Alarms put or deleted through the AWS endpoint in an earlier run are kept.
-    let mut stack = opts.stack;
+    let mut stack = derived;
     stack.alarms = store.restored_alarms(&stack)?;
-    let resources =
-        crate::resources::Resources::open(&opts.state_dir.join("state.db"), &stack.name)?;
     let scaler_alarms = stack.alarms.clone();
     let scaler_policies = stack.policies.clone();
     let scaler_scheduled = stack.scheduled.clone();
@@ -252,6 +260,7 @@ pub async fn run(
         dynamo_metrics,
         events,
         resources,
+        base,
         state_dir: opts.state_dir,
         control,
         cgroups: enforced,

@@ -353,6 +353,21 @@ impl Provider {
                 cmd.env(key, v);
             }
         }
+        // An image `bellows-app-NAME` carries bellows' built-in apps: this very binary
+        // is `bellows` on the instance's PATH, so that user data can run `bellows app NAME`.
+        if launch
+            .image_id
+            .as_deref()
+            .is_some_and(|i| i.starts_with(crate::derive::APP_IMAGE_PREFIX))
+            && let Some(dir) = self.exe.parent()
+        {
+            let mut path = OsString::from(dir);
+            if let Some(rest) = std::env::var_os("PATH") {
+                path.push(":");
+                path.push(rest);
+            }
+            cmd.env("PATH", path);
+        }
         cmd.envs(&launch.env)
             .env("INSTANCE_ID", id.as_str())
             .env("PRIVATE_IP", ip.to_string())

@@ -20,6 +20,8 @@ fn spec(m: u32, n: u32, missing: MissingData) -> AlarmSpec {
         alarm_actions: vec![],
         ok_actions: vec![],
         insufficient_data_actions: vec![],
+        description: None,
+        datapoints_given: true,
     }
 }
 

@@ -132,6 +132,8 @@ fn alarm(
         alarm_actions: actions.iter().map(|s| (*s).to_owned()).collect(),
         ok_actions: vec![],
         insufficient_data_actions: vec![],
+        description: None,
+        datapoints_given: true,
     }
 }
 

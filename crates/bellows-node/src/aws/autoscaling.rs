@@ -8,6 +8,8 @@ use bellows_core::scaling::{AdjustmentType, PolicyKind, PolicySpec, TrackedMetri
 use super::{Ctx, NEXT_TOKEN, Paging, from_api, page, time};
 use crate::api::{Call, GroupView, InstanceView, StatusView};
 
+mod resources;
+
 pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, AwsError>> {
     Some(match action {
         "DescribeAutoScalingGroups" => describe_groups(ctx).await,
@@ -24,6 +26,15 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "DescribePolicies" => describe_policies(ctx).await,
         "DescribeScheduledActions" => describe_scheduled_actions(ctx).await,
         "ExecutePolicy" => execute_policy(ctx).await,
+        "CreateAutoScalingGroup" => resources::create_group(ctx).await,
+        "DeleteAutoScalingGroup" => delete_group(ctx).await,
+        "PutScalingPolicy" => resources::put_policy(ctx).await,
+        "DeletePolicy" => delete_policy(ctx).await,
+        "PutScheduledUpdateGroupAction" => resources::put_scheduled(ctx).await,
+        "DeleteScheduledAction" => resources::delete_scheduled(ctx).await,
+        "CreateOrUpdateTags" => resources::create_or_update_tags(ctx).await,
+        "DeleteTags" => resources::delete_tags(ctx).await,
+        "DescribeTags" => resources::describe_tags(ctx).await,
         _ => return None,
     })
 }
@@ -164,21 +175,34 @@ async fn describe_groups(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let status = status(ctx).await?;
     let instances = ctx.ask(Call::Instances).await?;
     let stack = stack(ctx).await?;
+    let records = resources::groups(ctx).await?;
     // Unknown names are left out, as AWS does: the answer is a list, not an error.
-    let groups: Vec<Value> = status
+    let mut groups: Vec<Value> = status
         .groups
         .iter()
         .filter(|g| wanted.is_empty() || wanted.contains(&g.name))
         .map(|g| {
-            group_value(
+            let live = group_value(
                 ctx,
                 g,
                 group_spec(&stack, &g.name),
                 &instances,
                 status.started_at,
-            )
+            );
+            match records.iter().find(|(n, _)| *n == g.name) {
+                Some((_, r)) => resources::overlay(live, r),
+                None => live,
+            }
         })
         .collect();
+    // A group whose record is not running (yet).
+    for (name, body) in &records {
+        if (wanted.is_empty() || wanted.contains(name))
+            && !status.groups.iter().any(|g| g.name == *name)
+        {
+            groups.push(resources::record_only(body));
+        }
+    }
     let mut out = Value::object();
     page(ctx, &NEXT_TOKEN, groups, &mut out, "AutoScalingGroups")?;
     Ok(out)
@@ -315,6 +339,9 @@ const NOT_UPDATABLE: [&str; 8] = [
 ];
 
 async fn update_group(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    if let Some(v) = resources::update_group(ctx).await? {
+        return Ok(v);
+    }
     let input = ctx.input();
     let group = input.str("AutoScalingGroupName")?;
     if let Some(name) = NOT_UPDATABLE.iter().find(|n| input.get(n).is_some()) {
@@ -335,6 +362,39 @@ async fn update_group(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     }
     set_capacity(ctx, group, min, max, desired).await?;
     Ok(Value::Null)
+}
+
+/// DeleteAutoScalingGroup: a group made through this endpoint (a stack file's groups
+/// go with `bellows apply`).
+async fn delete_group(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let group = ctx.input().str("AutoScalingGroupName")?;
+    let instances = ctx.ask(Call::Instances).await?;
+    let live = instances
+        .iter()
+        .filter(|i| i.group == group && i.lifecycle != Lifecycle::Terminated)
+        .count();
+    if let Some(v) = resources::delete_group(ctx, live).await? {
+        return Ok(v);
+    }
+    let status = status(ctx).await?;
+    if status.groups.iter().any(|g| g.name == group) {
+        return Err(validation(format!(
+            "group {group} belongs to the stack file: remove it there and `bellows apply`"
+        )));
+    }
+    Err(group_not_found(&group))
+}
+
+/// DeletePolicy: a policy made through this endpoint (a stack file's go with
+/// `bellows apply`).
+async fn delete_policy(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    if let Some(v) = resources::delete_policy(ctx).await? {
+        return Ok(v);
+    }
+    let name = ctx.input().str("PolicyName")?;
+    Err(validation(format!(
+        "Policy name not found - policy {name} is not one made through the AWS endpoint"
+    )))
 }
 
 async fn terminate(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
@@ -763,11 +823,27 @@ async fn describe_policies(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .collect()
         })
         .unwrap_or_default();
-    let list: Vec<Value> = policies
+    let records = resources::policies(ctx).await?;
+    let mut all: Vec<Value> = records
         .iter()
-        .filter(|p| group.as_ref().is_none_or(|g| *g == p.group))
-        .filter(|p| wanted.is_empty() || wanted.contains(&p.name))
-        .filter_map(|p| policy_value(ctx, p, &alarms))
+        .filter(|(_, g, _)| group.as_ref().is_none_or(|x| x == g))
+        .filter(|(n, _, _)| wanted.is_empty() || wanted.contains(n))
+        .map(|(_, _, v)| v.clone())
+        .collect();
+    all.extend(
+        policies
+            .iter()
+            .filter(|p| {
+                !records
+                    .iter()
+                    .any(|(n, g, _)| *n == p.name && *g == p.group)
+            })
+            .filter(|p| group.as_ref().is_none_or(|g| *g == p.group))
+            .filter(|p| wanted.is_empty() || wanted.contains(&p.name))
+            .filter_map(|p| policy_value(ctx, p, &alarms)),
+    );
+    let list: Vec<Value> = all
+        .into_iter()
         .filter(|v| {
             types.is_empty()
                 || v.get("PolicyType")
@@ -790,13 +866,19 @@ async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     {
         return Err(group_not_found(g));
     }
-    let list: Vec<Value> = stack["scheduled"]
+    let records = resources::scheduled(ctx).await?;
+    let mut list: Vec<Value> = stack["scheduled"]
         .as_array()
         .map(|l| l.as_slice())
         .unwrap_or_default()
         .iter()
         .filter(|a| group.as_ref().is_none_or(|g| a["group"] == g.as_str()))
         .filter(|a| wanted.is_empty() || wanted.iter().any(|w| a["name"] == w.as_str()))
+        .filter(|a| {
+            !records
+                .iter()
+                .any(|(n, g, _)| a["name"] == n.as_str() && a["group"] == g.as_str())
+        })
         .map(|a| {
             let g = a["group"].as_str().unwrap_or_default();
             let n = a["name"].as_str().unwrap_or_default();
@@ -820,6 +902,13 @@ async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .with("TimeZone", zone)
         })
         .collect();
+    list.extend(
+        records
+            .into_iter()
+            .filter(|(_, g, _)| group.as_ref().is_none_or(|x| x == g))
+            .filter(|(n, _, _)| wanted.is_empty() || wanted.contains(n))
+            .map(|(_, _, v)| v),
+    );
     let mut out = Value::object();
     page(
         ctx,

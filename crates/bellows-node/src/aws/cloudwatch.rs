@@ -20,6 +20,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "SetAlarmState" => set_alarm_state(ctx).await,
         "PutMetricAlarm" => put_metric_alarm(ctx).await,
         "DeleteAlarms" => delete_alarms(ctx).await,
+        "ListTagsForResource" => list_tags(ctx).await,
         _ => return None,
     })
 }
@@ -255,7 +256,16 @@ async fn describe_alarms(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .with("Dimensions", Value::List(dims))
                 .with("Period", (a.period.as_millis() / 1000) as i64)
                 .with("EvaluationPeriods", a.evaluation_periods)
-                .with("DatapointsToAlarm", a.datapoints_to_alarm)
+                .with(
+                    "DatapointsToAlarm",
+                    (spec.is_none_or(|s| s["datapoints_given"] != false))
+                        .then_some(a.datapoints_to_alarm),
+                )
+                .with(
+                    "AlarmDescription",
+                    spec.and_then(|s| s["description"].as_str())
+                        .map(str::to_owned),
+                )
                 .with("Threshold", a.threshold)
                 .with(
                     "ComparisonOperator",
@@ -688,6 +698,8 @@ async fn put_metric_alarm(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         alarm_actions: actions("AlarmActions")?,
         ok_actions: actions("OKActions")?,
         insufficient_data_actions: actions("InsufficientDataActions")?,
+        description: input.opt_str("AlarmDescription")?,
+        datapoints_given: input.opt_u32("DatapointsToAlarm")?.is_some(),
     };
     let actor = ctx.actor();
     ctx.ask(|reply| Call::PutAlarm { spec, actor, reply })
@@ -717,4 +729,20 @@ async fn delete_alarms(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         }
     })?;
     Ok(Value::Null)
+}
+
+/// ListTagsForResource: bellows keeps no tags on alarms, so an alarm's list is empty
+/// (Terraform reads it after every PutMetricAlarm).
+async fn list_tags(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
+    let arn = ctx.input().str("ResourceARN")?;
+    let alarms = ctx.ask(Call::Alarms).await?;
+    let known = alarms.iter().any(|a| ctx.names().alarm_arn(&a.name) == arn);
+    if !known {
+        return Err(AwsError::new(
+            404,
+            "ResourceNotFound",
+            format!("The resource {arn} does not exist"),
+        ));
+    }
+    Ok(Value::object().with("Tags", Value::List(Vec::new())))
 }

@@ -9,6 +9,8 @@ use bellows_core::lb::select::TargetState;
 
 use super::{Ctx, Paging, page, time};
 
+mod resources;
+
 /// ELBv2's paging: `PageSize` (1 to 400), `Marker` in and `NextMarker` out.
 const MARKER: Paging = Paging {
     size: "PageSize",
@@ -30,6 +32,27 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "DescribeTags" => describe_tags(ctx).await,
         "DescribeTargetGroupAttributes" => describe_target_group_attributes(ctx).await,
         "DescribeLoadBalancerAttributes" => describe_load_balancer_attributes(ctx).await,
+        "CreateLoadBalancer" => resources::create_load_balancer(ctx).await,
+        "DeleteLoadBalancer" => resources::delete_load_balancer(ctx).await,
+        "ModifyLoadBalancerAttributes" => resources::modify_lb_attributes(ctx).await,
+        "SetSecurityGroups" => resources::set_security_groups(ctx).await,
+        "SetSubnets" => resources::set_subnets(ctx).await,
+        "CreateTargetGroup" => resources::create_target_group(ctx).await,
+        "ModifyTargetGroup" => resources::modify_target_group(ctx).await,
+        "DeleteTargetGroup" => resources::delete_target_group(ctx).await,
+        "ModifyTargetGroupAttributes" => resources::modify_tg_attributes(ctx).await,
+        "CreateListener" => resources::create_listener(ctx).await,
+        "ModifyListener" => resources::modify_listener(ctx).await,
+        "DeleteListener" => resources::delete_listener(ctx).await,
+        "CreateRule" => resources::create_rule(ctx).await,
+        "ModifyRule" => resources::modify_rule(ctx).await,
+        "SetRulePriorities" => resources::set_rule_priorities(ctx).await,
+        "DeleteRule" => resources::delete_rule(ctx).await,
+        "AddTags" => resources::add_tags(ctx).await,
+        "DescribeCapacityReservation" => resources::describe_capacity_reservation(ctx).await,
+        "DescribeListenerAttributes" => resources::describe_listener_attributes(ctx).await,
+        "ModifyListenerAttributes" => resources::modify_listener_attributes(ctx).await,
+        "RemoveTags" => resources::remove_tags(ctx).await,
         _ => return None,
     })
 }
@@ -58,12 +81,53 @@ fn listener_not_found() -> AwsError {
 struct Snapshot {
     status: StatusView,
     stack: serde_json::Value,
+    /// Listeners and target groups the AWS resource records make: answered from the
+    /// records, not from the stack.
+    derived_listeners: Vec<String>,
+    derived_target_groups: Vec<String>,
 }
 
 async fn snapshot(ctx: &Ctx<'_>) -> Result<Snapshot, AwsError> {
+    let (derived_listeners, derived_target_groups) = ctx
+        .read(|r| {
+            let lbs: Vec<(String, String)> = r
+                .of(resources::LB)
+                .map(|l| {
+                    (
+                        l.id.clone(),
+                        l.body["LoadBalancerName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect();
+            let listeners = r
+                .of(resources::LISTENER)
+                .filter_map(|l| {
+                    let lb = lbs
+                        .iter()
+                        .find(|(a, _)| l.body["LoadBalancerArn"] == a.as_str())?;
+                    Some(format!("{}-{}", lb.1, l.body["Port"]))
+                })
+                .collect();
+            let tgs = r
+                .of(resources::TG)
+                .map(|t| {
+                    t.body["TargetGroupName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect();
+            Ok((listeners, tgs))
+        })
+        .await?;
     Ok(Snapshot {
         status: ctx.ask(Call::Status).await?,
         stack: ctx.ask(Call::Stack).await?,
+        derived_listeners,
+        derived_target_groups,
     })
 }
 
@@ -87,18 +151,48 @@ impl Snapshot {
         zones
     }
 
+    /// The stack's own listeners (not those the records make).
     fn listeners(&self) -> Vec<&serde_json::Value> {
         self.stack["listeners"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter(|x| {
+                        !self
+                            .derived_listeners
+                            .iter()
+                            .any(|d| x["name"] == d.as_str())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The stack's own target groups (not those the records make).
+    fn target_groups(&self) -> Vec<&serde_json::Value> {
+        self.all_target_groups()
+            .into_iter()
+            .filter(|x| {
+                !self
+                    .derived_target_groups
+                    .iter()
+                    .any(|d| x["name"] == d.as_str())
+            })
+            .collect()
+    }
+
+    /// Every target group that runs, the records' included.
+    fn all_target_groups(&self) -> Vec<&serde_json::Value> {
+        self.stack["target_groups"]
             .as_array()
             .map(|l| l.iter().collect())
             .unwrap_or_default()
     }
 
-    fn target_groups(&self) -> Vec<&serde_json::Value> {
-        self.stack["target_groups"]
-            .as_array()
-            .map(|l| l.iter().collect())
-            .unwrap_or_default()
+    /// Whether the stack has a load balancer of its own: listeners or target groups
+    /// that the records do not make.
+    fn has_own_lb(&self) -> bool {
+        !self.listeners().is_empty() || !self.target_groups().is_empty()
     }
 }
 
@@ -162,14 +256,29 @@ async fn describe_load_balancers(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let arns = input.strings("LoadBalancerArns")?;
     let wanted = input.strings("Names")?;
     let s = snapshot(ctx).await?;
-    let arn = ctx.names().load_balancer_arn(s.lb());
-    if wanted.iter().any(|n| n != s.lb()) || arns.iter().any(|a| *a != arn) {
+    let mut all = resources::load_balancers(ctx).await?;
+    if s.has_own_lb() && !all.iter().any(|(_, n, _)| n == s.lb()) {
+        all.push((
+            ctx.names().load_balancer_arn(s.lb()),
+            s.lb().to_owned(),
+            load_balancer_value(ctx, &s),
+        ));
+    }
+    if wanted.iter().any(|n| !all.iter().any(|(_, x, _)| x == n))
+        || arns.iter().any(|a| !all.iter().any(|(x, _, _)| x == a))
+    {
         return Err(lb_not_found());
     }
-    Ok(Value::object().with(
-        "LoadBalancers",
-        Value::List(vec![load_balancer_value(ctx, &s)]),
-    ))
+    let list: Vec<Value> = all
+        .into_iter()
+        .filter(|(a, n, _)| {
+            (wanted.is_empty() || wanted.contains(n)) && (arns.is_empty() || arns.contains(a))
+        })
+        .map(|(_, _, v)| v)
+        .collect();
+    let mut out = Value::object();
+    page(ctx, &MARKER, list, &mut out, "LoadBalancers")?;
+    Ok(out)
 }
 
 /// An action in ELBv2's shape.
@@ -259,23 +368,29 @@ async fn describe_listeners(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             "You must specify either listener ARNs or a load balancer ARN",
         ));
     }
+    let records = resources::listeners(ctx).await?;
+    let lbs = resources::load_balancers(ctx).await?;
+    let own_lb = ctx.names().load_balancer_arn(s.lb());
     if lb_arn
         .as_ref()
-        .is_some_and(|a| *a != ctx.names().load_balancer_arn(s.lb()))
+        .is_some_and(|a| *a != own_lb && !lbs.iter().any(|(x, _, _)| x == a))
     {
         return Err(lb_not_found());
     }
-    let all: Vec<(String, Value)> = s
-        .listeners()
-        .iter()
-        .map(|l| {
+    let mut all: Vec<(String, Value)> = records
+        .into_iter()
+        .filter(|(_, lb, _)| lb_arn.as_ref().is_none_or(|a| a == lb))
+        .map(|(a, _, v)| (a, v))
+        .collect();
+    if lb_arn.as_ref().is_none_or(|a| *a == own_lb) {
+        all.extend(s.listeners().iter().map(|l| {
             let name = l["name"].as_str().unwrap_or_default();
             (
                 ctx.names().listener_arn(s.lb(), name),
                 listener_value(ctx, &s, l),
             )
-        })
-        .collect();
+        }));
+    }
     if arns.iter().any(|a| !all.iter().any(|(arn, _)| arn == a)) {
         return Err(listener_not_found());
     }
@@ -344,8 +459,9 @@ async fn describe_rules(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     }
     let s = snapshot(ctx).await?;
     let names = ctx.names();
-    let mut found_listener = false;
-    let mut all = Vec::new();
+    let records = resources::rules(ctx, listener_arn.clone()).await?;
+    let mut found_listener = listener_arn.is_some() && records.is_some();
+    let mut all = records.unwrap_or_default();
     for l in s.listeners() {
         let name = l["name"].as_str().unwrap_or_default();
         let arn = names.listener_arn(s.lb(), name);
@@ -473,36 +589,41 @@ async fn describe_target_groups(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let wanted = input.strings("Names")?;
     let s = snapshot(ctx).await?;
     let names = ctx.names();
-    if lb_arn
-        .as_ref()
-        .is_some_and(|a| *a != names.load_balancer_arn(s.lb()))
-    {
+    let lbs = resources::load_balancers(ctx).await?;
+    if lb_arn.as_ref().is_some_and(|a| {
+        *a != names.load_balancer_arn(s.lb()) && !lbs.iter().any(|(x, _, _)| x == a)
+    }) {
         return Err(lb_not_found());
     }
-    let all: Vec<&serde_json::Value> = s.target_groups();
-    let name_of = |tg: &serde_json::Value| tg["name"].as_str().unwrap_or_default().to_owned();
+    let mut all: Vec<(String, String, Value)> = resources::target_groups(ctx).await?;
+    for tg in s.target_groups() {
+        let name = tg["name"].as_str().unwrap_or_default().to_owned();
+        all.push((
+            names.target_group_arn(&name),
+            name,
+            target_group_value(ctx, &s, tg),
+        ));
+    }
     for a in &arns {
-        if !all
-            .iter()
-            .any(|tg| names.target_group_arn(&name_of(tg)) == *a)
-        {
+        if !all.iter().any(|(x, _, _)| x == a) {
             return Err(tg_not_found());
         }
     }
     for n in &wanted {
-        if !all.iter().any(|tg| name_of(tg) == *n) {
+        if !all.iter().any(|(_, x, _)| x == n) {
             return Err(tg_not_found());
         }
     }
     let list: Vec<Value> = all
-        .iter()
-        .filter(|tg| arns.is_empty() || arns.contains(&names.target_group_arn(&name_of(tg))))
-        .filter(|tg| wanted.is_empty() || wanted.contains(&name_of(tg)))
-        .map(|tg| target_group_value(ctx, &s, tg))
+        .into_iter()
+        .filter(|(a, _, _)| arns.is_empty() || arns.contains(a))
+        .filter(|(_, n, _)| wanted.is_empty() || wanted.contains(n))
+        .map(|(_, _, v)| v)
         .filter(|v| {
-            lb_arn.is_none()
-                || v.get("LoadBalancerArns")
-                    .is_some_and(|l| !l.items().is_empty())
+            lb_arn.as_ref().is_none_or(|lb| {
+                v.get("LoadBalancerArns")
+                    .is_some_and(|l| l.items().iter().any(|x| x.as_str().as_deref() == Some(lb)))
+            })
         })
         .collect();
     let mut out = Value::object();
@@ -514,7 +635,7 @@ async fn describe_target_groups(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
 fn target_group_named(ctx: &Ctx<'_>, s: &Snapshot, arn: &str) -> Result<String, AwsError> {
     let name = name_in_arn(arn, "targetgroup").ok_or_else(tg_not_found)?;
     let known = s
-        .target_groups()
+        .all_target_groups()
         .iter()
         .any(|tg| tg["name"] == name && ctx.names().target_group_arn(name) == arn);
     if known {
@@ -530,7 +651,7 @@ async fn describe_target_health(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let s = snapshot(ctx).await?;
     let name = target_group_named(ctx, &s, &arn)?;
     let port = s
-        .target_groups()
+        .all_target_groups()
         .iter()
         .find(|tg| tg["name"] == name.as_str())
         .and_then(|tg| tg["port"].as_i64());
@@ -584,7 +705,16 @@ async fn describe_tags(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let s = snapshot(ctx).await?;
     let names = ctx.names();
     let mut list = Vec::new();
-    for arn in &arns {
+    let recorded = resources::tags_of(ctx, arns.clone()).await?;
+    for (arn, tags) in arns.iter().zip(recorded) {
+        if let Some(tags) = tags {
+            list.push(
+                Value::object()
+                    .with("ResourceArn", arn.as_str())
+                    .with("Tags", tags),
+            );
+            continue;
+        }
         let known = *arn == names.load_balancer_arn(s.lb())
             || s.target_groups()
                 .iter()
@@ -625,6 +755,9 @@ fn attributes(pairs: Vec<(&str, String)>) -> Value {
 
 async fn describe_target_group_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let arn = ctx.input().str("TargetGroupArn")?;
+    if let Some(v) = resources::attributes_of(ctx, resources::TG, arn.clone()).await? {
+        return Ok(v);
+    }
     let s = snapshot(ctx).await?;
     let name = target_group_named(ctx, &s, &arn)?;
     let tg = s
@@ -687,6 +820,9 @@ async fn describe_target_group_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsErr
 
 async fn describe_load_balancer_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let arn = ctx.input().str("LoadBalancerArn")?;
+    if let Some(v) = resources::attributes_of(ctx, resources::LB, arn.clone()).await? {
+        return Ok(v);
+    }
     let s = snapshot(ctx).await?;
     if arn != ctx.names().load_balancer_arn(s.lb()) {
         return Err(lb_not_found());

@@ -12,6 +12,15 @@ use bellows_core::scaling::Scaler;
 use super::{Node, warmups};
 use crate::api::{Actor, ApiError};
 
+/// Where a new stack came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Face {
+    /// `bellows apply` (a stack file).
+    File,
+    /// The AWS endpoint's resource records.
+    Aws,
+}
+
 impl Node {
     /// `bellows apply`: the new stack is parsed and compared with the running one; what
     /// a running stack cannot take is refused as a whole; otherwise groups, the load
@@ -39,7 +48,26 @@ impl Node {
                 zones.into_iter().map(|z| format!("{file}: {z}")).collect(),
             ));
         }
-        self.apply_stack(new, dry_run, actor, now)
+        // The file is the new base; what the AWS endpoint made stays on top of it.
+        let derived = crate::derive::derive(&new, &self.resources)
+            .map_err(|e| invalid(vec![format!("{file}: with the AWS resources: {e}")]))?;
+        let result = self.apply_stack(derived, dry_run, actor, now)?;
+        if !dry_run {
+            self.base = new;
+        }
+        Ok(result)
+    }
+
+    /// The AWS resource records changed: the running stack becomes the base stack and
+    /// what the records now describe, applied (and audited) as the AWS caller's change.
+    /// Alarms stay as they run: the AWS endpoint's own are kept by the store.
+    pub(super) fn apply_records(&mut self, actor: &Actor, now: Time) -> Result<(), ApiError> {
+        let mut new = crate::derive::derive(&self.base, &self.resources).map_err(|e| {
+            ApiError::new_public(axum::http::StatusCode::BAD_REQUEST, "invalid_resources", e)
+        })?;
+        new.alarms = self.stack.alarms.clone();
+        self.apply_from(new, false, actor, now, Face::Aws)
+            .map(|_| ())
     }
 
     /// Takes `new` as the running stack, whichever face it came from (a stack file, or
@@ -47,10 +75,21 @@ impl Node {
     /// whole, the rest is applied at once and audited.
     pub(super) fn apply_stack(
         &mut self,
+        new: bellows_core::stack::Stack,
+        dry_run: bool,
+        actor: &Actor,
+        now: Time,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.apply_from(new, dry_run, actor, now, Face::File)
+    }
+
+    fn apply_from(
+        &mut self,
         mut new: bellows_core::stack::Stack,
         dry_run: bool,
         actor: &Actor,
         now: Time,
+        face: Face,
     ) -> Result<serde_json::Value, ApiError> {
         use bellows_core::stack::diff::{self, Op};
         if self.started_empty {
@@ -81,7 +120,10 @@ impl Node {
             return Ok(plan);
         }
         // Groups first, on copies, so that a change a group refuses leaves all as it was.
-        let who = format!("{actor} (bellows apply)");
+        let who = match face {
+            Face::File => format!("{actor} (bellows apply)"),
+            Face::Aws => format!("{actor} (AWS endpoint)"),
+        };
         let mut groups = self.groups.clone();
         let mut versions = BTreeMap::new();
         let mut deleted = Vec::new();
@@ -223,7 +265,11 @@ impl Node {
             self.move_targets(&group, &added, &left);
         }
         self.forget_deleted_groups();
-        if let Err(e) = self.store.forget_alarm_overrides(&self.stack.name) {
+        // A new stack file's alarms replace what the AWS endpoint put; a change through
+        // the AWS endpoint keeps them.
+        if face == Face::File
+            && let Err(e) = self.store.forget_alarm_overrides(&self.stack.name)
+        {
             tracing::warn!(error = %e, "cannot forget the alarms put through the AWS endpoint");
         }
         let result = serde_json::json!({

@@ -86,7 +86,7 @@ impl Node {
     /// templates) change nothing that runs until a load balancer or group uses them;
     /// the derivation of listeners, target groups and groups from the records hooks
     /// in here.
-    fn apply_resources(&mut self, _actor: &Actor, _now: Time) -> Result<(), ApiError> {
-        Ok(())
+    fn apply_resources(&mut self, actor: &Actor, now: Time) -> Result<(), ApiError> {
+        self.apply_records(actor, now)
     }
 }

@@ -79,6 +79,7 @@ async fn node_of(stack: Stack) -> (Node, broadcast::Receiver<(i64, Event)>) {
         dynamo_metrics: Default::default(),
         tables,
         events,
+        base: stack.clone(),
         stack,
     };
     (node, rx)

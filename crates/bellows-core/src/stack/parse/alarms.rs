@@ -124,5 +124,7 @@ fn read_alarm(
         alarm_actions,
         ok_actions,
         insufficient_data_actions,
+        description: None,
+        datapoints_given: true,
     })
 }

@@ -1,0 +1,351 @@
+//! End to end with the real `terraform` binary and the `hashicorp/aws` provider from the
+//! machine's filesystem mirror: `examples/terraform/ip-tracker` (written for AWS) is
+//! applied against a node, serves through its load balancer's DNS name on port 80,
+//! changes in place, plans empty after each apply, and is destroyed with no instance
+//! process left. Terraform's own debug log is kept (its path printed) when a test fails.
+
+// Tests time real processes.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Where the provider's filesystem mirror lies: `BELLOWS_TF_MIRROR`, else the first of
+/// the places Terraform and machine images keep one that holds `hashicorp/aws`.
+fn mirror() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("BELLOWS_TF_MIRROR") {
+        candidates.push(PathBuf::from(p));
+    }
+    for p in [
+        "/opt/tf-plugins",
+        "/opt/terraform/plugins",
+        "/usr/local/share/terraform/plugins",
+        "/usr/share/terraform/plugins",
+    ] {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Some(h) = &home {
+        candidates.push(h.join(".terraform.d/plugins"));
+        candidates.push(h.join(".local/share/terraform/plugins"));
+    }
+    // Also any `*/registry.terraform.io/hashicorp/aws` one level under /opt.
+    if let Ok(dirs) = std::fs::read_dir("/opt") {
+        for d in dirs.flatten() {
+            candidates.push(d.path());
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.join("registry.terraform.io/hashicorp/aws").is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "no filesystem mirror of the hashicorp/aws provider found (looked for registry.terraform.io/hashicorp/aws under $BELLOWS_TF_MIRROR, /opt/*, /usr/local/share/terraform/plugins, /usr/share/terraform/plugins, ~/.terraform.d/plugins): set BELLOWS_TF_MIRROR to one"
+            )
+        })
+}
+
+fn need_terraform() {
+    let out = Command::new("terraform").arg("version").output();
+    assert!(
+        out.as_ref().is_ok_and(|o| o.status.success()),
+        "the `terraform` binary is missing from PATH: this test needs it (the machine image ships one)"
+    );
+}
+
+/// A Terraform working directory with its own CLI configuration and debug log.
+struct Tf {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Tf {
+    fn new(example: &Path, env: Vec<(String, String)>) -> Tf {
+        let dir = std::env::temp_dir().join(format!("bellows-terraform-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in std::fs::read_dir(example).unwrap().flatten() {
+            if f.path().extension().is_some_and(|e| e == "tf") {
+                std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+            }
+        }
+        let mirror = mirror();
+        let config = format!(
+            r#"provider_installation {{
+  filesystem_mirror {{
+    path    = "{}"
+    include = ["registry.terraform.io/hashicorp/aws"]
+  }}
+  direct {{
+    exclude = ["registry.terraform.io/hashicorp/aws"]
+  }}
+}}
+"#,
+            mirror.display()
+        );
+        std::fs::write(dir.join("cli.tfrc"), config).unwrap();
+        Tf { dir, env }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("terraform.log")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let started = Instant::now();
+        let out = Command::new("terraform")
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.dir)
+            .env("TF_CLI_CONFIG_FILE", self.dir.join("cli.tfrc"))
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("TF_LOG", "debug")
+            .env("TF_LOG_PATH", self.log())
+            .env("CHECKPOINT_DISABLE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args)
+            .arg("-no-color")
+            .output()
+            .expect("terraform runs");
+        eprintln!(
+            "terraform {} -> {:?} in {:.0?}",
+            args.join(" "),
+            out.status.code(),
+            started.elapsed()
+        );
+        out
+    }
+
+    /// Runs and asserts success, with Terraform's output in the message.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "terraform {args:?} failed ({:?}):\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `terraform plan -detailed-exitcode` must find nothing to change.
+    fn plan_is_empty(&self, vars: &[&str]) {
+        let mut args = vec!["plan", "-detailed-exitcode"];
+        args.extend_from_slice(vars);
+        let out = self.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "the plan after apply is not empty:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tf {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "Terraform's debug log and working directory are kept: {} (in {})",
+                self.log().display(),
+                self.dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A GET through the load balancer, retried a bounded number of times.
+fn get_through(addr: &str, path: &str) -> (u16, String) {
+    let mut last = (0, String::new());
+    for _ in 0..50 {
+        last = http(addr, "GET", path, None);
+        if last.0 == 200 {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    last
+}
+
+/// The pids of the instances that run now.
+fn instance_pids(up: &Up) -> Vec<u32> {
+    up.instances()
+        .iter()
+        .filter(|i| i["lifecycle"] != "Terminated")
+        .filter_map(|i| i["pid"].as_u64().map(|p| p as u32))
+        .collect()
+}
+
+/// Stops `up` (an `up --empty --name NAME` node) and starts it again on the same state
+/// directory, as an operator restarting bellows would.
+fn restart_empty(up: &mut Up, name: &str) {
+    up.signal("TERM");
+    assert!(
+        up.wait_exit(Duration::from_secs(30)).is_some(),
+        "bellows stops on SIGTERM"
+    );
+    let _ = std::fs::remove_file(up.state.join("control"));
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(up.dir.join("up.log"))
+        .unwrap();
+    let network = format!("127.250.{}.0/24", std::process::id() % 250);
+    up.child = Command::new(BIN)
+        .args(["--control", "127.0.0.1:0", "up", "--empty", "--name", name])
+        .args(["--instance-network", &network])
+        .arg("--state-dir")
+        .arg(&up.state)
+        .env("RUST_LOG", "info")
+        .stdout(log)
+        .spawn()
+        .expect("bellows starts again");
+    up.wait_for("the control API again", Duration::from_secs(15), |u| {
+        u.state.join("control").exists()
+    });
+}
+
+#[test]
+fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
+    need_terraform();
+    let mirror = mirror();
+    eprintln!("provider mirror: {}", mirror.display());
+    // A name of this run's own: the load balancer's address derives from it, and another
+    // run of this test (another checkout) may be listening on its own at the same time.
+    let name = format!("tf-ip-tracker-{}", std::process::id());
+    let name = name.as_str();
+    let mut up = Up::start_empty(name);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/terraform/ip-tracker");
+    let mut tf = Tf::new(&example, aws_env(&up));
+    tf.ok(&["init", "-input=false"]);
+
+    // Apply: instances from the launch template serve through the load balancer on 80.
+    tf.ok(&["apply", "-auto-approve", "-input=false"]);
+    tf.plan_is_empty(&[]);
+    let dns = tf.ok(&["output", "-raw", "dns"]).trim().to_owned();
+    let ip: std::net::Ipv4Addr = dns
+        .parse()
+        .unwrap_or_else(|_| panic!("the DNS name {dns:?} is an address on this machine"));
+    assert!(ip.is_loopback(), "{dns} is a loopback address");
+    let (status, body) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
+    assert_eq!(status, 200, "GET http://{dns}/app-x7k9m2n8/: {body}");
+    assert_eq!(up.in_service().len(), 1, "{:?}", up.instances());
+    // The listener's rule forwards the app's path; the rest gets its fixed response.
+    let (status, body) = http(&format!("{dns}:80"), "GET", "/", None);
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "The IP tracker lives at /app-x7k9m2n8/")
+    );
+
+    // A restart runs the same stack from the records, and the plan stays empty.
+    restart_empty(&mut up, name);
+    tf.env = aws_env(&up);
+    up.wait_for("the instance relaunched", Duration::from_secs(60), |u| {
+        u.in_service().len() == 1
+    });
+    tf.plan_is_empty(&[]);
+    let (status, _) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
+    assert_eq!(status, 200, "after the restart");
+
+    // A change in place: two instances, and the plan is empty again.
+    tf.ok(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-var",
+        "desired_capacity=2",
+    ]);
+    up.wait_for("two instances in service", Duration::from_secs(60), |u| {
+        u.in_service().len() == 2
+    });
+    tf.plan_is_empty(&["-var", "desired_capacity=2"]);
+    let (status, _) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
+    assert_eq!(status, 200);
+    assert_eq!(instance_pids(&up).len(), 2, "{:?}", up.instances());
+
+    // A new launch template version: the group's instance refresh replaces both.
+    let before: Vec<String> = up
+        .in_service()
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_owned))
+        .collect();
+    let v2 = [
+        "-var",
+        "desired_capacity=2",
+        "-var",
+        "max_users_per_instance=30",
+    ];
+    let mut args = vec!["apply", "-auto-approve", "-input=false"];
+    args.extend_from_slice(&v2);
+    tf.ok(&args);
+    up.wait_for(
+        "the refresh to replace both instances",
+        Duration::from_secs(120),
+        |u| {
+            let now = u.in_service();
+            now.len() == 2
+                && now
+                    .iter()
+                    .all(|i| !before.iter().any(|b| i["id"] == b.as_str()))
+        },
+    );
+    tf.plan_is_empty(&v2);
+    let pids = instance_pids(&up);
+
+    // Every change is audited as the AWS caller's.
+    let audit = up.json(&["audit", "--limit", "1000"]);
+    let entries = audit.as_array().cloned().unwrap_or_default();
+    for kind in [
+        "auto_scaling_group",
+        "load_balancer",
+        "listener",
+        "target_group",
+        "policy",
+    ] {
+        assert!(
+            entries.iter().any(|e| e["source"] == "aws"
+                && e["target"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&format!("aws/{kind}/")))),
+            "the {kind}'s creation is audited with source aws: {audit}"
+        );
+    }
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("aws/") || t.starts_with("alarm/")))
+            .all(|e| e["source"] == "aws"),
+        "{audit}"
+    );
+
+    // Destroy: nothing left running.
+    let mut args = vec!["destroy", "-auto-approve", "-input=false"];
+    args.extend_from_slice(&v2);
+    tf.ok(&args);
+    up.wait_for("no instance left", Duration::from_secs(30), |u| {
+        instance_pids(u).is_empty() && pids.iter().all(|p| !alive(*p))
+    });
+    let status = up.json(&["status"]);
+    assert!(
+        status["groups"].as_array().is_some_and(Vec::is_empty),
+        "{status}"
+    );
+    let gone = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::new(ip.into(), 80),
+        Duration::from_secs(2),
+    );
+    assert!(gone.is_err(), "the listener on {dns}:80 is gone");
+}
