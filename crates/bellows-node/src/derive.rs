@@ -314,11 +314,21 @@ fn ingress(records: &Resources, groups: &[String], port: u16) -> Vec<Cidr> {
         .collect()
 }
 
-/// What a launch template version says an instance is: (user data, image, type).
+/// What a launch template version says an instance is: (user data, image, type,
+/// instance profile).
+#[allow(clippy::type_complexity)]
 fn launch_data(
     records: &Resources,
     spec: &Value,
-) -> Result<(Option<String>, Option<String>, Option<String>), String> {
+) -> Result<
+    (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
+    String,
+> {
     let template = spec["LaunchTemplateId"]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -328,7 +338,7 @@ fn launch_data(
     let v = records
         .launch_version(template, version)
         .map_err(|e| e.message)?;
-    Ok((v.user_data, v.image_id, v.instance_type))
+    Ok((v.user_data, v.image_id, v.instance_type, v.instance_profile))
 }
 
 fn group(
@@ -337,8 +347,9 @@ fn group(
     tg_names: &BTreeMap<String, String>,
 ) -> Result<GroupSpec, String> {
     let name = str_of(b, "AutoScalingGroupName");
-    let (user_data, image_id, instance_type) =
+    let (user_data, image_id, instance_type, profile) =
         launch_data(records, &b["LaunchTemplate"]).map_err(|e| format!("group {name}: {e}"))?;
+    let role = instance_role(records, &name, profile.as_deref())?;
     let target_groups: Vec<String> = strings(&b["TargetGroupARNs"])
         .iter()
         .filter_map(|arn| tg_names.get(arn).cloned())
@@ -430,9 +441,25 @@ fn group(
         termination_policy,
         target_groups,
         scale_from_zero: false,
-        role: RoleSpec::default_for(&name),
+        role,
         name,
     })
+}
+
+/// A group's instance role: its launch template's instance profile's role, allowed what
+/// that role's policies allow; without a profile, the default role.
+fn instance_role(
+    records: &Resources,
+    group: &str,
+    profile: Option<&str>,
+) -> Result<RoleSpec, String> {
+    let Some(profile) = profile else {
+        return Ok(RoleSpec::default_for(group));
+    };
+    let (name, allow) = records.profile_role(profile).ok_or_else(|| {
+        format!("group {group}: instance profile {profile} not found")
+    })?;
+    Ok(RoleSpec { name, allow })
 }
 
 fn adjustment_type(b: &Value) -> AdjustmentType {
