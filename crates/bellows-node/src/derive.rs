@@ -23,7 +23,7 @@ use bellows_core::stack::{
 };
 use serde_json::Value;
 
-use crate::resources::Resources;
+use crate::resources::{LaunchVersion, Resources};
 
 /// The image id prefix that names a built-in app: `bellows-app-NAME` is `bellows app NAME`.
 pub const APP_IMAGE_PREFIX: &str = "bellows-app-";
@@ -314,31 +314,17 @@ fn ingress(records: &Resources, groups: &[String], port: u16) -> Vec<Cidr> {
         .collect()
 }
 
-/// What a launch template version says an instance is: (user data, image, type,
-/// instance profile).
-#[allow(clippy::type_complexity)]
-fn launch_data(
-    records: &Resources,
-    spec: &Value,
-) -> Result<
-    (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ),
-    String,
-> {
+/// The launch template version a group names.
+fn launch_data(records: &Resources, spec: &Value) -> Result<LaunchVersion, String> {
     let template = spec["LaunchTemplateId"]
         .as_str()
         .filter(|s| !s.is_empty())
         .or_else(|| spec["LaunchTemplateName"].as_str())
         .unwrap_or_default();
     let version = spec["Version"].as_str().unwrap_or("$Default");
-    let v = records
+    records
         .launch_version(template, version)
-        .map_err(|e| e.message)?;
-    Ok((v.user_data, v.image_id, v.instance_type, v.instance_profile))
+        .map_err(|e| e.message)
 }
 
 fn group(
@@ -347,9 +333,14 @@ fn group(
     tg_names: &BTreeMap<String, String>,
 ) -> Result<GroupSpec, String> {
     let name = str_of(b, "AutoScalingGroupName");
-    let (user_data, image_id, instance_type, profile) =
-        launch_data(records, &b["LaunchTemplate"]).map_err(|e| format!("group {name}: {e}"))?;
-    let role = instance_role(records, &name, profile.as_deref())?;
+    let LaunchVersion {
+        user_data,
+        image_id,
+        instance_type,
+        instance_profile,
+        ..
+    } = launch_data(records, &b["LaunchTemplate"]).map_err(|e| format!("group {name}: {e}"))?;
+    let role = instance_role(records, &name, instance_profile.as_deref())?;
     let target_groups: Vec<String> = strings(&b["TargetGroupARNs"])
         .iter()
         .filter_map(|arn| tg_names.get(arn).cloned())

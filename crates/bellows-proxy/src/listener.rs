@@ -3,7 +3,8 @@
 //!
 //! A listener that an apply removes (or moves to another address) is stopped: it
 //! accepts no more, its socket closes, and each of its connections closes once its
-//! request in flight is answered (an idle one at once).
+//! request in flight is answered (an idle one at once; one still busy after the
+//! listener's idle timeout, such as a WebSocket, then).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,6 +85,8 @@ async fn connection(
     listener.counters.active_connections.fetch_add(1, Relaxed);
     let spec = listener.spec.load_full();
     let mut stop = listener.stop.subscribe();
+    // When the connection saw its listener stopped, while busy (coarse ms).
+    let mut stopped_at: Option<u64> = None;
     let watch = Watch::new();
     let peer_value = HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or(HeaderValue::from_static("unknown"));
@@ -126,8 +129,14 @@ async fn connection(
                     // Slowloris, or idle past the idle timeout: close.
                     break;
                 }
-                if listener.stopped() && watch.idle() {
-                    break;
+                if listener.stopped() {
+                    // Idle: close now. Busy (a long answer, a WebSocket): its listener's
+                    // idle timeout more, then close anyway.
+                    let since = *stopped_at.get_or_insert_with(crate::watch::coarse_now);
+                    let grace = spec.idle_timeout.to_std().as_millis() as u64;
+                    if watch.idle() || crate::watch::coarse_now().saturating_sub(since) > grace {
+                        break;
+                    }
                 }
             }
             Ok(()) = stop.changed(), if !*stop.borrow() => {

@@ -4,6 +4,9 @@
 //! changes in place, plans empty after each apply, and is destroyed with no instance
 //! process left. Terraform's own debug log is kept (its path printed) when a test fails.
 
+// Tests time real processes.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -185,23 +188,43 @@ fn instance_pids(up: &Up) -> Vec<u32> {
         .collect()
 }
 
-const BASE: &str = r#"
-[groups.idle]
-min = 0
-max = 1
-desired = 0
-[groups.idle.launch]
-command = ["sleep", "1000"]
-"#;
+/// Stops `up` (an `up --empty --name NAME` node) and starts it again on the same state
+/// directory, as an operator restarting bellows would.
+fn restart_empty(up: &mut Up, name: &str) {
+    up.signal("TERM");
+    assert!(
+        up.wait_exit(Duration::from_secs(30)).is_some(),
+        "bellows stops on SIGTERM"
+    );
+    let _ = std::fs::remove_file(up.state.join("control"));
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(up.dir.join("up.log"))
+        .unwrap();
+    let network = format!("127.250.{}.0/24", std::process::id() % 250);
+    up.child = Command::new(BIN)
+        .args(["--control", "127.0.0.1:0", "up", "--empty", "--name", name])
+        .args(["--instance-network", &network])
+        .arg("--state-dir")
+        .arg(&up.state)
+        .env("RUST_LOG", "info")
+        .stdout(log)
+        .spawn()
+        .expect("bellows starts again");
+    up.wait_for("the control API again", Duration::from_secs(15), |u| {
+        u.state.join("control").exists()
+    });
+}
 
 #[test]
-fn the_ip_tracker_example_applies_serves_changes_and_destroys() {
+fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     need_terraform();
     let mirror = mirror();
     eprintln!("provider mirror: {}", mirror.display());
-    let up = Up::start("tf-ip-tracker", BASE);
+    let name = "tf-ip-tracker";
+    let mut up = Up::start_empty(name);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/terraform/ip-tracker");
-    let tf = Tf::new(&example, aws_env(&up));
+    let mut tf = Tf::new(&example, aws_env(&up));
     tf.ok(&["init", "-input=false"]);
 
     // Apply: instances from the launch template serve through the load balancer on 80.
@@ -215,6 +238,16 @@ fn the_ip_tracker_example_applies_serves_changes_and_destroys() {
     let (status, body) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
     assert_eq!(status, 200, "GET http://{dns}/app-x7k9m2n8/: {body}");
     assert_eq!(up.in_service().len(), 1, "{:?}", up.instances());
+
+    // A restart runs the same stack from the records, and the plan stays empty.
+    restart_empty(&mut up, name);
+    tf.env = aws_env(&up);
+    up.wait_for("the instance relaunched", Duration::from_secs(60), |u| {
+        u.in_service().len() == 1
+    });
+    tf.plan_is_empty(&[]);
+    let (status, _) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
+    assert_eq!(status, 200, "after the restart");
 
     // A change in place: two instances, and the plan is empty again.
     tf.ok(&[
@@ -236,19 +269,27 @@ fn the_ip_tracker_example_applies_serves_changes_and_destroys() {
     // Every change is audited as the AWS caller's.
     let audit = up.json(&["audit", "--limit", "1000"]);
     let entries = audit.as_array().cloned().unwrap_or_default();
-    let from_aws: Vec<&serde_json::Value> =
-        entries.iter().filter(|e| e["source"] == "aws").collect();
-    assert!(
-        from_aws.iter().any(|e| e["target"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("aws/auto_scaling_group/"))),
-        "the group's creation is audited: {audit}"
-    );
+    for kind in [
+        "auto_scaling_group",
+        "load_balancer",
+        "listener",
+        "target_group",
+        "policy",
+    ] {
+        assert!(
+            entries.iter().any(|e| e["source"] == "aws"
+                && e["target"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&format!("aws/{kind}/")))),
+            "the {kind}'s creation is audited with source aws: {audit}"
+        );
+    }
     assert!(
         entries
             .iter()
-            .filter(|e| e["action"] == "ApplyStack")
-            .filter(|e| e["source"] != "bellows")
+            .filter(|e| e["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("aws/") || t.starts_with("alarm/")))
             .all(|e| e["source"] == "aws"),
         "{audit}"
     );
@@ -266,9 +307,7 @@ fn the_ip_tracker_example_applies_serves_changes_and_destroys() {
     });
     let status = up.json(&["status"]);
     assert!(
-        status["groups"]
-            .as_array()
-            .is_some_and(|g| g.iter().all(|g| g["name"] == "idle")),
+        status["groups"].as_array().is_some_and(Vec::is_empty),
         "{status}"
     );
     let gone = std::net::TcpStream::connect_timeout(

@@ -850,10 +850,10 @@ pub(super) async fn modify_listener(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                 .cloned()
                 .ok_or_else(listener_not_found)?;
             let before = body.clone();
-            if let Some(p) = input.opt_str("Protocol")? {
-                if p != "HTTP" {
-                    return Err(invalid(format!("bellows' listeners speak HTTP, not {p}")));
-                }
+            if let Some(p) = input.opt_str("Protocol")?
+                && p != "HTTP"
+            {
+                return Err(invalid(format!("bellows' listeners speak HTTP, not {p}")));
             }
             if let Some(port) = input.opt_i64("Port")? {
                 let lb = body["LoadBalancerArn"].clone();
@@ -999,7 +999,7 @@ pub(super) async fn create_rule(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             }
             if r.of(RULE).any(|x| {
                 x.body["_ListenerArn"] == listener.as_str()
-                    && x.body["Priority"] == priority.to_string()
+                    && x.body["Priority"].as_str() == Some(priority.to_string().as_str())
             }) {
                 return Err(AwsError::new(
                     400,
