@@ -447,9 +447,9 @@ fn instance_role(
     let Some(profile) = profile else {
         return Ok(RoleSpec::default_for(group));
     };
-    let (name, allow) = records.profile_role(profile).ok_or_else(|| {
-        format!("group {group}: instance profile {profile} not found")
-    })?;
+    let (name, allow) = records
+        .profile_role(profile)
+        .ok_or_else(|| format!("group {group}: instance profile {profile} not found"))?;
     Ok(RoleSpec { name, allow })
 }
 

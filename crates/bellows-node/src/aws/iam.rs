@@ -29,10 +29,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
     };
     Some(match action {
         "CreateRole" => match id("AROA") {
-            Ok(rid) => {
-                ctx.change(move |r| create_role(r, &input, rid, now))
-                    .await
-            }
+            Ok(rid) => ctx.change(move |r| create_role(r, &input, rid, now)).await,
             Err(e) => Err(e),
         },
         "GetRole" => ctx.read(move |r| get_role(r, &input)).await,
@@ -44,8 +41,14 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
                 .await
         }
         "TagRole" => ctx.change(move |r| tag(r, ROLE, "RoleName", &input)).await,
-        "UntagRole" => ctx.change(move |r| untag(r, ROLE, "RoleName", &input)).await,
-        "ListRoleTags" => ctx.read(move |r| list_tags(r, ROLE, "RoleName", &input)).await,
+        "UntagRole" => {
+            ctx.change(move |r| untag(r, ROLE, "RoleName", &input))
+                .await
+        }
+        "ListRoleTags" => {
+            ctx.read(move |r| list_tags(r, ROLE, "RoleName", &input))
+                .await
+        }
         "ListRolePolicies" => ctx.read(move |r| list_role_policies(r, &input)).await,
         "PutRolePolicy" => ctx.change(move |r| put_role_policy(r, &input)).await,
         "GetRolePolicy" => ctx.read(move |r| get_role_policy(r, &input)).await,
@@ -61,7 +64,10 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "GetPolicyVersion" => ctx.read(move |r| get_policy_version(r, &input)).await,
         "ListPolicyVersions" => ctx.read(move |r| list_policy_versions(r, &input)).await,
         "DeletePolicy" => ctx.change(move |r| delete_policy(r, &input)).await,
-        "TagPolicy" => ctx.change(move |r| tag(r, POLICY, "PolicyArn", &input)).await,
+        "TagPolicy" => {
+            ctx.change(move |r| tag(r, POLICY, "PolicyArn", &input))
+                .await
+        }
         "UntagPolicy" => {
             ctx.change(move |r| untag(r, POLICY, "PolicyArn", &input))
                 .await
@@ -84,9 +90,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "DeleteInstanceProfile" => ctx.change(move |r| delete_profile(r, &input)).await,
         "AddRoleToInstanceProfile" => ctx.change(move |r| add_role(r, &input)).await,
         "RemoveRoleFromInstanceProfile" => ctx.change(move |r| remove_role(r, &input)).await,
-        "ListInstanceProfilesForRole" => {
-            ctx.read(move |r| profiles_for_role(r, &input)).await
-        }
+        "ListInstanceProfilesForRole" => ctx.read(move |r| profiles_for_role(r, &input)).await,
         "TagInstanceProfile" => {
             ctx.change(move |r| tag(r, PROFILE, "InstanceProfileName", &input))
                 .await
@@ -226,7 +230,10 @@ fn role_shape(b: &J) -> Value {
             "AssumeRolePolicyDocument",
             url_encode(&text(b, "AssumeRolePolicyDocument")),
         )
-        .with("MaxSessionDuration", b["MaxSessionDuration"].as_i64().unwrap_or(3600))
+        .with(
+            "MaxSessionDuration",
+            b["MaxSessionDuration"].as_i64().unwrap_or(3600),
+        )
         .with("RoleLastUsed", Value::object());
     if let Some(d) = b["Description"].as_str() {
         v.set("Description", d);
@@ -301,14 +308,18 @@ fn update_assume_role_policy(r: &mut Resources, input: &Input) -> Result<Value, 
     let name = role_name_of(input)?;
     let doc = document(input, "PolicyDocument")?;
     role(r, &name)?;
-    r.update(ROLE, &name, |b| b["AssumeRolePolicyDocument"] = J::String(doc))?;
+    r.update(ROLE, &name, |b| {
+        b["AssumeRolePolicyDocument"] = J::String(doc)
+    })?;
     Ok(Value::Null)
 }
 
 fn delete_role(r: &mut Resources, input: &Input) -> Result<Value, AwsError> {
     let name = role_name_of(input)?;
     role(r, &name)?;
-    if r.of(ATTACHMENT).any(|a| a.body["RoleName"] == name.as_str()) {
+    if r.of(ATTACHMENT)
+        .any(|a| a.body["RoleName"] == name.as_str())
+    {
         return Err(conflict(format!(
             "Cannot delete entity, must detach all policies first. (role {name})"
         )));
@@ -432,7 +443,10 @@ fn delete_role_policy(r: &mut Resources, input: &Input) -> Result<Value, AwsErro
 
 fn policy_shape(r: &Resources, b: &J) -> Value {
     let arn = text(b, "Arn");
-    let attached = r.of(ATTACHMENT).filter(|a| a.body["PolicyArn"] == arn.as_str()).count();
+    let attached = r
+        .of(ATTACHMENT)
+        .filter(|a| a.body["PolicyArn"] == arn.as_str())
+        .count();
     let mut v = Value::object()
         .with("PolicyName", text(b, "PolicyName"))
         .with("PolicyId", text(b, "PolicyId"))
@@ -463,7 +477,12 @@ fn policy<'a>(r: &'a Resources, arn: &str) -> Result<&'a J, AwsError> {
     })
 }
 
-fn create_policy(r: &mut Resources, input: &Input, id: String, now: f64) -> Result<Value, AwsError> {
+fn create_policy(
+    r: &mut Resources,
+    input: &Input,
+    id: String,
+    now: f64,
+) -> Result<Value, AwsError> {
     let name = input.str("PolicyName")?;
     name_ok(&name, 128)?;
     let path = path_of(input)?;
@@ -502,7 +521,10 @@ fn version_shape(v: &J, with_document: bool) -> Value {
         out.set("Document", url_encode(&text(v, "Document")));
     }
     out.with("VersionId", text(v, "VersionId"))
-        .with("IsDefaultVersion", v["IsDefaultVersion"].as_bool().unwrap_or(false))
+        .with(
+            "IsDefaultVersion",
+            v["IsDefaultVersion"].as_bool().unwrap_or(false),
+        )
         .with("CreateDate", date(v, "CreateDate"))
 }
 
@@ -542,7 +564,9 @@ fn list_policy_versions(r: &Resources, input: &Input) -> Result<Value, AwsError>
 fn delete_policy(r: &mut Resources, input: &Input) -> Result<Value, AwsError> {
     let arn = input.str("PolicyArn")?;
     policy(r, &arn)?;
-    if r.of(ATTACHMENT).any(|a| a.body["PolicyArn"] == arn.as_str()) {
+    if r.of(ATTACHMENT)
+        .any(|a| a.body["PolicyArn"] == arn.as_str())
+    {
         return Err(conflict(format!(
             "Cannot delete a policy attached to entities. (policy {arn})"
         )));
@@ -562,7 +586,11 @@ fn attach(r: &mut Resources, input: &Input) -> Result<Value, AwsError> {
     policy(r, &arn)?;
     let id = attachment_id(&name, &arn);
     if !r.contains(ATTACHMENT, &id) {
-        r.put(ATTACHMENT, &id, json!({ "RoleName": name, "PolicyArn": arn }))?;
+        r.put(
+            ATTACHMENT,
+            &id,
+            json!({ "RoleName": name, "PolicyArn": arn }),
+        )?;
     }
     Ok(Value::Null)
 }
@@ -593,7 +621,9 @@ fn list_attached(r: &Resources, input: &Input) -> Result<Value, AwsError> {
                 .get(POLICY, &arn)
                 .map(|p| text(p, "PolicyName"))
                 .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or_default().to_owned());
-            Value::object().with("PolicyName", pname).with("PolicyArn", arn)
+            Value::object()
+                .with("PolicyName", pname)
+                .with("PolicyArn", arn)
         })
         .collect();
     Ok(Value::object()
@@ -684,7 +714,9 @@ fn add_role(r: &mut Resources, input: &Input) -> Result<Value, AwsError> {
         return Err(AwsError::new(
             409,
             "LimitExceeded",
-            format!("Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1 (instance profile {name})"),
+            format!(
+                "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1 (instance profile {name})"
+            ),
         ));
     }
     b["Roles"] = json!([role_name]);
@@ -735,7 +767,10 @@ pub fn allowed_actions(doc: &str) -> Vec<String> {
         }
         let actions = match &s["Action"] {
             J::String(a) => vec![a.clone()],
-            J::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+            J::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         };
         for a in actions {
@@ -772,12 +807,17 @@ impl Resources {
                 }
             }
         };
-        for p in self.of(INLINE).filter(|p| p.body["RoleName"] == role.as_str()) {
+        for p in self
+            .of(INLINE)
+            .filter(|p| p.body["RoleName"] == role.as_str())
+        {
             add(p.body["PolicyDocument"].as_str().unwrap_or_default());
         }
-        for a in self.of(ATTACHMENT).filter(|a| a.body["RoleName"] == role.as_str()) {
-            let Some(p) = self.get(POLICY, a.body["PolicyArn"].as_str().unwrap_or_default())
-            else {
+        for a in self
+            .of(ATTACHMENT)
+            .filter(|a| a.body["RoleName"] == role.as_str())
+        {
+            let Some(p) = self.get(POLICY, a.body["PolicyArn"].as_str().unwrap_or_default()) else {
                 continue;
             };
             let default = p["DefaultVersionId"].clone();
