@@ -86,6 +86,27 @@ pub fn derive(base: &Stack, records: &Resources) -> Result<Stack, String> {
     for p in records.of("policy") {
         stack.policies.push(policy(&p.body, &tg_names)?);
     }
+    // Recurring scheduled actions run; one-time ones (`Time` alone) are only recorded.
+    for a in records.of("scheduled_action") {
+        let Some(recurrence) = a.body["Recurrence"].as_str() else {
+            continue;
+        };
+        let zone = a.body["TimeZone"].as_str().unwrap_or("UTC");
+        let name = str_of(&a.body, "ScheduledActionName");
+        let cron = bellows_core::schedule::Cron::parse(recurrence, zone)
+            .map_err(|e| format!("scheduled action {name}: {e}"))?;
+        let size = |k: &str| int(&a.body[k]).map(|n| n.max(0) as u32);
+        stack
+            .scheduled
+            .push(bellows_core::scaling::ScheduledAction {
+                group: str_of(&a.body, "AutoScalingGroupName"),
+                cron,
+                min: size("MinSize"),
+                max: size("MaxSize"),
+                desired: size("DesiredCapacity"),
+                name,
+            });
+    }
     Ok(stack)
 }
 

@@ -267,8 +267,36 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     tf.plan_is_empty(&["-var", "desired_capacity=2"]);
     let (status, _) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
     assert_eq!(status, 200);
+    assert_eq!(instance_pids(&up).len(), 2, "{:?}", up.instances());
+
+    // A new launch template version: the group's instance refresh replaces both.
+    let before: Vec<String> = up
+        .in_service()
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_owned))
+        .collect();
+    let v2 = [
+        "-var",
+        "desired_capacity=2",
+        "-var",
+        "max_users_per_instance=30",
+    ];
+    let mut args = vec!["apply", "-auto-approve", "-input=false"];
+    args.extend_from_slice(&v2);
+    tf.ok(&args);
+    up.wait_for(
+        "the refresh to replace both instances",
+        Duration::from_secs(120),
+        |u| {
+            let now = u.in_service();
+            now.len() == 2
+                && now
+                    .iter()
+                    .all(|i| !before.iter().any(|b| i["id"] == b.as_str()))
+        },
+    );
+    tf.plan_is_empty(&v2);
     let pids = instance_pids(&up);
-    assert_eq!(pids.len(), 2, "{:?}", up.instances());
 
     // Every change is audited as the AWS caller's.
     let audit = up.json(&["audit", "--limit", "1000"]);

@@ -866,6 +866,7 @@ async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     {
         return Err(group_not_found(g));
     }
+    let records = resources::scheduled(ctx).await?;
     let mut list: Vec<Value> = stack["scheduled"]
         .as_array()
         .map(|l| l.as_slice())
@@ -873,6 +874,11 @@ async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         .iter()
         .filter(|a| group.as_ref().is_none_or(|g| a["group"] == g.as_str()))
         .filter(|a| wanted.is_empty() || wanted.iter().any(|w| a["name"] == w.as_str()))
+        .filter(|a| {
+            !records
+                .iter()
+                .any(|(n, g, _)| a["name"] == n.as_str() && a["group"] == g.as_str())
+        })
         .map(|a| {
             let g = a["group"].as_str().unwrap_or_default();
             let n = a["name"].as_str().unwrap_or_default();
@@ -897,8 +903,7 @@ async fn describe_scheduled_actions(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         })
         .collect();
     list.extend(
-        resources::scheduled(ctx)
-            .await?
+        records
             .into_iter()
             .filter(|(_, g, _)| group.as_ref().is_none_or(|x| x == g))
             .filter(|(n, _, _)| wanted.is_empty() || wanted.contains(n))
