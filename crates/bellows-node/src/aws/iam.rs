@@ -64,6 +64,12 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "GetPolicyVersion" => ctx.read(move |r| get_policy_version(r, &input)).await,
         "ListPolicyVersions" => ctx.read(move |r| list_policy_versions(r, &input)).await,
         "DeletePolicy" => ctx.change(move |r| delete_policy(r, &input)).await,
+        "CreatePolicyVersion" => {
+            ctx.change(move |r| create_policy_version(r, &input, now))
+                .await
+        }
+        "DeletePolicyVersion" => ctx.change(move |r| delete_policy_version(r, &input)).await,
+        "SetDefaultPolicyVersion" => ctx.change(move |r| set_default_version(r, &input)).await,
         "TagPolicy" => {
             ctx.change(move |r| tag(r, POLICY, "PolicyArn", &input))
                 .await
@@ -559,6 +565,97 @@ fn list_policy_versions(r: &Resources, input: &Input) -> Result<Value, AwsError>
     Ok(Value::object()
         .with("Versions", Value::List(versions))
         .with("IsTruncated", false))
+}
+
+/// A new version of a managed policy (at most five, as IAM keeps), the default one if
+/// `SetAsDefault`.
+fn create_policy_version(r: &mut Resources, input: &Input, now: f64) -> Result<Value, AwsError> {
+    let arn = input.str("PolicyArn")?;
+    let doc = document(input, "PolicyDocument")?;
+    let default = input.opt_bool("SetAsDefault")?.unwrap_or(false);
+    let mut b = policy(r, &arn)?.clone();
+    let mut versions = b["Versions"].as_array().cloned().unwrap_or_default();
+    if versions.len() >= 5 {
+        return Err(AwsError::new(
+            409,
+            "LimitExceeded",
+            format!(
+                "A managed policy can have up to 5 versions. Before you create a new version, you must delete an existing version. (policy {arn})"
+            ),
+        ));
+    }
+    let n = versions
+        .iter()
+        .filter_map(|v| {
+            v["VersionId"]
+                .as_str()?
+                .strip_prefix('v')?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let id = format!("v{n}");
+    if default {
+        for v in &mut versions {
+            v["IsDefaultVersion"] = J::Bool(false);
+        }
+        b["DefaultVersionId"] = J::String(id.clone());
+    }
+    let now = now.floor();
+    let v =
+        json!({ "VersionId": id, "Document": doc, "IsDefaultVersion": default, "CreateDate": now });
+    versions.push(v.clone());
+    b["Versions"] = J::Array(versions);
+    b["UpdateDate"] = json!(now);
+    r.put(POLICY, &arn, b)?;
+    Ok(Value::object().with("PolicyVersion", version_shape(&v, false)))
+}
+
+fn delete_policy_version(r: &mut Resources, input: &Input) -> Result<Value, AwsError> {
+    let arn = input.str("PolicyArn")?;
+    let id = input.str("VersionId")?;
+    let mut b = policy(r, &arn)?.clone();
+    if b["DefaultVersionId"] == id.as_str() {
+        return Err(conflict(format!(
+            "Cannot delete the default version of a policy. (policy {arn} version {id})"
+        )));
+    }
+    let mut versions = b["Versions"].as_array().cloned().unwrap_or_default();
+    let before = versions.len();
+    versions.retain(|v| v["VersionId"] != id.as_str());
+    if versions.len() == before {
+        return Err(AwsError::new(
+            404,
+            "NoSuchEntity",
+            format!("Policy {arn} version {id} does not exist."),
+        ));
+    }
+    b["Versions"] = J::Array(versions);
+    r.put(POLICY, &arn, b)?;
+    Ok(Value::Null)
+}
+
+fn set_default_version(r: &mut Resources, input: &Input) -> Result<Value, AwsError> {
+    let arn = input.str("PolicyArn")?;
+    let id = input.str("VersionId")?;
+    let mut b = policy(r, &arn)?.clone();
+    let mut versions = b["Versions"].as_array().cloned().unwrap_or_default();
+    if !versions.iter().any(|v| v["VersionId"] == id.as_str()) {
+        return Err(AwsError::new(
+            404,
+            "NoSuchEntity",
+            format!("Policy {arn} version {id} does not exist."),
+        ));
+    }
+    for v in &mut versions {
+        v["IsDefaultVersion"] = J::Bool(v["VersionId"] == id.as_str());
+    }
+    b["Versions"] = J::Array(versions);
+    b["DefaultVersionId"] = J::String(id);
+    r.put(POLICY, &arn, b)?;
+    Ok(Value::Null)
 }
 
 fn delete_policy(r: &mut Resources, input: &Input) -> Result<Value, AwsError> {
@@ -1081,6 +1178,26 @@ mod tests {
             want
         );
         assert_eq!(r.profile_role("nobody"), None);
+        // A new default version of the managed policy is what the role allows now.
+        create_policy_version(
+            &mut r,
+            &input(&format!(
+                "PolicyArn={arn}&SetAsDefault=true&PolicyDocument={}",
+                enc(r#"{"Statement":[{"Effect":"Allow","Action":"dynamodb:Scan"}]}"#)
+            )),
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(
+            r.profile_role("app-profile").unwrap().1,
+            ["cloudwatch:PutMetricData", "dynamodb:Scan"]
+        );
+        let e = delete_policy_version(&mut r, &input(&format!("PolicyArn={arn}&VersionId=v2")))
+            .unwrap_err();
+        assert_eq!(e.code, "DeleteConflict");
+        set_default_version(&mut r, &input(&format!("PolicyArn={arn}&VersionId=v1"))).unwrap();
+        delete_policy_version(&mut r, &input(&format!("PolicyArn={arn}&VersionId=v2"))).unwrap();
+        assert_eq!(r.profile_role("app-profile").unwrap().1, allow);
         assert!(crate::sessions::allows(&allow, "dynamodb", "PutItem"));
         assert!(crate::sessions::allows(&allow, "dynamodb", "GetItem"));
         assert!(!crate::sessions::allows(&allow, "dynamodb", "DeleteTable"));
