@@ -205,8 +205,10 @@ for cond, vals, want_ok, what in [
     ("size(#n) = :three", {":three": 3}, True, "size"),
     ("age IN (:a, :b)", {":a": 1, ":b": 2}, False, "IN"),
     ("age <> :a", {":a": 37}, False, "<>"),
+    ("#s <> :a", {":a": "done"}, True, "<> on a missing attribute (not equal to anything)"),
+    ("#s = :a", {":a": "done"}, False, "= on a missing attribute"),
 ]:
-    names = {"#n": "name"} if "#n" in cond else None
+    names = {k: v for k, v in {"#n": "name", "#s": "status"}.items() if k in cond} or None
     kw = {"ExpressionAttributeNames": names} if names else {}
     try:
         people.put_item(Item={"name": "ada", "age": 37, "version": 2}, ConditionExpression=cond,
@@ -291,6 +293,15 @@ ok(r[0]["Item"] == {"name": {"S": "tx-new"}} and r[1]["Item"] == {"n": {"N": "1"
    f"TransactWriteItems: put, update and delete together; TransactGetItems reads them in order: {r}")
 fails(transact, "TransactionCanceledException", "the same transaction again: its put's condition fails",
       "[ConditionalCheckFailed, None, None, None]")
+try:
+    transact()
+    ok(False, "the same transaction a third time: succeeded, TransactionCanceledException expected")
+except ClientError as e:
+    # boto3 hands the reasons to the caller, one per item in the request's order.
+    reasons = e.response.get("CancellationReasons")
+    ok(reasons == [{"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"},
+                   {"Code": "None"}, {"Code": "None"}, {"Code": "None"}],
+       f"a cancelled transaction's CancellationReasons name the failed item: {reasons}")
 n = ddb.get_item(TableName=S, Key={"name": {"S": "tx-count"}})["Item"]["n"]["N"]
 ok(n == "1", f"a cancelled transaction writes nothing: the counter is still {n}")
 fails(lambda: ddb.transact_write_items(TransactItems=[

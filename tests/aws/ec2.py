@@ -94,6 +94,17 @@ def create(c):
     c.revoke_security_group_ingress(GroupId=sg, IpProtocol="tcp", FromPort=80, ToPort=80, CidrIp="10.1.0.0/16")
     e = code_of(c.revoke_security_group_ingress, GroupId=sg, IpProtocol="tcp", FromPort=80, ToPort=80, CidrIp="10.1.0.0/16")
     ok(e == ("InvalidPermission.NotFound", 400), "revoking it again: InvalidPermission.NotFound")
+    port80 = [r for r in added if r["FromPort"] == 80 and r.get("CidrIpv4") == "0.0.0.0/0"][0]
+    c.modify_security_group_rules(GroupId=sg, SecurityGroupRules=[{
+        "SecurityGroupRuleId": port80["SecurityGroupRuleId"],
+        "SecurityGroupRule": {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIpv4": "0.0.0.0/0",
+                              "Description": "the web"},
+    }])
+    c.update_security_group_rule_descriptions_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "web"}]}
+    ])
+    got = c.describe_security_group_rules(SecurityGroupRuleIds=[port80["SecurityGroupRuleId"]])["SecurityGroupRules"]
+    ok(got[0]["Description"] == "web", "ModifySecurityGroupRules, UpdateSecurityGroupRuleDescriptionsIngress")
     rules = c.describe_security_group_rules(Filters=[f("group-id", sg)])["SecurityGroupRules"]
     ok(sorted((r["IsEgress"], r["FromPort"]) for r in rules) == [(False, 22), (False, 80), (True, 443)],
        "DescribeSecurityGroupRules")

@@ -1,7 +1,7 @@
 // The dashboard in a real browser: node dashboard.mjs URL SCREENSHOT.PNG
 // URL carries the control token in its fragment, as `bellows dashboard` prints it.
-// Checks that instances and the topology show, that the request chart moves while load
-// runs, and that setting desired capacity from the page launches an instance that
+// Checks that instances, the topology and the DynamoDB tables show, that the request
+// chart moves while load runs, and that setting desired capacity from the page launches an instance that
 // appears in the table.
 import { chromium } from "playwright-core";
 
@@ -23,6 +23,17 @@ try {
   const before = await page.$$eval("#instances tbody tr", (rows) => rows.length);
   if (!(await page.$("#topology [data-listener]"))) fail("no listener in the topology");
   if (!(await page.$("#topology [data-target-group] .chip"))) fail("no target in the topology");
+  // The DynamoDB table the test made, with its key, billing and two items.
+  try {
+    await page.waitForFunction(() => {
+      const row = document.querySelector('#tables tr[data-table="dash-orders"]');
+      return row && row.children[3].textContent === "2";
+    }, null, { timeout: 10000 });
+    const cells = await page.$$eval('#tables tr[data-table="dash-orders"] td', (tds) => tds.map((t) => t.textContent));
+    if (cells[1] !== "id (S)" || cells[2] !== "on demand") fail(`the table's row: ${JSON.stringify(cells)}`);
+  } catch {
+    fail(`the table dash-orders with 2 items is not listed: ${await page.textContent("#tables")}`);
+  }
   const auth = await page.textContent("#auth");
   if (auth !== "changes enabled") fail(`the token from the link was not taken: ${auth}`);
   if (page.url().includes("token=")) fail("the token stayed in the address bar");

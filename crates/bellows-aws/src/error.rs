@@ -8,6 +8,9 @@ pub struct AwsError {
     /// The Query protocol's code (`ValidationError`, `LoadBalancerNotFound`, ...).
     pub code: String,
     pub message: String,
+    /// DynamoDB's `CancellationReasons` of a cancelled transaction: each item's code
+    /// (`None` when it was not the cause) and message, in the request's order.
+    pub cancellation_reasons: Vec<(String, Option<String>)>,
 }
 
 impl AwsError {
@@ -16,6 +19,7 @@ impl AwsError {
             status,
             code: code.to_owned(),
             message: message.into(),
+            cancellation_reasons: Vec::new(),
         }
     }
 

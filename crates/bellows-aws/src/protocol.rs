@@ -658,6 +658,22 @@ pub fn encode_error(
                     ),
                 )
                 .with("message", e.message.as_str());
+            let body = if e.cancellation_reasons.is_empty() {
+                body
+            } else {
+                let reasons = e
+                    .cancellation_reasons
+                    .iter()
+                    .map(|(code, message)| {
+                        let r = Value::object().with("Code", code.as_str());
+                        match message {
+                            Some(m) => r.with("Message", m.as_str()),
+                            None => r,
+                        }
+                    })
+                    .collect();
+                body.with("CancellationReasons", Value::List(reasons))
+            };
             Reply {
                 status: e.status,
                 headers: vec![

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod investigate;
 pub mod lb;
 pub mod metrics;
+pub mod policy;
 pub mod records;
 pub mod scaling;
 pub mod schedule;

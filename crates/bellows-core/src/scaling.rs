@@ -10,104 +10,17 @@ mod warmup;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::alarm::{Alarm, AlarmSpec, AlarmState, Comparison, MissingData, Transition};
 use crate::group::{Group, Lifecycle};
 use crate::metrics::{MetricStore, SeriesKey, Statistic, catalogue};
-use crate::schedule::Cron;
 use crate::{Duration, Time};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AdjustmentType {
-    ChangeInCapacity,
-    ExactCapacity,
-    PercentChangeInCapacity,
-}
-
-/// One step: applies when `metric - threshold` lies in [lower, upper) above the
-/// threshold, or (lower, upper] below it; a missing bound is infinite.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    pub lower: Option<f64>,
-    pub upper: Option<f64>,
-    pub adjustment: i64,
-}
-
-/// The metric a target tracking policy keeps at its target.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum TrackedMetric {
-    /// The group's average CPU, over instances past their warmup.
-    AsgAverageCpuUtilization,
-    /// Requests per target per period in a target group.
-    AlbRequestCountPerTarget { target_group: String },
-    Custom {
-        metric: SeriesKey,
-        statistic: Statistic,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum PolicyKind {
-    Simple {
-        adjustment_type: AdjustmentType,
-        adjustment: i64,
-        cooldown: Option<Duration>,
-        min_adjustment_magnitude: Option<i64>,
-    },
-    Step {
-        adjustment_type: AdjustmentType,
-        steps: Vec<Step>,
-        min_adjustment_magnitude: Option<i64>,
-        warmup: Option<Duration>,
-    },
-    TargetTracking {
-        metric: TrackedMetric,
-        target: f64,
-        disable_scale_in: bool,
-        warmup: Option<Duration>,
-        period: Duration,
-    },
-    /// Kubernetes' Horizontal Pod Autoscaler.
-    Hpa(HpaSpec),
-    /// Knative's Pod Autoscaler: stable and panic windows over the request rate.
-    Kpa(KpaSpec),
-    /// bellows' predictive policy: a daily-seasonal forecast from the group's own
-    /// history, scaled ahead of demand, with a fast reactive part for what it misses.
-    Predictive(PredictiveSpec),
-}
-
+pub use crate::policy::{
+    AdjustmentType, HpaSpec, KpaSpec, PolicyKind, PolicySpec, PredictiveSpec, ScheduledAction,
+    Step, TrackedMetric,
+};
 pub use from_zero::{Woken, scale_from_zero};
-pub use periodic::{HpaSpec, KpaSpec, PredictiveSpec};
 pub use warmup::{WarmMean, is_warming};
-
-impl PolicyKind {
-    /// Whether the policy runs on its own clock rather than on alarms.
-    pub fn is_periodic(&self) -> bool {
-        matches!(
-            self,
-            PolicyKind::Hpa(_) | PolicyKind::Kpa(_) | PolicyKind::Predictive(_)
-        )
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PolicySpec {
-    pub name: String,
-    pub group: String,
-    pub kind: PolicyKind,
-}
-
-/// A scheduled action: at each cron match, set the group's min, max and/or desired.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScheduledAction {
-    pub name: String,
-    pub group: String,
-    pub cron: Cron,
-    pub min: Option<u32>,
-    pub max: Option<u32>,
-    pub desired: Option<u32>,
-}
 
 /// AWS's rounding for PercentChangeInCapacity: above 1 rounded down, between 0 and 1
 /// to 1, between -1 and 0 to -1, below -1 toward zero; then MinAdjustmentMagnitude.

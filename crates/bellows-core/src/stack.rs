@@ -18,7 +18,7 @@ use crate::alarm::AlarmSpec;
 use crate::lb::cidr::Cidr;
 use crate::lb::rules::{Action, Rule};
 use crate::lb::select::Algorithm;
-use crate::scaling::{PolicyKind, PolicySpec, ScheduledAction};
+use crate::policy::{PolicyKind, PolicySpec, ScheduledAction};
 
 pub use parse::{
     DEFAULT_CONTROL, DEFAULT_INSTANCE_NETWORK, DEFAULT_REGION, MAX_GROUP_SIZE,

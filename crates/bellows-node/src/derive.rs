@@ -52,7 +52,7 @@ pub fn derive(base: &Stack, records: &Resources) -> Result<Stack, String> {
             let port = int(&l.body["Port"]).unwrap_or(80) as u16;
             let mut rules: Vec<Rule> = records
                 .of("rule")
-                .filter(|r| r.body["ListenerArn"] == l.id.as_str())
+                .filter(|r| r.body["_ListenerArn"] == l.id.as_str())
                 .map(|r| rule(&r.body, &tg_names))
                 .collect::<Result<_, _>>()?;
             rules.sort_by_key(|r| r.priority);
@@ -547,4 +547,123 @@ fn policy(b: &Value, tg_names: &BTreeMap<String, String>) -> Result<PolicySpec, 
         other => return Err(format!("policy {name}: bellows has no policy type {other}")),
     };
     Ok(PolicySpec { name, group, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn records(name: &str) -> Resources {
+        let dir =
+            std::env::temp_dir().join(format!("bellows-derive-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Resources::open(&dir.join("state.db"), "web").unwrap()
+    }
+
+    #[test]
+    fn a_load_balancer_listener_and_target_group_become_the_stacks_own() {
+        let mut r = records("lb");
+        r.put(
+            "target_group",
+            "arn:tg",
+            json!({
+                "TargetGroupName": "app",
+                "Port": 5000,
+                "HealthCheckPath": "/health",
+                "HealthCheckIntervalSeconds": 10,
+                "HealthCheckTimeoutSeconds": 5,
+                "HealthyThresholdCount": 2,
+                "UnhealthyThresholdCount": 3,
+                "Matcher": { "HttpCode": "200-299" },
+                "Attributes": {
+                    "stickiness.enabled": "true",
+                    "stickiness.type": "lb_cookie",
+                    "stickiness.lb_cookie.duration_seconds": "3600",
+                    "load_balancing.algorithm.type": "least_outstanding_requests",
+                    "deregistration_delay.timeout_seconds": "30",
+                },
+            }),
+        )
+        .unwrap();
+        r.put(
+            "load_balancer",
+            "arn:lb",
+            json!({ "LoadBalancerName": "alb", "DNSName": "127.0.100.7", "SecurityGroups": [] }),
+        )
+        .unwrap();
+        r.put(
+            "listener",
+            "arn:l",
+            json!({
+                "LoadBalancerArn": "arn:lb",
+                "Port": 80,
+                "DefaultActions": [{ "Type": "forward", "TargetGroupArn": "arn:tg" }],
+            }),
+        )
+        .unwrap();
+        r.put(
+            "rule",
+            "arn:r",
+            json!({
+                "_ListenerArn": "arn:l",
+                "Priority": "5",
+                "Conditions": [{ "Field": "path-pattern", "Values": ["/api/*"] }],
+                "Actions": [{ "Type": "fixed-response", "FixedResponseConfig": { "StatusCode": "418", "MessageBody": "no" } }],
+            }),
+        )
+        .unwrap();
+        let base = Stack::empty("web").unwrap();
+        let s = derive(&base, &r).unwrap();
+        let l = &s.listeners[0];
+        assert_eq!(l.name, "alb-80");
+        assert_eq!(l.address.to_string(), "127.0.100.7:80");
+        assert_eq!(l.ingress, vec!["0.0.0.0/0".parse::<Cidr>().unwrap()]);
+        assert_eq!(l.rules.len(), 1);
+        assert_eq!(l.rules[0].priority, 5);
+        assert_eq!(l.rules[0].conditions.paths, ["/api/*"]);
+        assert!(matches!(&l.default_action, Action::Forward(g) if g[0].target_group == "app"));
+        let tg = &s.target_groups[0];
+        assert_eq!(tg.port, 5000);
+        assert_eq!(tg.health_check.matcher, vec![(200, 299)]);
+        assert_eq!(tg.health_check.interval, Duration::from_secs(10));
+        assert_eq!(tg.algorithm, Algorithm::LeastOutstandingRequests);
+        assert_eq!(tg.deregistration_delay, Duration::from_secs(30));
+        assert_eq!(
+            tg.stickiness,
+            Some(Stickiness {
+                app_cookie: None,
+                duration: Duration::from_secs(3600)
+            })
+        );
+    }
+
+    #[test]
+    fn a_group_without_its_launch_template_is_an_error_not_a_panic() {
+        let mut r = records("group");
+        r.put(
+            "auto_scaling_group",
+            "web",
+            json!({
+                "AutoScalingGroupName": "web",
+                "LaunchTemplate": { "LaunchTemplateId": "lt-0123456789abcdef0", "Version": "$Latest" },
+                "MinSize": 1, "MaxSize": 2, "DesiredCapacity": 1,
+            }),
+        )
+        .unwrap();
+        let err = derive(&Stack::empty("web").unwrap(), &r).unwrap_err();
+        assert!(err.contains("group web"), "{err}");
+    }
+
+    #[test]
+    fn matchers_are_codes_and_ranges() {
+        assert_eq!(
+            matcher_ranges("200,302").unwrap(),
+            vec![(200, 200), (302, 302)]
+        );
+        assert_eq!(matcher_ranges("200-399").unwrap(), vec![(200, 399)]);
+        assert!(matcher_ranges("ok").is_err());
+        assert!(matcher_ranges("300-200").is_err());
+    }
 }

@@ -5,26 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
+use crate::client::Http;
 use crate::clock;
 use crate::store::Store;
-
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// http:// and https:// (TLS 1.2 and 1.3, verified against Mozilla's root certificates).
-fn connector() -> Connector {
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build()
-}
 
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -38,8 +21,7 @@ pub async fn run(db: PathBuf) {
             return;
         }
     };
-    let client: Client<Connector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector());
+    let client = Http::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -115,38 +97,27 @@ fn prepare(store: &Store, d: &crate::store::Due) -> Result<(String, Option<Strin
 }
 
 async fn send(
-    client: &Client<Connector, Full<Bytes>>,
+    client: &Http,
     method: &str,
     url: &str,
     body: String,
     token: Option<&str>,
 ) -> Result<String, String> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/vnd.github+json, application/json")
-        .header("user-agent", "bellows-webhook/1.0");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/vnd.github+json, application/json"),
+        ("user-agent", "bellows-webhook/1.0"),
+    ];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b));
     }
-    let req = req
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let answer = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-        .unwrap_or_default();
-    if status.is_success() {
-        Ok(answer)
+    let answer = client
+        .exchange(method, url, &headers, body, Duration::from_secs(10))
+        .await?;
+    if (200..300).contains(&answer.status) {
+        Ok(answer.text())
     } else {
-        Err(format!("the receiver answered {status}"))
+        Err(format!("the receiver answered {}", answer.status))
     }
 }

@@ -333,7 +333,7 @@ impl Env {
                     self.lb, self.path
                 ));
                 let (addr, path) = (self.lb.clone(), self.path.clone());
-                tokio::task::spawn_blocking(move || wake(&addr, &path));
+                tokio::spawn(wake(addr, path));
             }
             if n > 0 && snap.in_service(&group) >= n {
                 let targets: Vec<bellows_proxy::TargetView> =
@@ -432,18 +432,16 @@ fn state(s: AlarmState) -> &'static str {
 }
 
 /// One GET through the load balancer, answered or not: what wakes a group at 0.
-fn wake(addr: &str, path: &str) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(40)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: bellows-scenario\r\n\r\n"
-    );
-    let mut sink = Vec::new();
-    let _ = s.read_to_end(&mut sink);
+async fn wake(addr: String, path: String) {
+    let _ = bellows_node::client::Http::new()
+        .exchange(
+            "GET",
+            &format!("http://{addr}{path}"),
+            &[("user-agent", "bellows-scenario")],
+            Vec::new(),
+            Duration::from_secs(40),
+        )
+        .await;
 }
 
 /// A loopback network of its own for a started stack, so that scenarios run side by

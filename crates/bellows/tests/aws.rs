@@ -542,7 +542,7 @@ fn aws_env_without_secret(up: &Up) -> Vec<(String, String)> {
     ]
 }
 
-/// boto3 on the EC2 records (tests/aws/ec2.py): a VPC with subnets, a security group
+/// boto3 on the EC2 records (tests/aws/ec2.py), then the aws CLI: a VPC with subnets, a security group
 /// with rules, an internet gateway, a route table and a launch template with two
 /// versions are created, read back the same after bellows restarts, and deleted; every
 /// answer is checked against botocore's model, and each change is audited as `aws`.
@@ -573,7 +573,60 @@ fn ec2_records_through_boto3_survive_a_restart() {
         "bellows stops"
     );
     up.restart(&[]);
-    run(&aws_env(&up), "delete");
+    let env = aws_env(&up);
+    run(&env, "delete");
+
+    // The aws CLI too, with its own shorthand for filters and tags.
+    let vpc = aws_json(
+        &env,
+        &[
+            "ec2",
+            "create-vpc",
+            "--cidr-block",
+            "10.8.0.0/16",
+            "--tag-specifications",
+            "ResourceType=vpc,Tags=[{Key=Name,Value=cli}]",
+        ],
+    );
+    let id = vpc["Vpc"]["VpcId"].as_str().unwrap().to_owned();
+    let found = aws_json(
+        &env,
+        &[
+            "ec2",
+            "describe-vpcs",
+            "--filters",
+            "Name=tag:Name,Values=cli",
+        ],
+    );
+    assert_eq!(found["Vpcs"][0]["VpcId"], id.as_str(), "{found:#}");
+    let subnet = aws_json(
+        &env,
+        &[
+            "ec2",
+            "create-subnet",
+            "--vpc-id",
+            &id,
+            "--cidr-block",
+            "10.8.1.0/24",
+            "--availability-zone",
+            "us-east-1c",
+        ],
+    );
+    assert_eq!(subnet["Subnet"]["AvailabilityZone"], "us-east-1c");
+    let out = aws(&env, &["ec2", "delete-vpc", "--vpc-id", &id]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DependencyViolation"),
+        "{out:?}"
+    );
+    let subnet_id = subnet["Subnet"]["SubnetId"].as_str().unwrap();
+    aws_ok(&env, &["ec2", "delete-subnet", "--subnet-id", subnet_id]);
+    aws_ok(&env, &["ec2", "delete-vpc", "--vpc-id", &id]);
+    let out = aws(&env, &["ec2", "describe-vpcs", "--vpc-ids", &id]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("InvalidVpcID.NotFound"),
+        "{out:?}"
+    );
+
     let audit = up.json(&["audit", "--limit", "1000"]);
     let records = audit.as_array().unwrap();
     assert!(

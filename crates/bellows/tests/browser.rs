@@ -61,6 +61,41 @@ fn the_dashboard_shows_moving_charts_and_sets_desired_capacity_in_chromium() {
     let driver = root.join("tests/browser/dashboard.mjs");
     let up = Up::start("dashboard", &echo_stack(1, ""));
     up.wait_for("1 healthy", Duration::from_secs(20), |u| u.healthy() == 1);
+    // A DynamoDB table with two items, made through the AWS endpoint: the page lists it.
+    need_clients();
+    let env = aws_env(&up);
+    let made = aws(
+        &env,
+        &[
+            "dynamodb",
+            "create-table",
+            "--table-name",
+            "dash-orders",
+            "--attribute-definitions",
+            "AttributeName=id,AttributeType=S",
+            "--key-schema",
+            "AttributeName=id,KeyType=HASH",
+            "--billing-mode",
+            "PAY_PER_REQUEST",
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    for id in ["a", "b"] {
+        let item =
+            format!(r#"{{"id": {{"S": "{id}"}}, "note": {{"S": "from the dashboard test"}}}}"#);
+        let put = aws(
+            &env,
+            &[
+                "dynamodb",
+                "put-item",
+                "--table-name",
+                "dash-orders",
+                "--item",
+                &item,
+            ],
+        );
+        assert!(put.status.success(), "{put:?}");
+    }
     // Load while the page watches: bounded in time.
     let load = GetLoad::start(up.lb(), Duration::from_millis(20));
     let link = String::from_utf8(up.cli(&["dashboard"]).stdout).unwrap();

@@ -284,7 +284,7 @@ treat_missing_data = "breaching"
         let position = g
             .iter()
             .filter(|r| r.1 == "/api/v3/repos/acme/shop/issues")
-            .position(|r| is_ours(r))
+            .position(&is_ours)
             .unwrap();
         7 + position as i64
     };

@@ -242,6 +242,12 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     let (status, body) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
     assert_eq!(status, 200, "GET http://{dns}/app-x7k9m2n8/: {body}");
     assert_eq!(up.in_service().len(), 1, "{:?}", up.instances());
+    // The listener's rule forwards the app's path; the rest gets its fixed response.
+    let (status, body) = http(&format!("{dns}:80"), "GET", "/", None);
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "The IP tracker lives at /app-x7k9m2n8/")
+    );
 
     // A restart runs the same stack from the records, and the plan stays empty.
     restart_empty(&mut up, name);
@@ -327,13 +333,9 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     );
 
     // Destroy: nothing left running.
-    tf.ok(&[
-        "destroy",
-        "-auto-approve",
-        "-input=false",
-        "-var",
-        "desired_capacity=2",
-    ]);
+    let mut args = vec!["destroy", "-auto-approve", "-input=false"];
+    args.extend_from_slice(&v2);
+    tf.ok(&args);
     up.wait_for("no instance left", Duration::from_secs(30), |u| {
         instance_pids(u).is_empty() && pids.iter().all(|p| !alive(*p))
     });

@@ -142,11 +142,14 @@ fn terraform_applies_changes_and_destroys_the_ec2_resources_with_empty_plans() {
     let vpc = tf.ok(&["output", "-raw", "vpc"]);
     assert!(vpc.starts_with("vpc-"), "{vpc}");
 
-    // A new template version, the default one with update_default_version.
+    // A new template version, the default one with update_default_version; a rule's
+    // port changed in place.
     let changed = "-var=user_data=#!/bin/sh\nexec bellows app ip-tracker\n";
-    tf.ok(&["apply", "-auto-approve", changed]);
+    let port = "-var=rule_port=8443";
+    let apply = tf.ok(&["apply", "-auto-approve", changed, port]);
+    assert!(apply.contains("0 added, 2 changed, 0 destroyed"), "{apply}");
     assert_eq!(tf.ok(&["output", "-raw", "lt_version"]), "2");
-    let out = tf.run(&["plan", "-detailed-exitcode", changed]);
+    let out = tf.run(&["plan", "-detailed-exitcode", changed, port]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -162,7 +165,7 @@ fn terraform_applies_changes_and_destroys_the_ec2_resources_with_empty_plans() {
     );
     up.restart(&[]);
     tf.env = aws_env(&up);
-    let out = tf.run(&["plan", "-detailed-exitcode", changed]);
+    let out = tf.run(&["plan", "-detailed-exitcode", changed, port]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -170,7 +173,7 @@ fn terraform_applies_changes_and_destroys_the_ec2_resources_with_empty_plans() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    tf.ok(&["destroy", "-auto-approve", changed]);
+    tf.ok(&["destroy", "-auto-approve", changed, port]);
     let vpcs = aws(&tf.env, &["ec2", "describe-vpcs", "--output", "json"]);
     let vpcs: serde_json::Value = serde_json::from_slice(&vpcs.stdout).unwrap();
     assert_eq!(vpcs["Vpcs"], serde_json::json!([]), "destroy leaves no VPC");

@@ -210,8 +210,28 @@ resource "aws_lb_listener" "http" {
   protocol          = "HTTP"
 
   default_action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "text/plain"
+      message_body = "The IP tracker lives at ${local.base_path}"
+      status_code  = "404"
+    }
+  }
+}
+
+resource "aws_lb_listener_rule" "app" {
+  listener_arn = aws_lb_listener.http.arn
+  priority     = 10
+
+  action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.app.arn
+  }
+
+  condition {
+    path_pattern {
+      values = ["${local.base_path}*"]
+    }
   }
 }
 

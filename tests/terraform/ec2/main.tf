@@ -1,6 +1,7 @@
 # The EC2 part of a stack like the seeds': a VPC, two subnets, a gateway, a route table,
 # security groups with rules and a launch template (crates/bellows/tests/terraform_ec2.rs).
-# `var.user_data` changes between applies, which makes a new template version.
+# `var.user_data` and `var.rule_port` change between applies: a new template version and
+# a rule changed in place.
 
 terraform {
   required_providers {
@@ -11,6 +12,11 @@ terraform {
 variable "user_data" {
   type    = string
   default = "#!/bin/sh\nexec bellows app echo\n"
+}
+
+variable "rule_port" {
+  type    = number
+  default = 8080
 }
 
 provider "aws" {
@@ -113,6 +119,45 @@ resource "aws_launch_template" "web" {
     resource_type = "instance"
     tags          = { Name = "web" }
   }
+}
+
+# Rules as resources of their own (on groups without inline rules: Terraform wants one
+# or the other), and the VPC's default group adopted.
+resource "aws_security_group" "extra" {
+  name        = "extra-sg"
+  description = "Rules of their own"
+  vpc_id      = aws_vpc.main.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alt" {
+  security_group_id = aws_security_group.extra.id
+  cidr_ipv4         = "10.0.0.0/8"
+  from_port         = var.rule_port
+  to_port           = var.rule_port
+  ip_protocol       = "tcp"
+  description       = "alternate port"
+  tags              = { Name = "alt" }
+}
+
+resource "aws_vpc_security_group_egress_rule" "dns" {
+  security_group_id = aws_security_group.extra.id
+  cidr_ipv6         = "::/0"
+  from_port         = 53
+  to_port           = 53
+  ip_protocol       = "udp"
+}
+
+resource "aws_security_group_rule" "health" {
+  type                     = "ingress"
+  from_port                = 5001
+  to_port                  = 5001
+  protocol                 = "tcp"
+  security_group_id        = aws_security_group.extra.id
+  source_security_group_id = aws_security_group.lb.id
+}
+
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_vpc.main.id
 }
 
 output "vpc" { value = aws_vpc.main.id }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::ids::IdGen;
+use crate::schedule::Cron;
 use crate::stack::parse;
 
 #[test]

@@ -164,6 +164,9 @@ pub(super) async fn logs(
     Ok((headers, Body::from_stream(stream)).into_response())
 }
 
+/// How long an instance has to answer a stress request.
+const STRESS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// `POST /api/v1/instances/{id}/stress`: asks the instance (the stress app of seed 002)
 /// to load its CPU, as a `POST /` to it would; the body is passed on as it is.
 pub(super) async fn stress(
@@ -184,23 +187,31 @@ pub(super) async fn stress(
         .find(|i| i.id == instance && i.lifecycle == Lifecycle::InService)
         .and_then(|i| i.private_ip.map(|ip| format!("{ip}:{}", i.port)))
         .ok_or_else(|| ApiError::not_found(format!("no instance `{id}` in service")))?;
-    let answer = tokio::time::timeout(Duration::from_secs(5), post_once(&target, &body))
+    let answer = crate::client::Http::new()
+        .exchange(
+            "POST",
+            &format!("http://{target}/"),
+            &[("content-type", "application/json")],
+            body.clone(),
+            STRESS_TIMEOUT,
+        )
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                format!("{target} did not answer within 5 s"),
-            )
-        })?
         .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "unreachable",
-                format!("{target}: {e}"),
-            )
+            if e.starts_with("no answer within") {
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    format!("{target} did not answer within 5 s"),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "unreachable",
+                    format!("{target}: {e}"),
+                )
+            }
         })?;
-    let (status, text) = answer;
+    let (status, text) = (answer.status, answer.text());
     let _ = s
         .ask(|reply| Call::Note {
             actor,
@@ -223,19 +234,4 @@ pub(super) async fn stress(
     Ok(axum::Json(
         serde_json::json!({ "instance": id, "status": status, "answer": text.trim() }),
     ))
-}
-
-/// One `POST /` with `Connection: close`: the status and the body.
-pub(super) async fn post_once(addr: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
-    use tokio::io::AsyncWriteExt;
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(body).await?;
-    let mut raw = Vec::new();
-    s.take(64 * 1024).read_to_end(&mut raw).await?;
-    Ok(crate::client::split_response(&raw))
 }

@@ -871,14 +871,22 @@ fn transact_write(tables: &Tables, input: &Input) -> Answer {
             olds.push(old);
         }
         if reasons.iter().any(|r| *r != "None") {
-            return Err(AwsError::new(
+            let mut e = AwsError::new(
                 400,
                 "TransactionCanceledException",
                 format!(
                     "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
                     reasons.join(", ")
                 ),
-            ));
+            );
+            e.cancellation_reasons = reasons
+                .iter()
+                .map(|r| {
+                    let message = (*r != "None").then(|| "The conditional request failed".to_owned());
+                    ((*r).to_owned(), message)
+                })
+                .collect();
+            return Err(e);
         }
         let mut effect = Effect::default();
         for (s, old) in steps.iter().zip(olds) {

@@ -65,6 +65,13 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "DeleteSecurityGroup" => Some(|r, i, _| groups::delete(r, i)),
         "AuthorizeSecurityGroupEgress" => Some(|r, i, e| groups::authorize(r, i, true, e)),
         "RevokeSecurityGroupEgress" => Some(|r, i, _| groups::revoke(r, i, true)),
+        "ModifySecurityGroupRules" => Some(|r, i, _| groups::modify_rules(r, i)),
+        "UpdateSecurityGroupRuleDescriptionsIngress" => {
+            Some(|r, i, _| groups::update_descriptions(r, i, false))
+        }
+        "UpdateSecurityGroupRuleDescriptionsEgress" => {
+            Some(|r, i, _| groups::update_descriptions(r, i, true))
+        }
         "CreateTags" => Some(|r, i, _| shared::create_tags(r, i)),
         "DeleteTags" => Some(|r, i, _| shared::delete_tags(r, i)),
         "CreateLaunchTemplate" => Some(templates::create),

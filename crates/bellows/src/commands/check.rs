@@ -5,21 +5,6 @@ use std::process::ExitCode;
 
 use crate::context::Context;
 
-/// One request with `Connection: close`: (status, body).
-fn exchange(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: bellows-check/1.0\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    Ok(bellows_node::client::split_response(&raw))
-}
-
 pub async fn check(ctx: &Context, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let stack = match crate::stack_file::load_or_default(file.as_deref()) {
         Ok(s) => s,
@@ -30,6 +15,7 @@ pub async fn check(ctx: &Context, file: Option<PathBuf>) -> anyhow::Result<ExitC
         return Ok(ExitCode::SUCCESS);
     }
     let listeners: Vec<bellows_proxy::ListenerView> = ctx.client().get("/api/v1/listeners").await?;
+    let http = bellows_node::client::Http::new();
     let mut failed = 0;
     for c in &stack.checks {
         let listener = match &c.listener {
@@ -45,8 +31,19 @@ pub async fn check(ctx: &Context, file: Option<PathBuf>) -> anyhow::Result<ExitC
             c.path.clone(),
             c.body.clone().unwrap_or_default(),
         );
-        let result =
-            tokio::task::spawn_blocking(move || exchange(&addr, &method, &path, &body)).await?;
+        let result = http
+            .exchange(
+                &method,
+                &format!("http://{addr}{path}"),
+                &[
+                    ("content-type", "application/json"),
+                    ("user-agent", "bellows-check/1.0"),
+                ],
+                body,
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .map(|a| (a.status, a.text()));
         let verdict = match result {
             Err(e) => Err(format!("no answer: {e}")),
             Ok((status, _)) if status != c.expect_status => {

@@ -50,6 +50,11 @@ fn conditions_evaluate_as_dynamodb_documents() {
             true,
         ),
         ("missing = :a", false),
+        // A missing attribute is not equal to anything, even another missing one.
+        ("missing <> :a", true),
+        ("missing <> other", true),
+        ("missing = other", false),
+        ("missing < :a", false),
         ("age = :s", false),
         ("age < :s", false),
         ("attribute_exists(addr.zip)", false),

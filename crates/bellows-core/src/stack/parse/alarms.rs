@@ -9,7 +9,7 @@ use super::values::{
 use crate::Duration;
 use crate::alarm::{AlarmSpec, Comparison, MissingData};
 use crate::metrics::SeriesKey;
-use crate::scaling::PolicySpec;
+use crate::policy::PolicySpec;
 use crate::stack::WebhookSpec;
 use crate::stack::reader::{Cx, Table};
 

@@ -10,7 +10,7 @@ use toml::de::DeValue;
 use super::MAX_GROUP_SIZE;
 use super::values::{check_name, duration_in, in_range, int_in, one_of, read_bool, t_int};
 use crate::Duration;
-use crate::scaling::ScheduledAction;
+use crate::policy::ScheduledAction;
 use crate::schedule::Cron;
 use crate::stack::reader::{Cx, FromToml, Table};
 use crate::stack::{

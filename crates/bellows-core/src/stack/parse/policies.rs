@@ -9,7 +9,7 @@ use super::values::{
 };
 use crate::Duration;
 use crate::metrics::SeriesKey;
-use crate::scaling::{
+use crate::policy::{
     AdjustmentType, HpaSpec, KpaSpec, PolicyKind, PolicySpec, PredictiveSpec, Step, TrackedMetric,
 };
 use crate::stack::reader::{Cx, Table};

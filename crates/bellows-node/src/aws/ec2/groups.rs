@@ -586,3 +586,122 @@ pub fn describe_rules(r: &Resources, input: &Input) -> Result<Vec<Value>, AwsErr
     )?;
     Ok(list.iter().map(wire).collect())
 }
+
+/// ModifySecurityGroupRules: each rule named takes the protocol, ports, peer and
+/// description given (the whole rule, as the request describes it).
+pub fn modify_rules(r: &mut Resources, input: &Input) -> Result<Value, AwsError> {
+    let group = input.str("GroupId")?;
+    need(r, SECURITY_GROUP, &group)?;
+    let mut changes = Vec::new();
+    for item in input.list("SecurityGroupRule") {
+        let rid = item.str("SecurityGroupRuleId")?;
+        let old = r
+            .get(RULE, &rid)
+            .filter(|b| b["groupId"] == group.as_str())
+            .ok_or_else(|| not_found(RULE, &rid))?
+            .clone();
+        let spec = item.nested("SecurityGroupRule");
+        let proto = protocol(
+            &spec
+                .opt_str("IpProtocol")?
+                .ok_or_else(|| missing("ipProtocol"))?,
+        )?;
+        let (from, to) = if proto == "-1" {
+            (-1, -1)
+        } else {
+            (
+                spec.opt_i64("FromPort")?.unwrap_or(-1),
+                spec.opt_i64("ToPort")?.unwrap_or(-1),
+            )
+        };
+        let peer = match (
+            spec.opt_str("CidrIpv4")?,
+            spec.opt_str("CidrIpv6")?,
+            spec.opt_str("ReferencedGroupId")?,
+            spec.opt_str("PrefixListId")?,
+        ) {
+            (Some(c), None, None, None) => {
+                cidr4(&c)?;
+                Peer::V4(c)
+            }
+            (None, Some(c), None, None) => Peer::V6(c),
+            (None, None, Some(g), None) => {
+                need(r, SECURITY_GROUP, &g)?;
+                Peer::Group(g)
+            }
+            (None, None, None, Some(p)) => Peer::PrefixList(p),
+            _ => return Err(invalid("A security group rule names exactly one peer")),
+        };
+        let mut rule = old;
+        if let Some(m) = rule.as_object_mut() {
+            for k in [
+                "cidrIpv4",
+                "cidrIpv6",
+                "referencedGroupInfo",
+                "prefixListId",
+                "description",
+            ] {
+                m.remove(k);
+            }
+        }
+        rule["ipProtocol"] = json!(proto);
+        rule["fromPort"] = json!(from);
+        rule["toPort"] = json!(to);
+        match peer {
+            Peer::V4(c) => rule["cidrIpv4"] = json!(c),
+            Peer::V6(c) => rule["cidrIpv6"] = json!(c),
+            Peer::Group(g) => {
+                rule["referencedGroupInfo"] = json!({ "groupId": g, "userId": ACCOUNT })
+            }
+            Peer::PrefixList(p) => rule["prefixListId"] = json!(p),
+        }
+        if let Some(d) = spec.opt_str("Description")? {
+            rule["description"] = json!(d);
+        }
+        changes.push((rid, rule));
+    }
+    if changes.is_empty() {
+        return Err(missing("securityGroupRule"));
+    }
+    for (rid, rule) in changes {
+        r.put(RULE, &rid, rule)?;
+    }
+    Ok(Value::object().with("return", true))
+}
+
+/// UpdateSecurityGroupRuleDescriptionsIngress/Egress: the rules named by their
+/// permissions take the descriptions given (none given: the description goes).
+pub fn update_descriptions(
+    r: &mut Resources,
+    input: &Input,
+    egress: bool,
+) -> Result<Value, AwsError> {
+    let (id, group) = group_of(r, input)?;
+    let vpc = group["vpcId"].as_str().unwrap_or_default().to_owned();
+    let mut changes = Vec::new();
+    for w in wanted(r, input, &vpc)? {
+        let rid = r
+            .of(RULE)
+            .find(|x| x.body["groupId"] == id.as_str() && same(&x.body, egress, &w))
+            .map(|x| x.id.clone())
+            .ok_or_else(|| {
+                AwsError::new(
+                    400,
+                    "InvalidPermission.NotFound",
+                    "The specified rule does not exist in this security group.",
+                )
+            })?;
+        changes.push((rid, w.description));
+    }
+    for (rid, d) in changes {
+        r.update(RULE, &rid, |b| match d {
+            Some(d) => b["description"] = json!(d),
+            None => {
+                if let Some(m) = b.as_object_mut() {
+                    m.remove("description");
+                }
+            }
+        })?;
+    }
+    Ok(Value::object().with("return", true))
+}

@@ -1,0 +1,824 @@
+//! The stack file written from the evaluated resources, one section per kind of
+//! resource in the order a stack file reads (load balancer, target groups, listeners
+//! and rules, launch templates, groups, schedules, policies, alarms), each argument
+//! either mapped or reported as skipped.
+
+use super::*;
+
+const KNOWN: [&str; 10] = [
+    "aws_lb",
+    "aws_lb_target_group",
+    "aws_lb_listener",
+    "aws_lb_listener_rule",
+    "aws_launch_template",
+    "aws_autoscaling_group",
+    "aws_autoscaling_policy",
+    "aws_autoscaling_schedule",
+    "aws_cloudwatch_metric_alarm",
+    "aws_vpc_security_group_ingress_rule",
+];
+
+/// A launch template's command, environment, setup and instance type.
+type Launch = (
+    Vec<String>,
+    BTreeMap<String, String>,
+    Option<String>,
+    Option<String>,
+);
+
+pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str) -> String {
+    let of = |kind: &'static str| rs.iter().filter(move |r| r.kind == kind);
+    let mut out = String::new();
+    // Names: a resource's `name` argument where it has one, else its label.
+    let mut names: BTreeMap<(String, String), String> = BTreeMap::new();
+    for r in rs {
+        let n = r
+            .block
+            .body
+            .get_attribute("name")
+            .and_then(|a| eval(cx, r.file, &a.value).ok())
+            .and_then(|v| v.str());
+        names.insert(
+            (r.kind.clone(), r.name.clone()),
+            name(&n.unwrap_or_else(|| r.name.clone())),
+        );
+    }
+    let named = |v: &V| v.target().and_then(|t| names.get(&t).cloned());
+    for r in rs.iter().filter(|r| !KNOWN.contains(&r.kind.as_str())) {
+        cx.warn(
+            r.file,
+            r.block.span(),
+            format!(
+                "resource {}.{} has no counterpart in a stack and is not imported",
+                r.kind, r.name
+            ),
+        );
+    }
+    let lb_name = of("aws_lb")
+        .next()
+        .map(|r| names[&(r.kind.clone(), r.name.clone())].clone())
+        .unwrap_or_else(|| name(stack_name));
+    let _ = writeln!(
+        out,
+        "# Imported by `bellows import terraform`; see its warnings for what was left out.\n\n[stack]\nname = {}",
+        toml_str(&lb_name)
+    );
+    for r in of("aws_lb") {
+        let mut a = Args::new(r.file, format!("aws_lb.{}", r.name), &r.block.body);
+        a.get(cx, "name");
+        a.finish(
+            cx,
+            &[
+                "internal",
+                "load_balancer_type",
+                "security_groups",
+                "subnets",
+                "idle_timeout",
+                "tags",
+            ],
+        );
+    }
+
+    for r in of("aws_lb_target_group") {
+        let mut a = Args::new(
+            r.file,
+            format!("aws_lb_target_group.{}", r.name),
+            &r.block.body,
+        );
+        let n = &names[&(r.kind.clone(), r.name.clone())];
+        a.get(cx, "name");
+        let _ = writeln!(out, "\n[target_groups.{n}]");
+        if let Some(p) = a.get(cx, "port").and_then(|v| v.num()) {
+            let _ = writeln!(out, "port = {}", crate::number(p));
+        }
+        if let Some(v) = a
+            .get(cx, "load_balancing_algorithm_type")
+            .and_then(|v| v.str())
+        {
+            let _ = writeln!(out, "algorithm = {}", toml_str(&v));
+        }
+        if let Some(v) = a
+            .get(cx, "load_balancing_anomaly_mitigation")
+            .and_then(|v| v.str())
+        {
+            let _ = writeln!(out, "anomaly_mitigation = {}", v == "on");
+        }
+        for key in ["deregistration_delay", "slow_start"] {
+            if let Some(s) = a.get(cx, key).as_ref().and_then(secs) {
+                let _ = writeln!(out, "{key} = {}", toml_str(&s));
+            }
+        }
+        for hc in a.blocks("health_check") {
+            let mut h = Args::new(
+                r.file,
+                format!("aws_lb_target_group.{}.health_check", r.name),
+                &hc.body,
+            );
+            let _ = writeln!(out, "[target_groups.{n}.health_check]");
+            if let Some(p) = h.get(cx, "path").and_then(|v| v.str()) {
+                let _ = writeln!(out, "path = {}", toml_str(&p));
+            }
+            for key in ["interval", "timeout"] {
+                if let Some(s) = h.get(cx, key).as_ref().and_then(secs) {
+                    let _ = writeln!(out, "{key} = {}", toml_str(&s));
+                }
+            }
+            for key in ["healthy_threshold", "unhealthy_threshold"] {
+                if let Some(x) = h.get(cx, key).and_then(|v| v.num()) {
+                    let _ = writeln!(out, "{key} = {}", crate::number(x));
+                }
+            }
+            if let Some(m) = h.get(cx, "matcher").and_then(|v| v.str()) {
+                let _ = writeln!(out, "matcher = {}", toml_str(&m));
+            }
+            h.finish(cx, &["enabled", "protocol", "port"]);
+        }
+        for st in a.blocks("stickiness") {
+            let mut s = Args::new(
+                r.file,
+                format!("aws_lb_target_group.{}.stickiness", r.name),
+                &st.body,
+            );
+            if s.get(cx, "enabled") == Some(V::Bool(false)) {
+                continue;
+            }
+            let _ = writeln!(out, "[target_groups.{n}.stickiness]");
+            if let Some(t) = s.get(cx, "type").and_then(|v| v.str()) {
+                let _ = writeln!(out, "type = {}", toml_str(&t));
+            }
+            if let Some(d) = s.get(cx, "cookie_duration").as_ref().and_then(secs) {
+                let _ = writeln!(out, "duration = {}", toml_str(&d));
+            }
+            if let Some(c) = s.get(cx, "cookie_name").and_then(|v| v.str()) {
+                let _ = writeln!(out, "cookie = {}", toml_str(&c));
+            }
+            s.finish(cx, &[]);
+        }
+        a.finish(cx, &["protocol", "vpc_id", "target_type", "tags"]);
+    }
+
+    // Listeners, with the ingress rules of the load balancer's security group on their port.
+    let ingress: Vec<(f64, String)> = of("aws_vpc_security_group_ingress_rule")
+        .filter_map(|r| {
+            let mut a = Args::new(
+                r.file,
+                format!("aws_vpc_security_group_ingress_rule.{}", r.name),
+                &r.block.body,
+            );
+            let port = a.get(cx, "from_port").and_then(|v| v.num());
+            let cidr = a
+                .get(cx, "cidr_ipv4")
+                .or_else(|| a.get(cx, "cidr_ipv6"))
+                .and_then(|v| v.str());
+            a.get(cx, "to_port");
+            a.finish(
+                cx,
+                &[
+                    "security_group_id",
+                    "description",
+                    "ip_protocol",
+                    "referenced_security_group_id",
+                    "tags",
+                ],
+            );
+            Some((port?, cidr?))
+        })
+        .collect();
+    for (i, r) in of("aws_lb_listener").enumerate() {
+        let mut a = Args::new(r.file, format!("aws_lb_listener.{}", r.name), &r.block.body);
+        let port = a.get(cx, "port").and_then(|v| v.num()).unwrap_or(80.0);
+        let local = if port >= 1024.0 {
+            port
+        } else {
+            8080.0 + i as f64
+        };
+        if local != port {
+            cx.warn(r.file, r.block.span(), format!("aws_lb_listener.{}: port {} listens on 127.0.0.1:{} (a port below 1024 needs root)", r.name, crate::number(port), crate::number(local)));
+        }
+        let _ = writeln!(
+            out,
+            "\n[listeners.{}]\naddress = \"127.0.0.1:{}\"",
+            name(&r.name),
+            crate::number(local)
+        );
+        let cidrs: Vec<String> = ingress
+            .iter()
+            .filter(|(p, _)| *p == port)
+            .map(|(_, c)| toml_str(c))
+            .collect();
+        if !cidrs.is_empty() {
+            let _ = writeln!(out, "ingress = [{}]", cidrs.join(", "));
+        }
+        if let Some(d) = a.blocks("default_action").first() {
+            let act = action(
+                cx,
+                r.file,
+                &format!("aws_lb_listener.{}.default_action", r.name),
+                d,
+                &named,
+            );
+            let _ = writeln!(out, "default = {act}");
+        }
+        a.finish(cx, &["load_balancer_arn", "protocol", "tags"]);
+        let mut rules: Vec<(f64, String)> = Vec::new();
+        for rr in of("aws_lb_listener_rule") {
+            let mut b = Args::new(
+                rr.file,
+                format!("aws_lb_listener_rule.{}", rr.name),
+                &rr.block.body,
+            );
+            if b.get(cx, "listener_arn").and_then(|v| v.target())
+                != Some(("aws_lb_listener".to_owned(), r.name.clone()))
+            {
+                continue;
+            }
+            let priority = b.get(cx, "priority").and_then(|v| v.num()).unwrap_or(1.0);
+            let mut text = format!(
+                "\n[[listeners.{}.rules]]\npriority = {}\n",
+                name(&r.name),
+                crate::number(priority)
+            );
+            let mut headers = Vec::new();
+            for c in b.blocks("condition") {
+                for inner in c.body.blocks() {
+                    let mut ca = Args::new(
+                        rr.file,
+                        format!(
+                            "aws_lb_listener_rule.{}.condition.{}",
+                            rr.name,
+                            inner.ident.value()
+                        ),
+                        &inner.body,
+                    );
+                    let values = ca.get(cx, "values");
+                    let list = match &values {
+                        Some(V::List(l)) => l
+                            .iter()
+                            .filter_map(V::str)
+                            .map(|s| toml_str(&s))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        _ => String::new(),
+                    };
+                    let key = match inner.ident.value().as_str() {
+                        "path_pattern" => Some("path"),
+                        "host_header" => Some("host"),
+                        "http_request_method" => Some("method"),
+                        "source_ip" => Some("source_ip"),
+                        "http_header" => {
+                            let h = ca
+                                .get(cx, "http_header_name")
+                                .and_then(|v| v.str())
+                                .unwrap_or_default();
+                            headers.push(format!("{} = [{list}]", toml_str(&h)));
+                            None
+                        }
+                        _ => {
+                            cx.warn(
+                                rr.file,
+                                inner.span(),
+                                format!(
+                                    "aws_lb_listener_rule.{}: condition {} is not imported",
+                                    rr.name,
+                                    inner.ident.value()
+                                ),
+                            );
+                            None
+                        }
+                    };
+                    if let Some(k) = key {
+                        let _ = writeln!(text, "{k} = [{list}]");
+                    }
+                    ca.finish(cx, &[]);
+                }
+            }
+            if !headers.is_empty() {
+                let _ = writeln!(text, "header = {{ {} }}", headers.join(", "));
+            }
+            if let Some(act) = b.blocks("action").first() {
+                let act = action(
+                    cx,
+                    rr.file,
+                    &format!("aws_lb_listener_rule.{}.action", rr.name),
+                    act,
+                    &named,
+                );
+                // An inline table's keys become the rule's own.
+                let inner = act
+                    .strip_prefix("{ ")
+                    .and_then(|a| a.strip_suffix(" }"))
+                    .unwrap_or(&act);
+                let _ = writeln!(text, "{inner}");
+            }
+            b.finish(cx, &["tags"]);
+            rules.push((priority, text));
+        }
+        rules.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, t) in rules {
+            out.push_str(&t);
+        }
+    }
+
+    let mut templates: BTreeMap<String, Launch> = BTreeMap::new();
+    for r in of("aws_launch_template") {
+        let mut a = Args::new(
+            r.file,
+            format!("aws_launch_template.{}", r.name),
+            &r.block.body,
+        );
+        let it = a.get(cx, "instance_type").and_then(|v| v.str());
+        let ud = a
+            .get(cx, "user_data")
+            .and_then(|v| v.str())
+            .unwrap_or_default();
+        let (command, env, setup) = user_data(&ud);
+        if command.is_empty() {
+            cx.warn(r.file, r.block.span(), format!("aws_launch_template.{}: its user data ends with no `exec COMMAND`; the command is `bellows app echo` until you set it", r.name));
+        }
+        templates.insert(r.name.clone(), (command, env, setup, it));
+        a.finish(
+            cx,
+            &[
+                "name",
+                "name_prefix",
+                "image_id",
+                "vpc_security_group_ids",
+                "tags",
+            ],
+        );
+    }
+    let target_groups = |v: &Option<V>| -> Vec<String> {
+        match v {
+            Some(V::List(l)) => l.iter().filter_map(&named).collect(),
+            _ => Vec::new(),
+        }
+    };
+    for r in of("aws_autoscaling_group") {
+        let mut a = Args::new(
+            r.file,
+            format!("aws_autoscaling_group.{}", r.name),
+            &r.block.body,
+        );
+        let n = &names[&(r.kind.clone(), r.name.clone())];
+        a.get(cx, "name");
+        let _ = writeln!(out, "\n[groups.{n}]");
+        for (key, to) in [
+            ("min_size", "min"),
+            ("max_size", "max"),
+            ("desired_capacity", "desired"),
+        ] {
+            if let Some(x) = a.get(cx, key).and_then(|v| v.num()) {
+                let _ = writeln!(out, "{to} = {}", crate::number(x));
+            }
+        }
+        if let Some(t) = a.get(cx, "health_check_type").and_then(|v| v.str()) {
+            let _ = writeln!(out, "health_check_type = {}", toml_str(&t));
+        }
+        for key in [
+            "health_check_grace_period",
+            "default_cooldown",
+            "default_instance_warmup",
+        ] {
+            if let Some(s) = a.get(cx, key).as_ref().and_then(secs) {
+                let _ = writeln!(out, "{key} = {}", toml_str(&s));
+            }
+        }
+        if let Some(V::List(l)) = a.get(cx, "termination_policies")
+            && let Some(p) = l.first().and_then(V::str)
+        {
+            let _ = writeln!(out, "termination_policy = {}", toml_str(&p));
+        }
+        let tgs = target_groups(&a.get(cx, "target_group_arns"));
+        let list: Vec<String> = tgs.iter().map(|t| toml_str(t)).collect();
+        let _ = writeln!(out, "target_groups = [{}]", list.join(", "));
+        let lt = a.blocks("launch_template").first().and_then(|b| {
+            let mut l = Args::new(
+                r.file,
+                format!("aws_autoscaling_group.{}.launch_template", r.name),
+                &b.body,
+            );
+            let t = l.get(cx, "id").and_then(|v| v.target()).map(|t| t.1);
+            l.get(cx, "version");
+            l.finish(cx, &["name"]);
+            t
+        });
+        let (command, env, setup, it) = lt
+            .and_then(|t| templates.get(&t).cloned())
+            .unwrap_or_default();
+        let command = if command.is_empty() {
+            vec!["bellows".into(), "app".into(), "echo".into()]
+        } else {
+            command
+        };
+        let _ = writeln!(out, "[groups.{n}.launch]");
+        let cmd: Vec<String> = command.iter().map(|c| toml_str(c)).collect();
+        let _ = writeln!(out, "command = [{}]", cmd.join(", "));
+        let port = env.get("PORT").cloned();
+        let env: Vec<String> = env
+            .iter()
+            .filter(|(k, _)| !bellows_core::stack::RESERVED_ENV.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k} = {}", toml_str(v)))
+            .collect();
+        if !env.is_empty() {
+            let _ = writeln!(out, "env = {{ {} }}", env.join(", "));
+        }
+        if let Some(it) = it {
+            let _ = writeln!(out, "instance_type = {}", toml_str(&it));
+        }
+        if let Some(p) = port {
+            let _ = writeln!(out, "port = {p}");
+        }
+        if let Some(s) = setup {
+            let _ = writeln!(out, "setup = {}", toml_str(&s));
+        }
+        for s in of("aws_autoscaling_schedule") {
+            let mut b = Args::new(
+                s.file,
+                format!("aws_autoscaling_schedule.{}", s.name),
+                &s.block.body,
+            );
+            if b.get(cx, "autoscaling_group_name").and_then(|v| v.target())
+                != Some((r.kind.clone(), r.name.clone()))
+            {
+                continue;
+            }
+            let _ = writeln!(out, "[[groups.{n}.scheduled]]");
+            let sn = b
+                .get(cx, "scheduled_action_name")
+                .and_then(|v| v.str())
+                .unwrap_or_else(|| s.name.clone());
+            let _ = writeln!(out, "name = {}", toml_str(&sn));
+            if let Some(c) = b.get(cx, "recurrence").and_then(|v| v.str()) {
+                let _ = writeln!(out, "cron = {}", toml_str(&c));
+            }
+            if let Some(z) = b.get(cx, "time_zone").and_then(|v| v.str()) {
+                let z = if z == "Etc/UTC" { "UTC".to_owned() } else { z };
+                let _ = writeln!(out, "time_zone = {}", toml_str(&z));
+            }
+            for (key, to) in [
+                ("min_size", "min"),
+                ("max_size", "max"),
+                ("desired_capacity", "desired"),
+            ] {
+                if let Some(x) = b.get(cx, key).and_then(|v| v.num()) {
+                    let _ = writeln!(out, "{to} = {}", crate::number(x));
+                }
+            }
+            b.finish(cx, &[]);
+        }
+        a.finish(cx, &["lifecycle", "tag"]);
+    }
+
+    for r in of("aws_autoscaling_policy") {
+        let mut a = Args::new(
+            r.file,
+            format!("aws_autoscaling_policy.{}", r.name),
+            &r.block.body,
+        );
+        let n = &names[&(r.kind.clone(), r.name.clone())];
+        a.get(cx, "name");
+        let group = a
+            .get(cx, "autoscaling_group_name")
+            .as_ref()
+            .and_then(named)
+            .unwrap_or_default();
+        let _ = writeln!(out, "\n[policies.{n}]\ngroup = {}", toml_str(&group));
+        let kind = a
+            .get(cx, "policy_type")
+            .and_then(|v| v.str())
+            .unwrap_or_else(|| "SimpleScaling".into());
+        if let Some(t) = a.get(cx, "adjustment_type").and_then(|v| v.str()) {
+            let _ = writeln!(out, "adjustment_type = {}", toml_str(&t));
+        }
+        if let Some(w) = a
+            .get(cx, "estimated_instance_warmup")
+            .as_ref()
+            .and_then(secs)
+        {
+            let _ = writeln!(out, "warmup = {}", toml_str(&w));
+        }
+        if let Some(m) = a.get(cx, "min_adjustment_magnitude").and_then(|v| v.num()) {
+            let _ = writeln!(out, "min_adjustment_magnitude = {}", crate::number(m));
+        }
+        match kind.as_str() {
+            "SimpleScaling" => {
+                let _ = writeln!(out, "type = \"simple\"");
+                if let Some(x) = a.get(cx, "scaling_adjustment").and_then(|v| v.num()) {
+                    let _ = writeln!(out, "adjustment = {}", crate::number(x));
+                }
+                if let Some(c) = a.get(cx, "cooldown").as_ref().and_then(secs) {
+                    let _ = writeln!(out, "cooldown = {}", toml_str(&c));
+                }
+            }
+            "StepScaling" => {
+                let _ = writeln!(out, "type = \"step\"");
+                a.get(cx, "metric_aggregation_type");
+                for st in a.blocks("step_adjustment") {
+                    let mut s = Args::new(
+                        r.file,
+                        format!("aws_autoscaling_policy.{}.step_adjustment", r.name),
+                        &st.body,
+                    );
+                    let _ = writeln!(out, "[[policies.{n}.steps]]");
+                    for (key, to) in [
+                        ("metric_interval_lower_bound", "lower"),
+                        ("metric_interval_upper_bound", "upper"),
+                        ("scaling_adjustment", "adjustment"),
+                    ] {
+                        if let Some(x) = s.get(cx, key).and_then(|v| v.num()) {
+                            let _ = writeln!(out, "{to} = {}", crate::number(x));
+                        }
+                    }
+                    s.finish(cx, &[]);
+                }
+            }
+            "TargetTrackingScaling" => {
+                let _ = writeln!(out, "type = \"target_tracking\"");
+                for tt in a.blocks("target_tracking_configuration") {
+                    let mut t = Args::new(
+                        r.file,
+                        format!(
+                            "aws_autoscaling_policy.{}.target_tracking_configuration",
+                            r.name
+                        ),
+                        &tt.body,
+                    );
+                    if let Some(x) = t.get(cx, "target_value").and_then(|v| v.num()) {
+                        let _ = writeln!(out, "target = {}", crate::number(x));
+                    }
+                    if t.get(cx, "disable_scale_in") == Some(V::Bool(true)) {
+                        let _ = writeln!(out, "disable_scale_in = true");
+                    }
+                    for p in t.blocks("predefined_metric_specification") {
+                        let mut pa = Args::new(
+                            r.file,
+                            format!(
+                                "aws_autoscaling_policy.{}.predefined_metric_specification",
+                                r.name
+                            ),
+                            &p.body,
+                        );
+                        let m = pa
+                            .get(cx, "predefined_metric_type")
+                            .and_then(|v| v.str())
+                            .unwrap_or_default();
+                        let _ = writeln!(out, "metric = {}", toml_str(&m));
+                        if m == "ALBRequestCountPerTarget" {
+                            // AWS counts per minute.
+                            let label = pa
+                                .get(cx, "resource_label")
+                                .and_then(|v| v.str())
+                                .unwrap_or_default();
+                            let tg = label
+                                .split("aws_lb_target_group.")
+                                .nth(1)
+                                .and_then(|s| s.split('.').next())
+                                .map(|l| {
+                                    names
+                                        .get(&("aws_lb_target_group".to_owned(), l.to_owned()))
+                                        .cloned()
+                                        .unwrap_or_else(|| name(l))
+                                })
+                                .unwrap_or_default();
+                            let _ =
+                                writeln!(out, "target_group = {}\nperiod = \"60s\"", toml_str(&tg));
+                        }
+                        pa.finish(cx, &[]);
+                    }
+                    for c in t.blocks("customized_metric_specification") {
+                        cx.warn(r.file, c.span(), format!("aws_autoscaling_policy.{}: a customized metric is not imported; the policy tracks CPU", r.name));
+                    }
+                    t.finish(cx, &[]);
+                }
+            }
+            other => cx.warn(
+                r.file,
+                r.block.span(),
+                format!(
+                    "aws_autoscaling_policy.{}: policy_type {other} is not imported",
+                    r.name
+                ),
+            ),
+        }
+        a.finish(cx, &[]);
+    }
+
+    for r in of("aws_cloudwatch_metric_alarm") {
+        let mut a = Args::new(
+            r.file,
+            format!("aws_cloudwatch_metric_alarm.{}", r.name),
+            &r.block.body,
+        );
+        let n = name(
+            &a.get(cx, "alarm_name")
+                .and_then(|v| v.str())
+                .unwrap_or_else(|| r.name.clone()),
+        );
+        let _ = writeln!(out, "\n[alarms.{n}]");
+        for (key, to) in [
+            ("namespace", "namespace"),
+            ("metric_name", "metric"),
+            ("statistic", "statistic"),
+            ("comparison_operator", "comparison"),
+            ("treat_missing_data", "treat_missing_data"),
+        ] {
+            if let Some(s) = a.get(cx, key).and_then(|v| v.str()) {
+                let _ = writeln!(out, "{to} = {}", toml_str(&s));
+            }
+        }
+        if let Some(s) = a.get(cx, "extended_statistic").and_then(|v| v.str()) {
+            let _ = writeln!(out, "statistic = {}", toml_str(&s));
+        }
+        if let Some(p) = a.get(cx, "period").as_ref().and_then(secs) {
+            let _ = writeln!(out, "period = {}", toml_str(&p));
+        }
+        for key in ["evaluation_periods", "datapoints_to_alarm", "threshold"] {
+            if let Some(x) = a.get(cx, key).and_then(|v| v.num()) {
+                let _ = writeln!(out, "{key} = {}", crate::number(x));
+            }
+        }
+        if let Some(V::Map(dims)) = a.get(cx, "dimensions") {
+            let d: Vec<String> = dims
+                .iter()
+                .map(|(k, v)| {
+                    let value = named(v).or_else(|| v.str()).unwrap_or_default();
+                    // The stack names its load balancer after the stack.
+                    let value = if k == "LoadBalancer" && v.target().is_some() {
+                        lb_name.clone()
+                    } else {
+                        value
+                    };
+                    format!("{k} = {}", toml_str(&value))
+                })
+                .collect();
+            let _ = writeln!(out, "dimensions = {{ {} }}", d.join(", "));
+        }
+        for key in ["alarm_actions", "ok_actions", "insufficient_data_actions"] {
+            if let Some(V::List(l)) = a.get(cx, key) {
+                let acts: Vec<String> = l.iter().filter_map(&named).map(|s| toml_str(&s)).collect();
+                if !acts.is_empty() {
+                    let _ = writeln!(out, "{key} = [{}]", acts.join(", "));
+                }
+            }
+        }
+        a.finish(cx, &["alarm_description", "actions_enabled", "tags"]);
+    }
+    out
+}
+
+fn action(
+    cx: &mut Cx<'_>,
+    file: usize,
+    what: &str,
+    b: &Block,
+    named: &dyn Fn(&V) -> Option<String>,
+) -> String {
+    let mut a = Args::new(file, what.to_owned(), &b.body);
+    let kind = a.get(cx, "type").and_then(|v| v.str()).unwrap_or_default();
+    let text = match kind.as_str() {
+        "forward" => {
+            if let Some(t) = a.get(cx, "target_group_arn").as_ref().and_then(named) {
+                format!("{{ forward = {} }}", toml_str(&t))
+            } else {
+                let mut groups = Vec::new();
+                for f in a.blocks("forward") {
+                    for tg in f.body.get_blocks("target_group") {
+                        let mut g =
+                            Args::new(file, format!("{what}.forward.target_group"), &tg.body);
+                        let arn = g
+                            .get(cx, "arn")
+                            .as_ref()
+                            .and_then(named)
+                            .unwrap_or_default();
+                        let w = g.get(cx, "weight").and_then(|v| v.num()).unwrap_or(1.0);
+                        groups.push(format!(
+                            "{{ target_group = {}, weight = {} }}",
+                            toml_str(&arn),
+                            crate::number(w)
+                        ));
+                        g.finish(cx, &[]);
+                    }
+                }
+                format!("{{ forward = [{}] }}", groups.join(", "))
+            }
+        }
+        "redirect" => {
+            let mut parts = Vec::new();
+            for r in a.blocks("redirect") {
+                let mut ra = Args::new(file, format!("{what}.redirect"), &r.body);
+                if let Some(s) = ra.get(cx, "status_code").and_then(|v| v.str()) {
+                    parts.push(format!("status = {}", s.trim_start_matches("HTTP_")));
+                }
+                for key in ["protocol", "host", "port", "path", "query"] {
+                    if let Some(v) = ra.get(cx, key).and_then(|v| v.str()) {
+                        let v = if key == "protocol" && !v.starts_with("#{") {
+                            v.to_lowercase()
+                        } else {
+                            v
+                        };
+                        parts.push(format!("{key} = {}", toml_str(&v)));
+                    }
+                }
+                ra.finish(cx, &[]);
+            }
+            format!("{{ redirect = {{ {} }} }}", parts.join(", "))
+        }
+        "fixed-response" => {
+            let mut parts = Vec::new();
+            for f in a.blocks("fixed_response") {
+                let mut fa = Args::new(file, format!("{what}.fixed_response"), &f.body);
+                if let Some(s) = fa.get(cx, "status_code").and_then(|v| v.str()) {
+                    parts.push(format!("status = {s}"));
+                }
+                if let Some(s) = fa.get(cx, "content_type").and_then(|v| v.str()) {
+                    parts.push(format!("content_type = {}", toml_str(&s)));
+                }
+                if let Some(s) = fa.get(cx, "message_body").and_then(|v| v.str()) {
+                    parts.push(format!("body = {}", toml_str(&s)));
+                }
+                fa.finish(cx, &[]);
+            }
+            format!("{{ fixed_response = {{ {} }} }}", parts.join(", "))
+        }
+        other => {
+            cx.warn(
+                file,
+                b.span(),
+                format!("{what}: action type `{other}` is not imported; the action answers 503"),
+            );
+            "{ fixed_response = { status = 503, content_type = \"text/plain\", body = \"not imported\" } }".to_owned()
+        }
+    };
+    a.finish(cx, &["order"]);
+    text
+}
+
+/// The command, environment and setup of user data that ends with `exec COMMAND`, as
+/// `bellows export terraform` writes it (other scripts: the whole script is setup).
+fn user_data(script: &str) -> (Vec<String>, BTreeMap<String, String>, Option<String>) {
+    let mut env = BTreeMap::new();
+    let mut setup = Vec::new();
+    let mut command = Vec::new();
+    for line in script.lines() {
+        if line.starts_with("#!") || line == "set -e" {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("exec ") {
+            command = shell_words(rest);
+        } else if let Some(rest) = line.strip_prefix("export ")
+            && let Some((k, v)) = rest.split_once('=')
+            && !v.contains("$(")
+        {
+            let v = shell_words(v).join(" ");
+            env.insert(k.to_owned(), v);
+        } else if line.starts_with("export ") || line.starts_with("mkdir -p \"$BELLOWS_DATA_DIR\"")
+        {
+            // bellows' own variables, set by bellows itself.
+        } else {
+            setup.push(line);
+        }
+    }
+    let setup = (!setup.is_empty()).then(|| setup.join("\n"));
+    (command, env, setup)
+}
+
+/// Splits `'a' 'b c' d` as the shell does for single quotes and bare words.
+fn shell_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            ' ' | '\t' => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
