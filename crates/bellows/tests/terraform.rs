@@ -367,11 +367,12 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
         flask.is_ok_and(|o| o.status.success()),
         "Flask or boto3 is missing: run scripts/test, or `python3 -m pip install flask boto3`"
     );
-    let up = Up::start_empty("tf-flask-dynamodb");
+    let name = "tf-flask-dynamodb";
+    let mut up = Up::start_empty(name);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let root = root.canonicalize().unwrap();
     let env = aws_env(&up);
-    let tf = Tf::new(&root.join("examples/terraform/flask-dynamodb"), env.clone());
+    let mut tf = Tf::new(&root.join("examples/terraform/flask-dynamodb"), env.clone());
     let app_dir = format!(
         "app_dir={}",
         root.join("examples/apps/candidates-dynamodb").display()
@@ -476,6 +477,25 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
         assert!(
             !out.status.success() && err.contains("AccessDenied"),
             "{denied:?} is outside the role's policy: {err}"
+        );
+    }
+
+    // A restart runs the same stack and role from the records: the plan stays empty, the
+    // relaunched instances write with the profile's credentials, the items are there.
+    restart_empty(&mut up, name);
+    let env = aws_env(&up);
+    tf.env = env.clone();
+    up.wait_for("two instances relaunched", Duration::from_secs(90), |u| {
+        u.in_service().len() == 2
+    });
+    tf.plan_is_empty(&vars);
+    let (status, body) = get_through(&lb, "/candidate/tf-0");
+    assert_eq!(status, 200, "after the restart: {body}");
+    for n in 4..6 {
+        let (status, body) = http(&lb, "POST", &format!("/candidate/tf-{n}"), None);
+        assert_eq!(
+            status, 200,
+            "POST /candidate/tf-{n} after the restart: {body}"
         );
     }
 
