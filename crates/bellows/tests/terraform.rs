@@ -225,7 +225,10 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     need_terraform();
     let mirror = mirror();
     eprintln!("provider mirror: {}", mirror.display());
-    let name = "tf-ip-tracker";
+    // A name of this run's own: the load balancer's address derives from it, and another
+    // run of this test (another checkout) may be listening on its own at the same time.
+    let name = format!("tf-ip-tracker-{}", std::process::id());
+    let name = name.as_str();
     let mut up = Up::start_empty(name);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/terraform/ip-tracker");
     let mut tf = Tf::new(&example, aws_env(&up));
