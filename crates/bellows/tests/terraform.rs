@@ -370,7 +370,9 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
         flask.is_ok_and(|o| o.status.success()),
         "Flask or boto3 is missing: run scripts/test, or `python3 -m pip install flask boto3`"
     );
-    let name = "tf-flask-dynamodb";
+    // A name of this run's own, as in the test above (the load balancer's address).
+    let name = format!("tf-flask-dynamodb-{}", std::process::id());
+    let name = name.as_str();
     let mut up = Up::start_empty(name);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let root = root.canonicalize().unwrap();
