@@ -24,16 +24,19 @@ pub enum Service {
     CloudWatch,
     Sts,
     DynamoDb,
+    /// A global service: clients sign it for `us-east-1` whatever the region.
+    Iam,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::AutoScaling,
         Service::Elbv2,
         Service::Ec2,
         Service::CloudWatch,
         Service::Sts,
         Service::DynamoDb,
+        Service::Iam,
     ];
 
     /// The name in the SigV4 credential scope.
@@ -45,6 +48,7 @@ impl Service {
             Service::CloudWatch => "monitoring",
             Service::Sts => "sts",
             Service::DynamoDb => "dynamodb",
+            Service::Iam => "iam",
         }
     }
 
@@ -57,6 +61,7 @@ impl Service {
             Service::CloudWatch => "2010-08-01",
             Service::Sts => "2011-06-15",
             Service::DynamoDb => "2012-08-10",
+            Service::Iam => "2010-05-08",
         }
     }
 
@@ -69,6 +74,7 @@ impl Service {
             Service::CloudWatch => "http://monitoring.amazonaws.com/doc/2010-08-01/",
             Service::Sts => "https://sts.amazonaws.com/doc/2011-06-15/",
             Service::DynamoDb => "http://dynamodb.amazonaws.com/doc/2012-08-10/",
+            Service::Iam => "https://iam.amazonaws.com/doc/2010-05-08/",
         }
     }
 
@@ -81,6 +87,7 @@ impl Service {
             Service::CloudWatch => "CloudWatch",
             Service::Sts => "STS",
             Service::DynamoDb => "DynamoDB",
+            Service::Iam => "IAM",
         }
     }
 
@@ -95,7 +102,7 @@ impl Service {
     /// The codes a bad and a missing parameter get in this service.
     fn parameter_codes(self) -> (&'static str, &'static str) {
         match self {
-            Service::AutoScaling | Service::Elbv2 | Service::Sts => {
+            Service::AutoScaling | Service::Elbv2 | Service::Sts | Service::Iam => {
                 ("ValidationError", "ValidationError")
             }
             Service::Ec2 | Service::CloudWatch => ("InvalidParameterValue", "MissingParameter"),

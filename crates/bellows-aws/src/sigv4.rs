@@ -195,7 +195,9 @@ pub fn verify(
             "Signature expired or not yet valid: {amz_date} is more than 15 minutes from the server's time."
         )));
     }
-    if auth.region != region {
+    // IAM is global: clients sign it for us-east-1 whatever region they use.
+    let global = auth.service == "iam" && auth.region == "us-east-1";
+    if auth.region != region && !global {
         return Err(AuthError::Mismatch(format!(
             "Credential should be scoped to a valid region: this endpoint serves '{region}', not '{}'.",
             auth.region

@@ -32,6 +32,7 @@ mod cloudwatch;
 mod dynamodb;
 pub(crate) mod ec2;
 mod elbv2;
+pub(crate) mod iam;
 mod sts;
 
 /// The largest AWS request body read (PutMetricData may carry up to 1 MB).
@@ -321,6 +322,7 @@ async fn dispatch(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         Service::Ec2 => ec2::handle(ctx, action).await,
         Service::CloudWatch => cloudwatch::handle(ctx, action).await,
         Service::DynamoDb => dynamodb::handle(ctx, action).await,
+        Service::Iam => iam::handle(ctx, action).await,
     };
     answer.unwrap_or_else(|| Err(AwsError::invalid_action(action, ctx.call.service.title())))
 }

@@ -358,8 +358,10 @@ fn group(
         user_data,
         image_id,
         instance_type,
+        instance_profile,
         ..
     } = launch_data(records, &b["LaunchTemplate"]).map_err(|e| format!("group {name}: {e}"))?;
+    let role = instance_role(records, &name, instance_profile.as_deref())?;
     let target_groups: Vec<String> = strings(&b["TargetGroupARNs"])
         .iter()
         .filter_map(|arn| tg_names.get(arn).cloned())
@@ -454,9 +456,25 @@ fn group(
         termination_policy,
         target_groups,
         scale_from_zero: false,
-        role: RoleSpec::default_for(&name),
+        role,
         name,
     })
+}
+
+/// A group's instance role: its launch template's instance profile's role, allowed what
+/// that role's policies allow; without a profile, the default role.
+fn instance_role(
+    records: &Resources,
+    group: &str,
+    profile: Option<&str>,
+) -> Result<RoleSpec, String> {
+    let Some(profile) = profile else {
+        return Ok(RoleSpec::default_for(group));
+    };
+    let (name, allow) = records
+        .profile_role(profile)
+        .ok_or_else(|| format!("group {group}: instance profile {profile} not found"))?;
+    Ok(RoleSpec { name, allow })
 }
 
 fn adjustment_type(b: &Value) -> AdjustmentType {

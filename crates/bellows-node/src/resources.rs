@@ -286,6 +286,8 @@ pub struct LaunchVersion {
     pub instance_type: Option<String>,
     /// `SecurityGroupIds` of the data and of its network interfaces.
     pub security_groups: Vec<String>,
+    /// `IamInstanceProfile`: its ARN, else its name.
+    pub instance_profile: Option<String>,
 }
 
 /// What a group, a load balancer or a listener derives from the EC2 records.
@@ -345,6 +347,10 @@ impl Resources {
             image_id: text("imageId"),
             instance_type: text("instanceType"),
             security_groups,
+            instance_profile: data["iamInstanceProfile"]["arn"]
+                .as_str()
+                .or_else(|| data["iamInstanceProfile"]["name"].as_str())
+                .map(str::to_owned),
         })
     }
 

@@ -95,6 +95,12 @@ impl Tables {
                  size INTEGER NOT NULL,
                  PRIMARY KEY (tbl, pk, sk)
              ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS table_tags (
+                 tbl TEXT NOT NULL,
+                 key TEXT NOT NULL,
+                 value TEXT NOT NULL,
+                 PRIMARY KEY (tbl, key)
+             );
              CREATE TABLE IF NOT EXISTS store_format (version INTEGER NOT NULL);",
         )?;
         upgrade(&conn)?;
@@ -121,6 +127,49 @@ impl Tables {
             return Err(dynamodb::in_use(&def.name));
         }
         write_def(&conn, def).map_err(internal)
+    }
+
+    /// A table's tags, by key.
+    pub fn tags(&self, name: &str) -> Result<Vec<(String, String)>, AwsError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT key, value FROM table_tags WHERE tbl = ?1 ORDER BY key")
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(internal)?
+            .collect::<Result<Vec<(String, String)>, _>>()
+            .map_err(internal)?;
+        Ok(rows)
+    }
+
+    /// Sets tags on a table (a key given again takes the new value).
+    pub fn tag(&self, name: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(internal)?;
+        for (k, v) in tags {
+            tx.execute(
+                "INSERT INTO table_tags (tbl, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value",
+                [name, k, v],
+            )
+            .map_err(internal)?;
+        }
+        tx.commit().map_err(internal)
+    }
+
+    /// Removes tags from a table by key.
+    pub fn untag(&self, name: &str, keys: &[String]) -> Result<(), AwsError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(internal)?;
+        for k in keys {
+            tx.execute(
+                "DELETE FROM table_tags WHERE tbl = ?1 AND key = ?2",
+                [name, k],
+            )
+            .map_err(internal)?;
+        }
+        tx.commit().map_err(internal)
     }
 
     pub fn update(&self, def: &TableDef) -> Result<(), AwsError> {
@@ -164,6 +213,8 @@ impl Tables {
         tx.execute("DELETE FROM items WHERE tbl = ?1", [name])
             .map_err(internal)?;
         tx.execute("DELETE FROM tables WHERE name = ?1", [name])
+            .map_err(internal)?;
+        tx.execute("DELETE FROM table_tags WHERE tbl = ?1", [name])
             .map_err(internal)?;
         tx.commit().map_err(internal)?;
         Ok(Some(TableStats { def, items, bytes }))

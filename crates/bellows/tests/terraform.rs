@@ -67,7 +67,11 @@ struct Tf {
 
 impl Tf {
     fn new(example: &Path, env: Vec<(String, String)>) -> Tf {
-        let dir = std::env::temp_dir().join(format!("bellows-terraform-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "bellows-terraform-{}-{}",
+            example.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         for f in std::fs::read_dir(example).unwrap().flatten() {
@@ -348,4 +352,175 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
         Duration::from_secs(2),
     );
     assert!(gone.is_err(), "the listener on {dns}:80 is gone");
+}
+
+/// Seed 004's stack (examples/terraform/flask-dynamodb): the table, the IAM role with its
+/// managed policy and the instance profile are Terraform's; the Flask app in the
+/// instances finds the profile's credentials behind its metadata endpoint and writes the
+/// table through the load balancer; the role allows what its policy allows and nothing
+/// else; the plan is empty after apply; destroy leaves no instance process.
+#[test]
+fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
+    need_terraform();
+    need_clients();
+    let flask = Command::new("python3")
+        .args(["-c", "import flask, boto3"])
+        .output();
+    assert!(
+        flask.is_ok_and(|o| o.status.success()),
+        "Flask or boto3 is missing: run scripts/test, or `python3 -m pip install flask boto3`"
+    );
+    // A name of this run's own, as in the test above (the load balancer's address).
+    let name = format!("tf-flask-dynamodb-{}", std::process::id());
+    let name = name.as_str();
+    let mut up = Up::start_empty(name);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().unwrap();
+    let env = aws_env(&up);
+    let mut tf = Tf::new(&root.join("examples/terraform/flask-dynamodb"), env.clone());
+    let app_dir = format!(
+        "app_dir={}",
+        root.join("examples/apps/candidates-dynamodb").display()
+    );
+    let vars = ["-var", app_dir.as_str()];
+    tf.ok(&["init", "-input=false"]);
+    let mut apply = vec!["apply", "-auto-approve", "-input=false"];
+    apply.extend_from_slice(&vars);
+    tf.ok(&apply);
+    tf.plan_is_empty(&vars);
+    assert_eq!(up.in_service().len(), 2, "{:?}", up.instances());
+
+    // The seed's validate.sh through the load balancer's DNS name on port 80.
+    let dns = tf.ok(&["output", "-raw", "dns"]).trim().to_owned();
+    let lb = format!("{dns}:80");
+    let (status, body) = get_through(&lb, "/gtg?details=true");
+    assert_eq!(status, 200, "GET http://{lb}/gtg?details=true: {body}");
+    assert!(body.contains("\"connected\":\"true\""), "{body}");
+    for n in 0..4 {
+        let (status, body) = http(&lb, "POST", &format!("/candidate/tf-{n}"), None);
+        assert_eq!(
+            status, 200,
+            "POST /candidate/tf-{n} (every instance writes): {body}"
+        );
+        assert!(
+            body.contains(&format!("\"CandidateName\":\"tf-{n}\"")),
+            "{body}"
+        );
+    }
+    let (status, body) = http(&lb, "GET", "/candidate/tf-0", None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(&lb, "GET", "/candidates", None);
+    assert_eq!(status, 200, "{body}");
+    assert!((0..4).all(|n| body.contains(&format!("tf-{n}"))), "{body}");
+    // In the table Terraform created, as the operator reads it.
+    let out = aws(
+        &env,
+        &[
+            "dynamodb",
+            "scan",
+            "--table-name",
+            "Candidates",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(scan["Count"], 4, "{scan}");
+
+    // The instance's credentials are the profile's role, scoped by its policy.
+    let instance = up.in_service()[0].clone();
+    let imds = format!("{}:1338", instance["private_ip"].as_str().unwrap());
+    let (status, role) = http(
+        &imds,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        None,
+    );
+    assert_eq!((status, role.trim()), (200, "flask-ec2-role"));
+    let (status, creds) = http(
+        &imds,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/flask-ec2-role",
+        None,
+    );
+    assert_eq!(status, 200, "{creds}");
+    let creds: serde_json::Value = serde_json::from_str(&creds).unwrap();
+    let mut role_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k == "AWS_ENDPOINT_URL" || k == "AWS_DEFAULT_REGION")
+        .cloned()
+        .collect();
+    for (k, m) in [
+        ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+        ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+        ("AWS_SESSION_TOKEN", "Token"),
+    ] {
+        role_env.push((k.to_owned(), creds[m].as_str().unwrap().to_owned()));
+    }
+    let allowed = aws(
+        &role_env,
+        &["dynamodb", "describe-table", "--table-name", "Candidates"],
+    );
+    assert!(
+        allowed.status.success(),
+        "the policy allows DescribeTable: {allowed:?}"
+    );
+    for denied in [
+        vec!["dynamodb", "delete-table", "--table-name", "Candidates"],
+        vec![
+            "autoscaling",
+            "set-desired-capacity",
+            "--auto-scaling-group-name",
+            "flask-asg",
+            "--desired-capacity",
+            "4",
+        ],
+    ] {
+        let out = aws(&role_env, &denied);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("AccessDenied"),
+            "{denied:?} is outside the role's policy: {err}"
+        );
+    }
+
+    // A restart runs the same stack and role from the records: the plan stays empty, the
+    // relaunched instances write with the profile's credentials, the items are there.
+    restart_empty(&mut up, name);
+    let env = aws_env(&up);
+    tf.env = env.clone();
+    up.wait_for("two instances relaunched", Duration::from_secs(90), |u| {
+        u.in_service().len() == 2
+    });
+    tf.plan_is_empty(&vars);
+    let (status, body) = get_through(&lb, "/candidate/tf-0");
+    assert_eq!(status, 200, "after the restart: {body}");
+    for n in 4..6 {
+        let (status, body) = http(&lb, "POST", &format!("/candidate/tf-{n}"), None);
+        assert_eq!(
+            status, 200,
+            "POST /candidate/tf-{n} after the restart: {body}"
+        );
+    }
+
+    // Destroy: nothing left running, the table gone.
+    let pids = instance_pids(&up);
+    assert_eq!(pids.len(), 2, "{:?}", up.instances());
+    let mut destroy = vec!["destroy", "-auto-approve", "-input=false"];
+    destroy.extend_from_slice(&vars);
+    tf.ok(&destroy);
+    up.wait_for("no instance left", Duration::from_secs(30), |u| {
+        instance_pids(u).is_empty() && pids.iter().all(|p| !alive(*p))
+    });
+    let out = aws(&env, &["dynamodb", "list-tables", "--output", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let tables: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tables["TableNames"], serde_json::json!([]), "{tables}");
+    let out = aws(&env, &["iam", "get-role", "--role-name", "flask-ec2-role"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("NoSuchEntity"),
+        "the role is gone: {err}"
+    );
 }

@@ -154,6 +154,7 @@ fn every_service_is_told_by_its_version() {
         ("2016-11-15", Service::Ec2, "ec2"),
         ("2010-08-01", Service::CloudWatch, "monitoring"),
         ("2011-06-15", Service::Sts, "sts"),
+        ("2010-05-08", Service::Iam, "iam"),
     ] {
         let b = form(&format!("Action=X&Version={version}"), signing);
         let call = endpoint().accept(&b.req(), NOW, "r").unwrap();
@@ -165,6 +166,39 @@ fn every_service_is_told_by_its_version() {
         };
         assert_eq!(call.protocol, want);
     }
+}
+
+#[test]
+fn iam_is_global_signed_for_us_east_1_whatever_the_region() {
+    let elsewhere = Endpoint::new(
+        "eu-west-1",
+        vec![Credential {
+            access_key_id: KEY.into(),
+            secret_access_key: SECRET.into(),
+        }],
+    );
+    let b = form("Action=GetRole&Version=2010-05-08&RoleName=app", "iam");
+    let call = elsewhere.accept(&b.req(), NOW, "r").unwrap();
+    assert_eq!(
+        (call.service, call.protocol),
+        (Service::Iam, Protocol::Query)
+    );
+    let r = call.reply(
+        Err(AwsError::new(
+            404,
+            "NoSuchEntity",
+            "The role with name app cannot be found.",
+        )),
+        "r-1",
+    );
+    assert_eq!(r.status, 404);
+    assert!(
+        text(&r).starts_with("<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">")
+    );
+    // Any other service signed for us-east-1 is refused by a eu-west-1 endpoint.
+    let b = form("Action=DescribeVpcs&Version=2016-11-15", "ec2");
+    let r = elsewhere.accept(&b.req(), NOW, "r").unwrap_err();
+    assert_eq!(r.status, 403);
 }
 
 #[test]

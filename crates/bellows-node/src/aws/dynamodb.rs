@@ -33,6 +33,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "DescribeTimeToLive",
         "ListTagsOfResource",
         "DescribeContinuousBackups",
+        "TagResource",
+        "UntagResource",
     ];
     if !known.contains(&action) {
         return None;
@@ -147,10 +149,28 @@ fn run(tables: &Tables, region: &str, action: &str, input: &Input) -> Answer {
                 Effect::default(),
             ))
         }
-        "ListTagsOfResource" => Ok((
-            Value::object().with("Tags", Value::List(Vec::new())),
-            Effect::default(),
-        )),
+        "ListTagsOfResource" => {
+            let name = arn_table(tables, &input.str("ResourceArn")?)?;
+            let tags = tables
+                .tags(&name)?
+                .into_iter()
+                .map(|(k, v)| Value::object().with("Key", k).with("Value", v))
+                .collect();
+            Ok((
+                Value::object().with("Tags", Value::List(tags)),
+                Effect::default(),
+            ))
+        }
+        "TagResource" => {
+            let name = arn_table(tables, &input.str("ResourceArn")?)?;
+            tables.tag(&name, &tags_in(input)?)?;
+            Ok((Value::object(), Effect::default()))
+        }
+        "UntagResource" => {
+            let name = arn_table(tables, &input.str("ResourceArn")?)?;
+            tables.untag(&name, &input.strings("TagKeys")?)?;
+            Ok((Value::object(), Effect::default()))
+        }
         _ => Ok((
             Value::object().with(
                 "ContinuousBackupsDescription",
@@ -182,10 +202,32 @@ fn uuid() -> String {
     )
 }
 
+/// The table a `ResourceArn` (`arn:aws:dynamodb:REGION:ACCOUNT:table/NAME`) names, which
+/// must exist.
+fn arn_table(tables: &Tables, arn: &str) -> Result<String, AwsError> {
+    let name = arn
+        .split_once(":table/")
+        .map(|(_, n)| n.split('/').next().unwrap_or_default().to_owned())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| validation(format!("Invalid TableArn: {arn}")))?;
+    table(tables, &name)?;
+    Ok(name)
+}
+
+/// `Tags` as (key, value) pairs.
+fn tags_in(input: &Input) -> Result<Vec<(String, String)>, AwsError> {
+    input
+        .list("Tags")
+        .iter()
+        .map(|t| Ok((t.str("Key")?, t.opt_str("Value")?.unwrap_or_default())))
+        .collect()
+}
+
 fn create_table(tables: &Tables, region: &str, input: &Input) -> Answer {
     let created = clock::now().as_millis() as f64 / 1000.0;
     let def = TableDef::from_create(input, created, uuid())?;
     tables.create(&def)?;
+    tables.tag(&def.name, &tags_in(input)?)?;
     // DynamoDB answers CREATING and the table turns ACTIVE after a while; here it is
     // ACTIVE at once, as the next DescribeTable shows.
     Ok((
