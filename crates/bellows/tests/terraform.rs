@@ -192,6 +192,33 @@ fn instance_pids(up: &Up) -> Vec<u32> {
         .collect()
 }
 
+/// A GET of the metadata endpoint from inside an instance: in its network namespace (it
+/// has one when bellows runs as root), to the endpoint its environment names.
+fn metadata_from_inside(pid: u32, path: &str) -> (u16, String) {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let endpoint = environ
+        .split(|b| *b == 0)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .find_map(|v| v.strip_prefix("AWS_EC2_METADATA_SERVICE_ENDPOINT="))
+        .expect("the instance's environment names its metadata endpoint")
+        .to_owned();
+    let script = "import sys, urllib.request\n\
+        try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=10); print(r.status); print(r.read().decode())\n\
+        except urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\n";
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "python3", "-c", script])
+        .arg(format!("{endpoint}{path}"))
+        .output()
+        .expect("nsenter runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (status, body) = text.split_once('\n').unwrap_or((&text, ""));
+    (
+        status.trim().parse().unwrap_or(0),
+        body.trim_end().to_owned(),
+    )
+}
+
 /// Stops `up` (an `up --empty --name NAME` node) and starts it again on the same state
 /// directory, as an operator restarting bellows would.
 fn restart_empty(up: &mut Up, name: &str) {
@@ -428,21 +455,15 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
     let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(scan["Count"], 4, "{scan}");
 
-    // The instance's credentials are the profile's role, scoped by its policy.
+    // The instance's credentials are the profile's role, scoped by its policy, as the
+    // instance itself reads them from its metadata endpoint.
     let instance = up.in_service()[0].clone();
-    let imds = format!("{}:1338", instance["private_ip"].as_str().unwrap());
-    let (status, role) = http(
-        &imds,
-        "GET",
-        "/latest/meta-data/iam/security-credentials/",
-        None,
-    );
+    let pid = instance["pid"].as_u64().unwrap() as u32;
+    let (status, role) = metadata_from_inside(pid, "latest/meta-data/iam/security-credentials/");
     assert_eq!((status, role.trim()), (200, "flask-ec2-role"));
-    let (status, creds) = http(
-        &imds,
-        "GET",
-        "/latest/meta-data/iam/security-credentials/flask-ec2-role",
-        None,
+    let (status, creds) = metadata_from_inside(
+        pid,
+        "latest/meta-data/iam/security-credentials/flask-ec2-role",
     );
     assert_eq!(status, 200, "{creds}");
     let creds: serde_json::Value = serde_json::from_str(&creds).unwrap();

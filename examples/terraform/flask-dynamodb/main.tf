@@ -220,10 +220,10 @@ resource "aws_launch_template" "app" {
     name = aws_iam_instance_profile.app.name
   }
 
-  # The instance's program, as cloud-init runs it. The app binds $PRIVATE_IP (set by
-  # bellows, the instance's own loopback address) when it is there, else 0.0.0.0 as on
-  # EC2: until bellows gives each instance a network namespace of its own, two
-  # instances on one machine cannot both bind 0.0.0.0:8000.
+  # The instance's program, as cloud-init runs it. The app binds $PRIVATE_IP when it is
+  # set, else 0.0.0.0 as on EC2. Run as root, bellows gives each instance a network
+  # namespace of its own, where 0.0.0.0:8000 works for every instance as well; without
+  # root instances share the host's network, and only $PRIVATE_IP keeps them apart.
   user_data = base64encode(<<-SCRIPT
     #!/bin/sh
     set -e
