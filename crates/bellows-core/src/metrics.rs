@@ -168,9 +168,37 @@ struct Series {
 #[derive(Clone, Debug, Default)]
 pub struct MetricStore {
     series: BTreeMap<SeriesKey, Series>,
+    /// Other values a dimension goes by, (dimension, alias) -> the value published:
+    /// AWS callers name a load balancer or target group by its ARN's suffix
+    /// (`targetgroup/NAME/ID`), bellows publishes under its name.
+    aliases: BTreeMap<(String, String), String>,
 }
 
 impl MetricStore {
+    /// The dimension values that read as others (see `aliases`), replacing any before.
+    pub fn set_aliases(&mut self, aliases: BTreeMap<(String, String), String>) {
+        self.aliases = aliases;
+    }
+
+    /// A series by its key, or by the key its aliased dimension values stand for.
+    fn find(&self, key: &SeriesKey) -> Option<&Series> {
+        if let Some(s) = self.series.get(key) {
+            return Some(s);
+        }
+        if self.aliases.is_empty() {
+            return None;
+        }
+        let mut real = key.clone();
+        let mut changed = false;
+        for (dim, value) in real.dimensions.iter_mut() {
+            if let Some(to) = self.aliases.get(&(dim.clone(), value.clone())) {
+                value.clone_from(to);
+                changed = true;
+            }
+        }
+        changed.then(|| self.series.get(&real)).flatten()
+    }
+
     /// Records a value at `time`. Values for a second already rolled into minutes are
     /// dropped (they are over three hours old).
     pub fn put(&mut self, key: &SeriesKey, time: Time, value: f64) {
@@ -248,7 +276,7 @@ impl MetricStore {
     /// The datapoints of `[from, to)`, per second where kept, else per minute, found by
     /// binary search (the simulator asks millions of times over hours of seconds).
     fn datapoints(&self, key: &SeriesKey, from: u64, to: u64) -> [Points<'_>; 4] {
-        let Some(s) = self.series.get(key) else {
+        let Some(s) = self.find(key) else {
             return [&[]; 4];
         };
         let (c1, c2) = window(&s.coarse, from, to);
@@ -298,7 +326,7 @@ impl MetricStore {
         let p = (period.as_millis() / 1000).max(1);
         let end = end.as_secs();
         let first = end.checked_sub(n as u64 * p);
-        let series = self.series.get(key);
+        let series = self.find(key);
         let (Some(first), Some(series), false) =
             (first, series, matches!(stat, Statistic::Percentile(_)))
         else {
@@ -360,7 +388,7 @@ impl MetricStore {
         from: Time,
         to: Time,
     ) -> impl Iterator<Item = (u64, f64)> + '_ {
-        let series = self.series.get(key);
+        let series = self.find(key);
         let (a, b) = series.map_or((&[][..], &[][..]), |s| {
             window(&s.fine, from.as_secs(), to.as_secs())
         });
@@ -383,7 +411,7 @@ impl MetricStore {
 
     /// The newest 1-second datapoint of a series: (second, datapoint).
     pub fn latest(&self, key: &SeriesKey) -> Option<(Time, Datapoint)> {
-        let s = self.series.get(key)?;
+        let s = self.find(key)?;
         s.fine
             .back()
             .map(|(sec, d)| (Time::from_millis(sec * 1000), *d))
@@ -442,6 +470,41 @@ mod tests {
 
     fn at(s: u64) -> Time {
         Time::from_millis(s * 1000 + 250)
+    }
+
+    #[test]
+    fn an_aliased_dimension_value_reads_the_series_published_under_its_name() {
+        let mut m = MetricStore::default();
+        let published = SeriesKey::new(
+            "AWS/ApplicationELB",
+            "RequestCountPerTarget",
+            &[("TargetGroup", "web")],
+        );
+        m.put(&published, at(100), 7.0);
+        let by_arn = SeriesKey::new(
+            "AWS/ApplicationELB",
+            "RequestCountPerTarget",
+            &[("TargetGroup", "targetgroup/web/0123456789abcdef")],
+        );
+        let start = Time::from_millis(100_000);
+        let p = Duration::from_secs(1);
+        assert_eq!(m.statistic(&by_arn, Statistic::Sum, start, p), None);
+        m.set_aliases(BTreeMap::from([(
+            (
+                "TargetGroup".to_owned(),
+                "targetgroup/web/0123456789abcdef".to_owned(),
+            ),
+            "web".to_owned(),
+        )]));
+        assert_eq!(m.statistic(&by_arn, Statistic::Sum, start, p), Some(7.0));
+        assert_eq!(m.latest(&by_arn).map(|(_, d)| d.sum), Some(7.0));
+        // Other values are not touched.
+        let other = SeriesKey::new(
+            "AWS/ApplicationELB",
+            "RequestCountPerTarget",
+            &[("TargetGroup", "api")],
+        );
+        assert_eq!(m.statistic(&other, Statistic::Sum, start, p), None);
     }
 
     #[test]

@@ -28,6 +28,31 @@ use crate::resources::{LaunchVersion, Resources};
 /// The image id prefix that names a built-in app: `bellows-app-NAME` is `bellows app NAME`.
 pub const APP_IMAGE_PREFIX: &str = "bellows-app-";
 
+/// What AWS callers name the load balancers and target groups made through the endpoint
+/// by in metric dimensions, and what bellows publishes them under: CloudWatch's
+/// `TargetGroup` is `targetgroup/NAME/ID` and `LoadBalancer` is `app/NAME/ID`, the ends of
+/// their ARNs; bellows publishes a target group's name and the stack's load balancer.
+pub fn dimension_aliases(stack: &Stack, records: &Resources) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for r in records.of("target_group") {
+        if let Some((_, suffix)) = r.id.rsplit_once(':') {
+            out.insert(
+                ("TargetGroup".to_owned(), suffix.to_owned()),
+                str_of(&r.body, "TargetGroupName"),
+            );
+        }
+    }
+    for r in records.of("load_balancer") {
+        if let Some((_, suffix)) = r.id.split_once(":loadbalancer/") {
+            out.insert(
+                ("LoadBalancer".to_owned(), suffix.to_owned()),
+                stack.load_balancer.clone(),
+            );
+        }
+    }
+    out
+}
+
 /// The stack the loop runs: `base` with what the records describe added. Alarms are
 /// left as `base` has them (the AWS endpoint's alarms are kept by the store already).
 pub fn derive(base: &Stack, records: &Resources) -> Result<Stack, String> {
@@ -640,6 +665,35 @@ mod tests {
                 duration: Duration::from_secs(3600)
             })
         );
+    }
+
+    #[test]
+    fn alarms_name_load_balancers_and_target_groups_by_their_arns_ends() {
+        let mut r = records("aliases");
+        r.put(
+            "target_group",
+            "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/app/0a1b2c3d4e5f6071",
+            json!({ "TargetGroupName": "app" }),
+        )
+        .unwrap();
+        r.put(
+            "load_balancer",
+            "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/alb/8192a3b4c5d6e7f8",
+            json!({ "LoadBalancerName": "alb" }),
+        )
+        .unwrap();
+        let base = Stack::empty("web").unwrap();
+        let a = dimension_aliases(&base, &r);
+        let get = |d: &str, v: &str| a.get(&(d.to_owned(), v.to_owned())).cloned();
+        assert_eq!(
+            get("TargetGroup", "targetgroup/app/0a1b2c3d4e5f6071").as_deref(),
+            Some("app")
+        );
+        assert_eq!(
+            get("LoadBalancer", "app/alb/8192a3b4c5d6e7f8").as_deref(),
+            Some("web")
+        );
+        assert_eq!(a.len(), 2);
     }
 
     #[test]

@@ -226,6 +226,8 @@ pub async fn run(
     let scaler_policies = stack.policies.clone();
     let scaler_scheduled = stack.scheduled.clone();
     let warmups = warmups(&stack);
+    let mut metrics = MetricStore::default();
+    metrics.set_aliases(crate::derive::dimension_aliases(&stack, &resources));
     tokio::spawn(crate::outbox::run(opts.state_dir.join("state.db")));
     let mut groups = BTreeMap::new();
     for g in &stack.groups {
@@ -245,7 +247,7 @@ pub async fn run(
         stopping: false,
         store,
         started: now,
-        metrics: MetricStore::default(),
+        metrics,
         deltas: Deltas::default(),
         scaler: Scaler::new(scaler_alarms, scaler_policies, scaler_scheduled, now),
         warmups,

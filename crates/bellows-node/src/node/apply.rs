@@ -261,6 +261,10 @@ impl Node {
             }
         }
         self.stack = new;
+        self.metrics.set_aliases(crate::derive::dimension_aliases(
+            &self.stack,
+            &self.resources,
+        ));
         for (group, added, left) in moved {
             self.move_targets(&group, &added, &left);
         }
