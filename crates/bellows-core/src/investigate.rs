@@ -73,7 +73,7 @@ pub struct Inputs<'a> {
     pub ingress: &'a [(String, Vec<String>)],
     /// Client addresses each listener's allow-list turned away lately (listener,
     /// address): which revoked rule used to admit them.
-    pub rejected_sources: &'a [(String, std::net::IpAddr)],
+    pub rejected_sources: &'a [(String, core::net::IpAddr)],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -197,7 +197,7 @@ pub(super) fn ingress_revoked(inputs: &Inputs<'_>) -> Option<Hypothesis> {
             .to_owned()
     };
     let cidr_of = |r: &AuditRecord| r.after["cidr"].as_str().unwrap_or("0.0.0.0/0").to_owned();
-    let turned_away = |r: &AuditRecord| -> Vec<std::net::IpAddr> {
+    let turned_away = |r: &AuditRecord| -> Vec<core::net::IpAddr> {
         let listener = listener_of(r);
         let Ok(cidr) = cidr_of(r).parse::<crate::lb::cidr::Cidr>() else {
             return Vec::new();

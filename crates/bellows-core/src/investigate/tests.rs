@@ -14,7 +14,7 @@ struct World {
     groups: Vec<GroupNow>,
     logs: Vec<LogLine>,
     ingress: Vec<(String, Vec<String>)>,
-    rejected: Vec<(String, std::net::IpAddr)>,
+    rejected: Vec<(String, core::net::IpAddr)>,
 }
 
 fn at(s: u64) -> Time {
