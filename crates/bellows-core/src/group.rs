@@ -60,6 +60,10 @@ pub struct Instance {
     /// toward crash-loop backoff.
     #[serde(skip)]
     pub became_healthy: bool,
+    /// Whether a load balancer has found it healthy: an instance refresh of a group
+    /// behind one moves on only then, as AWS's waits for the ELB health checks.
+    #[serde(skip)]
+    pub lb_healthy: bool,
     /// How many instances in a row died before they became healthy in the chain of
     /// replacements this one continues (0 for a launch that replaces nothing of the kind).
     #[serde(skip)]
@@ -128,6 +132,8 @@ pub struct Group {
     zones: Vec<String>,
     policy: TerminationPolicy,
     health_check_type: HealthCheckType,
+    /// Whether it is registered with target groups (its instances are load balanced).
+    load_balanced: bool,
     grace: Duration,
     cap: Capacity,
     template_version: u32,
@@ -157,6 +163,7 @@ impl Group {
             zones: spec.zones.clone(),
             policy: spec.termination_policy,
             health_check_type: spec.health_check_type,
+            load_balanced: !spec.target_groups.is_empty(),
             grace: spec.health_check_grace_period,
             cap: Capacity {
                 min: spec.min,
@@ -552,6 +559,7 @@ impl Group {
                 protected: false,
                 template_version: self.template_version,
                 became_healthy: false,
+                lb_healthy: false,
                 crash_loop: 0,
             },
         );
@@ -812,10 +820,12 @@ impl Group {
     }
 
     /// A load balancer found the instance healthy: from now on its death is no crash
-    /// loop, and its replacement is launched at once.
+    /// loop, its replacement is launched at once, and it counts as a refresh's healthy
+    /// capacity.
     pub fn on_healthy(&mut self, id: &InstanceId) {
         if let Some(inst) = self.instances.get_mut(id) {
             inst.became_healthy = true;
+            inst.lb_healthy = true;
         }
     }
 

@@ -1,7 +1,8 @@
 //! Instance refresh, like `aws autoscaling start-instance-refresh`: every instance that
 //! was in the group when the refresh started is replaced, in batches small enough to keep
 //! `min_healthy_percentage` of desired capacity healthy and in service, each batch waiting
-//! until the previous one's replacements are in service, healthy and past their warmup.
+//! until the previous one's replacements are in service, healthy (with ELB health
+//! checks: passing the load balancer's) and past their warmup.
 //!
 //! The group carries it out from `plan`: a batch is a set of terminations, and the
 //! group's usual "live below desired" launches bring the replacements.
@@ -121,9 +122,17 @@ impl Group {
         // Old instances that left by other means (scale in, health) need no replacing.
         r.remaining
             .retain(|id| self.instances.get(id).is_some_and(is_live));
+        // With ELB health checks, healthy means the load balancer's checks passed, as
+        // AWS's refresh waits for them: an instance in service that no target group has
+        // found healthy yet serves nothing, and taking the next batch out then would
+        // leave the load balancer no target. (With EC2 health checks AWS does not wait,
+        // and neither does this: an instance warmup covers it.)
+        let load_balanced =
+            self.load_balanced && self.health_check_type == super::HealthCheckType::Elb;
         let ready = |i: &super::Instance| {
             i.lifecycle == Lifecycle::InService
                 && i.health == Health::Healthy
+                && (!load_balanced || i.lb_healthy)
                 && i.in_service_at.is_some_and(|t| now.since(t) >= r.warmup)
         };
         let new: Vec<&super::Instance> = self
@@ -159,7 +168,12 @@ impl Group {
             };
         } else if settling > 0 {
             r.status_reason = format!(
-                "Waiting for {settling} new instances to be in service, healthy and warmed up ({} warmup).",
+                "Waiting for {settling} new instances to be in service, healthy{} and warmed up ({} warmup).",
+                if load_balanced {
+                    " in their target groups"
+                } else {
+                    ""
+                },
                 r.warmup
             );
         } else if self.live() as u32 >= self.cap.desired {

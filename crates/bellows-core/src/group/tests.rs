@@ -1039,3 +1039,46 @@ fn a_zone_outage_before_its_instances_exits_launches_nothing_that_promises_a_ter
     }
     assert_eq!(h.group.live(), 4);
 }
+
+#[test]
+fn with_elb_health_checks_a_refresh_waits_for_the_replacements_target_health() {
+    let mut h = Harness::new("desired = 2\ntarget_groups = [\"tg\"]\nhealth_check_type = \"ELB\"");
+    h.settle();
+    let old: Vec<InstanceId> = h.group.instances().map(|i| i.id.clone()).collect();
+    for id in &old {
+        h.group.on_healthy(id);
+    }
+    h.log.clear();
+    h.group
+        .start_refresh(
+            RefreshSpec {
+                min_healthy_percentage: 50,
+                warmup: Duration::ZERO,
+            },
+            h.now,
+            &mut h.ids,
+        )
+        .unwrap();
+    h.settle();
+    assert_eq!(h.log.matches("terminate").count(), 1, "{}", h.log);
+    // The replacement is in service, but no target group has found it healthy yet:
+    // taking the other old instance out now would leave the load balancer no target.
+    h.now = h.now + Duration::from_secs(30);
+    h.settle();
+    assert_eq!(h.log.matches("terminate").count(), 1, "{}", h.log);
+    let reason = h.group.refresh().unwrap().status_reason.clone();
+    assert!(
+        reason.contains("healthy in their target groups"),
+        "{reason}"
+    );
+    let new: Vec<InstanceId> = h
+        .group
+        .instances()
+        .filter(|i| !old.contains(&i.id) && is_live(i))
+        .map(|i| i.id.clone())
+        .collect();
+    assert_eq!(new.len(), 1);
+    h.group.on_healthy(&new[0]);
+    h.settle();
+    assert_eq!(h.log.matches("terminate").count(), 2, "{}", h.log);
+}
