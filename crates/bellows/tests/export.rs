@@ -12,7 +12,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{BIN, scratch};
+use common::terraform::need_terraform;
+use common::{BIN, free_port, scratch};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -202,65 +203,6 @@ fn strict_export_fails_on_a_warning_and_names_its_place() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("kind: \"HorizontalPodAutoscaler\""));
 }
 
-/// The directory that holds Terraform's mirrored `registry.terraform.io/hashicorp/aws`:
-/// the CLI configuration's filesystem mirror or plugin cache, then the directories
-/// Terraform itself searches, then a shallow search of the usual install places.
-fn provider_mirror() -> PathBuf {
-    let has_aws = |d: &Path| d.join("registry.terraform.io/hashicorp/aws").is_dir();
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    let configs = [
-        std::env::var_os("TF_CLI_CONFIG_FILE").map(PathBuf::from),
-        Some(home.join(".terraformrc")),
-    ];
-    for c in configs.into_iter().flatten() {
-        let Ok(text) = std::fs::read_to_string(&c) else {
-            continue;
-        };
-        // `path = "..."` in a filesystem_mirror block, or `plugin_cache_dir = "..."`.
-        for line in text.lines() {
-            let line = line.trim();
-            if let Some((k, v)) = line.split_once('=')
-                && matches!(k.trim(), "path" | "plugin_cache_dir")
-            {
-                candidates.push(PathBuf::from(v.trim().trim_matches('"')));
-            }
-        }
-    }
-    if let Some(d) = std::env::var_os("TF_PLUGIN_CACHE_DIR") {
-        candidates.push(PathBuf::from(d));
-    }
-    candidates.extend([
-        home.join(".terraform.d/plugins"),
-        home.join(".local/share/terraform/plugins"),
-        PathBuf::from("/usr/local/share/terraform/plugins"),
-        PathBuf::from("/usr/share/terraform/plugins"),
-    ]);
-    if let Some(d) = candidates.iter().find(|d| has_aws(d)) {
-        return d.clone();
-    }
-    for root in ["/opt", "/usr/local", "/usr/share", "/var/lib"] {
-        let Ok(entries) = std::fs::read_dir(root) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if has_aws(&p) {
-                return p;
-            }
-            if let Ok(inner) = std::fs::read_dir(&p)
-                && let Some(d) = inner.flatten().map(|e| e.path()).find(|d| has_aws(d))
-            {
-                return d;
-            }
-        }
-    }
-    panic!(
-        "no Terraform provider mirror with registry.terraform.io/hashicorp/aws was found \
-         (looked in the CLI configuration, {candidates:?} and under /opt, /usr/local, /usr/share, /var/lib)"
-    );
-}
-
 fn terraform(dir: &Path, args: &[&str], config: &Path) -> Output {
     run(Command::new("terraform")
         .args(args)
@@ -273,7 +215,8 @@ fn terraform(dir: &Path, args: &[&str], config: &Path) -> Output {
 #[test]
 fn terraform_export_of_every_example_validates_offline_and_is_formatted() {
     let (dir, _) = scratch();
-    let mirror = provider_mirror();
+    need_terraform();
+    let mirror = common::terraform::mirror();
     // A configuration of our own: nothing but the mirror, so nothing is downloaded.
     let config = dir.join("terraformrc");
     std::fs::write(
@@ -377,7 +320,8 @@ fn import_terraform_of_every_exported_example_gives_a_valid_stack() {
         assert!(o.status.success(), "{}: {t}", stack.display());
         // Left out, each with its place: the network (security groups, subnets).
         assert!(
-            t.contains("main.tf:") && t.contains(": warning: resource aws_security_group.lb"),
+            t.contains("main.tf:")
+                && t.contains(": warning: resource aws_security_group.instances"),
             "{t}"
         );
         let o = run(Command::new(BIN).arg("validate").arg(&back));
@@ -405,11 +349,7 @@ fn import_terraform_of_every_exported_example_gives_a_valid_stack() {
 fn a_stack_imported_from_exported_terraform_runs_and_serves() {
     use std::io::{Read, Write};
     let (dir, network) = scratch();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let src = std::fs::read_to_string(repo().join("examples/mp2-load-balancing.toml")).unwrap();
     let original = dir.join("original.toml");
     std::fs::write(

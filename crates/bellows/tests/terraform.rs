@@ -9,166 +9,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+use common::terraform::*;
 use common::*;
-
-/// Where the provider's filesystem mirror lies: `BELLOWS_TF_MIRROR`, else the first of
-/// the places Terraform and machine images keep one that holds `hashicorp/aws`.
-fn mirror() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("BELLOWS_TF_MIRROR") {
-        candidates.push(PathBuf::from(p));
-    }
-    for p in [
-        "/opt/tf-plugins",
-        "/opt/terraform/plugins",
-        "/usr/local/share/terraform/plugins",
-        "/usr/share/terraform/plugins",
-    ] {
-        candidates.push(PathBuf::from(p));
-    }
-    if let Some(h) = &home {
-        candidates.push(h.join(".terraform.d/plugins"));
-        candidates.push(h.join(".local/share/terraform/plugins"));
-    }
-    // Also any `*/registry.terraform.io/hashicorp/aws` one level under /opt.
-    if let Ok(dirs) = std::fs::read_dir("/opt") {
-        for d in dirs.flatten() {
-            candidates.push(d.path());
-        }
-    }
-    candidates
-        .into_iter()
-        .find(|p| p.join("registry.terraform.io/hashicorp/aws").is_dir())
-        .unwrap_or_else(|| {
-            panic!(
-                "no filesystem mirror of the hashicorp/aws provider found (looked for registry.terraform.io/hashicorp/aws under $BELLOWS_TF_MIRROR, /opt/*, /usr/local/share/terraform/plugins, /usr/share/terraform/plugins, ~/.terraform.d/plugins): set BELLOWS_TF_MIRROR to one"
-            )
-        })
-}
-
-fn need_terraform() {
-    let out = Command::new("terraform").arg("version").output();
-    assert!(
-        out.as_ref().is_ok_and(|o| o.status.success()),
-        "the `terraform` binary is missing from PATH: this test needs it (the machine image ships one)"
-    );
-}
-
-/// A Terraform working directory with its own CLI configuration and debug log.
-struct Tf {
-    dir: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Tf {
-    fn new(example: &Path, env: Vec<(String, String)>) -> Tf {
-        let dir = std::env::temp_dir().join(format!(
-            "bellows-terraform-{}-{}",
-            example.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in std::fs::read_dir(example).unwrap().flatten() {
-            if f.path().extension().is_some_and(|e| e == "tf") {
-                std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
-            }
-        }
-        let mirror = mirror();
-        let config = format!(
-            r#"provider_installation {{
-  filesystem_mirror {{
-    path    = "{}"
-    include = ["registry.terraform.io/hashicorp/aws"]
-  }}
-  direct {{
-    exclude = ["registry.terraform.io/hashicorp/aws"]
-  }}
-}}
-"#,
-            mirror.display()
-        );
-        std::fs::write(dir.join("cli.tfrc"), config).unwrap();
-        Tf { dir, env }
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.join("terraform.log")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let started = Instant::now();
-        let out = Command::new("terraform")
-            .current_dir(&self.dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", &self.dir)
-            .env("TF_CLI_CONFIG_FILE", self.dir.join("cli.tfrc"))
-            .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0")
-            .env("TF_LOG", "debug")
-            .env("TF_LOG_PATH", self.log())
-            .env("CHECKPOINT_DISABLE", "1")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .args(args)
-            .arg("-no-color")
-            .output()
-            .expect("terraform runs");
-        eprintln!(
-            "terraform {} -> {:?} in {:.0?}",
-            args.join(" "),
-            out.status.code(),
-            started.elapsed()
-        );
-        out
-    }
-
-    /// Runs and asserts success, with Terraform's output in the message.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "terraform {args:?} failed ({:?}):\n{}\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `terraform plan -detailed-exitcode` must find nothing to change.
-    fn plan_is_empty(&self, vars: &[&str]) {
-        let mut args = vec!["plan", "-detailed-exitcode"];
-        args.extend_from_slice(vars);
-        let out = self.run(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "the plan after apply is not empty:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Tf {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "Terraform's debug log and working directory are kept: {} (in {})",
-                self.log().display(),
-                self.dir.display()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
 
 /// A GET through the load balancer, retried a bounded number of times.
 fn get_through(addr: &str, path: &str) -> (u16, String) {
@@ -249,21 +95,18 @@ fn restart_empty(up: &mut Up, name: &str) {
 
 #[test]
 fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
-    need_terraform();
-    let mirror = mirror();
-    eprintln!("provider mirror: {}", mirror.display());
     // A name of this run's own: the load balancer's address derives from it, and another
     // run of this test (another checkout) may be listening on its own at the same time.
     let name = format!("tf-ip-tracker-{}", std::process::id());
     let name = name.as_str();
     let mut up = Up::start_empty(name);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/terraform/ip-tracker");
-    let mut tf = Tf::new(&example, aws_env(&up));
-    tf.ok(&["init", "-input=false"]);
+    let mut tf = Tf::new(&example, "ip-tracker", aws_env(&up));
+    tf.ok(&["init"]);
 
     // Apply: instances from the launch template serve through the load balancer on 80.
-    tf.ok(&["apply", "-auto-approve", "-input=false"]);
-    tf.plan_is_empty(&[]);
+    tf.ok(&["apply", "-auto-approve"]);
+    tf.plan_is_empty("right after apply", &[]);
     let dns = tf.ok(&["output", "-raw", "dns"]).trim().to_owned();
     let ip: std::net::Ipv4Addr = dns
         .parse()
@@ -285,40 +128,80 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     up.wait_for("the instance relaunched", Duration::from_secs(60), |u| {
         u.in_service().len() == 1
     });
-    tf.plan_is_empty(&[]);
+    tf.plan_is_empty("after a restart", &[]);
     let (status, _) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
     assert_eq!(status, 200, "after the restart");
 
-    // A change in place: two instances, and the plan is empty again.
-    tf.ok(&[
-        "apply",
-        "-auto-approve",
-        "-input=false",
+    // Changes in place under traffic, none of which needs a failed request: two
+    // instances and a higher alarm threshold (the load would otherwise trip the seed's
+    // 15 requests per target in a minute), then another health check page.
+    let app = format!("{dns}:80");
+    let load = GetLoad::start_at(app.clone(), "/app-x7k9m2n8/", Duration::from_millis(20));
+    let v1 = [
         "-var",
         "desired_capacity=2",
-    ]);
+        "-var",
+        "requests_per_target_alarm=100000",
+    ];
+    let mut args = vec!["apply", "-auto-approve"];
+    args.extend_from_slice(&v1);
+    tf.ok(&args);
     up.wait_for("two instances in service", Duration::from_secs(60), |u| {
         u.in_service().len() == 2
     });
-    tf.plan_is_empty(&["-var", "desired_capacity=2"]);
-    let (status, _) = get_through(&format!("{dns}:80"), "/app-x7k9m2n8/");
-    assert_eq!(status, 200);
+    tf.plan_is_empty("after desired 2 and a new threshold", &v1);
     assert_eq!(instance_pids(&up).len(), 2, "{:?}", up.instances());
+    let alarms = aws(
+        &tf.env,
+        &[
+            "cloudwatch",
+            "describe-alarms",
+            "--alarm-names",
+            "ip-tracker-high-requests",
+        ],
+    );
+    let alarms: serde_json::Value = serde_json::from_slice(&alarms.stdout).unwrap();
+    assert_eq!(alarms["MetricAlarms"][0]["Threshold"], 100000.0, "{alarms}");
+    // The app's index as the health check page: both targets stay healthy on it.
+    let v2 = [v1.as_slice(), &["-var", "health_check_page="]].concat();
+    let mut args = vec!["apply", "-auto-approve"];
+    args.extend_from_slice(&v2);
+    tf.ok(&args);
+    tf.plan_is_empty("after a new health check page", &v2);
+    let groups = aws(
+        &tf.env,
+        &[
+            "elbv2",
+            "describe-target-groups",
+            "--names",
+            "ip-tracker-tg",
+        ],
+    );
+    let groups: serde_json::Value = serde_json::from_slice(&groups.stdout).unwrap();
+    assert_eq!(
+        groups["TargetGroups"][0]["HealthCheckPath"], "/app-x7k9m2n8/",
+        "{groups}"
+    );
+    // Three checks' worth (10 s apart) on the new page.
+    std::thread::sleep(Duration::from_secs(31));
+    assert_eq!(up.healthy(), 2, "{:?}", up.targets());
+    let (ok, failed) = load.finish();
+    assert!(
+        failed.is_empty() && ok > 100,
+        "{ok} GETs answered 200 while the changes applied; these were not: {failed:?}"
+    );
 
-    // A new launch template version: the group's instance refresh replaces both.
+    // A new launch template version: the group's instance refresh replaces both, one at
+    // a time (50% stay healthy), each drained before it stops: no GET fails either.
     let before: Vec<String> = up
         .in_service()
         .iter()
         .filter_map(|i| i["id"].as_str().map(str::to_owned))
         .collect();
-    let v2 = [
-        "-var",
-        "desired_capacity=2",
-        "-var",
-        "max_users_per_instance=30",
-    ];
-    let mut args = vec!["apply", "-auto-approve", "-input=false"];
-    args.extend_from_slice(&v2);
+    let load = GetLoad::start_at(app.clone(), "/app-x7k9m2n8/", Duration::from_millis(20));
+    let v3 = [v2.as_slice(), &["-var", "max_users_per_instance=30"]].concat();
+    let mut args = vec!["apply", "-auto-approve"];
+    args.extend_from_slice(&v3);
     tf.ok(&args);
     up.wait_for(
         "the refresh to replace both instances",
@@ -331,7 +214,12 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
                     .all(|i| !before.iter().any(|b| i["id"] == b.as_str()))
         },
     );
-    tf.plan_is_empty(&v2);
+    let (ok, failed) = load.finish();
+    assert!(
+        failed.is_empty() && ok > 100,
+        "{ok} GETs answered 200 during the refresh; these were not: {failed:?}"
+    );
+    tf.plan_is_empty("after the refresh", &v3);
     let pids = instance_pids(&up);
 
     // Every change is audited as the AWS caller's.
@@ -363,8 +251,8 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     );
 
     // Destroy: nothing left running.
-    let mut args = vec!["destroy", "-auto-approve", "-input=false"];
-    args.extend_from_slice(&v2);
+    let mut args = vec!["destroy", "-auto-approve"];
+    args.extend_from_slice(&v3);
     tf.ok(&args);
     up.wait_for("no instance left", Duration::from_secs(30), |u| {
         instance_pids(u).is_empty() && pids.iter().all(|p| !alive(*p))
@@ -404,17 +292,21 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let root = root.canonicalize().unwrap();
     let env = aws_env(&up);
-    let mut tf = Tf::new(&root.join("examples/terraform/flask-dynamodb"), env.clone());
+    let mut tf = Tf::new(
+        &root.join("examples/terraform/flask-dynamodb"),
+        "flask-dynamodb",
+        env.clone(),
+    );
     let app_dir = format!(
         "app_dir={}",
         root.join("examples/apps/candidates-dynamodb").display()
     );
     let vars = ["-var", app_dir.as_str()];
-    tf.ok(&["init", "-input=false"]);
-    let mut apply = vec!["apply", "-auto-approve", "-input=false"];
+    tf.ok(&["init"]);
+    let mut apply = vec!["apply", "-auto-approve"];
     apply.extend_from_slice(&vars);
     tf.ok(&apply);
-    tf.plan_is_empty(&vars);
+    tf.plan_is_empty("right after apply", &vars);
     assert_eq!(up.in_service().len(), 2, "{:?}", up.instances());
 
     // The seed's validate.sh through the load balancer's DNS name on port 80.
@@ -514,7 +406,7 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
     up.wait_for("two instances relaunched", Duration::from_secs(90), |u| {
         u.in_service().len() == 2
     });
-    tf.plan_is_empty(&vars);
+    tf.plan_is_empty("after a restart", &vars);
     let (status, body) = get_through(&lb, "/candidate/tf-0");
     assert_eq!(status, 200, "after the restart: {body}");
     for n in 4..6 {
@@ -528,7 +420,7 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
     // Destroy: nothing left running, the table gone.
     let pids = instance_pids(&up);
     assert_eq!(pids.len(), 2, "{:?}", up.instances());
-    let mut destroy = vec!["destroy", "-auto-approve", "-input=false"];
+    let mut destroy = vec!["destroy", "-auto-approve"];
     destroy.extend_from_slice(&vars);
     tf.ok(&destroy);
     up.wait_for("no instance left", Duration::from_secs(30), |u| {

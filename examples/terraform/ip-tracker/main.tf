@@ -69,6 +69,18 @@ variable "max_users_per_instance" {
   default = 25
 }
 
+variable "health_check_page" {
+  description = "the page under the app's base path that the target group's health check GETs"
+  type        = string
+  default     = "health"
+}
+
+variable "requests_per_target_alarm" {
+  description = "requests per target in a minute above which the group scales out"
+  type        = number
+  default     = 15
+}
+
 locals {
   name      = "ip-tracker"
   base_path = "/app-x7k9m2n8/"
@@ -189,7 +201,7 @@ resource "aws_lb_target_group" "app" {
   deregistration_delay = 30
 
   health_check {
-    path                = "${local.base_path}health"
+    path                = "${local.base_path}${var.health_check_page}"
     interval            = 10
     timeout             = 5
     healthy_threshold   = 2
@@ -290,8 +302,8 @@ resource "aws_cloudwatch_metric_alarm" "high_requests" {
   namespace           = "AWS/ApplicationELB"
   period              = 60
   statistic           = "Sum"
-  threshold           = 15
-  alarm_description   = "More than 15 requests per target in a minute"
+  threshold           = var.requests_per_target_alarm
+  alarm_description   = "More than ${var.requests_per_target_alarm} requests per target in a minute"
   alarm_actions       = [aws_autoscaling_policy.scale_up.arn]
   dimensions = {
     TargetGroup = aws_lb_target_group.app.arn_suffix

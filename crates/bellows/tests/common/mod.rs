@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod terraform;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_bellows");
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -27,6 +29,14 @@ pub fn scratch() -> (PathBuf, String) {
         (pid / 200 % 200) as u32 + n
     );
     (dir, network)
+}
+
+/// A port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port")
 }
 
 pub struct Up {
@@ -510,8 +520,8 @@ pub fn spawn_app(app: &str, env: &[(&str, &std::ffi::OsStr)]) -> (Child, String)
     (child, addr)
 }
 
-/// GETs to `/` through a load balancer in a thread, every `pause`, until `finish` (or a
-/// minute and a half): how many were answered 200, and every other answer (status 0:
+/// GETs through a load balancer in a thread, every `pause`, until `finish` (or a
+/// three minutes): how many were answered 200, and every other answer (status 0:
 /// no connection or no answer).
 pub struct GetLoad {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -519,14 +529,21 @@ pub struct GetLoad {
 }
 
 impl GetLoad {
+    /// GETs of `/`.
     pub fn start(lb: String, pause: Duration) -> GetLoad {
+        GetLoad::start_at(lb, "/", pause)
+    }
+
+    /// GETs of `path`.
+    pub fn start_at(lb: String, path: &str, pause: Duration) -> GetLoad {
+        let path = path.to_owned();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
             let (mut ok, mut failed) = (0u32, Vec::new());
-            let deadline = Instant::now() + Duration::from_secs(90);
+            let deadline = Instant::now() + Duration::from_secs(180);
             while !stopped.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match get_once(&lb) {
+                match get_once(&lb, &path) {
                     (200, _) => ok += 1,
                     other => failed.push(other),
                 }
@@ -543,8 +560,8 @@ impl GetLoad {
     }
 }
 
-/// One `GET /` that never panics: (status, body), status 0 when there was no answer.
-fn get_once(addr: &str) -> (u16, String) {
+/// One GET that never panics: (status, body), status 0 when there was no answer.
+fn get_once(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
         return (0, "connection refused".to_owned());
@@ -552,7 +569,7 @@ fn get_once(addr: &str) -> (u16, String) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     if write!(
         s,
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .is_err()
     {
