@@ -15,7 +15,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             eks: data.len() % 2 == 0,
         };
         let k = bellows_export::kubernetes::export(&stack, text, &opts);
-        let t = bellows_export::terraform::export(&stack, text);
+        let t = bellows_export::terraform::export(
+            &stack,
+            text,
+            &bellows_export::terraform::Options { create_network: data.len() % 3 == 0 },
+        );
         for w in k.warnings.iter().chain(&t.warnings) {
             assert!(w.line >= 1 && w.line <= lines, "{w:?} in {lines} lines");
         }

@@ -41,20 +41,34 @@ fn ident(name: &str) -> String {
     }
 }
 
+/// How the export is written.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Create the network (a VPC, an internet gateway, one public subnet per zone and
+    /// their route table) instead of taking `vpc_id` and `subnet_ids` as variables.
+    pub create_network: bool,
+}
+
 struct Cx<'a, 's> {
     stack: &'a Stack,
     w: Warnings<'s>,
     blocks: Vec<Block>,
+    /// The expressions that name the VPC and the subnets: variables, or the resources
+    /// `--create-network` writes.
+    vpc: String,
+    subnets: String,
 }
 
 /// Exports the stack; `src` is the stack file's text, for the warnings' places.
-pub fn export(stack: &Stack, src: &str) -> Export {
+pub fn export(stack: &Stack, src: &str, opts: &Options) -> Export {
     let mut cx = Cx {
         stack,
         w: Warnings::new(src),
         blocks: Vec::new(),
+        vpc: "var.vpc_id".to_owned(),
+        subnets: "var.subnet_ids".to_owned(),
     };
-    header(&mut cx);
+    header(&mut cx, opts);
     crate::check_ports(&mut cx.w, stack);
     load_balancer(&mut cx);
     for tg in &stack.target_groups {
@@ -89,7 +103,7 @@ fn variable(name: &str, ty: &str, description: &str, default: Option<Expr>) -> B
         .opt("default", default)
 }
 
-fn header(cx: &mut Cx<'_, '_>) {
+fn header(cx: &mut Cx<'_, '_>, opts: &Options) {
     let s = cx.stack;
     cx.blocks.push(
         Block::new("terraform", &[])
@@ -108,34 +122,118 @@ fn header(cx: &mut Cx<'_, '_>) {
         "The AWS region.",
         Some(s.region.as_str().into()),
     ));
-    cx.blocks.push(variable(
-        "vpc_id",
-        "string",
-        "The VPC the load balancer, target groups and instances are in.",
-        None,
-    ));
-    let zones: Vec<&str> = s
-        .groups
-        .first()
-        .map(|g| g.zones.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    cx.blocks.push(variable(
-        "subnet_ids",
-        "list(string)",
-        &format!(
-            "Subnets in at least two availability zones (the stack's zones: {}).",
-            zones.join(", ")
-        ),
-        None,
-    ));
+    if opts.create_network {
+        network(cx);
+    } else {
+        cx.blocks.push(variable(
+            "vpc_id",
+            "string",
+            "The VPC the load balancer, target groups and instances are in.",
+            None,
+        ));
+        cx.blocks.push(variable(
+            "subnet_ids",
+            "list(string)",
+            &format!(
+                "Subnets in at least two availability zones (the stack's zones: {}).",
+                zones(s).join(", ")
+            ),
+            None,
+        ));
+    }
     cx.blocks.push(variable(
         "image_id",
         "string",
-        "The AMI instances boot; it must hold the launch commands (bellows for `bellows app ...`).",
+        "The AMI instances boot; it must hold the launch commands (bellows for `bellows app ...`). On bellows' own AWS endpoint, `bellows-app-NAME` is an image that has bellows on its PATH.",
         None,
     ));
     cx.blocks
         .push(Block::new("provider", &["aws"]).attr("region", raw("var.region")));
+}
+
+/// Every zone the stack's groups are placed in, in the order they are first named.
+fn zones(s: &Stack) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for z in s.groups.iter().flat_map(|g| &g.zones) {
+        if !out.contains(&z.as_str()) {
+            out.push(z);
+        }
+    }
+    out
+}
+
+/// The availability zone a stack zone becomes: an AWS zone name (`us-east-1a`) as it
+/// is, any other the region's zone of the same place in the list (`zone-a`, the first,
+/// is `${var.region}a`).
+fn availability_zone(zone: &str, index: usize) -> Expr {
+    let aws = zone.len() > 3
+        && zone.ends_with(|c: char| c.is_ascii_lowercase())
+        && zone.split('-').count() == 3
+        && zone[..zone.len() - 1].ends_with(|c: char| c.is_ascii_digit());
+    if aws {
+        zone.into()
+    } else {
+        let letter = (b'a' + (index % 26) as u8) as char;
+        raw(format!("\"${{var.region}}{letter}\""))
+    }
+}
+
+/// `--create-network`: a VPC with an internet gateway (an internet-facing load balancer
+/// needs one) and one public subnet per zone, routed through it.
+fn network(cx: &mut Cx<'_, '_>) {
+    let s = cx.stack;
+    let mut zs = zones(s);
+    if zs.len() < 2 {
+        // An application load balancer needs subnets in two zones at least.
+        for extra in ["zone-a", "zone-b"] {
+            if zs.len() < 2 && !zs.contains(&extra) {
+                zs.push(extra);
+            }
+        }
+    }
+    let tags = || Expr::Map(vec![("Name".into(), s.name.as_str().into())]);
+    cx.blocks.push(
+        Block::new("resource", &["aws_vpc", "main"])
+            .attr("cidr_block", "10.0.0.0/16")
+            .attr("tags", tags()),
+    );
+    cx.blocks.push(
+        Block::new("resource", &["aws_internet_gateway", "main"])
+            .attr("vpc_id", raw("aws_vpc.main.id"))
+            .attr("tags", tags()),
+    );
+    cx.blocks.push(
+        Block::new("resource", &["aws_route_table", "public"])
+            .attr("vpc_id", raw("aws_vpc.main.id"))
+            .block(
+                Block::new("route", &[])
+                    .attr("cidr_block", "0.0.0.0/0")
+                    .attr("gateway_id", raw("aws_internet_gateway.main.id")),
+            )
+            .attr("tags", tags()),
+    );
+    let mut ids = Vec::new();
+    for (i, z) in zs.iter().enumerate() {
+        let id = ident(z);
+        cx.blocks.push(
+            Block::new("resource", &["aws_subnet", &id])
+                .attr("vpc_id", raw("aws_vpc.main.id"))
+                .attr("cidr_block", format!("10.0.{}.0/24", i + 1))
+                .attr("availability_zone", availability_zone(z, i))
+                .attr(
+                    "tags",
+                    Expr::Map(vec![("Name".into(), format!("{}-{z}", s.name).into())]),
+                ),
+        );
+        cx.blocks.push(
+            Block::new("resource", &["aws_route_table_association", &id])
+                .attr("subnet_id", raw(format!("aws_subnet.{id}.id")))
+                .attr("route_table_id", raw("aws_route_table.public.id")),
+        );
+        ids.push(format!("aws_subnet.{id}.id"));
+    }
+    cx.vpc = "aws_vpc.main.id".to_owned();
+    cx.subnets = format!("[{}]", ids.join(", "));
 }
 
 /// AWS's names for load balancers and target groups: at most 32 letters, digits and
@@ -171,7 +269,7 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
             "description",
             format!("The load balancer of stack {}", s.name),
         )
-        .attr("vpc_id", raw("var.vpc_id"));
+        .attr("vpc_id", raw(cx.vpc.as_str()));
     sg.push(crate::hcl::Item::Block(
         Block::new("lifecycle", &[]).attr("create_before_destroy", true),
     ));
@@ -201,8 +299,8 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
                 .attr("description", format!("listener {} from {c}", l.name))
                 .attr(family, c)
                 .attr("ip_protocol", "tcp")
-                .attr("from_port", u64::from(l.address.port()))
-                .attr("to_port", u64::from(l.address.port())),
+                .attr("from_port", u64::from(l.public_port()))
+                .attr("to_port", u64::from(l.public_port())),
             );
         }
         let _ = at;
@@ -228,7 +326,7 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
                 format!("{}-instances-", crate::names::shorten(&s.name, 20, false)),
             )
             .attr("description", format!("The instances of stack {}", s.name))
-            .attr("vpc_id", raw("var.vpc_id")),
+            .attr("vpc_id", raw(cx.vpc.as_str())),
     );
     let mut ports: Vec<u16> = s.groups.iter().map(|g| g.launch.port).collect();
     ports.sort_unstable();
@@ -300,7 +398,7 @@ fn load_balancer(cx: &mut Cx<'_, '_>) {
                 "security_groups",
                 Expr::List(vec![raw("aws_security_group.lb.id")]),
             )
-            .attr("subnets", raw("var.subnet_ids"))
+            .attr("subnets", raw(cx.subnets.as_str()))
             .attr("idle_timeout", idle.clamp(1, 4000)),
     );
 }
@@ -399,7 +497,7 @@ fn target_group(cx: &mut Cx<'_, '_>, tg: &TargetGroupSpec) {
         .attr("name", name)
         .attr("port", u64::from(tg.port))
         .attr("protocol", "HTTP")
-        .attr("vpc_id", raw("var.vpc_id"))
+        .attr("vpc_id", raw(cx.vpc.as_str()))
         .attr("target_type", "instance")
         .attr("deregistration_delay", dereg.to_string())
         .attr("slow_start", slow_start)
@@ -546,7 +644,7 @@ fn listener(cx: &mut Cx<'_, '_>, l: &ListenerSpec) {
     cx.blocks.push(
         Block::new("resource", &["aws_lb_listener", &id])
             .attr("load_balancer_arn", raw("aws_lb.main.arn"))
-            .attr("port", u64::from(l.address.port()))
+            .attr("port", u64::from(l.public_port()))
             .attr("protocol", "HTTP")
             .block(default),
     );

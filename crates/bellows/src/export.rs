@@ -35,12 +35,12 @@ pub fn kubernetes(t: Target, opts: bellows_export::kubernetes::Options) -> Resul
     finish(&t, export, "---\n")
 }
 
-pub fn terraform(t: Target) -> Result<ExitCode> {
+pub fn terraform(t: Target, opts: bellows_export::terraform::Options) -> Result<ExitCode> {
     let (stack, src) = match read(&t.file) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let export = bellows_export::terraform::export(&stack, &src);
+    let export = bellows_export::terraform::export(&stack, &src, &opts);
     finish(&t, export, "\n")
 }
 

@@ -536,13 +536,19 @@ enum ExportTarget {
     },
     /// Terraform for AWS (hashicorp/aws): load balancer, listeners and rules, target
     /// groups, security groups, launch template, auto scaling group, policies,
-    /// scheduled actions and alarms; VPC, subnets and image id are variables.
+    /// scheduled actions and alarms; VPC, subnets and image id are variables unless
+    /// --create-network.
     Terraform {
         /// The stack file.
         file: PathBuf,
         /// Write main.tf here (stdout without it).
         #[arg(short = 'o', long, value_name = "DIR")]
         output: Option<PathBuf>,
+        /// Create the network too: a VPC, an internet gateway, one public subnet per
+        /// zone (`zone-a` becomes the region's `a` zone) and their route table, instead
+        /// of the `vpc_id` and `subnet_ids` variables.
+        #[arg(long)]
+        create_network: bool,
         /// Fail (exit 1, nothing written) when any value is clamped or dropped.
         #[arg(long)]
         strict: bool,
@@ -818,12 +824,16 @@ fn main() -> ExitCode {
                 ExportTarget::Terraform {
                     file,
                     output,
+                    create_network,
                     strict,
-                } => export::terraform(export::Target {
-                    file,
-                    output,
-                    strict,
-                }),
+                } => export::terraform(
+                    export::Target {
+                        file,
+                        output,
+                        strict,
+                    },
+                    bellows_export::terraform::Options { create_network },
+                ),
             },
             Command::Sim {
                 files,

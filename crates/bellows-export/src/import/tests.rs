@@ -22,7 +22,7 @@ fn topology(s: &Stack) -> Vec<String> {
         t.push(format!(
             "listener {} port {} ingress {:?} rules {:?} default {:?}",
             l.name,
-            l.address.port(),
+            l.public_port(),
             l.ingress
                 .iter()
                 .map(ToString::to_string)
@@ -56,8 +56,9 @@ fn topology(s: &Stack) -> Vec<String> {
             })
             .collect();
         t.push(format!(
-            "alarm {} {:?} {:?} {} x{} {:?} {} {:?} {actions:?}",
+            "alarm {} {:?} {:?} {:?} {} x{} {:?} {} {:?} {actions:?}",
             a.name,
+            a.description,
             a.metric,
             a.statistic,
             a.period,
@@ -75,7 +76,10 @@ fn topology(s: &Stack) -> Vec<String> {
 
 fn round_trip(src: &str) -> (Stack, Stack, Vec<String>) {
     let stack = bellows_core::stack::parse(src).expect("a valid stack");
-    let tf = crate::terraform::export(&stack, src).files.remove(0).1;
+    let tf = crate::terraform::export(&stack, src, &Default::default())
+        .files
+        .remove(0)
+        .1;
     let imported = import(
         &[Source {
             name: "main.tf".into(),
@@ -227,10 +231,12 @@ resource "aws_autoscaling_group" "web" {
     let s = bellows_core::stack::parse(&i.stack).unwrap_or_else(|e| panic!("{e:?}\n{}", i.stack));
     assert_eq!(s.target_groups[0].name, "shop-8080");
     assert_eq!(s.target_groups[0].health_check.path, "/up");
+    // A script of the user's own stays the program, as EC2 would run it.
     assert_eq!(
-        s.groups[0].launch.command,
-        ["python3", "-m", "http.server", "8080"]
+        s.groups[0].launch.user_data.as_deref(),
+        Some("#!/bin/sh\nexport PORT=8080\nexec python3 -m http.server 8080\n")
     );
+    assert!(s.groups[0].launch.command.is_empty());
     assert_eq!(s.groups[0].launch.port, 8080);
     assert_eq!(s.listeners[0].address.port(), 8080);
 }
@@ -252,7 +258,10 @@ fn a_file_that_is_not_hcl_is_an_error_with_its_place() {
 fn any_prefix_of_a_terraform_file_imports_or_errors_without_panicking() {
     let src = include_str!("../../../../examples/ip-tracker.toml");
     let stack = bellows_core::stack::parse(src).unwrap();
-    let tf = crate::terraform::export(&stack, src).files.remove(0).1;
+    let tf = crate::terraform::export(&stack, src, &Default::default())
+        .files
+        .remove(0)
+        .1;
     let mut cuts = 0;
     for (i, _) in tf.char_indices().step_by(7) {
         let _ = import(
@@ -265,4 +274,75 @@ fn any_prefix_of_a_terraform_file_imports_or_errors_without_panicking() {
         cuts += 1;
     }
     assert!(cuts > 500, "{cuts}");
+}
+
+#[test]
+fn the_inline_ingress_of_a_load_balancers_security_group_admits_its_clients() {
+    let tf = r#"resource "aws_security_group" "alb" {
+  name = "alb"
+  ingress {
+    from_port        = 80
+    to_port          = 80
+    protocol         = "tcp"
+    cidr_blocks      = ["10.0.0.0/8"]
+    ipv6_cidr_blocks = ["fd00::/8"]
+  }
+  ingress {
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["192.168.0.0/16"]
+  }
+}
+
+resource "aws_security_group" "other" {
+  name = "other"
+}
+
+resource "aws_lb" "main" {
+  name            = "shop"
+  security_groups = [aws_security_group.alb.id]
+}
+
+resource "aws_lb_target_group" "web" {
+  name = "web"
+  port = 8000
+}
+
+resource "aws_lb_listener" "http" {
+  load_balancer_arn = aws_lb.main.arn
+  port              = 80
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.web.arn
+  }
+}
+
+resource "aws_autoscaling_group" "web" {
+  min_size          = 1
+  max_size          = 2
+  target_group_arns = [aws_lb_target_group.web.arn]
+}
+"#;
+    let i = import(
+        &[Source {
+            name: "main.tf".into(),
+            text: tf.into(),
+        }],
+        "shop",
+    )
+    .unwrap();
+    let s = bellows_core::stack::parse(&i.stack).unwrap_or_else(|e| panic!("{e:?}\n{}", i.stack));
+    let l = &s.listeners[0];
+    let ingress: Vec<String> = l.ingress.iter().map(ToString::to_string).collect();
+    assert_eq!(ingress, ["10.0.0.0/8", "fd00::/8"], "{}", i.stack);
+    // Port 80 needs root: bellows listens elsewhere, AWS callers still see 80.
+    assert_eq!(l.public_port(), 80);
+    assert!(l.address.port() >= 1024);
+    let w = i.warnings.join("\n");
+    assert!(!w.contains("aws_security_group.alb"), "{w}");
+    assert!(
+        w.contains("main.tf:18:1: warning: resource aws_security_group.other has no counterpart"),
+        "{w}"
+    );
 }

@@ -18,13 +18,20 @@ const KNOWN: [&str; 10] = [
     "aws_vpc_security_group_ingress_rule",
 ];
 
-/// A launch template's command, environment, setup and instance type.
-type Launch = (
-    Vec<String>,
-    BTreeMap<String, String>,
-    Option<String>,
-    Option<String>,
-);
+/// What a launch template runs. User data in the form `bellows export terraform`
+/// writes becomes a command with its environment and setup again; a script of the
+/// user's own stays the user data it is, with its image id.
+#[derive(Clone, Debug, Default)]
+struct Launch {
+    command: Vec<String>,
+    env: BTreeMap<String, String>,
+    setup: Option<String>,
+    user_data: Option<String>,
+    image_id: Option<String>,
+    instance_type: Option<String>,
+    /// `export PORT=...` in the script.
+    port: Option<String>,
+}
 
 pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str) -> String {
     let of = |kind: &'static str| rs.iter().filter(move |r| r.kind == kind);
@@ -44,7 +51,26 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
         );
     }
     let named = |v: &V| v.target().and_then(|t| names.get(&t).cloned());
-    for r in rs.iter().filter(|r| !KNOWN.contains(&r.kind.as_str())) {
+    // The load balancers' security groups: their inline ingress rules admit clients to
+    // the listeners, as a stack file's `ingress` does.
+    let lb_groups: Vec<String> = of("aws_lb")
+        .flat_map(|r| {
+            let mut a = Args::new(r.file, format!("aws_lb.{}", r.name), &r.block.body);
+            match a.get(cx, "security_groups") {
+                Some(V::List(l)) => l
+                    .iter()
+                    .filter_map(V::target)
+                    .filter(|t| t.0 == "aws_security_group")
+                    .map(|t| t.1)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        })
+        .collect();
+    for r in rs.iter().filter(|r| {
+        let used = r.kind == "aws_security_group" && lb_groups.contains(&r.name);
+        !(KNOWN.contains(&r.kind.as_str()) || used)
+    }) {
         cx.warn(
             r.file,
             r.block.span(),
@@ -79,6 +105,7 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
         );
     }
 
+    let mut tg_ports: BTreeMap<String, String> = BTreeMap::new();
     for r in of("aws_lb_target_group") {
         let mut a = Args::new(
             r.file,
@@ -90,6 +117,7 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
         let _ = writeln!(out, "\n[target_groups.{n}]");
         if let Some(p) = a.get(cx, "port").and_then(|v| v.num()) {
             let _ = writeln!(out, "port = {}", crate::number(p));
+            tg_ports.insert(n.clone(), crate::number(p));
         }
         if let Some(v) = a
             .get(cx, "load_balancing_algorithm_type")
@@ -157,20 +185,21 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
         a.finish(cx, &["protocol", "vpc_id", "target_type", "tags"]);
     }
 
-    // Listeners, with the ingress rules of the load balancer's security group on their port.
-    let ingress: Vec<(f64, String)> = of("aws_vpc_security_group_ingress_rule")
+    // Listeners, with the ingress rules of the load balancer's security groups on their
+    // port: (from port, to port, CIDR).
+    let mut ingress: Vec<(f64, f64, String)> = of("aws_vpc_security_group_ingress_rule")
         .filter_map(|r| {
             let mut a = Args::new(
                 r.file,
                 format!("aws_vpc_security_group_ingress_rule.{}", r.name),
                 &r.block.body,
             );
-            let port = a.get(cx, "from_port").and_then(|v| v.num());
+            let from = a.get(cx, "from_port").and_then(|v| v.num());
+            let to = a.get(cx, "to_port").and_then(|v| v.num());
             let cidr = a
                 .get(cx, "cidr_ipv4")
                 .or_else(|| a.get(cx, "cidr_ipv6"))
                 .and_then(|v| v.str());
-            a.get(cx, "to_port");
             a.finish(
                 cx,
                 &[
@@ -181,9 +210,49 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
                     "tags",
                 ],
             );
-            Some((port?, cidr?))
+            Some((from?, to.or(from)?, cidr?))
         })
         .collect();
+    for r in of("aws_security_group").filter(|r| lb_groups.contains(&r.name)) {
+        let what = format!("aws_security_group.{}", r.name);
+        let mut a = Args::new(r.file, what.clone(), &r.block.body);
+        for b in a.blocks("ingress") {
+            let mut i = Args::new(r.file, format!("{what}.ingress"), &b.body);
+            let from = i.get(cx, "from_port").and_then(|v| v.num());
+            let to = i.get(cx, "to_port").and_then(|v| v.num());
+            let protocol = i.get(cx, "protocol").and_then(|v| v.str());
+            let tcp = protocol
+                .as_deref()
+                .is_some_and(|p| matches!(p, "tcp" | "6" | "-1" | "all"));
+            // Every protocol is every port, whatever from_port and to_port say.
+            let (from, to) = if matches!(protocol.as_deref(), Some("-1" | "all")) {
+                (Some(0.0), Some(65535.0))
+            } else {
+                (from, to)
+            };
+            for key in ["cidr_blocks", "ipv6_cidr_blocks"] {
+                if let Some(V::List(l)) = i.get(cx, key)
+                    && let (true, Some(from), Some(to)) = (tcp, from, to)
+                {
+                    ingress.extend(l.iter().filter_map(V::str).map(|c| (from, to, c)));
+                }
+            }
+            i.finish(cx, &["description"]);
+        }
+        a.finish(
+            cx,
+            &[
+                "name",
+                "name_prefix",
+                "description",
+                "vpc_id",
+                "egress",
+                "revoke_rules_on_delete",
+                "lifecycle",
+                "tags",
+            ],
+        );
+    }
     for (i, r) in of("aws_lb_listener").enumerate() {
         let mut a = Args::new(r.file, format!("aws_lb_listener.{}", r.name), &r.block.body);
         let port = a.get(cx, "port").and_then(|v| v.num()).unwrap_or(80.0);
@@ -192,19 +261,25 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
         } else {
             8080.0 + i as f64
         };
-        if local != port {
-            cx.warn(r.file, r.block.span(), format!("aws_lb_listener.{}: port {} listens on 127.0.0.1:{} (a port below 1024 needs root)", r.name, crate::number(port), crate::number(local)));
-        }
         let _ = writeln!(
             out,
             "\n[listeners.{}]\naddress = \"127.0.0.1:{}\"",
             name(&r.name),
             crate::number(local)
         );
+        if local != port {
+            // Nothing is lost: AWS callers and ingress rules still see the port.
+            let _ = writeln!(
+                out,
+                "aws_port = {}  # a port below 1024 needs root: bellows listens on {} here",
+                crate::number(port),
+                crate::number(local)
+            );
+        }
         let cidrs: Vec<String> = ingress
             .iter()
-            .filter(|(p, _)| *p == port)
-            .map(|(_, c)| toml_str(c))
+            .filter(|(from, to, _)| (*from..=*to).contains(&port))
+            .map(|(_, _, c)| toml_str(c))
             .collect();
         if !cidrs.is_empty() {
             let _ = writeln!(out, "ingress = [{}]", cidrs.join(", "));
@@ -326,16 +401,35 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
             format!("aws_launch_template.{}", r.name),
             &r.block.body,
         );
-        let it = a.get(cx, "instance_type").and_then(|v| v.str());
-        let ud = a
-            .get(cx, "user_data")
-            .and_then(|v| v.str())
-            .unwrap_or_default();
-        let (command, env, setup) = user_data(&ud);
-        if command.is_empty() {
-            cx.warn(r.file, r.block.span(), format!("aws_launch_template.{}: its user data ends with no `exec COMMAND`; the command is `bellows app echo` until you set it", r.name));
-        }
-        templates.insert(r.name.clone(), (command, env, setup, it));
+        let instance_type = a.get(cx, "instance_type").and_then(|v| v.str());
+        let ud = a.get(cx, "user_data").and_then(|v| v.str());
+        let ours = ud.as_deref().and_then(bellows_form);
+        // bellows' own user data runs bellows' commands, whatever the image.
+        let image_id = if ours.is_none() {
+            a.get(cx, "image_id").and_then(|v| v.str())
+        } else {
+            None
+        };
+        let mut launch = match ours {
+            Some(l) => l,
+            None => {
+                let port = ud.as_deref().and_then(script_port);
+                match ud {
+                    Some(ud) if !ud.trim().is_empty() => Launch {
+                        user_data: Some(ud),
+                        image_id,
+                        port,
+                        ..Launch::default()
+                    },
+                    _ => {
+                        cx.warn(r.file, r.block.span(), format!("aws_launch_template.{}: it has no user data; the command is `bellows app echo` until you set it", r.name));
+                        Launch::default()
+                    }
+                }
+            }
+        };
+        launch.instance_type = instance_type;
+        templates.insert(r.name.clone(), launch);
         a.finish(
             cx,
             &[
@@ -402,34 +496,46 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
             l.finish(cx, &["name"]);
             t
         });
-        let (command, env, setup, it) = lt
+        let launch = lt
             .and_then(|t| templates.get(&t).cloned())
             .unwrap_or_default();
-        let command = if command.is_empty() {
-            vec!["bellows".into(), "app".into(), "echo".into()]
-        } else {
-            command
-        };
         let _ = writeln!(out, "[groups.{n}.launch]");
-        let cmd: Vec<String> = command.iter().map(|c| toml_str(c)).collect();
-        let _ = writeln!(out, "command = [{}]", cmd.join(", "));
-        let port = env.get("PORT").cloned();
-        let env: Vec<String> = env
-            .iter()
-            .filter(|(k, _)| !bellows_core::stack::RESERVED_ENV.contains(&k.as_str()))
-            .map(|(k, v)| format!("{k} = {}", toml_str(v)))
-            .collect();
-        if !env.is_empty() {
-            let _ = writeln!(out, "env = {{ {} }}", env.join(", "));
+        if let Some(ud) = &launch.user_data {
+            let _ = writeln!(out, "user_data = {}", toml_str(ud));
+            if let Some(i) = &launch.image_id {
+                let _ = writeln!(out, "image_id = {}", toml_str(i));
+            }
+        } else {
+            let command = if launch.command.is_empty() {
+                vec!["bellows".into(), "app".into(), "echo".into()]
+            } else {
+                launch.command.clone()
+            };
+            let cmd: Vec<String> = command.iter().map(|c| toml_str(c)).collect();
+            let _ = writeln!(out, "command = [{}]", cmd.join(", "));
+            let env: Vec<String> = launch
+                .env
+                .iter()
+                .filter(|(k, _)| !bellows_core::stack::RESERVED_ENV.contains(&k.as_str()))
+                .map(|(k, v)| format!("{k} = {}", toml_str(v)))
+                .collect();
+            if !env.is_empty() {
+                let _ = writeln!(out, "env = {{ {} }}", env.join(", "));
+            }
         }
-        if let Some(it) = it {
-            let _ = writeln!(out, "instance_type = {}", toml_str(&it));
+        if let Some(it) = &launch.instance_type {
+            let _ = writeln!(out, "instance_type = {}", toml_str(it));
         }
-        if let Some(p) = port {
+        // The port the program listens on: its script's PORT, else its target group's.
+        if let Some(p) = launch
+            .port
+            .clone()
+            .or_else(|| tgs.first().and_then(|t| tg_ports.get(t).cloned()))
+        {
             let _ = writeln!(out, "port = {p}");
         }
-        if let Some(s) = setup {
-            let _ = writeln!(out, "setup = {}", toml_str(&s));
+        if let Some(s) = &launch.setup {
+            let _ = writeln!(out, "setup = {}", toml_str(s));
         }
         for s in of("aws_autoscaling_schedule") {
             let mut b = Args::new(
@@ -615,6 +721,9 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
                 .unwrap_or_else(|| r.name.clone()),
         );
         let _ = writeln!(out, "\n[alarms.{n}]");
+        if let Some(d) = a.get(cx, "alarm_description").and_then(|v| v.str()) {
+            let _ = writeln!(out, "description = {}", toml_str(&d));
+        }
         for (key, to) in [
             ("namespace", "namespace"),
             ("metric_name", "metric"),
@@ -661,7 +770,7 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
                 }
             }
         }
-        a.finish(cx, &["alarm_description", "actions_enabled", "tags"]);
+        a.finish(cx, &["actions_enabled", "tags"]);
     }
     out
 }
@@ -753,33 +862,47 @@ fn action(
     text
 }
 
-/// The command, environment and setup of user data that ends with `exec COMMAND`, as
-/// `bellows export terraform` writes it (other scripts: the whole script is setup).
-fn user_data(script: &str) -> (Vec<String>, BTreeMap<String, String>, Option<String>) {
-    let mut env = BTreeMap::new();
+/// User data as `bellows export terraform` writes it (bellows' data directory made,
+/// then `exec COMMAND`): its command, environment and setup. Any other script is not.
+fn bellows_form(script: &str) -> Option<Launch> {
+    let ours = script.lines().any(|l| {
+        l.starts_with("mkdir -p \"${BELLOWS_DATA_DIR") || l == "mkdir -p \"$BELLOWS_DATA_DIR\""
+    });
+    if !ours {
+        return None;
+    }
+    let mut launch = Launch::default();
     let mut setup = Vec::new();
-    let mut command = Vec::new();
     for line in script.lines() {
-        if line.starts_with("#!") || line == "set -e" {
+        if line.starts_with("#!") || line == "set -e" || line.starts_with("mkdir -p \"$") {
             continue;
         }
         if let Some(rest) = line.strip_prefix("exec ") {
-            command = shell_words(rest);
-        } else if let Some(rest) = line.strip_prefix("export ")
-            && let Some((k, v)) = rest.split_once('=')
-            && !v.contains("$(")
-        {
-            let v = shell_words(v).join(" ");
-            env.insert(k.to_owned(), v);
-        } else if line.starts_with("export ") || line.starts_with("mkdir -p \"$BELLOWS_DATA_DIR\"")
-        {
-            // bellows' own variables, set by bellows itself.
+            launch.command = shell_words(rest);
+        } else if let Some(rest) = line.strip_prefix("export ") {
+            // Values that read the environment are bellows' own variables, which
+            // bellows sets itself (`${PRIVATE_IP:-0.0.0.0}`).
+            if let Some((k, v)) = rest.split_once('=')
+                && !v.contains('$')
+            {
+                launch.env.insert(k.to_owned(), shell_words(v).join(" "));
+            }
         } else {
             setup.push(line);
         }
     }
-    let setup = (!setup.is_empty()).then(|| setup.join("\n"));
-    (command, env, setup)
+    launch.port = launch.env.get("PORT").cloned();
+    launch.setup = (!setup.is_empty()).then(|| setup.join("\n"));
+    (!launch.command.is_empty()).then_some(launch)
+}
+
+/// The `export PORT=N` of a script of the user's own, if it has one.
+fn script_port(script: &str) -> Option<String> {
+    script.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("export PORT=")?;
+        let v = v.trim_matches(|c| c == '\'' || c == '"');
+        v.parse::<u16>().ok().map(|p| p.to_string())
+    })
 }
 
 /// Splits `'a' 'b c' d` as the shell does for single quotes and bare words.

@@ -182,7 +182,7 @@ pub(super) fn ingress(cx: &mut Cx<'_, '_>, l: &ListenerSpec, name: &str) -> Vec<
     put("target-type", "ip".to_owned());
     put(
         "listen-ports",
-        json!([{ "HTTP": l.address.port() }]).to_string(),
+        json!([{ "HTTP": l.public_port() }]).to_string(),
     );
     put(
         "load-balancer-attributes",

@@ -116,7 +116,7 @@ pub(super) fn listener(cx: &mut Cx<'_, '_>, l: &ListenerSpec) -> Vec<Value> {
             "listeners": [{
                 "name": "http",
                 "protocol": "HTTP",
-                "port": l.address.port(),
+                "port": l.public_port(),
                 "allowedRoutes": { "namespaces": { "from": "Same" } },
             }],
         },

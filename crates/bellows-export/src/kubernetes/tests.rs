@@ -26,9 +26,9 @@ fn warnings(e: &Export) -> Vec<String> {
 
 const HPA_FILE: &str = include_str!("../../../../examples/sim/hpa.toml");
 
-/// The simulator's example registers port 8000 and launches on 5000 (it never runs).
+/// The simulator's HPA example (its target group and launch both on port 8000).
 fn hpa() -> String {
-    HPA_FILE.replace("port = 8000", "port = 5000")
+    HPA_FILE.to_owned()
 }
 const KPA: &str = include_str!("../../../../examples/sim/kpa.toml");
 const PREDICTIVE: &str = include_str!("../../../../examples/sim/predictive.toml");

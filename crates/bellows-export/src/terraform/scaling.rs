@@ -15,11 +15,15 @@ pub(super) fn user_data(g: &GroupSpec) -> String {
         g.launch.port,
         sh(&g.name)
     ));
-    out.push_str("export PRIVATE_IP=0.0.0.0\n");
+    // What bellows gives its instances, from what EC2 has; where bellows (or another
+    // launcher) already set them, they stay (bellows' own AWS endpoint runs this too).
+    out.push_str("export PRIVATE_IP=\"${PRIVATE_IP:-0.0.0.0}\"\n");
     out.push_str(
-        "export INSTANCE_ID=\"$(cat /var/lib/cloud/data/instance-id 2>/dev/null || hostname)\"\n",
+        "export INSTANCE_ID=\"${INSTANCE_ID:-$(cat /var/lib/cloud/data/instance-id 2>/dev/null || hostname)}\"\n",
     );
-    out.push_str("export BELLOWS_DATA_DIR=/var/lib/bellows\nmkdir -p \"$BELLOWS_DATA_DIR\"\n");
+    out.push_str(
+        "export BELLOWS_DATA_DIR=\"${BELLOWS_DATA_DIR:-/var/lib/bellows}\"\nmkdir -p \"$BELLOWS_DATA_DIR\"\n",
+    );
     if let Some(setup) = &g.launch.setup {
         out.push_str(setup);
         if !setup.ends_with('\n') {
@@ -89,7 +93,7 @@ pub(super) fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
         .attr("min_size", g.min)
         .attr("max_size", g.max)
         .attr("desired_capacity", g.desired)
-        .attr("vpc_zone_identifier", raw("var.subnet_ids"))
+        .attr("vpc_zone_identifier", raw(cx.subnets.as_str()))
         .attr(
             "health_check_type",
             match g.health_check_type {
@@ -430,6 +434,7 @@ pub(super) fn alarm(cx: &mut Cx<'_, '_>, a: &AlarmSpec) {
         &["aws_cloudwatch_metric_alarm", &ident(&a.name)],
     )
     .attr("alarm_name", a.name.as_str())
+    .opt("alarm_description", a.description.as_deref())
     .attr("namespace", a.metric.namespace.as_str())
     .attr("metric_name", a.metric.name.as_str())
     .attr(stat_key, stat)

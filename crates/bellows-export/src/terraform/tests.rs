@@ -2,7 +2,7 @@ use super::*;
 
 fn run(src: &str) -> (Export, String) {
     let stack = bellows_core::stack::parse(src).expect("a valid stack");
-    let e = export(&stack, src);
+    let e = export(&stack, src, &Options::default());
     let tf = e.files[0].1.clone();
     (e, tf)
 }
@@ -19,9 +19,9 @@ const TRACKER: &str = include_str!("../../../../examples/ip-tracker.toml");
 const FLASK: &str = include_str!("../../../../examples/flask-asg.toml");
 const HPA_FILE: &str = include_str!("../../../../examples/sim/hpa.toml");
 
-/// The simulator's example registers port 8000 and launches on 5000 (it never runs).
+/// The simulator's HPA example (its target group and launch both on port 8000).
 fn hpa() -> String {
-    HPA_FILE.replace("port = 8000", "port = 5000")
+    HPA_FILE.to_owned()
 }
 
 #[test]
@@ -140,4 +140,53 @@ fn request_count_targets_are_per_minute() {
         "{}",
         warnings(&e)
     );
+}
+
+#[test]
+fn the_listener_and_its_ingress_are_on_the_aws_port() {
+    // The example listens on 127.0.0.1:8080 with `aws_port = 80`.
+    assert!(TRACKER.contains("aws_port = 80"));
+    let (_, tf) = run(TRACKER);
+    let listener = &tf[tf.find("resource \"aws_lb_listener\" ").unwrap()..];
+    assert!(listener.contains("port              = 80\n"), "{listener}");
+    let ingress = &tf[tf
+        .find("resource \"aws_vpc_security_group_ingress_rule\"")
+        .unwrap()..];
+    assert!(ingress.contains("from_port         = 80\n"), "{ingress}");
+    assert!(!tf.contains("= 8080"), "{tf}");
+}
+
+#[test]
+fn create_network_writes_a_vpc_and_a_subnet_per_zone_instead_of_variables() {
+    let stack = bellows_core::stack::parse(TRACKER).unwrap();
+    let e = export(
+        &stack,
+        TRACKER,
+        &Options {
+            create_network: true,
+        },
+    );
+    let tf = &e.files[0].1;
+    assert!(!tf.contains("variable \"vpc_id\""), "{tf}");
+    assert!(
+        !tf.contains("var.subnet_ids") && !tf.contains("var.vpc_id"),
+        "{tf}"
+    );
+    for needle in [
+        "resource \"aws_vpc\" \"main\" {",
+        "resource \"aws_internet_gateway\" \"main\" {",
+        "gateway_id = aws_internet_gateway.main.id",
+        "availability_zone = \"${var.region}a\"",
+        "availability_zone = \"${var.region}b\"",
+        "vpc_zone_identifier       = [aws_subnet.zone-a.id, aws_subnet.zone-b.id]",
+        "subnets            = [aws_subnet.zone-a.id, aws_subnet.zone-b.id]",
+    ] {
+        assert!(tf.contains(needle), "{needle} in\n{tf}");
+    }
+    // An AWS zone name stays as it is.
+    assert_eq!(
+        availability_zone("eu-west-3c", 0),
+        Expr::Str("eu-west-3c".into())
+    );
+    assert_eq!(availability_zone("zone-c", 2), raw("\"${var.region}c\""));
 }

@@ -96,6 +96,7 @@ fn read_alarm(
     let alarm_actions = actions(cx, t, "alarm_actions");
     let ok_actions = actions(cx, t, "ok_actions");
     let insufficient_data_actions = actions(cx, t, "insufficient_data_actions");
+    let description = t.get::<String>(cx, "description");
     let n = n?;
     let m = match m_v {
         Some(v) => in_range(
@@ -124,7 +125,7 @@ fn read_alarm(
         alarm_actions,
         ok_actions,
         insufficient_data_actions,
-        description: None,
+        description,
         datapoints_given: true,
     })
 }
