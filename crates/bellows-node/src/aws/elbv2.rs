@@ -9,7 +9,10 @@ use bellows_core::lb::select::TargetState;
 
 use super::{Ctx, Paging, page, time};
 
+mod attributes;
+mod listeners;
 mod resources;
+mod tags;
 
 /// ELBv2's paging: `PageSize` (1 to 400), `Marker` in and `NextMarker` out.
 const MARKER: Paging = Paging {
@@ -34,25 +37,25 @@ pub(super) async fn handle(ctx: &Ctx<'_>, action: &str) -> Option<Result<Value, 
         "DescribeLoadBalancerAttributes" => describe_load_balancer_attributes(ctx).await,
         "CreateLoadBalancer" => resources::create_load_balancer(ctx).await,
         "DeleteLoadBalancer" => resources::delete_load_balancer(ctx).await,
-        "ModifyLoadBalancerAttributes" => resources::modify_lb_attributes(ctx).await,
+        "ModifyLoadBalancerAttributes" => attributes::modify_lb_attributes(ctx).await,
         "SetSecurityGroups" => resources::set_security_groups(ctx).await,
         "SetSubnets" => resources::set_subnets(ctx).await,
         "CreateTargetGroup" => resources::create_target_group(ctx).await,
         "ModifyTargetGroup" => resources::modify_target_group(ctx).await,
         "DeleteTargetGroup" => resources::delete_target_group(ctx).await,
-        "ModifyTargetGroupAttributes" => resources::modify_tg_attributes(ctx).await,
-        "CreateListener" => resources::create_listener(ctx).await,
-        "ModifyListener" => resources::modify_listener(ctx).await,
-        "DeleteListener" => resources::delete_listener(ctx).await,
-        "CreateRule" => resources::create_rule(ctx).await,
-        "ModifyRule" => resources::modify_rule(ctx).await,
-        "SetRulePriorities" => resources::set_rule_priorities(ctx).await,
-        "DeleteRule" => resources::delete_rule(ctx).await,
-        "AddTags" => resources::add_tags(ctx).await,
+        "ModifyTargetGroupAttributes" => attributes::modify_tg_attributes(ctx).await,
+        "CreateListener" => listeners::create_listener(ctx).await,
+        "ModifyListener" => listeners::modify_listener(ctx).await,
+        "DeleteListener" => listeners::delete_listener(ctx).await,
+        "CreateRule" => listeners::create_rule(ctx).await,
+        "ModifyRule" => listeners::modify_rule(ctx).await,
+        "SetRulePriorities" => listeners::set_rule_priorities(ctx).await,
+        "DeleteRule" => listeners::delete_rule(ctx).await,
+        "AddTags" => tags::add_tags(ctx).await,
         "DescribeCapacityReservation" => resources::describe_capacity_reservation(ctx).await,
-        "DescribeListenerAttributes" => resources::describe_listener_attributes(ctx).await,
-        "ModifyListenerAttributes" => resources::modify_listener_attributes(ctx).await,
-        "RemoveTags" => resources::remove_tags(ctx).await,
+        "DescribeListenerAttributes" => attributes::describe_listener_attributes(ctx).await,
+        "ModifyListenerAttributes" => attributes::modify_listener_attributes(ctx).await,
+        "RemoveTags" => tags::remove_tags(ctx).await,
         _ => return None,
     })
 }
@@ -75,6 +78,14 @@ fn tg_not_found() -> AwsError {
 
 fn listener_not_found() -> AwsError {
     AwsError::new(400, "ListenerNotFound", "One or more listeners not found")
+}
+
+fn rule_not_found() -> AwsError {
+    AwsError::new(400, "RuleNotFound", "One or more rules not found")
+}
+
+fn invalid(message: impl Into<String>) -> AwsError {
+    AwsError::new(400, "ValidationError", message)
 }
 
 /// What these answers are made from, read once per call.
@@ -368,7 +379,7 @@ async fn describe_listeners(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             "You must specify either listener ARNs or a load balancer ARN",
         ));
     }
-    let records = resources::listeners(ctx).await?;
+    let records = listeners::listeners(ctx).await?;
     let lbs = resources::load_balancers(ctx).await?;
     let own_lb = ctx.names().load_balancer_arn(s.lb());
     if lb_arn
@@ -459,7 +470,7 @@ async fn describe_rules(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     }
     let s = snapshot(ctx).await?;
     let names = ctx.names();
-    let records = resources::rules(ctx, listener_arn.clone()).await?;
+    let records = listeners::rules(ctx, listener_arn.clone()).await?;
     let mut found_listener = listener_arn.is_some() && records.is_some();
     let mut all = records.unwrap_or_default();
     for l in s.listeners() {
@@ -705,7 +716,7 @@ async fn describe_tags(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let s = snapshot(ctx).await?;
     let names = ctx.names();
     let mut list = Vec::new();
-    let recorded = resources::tags_of(ctx, arns.clone()).await?;
+    let recorded = tags::tags_of(ctx, arns.clone()).await?;
     for (arn, tags) in arns.iter().zip(recorded) {
         if let Some(tags) = tags {
             list.push(
@@ -755,7 +766,7 @@ fn attributes(pairs: Vec<(&str, String)>) -> Value {
 
 async fn describe_target_group_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let arn = ctx.input().str("TargetGroupArn")?;
-    if let Some(v) = resources::attributes_of(ctx, resources::TG, arn.clone()).await? {
+    if let Some(v) = attributes::attributes_of(ctx, resources::TG, arn.clone()).await? {
         return Ok(v);
     }
     let s = snapshot(ctx).await?;
@@ -820,7 +831,7 @@ async fn describe_target_group_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsErr
 
 async fn describe_load_balancer_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let arn = ctx.input().str("LoadBalancerArn")?;
-    if let Some(v) = resources::attributes_of(ctx, resources::LB, arn.clone()).await? {
+    if let Some(v) = attributes::attributes_of(ctx, resources::LB, arn.clone()).await? {
         return Ok(v);
     }
     let s = snapshot(ctx).await?;
