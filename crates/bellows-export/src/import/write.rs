@@ -865,16 +865,14 @@ fn action(
 /// User data as `bellows export terraform` writes it (bellows' data directory made,
 /// then `exec COMMAND`): its command, environment and setup. Any other script is not.
 fn bellows_form(script: &str) -> Option<Launch> {
-    let ours = script.lines().any(|l| {
-        l.starts_with("mkdir -p \"${BELLOWS_DATA_DIR") || l == "mkdir -p \"$BELLOWS_DATA_DIR\""
-    });
-    if !ours {
+    const DATA_DIR: &str = "mkdir -p \"$BELLOWS_DATA_DIR\"";
+    if !script.lines().any(|l| l == DATA_DIR) {
         return None;
     }
     let mut launch = Launch::default();
     let mut setup = Vec::new();
     for line in script.lines() {
-        if line.starts_with("#!") || line == "set -e" || line.starts_with("mkdir -p \"$") {
+        if line.starts_with("#!") || line == "set -e" || line == DATA_DIR {
             continue;
         }
         if let Some(rest) = line.strip_prefix("exec ") {
