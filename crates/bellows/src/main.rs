@@ -746,7 +746,7 @@ fn main() -> ExitCode {
                 };
                 commands::refresh(ctx, &group, what, wait, json).await
             }
-            Command::Dashboard { .. } => commands::dashboard(ctx),
+            Command::Dashboard { .. } => commands::dashboard(ctx).await,
             Command::AwsEnv { .. } => commands::aws_env(ctx).await,
             Command::Investigate {
                 since,

@@ -578,3 +578,77 @@ fn the_readme_api_table_lists_every_route() {
         "README.md's API table and openapi.json differ: missing from the table {missing:?}, not in the document {extra:?}"
     );
 }
+
+/// The project carries the data it documents: no README line, example or script names a
+/// path outside the repository (`../shared/...`, which a fresh clone does not have), every
+/// trace they name is in `traces/`, and `traces/README.md` says where the traces come from
+/// and on what terms. The README opens with the two commands and the tour.
+#[test]
+fn the_readme_and_examples_name_only_data_inside_the_repository() {
+    let root = repo();
+    let mut files = vec![root.join("README.md")];
+    let mut dirs = vec![root.join("examples"), root.join("scripts")];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    let mut traces_named = 0;
+    for f in &files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        let shown = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+        for (n, line) in text.lines().enumerate() {
+            assert!(
+                !line.contains("../shared"),
+                "{shown}:{}: names a path outside the repository: {line}",
+                n + 1
+            );
+            for (at, _) in line.match_indices("traces/") {
+                let name: String = line[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || "._/-".contains(*c))
+                    .collect();
+                if name.ends_with(".gz") || name.ends_with(".txt") {
+                    traces_named += 1;
+                    assert!(
+                        root.join(&name).is_file(),
+                        "{shown}:{}: names {name}, which the repository does not hold",
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
+    assert!(traces_named >= 3, "only {traces_named} trace paths found");
+    let about = std::fs::read_to_string(root.join("traces/README.md")).unwrap();
+    for heading in ["## Provenance", "## Licence"] {
+        assert!(about.contains(heading), "traces/README.md has no {heading}");
+    }
+    for entry in std::fs::read_dir(root.join("traces")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name != "README.md" {
+            assert!(
+                about.contains(&format!("`{name}`")),
+                "traces/README.md does not describe {name}"
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let sections: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .take(2)
+        .collect();
+    assert_eq!(
+        sections,
+        ["Two commands", "A 5-minute tour"],
+        "README.md opens with the two commands and the tour"
+    );
+}

@@ -137,6 +137,11 @@ fn losing_a_zone_fails_no_get_and_the_group_recovers_balanced() {
         out.contains("ok    no replacement landed in the failed zone"),
         "{out}"
     );
+    // The replacements are said to make up for the dead, not to rebalance away from them.
+    assert!(
+        out.contains("ok    no launch during the outage promised to terminate an instance in"),
+        "{out}"
+    );
     assert!(out.contains("is back (bellows zone restore"), "{out}");
     assert!(
         out.contains("back: balanced over every zone again"),

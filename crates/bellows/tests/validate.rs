@@ -143,7 +143,8 @@ fn every_example_runs_as_it_is() {
 
 /// The CLI finds its stack through the state directory of the current directory: from
 /// another directory a change is refused for want of the token, and the command says
-/// where it looked instead of a bare 401; `dashboard` says why its link is read only.
+/// where it looked instead of a bare 401; `dashboard` says why its link is read only,
+/// and prints no link where no stack answers.
 #[test]
 fn from_another_directory_the_cli_says_how_it_looked_for_the_stack() {
     let up = Up::start("elsewhere", &echo_stack(1, ""));
@@ -164,19 +165,38 @@ fn from_another_directory_the_cli_says_how_it_looked_for_the_stack() {
     );
     assert!(err.contains(".bellows"), "{err}");
     assert!(err.contains("--state-dir"), "{err}");
-    let out = Command::new(BIN)
-        .current_dir(&elsewhere)
-        .env_remove("BELLOWS_STATE_DIR")
-        .env_remove("BELLOWS_CONTROL")
-        .arg("dashboard")
-        .output()
-        .unwrap();
+    let dashboard = |control: &str| {
+        Command::new(BIN)
+            .current_dir(&elsewhere)
+            .env_remove("BELLOWS_STATE_DIR")
+            .env_remove("BELLOWS_CONTROL")
+            .args(["--control", control, "dashboard"])
+            .output()
+            .unwrap()
+    };
+    let out = dashboard(control.trim());
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("http://{}/", control.trim())
+    );
     assert!(err.contains("read only"), "{err}");
     assert!(
         err.contains("state directory of the current directory"),
         "{err}"
     );
+    // Where no stack answers, no link: the command says it cannot reach one.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    let out = dashboard(&nobody);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains(&format!("cannot reach bellows at {nobody}")), "{err}");
+    assert!(err.contains("--state-dir"), "{err}");
     // With the state directory, the same commands work.
     let ok = up.cli(&["apply", "--dry-run", up.stack.to_str().unwrap()]);
     assert!(

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use crate::context::Context;
 
-pub fn dashboard(ctx: &Context) -> anyhow::Result<ExitCode> {
+pub async fn dashboard(ctx: &Context) -> anyhow::Result<ExitCode> {
     let client = ctx.client();
+    // A link to an address where no stack answers would only fail in the browser: ask
+    // first, so that the command says it cannot reach the stack (and how it looked).
+    let _: serde_json::Value = client.get("/api/v1/status").await?;
     match client.token() {
         Some(t) => out!("http://{}/#token={t}", client.addr()),
         None => {

@@ -2,6 +2,7 @@
 //! requests flow; they fail, connections dropped without an answer; restore it and
 //! service comes back. Both changes are recorded.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bellows_core::lb::cidr::Cidr;
@@ -185,18 +186,12 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
                 .to_owned()
         })
         .unwrap_or_default();
-    // The rule named must be the one that admitted this scenario's requests (they come
-    // from 127.0.0.1): authorizing another revoked rule again would let no one back in.
-    let client: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
-    let named: Option<Cidr> = remedy
-        .strip_prefix(&format!("bellows ingress authorize {} ", env.listener))
-        .and_then(|c| c.trim().parse().ok());
-    let admits = named
-        .as_ref()
-        .is_some_and(|c| rules.contains(c) && c.contains(client));
+    // The scenario's requests come from 127.0.0.1.
+    let client: IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let named = named_rule(&remedy, &env.listener);
     Ok(vec![
         check(
-            cause == "ingress_revoked" && admits,
+            cause == "ingress_revoked" && names_the_admitting_rule(named, &rules, client),
             format!(
                 "the investigation names the revoked rule that admitted the requests from {client} ({}) as the cause and `{remedy}` as the remedy (top cause: {cause})",
                 named.map_or("none named".to_owned(), |c| c.to_string())
@@ -249,6 +244,20 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             ),
         ),
     ])
+}
+
+/// The rule a remedy `bellows ingress authorize LISTENER CIDR` authorizes again.
+fn named_rule(remedy: &str, listener: &str) -> Option<Cidr> {
+    remedy
+        .strip_prefix(&format!("bellows ingress authorize {listener} "))
+        .and_then(|c| c.trim().parse().ok())
+}
+
+/// Whether the rule named is one of those revoked and admits the scenario's client: a
+/// remedy that authorizes another revoked rule again (the last one revoked, say) would
+/// let no one back in, so naming just any rule does not pass.
+fn names_the_admitting_rule(named: Option<Cidr>, revoked: &[Cidr], client: IpAddr) -> bool {
+    named.is_some_and(|c| revoked.contains(&c) && c.contains(client))
 }
 
 /// Revokes (or authorizes again) every rule through the API, narrating each.
@@ -317,4 +326,35 @@ async fn recorded_changes(
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_verdict_wants_the_rule_that_admitted_the_client_not_any_rule() {
+        let client: IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+        // Revoked in this order: the last one revoked does not admit 127.0.0.1.
+        let revoked = [cidr("127.0.0.0/8"), cidr("10.0.0.0/8")];
+        let verdict = |remedy: &str| {
+            names_the_admitting_rule(named_rule(remedy, "http"), &revoked, client)
+        };
+        assert!(verdict("bellows ingress authorize http 127.0.0.0/8"));
+        assert!(!verdict("bellows ingress authorize http 10.0.0.0/8"));
+        // A rule that admits the client but was never revoked is not the cause.
+        assert!(!verdict("bellows ingress authorize http 0.0.0.0/0"));
+        // Another listener's rule, another remedy, or none at all.
+        assert!(!verdict("bellows ingress authorize https 127.0.0.0/8"));
+        assert!(!verdict("bellows scale web --desired 2"));
+        assert!(!verdict(""));
+        assert_eq!(
+            named_rule("bellows ingress authorize http 127.0.0.0/8", "http"),
+            Some(cidr("127.0.0.0/8"))
+        );
+    }
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bellows_core::group::Lifecycle;
+use bellows_core::group::{Activity, ActivityKind, Lifecycle};
 use bellows_load::chart::load_chart;
 use bellows_load::http::Url;
 use bellows_load::{Config, Load};
@@ -143,6 +143,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     // The outage kills the zone's instances (`kill -9`, a power cut) and keeps launches
     // out of it, so the group replaces them in the other zones.
     let killed_at = env.t();
+    let outage_start = bellows_node::clock::now();
     let outage = set_zone(env, &victim_zone, false).await?;
     let victims: Vec<String> = outage.killed.iter().map(ToString::to_string).collect();
     env.say(format!(
@@ -186,6 +187,9 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     env.watch_for(Duration::from_secs(2), |_| {}).await?;
     let after = say_zones(env, recovered.as_ref(), &group);
 
+    // What the group said of its launches during the outage: none may promise to
+    // terminate an instance in the failed zone, whose instances died with it.
+    let promised = promised_terminations(env, &group, &victim_zone, outage_start).await?;
     // The zone comes back, still under load: the group moves instances into it one at
     // a time, each launched before the one it replaces goes.
     set_zone(env, &victim_zone, true).await?;
@@ -270,6 +274,17 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             format!("zones left balanced again: {}", show(&after)),
         ),
         check(
+            promised.is_empty(),
+            format!(
+                "no launch during the outage promised to terminate an instance in {victim_zone}, where none is left{}",
+                if promised.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", promised.join("; "))
+                }
+            ),
+        ),
+        check(
             landed.is_empty(),
             format!(
                 "no replacement landed in the failed zone {victim_zone}{}",
@@ -297,4 +312,27 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         ),
     ];
     Ok(checks)
+}
+
+/// The launches of `group` since `since` whose cause says an instance in `zone` is
+/// terminated once the launch is in service (a rebalancing's promise), as
+/// "INSTANCE: CAUSE".
+async fn promised_terminations(
+    env: &Env,
+    group: &str,
+    zone: &str,
+    since: bellows_core::Time,
+) -> anyhow::Result<Vec<String>> {
+    let acts: Vec<Activity> = env.client.get("/api/v1/activities?limit=1000").await?;
+    let promise = format!("One instance in {zone} is terminated once it is in service");
+    Ok(acts
+        .into_iter()
+        .filter(|a| {
+            a.group == group
+                && a.kind == ActivityKind::Launch
+                && a.start >= since
+                && a.cause.contains(&promise)
+        })
+        .map(|a| format!("{}: {}", a.instance, a.cause))
+        .collect())
 }
