@@ -523,6 +523,31 @@ fn a_stacks_own_region_and_key_pair() {
         !up.log().contains("team-secret-0123456789"),
         "the secret is never logged"
     );
+    // Nor stored: no file of the state directory (the database and its journal, the
+    // instances' logs) holds it, nor any instance's environment.
+    let mut dirs = vec![up.state.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                assert!(
+                    !bytes.windows(22).any(|w| w == b"team-secret-0123456789"),
+                    "the secret is stored in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    for inst in up.instances() {
+        let pid = inst["pid"].as_u64().unwrap();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        assert!(
+            !environ.windows(22).any(|w| w == b"team-secret-0123456789"),
+            "instance {pid} was given the secret"
+        );
+    }
 }
 
 /// The key pair derived from the state directory's token, which the endpoint accepts
