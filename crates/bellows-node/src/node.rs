@@ -35,6 +35,7 @@ use crate::provider::{ProcEvent, Provider};
 use crate::publish::{self, Deltas};
 use crate::store::{Store, StoreError};
 
+mod alarms;
 mod apply;
 mod calls;
 mod incidents;
