@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Duration;
 use crate::metrics::{SeriesKey, Statistic};
 use crate::schedule::Cron;
+use crate::{Duration, Time};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdjustmentType {
@@ -85,12 +85,21 @@ pub struct PolicySpec {
     pub kind: PolicyKind,
 }
 
-/// A scheduled action: at each cron match, set the group's min, max and/or desired.
+/// A scheduled action: at each cron match, or once at `start` when it has no cron, set
+/// the group's min, max and/or desired.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScheduledAction {
     pub name: String,
     pub group: String,
-    pub cron: Cron,
+    /// When it recurs. None: a one-time action (AWS's `StartTime` without `Recurrence`),
+    /// run once when the clock passes `start`.
+    pub cron: Option<Cron>,
+    /// A recurring action runs only from `start` until `end`, as AWS's StartTime and
+    /// EndTime bound a recurrence; a one-time action runs at `start`.
+    #[serde(default)]
+    pub start: Option<Time>,
+    #[serde(default)]
+    pub end: Option<Time>,
     pub min: Option<u32>,
     pub max: Option<u32>,
     pub desired: Option<u32>,

@@ -118,6 +118,9 @@ pub struct Scaler {
     policies: BTreeMap<String, PolicyState>,
     scheduled: Vec<ScheduledAction>,
     last_minute: u64,
+    /// When the scaler last evaluated: a one-time scheduled action runs on the first
+    /// evaluation at or after its time (never for a time before the scaler began).
+    last_eval: Time,
     /// Per alarm: the period in which its scaling actions last ran.
     last_run: BTreeMap<String, u64>,
 }
@@ -146,6 +149,7 @@ impl Scaler {
             policies: BTreeMap::new(),
             scheduled,
             last_minute: now.as_secs() / 60,
+            last_eval: now,
             last_run: BTreeMap::new(),
         };
         for a in alarms {
@@ -342,6 +346,14 @@ impl Scaler {
         }))
     }
 
+    /// Takes over the clock of the scaler this one replaces (a changed stack), so that
+    /// a scheduled action due between the old one's last evaluation and this one's
+    /// first runs, once.
+    pub fn keep_clock_of(&mut self, old: &Scaler) {
+        self.last_minute = old.last_minute;
+        self.last_eval = old.last_eval;
+    }
+
     pub fn policies(&self) -> impl Iterator<Item = &PolicySpec> {
         self.policies.values().map(|p| &p.spec)
     }
@@ -481,37 +493,46 @@ impl Scaler {
             }
         }
 
-        // Scheduled actions, once per matching minute.
+        // Scheduled actions: a recurring one once per matching minute within its
+        // start and end, a one-time one on the first evaluation at or after its time.
         let minute = now.as_secs() / 60;
-        if minute != self.last_minute {
-            self.last_minute = minute;
-            for a in &self.scheduled {
-                let matches = match a.cron.zone() {
-                    crate::schedule::Zone::Fixed(offset) => {
-                        a.cron.matches_with_offset(now, *offset)
-                    }
-                    crate::schedule::Zone::Named(name) => groups
-                        .utc_offset(name, now)
-                        .is_some_and(|offset| a.cron.matches_with_offset(now, offset)),
-                };
-                if !matches {
-                    continue;
+        let new_minute = minute != self.last_minute;
+        self.last_minute = minute;
+        let since = std::mem::replace(&mut self.last_eval, now);
+        for a in &self.scheduled {
+            let due = match &a.cron {
+                None => a.start.is_some_and(|at| since < at && at <= now),
+                Some(cron) => {
+                    new_minute
+                        && a.start.is_none_or(|s| s <= now)
+                        && a.end.is_none_or(|e| now < e)
+                        && match cron.zone() {
+                            crate::schedule::Zone::Fixed(offset) => {
+                                cron.matches_with_offset(now, *offset)
+                            }
+                            crate::schedule::Zone::Named(name) => groups
+                                .utc_offset(name, now)
+                                .is_some_and(|offset| cron.matches_with_offset(now, offset)),
+                        }
                 }
-                let Some(g) = groups.group_mut(&a.group) else {
-                    continue;
-                };
-                let from = g.capacity().desired;
-                let cause = format!("At {now} the scheduled action {} executed", a.name);
-                if let Ok(cap) = g.set_capacity(a.min, a.max, a.desired, now, &cause)
-                    && cap.desired != from
-                {
-                    out.push(Outcome::Scaled {
-                        group: a.group.clone(),
-                        policy: a.name.clone(),
-                        from,
-                        to: cap.desired,
-                    });
-                }
+            };
+            if !due {
+                continue;
+            }
+            let Some(g) = groups.group_mut(&a.group) else {
+                continue;
+            };
+            let from = g.capacity().desired;
+            let cause = format!("At {now} the scheduled action {} executed", a.name);
+            if let Ok(cap) = g.set_capacity(a.min, a.max, a.desired, now, &cause)
+                && cap.desired != from
+            {
+                out.push(Outcome::Scaled {
+                    group: a.group.clone(),
+                    policy: a.name.clone(),
+                    from,
+                    to: cap.desired,
+                });
             }
         }
         out

@@ -274,7 +274,10 @@ fn scheduled(cx: &mut Cx<'_, '_>, g: &GroupSpec, exported: bool) -> Vec<Value> {
         let Some((j, e)) = end else {
             continue;
         };
-        let (Some(zone), Some(end_zone)) = (time_zone(&s.cron), time_zone(&e.cron)) else {
+        let (Some(start_cron), Some(end_cron)) = (&s.cron, &e.cron) else {
+            continue;
+        };
+        let (Some(zone), Some(end_zone)) = (time_zone(start_cron), time_zone(end_cron)) else {
             continue;
         };
         if zone != end_zone {
@@ -289,20 +292,20 @@ fn scheduled(cx: &mut Cx<'_, '_>, g: &GroupSpec, exported: bool) -> Vec<Value> {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        cx.w.warn(&at(i, "cron"), format!("scheduled actions `{}` and `{}` become a KEDA cron window from \"{}\" to \"{}\" with a floor of {} replicas", s.name, e.name, fields(&s.cron), fields(&e.cron), floor(s)));
+        cx.w.warn(&at(i, "cron"), format!("scheduled actions `{}` and `{}` become a KEDA cron window from \"{}\" to \"{}\" with a floor of {} replicas", s.name, e.name, fields(start_cron), fields(end_cron), floor(s)));
         triggers.push(json!({
             "type": "cron",
             "metadata": {
                 "timezone": zone,
-                "start": fields(&s.cron),
-                "end": fields(&e.cron),
+                "start": fields(start_cron),
+                "end": fields(end_cron),
                 "desiredReplicas": floor(s).to_string(),
             },
         }));
     }
     for (i, s) in list.iter().enumerate() {
         if !paired[i] {
-            cx.w.warn(&at(i, "cron"), format!("scheduled action `{}` (cron \"{}\") is not exported: a KEDA cron trigger needs a window, from an action raising the floor above min to one lowering it, in one time zone", s.name, s.cron));
+            cx.w.warn(&at(i, "cron"), format!("scheduled action `{}` (cron \"{}\") is not exported: a KEDA cron trigger needs a window, from an action raising the floor above min to one lowering it, in one time zone", s.name, s.cron.as_ref().map(ToString::to_string).unwrap_or_default()));
         }
     }
     triggers

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use bellows_core::Duration;
 use bellows_core::lb::cidr::Cidr;
 use bellows_core::lb::rules::{
     Action, Conditions, FixedResponse, Redirect, Rule, WeightedTargetGroup,
@@ -21,6 +20,7 @@ use bellows_core::stack::{
     GroupSpec, HealthCheckSpec, HealthCheckType, InstanceType, LaunchTemplate, ListenerSpec,
     RoleSpec, Stack, Stickiness, TargetGroupSpec, TerminationPolicy,
 };
+use bellows_core::{Duration, Time};
 use serde_json::Value;
 
 use crate::resources::{LaunchVersion, Resources};
@@ -31,8 +31,9 @@ pub const APP_IMAGE_PREFIX: &str = "bellows-app-";
 /// What AWS callers name the load balancers and target groups made through the endpoint
 /// by in metric dimensions, and what bellows publishes them under: CloudWatch's
 /// `TargetGroup` is `targetgroup/NAME/ID` and `LoadBalancer` is `app/NAME/ID`, the ends of
-/// their ARNs; bellows publishes a target group's name and the stack's load balancer.
-pub fn dimension_aliases(stack: &Stack, records: &Resources) -> BTreeMap<(String, String), String> {
+/// their ARNs; bellows publishes a target group's name and a load balancer's name (the
+/// sum of its listeners, `publish::load_balancer`).
+pub fn dimension_aliases(records: &Resources) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     for r in records.of("target_group") {
         if let Some((_, suffix)) = r.id.rsplit_once(':') {
@@ -46,8 +47,25 @@ pub fn dimension_aliases(stack: &Stack, records: &Resources) -> BTreeMap<(String
         if let Some((_, suffix)) = r.id.split_once(":loadbalancer/") {
             out.insert(
                 ("LoadBalancer".to_owned(), suffix.to_owned()),
-                stack.load_balancer.clone(),
+                str_of(&r.body, "LoadBalancerName"),
             );
+        }
+    }
+    out
+}
+
+/// The name of the derived listener of each listener record (`LBNAME-PORT`) and the
+/// load balancer it belongs to.
+pub fn listener_load_balancers(records: &Resources) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for lb in records.of("load_balancer") {
+        let lb_name = str_of(&lb.body, "LoadBalancerName");
+        for l in records
+            .of("listener")
+            .filter(|l| l.body["LoadBalancerArn"] == lb.id.as_str())
+        {
+            let port = int(&l.body["Port"]).unwrap_or(80);
+            out.insert(format!("{lb_name}-{port}"), lb_name.clone());
         }
     }
     out
@@ -111,21 +129,38 @@ pub fn derive(base: &Stack, records: &Resources) -> Result<Stack, String> {
     for p in records.of("policy") {
         stack.policies.push(policy(&p.body, &tg_names)?);
     }
-    // Recurring scheduled actions run; one-time ones (`Time` alone) are only recorded.
+    // A recurring action runs on its cron within StartTime and EndTime; a one-time one
+    // (no Recurrence) once at its StartTime (or `Time`, the older name).
     for a in records.of("scheduled_action") {
-        let Some(recurrence) = a.body["Recurrence"].as_str() else {
-            continue;
-        };
-        let zone = a.body["TimeZone"].as_str().unwrap_or("UTC");
         let name = str_of(&a.body, "ScheduledActionName");
-        let cron = bellows_core::schedule::Cron::parse(recurrence, zone)
-            .map_err(|e| format!("scheduled action {name}: {e}"))?;
+        let cron = match a.body["Recurrence"].as_str() {
+            Some(recurrence) => {
+                let zone = a.body["TimeZone"].as_str().unwrap_or("UTC");
+                Some(
+                    bellows_core::schedule::Cron::parse(recurrence, zone)
+                        .map_err(|e| format!("scheduled action {name}: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        let time = |k: &str| {
+            a.body[k]
+                .as_f64()
+                .filter(|s| *s >= 0.0)
+                .map(|s| Time::from_millis((s * 1000.0) as u64))
+        };
+        let start = time("StartTime").or_else(|| time("Time"));
+        if cron.is_none() && start.is_none() {
+            continue;
+        }
         let size = |k: &str| int(&a.body[k]).map(|n| n.max(0) as u32);
         stack
             .scheduled
             .push(bellows_core::scaling::ScheduledAction {
                 group: str_of(&a.body, "AutoScalingGroupName"),
                 cron,
+                start,
+                end: time("EndTime"),
                 min: size("MinSize"),
                 max: size("MaxSize"),
                 desired: size("DesiredCapacity"),
@@ -682,8 +717,7 @@ mod tests {
             json!({ "LoadBalancerName": "alb" }),
         )
         .unwrap();
-        let base = Stack::empty("web").unwrap();
-        let a = dimension_aliases(&base, &r);
+        let a = dimension_aliases(&r);
         let get = |d: &str, v: &str| a.get(&(d.to_owned(), v.to_owned())).cloned();
         assert_eq!(
             get("TargetGroup", "targetgroup/app/0a1b2c3d4e5f6071").as_deref(),
@@ -691,7 +725,8 @@ mod tests {
         );
         assert_eq!(
             get("LoadBalancer", "app/alb/8192a3b4c5d6e7f8").as_deref(),
-            Some("web")
+            Some("alb"),
+            "the load balancer's own series"
         );
         assert_eq!(a.len(), 2);
     }

@@ -100,6 +100,9 @@ struct Node {
     cgroups: bool,
     metrics: MetricStore,
     deltas: Deltas,
+    /// The load balancer made through the AWS endpoint that each of its listeners
+    /// belongs to, for their per-load-balancer metrics.
+    listener_lbs: BTreeMap<String, String>,
     scaler: Scaler,
     /// Per group: how long a new instance is left out of the group's aggregate metrics.
     warmups: HashMap<String, Duration>,
@@ -228,7 +231,7 @@ pub async fn run(
     let scaler_scheduled = stack.scheduled.clone();
     let warmups = warmups(&stack);
     let mut metrics = MetricStore::default();
-    metrics.set_aliases(crate::derive::dimension_aliases(&stack, &resources));
+    metrics.set_aliases(crate::derive::dimension_aliases(&resources));
     tokio::spawn(crate::outbox::run(opts.state_dir.join("state.db")));
     let mut groups = BTreeMap::new();
     for g in &stack.groups {
@@ -250,6 +253,7 @@ pub async fn run(
         started: now,
         metrics,
         deltas: Deltas::default(),
+        listener_lbs: crate::derive::listener_load_balancers(&resources),
         scaler: Scaler::new(scaler_alarms, scaler_policies, scaler_scheduled, now),
         warmups,
         alarm_history: HashMap::new(),
@@ -959,6 +963,7 @@ impl Node {
             &mut self.metrics,
             &mut self.deltas,
             &self.proxy.snapshot(),
+            &self.listener_lbs,
             now,
         );
     }

@@ -2,7 +2,7 @@
 //! names: instances' CPU and memory (AWS/EC2), groups' capacity (AWS/AutoScaling), and
 //! the load balancer's counters as per-second deltas (AWS/ApplicationELB).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use bellows_core::Time;
@@ -35,27 +35,45 @@ fn alb(field: &str) -> Option<&'static str> {
         .filter(|n| field != "active_connections" && *n != "Unknown")
 }
 
-pub fn load_balancer(store: &mut MetricStore, deltas: &mut Deltas, snap: &Snapshot, now: Time) {
+/// The load balancer's counters: the stack's (every listener) and, for the load
+/// balancers made through the AWS endpoint, each one's (its listeners, named in
+/// `owners`), under `LoadBalancer`; and each target group's.
+pub fn load_balancer(
+    store: &mut MetricStore,
+    deltas: &mut Deltas,
+    snap: &Snapshot,
+    owners: &BTreeMap<String, String>,
+    now: Time,
+) {
     let lb = snap.load_balancer.as_str();
-    let mut totals: HashMap<&'static str, u64> = HashMap::new();
+    // Per load balancer name, per metric.
+    let mut totals: BTreeMap<&str, HashMap<&'static str, u64>> = BTreeMap::new();
     for (listener, counters) in &snap.listeners {
+        let own = owners
+            .get(listener)
+            .map(String::as_str)
+            .filter(|o| *o != lb);
         for (field, value) in counters {
-            if *field == "active_connections" {
-                *totals
-                    .entry(catalogue::ACTIVE_CONNECTION_COUNT.name)
-                    .or_default() += value;
+            let (name, v) = if *field == "active_connections" {
+                (catalogue::ACTIVE_CONNECTION_COUNT.name, *value)
             } else if let Some(name) = alb(field) {
-                *totals.entry(name).or_default() +=
-                    deltas.delta(format!("l/{listener}/{field}"), *value);
+                (name, deltas.delta(format!("l/{listener}/{field}"), *value))
+            } else {
+                continue;
+            };
+            for at in std::iter::once(lb).chain(own) {
+                *totals.entry(at).or_default().entry(name).or_default() += v;
             }
         }
     }
-    for (name, v) in totals {
-        store.put(
-            &SeriesKey::new(catalogue::ELB, name, &[("LoadBalancer", lb)]),
-            now,
-            v as f64,
-        );
+    for (at, metrics) in totals {
+        for (name, v) in metrics {
+            store.put(
+                &SeriesKey::new(catalogue::ELB, name, &[("LoadBalancer", at)]),
+                now,
+                v as f64,
+            );
+        }
     }
     for g in &snap.groups {
         let dims = [("LoadBalancer", lb), ("TargetGroup", g.name.as_str())];
@@ -363,6 +381,59 @@ capacity = 100
     }
 
     #[test]
+    fn each_load_balancer_made_through_the_endpoint_sums_its_own_listeners() {
+        let mut snap = snapshot(0);
+        let counters = snap.listeners[0].1.clone();
+        snap.listeners = vec![
+            ("shop-80".to_owned(), counters.clone()),
+            ("shop-443".to_owned(), counters.clone()),
+            ("admin-80".to_owned(), counters),
+        ];
+        let owners: BTreeMap<String, String> = [
+            ("shop-80", "shop"),
+            ("shop-443", "shop"),
+            ("admin-80", "admin"),
+        ]
+        .into_iter()
+        .map(|(l, b)| (l.to_owned(), b.to_owned()))
+        .collect();
+        let mut store = MetricStore::default();
+        let mut deltas = Deltas::default();
+        load_balancer(
+            &mut store,
+            &mut deltas,
+            &snap,
+            &owners,
+            Time::from_millis(1000),
+        );
+        for (_, c) in &mut snap.listeners {
+            for (field, v) in c.iter_mut() {
+                if *field == "request_count" {
+                    *v = 5;
+                }
+            }
+        }
+        let t = Time::from_millis(2000);
+        load_balancer(&mut store, &mut deltas, &snap, &owners, t);
+        let requests = |lb: &str| {
+            store
+                .latest(&catalogue::REQUEST_COUNT.key(&[("LoadBalancer", lb)]))
+                .map(|(at, d)| (at, d.sum))
+        };
+        assert_eq!(
+            requests("sim"),
+            Some((t, 15.0)),
+            "the stack's: every listener"
+        );
+        assert_eq!(requests("shop"), Some((t, 10.0)), "shop's two listeners");
+        assert_eq!(requests("admin"), Some((t, 5.0)));
+        let active = store
+            .latest(&catalogue::ACTIVE_CONNECTION_COUNT.key(&[("LoadBalancer", "shop")]))
+            .map(|(_, d)| d.sum);
+        assert_eq!(active, Some(2.0), "gauges sum too");
+    }
+
+    #[test]
     fn the_node_publishes_every_series_the_simulator_publishes_for_the_same_stack() {
         let stack = stack();
         let simulated = bellows_core::sim::published(&stack).unwrap();
@@ -376,7 +447,7 @@ capacity = 100
             let now = Time::from_millis(second * 1000);
             instances(&mut store, &[instance("web")], &warmups, now);
             super::groups(&mut store, groups.iter(), now);
-            load_balancer(&mut store, &mut deltas, &snapshot(n), now);
+            load_balancer(&mut store, &mut deltas, &snapshot(n), &BTreeMap::new(), now);
         }
         let published: Vec<&SeriesKey> = store.keys().collect();
         for key in &simulated {

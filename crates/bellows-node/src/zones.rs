@@ -18,7 +18,7 @@ pub fn utc_offset(zone: &str, t: Time) -> Option<i32> {
 pub fn table<'a>(stacks: impl IntoIterator<Item = &'a Stack>, from: Time, to: Time) -> ZoneTable {
     let mut table = ZoneTable::default();
     for a in stacks.into_iter().flat_map(|s| &s.scheduled) {
-        let Zone::Named(name) = a.cron.zone() else {
+        let Some(Zone::Named(name)) = a.cron.as_ref().map(|c| c.zone()) else {
             continue;
         };
         let (Ok(tz), Ok(start)) = (
@@ -48,7 +48,7 @@ pub fn unknown_zones(stack: &Stack) -> Vec<String> {
     stack
         .scheduled
         .iter()
-        .filter_map(|a| match a.cron.zone() {
+        .filter_map(|a| match a.cron.as_ref()?.zone() {
             Zone::Named(name) if jiff::tz::TimeZone::get(name).is_err() => Some(format!(
                 "scheduled action `{}` of group `{}`: unknown time zone `{name}` (not in the system's time zone database)",
                 a.name, a.group

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use serde_json::Value;
@@ -668,5 +668,109 @@ fn ec2_records_through_boto3_survive_a_restart() {
             .iter()
             .any(|r| r["action"] == "DeleteLaunchTemplate" && r["source"] == "aws"),
         "{audit:#}"
+    );
+}
+
+/// A one-time scheduled action (StartTime, no Recurrence) runs once at its time on a
+/// group made through the endpoint; one in the past, or one with no time at all, is
+/// refused with ValidationError, as AWS refuses it.
+#[test]
+fn a_one_time_scheduled_action_runs_at_its_time() {
+    need_clients();
+    let up = Up::start_empty("once");
+    let env = aws_env(&up);
+    // The built-in echo app as its image (`bellows-app-NAME`).
+    aws_ok(
+        &env,
+        &[
+            "ec2",
+            "create-launch-template",
+            "--launch-template-name",
+            "echo",
+            "--launch-template-data",
+            "{\"ImageId\":\"bellows-app-echo\"}",
+        ],
+    );
+    aws_ok(
+        &env,
+        &[
+            "autoscaling",
+            "create-auto-scaling-group",
+            "--auto-scaling-group-name",
+            "batch",
+            "--launch-template",
+            "LaunchTemplateName=echo",
+            "--min-size",
+            "0",
+            "--max-size",
+            "2",
+            "--desired-capacity",
+            "0",
+            "--availability-zones",
+            "us-east-1a",
+        ],
+    );
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let put = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "autoscaling",
+            "put-scheduled-update-group-action",
+            "--auto-scaling-group-name",
+            "batch",
+            "--scheduled-action-name",
+            name,
+            "--desired-capacity",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        aws(&env, &args)
+    };
+    let past = (now - 60).to_string();
+    for (name, extra) in [
+        ("late", vec!["--start-time", past.as_str()]),
+        ("never", vec![]),
+    ] {
+        let out = put(name, &extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("(ValidationError)"),
+            "{name}: {err}"
+        );
+    }
+    let soon = (now + 3).to_string();
+    let out = put("soon", &["--start-time", soon.as_str()]);
+    assert!(out.status.success(), "{out:?}");
+    let listed = aws_json(
+        &env,
+        &[
+            "autoscaling",
+            "describe-scheduled-actions",
+            "--auto-scaling-group-name",
+            "batch",
+        ],
+    );
+    let actions = listed["ScheduledUpdateGroupActions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{listed:#}");
+    assert!(actions[0]["StartTime"].is_string(), "{listed:#}");
+    assert!(actions[0].get("Recurrence").is_none(), "{listed:#}");
+    assert_eq!(
+        up.json(&["status"])["groups"][0]["desired"],
+        0,
+        "not before its time"
+    );
+    up.wait_for(
+        "the action's instance in service",
+        Duration::from_secs(30),
+        |u| u.in_service().len() == 1,
+    );
+    let acts = up.activities();
+    assert!(
+        acts.iter().any(|a| a["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("scheduled action soon executed"))),
+        "{acts:#?}"
     );
 }

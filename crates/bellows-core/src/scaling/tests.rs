@@ -349,7 +349,9 @@ fn scheduled_actions_run_at_their_minute() {
     let action = ScheduledAction {
         name: "morning".into(),
         group: "web".into(),
-        cron: Cron::parse("0 9 * * *", "UTC").unwrap(),
+        cron: Some(Cron::parse("0 9 * * *", "UTC").unwrap()),
+        start: None,
+        end: None,
         min: Some(4),
         max: None,
         desired: Some(6),
@@ -380,6 +382,90 @@ fn scheduled_actions_run_at_their_minute() {
         }]
     );
     assert_eq!(g.groups["web"].capacity().min, 4);
+}
+
+#[test]
+fn a_one_time_action_runs_once_at_its_second_and_a_recurrence_only_within_its_window() {
+    let (mut g, _) = groups(2);
+    let t0 = 1_795_424_400_000; // 09:00 UTC
+    let at = |ms: u64| Time::from_millis(t0 + ms);
+    let once = ScheduledAction {
+        name: "launch-day".into(),
+        group: "web".into(),
+        cron: None,
+        start: Some(at(30_500)),
+        end: None,
+        min: None,
+        max: None,
+        desired: Some(5),
+    };
+    // Every minute, but only from 09:02 until 09:04.
+    let window = ScheduledAction {
+        name: "every-minute".into(),
+        group: "web".into(),
+        cron: Some(Cron::parse("* * * * *", "UTC").unwrap()),
+        start: Some(at(120_000)),
+        end: Some(at(240_000)),
+        min: None,
+        max: Some(9),
+        desired: None,
+    };
+    let mut s = Scaler::new(vec![], vec![], vec![once, window], at(0));
+    let store = MetricStore::default();
+    assert!(s.evaluate(&store, &mut g, at(30_000)).is_empty(), "not yet");
+    let out = s.evaluate(&store, &mut g, at(31_000));
+    assert_eq!(
+        out,
+        vec![Outcome::Scaled {
+            group: "web".into(),
+            policy: "launch-day".into(),
+            from: 2,
+            to: 5
+        }],
+        "on the first evaluation at or after its time"
+    );
+    g.groups
+        .get_mut("web")
+        .unwrap()
+        .set_capacity(None, None, Some(2), at(32_000), "operator")
+        .unwrap();
+    for t in (33_000..600_000).step_by(1_000) {
+        s.evaluate(&store, &mut g, at(t));
+        if t == 60_000 {
+            assert_eq!(
+                g.groups["web"].capacity().max,
+                20,
+                "the recurrence waits for its start"
+            );
+        }
+    }
+    assert_eq!(
+        g.groups["web"].capacity().desired,
+        2,
+        "the one-time action ran once"
+    );
+    assert_eq!(
+        g.groups["web"].capacity().max,
+        9,
+        "the recurrence ran within its window"
+    );
+
+    // A one-time action whose time is before the scaler began never runs.
+    let (mut g, _) = groups(2);
+    let past = ScheduledAction {
+        name: "past".into(),
+        group: "web".into(),
+        cron: None,
+        start: Some(at(0)),
+        end: None,
+        min: None,
+        max: None,
+        desired: Some(4),
+    };
+    let mut s = Scaler::new(vec![], vec![], vec![past], at(1_000));
+    for t in (2_000..70_000).step_by(1_000) {
+        assert!(s.evaluate(&store, &mut g, at(t)).is_empty());
+    }
 }
 
 /// Europe/Paris around its 2026 change to summer time (2026-03-29 01:00 UTC).
@@ -417,7 +503,9 @@ fn a_named_zone_schedule_follows_daylight_saving() {
     let action = |name: &str, cron: &str, zone: &str, desired: u32| ScheduledAction {
         name: name.into(),
         group: "web".into(),
-        cron: Cron::parse(cron, zone).unwrap(),
+        cron: Some(Cron::parse(cron, zone).unwrap()),
+        start: None,
+        end: None,
         min: None,
         max: None,
         desired: Some(desired),

@@ -142,8 +142,16 @@ pub(super) fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
         );
     }
     cx.blocks.push(b);
-    for s in cx.stack.scheduled.iter().filter(|s| s.group == g.name) {
-        let time_zone = match s.cron.zone() {
+    // A stack file's actions recur: one-time actions come only from the AWS endpoint's
+    // records, which are not exported.
+    let recurring = cx
+        .stack
+        .scheduled
+        .iter()
+        .filter(|s| s.group == g.name)
+        .filter_map(|s| Some((s, s.cron.as_ref()?)));
+    for (s, cron) in recurring {
+        let time_zone = match cron.zone() {
             Zone::Named(n) => n.clone(),
             Zone::Fixed(0) => "Etc/UTC".to_owned(),
             Zone::Fixed(m) if m % 60 == 0 => {
@@ -171,8 +179,7 @@ pub(super) fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
             )
             .attr(
                 "recurrence",
-                s.cron
-                    .to_string()
+                cron.to_string()
                     .split_whitespace()
                     .take(5)
                     .collect::<Vec<_>>()

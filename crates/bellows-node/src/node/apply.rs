@@ -252,6 +252,7 @@ impl Node {
                     *alarm = old.clone();
                 }
             }
+            scaler.keep_clock_of(&self.scaler);
             self.scaler = scaler;
         }
         self.warmups = warmups(&new);
@@ -261,10 +262,9 @@ impl Node {
             }
         }
         self.stack = new;
-        self.metrics.set_aliases(crate::derive::dimension_aliases(
-            &self.stack,
-            &self.resources,
-        ));
+        self.metrics
+            .set_aliases(crate::derive::dimension_aliases(&self.resources));
+        self.listener_lbs = crate::derive::listener_load_balancers(&self.resources);
         for (group, added, left) in moved {
             self.move_targets(&group, &added, &left);
         }

@@ -62,6 +62,7 @@ async fn node_of(stack: Stack) -> (Node, broadcast::Receiver<(i64, Event)>) {
         cgroups: false,
         metrics: MetricStore::default(),
         deltas: Deltas::default(),
+        listener_lbs: BTreeMap::new(),
         scaler: Scaler::new(
             stack.alarms.clone(),
             stack.policies.clone(),

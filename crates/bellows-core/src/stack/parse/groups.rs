@@ -486,7 +486,9 @@ fn read_scheduled(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> Option
     Some(ScheduledAction {
         name: name?,
         group: group.to_owned(),
-        cron: cron?,
+        cron: Some(cron?),
+        start: None,
+        end: None,
         min,
         max,
         desired,

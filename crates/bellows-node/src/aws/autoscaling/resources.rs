@@ -550,6 +550,25 @@ pub(super) async fn put_scheduled(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             body[k] = json!(t);
         }
     }
+    // A one-time action runs once at its time, which must be ahead (as AWS refuses
+    // one in the past); a recurring one runs on its recurrence from its StartTime.
+    let now = crate::clock::now().as_millis() as f64 / 1000.0;
+    if recurrence.is_none() {
+        match body["StartTime"].as_f64().or(body["Time"].as_f64()) {
+            Some(t) if t < now => return Err(validation("Given start time is in the past")),
+            Some(_) => {}
+            None => {
+                return Err(validation(
+                    "A scheduled action needs a Recurrence, or a StartTime to run once",
+                ));
+            }
+        }
+    }
+    if let (Some(s), Some(e)) = (body["StartTime"].as_f64(), body["EndTime"].as_f64())
+        && e <= s
+    {
+        return Err(validation("The end time must be after the start time"));
+    }
     let mut any = false;
     for k in ["MinSize", "MaxSize", "DesiredCapacity"] {
         if let Some(n) = input.opt_i64(k)? {
