@@ -374,6 +374,8 @@ impl Node {
                             allow: spec.role.allow.clone(),
                             sessions: self.sessions.clone(),
                         };
+                        self.sessions
+                            .grant(instance.as_str(), &spec.role.name, &spec.role.allow);
                         // Bound now, well before the instance's command can start.
                         let mut tasks = Vec::new();
                         match crate::imds::serve(meta, launched.host) {

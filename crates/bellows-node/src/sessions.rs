@@ -70,19 +70,54 @@ pub fn allows(allow: &[String], service: &str, action: &str) -> bool {
     })
 }
 
-/// Every instance's credentials.
+/// Every instance's credentials, and the role each instance carries.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    by_key: Mutex<HashMap<String, Session>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    by_key: HashMap<String, Session>,
+    /// Per instance: its role's name and what the role allows now.
+    roles: HashMap<String, (String, Vec<String>)>,
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.by_key.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An instance is launched with `role`, which allows `allow`.
+    pub fn grant(&self, instance: &str, role: &str, allow: &[String]) {
+        self.lock()
+            .roles
+            .insert(instance.to_owned(), (role.to_owned(), allow.to_vec()));
+    }
+
+    /// What `role` allows has changed: the instances that carry it, and their
+    /// credentials already handed out, are allowed the new list at once, as IAM reads a
+    /// role's policies at each request. An instance launched with another role keeps
+    /// it (a new instance profile is for new instances, as on EC2). Whether anything
+    /// changed.
+    pub fn set_allow(&self, instance: &str, role: &str, allow: &[String]) -> bool {
+        let mut inner = self.lock();
+        let Some(carried) = inner.roles.get_mut(instance) else {
+            return false;
+        };
+        if carried.0 != role || carried.1 == allow {
+            return false;
+        }
+        carried.1 = allow.to_vec();
+        for s in inner.by_key.values_mut().filter(|s| s.instance == instance) {
+            s.allow = allow.to_vec();
+        }
+        true
     }
 
     /// The credentials an instance is to use now: its newest unless they have less than
-    /// `ROTATE_BEFORE` left, else new ones (the old stay valid until they expire).
+    /// `ROTATE_BEFORE` left, else new ones (the old stay valid until they expire). They
+    /// carry the role the instance was granted (`role` and `allow` when none was).
     pub fn current(
         &self,
         instance: &str,
@@ -90,9 +125,10 @@ impl Sessions {
         allow: &[String],
         now: Time,
     ) -> Result<Session, crate::token::TokenError> {
-        let mut all = self.lock();
-        all.retain(|_, s| s.expires > now);
-        let newest = all
+        let mut inner = self.lock();
+        inner.by_key.retain(|_, s| s.expires > now);
+        let newest = inner
+            .by_key
             .values()
             .filter(|s| s.instance == instance)
             .max_by_key(|s| s.issued)
@@ -102,24 +138,30 @@ impl Sessions {
         {
             return Ok(s);
         }
+        let (role, allow) = inner
+            .roles
+            .get(instance)
+            .cloned()
+            .unwrap_or_else(|| (role.to_owned(), allow.to_vec()));
         let id = crate::token::random_hex::<8>()?.to_uppercase();
         let s = Session {
             access_key_id: format!("ASIA{id}"),
             secret_access_key: crate::token::random_hex::<20>()?,
             token: crate::token::random_hex::<48>()?,
             instance: instance.to_owned(),
-            role: role.to_owned(),
-            allow: allow.to_vec(),
+            role,
+            allow,
             issued: now,
             expires: now + LIFETIME,
         };
-        all.insert(s.access_key_id.clone(), s.clone());
+        inner.by_key.insert(s.access_key_id.clone(), s.clone());
         Ok(s)
     }
 
     /// A key's session, if it is valid now.
     pub fn lookup(&self, access_key_id: &str, now: Time) -> Option<Session> {
         self.lock()
+            .by_key
             .get(access_key_id)
             .filter(|s| s.expires > now)
             .cloned()
@@ -127,7 +169,9 @@ impl Sessions {
 
     /// An instance is gone: so are its credentials.
     pub fn forget(&self, instance: &str) {
-        self.lock().retain(|_, s| s.instance != instance);
+        let mut inner = self.lock();
+        inner.by_key.retain(|_, s| s.instance != instance);
+        inner.roles.remove(instance);
     }
 }
 
@@ -163,6 +207,38 @@ mod tests {
         assert!(s.lookup(&other.access_key_id, t0).is_some());
         assert!(!format!("{other:?}").contains(&other.secret_access_key));
         assert!(!format!("{other:?}").contains(&other.token));
+    }
+
+    #[test]
+    fn a_changed_role_reaches_the_credentials_already_out_but_not_another_roles() {
+        let s = Sessions::default();
+        let t0 = Time::from_millis(1_000_000);
+        s.grant("i-1", "app", &allow());
+        s.grant("i-2", "old-app", &allow());
+        let a = s.current("i-1", "ignored", &[], t0).unwrap();
+        assert_eq!(
+            (a.role.as_str(), a.allow.clone()),
+            ("app", allow()),
+            "the granted role"
+        );
+        let wider = vec!["dynamodb:*".to_owned(), "ec2:Describe*".to_owned()];
+        assert!(s.set_allow("i-1", "app", &wider));
+        assert!(!s.set_allow("i-1", "app", &wider), "nothing new");
+        assert!(
+            !s.set_allow("i-2", "app", &wider),
+            "i-2 carries another role"
+        );
+        let looked = s.lookup(&a.access_key_id, t0).unwrap();
+        assert!(
+            looked.allows("ec2", "DescribeInstances"),
+            "the key already out"
+        );
+        let rotated = Time::from_millis((t0 + LIFETIME).as_millis() - ROTATE_BEFORE.as_millis());
+        let b = s.current("i-1", "ignored", &[], rotated).unwrap();
+        assert_ne!(a.access_key_id, b.access_key_id);
+        assert_eq!(b.allow, wider, "and the keys handed out next");
+        s.forget("i-1");
+        assert!(!s.set_allow("i-1", "app", &allow()));
     }
 
     #[test]

@@ -373,6 +373,41 @@ env = {{ RESULT = "{}", HOME = "{}" }}
     };
     assert_eq!(call(&session), "allowed");
     assert_eq!(call(""), "UnrecognizedClientException");
+    // The role allows more once the stack says so: the credentials the instance already
+    // holds are allowed it at once, as IAM reads a role's policies at each request.
+    let describe = |token: &str| {
+        let env = vec![
+            (
+                "AWS_ENDPOINT_URL".to_owned(),
+                format!("http://{}", control.trim()),
+            ),
+            ("AWS_ACCESS_KEY_ID".to_owned(), key.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), secret.clone()),
+            ("AWS_SESSION_TOKEN".to_owned(), token.to_owned()),
+            ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
+        ];
+        let out = python(
+            &env,
+            &[
+                "-c",
+                "import boto3\ntry:\n  boto3.client('autoscaling').describe_auto_scaling_groups(); print('allowed')\nexcept Exception as e:\n  print(e.response['Error']['Code'])",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(describe(&session), "AccessDenied");
+    let stack = up.dir.join("stack.toml");
+    let wider = std::fs::read_to_string(&stack).unwrap()
+        + "\n[groups.worker.role]\nname = \"worker-role\"\nallow = [\"dynamodb:*\", \"cloudwatch:PutMetricData\", \"sts:GetCallerIdentity\", \"autoscaling:Describe*\"]\n";
+    std::fs::write(&stack, wider).unwrap();
+    let applied = up.cli(&["apply", stack.to_str().unwrap(), "--yes"]);
+    assert!(applied.status.success(), "{applied:?}");
+    assert_eq!(describe(&session), "allowed", "the running instance's key");
+    assert_eq!(
+        up.in_service()[0]["id"].as_str(),
+        Some(instance.as_str()),
+        "the same instance: a role's policy is no new launch"
+    );
     // The instance goes: its credentials go with it.
     up.kill_instance(&instance);
     up.wait_for("the instance gone", Duration::from_secs(20), |u| {

@@ -194,8 +194,15 @@ fn from_another_directory_the_cli_says_how_it_looked_for_the_stack() {
     let out = dashboard(&nobody);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(err.contains(&format!("cannot reach bellows at {nobody}")), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains(&format!("cannot reach bellows at {nobody}")),
+        "{err}"
+    );
     assert!(err.contains("--state-dir"), "{err}");
     // With the state directory, the same commands work.
     let ok = up.cli(&["apply", "--dry-run", up.stack.to_str().unwrap()]);

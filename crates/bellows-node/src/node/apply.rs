@@ -262,6 +262,21 @@ impl Node {
             }
         }
         self.stack = new;
+        // IAM reads a role's policies at each request: what a changed role allows now
+        // reaches the instances that carry it, and the credentials they hold.
+        for spec in &self.stack.groups {
+            let Some(g) = self.groups.get(&spec.name) else {
+                continue;
+            };
+            for i in g.instances() {
+                if self
+                    .sessions
+                    .set_allow(i.id.as_str(), &spec.role.name, &spec.role.allow)
+                {
+                    tracing::info!(group = %spec.name, instance = %i.id, role = %spec.role.name, "the instance's role allows new actions");
+                }
+            }
+        }
         self.metrics
             .set_aliases(crate::derive::dimension_aliases(&self.resources));
         self.listener_lbs = crate::derive::listener_load_balancers(&self.resources);

@@ -341,9 +341,8 @@ mod tests {
         let client: IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
         // Revoked in this order: the last one revoked does not admit 127.0.0.1.
         let revoked = [cidr("127.0.0.0/8"), cidr("10.0.0.0/8")];
-        let verdict = |remedy: &str| {
-            names_the_admitting_rule(named_rule(remedy, "http"), &revoked, client)
-        };
+        let verdict =
+            |remedy: &str| names_the_admitting_rule(named_rule(remedy, "http"), &revoked, client);
         assert!(verdict("bellows ingress authorize http 127.0.0.0/8"));
         assert!(!verdict("bellows ingress authorize http 10.0.0.0/8"));
         // A rule that admits the client but was never revoked is not the cause.
