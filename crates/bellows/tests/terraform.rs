@@ -151,6 +151,45 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
     });
     tf.plan_is_empty("after desired 2 and a new threshold", &v1);
     assert_eq!(instance_pids(&up).len(), 2, "{:?}", up.instances());
+    // Each instance is in the group's subnet of its zone, in that subnet's VPC.
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&aws(&tf.env, args).stdout).unwrap()
+    };
+    let asg = json(&["autoscaling", "describe-auto-scaling-groups"]);
+    let subnets: Vec<String> = asg["AutoScalingGroups"][0]["VPCZoneIdentifier"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let described = json(
+        &["ec2", "describe-subnets", "--subnet-ids"]
+            .iter()
+            .copied()
+            .chain(subnets.iter().map(String::as_str))
+            .collect::<Vec<_>>(),
+    );
+    let ec2 = json(&["ec2", "describe-instances"]);
+    let placed: Vec<&serde_json::Value> = ec2["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().unwrap())
+        .collect();
+    assert_eq!(placed.len(), 2, "{ec2:#}");
+    for i in placed {
+        let subnet = described["Subnets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["SubnetId"] == i["SubnetId"])
+            .unwrap_or_else(|| panic!("{} is in none of {subnets:?}", i["SubnetId"]));
+        assert_eq!(
+            subnet["AvailabilityZone"], i["Placement"]["AvailabilityZone"],
+            "{i:#}"
+        );
+        assert_eq!(subnet["VpcId"], i["VpcId"], "{i:#}");
+    }
     let alarms = aws(
         &tf.env,
         &[

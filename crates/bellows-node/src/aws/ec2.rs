@@ -478,7 +478,42 @@ async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             ));
         }
     }
+    // An instance of a group made through the endpoint is in that group's subnet of its
+    // zone, in the subnet's VPC; the stack file's instances in the stack's own.
+    let placed: Vec<(String, String, String, String)> = ctx
+        .read(|r| {
+            let mut out = Vec::new();
+            for g in r.of("auto_scaling_group") {
+                for subnet in g.body["VPCZoneIdentifier"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                {
+                    if let Some(b) = r.get(shared::SUBNET, subnet) {
+                        out.push((
+                            g.id.clone(),
+                            b["availabilityZone"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                            subnet.to_owned(),
+                            b["vpcId"].as_str().unwrap_or_default().to_owned(),
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?;
     let names = ctx.names();
+    let place = |group: &str, zone: &str| {
+        placed
+            .iter()
+            .find(|(g, z, _, _)| g == group && z == zone)
+            .map(|(_, _, subnet, vpc)| (subnet.clone(), vpc.clone()))
+            .unwrap_or_else(|| (names.subnet_id(zone), names.vpc_id()))
+    };
     let list: Vec<Value> = instances
         .iter()
         .filter(|i| ids.is_empty() || ids.contains(&i.id.to_string()))
@@ -494,6 +529,7 @@ async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         .map(|i| {
             let (code, name) = state(i.lifecycle);
             let ip = i.private_ip.clone().unwrap_or_default();
+            let (subnet, vpc) = place(&i.group, &i.zone);
             Value::object()
                 .with("instanceId", i.id.to_string())
                 .with("imageId", "ami-bellows")
@@ -511,8 +547,8 @@ async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
                         .with("availabilityZone", i.zone.as_str())
                         .with("tenancy", "default"),
                 )
-                .with("subnetId", names.subnet_id(&i.zone))
-                .with("vpcId", names.vpc_id())
+                .with("subnetId", subnet)
+                .with("vpcId", vpc)
                 .with("privateIpAddress", ip)
                 .with("architecture", "x86_64")
                 .with(
