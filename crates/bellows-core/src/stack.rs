@@ -392,7 +392,32 @@ pub const DEFAULT_ROLE_ALLOW: [&str; 3] = [
     "sts:GetCallerIdentity",
 ];
 
+/// The services whose actions a role may allow: the ones the AWS endpoint answers.
+pub const ROLE_SERVICES: [&str; 6] = [
+    "autoscaling",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "elasticloadbalancing",
+    "sts",
+];
+
 impl RoleSpec {
+    /// Whether `rule` is an `allow` entry: `*`, or `SERVICE:Action` with SERVICE one
+    /// of `ROLE_SERVICES` and the action letters and digits, a trailing `*` allowed.
+    pub fn allows_pattern(rule: &str) -> bool {
+        rule == "*"
+            || rule.split_once(':').is_some_and(|(svc, action)| {
+                ROLE_SERVICES.contains(&svc)
+                    && !action.is_empty()
+                    && action
+                        .trim_end_matches('*')
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric())
+                    && action.find('*').is_none_or(|i| i == action.len() - 1)
+            })
+    }
+
     /// The role a group gets by default: `GROUP-role` with `DEFAULT_ROLE_ALLOW`.
     pub fn default_for(group: &str) -> RoleSpec {
         RoleSpec {

@@ -1,7 +1,8 @@
 //! `bellows import terraform`: a stack file from a Terraform directory's `.tf` files.
 //! Variables (their defaults), locals and simple expressions are evaluated; the
 //! resources bellows knows (load balancer listeners and rules, target groups, launch
-//! templates, auto scaling groups, policies, schedules, alarms, ingress rules) become
+//! templates, auto scaling groups, policies, schedules, alarms, ingress rules, instance
+//! roles) become
 //! the stack's tables; every module, data source, other resource and skipped argument
 //! is reported with its `file:line:column`.
 
@@ -13,6 +14,7 @@ use hcl_edit::expr::{Expression, ObjectKey, TraversalOperator};
 use hcl_edit::structure::{Block, Body, Structure};
 use hcl_edit::template::{Element, Template};
 
+mod iam;
 mod write;
 
 use write::write_stack;
@@ -191,6 +193,8 @@ fn eval(cx: &mut Cx<'_>, file: usize, e: &Expression) -> Result<V, String> {
                     v.clone()
                 }
                 ("trimspace", [V::Str(s)]) => V::Str(s.trim().to_owned()),
+                // A policy document stays the structure it encodes.
+                ("jsonencode", [v]) => v.clone(),
                 ("lower", [V::Str(s)]) => V::Str(s.to_lowercase()),
                 ("upper", [V::Str(s)]) => V::Str(s.to_uppercase()),
                 ("tonumber", [v]) => V::Num(v.num().ok_or("tonumber of a non-number")?),
@@ -274,6 +278,27 @@ fn secs(v: &V) -> Option<String> {
 }
 
 /// A stack name: lower case letters, digits, `-` and `_`.
+/// An alarm's name as a stack file takes it: its case kept (CloudWatch's names are
+/// often `HighCPUUtilization`), anything but letters, digits, `-` and `_` made `-`.
+fn alarm_name(s: &str) -> String {
+    let n: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let n = n.trim_start_matches(['-', '_']).to_owned();
+    if n.is_empty() {
+        "x".to_owned()
+    } else {
+        n.chars().take(255).collect()
+    }
+}
+
 fn name(s: &str) -> String {
     let n: String = s
         .to_lowercase()

@@ -164,6 +164,9 @@ fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) -> Vec<Value> {
         .iter()
         .filter(|p| p.group == g.name)
         .collect();
+    if cx.w.at.has(&group_path(g, "role")) {
+        cx.w.warn(&group_path(g, "role"), format!("group `{}`: its instance role `{}` ({}) is not exported: on EKS, give the pods' ServiceAccount an IAM role that allows the same (IRSA or EKS Pod Identity)", g.name, g.role.name, g.role.allow.join(", ")));
+    }
     if g.termination_policy == TerminationPolicy::OldestInstance {
         cx.w.warn(&group_path(g, "termination_policy"), format!("group `{}`: termination_policy \"OldestInstance\" does not carry over: a ReplicaSet removes the most recently ready pods first (pod-deletion-cost can steer it)", g.name));
     }

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::terraform::*;
+use common::topology::*;
 use common::*;
 
 /// A GET through the load balancer, retried a bounded number of times.
@@ -347,6 +348,7 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
     tf.ok(&apply);
     tf.plan_is_empty("right after apply", &vars);
     assert_eq!(up.in_service().len(), 2, "{:?}", up.instances());
+    let want = topology(&running_stack(&up));
 
     // The seed's validate.sh through the load balancer's DNS name on port 80.
     let dns = tf.ok(&["output", "-raw", "dns"]).trim().to_owned();
@@ -475,4 +477,64 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
         !out.status.success() && err.contains("NoSuchEntity"),
         "the role is gone: {err}"
     );
+    drop(up);
+
+    // The same directory imported runs what `terraform apply` made, the role included,
+    // and the imported stack's app writes its table through the load balancer.
+    let (dir, network) = scratch();
+    let imported = dir.join("imported.toml");
+    let o = Command::new(BIN)
+        .args(["import", "terraform"])
+        .arg(root.join("examples/terraform/flask-dynamodb"))
+        .arg("-o")
+        .arg(&imported)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let port = free_port();
+    let text = std::fs::read_to_string(&imported)
+        .unwrap()
+        .replace(
+            "/opt/candidates-dynamodb",
+            &root
+                .join("examples/apps/candidates-dynamodb")
+                .display()
+                .to_string(),
+        )
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "[stack]\n",
+            &format!("[stack]\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n"),
+        );
+    std::fs::write(&imported, &text).unwrap();
+    let local = Up::start_file(&imported, &dir);
+    let out = aws(
+        &aws_env(&local),
+        &[
+            "dynamodb",
+            "create-table",
+            "--table-name",
+            "Candidates",
+            "--attribute-definitions",
+            "AttributeName=CandidateName,AttributeType=S",
+            "--key-schema",
+            "AttributeName=CandidateName,KeyType=HASH",
+            "--billing-mode",
+            "PAY_PER_REQUEST",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    serving(&local, 2);
+    same_topology(
+        &want,
+        &topology(&running_stack(&local)),
+        &format!("import, then bellows up:\n{text}"),
+    );
+    let (status, body) = http(
+        &format!("127.0.0.1:{port}"),
+        "POST",
+        "/candidate/imported",
+        None,
+    );
+    assert_eq!(status, 200, "{body}\n{text}");
 }

@@ -535,3 +535,26 @@ fn an_empty_stack_has_a_name_and_the_files_defaults_and_nothing_else() {
             .contains("not a valid stack name")
     );
 }
+
+#[test]
+fn alarm_names_keep_cloudwatchs_case_and_other_names_stay_lowercase() {
+    let alarm = |name: &str| {
+        format!(
+            "{MINIMAL}[alarms.{name}]\nmetric = \"CPUUtilization\"\ndimensions = {{ AutoScalingGroupName = \"web\" }}\nstatistic = \"Average\"\nperiod = \"60s\"\nevaluation_periods = 1\ncomparison = \">\"\nthreshold = 60\n"
+        )
+    };
+    let s = parse(&alarm("HighCPUUtilization")).unwrap();
+    assert_eq!(s.alarms[0].name, "HighCPUUtilization");
+    let e = parse(&alarm("\"high cpu\"")).unwrap_err();
+    assert!(
+        e[0].render("stack.toml")
+            .contains("is not a valid alarm name"),
+        "{e:?}"
+    );
+    let e = parse(&MINIMAL.replace("groups.web", "groups.Web")).unwrap_err();
+    assert!(
+        e[0].render("stack.toml")
+            .contains("is not a valid group name"),
+        "{e:?}"
+    );
+}

@@ -346,3 +346,114 @@ resource "aws_autoscaling_group" "web" {
         "{w}"
     );
 }
+
+/// Seed 004's main.tf: the launch template's instance profile carries the app's role,
+/// whose attached policy's actions become the group's role, so that the app's boto3
+/// calls are allowed as on EC2 and nothing else is.
+#[test]
+fn the_flask_dynamodb_instance_profile_becomes_the_groups_role() {
+    let tf = include_str!("../../../../examples/terraform/flask-dynamodb/main.tf");
+    let i = import(
+        &[Source {
+            name: "main.tf".into(),
+            text: tf.into(),
+        }],
+        "candidates",
+    )
+    .unwrap();
+    let s = bellows_core::stack::parse(&i.stack).unwrap_or_else(|e| panic!("{e:?}\n{}", i.stack));
+    let role = &s.groups[0].role;
+    assert!(role.name.ends_with("-ec2-role"), "{role:?}");
+    for action in ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"] {
+        assert!(
+            role.allow.iter().any(|a| a == action),
+            "{action} in {role:?}"
+        );
+    }
+    assert!(
+        !role.allow.iter().any(|a| a.starts_with("autoscaling:")),
+        "{role:?}"
+    );
+    let w = i.warnings.join("\n");
+    for kind in [
+        "aws_iam_role.",
+        "aws_iam_policy.",
+        "aws_iam_instance_profile.",
+        "aws_iam_role_policy_attachment.",
+    ] {
+        assert!(
+            !w.lines()
+                .any(|l| l.contains(kind) && l.contains("has no counterpart")),
+            "{kind} is imported:\n{w}"
+        );
+    }
+}
+
+#[test]
+fn what_a_bellows_role_cannot_say_is_a_warning_with_its_place() {
+    let tf = r##"resource "aws_iam_role" "app" {
+  name = "app"
+  assume_role_policy = "{}"
+  inline_policy {
+    name = "logs"
+    policy = jsonencode({
+      Statement = [
+        { Effect = "Allow", Action = ["logs:PutLogEvents", "cloudwatch:PutMetricData"] },
+        { Effect = "Deny", Action = "dynamodb:DeleteTable" },
+      ]
+    })
+  }
+}
+
+resource "aws_iam_role_policy" "table" {
+  role   = aws_iam_role.app.id
+  policy = "{\"Statement\": {\"Effect\": \"Allow\", \"Action\": \"dynamodb:*\"}}"
+}
+
+resource "aws_iam_role_policy_attachment" "ssm" {
+  role       = aws_iam_role.app.name
+  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "app" {
+  role = aws_iam_role.app.name
+}
+
+resource "aws_launch_template" "web" {
+  user_data = base64encode("#!/bin/sh\nexec python3 -m http.server 8080\n")
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.app.arn
+  }
+}
+
+resource "aws_autoscaling_group" "web" {
+  min_size = 1
+  max_size = 1
+  launch_template {
+    id = aws_launch_template.web.id
+  }
+}
+"##;
+    let i = import(
+        &[Source {
+            name: "main.tf".into(),
+            text: tf.into(),
+        }],
+        "x",
+    )
+    .unwrap();
+    let s = bellows_core::stack::parse(&i.stack).unwrap_or_else(|e| panic!("{e:?}\n{}", i.stack));
+    assert_eq!(s.groups[0].role.name, "app");
+    assert_eq!(
+        s.groups[0].role.allow,
+        ["cloudwatch:PutMetricData", "dynamodb:*"]
+    );
+    let w = i.warnings.join("\n");
+    for needle in [
+        "main.tf:6:14: warning: aws_iam_role.app.inline_policy: the action logs:PutLogEvents is not imported",
+        "main.tf:6:14: warning: aws_iam_role.app.inline_policy: a statement with Effect \"Deny\" is not imported",
+        "main.tf:20:1: warning: aws_iam_role_policy_attachment.ssm: arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore is not imported",
+    ] {
+        assert!(w.contains(needle), "{needle} in\n{w}");
+    }
+}

@@ -31,6 +31,8 @@ struct Launch {
     instance_type: Option<String>,
     /// `export PORT=...` in the script.
     port: Option<String>,
+    /// The label of the `aws_iam_instance_profile` it names.
+    profile: Option<String>,
 }
 
 pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str) -> String {
@@ -45,10 +47,12 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
             .get_attribute("name")
             .and_then(|a| eval(cx, r.file, &a.value).ok())
             .and_then(|v| v.str());
-        names.insert(
-            (r.kind.clone(), r.name.clone()),
-            name(&n.unwrap_or_else(|| r.name.clone())),
-        );
+        let n = n.unwrap_or_else(|| r.name.clone());
+        let n = match r.kind.as_str() {
+            "aws_cloudwatch_metric_alarm" => alarm_name(&n),
+            _ => name(&n),
+        };
+        names.insert((r.kind.clone(), r.name.clone()), n);
     }
     let named = |v: &V| v.target().and_then(|t| names.get(&t).cloned());
     // The load balancers' security groups: their inline ingress rules admit clients to
@@ -67,8 +71,10 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
             }
         })
         .collect();
+    let (roles, iam_used) = iam::instance_roles(cx, rs);
     for r in rs.iter().filter(|r| {
-        let used = r.kind == "aws_security_group" && lb_groups.contains(&r.name);
+        let used = (r.kind == "aws_security_group" && lb_groups.contains(&r.name))
+            || iam_used.contains(&(r.kind.clone(), r.name.clone()));
         !(KNOWN.contains(&r.kind.as_str()) || used)
     }) {
         cx.warn(
@@ -429,6 +435,11 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
             }
         };
         launch.instance_type = instance_type;
+        let has_profile = !a.blocks("iam_instance_profile").is_empty();
+        launch.profile = iam::profile_of(cx, r.file, &r.block.body);
+        if has_profile && launch.profile.is_none() {
+            cx.warn(r.file, r.block.span(), format!("aws_launch_template.{}: its iam_instance_profile names no aws_iam_instance_profile of these files; the group keeps the default role", r.name));
+        }
         templates.insert(r.name.clone(), launch);
         a.finish(
             cx,
@@ -536,6 +547,15 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
         }
         if let Some(s) = &launch.setup {
             let _ = writeln!(out, "setup = {}", toml_str(s));
+        }
+        if let Some(role) = launch.profile.as_ref().and_then(|p| roles.get(p)) {
+            let allow: Vec<String> = role.allow.iter().map(|x| toml_str(x)).collect();
+            let _ = writeln!(
+                out,
+                "[groups.{n}.role]\nname = {}\nallow = [{}]",
+                toml_str(&role.name),
+                allow.join(", ")
+            );
         }
         for s in of("aws_autoscaling_schedule") {
             let mut b = Args::new(
@@ -715,7 +735,7 @@ pub(super) fn write_stack(cx: &mut Cx<'_>, rs: &[Resource<'_>], stack_name: &str
             format!("aws_cloudwatch_metric_alarm.{}", r.name),
             &r.block.body,
         );
-        let n = name(
+        let n = alarm_name(
             &a.get(cx, "alarm_name")
                 .and_then(|v| v.str())
                 .unwrap_or_else(|| r.name.clone()),

@@ -41,6 +41,37 @@ pub(super) fn group_at<'a>(g: &'a GroupSpec, keys: &[&'a str]) -> Vec<Seg<'a>> {
     v
 }
 
+/// The group's instance role as EC2 has it: a role that EC2 may assume, what it allows
+/// as an inline policy, and the instance profile the launch template names.
+fn role(cx: &mut Cx<'_, '_>, g: &GroupSpec, id: &str) {
+    let actions: Vec<String> = g.role.allow.iter().map(|a| crate::hcl::quote(a)).collect();
+    cx.blocks.push(
+        Block::new("resource", &["aws_iam_role", id])
+            .attr("name", g.role.name.as_str())
+            .attr(
+                "assume_role_policy",
+                raw(r#"jsonencode({ Version = "2012-10-17", Statement = [{ Effect = "Allow", Principal = { Service = "ec2.amazonaws.com" }, Action = "sts:AssumeRole" }] })"#),
+            ),
+    );
+    cx.blocks.push(
+        Block::new("resource", &["aws_iam_role_policy", id])
+            .attr("name", "allow")
+            .attr("role", raw(format!("aws_iam_role.{id}.id")))
+            .attr(
+                "policy",
+                raw(format!(
+                    r#"jsonencode({{ Version = "2012-10-17", Statement = [{{ Effect = "Allow", Action = [{}], Resource = "*" }}] }})"#,
+                    actions.join(", ")
+                )),
+            ),
+    );
+    cx.blocks.push(
+        Block::new("resource", &["aws_iam_instance_profile", id])
+            .attr("name", g.role.name.as_str())
+            .attr("role", raw(format!("aws_iam_role.{id}.name"))),
+    );
+}
+
 pub(super) fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
     let id = ident(&g.name);
     let it = &g.launch.instance_type;
@@ -83,8 +114,13 @@ pub(super) fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
                     "base64encode({})",
                     crate::hcl::quote(&user_data(g))
                 )),
+            )
+            .block(
+                Block::new("iam_instance_profile", &[])
+                    .attr("name", raw(format!("aws_iam_instance_profile.{id}.name"))),
             ),
     );
+    role(cx, g, &id);
     let scaled = cx.stack.policies.iter().any(|p| p.group == g.name)
         || cx.stack.scheduled.iter().any(|s| s.group == g.name);
     let tgs: Vec<Expr> = g.target_groups.iter().map(|t| tg_arn(t)).collect();

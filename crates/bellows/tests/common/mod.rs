@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod terraform;
+pub mod topology;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bellows");
 

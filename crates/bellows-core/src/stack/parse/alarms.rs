@@ -4,7 +4,8 @@
 use toml::Spanned;
 
 use super::values::{
-    check_name, duration_in, in_range, one_of, read_dimensions, read_f64, read_statistic, t_int,
+    check_alarm_name, duration_in, in_range, one_of, read_dimensions, read_f64, read_statistic,
+    t_int,
 };
 use crate::Duration;
 use crate::alarm::{AlarmSpec, Comparison, MissingData};
@@ -21,7 +22,7 @@ pub(super) fn read_all(
 ) -> Vec<AlarmSpec> {
     let mut alarms = Vec::new();
     for (name, mut t) in root.named_tables(cx, "alarms") {
-        check_name(cx, &name, "an alarm name");
+        check_alarm_name(cx, &name);
         if let Some(a) = read_alarm(cx, &mut t, name.get_ref(), policies, webhooks) {
             alarms.push(a);
         }

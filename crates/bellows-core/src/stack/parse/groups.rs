@@ -33,7 +33,7 @@ pub(super) fn read_all(
         );
     }
     for (name, mut t) in group_tables {
-        check_name(cx, &name, "a group name");
+        check_name(cx, &name, "group name");
         if let Some(g) = read_group(cx, &mut t, name.get_ref(), target_groups) {
             groups.push(g);
         }
@@ -247,34 +247,17 @@ fn read_role(cx: &mut Cx<'_>, t: &mut Table<'_, '_>, group: &str) -> RoleSpec {
         }
         None => default.name,
     };
-    const SERVICES: [&str; 6] = [
-        "autoscaling",
-        "cloudwatch",
-        "dynamodb",
-        "ec2",
-        "elasticloadbalancing",
-        "sts",
-    ];
     let allow = match t.get::<Vec<Spanned<String>>>(cx, "allow") {
         Some(list) => {
             for rule in &list {
                 let r = rule.get_ref();
-                let ok = r == "*"
-                    || r.split_once(':').is_some_and(|(svc, action)| {
-                        SERVICES.contains(&svc)
-                            && !action.is_empty()
-                            && action
-                                .trim_end_matches('*')
-                                .bytes()
-                                .all(|b| b.is_ascii_alphanumeric())
-                            && action.find('*').is_none_or(|i| i == action.len() - 1)
-                    });
+                let ok = RoleSpec::allows_pattern(r);
                 if !ok {
                     cx.error(
                         rule.span(),
                         format!(
                             "`{path}.allow`: \"{r}\" is not SERVICE:Action (a trailing * allowed), with SERVICE one of {}",
-                            SERVICES.join(", ")
+                            crate::stack::ROLE_SERVICES.join(", ")
                         ),
                     );
                 }

@@ -22,7 +22,7 @@ pub(super) fn read_all(
 ) -> Vec<ListenerSpec> {
     let mut listeners: Vec<ListenerSpec> = Vec::new();
     for (name, mut t) in root.named_tables(cx, "listeners") {
-        check_name(cx, &name, "a listener name");
+        check_name(cx, &name, "listener name");
         if let Some(l) = read_listener(cx, &mut t, name.get_ref(), target_groups) {
             let clash = listeners
                 .iter()

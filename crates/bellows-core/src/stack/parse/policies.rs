@@ -23,7 +23,7 @@ pub(super) fn read_all(
 ) -> Vec<PolicySpec> {
     let mut policies = Vec::new();
     for (name, mut t) in root.named_tables(cx, "policies") {
-        check_name(cx, &name, "a policy name");
+        check_name(cx, &name, "policy name");
         if let Some(p) = read_policy(cx, &mut t, name.get_ref(), groups, target_groups) {
             policies.push(p);
         }

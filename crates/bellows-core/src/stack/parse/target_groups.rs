@@ -12,7 +12,7 @@ use crate::stack::{HealthCheckSpec, Stickiness, TargetGroupSpec};
 pub(super) fn read_all(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Vec<TargetGroupSpec> {
     let mut target_groups = Vec::new();
     for (name, mut t) in root.named_tables(cx, "target_groups") {
-        check_name(cx, &name, "a target group name");
+        check_name(cx, &name, "target group name");
         if let Some(tg) = read_target_group(cx, &mut t, name.get_ref()) {
             target_groups.push(tg);
         }

@@ -41,6 +41,23 @@ pub(super) fn check_name(cx: &mut Cx<'_>, name: &Spanned<String>, what: &str) {
     }
 }
 
+/// An alarm's name: in any case, as CloudWatch's often are (`HighCPUUtilization`), 1 to
+/// 255 of letters, digits, `-` and `_` (a bare TOML key), starting with a letter or digit.
+pub(super) fn check_alarm_name(cx: &mut Cx<'_>, name: &Spanned<String>) {
+    let n = name.get_ref();
+    let ok = !n.is_empty()
+        && n.len() <= 255
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && n.as_bytes()[0].is_ascii_alphanumeric();
+    if !ok {
+        cx.error(
+            name.span(),
+            format!("`{n}` is not a valid alarm name: use 1 to 255 letters, digits, `-` or `_`, starting with a letter or digit"),
+        );
+    }
+}
+
 /// Reads an integer and checks it against an inclusive range.
 pub(super) fn int_in(
     cx: &mut Cx<'_>,

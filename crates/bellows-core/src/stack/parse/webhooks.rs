@@ -9,7 +9,7 @@ use crate::stack::reader::{Cx, Table};
 pub(super) fn read_all(cx: &mut Cx<'_>, root: &mut Table<'_, '_>) -> Vec<WebhookSpec> {
     let mut webhooks = Vec::new();
     for (name, mut t) in root.named_tables(cx, "webhooks") {
-        check_name(cx, &name, "a webhook name");
+        check_name(cx, &name, "webhook name");
         let url = t.require::<Spanned<String>>(cx, "url");
         if let Some(u) = &url {
             check_url(cx, u, &format!("webhooks.{}.url", name.get_ref()));
