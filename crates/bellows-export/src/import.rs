@@ -277,31 +277,21 @@ fn secs(v: &V) -> Option<String> {
     v.num().map(|n| format!("{}s", crate::number(n)))
 }
 
-/// A stack name: lower case letters, digits, `-` and `_`.
 /// An alarm's name as a stack file takes it: its case kept (CloudWatch's names are
-/// often `HighCPUUtilization`), anything but letters, digits, `-` and `_` made `-`.
+/// often `HighCPUUtilization`).
 fn alarm_name(s: &str) -> String {
-    let n: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let n = n.trim_start_matches(['-', '_']).to_owned();
-    if n.is_empty() {
-        "x".to_owned()
-    } else {
-        n.chars().take(255).collect()
-    }
+    cleaned(s, 255)
 }
 
+/// Any other name as a stack file takes it: lower case letters, digits, `-` and `_`.
 fn name(s: &str) -> String {
+    cleaned(&s.to_lowercase(), 64)
+}
+
+/// `s` with anything but letters, digits, `-` and `_` made `-`, starting with a letter or
+/// digit, at most `max` long (`x` when nothing is left).
+fn cleaned(s: &str, max: usize) -> String {
     let n: String = s
-        .to_lowercase()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -315,7 +305,7 @@ fn name(s: &str) -> String {
     if n.is_empty() {
         "x".to_owned()
     } else {
-        n.chars().take(64).collect()
+        n.chars().take(max).collect()
     }
 }
 

@@ -492,20 +492,14 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
         .unwrap();
     assert!(o.status.success(), "{o:?}");
     let port = free_port();
-    let text = std::fs::read_to_string(&imported)
-        .unwrap()
-        .replace(
-            "/opt/candidates-dynamodb",
-            &root
-                .join("examples/apps/candidates-dynamodb")
-                .display()
-                .to_string(),
-        )
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace(
-            "[stack]\n",
-            &format!("[stack]\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n"),
-        );
+    let text = std::fs::read_to_string(&imported).unwrap().replace(
+        "/opt/candidates-dynamodb",
+        &root
+            .join("examples/apps/candidates-dynamodb")
+            .display()
+            .to_string(),
+    );
+    let text = run_here(&text, port, &network);
     std::fs::write(&imported, &text).unwrap();
     let local = Up::start_file(&imported, &dir);
     let out = aws(

@@ -120,17 +120,10 @@ fn a_seed_terraform_directory_imported_runs_the_topology_terraform_makes() {
         warnings.contains("main.tf:") && warnings.contains("aws_vpc.main has no counterpart"),
         "{warnings}"
     );
-    // What only this machine has: a loopback network of the test's own, and a free port
-    // for the listener (port 80 needs root; the stack keeps it as `aws_port`).
     let port = free_port();
     let text = std::fs::read_to_string(&imported).unwrap();
     assert!(text.contains("aws_port = 80"), "{text}");
-    let text = text
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace(
-            "[stack]\n",
-            &format!("[stack]\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n"),
-        );
+    let text = run_here(&text, port, &network);
     std::fs::write(&imported, &text).unwrap();
     let local = Up::start_file(&imported, &dir);
     serving(&local, 1);

@@ -172,3 +172,16 @@ pub fn serving(up: &Up, n: usize) {
         |u| u.in_service().len() == n && u.healthy() == n,
     );
 }
+
+/// A stack imported from Terraform, made to run here: its listener moved from 8080 to
+/// `port` (the AWS side's port 80 needs root; the stack keeps it as `aws_port`), the
+/// control API on an ephemeral port, and instances on a loopback network of the test's
+/// own.
+pub fn run_here(imported: &str, port: u16, network: &str) -> String {
+    imported
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace(
+            "[stack]\n",
+            &format!("[stack]\ncontrol = \"127.0.0.1:0\"\ninstance_network = \"{network}\"\n"),
+        )
+}
