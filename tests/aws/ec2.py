@@ -222,6 +222,13 @@ def delete(c, ids):
         (c.describe_security_groups, {"GroupIds": [ids["default_sg"]]}, "InvalidGroup.NotFound"),
         (c.describe_internet_gateways, {"InternetGatewayIds": [ids["igw"]]}, "InvalidInternetGatewayID.NotFound"),
         (c.describe_route_tables, {"RouteTableIds": [ids["rt"]]}, "InvalidRouteTableID.NotFound"),
+        # An id not of its kind's form is malformed, not missing.
+        (c.describe_vpcs, {"VpcIds": ["not-a-vpc"]}, "InvalidVpcID.Malformed"),
+        (c.describe_subnets, {"SubnetIds": ["subnet-xyz"]}, "InvalidSubnetID.Malformed"),
+        (c.describe_security_groups, {"GroupIds": ["sg-123"]}, "InvalidGroupId.Malformed"),
+        (c.describe_internet_gateways, {"InternetGatewayIds": ["gateway"]}, "InvalidInternetGatewayId.Malformed"),
+        (c.describe_route_tables, {"RouteTableIds": ["rtb-"]}, "InvalidRouteTableId.Malformed"),
+        (c.describe_instances, {"InstanceIds": ["instance-1"]}, "InvalidInstanceID.Malformed"),
     ]:
         e = code_of(call, **kwargs)
         ok(e == (code, 400), f"{call.__name__} after the deletes: {code} ({e})")

@@ -740,9 +740,19 @@ fn a_one_time_scheduled_action_runs_at_its_time() {
             "{name}: {err}"
         );
     }
-    let soon = (now + 3).to_string();
+    // Far enough ahead for the CLI's own start-up on a loaded machine.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let soon = (now + 8).to_string();
     let out = put("soon", &["--start-time", soon.as_str()]);
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        up.json(&["status"])["groups"][0]["desired"],
+        0,
+        "not before its time"
+    );
     let listed = aws_json(
         &env,
         &[
@@ -756,11 +766,6 @@ fn a_one_time_scheduled_action_runs_at_its_time() {
     assert_eq!(actions.len(), 1, "{listed:#}");
     assert!(actions[0]["StartTime"].is_string(), "{listed:#}");
     assert!(actions[0].get("Recurrence").is_none(), "{listed:#}");
-    assert_eq!(
-        up.json(&["status"])["groups"][0]["desired"],
-        0,
-        "not before its time"
-    );
     up.wait_for(
         "the action's instance in service",
         Duration::from_secs(30),

@@ -470,6 +470,13 @@ async fn describe_instances(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let filters = shared::filters(input)?;
     let instances = ctx.ask(Call::Instances).await?;
     for id in &ids {
+        if !shared::well_formed(id, "i") {
+            return Err(AwsError::new(
+                400,
+                "InvalidInstanceID.Malformed",
+                format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
+            ));
+        }
         if !instances.iter().any(|i| i.id.to_string() == *id) {
             return Err(AwsError::new(
                 400,

@@ -108,8 +108,40 @@ pub fn missing(name: &str) -> AwsError {
     )
 }
 
-/// EC2's not-found error for a record of `kind`.
+/// Whether `id` has the form of an EC2 id with `prefix`: `prefix-` and 8 or 17
+/// lowercase hex digits (`vpc-0a1b2c3d`, `sg-0123456789abcdef0`).
+pub fn well_formed(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            matches!(hex.len(), 8 | 17)
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// EC2's error for an id of `kind` that names nothing: `.Malformed` when it does not
+/// have the kind's form, as EC2 answers before looking, else `.NotFound`.
 pub fn not_found(kind: &str, id: &str) -> AwsError {
+    let malformed = match kind {
+        VPC => Some(("InvalidVpcID.Malformed", "vpc")),
+        SUBNET => Some(("InvalidSubnetID.Malformed", "subnet")),
+        SECURITY_GROUP => Some(("InvalidGroupId.Malformed", "sg")),
+        RULE => Some(("InvalidSecurityGroupRuleId.Malformed", "sgr")),
+        GATEWAY => Some(("InvalidInternetGatewayId.Malformed", "igw")),
+        ROUTE_TABLE => Some(("InvalidRouteTableId.Malformed", "rtb")),
+        _ => None,
+    };
+    if let Some((code, prefix)) = malformed
+        && !well_formed(id, prefix)
+    {
+        return AwsError::new(
+            400,
+            code,
+            format!("Invalid id: \"{id}\" (expecting \"{prefix}-...\")"),
+        );
+    }
     let (code, what) = match kind {
         VPC => ("InvalidVpcID.NotFound", "vpc ID"),
         SUBNET => ("InvalidSubnetID.NotFound", "subnet ID"),

@@ -186,3 +186,35 @@ fn launch_versions_resolve_latest_default_and_numbers() {
         "InvalidLaunchTemplateId.NotFound"
     );
 }
+
+#[test]
+fn an_id_not_of_its_kinds_form_is_malformed_not_missing() {
+    for (kind, id, code) in [
+        (shared::VPC, "vpc-0a1b2c3d", "InvalidVpcID.NotFound"),
+        (
+            shared::VPC,
+            "vpc-0123456789abcdef0",
+            "InvalidVpcID.NotFound",
+        ),
+        (shared::VPC, "vpc-xyz", "InvalidVpcID.Malformed"),
+        (shared::VPC, "subnet-0a1b2c3d", "InvalidVpcID.Malformed"),
+        (
+            shared::SUBNET,
+            "subnet-0A1B2C3D",
+            "InvalidSubnetID.Malformed",
+        ),
+        (shared::SECURITY_GROUP, "sg-123", "InvalidGroupId.Malformed"),
+        (
+            shared::GATEWAY,
+            "igw-",
+            "InvalidInternetGatewayId.Malformed",
+        ),
+        (
+            shared::ROUTE_TABLE,
+            "rtb-0a1b2c3d",
+            "InvalidRouteTableID.NotFound",
+        ),
+    ] {
+        assert_eq!(shared::not_found(kind, id).code, code, "{id}");
+    }
+}
