@@ -313,7 +313,9 @@ fn the_ip_tracker_example_applies_serves_restarts_changes_and_destroys() {
 /// managed policy and the instance profile are Terraform's; the Flask app in the
 /// instances finds the profile's credentials behind its metadata endpoint and writes the
 /// table through the load balancer; the role allows what its policy allows and nothing
-/// else; the plan is empty after apply; destroy leaves no instance process.
+/// else; the plan is empty after apply, after a restart and after a third instance is
+/// applied in place; destroy leaves no instance process. The same directory imported
+/// then runs what terraform apply made, role included.
 #[test]
 fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
     need_terraform();
@@ -458,9 +460,24 @@ fn the_flask_dynamodb_example_applies_serves_from_its_table_and_destroys() {
         );
     }
 
+    // A change applied in place: a third instance, which serves from the same table; the
+    // plan is empty again.
+    let vars = [vars.as_slice(), &["-var", "asg_instances=3"]].concat();
+    let mut apply = vec!["apply", "-auto-approve"];
+    apply.extend_from_slice(&vars);
+    tf.ok(&apply);
+    up.wait_for("three instances healthy", Duration::from_secs(90), |u| {
+        u.in_service().len() == 3 && u.healthy() == 3
+    });
+    tf.plan_is_empty("after asg_instances = 3", &vars);
+    for n in 0..3 {
+        let (status, body) = get_through(&lb, &format!("/candidate/tf-{n}"));
+        assert_eq!(status, 200, "with three instances: {body}");
+    }
+
     // Destroy: nothing left running, the table gone.
     let pids = instance_pids(&up);
-    assert_eq!(pids.len(), 2, "{:?}", up.instances());
+    assert_eq!(pids.len(), 3, "{:?}", up.instances());
     let mut destroy = vec!["destroy", "-auto-approve"];
     destroy.extend_from_slice(&vars);
     tf.ok(&destroy);

@@ -423,13 +423,7 @@ async fn terminate(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         reply,
     })
     .await?
-    .map_err(|e| {
-        if e.status == 404 {
-            instance_not_found(&raw)
-        } else {
-            from_api(e, "ValidationError", "ValidationError")
-        }
-    })?;
+    .map_err(|e| instance_error(e, &raw))?;
     let now = crate::clock::now();
     let activity = Value::object()
         .with(
@@ -478,13 +472,7 @@ async fn set_health(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         reply,
     })
     .await?
-    .map_err(|e| {
-        if e.status == 404 {
-            instance_not_found(&raw)
-        } else {
-            from_api(e, "ValidationError", "ValidationError")
-        }
-    })?;
+    .map_err(|e| instance_error(e, &raw))?;
     Ok(Value::Null)
 }
 
@@ -527,15 +515,19 @@ async fn set_protection(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             reply,
         })
         .await?
-        .map_err(|e| {
-            if e.status == 404 {
-                instance_not_found(&raw)
-            } else {
-                from_api(e, "ValidationError", "ValidationError")
-            }
-        })?;
+        .map_err(|e| instance_error(e, &raw))?;
     }
     Ok(Value::object())
+}
+
+/// A call on one instance refused by the loop: an instance it does not know is Auto
+/// Scaling's not-found ValidationError, the rest as the API said.
+fn instance_error(e: crate::api::ApiError, raw: &str) -> AwsError {
+    if e.status == 404 {
+        instance_not_found(raw)
+    } else {
+        from_api(e, "ValidationError", "ValidationError")
+    }
 }
 
 fn refresh_error(e: crate::api::ApiError, group: &str, starting: bool) -> AwsError {

@@ -450,23 +450,9 @@ pub(super) async fn put_policy(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             )));
         }
     }
-    let out_arn = arn.clone();
-    ctx.change(move |r| {
-        let g = body["AutoScalingGroupName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if !r.contains(GROUP, &g) {
-            return Err(group_not_found(&g));
-        }
-        if r.get(POLICY, &arn) != Some(&body) {
-            r.put(POLICY, &arn, body)?;
-        }
-        Ok(())
-    })
-    .await?;
+    put_for_group(ctx, POLICY, arn.clone(), body).await?;
     Ok(Value::object()
-        .with("PolicyARN", out_arn)
+        .with("PolicyARN", arn)
         .with("Alarms", Value::List(Vec::new())))
 }
 
@@ -581,6 +567,18 @@ pub(super) async fn put_scheduled(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
             "A scheduled action must set at least one of MinSize, MaxSize and DesiredCapacity",
         ));
     }
+    put_for_group(ctx, SCHEDULED, arn, body).await?;
+    Ok(Value::object())
+}
+
+/// Puts the record `kind`/`arn` of the group its body names (a policy, a scheduled
+/// action), unless it is there as it is; the group must be one of the records.
+async fn put_for_group(
+    ctx: &Ctx<'_>,
+    kind: &'static str,
+    arn: String,
+    body: J,
+) -> Result<(), AwsError> {
     ctx.change(move |r| {
         let g = body["AutoScalingGroupName"]
             .as_str()
@@ -589,13 +587,12 @@ pub(super) async fn put_scheduled(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
         if !r.contains(GROUP, &g) {
             return Err(group_not_found(&g));
         }
-        if r.get(SCHEDULED, &arn) != Some(&body) {
-            r.put(SCHEDULED, &arn, body)?;
+        if r.get(kind, &arn) != Some(&body) {
+            r.put(kind, &arn, body)?;
         }
         Ok(())
     })
-    .await?;
-    Ok(Value::object())
+    .await
 }
 
 pub(super) async fn delete_scheduled(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
