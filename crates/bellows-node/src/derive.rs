@@ -54,6 +54,11 @@ pub fn dimension_aliases(records: &Resources) -> BTreeMap<(String, String), Stri
     out
 }
 
+/// The name bellows gives the listener of a load balancer made through the endpoint.
+fn listener_name(lb_name: &str, port: impl std::fmt::Display) -> String {
+    format!("{lb_name}-{port}")
+}
+
 /// The name of the derived listener of each listener record (`LBNAME-PORT`) and the
 /// load balancer it belongs to.
 pub fn listener_load_balancers(records: &Resources) -> BTreeMap<String, String> {
@@ -65,7 +70,7 @@ pub fn listener_load_balancers(records: &Resources) -> BTreeMap<String, String> 
             .filter(|l| l.body["LoadBalancerArn"] == lb.id.as_str())
         {
             let port = int(&l.body["Port"]).unwrap_or(80);
-            out.insert(format!("{lb_name}-{port}"), lb_name.clone());
+            out.insert(listener_name(&lb_name, port), lb_name.clone());
         }
     }
     out
@@ -110,7 +115,7 @@ pub fn derive(base: &Stack, records: &Resources) -> Result<Stack, String> {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(60);
             stack.listeners.push(ListenerSpec {
-                name: format!("{lb_name}-{port}"),
+                name: listener_name(&lb_name, port),
                 address: SocketAddr::new(ip.into(), port),
                 ingress: ingress(records, &groups, port),
                 rules,

@@ -26,36 +26,49 @@ pub(super) fn check_url(cx: &mut Cx<'_>, u: &Spanned<String>, key: &str) {
     }
 }
 
-pub(super) fn check_name(cx: &mut Cx<'_>, name: &Spanned<String>, what: &str) {
+/// What a stack name may be made of: 1 to `max` of letters (`lowercase`: only lower
+/// case), digits, `-` and `_` (a bare TOML key), starting with a letter or digit.
+fn check_name_rule(
+    cx: &mut Cx<'_>,
+    name: &Spanned<String>,
+    what: &str,
+    max: usize,
+    lowercase: bool,
+) {
     let n = name.get_ref();
+    let letter = |b: u8| {
+        if lowercase {
+            b.is_ascii_lowercase()
+        } else {
+            b.is_ascii_alphabetic()
+        }
+    };
     let ok = !n.is_empty()
-        && n.len() <= 64
+        && n.len() <= max
         && n.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            .all(|b| letter(b) || b.is_ascii_digit() || b == b'-' || b == b'_')
         && n.as_bytes()[0].is_ascii_alphanumeric();
     if !ok {
+        let letters = if lowercase {
+            "lowercase letters"
+        } else {
+            "letters"
+        };
         cx.error(
             name.span(),
-            format!("`{n}` is not a valid {what}: use 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit"),
+            format!("`{n}` is not a valid {what}: use 1 to {max} {letters}, digits, `-` or `_`, starting with a letter or digit"),
         );
     }
 }
 
-/// An alarm's name: in any case, as CloudWatch's often are (`HighCPUUtilization`), 1 to
-/// 255 of letters, digits, `-` and `_` (a bare TOML key), starting with a letter or digit.
+pub(super) fn check_name(cx: &mut Cx<'_>, name: &Spanned<String>, what: &str) {
+    check_name_rule(cx, name, what, 64, true);
+}
+
+/// An alarm's name: in any case, as CloudWatch's often are (`HighCPUUtilization`), and
+/// up to 255 long.
 pub(super) fn check_alarm_name(cx: &mut Cx<'_>, name: &Spanned<String>) {
-    let n = name.get_ref();
-    let ok = !n.is_empty()
-        && n.len() <= 255
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && n.as_bytes()[0].is_ascii_alphanumeric();
-    if !ok {
-        cx.error(
-            name.span(),
-            format!("`{n}` is not a valid alarm name: use 1 to 255 letters, digits, `-` or `_`, starting with a letter or digit"),
-        );
-    }
+    check_name_rule(cx, name, "alarm name", 255, false);
 }
 
 /// Reads an integer and checks it against an inclusive range.
