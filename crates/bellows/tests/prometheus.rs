@@ -173,4 +173,13 @@ fn prometheus_scrapes_bellows_and_its_request_rate_is_the_one_bellows_reports() 
     let total = query(&prom, "sum(bellows_lb_request_count_total)").unwrap();
     // (Health checks go to targets directly, not through the listener.)
     assert_eq!(total, f64::from(sent));
+    // The metric store's own size, which a soak takes out of bellows' memory.
+    let series = query(&prom, "bellows_metric_series").unwrap();
+    let points = query(&prom, "bellows_metric_datapoints").unwrap();
+    let bytes = query(&prom, "bellows_metric_store_bytes").unwrap();
+    assert!(series >= 5.0, "{series} series");
+    assert!(
+        points > series && bytes >= points * 40.0,
+        "{series} {points} {bytes}"
+    );
 }
