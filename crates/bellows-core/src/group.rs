@@ -132,7 +132,8 @@ pub struct Group {
     zones: Vec<String>,
     policy: TerminationPolicy,
     health_check_type: HealthCheckType,
-    /// Whether it is registered with target groups (its instances are load balanced).
+    /// Whether the load balancer health-checks its instances (`Stack::load_balanced`):
+    /// a refresh with ELB health checks then waits for their targets to be healthy.
     load_balanced: bool,
     grace: Duration,
     cap: Capacity,
@@ -189,6 +190,14 @@ impl Group {
     /// The group's zones, in the order it lists them.
     pub fn zones(&self) -> &[String] {
         &self.zones
+    }
+
+    /// Whether the load balancer health-checks its instances, from the stack it runs in
+    /// (`Stack::load_balanced`): a group knows its target groups, not which of them a
+    /// listener uses. `new` assumes any target group is used; the node and the
+    /// simulator set it from the stack whenever the stack changes.
+    pub fn set_load_balanced(&mut self, load_balanced: bool) {
+        self.load_balanced = load_balanced;
     }
 
     /// A zone's outage starts (`available` false) or ends. While it lasts nothing is

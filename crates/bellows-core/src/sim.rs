@@ -328,7 +328,9 @@ impl Sim {
         let feeds = feeds(&scaler, &stack.load_balancer, &spec.name, tg_name);
         let seed = opts.seed.unwrap_or(s.seed);
         let mut groups = BTreeMap::new();
-        groups.insert(spec.name.clone(), Group::new(spec));
+        let mut group = Group::new(spec);
+        group.set_load_balanced(stack.load_balanced(spec));
+        groups.insert(spec.name.clone(), group);
         let mut sim = Sim {
             model,
             group: spec.name.clone(),

@@ -8,7 +8,7 @@ mod parse;
 mod reader;
 
 use core::net::{Ipv4Addr, SocketAddr};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -321,6 +321,26 @@ impl Stack {
 
     pub fn target_group(&self, name: &str) -> Option<&TargetGroupSpec> {
         self.target_groups.iter().find(|g| g.name == name)
+    }
+
+    /// The target groups some listener forwards to. The load balancer health-checks
+    /// their targets; those of any other target group are `unused`, as ALB shows a
+    /// target group no load balancer uses, and are not checked.
+    pub fn used_target_groups(&self) -> BTreeSet<&str> {
+        self.listeners
+            .iter()
+            .flat_map(|l| l.target_groups())
+            .collect()
+    }
+
+    /// Whether the load balancer health-checks a group's instances: it registers them
+    /// with a target group that a listener forwards to.
+    pub fn load_balanced(&self, group: &GroupSpec) -> bool {
+        let used = self.used_target_groups();
+        group
+            .target_groups
+            .iter()
+            .any(|t| used.contains(t.as_str()))
     }
 }
 

@@ -235,7 +235,9 @@ pub async fn run(
     tokio::spawn(crate::outbox::run(opts.state_dir.join("state.db")));
     let mut groups = BTreeMap::new();
     for g in &stack.groups {
-        groups.insert(g.name.clone(), store.restored_group(g, now)?);
+        let mut group = store.restored_group(g, now)?;
+        group.set_load_balanced(stack.load_balanced(g));
+        groups.insert(g.name.clone(), group);
     }
     let mut node = Node {
         groups,

@@ -279,11 +279,7 @@ impl Proxy {
         if let Some(log) = prepared.access_log {
             let _ = self.shared.access_log.set(log);
         }
-        let used: std::collections::HashSet<&str> = stack
-            .listeners
-            .iter()
-            .flat_map(|l| l.target_groups())
-            .collect();
+        let used = stack.used_target_groups();
         let old_groups = self.shared.groups.load_full();
         let mut groups = HashMap::new();
         for spec in &stack.target_groups {

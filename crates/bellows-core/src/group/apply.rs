@@ -30,7 +30,6 @@ impl Group {
         self.zones = new.zones.clone();
         self.policy = new.termination_policy;
         self.health_check_type = new.health_check_type;
-        self.load_balanced = !new.target_groups.is_empty();
         self.grace = new.health_check_grace_period;
         Ok((old.launch != new.launch).then(|| self.bump_template_version()))
     }

@@ -1082,3 +1082,30 @@ fn with_elb_health_checks_a_refresh_waits_for_the_replacements_target_health() {
     h.settle();
     assert_eq!(h.log.matches("terminate").count(), 2, "{}", h.log);
 }
+
+#[test]
+fn a_refresh_does_not_wait_for_target_health_the_load_balancer_never_checks() {
+    // ELB health checks on a group whose target group no listener forwards to: its
+    // targets are `unused` and never checked, so none would ever be found healthy.
+    let mut h = Harness::new("desired = 2\ntarget_groups = [\"tg\"]\nhealth_check_type = \"ELB\"");
+    h.group.set_load_balanced(false);
+    h.settle();
+    h.log.clear();
+    h.group
+        .start_refresh(
+            RefreshSpec {
+                min_healthy_percentage: 50,
+                warmup: Duration::ZERO,
+            },
+            h.now,
+            &mut h.ids,
+        )
+        .unwrap();
+    for _ in 0..3 {
+        h.now = h.now + Duration::from_secs(5);
+        h.settle();
+    }
+    assert_eq!(h.log.matches("terminate").count(), 2, "{}", h.log);
+    let r = h.group.refresh().unwrap();
+    assert_eq!(r.status, RefreshStatus::Successful, "{}", r.status_reason);
+}

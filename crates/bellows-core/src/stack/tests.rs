@@ -187,6 +187,23 @@ instance_type = { vcpu = 0, memory = "lots", disk = 1 }
 }
 
 #[test]
+fn a_group_is_load_balanced_when_a_listener_forwards_to_one_of_its_target_groups() {
+    let src = |forward: &str| {
+        format!(
+            "[target_groups.a]\n[target_groups.b]\n[listeners.web]\naddress = \"127.0.0.1:0\"\ndefault = {forward}\n\
+             [groups.one]\nmin = 0\nmax = 1\ntarget_groups = [\"a\"]\n[groups.one.launch]\ncommand = [\"x\"]\n\
+             [groups.none]\nmin = 0\nmax = 1\n[groups.none.launch]\ncommand = [\"x\"]\n"
+        )
+    };
+    let uses_a = parse(&src("{ forward = \"a\" }")).unwrap();
+    assert_eq!(uses_a.used_target_groups(), BTreeSet::from(["a"]));
+    assert!(uses_a.load_balanced(uses_a.group("one").unwrap()));
+    assert!(!uses_a.load_balanced(uses_a.group("none").unwrap()));
+    let uses_b = parse(&src("{ forward = \"b\" }")).unwrap();
+    assert!(!uses_b.load_balanced(uses_b.group("one").unwrap()));
+}
+
+#[test]
 fn custom_instance_type_and_network() {
     check(
         r#"[stack]

@@ -262,6 +262,13 @@ impl Node {
             }
         }
         self.stack = new;
+        // A listener that starts or stops forwarding to a group's target group changes
+        // whether the load balancer checks its instances, with no change to the group.
+        for spec in &self.stack.groups {
+            if let Some(g) = self.groups.get_mut(&spec.name) {
+                g.set_load_balanced(self.stack.load_balanced(spec));
+            }
+        }
         // IAM reads a role's policies at each request: what a changed role allows now
         // reaches the instances that carry it, and the credentials they hold.
         for spec in &self.stack.groups {
