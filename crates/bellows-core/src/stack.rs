@@ -397,6 +397,25 @@ pub struct GroupSpec {
     pub role: RoleSpec,
 }
 
+impl GroupSpec {
+    /// Whether a request for `target_group` that finds no instance is held while this
+    /// group launches one: it scales from zero (`scale_from_zero`, with `min = 0`) and
+    /// registers into that target group. The load balancer holds requests by this rule,
+    /// `scaling::scale_from_zero` wakes groups by it, and an export warns by it.
+    pub fn wakes_from_zero_for(&self, target_group: &str) -> bool {
+        self.scale_from_zero
+            && self.min == 0
+            && self.target_groups.iter().any(|t| t == target_group)
+    }
+
+    /// Whether it wakes from zero for any of its target groups.
+    pub fn wakes_from_zero(&self) -> bool {
+        self.target_groups
+            .iter()
+            .any(|t| self.wakes_from_zero_for(t))
+    }
+}
+
 /// A group's instance role: its name and the `service:Action` patterns it allows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RoleSpec {

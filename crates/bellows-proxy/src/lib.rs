@@ -287,7 +287,7 @@ impl Proxy {
             let cold_start = stack
                 .groups
                 .iter()
-                .any(|g| g.scale_from_zero && g.min == 0 && g.target_groups.contains(&spec.name));
+                .any(|g| g.wakes_from_zero_for(&spec.name));
             let tg = match old_groups.get(&spec.name) {
                 Some(tg) => {
                     tg.spec.store(Arc::new(spec.clone()));

@@ -17,8 +17,9 @@ pub struct Woken {
     pub after: Capacity,
 }
 
-/// Every group with `scale_from_zero` that serves `target_group` and has a desired
-/// capacity of 0 (and a maximum of at least 1) goes to a desired capacity of 1.
+/// Every group that wakes from zero for `target_group` (`GroupSpec::wakes_from_zero_for`)
+/// and has a desired capacity of 0 (and a maximum of at least 1) goes to a desired
+/// capacity of 1.
 pub fn scale_from_zero(
     specs: &[GroupSpec],
     groups: &mut BTreeMap<String, Group>,
@@ -28,7 +29,7 @@ pub fn scale_from_zero(
 ) -> Vec<Woken> {
     let mut woken = Vec::new();
     for spec in specs {
-        if !(spec.scale_from_zero && spec.target_groups.iter().any(|t| t == target_group)) {
+        if !spec.wakes_from_zero_for(target_group) {
             continue;
         }
         let Some(g) = groups.get_mut(&spec.name) else {
@@ -90,6 +91,14 @@ desired = 2
 target_groups = ["tg"]
 [groups.awake.launch]
 command = ["x"]
+
+[groups.floor]
+min = 1
+max = 3
+desired = 1
+target_groups = ["tg"]
+[groups.floor.launch]
+command = ["x"]
 "#;
 
     #[test]
@@ -100,6 +109,16 @@ command = ["x"]
             .iter()
             .map(|g| (g.name.clone(), Group::new(g)))
             .collect();
+        // A group whose file keeps one instance does not wake from zero, even with its
+        // desired capacity set to 0 at run time: the load balancer does not hold its
+        // requests either (the same rule, `GroupSpec::wakes_from_zero_for`).
+        let floor = stack.group("floor").unwrap();
+        assert!(!floor.wakes_from_zero_for("tg"));
+        groups
+            .get_mut("floor")
+            .unwrap()
+            .set_capacity(Some(0), None, Some(0), Time::from_millis(0), "test")
+            .unwrap();
         let now = Time::from_millis(1_000);
         let woken = scale_from_zero(&stack.groups, &mut groups, "tg", now, "test");
         assert_eq!(
@@ -121,6 +140,7 @@ command = ["x"]
         assert_eq!(groups["stays_asleep"].capacity().desired, 0);
         assert_eq!(groups["elsewhere"].capacity().desired, 0);
         assert_eq!(groups["awake"].capacity().desired, 2);
+        assert_eq!(groups["floor"].capacity().desired, 0);
         // Once awake, a second request wakes nothing more.
         assert!(scale_from_zero(&stack.groups, &mut groups, "tg", now, "test").is_empty());
     }

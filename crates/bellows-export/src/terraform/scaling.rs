@@ -93,7 +93,7 @@ pub(super) fn group(cx: &mut Cx<'_, '_>, g: &GroupSpec) {
     if cx.w.at.has(&group_at(g, &["launch", "stop_timeout"])) {
         cx.w.warn(&group_at(g, &["launch", "stop_timeout"]), format!("group `{}`: stop_timeout has no launch template setting (a lifecycle hook on termination is the counterpart)", g.name));
     }
-    if g.min == 0 && g.scale_from_zero && !g.target_groups.is_empty() {
+    if g.wakes_from_zero() {
         cx.w.warn(&group_at(g, &["min"]), format!("group `{}`: scale from zero (a request held while an instance starts) has no ALB counterpart", g.name));
     }
     cx.blocks.push(
