@@ -214,16 +214,15 @@ pub fn instances(
 /// table, and the mean latency per table and operation. Nothing when nothing was called,
 /// as DynamoDB publishes only for requests.
 pub fn dynamodb(store: &mut MetricStore, consumed: &crate::tables::Consumed, now: Time) {
-    use bellows_core::metrics::SeriesKey;
     for (table, (read, write)) in &consumed.units {
         let dims = [("TableName", table.as_str())];
         store.put(
-            &SeriesKey::new("AWS/DynamoDB", "ConsumedReadCapacityUnits", &dims),
+            &catalogue::CONSUMED_READ_CAPACITY_UNITS.key(&dims),
             now,
             *read,
         );
         store.put(
-            &SeriesKey::new("AWS/DynamoDB", "ConsumedWriteCapacityUnits", &dims),
+            &catalogue::CONSUMED_WRITE_CAPACITY_UNITS.key(&dims),
             now,
             *write,
         );
@@ -237,7 +236,7 @@ pub fn dynamodb(store: &mut MetricStore, consumed: &crate::tables::Consumed, now
             ("Operation", operation.as_str()),
         ];
         store.put(
-            &SeriesKey::new("AWS/DynamoDB", "SuccessfulRequestLatency", &dims),
+            &catalogue::SUCCESSFUL_REQUEST_LATENCY.key(&dims),
             now,
             ms.iter().sum::<f64>() / ms.len() as f64,
         );

@@ -9,6 +9,7 @@ use super::SeriesKey;
 pub const EC2: &str = "AWS/EC2";
 pub const AUTO_SCALING: &str = "AWS/AutoScaling";
 pub const ELB: &str = "AWS/ApplicationELB";
+pub const DYNAMODB: &str = "AWS/DynamoDB";
 /// bellows' own additions to the load balancer's metrics (percentiles a second).
 pub const BELLOWS_ELB: &str = "bellows/ApplicationELB";
 
@@ -19,6 +20,7 @@ pub enum Unit {
     Count,
     Bytes,
     Seconds,
+    Milliseconds,
 }
 
 /// One metric of the catalogue.
@@ -53,6 +55,8 @@ const BY_LB_AND_TARGET_GROUP: &[&[&str]] = &[
     &["LoadBalancer", "TargetGroup"],
 ];
 const BY_TARGET_GROUP: &[&[&str]] = &[&["TargetGroup"]];
+const BY_TABLE: &[&[&str]] = &[&["TableName"]];
+const BY_TABLE_AND_OPERATION: &[&[&str]] = &[&["TableName", "Operation"]];
 
 const fn m(
     namespace: &'static str,
@@ -142,6 +146,23 @@ pub const TARGET_RESPONSE_TIME_P99: Metric = m(
     Unit::Seconds,
 );
 
+/// DynamoDB's, for the tables of the AWS endpoint: capacity units consumed a second,
+/// and the mean latency (milliseconds, as DynamoDB publishes it) of each operation.
+pub const CONSUMED_READ_CAPACITY_UNITS: Metric =
+    m(DYNAMODB, "ConsumedReadCapacityUnits", BY_TABLE, Unit::Count);
+pub const CONSUMED_WRITE_CAPACITY_UNITS: Metric = m(
+    DYNAMODB,
+    "ConsumedWriteCapacityUnits",
+    BY_TABLE,
+    Unit::Count,
+);
+pub const SUCCESSFUL_REQUEST_LATENCY: Metric = m(
+    DYNAMODB,
+    "SuccessfulRequestLatency",
+    BY_TABLE_AND_OPERATION,
+    Unit::Milliseconds,
+);
+
 /// The whole catalogue.
 pub const ALL: &[Metric] = &[
     CPU_UTILIZATION,
@@ -179,6 +200,9 @@ pub const ALL: &[Metric] = &[
     TARGET_RESPONSE_TIME,
     TARGET_RESPONSE_TIME_P50,
     TARGET_RESPONSE_TIME_P99,
+    CONSUMED_READ_CAPACITY_UNITS,
+    CONSUMED_WRITE_CAPACITY_UNITS,
+    SUCCESSFUL_REQUEST_LATENCY,
 ];
 
 /// The catalogue's metric of a series, if its dimensions are one of the metric's sets.

@@ -278,7 +278,7 @@ pub(super) fn alarm_driven(cx: &mut Cx<'_, '_>, p: &PolicySpec) -> Vec<Scaler> {
             cx.w.warn(&at, format!("alarm `{}` ({} {}) scales out on a low value; it has no autoscaler counterpart", a.name, a.metric.name, a.comparison.symbol()));
             continue;
         }
-        if a.metric.name == "CPUUtilization"
+        if bellows_core::metrics::catalogue::CPU_UTILIZATION.is(&a.metric)
             && a.metric.dimensions.contains_key("AutoScalingGroupName")
         {
             triggers.push(Scaler::Cpu(a.threshold));

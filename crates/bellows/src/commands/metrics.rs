@@ -72,7 +72,7 @@ pub async fn metrics(
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let namespace = namespace.unwrap_or_else(|| "AWS/EC2".to_owned());
+    let namespace = namespace.unwrap_or_else(|| bellows_core::metrics::catalogue::EC2.to_owned());
     let path = format!(
         "/api/v1/metrics/query?namespace={}&name={}&dimensions={}&stat={}&period={}&since={}",
         encode(&namespace),

@@ -41,7 +41,7 @@ fn read_alarm(
     let path = t.path.clone();
     let namespace = t
         .get::<String>(cx, "namespace")
-        .unwrap_or_else(|| "AWS/EC2".to_owned());
+        .unwrap_or_else(|| crate::metrics::catalogue::EC2.to_owned());
     let metric = t.require::<String>(cx, "metric");
     let dimensions = read_dimensions(cx, t);
     let statistic = read_statistic(cx, t);
