@@ -240,31 +240,6 @@ pub fn parse_steps(s: &str) -> Result<Plan, Error> {
     Ok(Plan::steps(&steps))
 }
 
-/// A trace: one count per line (blank lines and `#` comments skipped), at most `limit`
-/// lines after skipping `skip`.
-pub fn parse_trace(text: &str, skip: usize, limit: usize) -> Result<Vec<f64>, Error> {
-    let mut out = Vec::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .skip(skip)
-        .take(limit)
-    {
-        match line.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 => out.push(v),
-            _ => {
-                return Err(Error::Usage(format!(
-                    "trace line {}: `{}` is not a count",
-                    i + 1,
-                    line.trim()
-                )));
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,8 +286,7 @@ mod tests {
 
     #[test]
     fn a_trace_is_scaled_and_sped_up() {
-        let counts = parse_trace("# header\n4\n0\n\n2\n", 0, 100).unwrap();
-        assert_eq!(counts, vec![4.0, 0.0, 2.0]);
+        let counts = [4.0, 0.0, 2.0];
         let p = Plan::trace(&counts, 0.5, 2.0);
         assert_eq!(p.duration(), 1.5);
         let t = secs(&p);
@@ -322,8 +296,6 @@ mod tests {
             t[0] < 0.5 && t[1] < 0.5 && (1.0..1.5).contains(&t[2]),
             "{t:?}"
         );
-        assert_eq!(parse_trace("1\n2\n3\n4\n", 1, 2).unwrap(), vec![2.0, 3.0]);
-        assert!(parse_trace("1\nx\n", 0, 10).is_err());
     }
 
     #[test]

@@ -116,8 +116,7 @@ fn seconds(flag: &str, s: &str) -> anyhow::Result<Duration> {
 }
 
 fn read_trace(path: &std::path::Path, start: usize, limit: usize) -> anyhow::Result<Vec<f64>> {
-    let text = crate::trace::read_to_string(path)?;
-    let counts = schedule::parse_trace(&text, start, limit)?;
+    let counts = crate::trace::counts(path, start, limit)?;
     if counts.is_empty() {
         anyhow::bail!(
             "the trace {} has no counts past second {start}",

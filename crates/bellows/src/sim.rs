@@ -3,7 +3,7 @@
 //! shows a progress bar on long runs, prints the summary side by side, and writes the
 //! per-second timeline CSV and an SVG chart of demand, capacity, desired and in-service.
 
-use std::io::{BufRead, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -166,38 +166,16 @@ fn seconds_arg(flag: &str, v: Option<&str>) -> anyhow::Result<Option<u64>> {
     }
 }
 
-/// Reads a trace: one non-negative integer a line (requests in that second), plain or
-/// gzipped. A bad line is reported as `FILE:LINE`.
+/// Reads a trace (`trace::counts`): requests a second, rounded to whole requests.
 pub fn read_trace(path: &Path) -> anyhow::Result<Vec<u32>> {
-    let name = path.display();
-    let mut reader = crate::trace::open(path)?;
-    let mut out = Vec::new();
-    let mut line = String::new();
-    let mut no = 0usize;
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => bail!("{name}:{}: cannot read: {e}", no + 1),
-        }
-        no += 1;
-        let v = line.trim();
-        if v.is_empty() {
-            continue;
-        }
-        match v.parse::<u32>() {
-            Ok(c) => out.push(c),
-            Err(_) => bail!(
-                "{name}:{no}: `{}` is not a count of requests (one non-negative integer a line)",
-                v.chars().take(40).collect::<String>()
-            ),
-        }
+    let counts = crate::trace::counts(path, 0, usize::MAX)?;
+    if counts.is_empty() {
+        bail!("{}: the trace has no seconds", path.display());
     }
-    if out.is_empty() {
-        bail!("{name}: the trace has no seconds");
-    }
-    Ok(out)
+    Ok(counts
+        .iter()
+        .map(|c| c.round().min(f64::from(u32::MAX)) as u32)
+        .collect())
 }
 
 fn csv_row(w: &mut impl Write, stack: &str, r: &Second) -> std::io::Result<()> {

@@ -190,16 +190,19 @@ fn table(tables: &Tables, name: &str) -> Result<TableDef, AwsError> {
     tables.def(name)?.ok_or_else(ddb::not_found)
 }
 
-fn uuid() -> String {
-    let hex = crate::token::random_hex::<16>().unwrap_or_else(|_| "0".repeat(32));
-    format!(
+/// A table's id; a random source that cannot be read fails the call (an
+/// InternalServerError), as every token of bellows does, rather than naming it zeros.
+fn uuid() -> Result<String, AwsError> {
+    let hex = crate::token::random_hex::<16>()
+        .map_err(|e| AwsError::new(500, "InternalServerError", e.to_string()))?;
+    Ok(format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..]
-    )
+    ))
 }
 
 /// The table a `ResourceArn` (`arn:aws:dynamodb:REGION:ACCOUNT:table/NAME`) names, which
@@ -225,7 +228,7 @@ fn tags_in(input: &Input) -> Result<Vec<(String, String)>, AwsError> {
 
 fn create_table(tables: &Tables, region: &str, input: &Input) -> Answer {
     let created = clock::now().as_millis() as f64 / 1000.0;
-    let def = TableDef::from_create(input, created, uuid())?;
+    let def = TableDef::from_create(input, created, uuid()?)?;
     tables.create(&def)?;
     tables.tag(&def.name, &tags_in(input)?)?;
     // DynamoDB answers CREATING and the table turns ACTIVE after a while; here it is

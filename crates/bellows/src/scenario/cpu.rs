@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bellows_core::alarm::AlarmState;
 use bellows_load::chart::Panel;
-use bellows_load::http::{Conn, Template, Url};
 
 use super::{Check, Env, ScenarioArgs, check, write_chart};
 
@@ -83,17 +82,17 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     env.say(format!(
         "POST {path} {body} through the load balancer: one instance burns CPU for {seconds}s"
     ));
-    let post = Template::new(
-        &url,
-        "POST",
-        &[("Content-Type".into(), "application/json".into())],
-        body.as_bytes(),
-        false,
-    )?;
-    let status = match Conn::connect(url.resolve().await?).await {
-        Ok(mut c) => c.send(&post, false).await.map(|r| r.status).ok(),
-        Err(_) => None,
-    };
+    let status = bellows_node::http::Http::new()
+        .exchange(
+            "POST",
+            &url,
+            &[("content-type", "application/json")],
+            body.clone(),
+            Duration::from_secs(10),
+        )
+        .await
+        .map(|a| a.status)
+        .ok();
     let stress_at = env.t();
     env.say(format!(
         "the stress app answered {}",
