@@ -201,7 +201,22 @@ pub struct Summary {
     /// Whether latency is measured from each request's intended send time.
     pub corrected_for_coordinated_omission: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub websocket: Option<crate::ws::WsSummary>,
+    pub websocket: Option<WsSummary>,
+}
+
+/// What the WebSocket clients of `--ws` saw (`ws.rs`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WsSummary {
+    pub clients: usize,
+    pub connected_at_end: u64,
+    pub max_connected: u64,
+    /// Sockets opened (a client that reconnects opens another).
+    pub opened: u64,
+    pub heartbeats: u64,
+    /// Pages and sockets answered 503.
+    pub turned_away: u64,
+    /// Sockets the server closed or lost.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

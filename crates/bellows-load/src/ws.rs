@@ -9,13 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::http::{Conn, Failure};
-use crate::record::Outcome;
+use crate::record::{Outcome, WsSummary};
 use crate::{Ctx, clock};
 
 #[derive(Debug, Clone)]
@@ -40,20 +39,6 @@ impl WsConfig {
             format!("{path}/ws")
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct WsSummary {
-    pub clients: usize,
-    pub connected_at_end: u64,
-    pub max_connected: u64,
-    /// Sockets opened (a client that reconnects opens another).
-    pub opened: u64,
-    pub heartbeats: u64,
-    /// Pages and sockets answered 503.
-    pub turned_away: u64,
-    /// Sockets the server closed or lost.
-    pub dropped: u64,
 }
 
 #[derive(Debug, Default)]

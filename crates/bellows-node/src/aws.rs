@@ -199,7 +199,7 @@ impl Ctx<'_> {
         &self,
         op: impl FnOnce(&Resources) -> Result<T, AwsError> + Send + 'static,
     ) -> Result<T, AwsError> {
-        let (call, answer) = Resources::call(None, move |r: &mut Resources| op(r));
+        let (call, answer) = Call::resources(None, move |r: &mut Resources| op(r));
         self.send(call).await?;
         answer.await
     }
@@ -210,7 +210,7 @@ impl Ctx<'_> {
         &self,
         op: impl FnOnce(&mut Resources) -> Result<T, AwsError> + Send + 'static,
     ) -> Result<T, AwsError> {
-        let (call, answer) = Resources::call(Some(self.actor()), op);
+        let (call, answer) = Call::resources(Some(self.actor()), op);
         self.send(call).await?;
         answer.await
     }

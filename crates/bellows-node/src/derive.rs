@@ -23,7 +23,8 @@ use bellows_core::stack::{
 use bellows_core::{Duration, Time};
 use serde_json::Value;
 
-use crate::resources::{LaunchVersion, Resources};
+use crate::aws::ec2::derived::LaunchVersion;
+use crate::resources::Resources;
 
 /// The image id prefix that names a built-in app: `bellows-app-NAME` is `bellows app NAME`.
 pub const APP_IMAGE_PREFIX: &str = "bellows-app-";

@@ -194,3 +194,36 @@ pub enum Call {
         reply: oneshot::Sender<Option<(PathBuf, bool)>>,
     },
 }
+
+impl Call {
+    /// A [`Call::Resources`] that runs `op` in the loop and
+    /// hands its answer to the returned receiver. With an `actor` the call may change
+    /// records (and is audited as that actor); without one it only reads.
+    pub fn resources<T: Send + 'static>(
+        actor: Option<Actor>,
+        op: impl FnOnce(&mut crate::resources::Resources) -> Result<T, bellows_aws::AwsError>
+        + Send
+        + 'static,
+    ) -> (Call, impl Future<Output = Result<T, bellows_aws::AwsError>>) {
+        let (tx, rx) = oneshot::channel();
+        let op =
+            crate::resources::ResourceOp(Box::new(move |r: &mut crate::resources::Resources| {
+                op(r).map(|v| Box::new(v) as Box<dyn std::any::Any + Send>)
+            }));
+        let call = Call::Resources {
+            actor,
+            op,
+            reply: tx,
+        };
+        let answer = async move {
+            let gone = || {
+                bellows_aws::AwsError::new(503, "ServiceUnavailable", "bellows is shutting down")
+            };
+            let v = rx.await.map_err(|_| gone())??;
+            v.downcast::<T>().map(|b| *b).map_err(|_| {
+                bellows_aws::AwsError::new(500, "InternalFailure", "answer of the wrong type")
+            })
+        };
+        (call, answer)
+    }
+}

@@ -15,6 +15,7 @@ use super::{Ctx, Paging, from_api, page, time};
 use crate::api::Call;
 use crate::resources::Resources;
 
+pub(crate) mod derived;
 mod groups;
 mod network;
 pub(crate) mod shared;

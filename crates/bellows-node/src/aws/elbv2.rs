@@ -14,6 +14,22 @@ mod listeners;
 mod resources;
 mod tags;
 
+/// The kinds of record the load balancer's calls keep (`resources.rs`).
+pub(super) const LB: &str = "load_balancer";
+pub(super) const TG: &str = "target_group";
+pub(super) const LISTENER: &str = "listener";
+pub(super) const RULE: &str = "rule";
+
+/// A body as its output shape: without its attributes, tags and own members.
+fn shown(body: &serde_json::Value) -> Value {
+    let mut b = body.clone();
+    if let Some(m) = b.as_object_mut() {
+        m.remove("Attributes");
+        m.remove("Tags");
+    }
+    super::from_json(&b)
+}
+
 /// ELBv2's paging: `PageSize` (1 to 400), `Marker` in and `NextMarker` out.
 const MARKER: Paging = Paging {
     size: "PageSize",
@@ -102,7 +118,7 @@ async fn snapshot(ctx: &Ctx<'_>) -> Result<Snapshot, AwsError> {
     let (derived_listeners, derived_target_groups) = ctx
         .read(|r| {
             let lbs: Vec<(String, String)> = r
-                .of(resources::LB)
+                .of(LB)
                 .map(|l| {
                     (
                         l.id.clone(),
@@ -114,7 +130,7 @@ async fn snapshot(ctx: &Ctx<'_>) -> Result<Snapshot, AwsError> {
                 })
                 .collect();
             let listeners = r
-                .of(resources::LISTENER)
+                .of(LISTENER)
                 .filter_map(|l| {
                     let lb = lbs
                         .iter()
@@ -123,7 +139,7 @@ async fn snapshot(ctx: &Ctx<'_>) -> Result<Snapshot, AwsError> {
                 })
                 .collect();
             let tgs = r
-                .of(resources::TG)
+                .of(TG)
                 .map(|t| {
                     t.body["TargetGroupName"]
                         .as_str()
@@ -766,7 +782,7 @@ fn attributes(pairs: Vec<(&str, String)>) -> Value {
 
 async fn describe_target_group_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let arn = ctx.input().str("TargetGroupArn")?;
-    if let Some(v) = attributes::attributes_of(ctx, resources::TG, arn.clone()).await? {
+    if let Some(v) = attributes::attributes_of(ctx, TG, arn.clone()).await? {
         return Ok(v);
     }
     let s = snapshot(ctx).await?;
@@ -831,7 +847,7 @@ async fn describe_target_group_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsErr
 
 async fn describe_load_balancer_attributes(ctx: &Ctx<'_>) -> Result<Value, AwsError> {
     let arn = ctx.input().str("LoadBalancerArn")?;
-    if let Some(v) = attributes::attributes_of(ctx, resources::LB, arn.clone()).await? {
+    if let Some(v) = attributes::attributes_of(ctx, LB, arn.clone()).await? {
         return Ok(v);
     }
     let s = snapshot(ctx).await?;

@@ -265,27 +265,27 @@ async fn a_resource_change_is_audited_a_failed_one_rolled_back_and_a_read_change
         source: "aws".to_owned(),
         action: Some("CreateVpc".to_owned()),
     };
-    let (call, answer) = Resources::call(Some(actor.clone()), |r: &mut Resources| {
+    let (call, answer) = Call::resources(Some(actor.clone()), |r: &mut Resources| {
         r.put("vpc", "vpc-1", serde_json::json!({ "vpcId": "vpc-1" }))?;
         Ok(7u32)
     });
     node.on_call(call);
     assert_eq!(answer.await.unwrap(), 7);
     // A failed change leaves nothing behind.
-    let (call, answer) = Resources::call(Some(actor), |r: &mut Resources| -> Result<(), _> {
+    let (call, answer) = Call::resources(Some(actor), |r: &mut Resources| -> Result<(), _> {
         r.put("vpc", "vpc-2", serde_json::json!({}))?;
         Err(bellows_aws::AwsError::new(400, "DependencyViolation", "no"))
     });
     node.on_call(call);
     assert_eq!(answer.await.unwrap_err().code, "DependencyViolation");
     // A read that changes is refused and undone.
-    let (call, answer) = Resources::call(None, |r: &mut Resources| {
+    let (call, answer) = Call::resources(None, |r: &mut Resources| {
         r.delete("vpc", "vpc-1")?;
         Ok(())
     });
     node.on_call(call);
     assert_eq!(answer.await.unwrap_err().status, 500);
-    let (call, answer) = Resources::call(None, |r: &mut Resources| {
+    let (call, answer) = Call::resources(None, |r: &mut Resources| {
         Ok(r.all().iter().map(|r| r.id.clone()).collect::<Vec<_>>())
     });
     node.on_call(call);

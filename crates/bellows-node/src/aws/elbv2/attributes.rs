@@ -5,8 +5,7 @@
 use bellows_aws::{AwsError, Input, Value};
 use serde_json::Value as J;
 
-use super::resources::{LB, LISTENER, TG};
-use super::{invalid, lb_not_found, listener_not_found, tg_not_found};
+use super::{LB, LISTENER, TG, invalid, lb_not_found, listener_not_found, tg_not_found};
 use crate::aws::Ctx;
 
 /// An application load balancer's attributes as AWS starts them.

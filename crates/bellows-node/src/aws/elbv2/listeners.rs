@@ -4,9 +4,11 @@
 use bellows_aws::{AwsError, Input, Value};
 use serde_json::{Value as J, json};
 
-use super::resources::{LB, LISTENER, RULE, TG, shown};
 use super::tags::tags_in;
-use super::{invalid, lb_not_found, listener_not_found, rule_not_found, tg_not_found};
+use super::{
+    LB, LISTENER, RULE, TG, invalid, lb_not_found, listener_not_found, rule_not_found, shown,
+    tg_not_found,
+};
 use crate::aws::Ctx;
 use crate::resources::Resources;
 

@@ -14,25 +14,10 @@ use serde_json::{Value as J, json};
 use super::attributes::{LB_ATTRIBUTES, TG_ATTRIBUTES, defaults};
 use super::listeners::delete_listener_records;
 use super::tags::tags_in;
-use super::{invalid, lb_not_found, tg_not_found};
+use super::{LB, LISTENER, RULE, TG, invalid, lb_not_found, shown, tg_not_found};
 use crate::aws::{Ctx, from_json};
 use crate::derive::matcher_ranges;
 use crate::resources::Resources;
-
-pub(super) const LB: &str = "load_balancer";
-pub(super) const TG: &str = "target_group";
-pub(super) const LISTENER: &str = "listener";
-pub(super) const RULE: &str = "rule";
-
-/// A body as its output shape: without its attributes, tags and own members.
-pub(super) fn shown(body: &J) -> Value {
-    let mut b = body.clone();
-    if let Some(m) = b.as_object_mut() {
-        m.remove("Attributes");
-        m.remove("Tags");
-    }
-    from_json(&b)
-}
 
 /// The load balancer's own loopback address: derived from its name, and the next free
 /// one if another load balancer has it.

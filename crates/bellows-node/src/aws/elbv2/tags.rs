@@ -4,8 +4,9 @@
 use bellows_aws::{AwsError, Input, Value};
 use serde_json::{Value as J, json};
 
-use super::resources::{LB, LISTENER, RULE, TG};
-use super::{lb_not_found, listener_not_found, rule_not_found, tg_not_found};
+use super::{
+    LB, LISTENER, RULE, TG, lb_not_found, listener_not_found, rule_not_found, tg_not_found,
+};
 use crate::aws::{Ctx, from_json};
 
 pub(super) fn tags_in(input: &Input) -> Result<J, AwsError> {
