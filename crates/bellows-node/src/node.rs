@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,6 +38,7 @@ mod alarms;
 mod apply;
 mod calls;
 mod incidents;
+mod launch;
 mod resources;
 #[cfg(test)]
 mod tests;
@@ -334,77 +334,7 @@ impl Node {
                 group,
                 instance,
                 zone,
-            } => {
-                let Some(spec) = self.stack.group(&group) else {
-                    return;
-                };
-                // Without a token of its own the instance could not put metrics, and a
-                // shared one (all zeros) would let it put them as another: the launch fails.
-                let token = match crate::token::random_hex::<16>() {
-                    Ok(t) => t,
-                    Err(e) => {
-                        let reason = e.to_string();
-                        tracing::error!(group = %group, instance = %instance, %reason, "launch failed");
-                        if let Some(g) = self.groups.get_mut(&group) {
-                            g.on_launch_failed(&instance, now, &reason);
-                        }
-                        return;
-                    }
-                };
-                self.instance_tokens.insert(token.clone(), instance.clone());
-                // The SDKs reach bellows' AWS endpoint, never the internet, and find
-                // their credentials behind the metadata endpoint.
-                // (`BELLOWS_API` and `AWS_ENDPOINT_URL` come from the provider, which
-                // knows where the instance reaches bellows.)
-                let env = [
-                    ("BELLOWS_METRICS_TOKEN".to_owned(), token),
-                    ("AWS_DEFAULT_REGION".to_owned(), self.aws_region.clone()),
-                    ("AWS_REGION".to_owned(), self.aws_region.clone()),
-                ];
-                match self.provider.launch(spec, &instance, &zone, &env) {
-                    Ok(launched) => {
-                        let ip = launched.ip;
-                        tracing::info!(group = %group, instance = %instance, zone = %zone, address = %format!("{ip}:{}", spec.launch.port), namespace = launched.namespace, "launching");
-                        let meta = crate::imds::Metadata {
-                            instance_id: instance.to_string(),
-                            private_ip: ip,
-                            zone: zone.clone(),
-                            instance_type: spec.launch.instance_type.name.clone(),
-                            group: group.clone(),
-                            stack: self.stack.name.clone(),
-                            role: spec.role.name.clone(),
-                            allow: spec.role.allow.clone(),
-                            sessions: self.sessions.clone(),
-                        };
-                        self.sessions
-                            .grant(instance.as_str(), &spec.role.name, &spec.role.allow);
-                        // Bound now, well before the instance's command can start.
-                        let mut tasks = Vec::new();
-                        match crate::imds::serve(meta, launched.host) {
-                            Ok(task) => tasks.push(task),
-                            Err(e) => {
-                                tracing::warn!(instance = %instance, error = %e, "no metadata endpoint for this instance")
-                            }
-                        }
-                        if launched.namespace {
-                            match self.serve_instance_face(launched.host) {
-                                Ok(task) => tasks.push(task),
-                                Err(e) => {
-                                    tracing::warn!(instance = %instance, error = %e, "no AWS endpoint for this instance")
-                                }
-                            }
-                        }
-                        self.metadata.insert(instance.clone(), tasks);
-                        self.owner.insert(instance, group);
-                    }
-                    Err(reason) => {
-                        tracing::warn!(group = %group, instance = %instance, %reason, "launch failed");
-                        if let Some(g) = self.groups.get_mut(&group) {
-                            g.on_launch_failed(&instance, now, &reason);
-                        }
-                    }
-                }
-            }
+            } => self.launch(group, instance, zone, now),
             Command::Terminate { group, instance } => {
                 let stop_timeout = self
                     .stack
@@ -425,21 +355,6 @@ impl Node {
                 }
             }
         }
-    }
-
-    /// Serves an instance in a network namespace the AWS endpoint (and putting its
-    /// metrics) on the host end of its veth, at the control port's number.
-    fn serve_instance_face(
-        &self,
-        host: std::net::Ipv4Addr,
-    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-        let listener = std::net::TcpListener::bind((host, self.control.port()))?;
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let face = self.instance_face.clone();
-        Ok(tokio::spawn(async move {
-            let _ = axum::serve(listener, face).await;
-        }))
     }
 
     /// Records the groups' new events in the store.
@@ -478,12 +393,12 @@ impl Node {
                 }
             }
             ProcEvent::LaunchFailed { reason, .. } => {
-                let reason = with_bind_hint(reason, &self.provider, &id);
+                let reason = self.provider.with_bind_hint(reason, &id);
                 g.on_launch_failed(&id, now, &reason);
                 self.forget(&id);
             }
             ProcEvent::Exited { status, .. } => {
-                let status = with_bind_hint(status, &self.provider, &id);
+                let status = self.provider.with_bind_hint(status, &id);
                 g.on_exited(&id, now, &status);
                 self.forget(&id);
             }
@@ -748,32 +663,6 @@ impl Node {
     }
 }
 
-/// When an instance could not bind its port, says which address it should use.
-fn with_bind_hint(text: String, provider: &Provider, id: &InstanceId) -> String {
-    let Some(info) = provider.info(id) else {
-        return text;
-    };
-    let Ok(mut file) = std::fs::File::open(provider.log_path(id)) else {
-        return text;
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(8192)));
-    let mut tail = String::new();
-    let _ = file.take(8192).read_to_string(&mut tail);
-    let lower = tail.to_lowercase();
-    if lower.contains("address already in use")
-        || lower.contains("eaddrinuse")
-        || lower.contains("address in use")
-    {
-        format!(
-            "{text}; the command could not bind its port: an instance must listen on its own address $PRIVATE_IP:$PORT ({}:{}), not 0.0.0.0 or another address",
-            info.ip, info.port
-        )
-    } else {
-        text
-    }
-}
-
 fn log_event(event: &Event) {
     match event {
         Event::Activity { activity } if activity.end.is_some() => match &activity.status_message {
@@ -909,28 +798,7 @@ impl Node {
                 Outcome::Webhook {
                     webhook,
                     transition,
-                } => {
-                    let Some(hook) = self.stack.webhooks.iter().find(|w| w.name == webhook) else {
-                        continue;
-                    };
-                    let body = serde_json::json!({
-                        "source": "bellows",
-                        "stack": self.stack.name,
-                        "alarm": transition.alarm,
-                        "from": transition.from,
-                        "to": transition.to,
-                        "reason": transition.reason,
-                        "time": transition.time.to_string(),
-                    });
-                    if let Err(e) = self.store.enqueue(
-                        &format!("webhook:{webhook}"),
-                        &hook.url,
-                        &body.to_string(),
-                        now,
-                    ) {
-                        tracing::error!(error = %e, "cannot queue a webhook delivery");
-                    }
-                }
+                } => self.enqueue_webhook(&webhook, &transition, now),
                 Outcome::Scaled {
                     group,
                     policy,

@@ -216,6 +216,36 @@ impl Provider {
         })
     }
 
+    /// `text` (why an instance ended), with which address it should use when its log
+    /// says it could not bind its port.
+    pub fn with_bind_hint(&self, text: String, id: &InstanceId) -> String {
+        let Some(info) = self.info(id) else {
+            return text;
+        };
+        let Ok(mut file) = std::fs::File::open(self.log_path(id)) else {
+            return text;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = std::io::Seek::seek(
+            &mut file,
+            std::io::SeekFrom::Start(len.saturating_sub(8192)),
+        );
+        let mut tail = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::Read::take(file, 8192), &mut tail);
+        let lower = tail.to_lowercase();
+        if lower.contains("address already in use")
+            || lower.contains("eaddrinuse")
+            || lower.contains("address in use")
+        {
+            format!(
+                "{text}; the command could not bind its port: an instance must listen on its own address $PRIVATE_IP:$PORT ({}:{}), not 0.0.0.0 or another address",
+                info.ip, info.port
+            )
+        } else {
+            text
+        }
+    }
+
     pub fn is_running(&self, id: &InstanceId) -> bool {
         self.procs.contains_key(id)
     }

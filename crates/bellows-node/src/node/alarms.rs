@@ -1,11 +1,12 @@
 //! The calls on metrics, alarms and policies as the loop handles them: metric queries
 //! and PutMetricData, SetAlarmState, PutMetricAlarm and DeleteAlarms on the stack's
-//! alarms, ExecutePolicy. `calls.rs` hands them here from `on_call`.
+//! alarms, ExecutePolicy. `calls.rs` hands them here from `on_call`. And an alarm's
+//! webhook action, queued in the outbox for delivery.
 
 use std::collections::BTreeMap;
 
 use bellows_core::Time;
-use bellows_core::alarm::AlarmSpec;
+use bellows_core::alarm::{AlarmSpec, Transition};
 use bellows_core::metrics::SeriesKey;
 
 use super::Node;
@@ -336,5 +337,30 @@ impl Node {
             result.as_ref().map(|_| ()),
         );
         result.map(|_| ())
+    }
+
+    /// An alarm's transition reached a webhook among its actions: the delivery is
+    /// queued in the outbox (`outbox.rs` sends it, with retries).
+    pub(super) fn enqueue_webhook(&mut self, webhook: &str, transition: &Transition, now: Time) {
+        let Some(hook) = self.stack.webhooks.iter().find(|w| w.name == webhook) else {
+            return;
+        };
+        let body = serde_json::json!({
+            "source": "bellows",
+            "stack": self.stack.name,
+            "alarm": transition.alarm,
+            "from": transition.from,
+            "to": transition.to,
+            "reason": transition.reason,
+            "time": transition.time.to_string(),
+        });
+        if let Err(e) = self.store.enqueue(
+            &format!("webhook:{webhook}"),
+            &hook.url,
+            &body.to_string(),
+            now,
+        ) {
+            tracing::error!(error = %e, "cannot queue a webhook delivery");
+        }
     }
 }

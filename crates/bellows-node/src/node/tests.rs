@@ -358,3 +358,106 @@ async fn an_empty_node_takes_a_stack_and_gives_it_all_back() {
     assert!(node.groups.is_empty());
     assert!(node.deleting.is_empty());
 }
+
+/// Group `web` of `stack` with one instance launched at `at` and in service since, owned
+/// by the node as a launch through `execute` would leave it (without a process).
+fn in_service_since(node: &mut Node, at: Time) -> InstanceId {
+    let g = node.groups.get_mut("web").unwrap();
+    g.set_capacity(None, None, Some(g.capacity().desired + 1), at, "test")
+        .unwrap();
+    let id = g
+        .plan(at, &mut node.ids)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Launch { instance, .. } => Some(instance),
+            _ => None,
+        })
+        .expect("a launch");
+    g.on_running(&id, at);
+    node.owner.insert(id.clone(), "web".to_owned());
+    id
+}
+
+#[tokio::test]
+async fn a_target_found_unhealthy_after_the_grace_period_makes_its_instance_unhealthy_and_is_audited()
+ {
+    let stack = SERVED.replace(
+        "target_groups = [\"web\"]\n[groups.web.launch]",
+        "target_groups = [\"web\"]\nhealth_check_type = \"ELB\"\nhealth_check_grace_period = \"60s\"\n[groups.web.launch]",
+    );
+    let (mut node, mut rx) = node(&stack).await;
+    let now = clock::now();
+    let old = in_service_since(&mut node, Time::from_millis(now.as_millis() - 600_000));
+    let young = in_service_since(&mut node, now);
+    node.flush();
+    recorded(&mut rx);
+    for id in [&old, &young] {
+        node.on_proxy(ProxyEvent::TargetHealth {
+            target_group: "web".to_owned(),
+            instance: id.clone(),
+            from: TargetState::Healthy,
+            to: TargetState::Unhealthy,
+            reason: None,
+        });
+    }
+    node.flush();
+    let health = |id: &InstanceId| {
+        node.groups["web"]
+            .instances()
+            .find(|i| &i.id == id)
+            .map(|i| i.health)
+    };
+    // The instance past its grace period is unhealthy (the group replaces it); the one
+    // within it is left alone, as EC2 Auto Scaling does.
+    assert_eq!(health(&old), Some(Health::Unhealthy));
+    assert_eq!(health(&young), Some(Health::Healthy));
+    let events = recorded(&mut rx);
+    let audits: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Audit { record } => Some(format!(
+                "{} {} {}",
+                record.actor, record.action, record.target
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        audits,
+        [format!("bellows SetInstanceHealth instance/{old}")]
+    );
+    // Both transitions are recorded as the load balancer saw them.
+    let seen = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::TargetHealth {
+                    to: TargetState::Unhealthy,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(seen, 2);
+    let _ = std::fs::remove_dir_all(&node.state_dir);
+}
+
+#[tokio::test]
+async fn a_drained_instance_leaves_the_draining_list_once_and_an_unknown_one_is_ignored() {
+    let (mut node, _rx) = node(STACK).await;
+    let id = InstanceId::parse("i-0123456789abcdef0").unwrap();
+    node.draining.insert(id.clone(), Duration::from_secs(5));
+    node.on_proxy(ProxyEvent::Drained {
+        instance: id.clone(),
+        timed_out: false,
+    });
+    assert!(node.draining.is_empty());
+    // A second report, or one for an instance bellows never drained, changes nothing.
+    node.on_proxy(ProxyEvent::Drained {
+        instance: id,
+        timed_out: true,
+    });
+    assert!(node.draining.is_empty());
+    let _ = std::fs::remove_dir_all(&node.state_dir);
+}
