@@ -85,7 +85,7 @@ async fn echo(
     body: Bytes,
 ) -> Response {
     if let Some(ms) = q.get("sleep").and_then(|s| s.parse::<u64>().ok()) {
-        tokio::time::sleep(Duration::from_millis(ms.min(600_000))).await;
+        crate::clock::sleep(Duration::from_millis(ms.min(600_000))).await;
     }
     let headers: BTreeMap<String, String> = headers
         .iter()

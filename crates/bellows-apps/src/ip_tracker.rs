@@ -513,7 +513,7 @@ async fn socket(
 async fn live(t: &Tracker, mut ws: WebSocket, session: &str) {
     t.heartbeat(session).await;
     let mut last = String::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tick = crate::clock::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             // Each half second, or at once when another instance published a change.
@@ -547,7 +547,7 @@ async fn report_metrics(t: Arc<Tracker>) {
     let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = crate::clock::interval(Duration::from_secs(1));
     let mut last_rejected = 0;
     loop {
         tick.tick().await;
@@ -570,7 +570,7 @@ async fn report_metrics(t: Arc<Tracker>) {
         else {
             continue;
         };
-        let _ = tokio::time::timeout(Duration::from_secs(2), client.request(req)).await;
+        let _ = crate::clock::timeout(Duration::from_secs(2), client.request(req)).await;
     }
 }
 

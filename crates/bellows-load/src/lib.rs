@@ -282,7 +282,7 @@ impl Ctx {
     /// Waits out `d`, or less when the run is stopped; false if stopped.
     pub async fn pause(&self, d: Duration) -> bool {
         tokio::select! {
-            _ = tokio::time::sleep(d) => !self.stopping(),
+            _ = clock::sleep(d) => !self.stopping(),
             _ = self.until_stopped() => false,
         }
     }
@@ -621,7 +621,7 @@ mod tests {
             if s.write_all(answer).await.is_err() {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            clock::sleep(Duration::from_millis(200)).await;
             while let Ok(n) = s.read(&mut buf).await {
                 if n == 0 {
                     return;

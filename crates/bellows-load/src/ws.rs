@@ -111,7 +111,7 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
         // The page: a session cookie (and the load balancer's stickiness cookie).
         let t = clock::now();
         ctx.rec.lock().expect("recorder lock").sent(t - ctx.started);
-        let page = tokio::time::timeout(ctx.cfg.timeout, async {
+        let page = clock::timeout(ctx.cfg.timeout, async {
             let mut c = Conn::connect(ctx.addr).await?;
             c.send(&ctx.template, true).await
         })
@@ -153,7 +153,7 @@ async fn client(ctx: &Ctx, w: &WsConfig, counters: &Counters) {
         }
         let t = clock::now();
         ctx.rec.lock().expect("recorder lock").sent(t - ctx.started);
-        let opened = tokio::time::timeout(ctx.cfg.timeout, async {
+        let opened = clock::timeout(ctx.cfg.timeout, async {
             let tcp = tokio::net::TcpStream::connect(ctx.addr).await?;
             tokio_tungstenite::client_async(req, tcp)
                 .await

@@ -78,7 +78,7 @@ impl Http {
                 .map_err(|e| e.to_string())?;
             Ok(Answer { status, body })
         };
-        tokio::time::timeout(timeout, whole)
+        crate::clock::timeout(timeout, whole)
             .await
             .map_err(|_| format!("no answer within {} s", timeout.as_secs_f64()))?
     }

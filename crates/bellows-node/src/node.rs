@@ -289,7 +289,7 @@ pub async fn run(
     );
     node.close_open_incidents("the run that opened it stopped", false, now);
     node.step();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = clock::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {

@@ -22,7 +22,7 @@ pub async fn run(db: PathBuf) {
         }
     };
     let client = Http::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = clock::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         let due = match store.due(clock::now()) {

@@ -240,7 +240,7 @@ async fn run(args: ShimArgs) -> i32 {
 
     // Boot, then user data.
     tokio::select! {
-        _ = tokio::time::sleep(args.boot_delay) => {}
+        _ = crate::clock::sleep(args.boot_delay) => {}
         _ = &mut lifeline => { kill_rest(); return 0; }
         _ = stop_requested(&mut term, &mut int, &mut hup) => { report("exited stopped while booting"); kill_rest(); return 0; }
     }
@@ -337,7 +337,7 @@ async fn join_network(n: &Netns) -> Result<(), String> {
             arrived = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        crate::clock::sleep(Duration::from_millis(5)).await;
     }
     if !arrived {
         return Err(format!(
@@ -355,7 +355,7 @@ async fn join_network(n: &Netns) -> Result<(), String> {
 /// SIGTERM to everyone else in the group and below, SIGKILL after the timeout.
 async fn stop_group(child: &mut tokio::process::Child, timeout: Duration) {
     signal_rest(Signal::SIGTERM);
-    let _ = tokio::time::timeout(timeout, child.wait()).await;
+    let _ = crate::clock::timeout(timeout, child.wait()).await;
     signal_rest(Signal::SIGKILL);
     let _ = child.wait().await;
     kill_rest();

@@ -18,7 +18,7 @@ use crate::targets::TargetGroup;
 pub(crate) async fn watch(tg: Arc<TargetGroup>) {
     let mut detector = Detector::default();
     let mut last: HashMap<InstanceId, (u64, u64)> = HashMap::new();
-    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut every = crate::clock::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;

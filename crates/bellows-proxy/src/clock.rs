@@ -30,3 +30,19 @@ pub(crate) fn instant() -> Instant {
 pub(crate) fn since(earlier: Instant) -> Duration {
     instant().saturating_duration_since(earlier)
 }
+
+/// A sleep of `d` from now: tokio's timers take their deadlines from this clock
+/// (`clippy.toml` bans `tokio::time::sleep`, `timeout` and `interval` elsewhere).
+pub(crate) fn sleep(d: Duration) -> tokio::time::Sleep {
+    tokio::time::sleep_until(tokio::time::Instant::from_std(instant()) + d)
+}
+
+/// `f`, given up after `d` from now.
+pub(crate) fn timeout<F: IntoFuture>(d: Duration, f: F) -> tokio::time::Timeout<F::IntoFuture> {
+    tokio::time::timeout_at(tokio::time::Instant::from_std(instant()) + d, f)
+}
+
+/// Ticks every `period`, the first at once.
+pub(crate) fn interval(period: Duration) -> tokio::time::Interval {
+    tokio::time::interval_at(tokio::time::Instant::from_std(instant()), period)
+}

@@ -77,7 +77,7 @@ async fn watch(
             && matches!(result, CheckResult::ConnectionFailed(_))
             && now().since(target.registered_at) < patience
         {
-            tokio::time::sleep(INITIAL_RETRY).await;
+            crate::clock::sleep(INITIAL_RETRY).await;
             continue;
         }
         let change = {
@@ -116,7 +116,7 @@ async fn watch(
             hc.interval.to_std()
         };
         tokio::select! {
-            () = tokio::time::sleep(next) => {}
+            () = crate::clock::sleep(next) => {}
             () = tg.reconfigured.notified() => {}
         }
     }
@@ -153,7 +153,7 @@ pub async fn check(
             .map_err(|e| CheckResult::ConnectionFailed(e.to_string()))?;
         Ok::<u16, CheckResult>(resp.status().as_u16())
     };
-    match tokio::time::timeout(timeout, attempt).await {
+    match crate::clock::timeout(timeout, attempt).await {
         Err(_) => CheckResult::Timeout,
         Ok(Err(failed)) => failed,
         Ok(Ok(code)) if matcher.iter().any(|&(lo, hi)| (lo..=hi).contains(&code)) => {

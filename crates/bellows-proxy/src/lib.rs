@@ -533,7 +533,7 @@ impl Proxy {
             while draining.iter().any(|(_, t, delay)| {
                 t.outstanding.load(Relaxed) > 0 && clock::since(start) < *delay
             }) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                clock::sleep(Duration::from_millis(50)).await;
             }
             let timed_out = draining
                 .iter()

@@ -38,7 +38,7 @@ pub(crate) async fn serve(
             Err(e) => {
                 // Out of file descriptors and the like: wait a moment rather than spin.
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                crate::clock::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -119,7 +119,7 @@ async fn connection(
         }
     };
     tokio::pin!(served);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = crate::clock::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -126,7 +126,7 @@ impl Target {
                 return Ok((up, true));
             }
         }
-        let up = tokio::time::timeout(CONNECT_TIMEOUT, Upstream::connect(self.addr))
+        let up = crate::clock::timeout(CONNECT_TIMEOUT, Upstream::connect(self.addr))
             .await
             .map_err(|_| "connect timed out".to_owned())?
             .map_err(|e| e.to_string())?;

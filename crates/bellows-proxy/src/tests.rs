@@ -120,7 +120,7 @@ async fn get(conn: &mut TcpStream) -> Result<u16, String> {
                     .ok_or(head);
             }
         }
-        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+        let n = crate::clock::timeout(Duration::from_secs(5), conn.read(&mut chunk))
             .await
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())?;
@@ -139,7 +139,7 @@ async fn healthy(proxy: &Proxy, tg: &str, instance: &InstanceId) {
         }) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::clock::sleep(Duration::from_millis(50)).await;
     }
     panic!(
         "{instance} never became healthy in {tg}: {:?}",
@@ -154,7 +154,7 @@ async fn refused(port: u16) {
         if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::clock::sleep(Duration::from_millis(50)).await;
     }
     panic!("127.0.0.1:{port} still accepts");
 }
@@ -196,7 +196,7 @@ async fn listeners_and_target_groups_come_and_go_and_a_kept_connection_stays() {
     proxy.reconfigure(&base, &[]).unwrap();
     refused(b).await;
     let mut rest = [0u8; 16];
-    let closed = tokio::time::timeout(Duration::from_secs(3), new.read(&mut rest)).await;
+    let closed = crate::clock::timeout(Duration::from_secs(3), new.read(&mut rest)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
     assert_eq!(get(&mut kept).await, Ok(200), "the kept connection serves");
     let snap = proxy.snapshot();
@@ -288,7 +288,7 @@ async fn a_target_group_that_starts_and_stops_receiving_traffic_checks_its_targe
     proxy.reconfigure(&unused, &[]).unwrap();
     assert_eq!(state(&proxy), Some(TargetState::Unused));
     // The checks stopped: it stays unused past a few check intervals of a new target.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    crate::clock::sleep(Duration::from_millis(600)).await;
     assert_eq!(state(&proxy), Some(TargetState::Unused));
     let mut seen = Vec::new();
     while let Ok(ProxyEvent::TargetHealth { from, to, .. }) = rx.try_recv() {

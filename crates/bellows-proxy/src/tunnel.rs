@@ -230,7 +230,7 @@ mod tests {
         #[allow(deprecated)]
         user.set_linger(Some(std::time::Duration::ZERO)).unwrap();
         drop(user);
-        tokio::time::timeout(std::time::Duration::from_secs(10), tunnel)
+        crate::clock::timeout(std::time::Duration::from_secs(10), tunnel)
             .await
             .expect("the tunnel outlived its client's reset")
             .unwrap();

@@ -35,7 +35,7 @@ pub fn coarse_now() -> u64 {
 
 /// Keeps the coarse clock going; started once with the proxy.
 pub(crate) async fn tick_clock() {
-    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let mut every = crate::clock::interval(Duration::from_millis(100));
     loop {
         every.tick().await;
         COARSE_MS.store(crate::clock::now().as_millis(), Relaxed);

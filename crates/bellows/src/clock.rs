@@ -16,3 +16,19 @@ pub fn now() -> Instant {
 pub fn since(earlier: Instant) -> Duration {
     now().saturating_duration_since(earlier)
 }
+
+/// A sleep of `d` from now: tokio's timers take their deadlines from this clock
+/// (`clippy.toml` bans `tokio::time::sleep`, `timeout` and `interval` elsewhere).
+pub fn sleep(d: Duration) -> tokio::time::Sleep {
+    tokio::time::sleep_until(now() + d)
+}
+
+/// `f`, given up after `d` from now.
+pub fn timeout<F: IntoFuture>(d: Duration, f: F) -> tokio::time::Timeout<F::IntoFuture> {
+    tokio::time::timeout_at(now() + d, f)
+}
+
+/// Ticks every `period`, the first at once.
+pub fn interval(period: Duration) -> tokio::time::Interval {
+    tokio::time::interval_at(now(), period)
+}

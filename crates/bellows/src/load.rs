@@ -250,7 +250,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
         let started = crate::clock::now();
         let every = Duration::from_secs(if tty { 1 } else { PLAIN_PROGRESS_SECS });
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = crate::clock::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;

@@ -311,7 +311,7 @@ impl Env {
             if crate::clock::now() >= end {
                 return Ok(None);
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            crate::clock::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -349,7 +349,7 @@ impl Env {
             if crate::clock::now() >= end {
                 return Ok(None);
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            crate::clock::sleep(Duration::from_millis(250)).await;
         }
     }
 
@@ -412,7 +412,7 @@ impl Env {
                     nix::sys::signal::Signal::SIGTERM,
                 );
             }
-            if tokio::time::timeout(Duration::from_secs(20), own.child.wait())
+            if crate::clock::timeout(Duration::from_secs(20), own.child.wait())
                 .await
                 .is_err()
             {
@@ -502,7 +502,7 @@ async fn start_own(name: &str, stack: Option<&Path>, text: &str) -> anyhow::Resu
                 own.dir.display()
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        crate::clock::sleep(Duration::from_millis(100)).await;
     };
     let token = std::fs::read_to_string(state.join("token"))
         .ok()

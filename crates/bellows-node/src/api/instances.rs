@@ -150,7 +150,7 @@ pub(super) async fn logs(
                                 (file, s, instance, true),
                             ));
                         }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        crate::clock::sleep(Duration::from_millis(200)).await;
                     }
                     Ok(n) => {
                         buf.truncate(n);

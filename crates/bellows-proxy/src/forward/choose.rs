@@ -126,7 +126,7 @@ pub(super) async fn choose(
                 }
                 tg.queued.fetch_add(1, Relaxed);
                 let _ =
-                    tokio::time::timeout(Duration::from_millis(250), tg.became_healthy.notified())
+                    crate::clock::timeout(Duration::from_millis(250), tg.became_healthy.notified())
                         .await;
                 tg.queued.fetch_sub(1, Relaxed);
             }
@@ -149,7 +149,7 @@ pub(super) async fn choose(
                 }
                 tg.queued.fetch_add(1, Relaxed);
                 let wait = (deadline - now).min(Duration::from_millis(100));
-                let _ = tokio::time::timeout(wait, tg.freed.notified()).await;
+                let _ = crate::clock::timeout(wait, tg.freed.notified()).await;
                 tg.queued.fetch_sub(1, Relaxed);
             }
         }

@@ -226,7 +226,7 @@ pub async fn refresh(
                 out!("{now}");
                 last = now;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            crate::clock::sleep(std::time::Duration::from_millis(500)).await;
             r = client.get(&path).await?;
         }
     }

@@ -193,7 +193,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
         if crate::clock::since(start) >= bound {
             break false;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        crate::clock::sleep(Duration::from_millis(500)).await;
     };
     running.stop();
     let report = running.finish().await;

@@ -74,7 +74,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     let d0 = snap.desired(&group);
     let seconds = if short { 12 } else { 60 };
     let path = a.path.clone().unwrap_or_else(|| "/".to_owned());
-    let url = Url::parse(&env.url(&path))?;
+    let url = env.url(&path);
     // Two workers in the short run: on a busy machine one spinning thread may get too
     // little CPU to stay above the target for the alarm's three datapoints.
     let workers = if short { 2 } else { 1 };
@@ -128,7 +128,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             out = Some((env.t(), s.desired(&group)));
             break;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        crate::clock::sleep(Duration::from_millis(500)).await;
     }
     let alarm_fired = |s: &super::Snapshot, high: bool| {
         s.alarms.iter().any(|al| {
@@ -160,7 +160,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             back = Some(env.t());
             break;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        crate::clock::sleep(Duration::from_millis(500)).await;
     }
     let s = env.poll().await?;
     let low = alarm_fired(&s, false);

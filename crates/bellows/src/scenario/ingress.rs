@@ -118,7 +118,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     env.say(format!("before: {ok1} answered, {bad1} failed"));
     let revoked = change_all(env, &rules, false).await?;
     // In-flight requests finish; count from when the change has taken hold.
-    tokio::time::sleep(settle).await;
+    crate::clock::sleep(settle).await;
     let (ok2a, bad2a) = counts();
     env.watch_for(phase, |_| {}).await?;
     let (ok2, bad2) = counts();
@@ -131,7 +131,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
     let found = env.investigate(window).await;
     let top = found.as_ref().and_then(|r| r["hypotheses"].get(0).cloned());
     let restored = change_all(env, &rules, true).await?;
-    tokio::time::sleep(settle).await;
+    crate::clock::sleep(settle).await;
     let (ok3a, bad3a) = counts();
     env.watch_for(phase, |_| {}).await?;
     let (ok3, bad3) = counts();
