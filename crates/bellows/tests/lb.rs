@@ -641,7 +641,18 @@ fn a_target_at_its_connection_limit_queues_then_refuses() {
         u.targets()[0]["outstanding"] == 1
     });
     let queued = spawn("/");
-    std::thread::sleep(Duration::from_millis(200));
+    // The load balancer counts a request as it joins the queue.
+    let control = std::fs::read_to_string(up.state.join("control")).unwrap();
+    up.wait_for(
+        "the second request in the queue",
+        Duration::from_secs(5),
+        |_| {
+            http(control.trim(), "GET", "/metrics", None)
+                .1
+                .lines()
+                .any(|l| l.starts_with("bellows_target_group_queued_total{") && l.ends_with(" 1"))
+        },
+    );
     // The queue (one place) is full: refused at once.
     let (status, took) = spawn("/").join().unwrap();
     assert_eq!(status, 503);
