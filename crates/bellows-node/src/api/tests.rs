@@ -367,3 +367,30 @@ fn the_client_imports_the_wire_types_not_the_server() {
         "the wire types import the client or the server"
     );
 }
+
+/// The dashboard's charts query metrics by name: each is one the core's catalogue says
+/// bellows publishes, so that renaming a metric there cannot leave a chart empty.
+#[test]
+fn the_dashboard_charts_only_metrics_of_the_catalogue() {
+    use bellows_core::metrics::catalogue;
+    let js = include_str!("../../assets/dashboard.js");
+    let charts = &js[js.find("const CHARTS = [").expect("the dashboard's CHARTS")..];
+    let charts = &charts[..charts.find("\n];").expect("the end of CHARTS")];
+    let mut seen = 0;
+    for part in charts.split("ns: \"").skip(1) {
+        let ns = &part[..part.find('"').unwrap()];
+        let name = part
+            .split("name: \"")
+            .nth(1)
+            .and_then(|n| n.split('"').next())
+            .expect("a series' name after its namespace");
+        assert!(
+            catalogue::ALL
+                .iter()
+                .any(|m| m.namespace == ns && m.name == name),
+            "the dashboard charts {ns}/{name}, which bellows does not publish"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 8, "only {seen} series found in CHARTS");
+}
