@@ -87,7 +87,7 @@ pub async fn run(env: &mut Env, a: &ScenarioArgs) -> anyhow::Result<Vec<Check>> 
             "POST",
             &url,
             &[("content-type", "application/json")],
-            body.clone(),
+            body,
             Duration::from_secs(10),
         )
         .await
